@@ -1,0 +1,152 @@
+/* backend.h - the one interface between the scheduler core and where nodes run.
+ *
+ * The core (sched) calls these operations and learns what happened only through
+ * events the backend reports back on the daemon's event loop; it never asks
+ * which backend it drives.  Every operation returns at once: progress (a node
+ * started, finished setup, exited, was lost) arrives later as an event, which is
+ * how the Kubernetes backend (asynchronous API calls, a watch stream) fits the
+ * same shape as local processes.
+ *
+ * Whatever identifies a node inside a backend (pid + start time, a pod name) is
+ * an opaque handle string reported with JG_BACKEND_NODE_STARTED; the core stores
+ * it and gives it back to reattach() after a daemon restart.
+ */
+#ifndef JGSCHED_BACKEND_H
+#define JGSCHED_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "jgsched/error.h"
+#include "jgsched/loop.h"
+#include "jgsched/spec.h"
+
+typedef enum {
+    JG_BACKEND_NODE_STARTED,    /* the node exists and runs setup; `handle` is set */
+    JG_BACKEND_SETUP_DONE,      /* setup passed (or there was none): waiting at the barrier */
+    JG_BACKEND_NODE_EXITED,     /* setup or run ended; see in_setup, exit_code, signal */
+    JG_BACKEND_NODE_LOST,       /* vanished without a recorded exit (killed, evicted) */
+    JG_BACKEND_LAUNCH_FAILED,   /* could not be created at all; see reason */
+} jg_backend_event_type_t;
+
+typedef struct {
+    jg_backend_event_type_t type;
+    int64_t group_id;
+    int job_index;
+    int rank;
+    int attempt;            /* the attempt this event belongs to; stale ones are ignored by sched */
+    bool in_setup;          /* NODE_EXITED: it was setup that ended (non-zero: setup failed) */
+    int exit_code;          /* NODE_EXITED: 0..255; 128+N when killed by signal N */
+    int signal;             /* NODE_EXITED: the signal that killed it, else 0 */
+    const char *reason;     /* NODE_LOST / LAUNCH_FAILED: human-readable; borrowed */
+    const char *handle;     /* NODE_STARTED: opaque handle to store; borrowed */
+} jg_backend_event_t;
+
+/* Called on the loop's thread; `ev` and its strings are valid only during the call. */
+typedef void (*jg_backend_event_f)(void *ctx, const jg_backend_event_t *ev);
+
+typedef struct {
+    int job_index;
+    int rank;
+    int attempt;            /* 1 for the first attempt */
+} jg_node_ref_t;
+
+typedef struct {
+    int64_t group_id;
+    const jg_group_spec_t *spec;    /* borrowed for the duration of the call */
+    uid_t uid;                      /* owner of the group */
+    gid_t gid;
+    const char *user;
+    int64_t submitted_us;           /* wall clock of submit: part of SKYPILOT_TASK_ID */
+    const jg_node_ref_t *nodes;     /* which nodes to create: the whole group, or one job's */
+    size_t n_nodes;
+} jg_launch_t;
+
+typedef struct {
+    int job_index;
+    int rank;
+    int attempt;
+    const char *handle;     /* as reported with NODE_STARTED */
+} jg_node_handle_t;
+
+typedef struct jg_backend jg_backend_t;
+
+typedef struct {
+    const char *name;       /* "local", "kubernetes" */
+
+    /* Creates every listed node at once and returns; each node then reports
+     * NODE_STARTED, SETUP_DONE or NODE_EXITED(in_setup), or LAUNCH_FAILED.
+     * Fails (with nothing created) only if the request itself is unusable. */
+    int (*launch)(jg_backend_t *b, const jg_launch_t *req, jg_error_t *err);
+
+    /* The barrier: lets `run` start on every node of the group that reported
+     * SETUP_DONE and has not been released yet. */
+    int (*release)(jg_backend_t *b, int64_t group_id, jg_error_t *err);
+
+    /* Stops the group (job_index -1), one job (rank -1) or one node: a polite
+     * signal now, a forced kill after grace_ms.  Exits are reported as events. */
+    int (*stop)(jg_backend_t *b, int64_t group_id, int job_index, int rank, int grace_ms,
+                jg_error_t *err);
+
+    /* A new descriptor reading the node's output from the start (all attempts,
+     * in order); the caller owns and closes it.  Works after the group ended and
+     * after a daemon restart, until cleanup(purge). */
+    int (*open_log)(jg_backend_t *b, int64_t group_id, const char *job, int rank,
+                    jg_error_t *err);
+
+    /* After a daemon restart: find these nodes again from their handles and
+     * resume reporting their events (including exits that happened meanwhile). */
+    int (*reattach)(jg_backend_t *b, int64_t group_id, const jg_node_handle_t *nodes,
+                    size_t n, jg_error_t *err);
+
+    /* Removes what the group left behind (processes, namespaces, pods, runtime
+     * files).  Logs are kept unless purge is true. */
+    int (*cleanup)(jg_backend_t *b, int64_t group_id, bool purge, jg_error_t *err);
+
+    void (*destroy)(jg_backend_t *b);
+} jg_backend_ops_t;
+
+struct jg_backend {
+    const jg_backend_ops_t *ops;
+    void *impl;
+};
+
+/* The local backend: every node a process tree under a jgsched-shim on this host
+ * (src/backend_local.c; the node files in src/shim_protocol.h).
+ *  - Events always come from the loop, never from inside an operation: launch()
+ *    and reattach() queue them, so the core is not re-entered from its own call.
+ *    The event callback may call any operation except destroy.
+ *  - Handle: "pid=<shim pid> start=<its /proc starttime> addr=<node address>
+ *    dir=<node directory>" (dir last: it may hold spaces).
+ *  - reattach() does not repeat NODE_STARTED; it reports SETUP_DONE for a node
+ *    that waits at the barrier (not for one already released), then the exit
+ *    found in the status file, or NODE_LOST if the shim is gone without one.
+ *  - A node stopped at the barrier exits with code 143 (signal 15); one killed
+ *    when stop()'s grace ran out exits with code 137 (signal 9), in_setup when
+ *    it had not finished setup.
+ *  - When the daemon runs as root, nodes run as req->uid/gid (their node
+ *    directory belongs to that user), so state_dir must be traversable (0711).
+ *  - destroy() leaves nodes running (the daemon may be restarting); cleanup()
+ *    kills a group's nodes even when no backend instance follows them. */
+typedef struct {
+    const char *state_dir;      /* node directories go under <state_dir>/groups/ */
+    const char *shim_path;      /* the jgsched-shim executable */
+    jg_loop_t *loop;
+    jg_backend_event_f on_event;
+    void *event_ctx;
+} jg_local_config_t;
+
+/* Returns a new backend (destroy with b->ops->destroy) or NULL + err. */
+jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *err);
+
+/* The environment of one node (DESIGN section 4) as a NULL-terminated array of
+ * "KEY=value" strings, user `envs` last so they can refer to nothing of ours
+ * but override nothing either (ours win on conflict).  job_ips: the job's node
+ * addresses in rank order (n = num_nodes).  Caller frees with jg_env_free. */
+char **jg_node_env(const jg_group_spec_t *spec, int64_t group_id, int job_index, int rank,
+                   int attempt, int64_t submitted_us, const char *const *job_ips);
+void jg_env_free(char **env);
+
+#endif

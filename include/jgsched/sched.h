@@ -1,0 +1,71 @@
+/* sched.h - the state machine of groups, jobs and nodes.
+ *
+ * sched owns the in-memory view of every active (non-terminal) group, writes
+ * every transition to the store (one transaction per transition, each with a
+ * reason), drives the backends, and turns backend events into decisions: the
+ * barrier, failure handling, cancellation, termination of auxiliary jobs.
+ * Finished groups live only in the store.  Everything runs on the daemon's
+ * single-threaded loop.
+ */
+#ifndef JGSCHED_SCHED_H
+#define JGSCHED_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "jgsched/backend.h"
+#include "jgsched/error.h"
+#include "jgsched/loop.h"
+#include "jgsched/spec.h"
+#include "jgsched/store.h"
+
+typedef struct jg_sched jg_sched_t;
+
+/* Called after any change to a group (state, job, node); used to push updates
+ * to watching clients.  May be called several times per loop turn. */
+typedef void (*jg_sched_change_f)(void *ctx, int64_t group_id);
+
+typedef struct {
+    int stop_grace_ms;      /* SIGTERM -> SIGKILL grace for cancel and stop (default 5000) */
+} jg_sched_options_t;
+
+/* The store and loop are borrowed and must outlive the scheduler. */
+jg_sched_t *jg_sched_create(jg_store_t *store, jg_loop_t *loop, const jg_sched_options_t *opts,
+                            jg_error_t *err);
+/* Frees memory only: running nodes keep running (a restart picks them up). */
+void jg_sched_destroy(jg_sched_t *sched);
+
+/* Registers a backend under its ops->name; sched takes ownership (destroys it). */
+void jg_sched_add_backend(jg_sched_t *sched, jg_backend_t *backend);
+
+/* The event sink to give a backend at creation (ctx = the sched). */
+void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev);
+
+void jg_sched_set_change_cb(jg_sched_t *sched, jg_sched_change_f cb, void *ctx);
+
+/* Accepts a validated spec (ownership passes to sched, also on failure): checks
+ * placement against the configured backends, stores the group PENDING and
+ * queues it.  Fails with nothing stored if the group cannot be placed. */
+int jg_sched_submit(jg_sched_t *sched, jg_group_spec_t *spec, uid_t uid, gid_t gid,
+                    const char *user, int64_t *group_id, jg_error_t *err);
+
+/* Cancels a group: a pending group ends CANCELLED at once; a running one goes
+ * CANCELLING and every node is stopped.  Fails if the group already ended. */
+int jg_sched_cancel(jg_sched_t *sched, int64_t group_id, const char *reason, jg_error_t *err);
+
+/* One admission pass (launches what can start); the daemon calls it once per
+ * loop turn. */
+void jg_sched_pass(jg_sched_t *sched);
+
+/* After a daemon start: reloads active groups from the store, requeues pending
+ * ones and reattaches running ones to their backends. */
+int jg_sched_recover(jg_sched_t *sched, jg_error_t *err);
+
+/* The backend that runs (or ran) a group, for logs; NULL if none matches. */
+jg_backend_t *jg_sched_backend_for(jg_sched_t *sched, const char *infra);
+
+/* Number of active groups (for tests and status). */
+size_t jg_sched_active_count(const jg_sched_t *sched);
+
+#endif

@@ -1,0 +1,145 @@
+/* store.h - all persistent state of a jgsched instance, in one SQLite file.
+ *
+ * The only module that writes SQL.  WAL mode, prepared statements reused,
+ * migrations keyed by PRAGMA user_version.  Every state change is written
+ * together with an event row (timestamp + reason) so `jgsched show` can replay
+ * the history.  A caller that changes several rows for one transition wraps the
+ * calls in jg_store_begin / jg_store_commit so the transition lands whole; the
+ * single calls work outside a transaction too (each is then atomic on its own).
+ *
+ * Row structs returned by the query functions are owned by the caller and freed
+ * with the matching *_free function.  Timestamps are wall-clock microseconds.
+ */
+#ifndef JGSCHED_STORE_H
+#define JGSCHED_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "jgsched/error.h"
+#include "jgsched/spec.h"
+#include "jgsched/state.h"
+
+typedef struct jg_store jg_store_t;
+
+typedef struct {
+    int64_t id;
+    char *name;
+    char *user;
+    uid_t uid;
+    gid_t gid;
+    jg_state_t state;
+    char *reason;           /* why it is in that state (waiting reason, failure), may be "" */
+    char *spec_json;        /* jg_spec_to_json of the submitted (overridden) spec */
+    char *infra;            /* where it was placed, "" until placed */
+    int64_t submitted_us;
+    int64_t started_us;     /* 0 until launched */
+    int64_t ended_us;       /* 0 until terminal */
+} jg_group_row_t;
+
+typedef struct {
+    int64_t group_id;
+    int index;              /* position in the spec */
+    char *name;
+    int num_nodes;
+    jg_state_t state;
+    char *reason;
+    int attempt;            /* 1-based; a restart increments it */
+    int restarts;           /* restarts on errors so far (job_recovery accounting) */
+    int recoveries;         /* restarts after preemption / node loss */
+    int exit_code;          /* last exit code, -1 if none */
+    int64_t started_us;
+    int64_t ended_us;
+} jg_job_row_t;
+
+typedef struct {
+    int64_t group_id;
+    int job_index;
+    int rank;
+    jg_state_t state;
+    int attempt;
+    int exit_code;          /* -1 if none */
+    char *hostname;         /* "<job>-<rank>.<group>" */
+    char *address;          /* IP, "" until known */
+    char *handle;           /* backend's opaque handle, "" until started */
+} jg_node_row_t;
+
+typedef struct {
+    int64_t id;
+    int64_t group_id;
+    int64_t ts_us;
+    char *subject;          /* "group", "job <name>", "node <job>-<rank>", "policy" */
+    char *what;             /* a state name or a decision */
+    char *reason;
+} jg_event_row_t;
+
+typedef struct {
+    int64_t group_id;       /* 0: all groups */
+    bool active_only;       /* only non-terminal groups */
+    int64_t ended_after_us; /* with !active_only: also terminal groups ended after this (0: all) */
+    const char *user;       /* NULL: every user */
+} jg_group_filter_t;
+
+/* Opens (creating if needed) and migrates the store at path.  Refuses, with a
+ * message naming the file, a file that is not a jgsched store, is corrupt, or
+ * comes from a newer version (nothing is modified then). */
+jg_store_t *jg_store_open(const char *path, jg_error_t *err);
+void jg_store_close(jg_store_t *store);     /* accepts NULL */
+
+int jg_store_begin(jg_store_t *store, jg_error_t *err);     /* BEGIN IMMEDIATE */
+int jg_store_commit(jg_store_t *store, jg_error_t *err);
+void jg_store_rollback(jg_store_t *store);
+
+/* Inserts a PENDING group with its jobs and nodes (hostnames filled in) and a
+ * "submitted" event, in one transaction of its own; sets *group_id. */
+int jg_store_add_group(jg_store_t *store, const jg_group_spec_t *spec, const char *spec_json,
+                       uid_t uid, gid_t gid, const char *user, int64_t now_us,
+                       int64_t *group_id, jg_error_t *err);
+
+/* State setters: each updates the row and appends an event (subject, state name,
+ * reason).  Timestamps: started_us is set on the first move to STARTING, ended_us
+ * on a move to a terminal state. */
+int jg_store_set_group_state(jg_store_t *store, int64_t group_id, jg_state_t state,
+                             const char *reason, int64_t now_us, jg_error_t *err);
+int jg_store_set_group_infra(jg_store_t *store, int64_t group_id, const char *infra,
+                             jg_error_t *err);
+int jg_store_set_job_state(jg_store_t *store, int64_t group_id, int job_index,
+                           jg_state_t state, const char *reason, int64_t now_us,
+                           jg_error_t *err);
+/* Records a new attempt of the job: attempt+1, and restarts+1 or recoveries+1. */
+int jg_store_job_new_attempt(jg_store_t *store, int64_t group_id, int job_index,
+                             bool counts_as_recovery, int64_t now_us, jg_error_t *err);
+int jg_store_set_job_exit(jg_store_t *store, int64_t group_id, int job_index, int exit_code,
+                          jg_error_t *err);
+int jg_store_set_node_state(jg_store_t *store, int64_t group_id, int job_index, int rank,
+                            jg_state_t state, int attempt, int exit_code, const char *reason,
+                            int64_t now_us, jg_error_t *err);
+int jg_store_set_node_handle(jg_store_t *store, int64_t group_id, int job_index, int rank,
+                             const char *handle, const char *address, jg_error_t *err);
+
+/* Appends an event that is not a state change (a policy decision, a warning). */
+int jg_store_add_event(jg_store_t *store, int64_t group_id, const char *subject,
+                       const char *what, const char *reason, int64_t now_us, jg_error_t *err);
+
+/* Queries.  Arrays are malloc'd; free with the matching function. */
+int jg_store_get_group(jg_store_t *store, int64_t group_id, jg_group_row_t *out,
+                       jg_error_t *err);   /* -1 + "no group N" if absent */
+int jg_store_list_groups(jg_store_t *store, const jg_group_filter_t *filter,
+                         jg_group_row_t **out, size_t *n, jg_error_t *err);   /* by id */
+/* group_id 0: the jobs of every group, ordered by group id then index. */
+int jg_store_list_jobs(jg_store_t *store, int64_t group_id, jg_job_row_t **out, size_t *n,
+                       jg_error_t *err);   /* by index */
+int jg_store_list_nodes(jg_store_t *store, int64_t group_id, jg_node_row_t **out, size_t *n,
+                        jg_error_t *err);  /* by job index, rank */
+int jg_store_list_events(jg_store_t *store, int64_t group_id, jg_event_row_t **out, size_t *n,
+                         jg_error_t *err); /* by id */
+
+void jg_group_row_clear(jg_group_row_t *row);
+void jg_group_rows_free(jg_group_row_t *rows, size_t n);
+void jg_job_rows_free(jg_job_row_t *rows, size_t n);
+void jg_node_rows_free(jg_node_row_t *rows, size_t n);
+void jg_event_rows_free(jg_event_row_t *rows, size_t n);
+
+#endif

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite twice: in the
+# normal build and in an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# Ends with one summary line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh || exit 1
+passed=0
+failed=0
+run_suite() {   # dir label [meson setup args...]
+  local dir=$1 label=$2
+  shift 2
+  if ! scripts/build.sh "$dir" "$@"; then
+    echo "== $label: build failed"
+    failed=$((failed + 1))
+    return
+  fi
+  echo "== $label: running the test suite"
+  meson test -C "$dir" --print-errorlogs --num-processes 1 2>&1 | tee "$dir/test-summary.txt"
+  local ok fail
+  ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$dir/test-summary.txt" | tail -1)
+  fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$dir/test-summary.txt" | tail -1)
+  to=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$dir/test-summary.txt" | tail -1)
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + ${fail:-0} + ${to:-0}))
+  if [ -z "$ok" ]; then failed=$((failed + 1)); fi
+}
+run_suite build "normal build"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_suite build-asan "ASan+UBSan build" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,1214 @@
+/* backend_local.c - the `local` backend: every node is a process tree on this host.
+ *
+ * A node is a directory, <state_dir>/groups/<group id>/<job>-<rank>/, and a
+ * jgsched-shim process started in a session of its own that runs the node's
+ * setup, waits at the barrier (a FIFO) and runs its run command (shim.c;
+ * shim_protocol.h lists the files).  The shim appends every step to the
+ * node's `status` file, which is the durable truth: the daemon may die and
+ * come back, read the file again from the start (reattach) and lose nothing.
+ *
+ * Real-time notice without polling: ONE inotify descriptor for the backend
+ * watches every node's status file (IN_MODIFY), and one pidfd per shim says
+ * when it died.  On either, the node's new status lines are read from the
+ * stored offset and turned into events by comparing what the file says with
+ * what was already reported (so a replay after a restart and a live update
+ * go through the same code).  A shim that died without recording an exit was
+ * killed from outside: NODE_LOST, and whatever is left of its process group
+ * is killed, since nothing supervises it any more.
+ *
+ * Events never reach the core from inside an operation: they are queued and
+ * delivered from the loop (a zero-delay timer, or the end of the descriptor
+ * callback that produced them), so sched is never re-entered from its own
+ * call to launch() or reattach(), and may call any operation (but not
+ * destroy) from its event callback.
+ *
+ * A node record lives from launch (or reattach) until its shim is seen dead;
+ * a relaunch of the same node (a new attempt) adds a new record and marks the
+ * old one superseded: its late lines carry the old attempt and are ignored by
+ * sched.  Files are replaced by rename (a bash still reading the old script
+ * keeps its inode) and the FIFO is recreated, so the old shim can never see
+ * the new attempt's release.
+ */
+#include "jgsched/backend.h"
+#include "jgsched/paths.h"
+
+#include "shim_protocol.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CLEANUP_WAIT_MS 2000        /* how long cleanup waits for killed shims to die */
+#define MAX_GROUPS 256              /* supplementary groups carried to a node */
+
+typedef struct local local_t;
+typedef struct node node_t;
+
+struct node {
+    node_t *next;
+    local_t *b;
+    int64_t group_id;
+    int job_index;
+    int rank;
+    int attempt;
+    char *dir;                  /* absolute node directory */
+    pid_t pid;                  /* the shim; also the node's process group */
+    unsigned long long start;   /* the shim's starttime, against pid reuse */
+    int pidfd;
+    int wd;                     /* inotify watch of the status file, -1 if none */
+    off_t offset;               /* status bytes already read */
+    bool is_child;              /* launched by this process: reap it */
+    bool superseded;            /* a later attempt of the same node exists */
+    bool stopping;              /* stop() asked it to end: forced kill after grace */
+    bool quiet;                 /* cleaned up: nothing more is reported */
+    /* What the status file says. */
+    bool seen_started, setup_done, released, exited, cancelled;
+    bool exit_in_setup;
+    int exit_code, exit_signal;
+    /* What was reported. */
+    bool reported_setup_done, reported_final;
+};
+
+typedef struct {
+    jg_backend_event_t ev;
+    char *reason;
+    char *handle;
+} queued_t;
+
+typedef struct stop_timer {
+    struct stop_timer *next;
+    local_t *b;
+    uint64_t id;
+    int64_t group_id;
+    int job_index;
+    int rank;
+} stop_timer_t;
+
+struct local {
+    jg_backend_t base;
+    char *state_dir;
+    char *shim_path;
+    jg_loop_t *loop;
+    jg_backend_event_f on_event;
+    void *event_ctx;
+    int inotify_fd;
+    node_t *nodes;
+    queued_t *queue;
+    size_t q_head, q_len, q_cap;
+    uint64_t flush_timer;
+    bool flushing;
+    stop_timer_t *stops;
+};
+
+static const jg_backend_ops_t local_ops;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int sys_pidfd_open(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0u);
+}
+
+/* The address of a node.  Every node shares the host's loopback for now; the
+ * one place to change when nodes get network namespaces of their own. */
+static const char *node_address(const local_t *b, int64_t group_id, int job_index, int rank)
+{
+    (void)b;
+    (void)group_id;
+    (void)job_index;
+    (void)rank;
+    return "127.0.0.1";
+}
+
+static char *group_dir(const local_t *b, int64_t group_id)
+{
+    return jg_xasprintf("%s/groups/%" PRId64, b->state_dir, group_id);
+}
+
+static char *node_dir(const local_t *b, int64_t group_id, const char *job, int rank)
+{
+    return jg_xasprintf("%s/groups/%" PRId64 "/%s-%d", b->state_dir, group_id, job, rank);
+}
+
+/* Field 22 of /proc/<pid>/stat; -1 if the process does not exist. */
+static int read_starttime(pid_t pid, unsigned long long *out)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    p++;
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p + 1, ' ');
+        if (!p)
+            return -1;
+    }
+    *out = strtoull(p + 1, NULL, 10);
+    return 0;
+}
+
+typedef struct {
+    bool active;                /* run the node as another user */
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[MAX_GROUPS];
+    int n_groups;
+} creds_t;
+
+static int own(const creds_t *c, const char *path, jg_error_t *err)
+{
+    if (c->active && lchown(path, c->uid, c->gid) < 0)
+        return jg_errprintf(err, "cannot chown %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* Writes dir/name through a temporary file and rename(), so a process still
+ * reading the previous version keeps it whole. */
+static int write_file(const creds_t *c, const char *dir, const char *name, const char *data,
+                      size_t len, mode_t mode, jg_error_t *err)
+{
+    int rc = -1;
+    char *path = jg_xasprintf("%s/%s", dir, name);
+    char *tmp = jg_xasprintf("%s/.%s.tmp", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) {
+        jg_errprintf(err, "cannot create %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            jg_errprintf(err, "cannot write %s: %s", tmp, strerror(errno));
+            goto done;
+        }
+        off += (size_t)n;
+    }
+    if (fchmod(fd, mode) < 0 || (c->active && fchown(fd, c->uid, c->gid) < 0)) {
+        jg_errprintf(err, "cannot set owner or mode of %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        jg_errprintf(err, "cannot write %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        jg_errprintf(err, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        goto done;
+    }
+    rc = 0;
+done:
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        unlink(tmp);
+    free(tmp);
+    free(path);
+    return rc;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* rm -rf without following symbolic links or leaving the file system. */
+static int remove_tree(const char *path, jg_error_t *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
+        return jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static void flush_events(local_t *b)
+{
+    if (b->flushing)
+        return;
+    b->flushing = true;
+    while (b->q_head < b->q_len) {
+        queued_t q = b->queue[b->q_head++];
+        q.ev.reason = q.reason;
+        q.ev.handle = q.handle;
+        b->on_event(b->event_ctx, &q.ev);
+        free(q.reason);
+        free(q.handle);
+    }
+    b->q_head = b->q_len = 0;
+    b->flushing = false;
+}
+
+static void on_flush_timer(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    local_t *b = arg;
+    b->flush_timer = 0;
+    flush_events(b);
+}
+
+/* Queues an event; it reaches the core from the loop, never from inside the
+ * operation that produced it. */
+static void queue_event(local_t *b, jg_backend_event_type_t type, int64_t group_id,
+                        int job_index, int rank, int attempt, const char *reason,
+                        const char *handle, bool in_setup, int code, int sig)
+{
+    if (b->q_len == b->q_cap) {
+        if (b->q_head > 0) {
+            memmove(b->queue, b->queue + b->q_head, (b->q_len - b->q_head) * sizeof *b->queue);
+            b->q_len -= b->q_head;
+            b->q_head = 0;
+        }
+        if (b->q_len == b->q_cap) {
+            b->q_cap = b->q_cap ? b->q_cap * 2 : 32;
+            b->queue = jg_xrealloc(b->queue, b->q_cap * sizeof *b->queue);
+        }
+    }
+    b->queue[b->q_len++] = (queued_t){
+        .ev = {.type = type, .group_id = group_id, .job_index = job_index, .rank = rank,
+               .attempt = attempt, .in_setup = in_setup, .exit_code = code, .signal = sig},
+        .reason = jg_xstrdup(reason),
+        .handle = jg_xstrdup(handle),
+    };
+    if (!b->flush_timer && !b->flushing)
+        b->flush_timer = jg_loop_add_timer(b->loop, 0, on_flush_timer, b);
+}
+
+static void node_event(node_t *n, jg_backend_event_type_t type, const char *reason,
+                       bool in_setup, int code, int sig)
+{
+    queue_event(n->b, type, n->group_id, n->job_index, n->rank, n->attempt, reason, NULL,
+                in_setup, code, sig);
+}
+
+/* ---- status file -------------------------------------------------------- */
+
+static void parse_status_line(node_t *n, char *line)
+{
+    char *end;
+    long att = strtol(line, &end, 10);
+    if (end == line || *end != ' ' || att != n->attempt)
+        return;
+    char *verb = end + 1;
+    if (strncmp(verb, "started", 7) == 0) {
+        n->seen_started = true;
+    } else if (strcmp(verb, "setup_done") == 0) {
+        n->setup_done = true;
+    } else if (strcmp(verb, "running") == 0) {
+        n->released = true;
+    } else if (strcmp(verb, "cancelled") == 0) {
+        if (!n->exited)
+            n->cancelled = true;
+    } else if (strncmp(verb, "exit ", 5) == 0 && !n->exited && !n->cancelled) {
+        char phase[8];
+        int code, sig;
+        if (sscanf(verb + 5, "%7s %d %d", phase, &code, &sig) == 3) {
+            n->exited = true;
+            n->exit_in_setup = strcmp(phase, "setup") == 0;
+            n->exit_code = code;
+            n->exit_signal = sig;
+        }
+    }
+}
+
+/* Reads the status lines appended since the last call (whole lines only). */
+static void read_status(node_t *n)
+{
+    char *path = jg_xasprintf("%s/%s", n->dir, JG_SHIM_STATUS);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return;
+    char buf[4096];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = pread(fd, buf + have, sizeof buf - have, n->offset + (off_t)have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        size_t used = 0;
+        char *nl;
+        while ((nl = memchr(buf + used, '\n', have - used))) {
+            *nl = '\0';
+            parse_status_line(n, buf + used);
+            used = (size_t)(nl - buf) + 1;
+        }
+        if (used == 0 && have == sizeof buf)
+            used = have;        /* a line longer than any we write: skip it */
+        n->offset += (off_t)used;
+        memmove(buf, buf + used, have - used);
+        have -= used;
+    }
+    close(fd);
+}
+
+/* Reports what the status says and was not reported yet.  replay: after a
+ * restart, SETUP_DONE is left out for a node already released (the core saw
+ * it before it released the barrier). */
+static void report(node_t *n, bool replay)
+{
+    if (n->quiet)
+        return;
+    if (n->setup_done && !n->reported_setup_done) {
+        n->reported_setup_done = true;
+        if (!(replay && n->released))
+            node_event(n, JG_BACKEND_SETUP_DONE, NULL, false, 0, 0);
+    }
+    if (n->reported_final)
+        return;
+    if (n->exited) {
+        n->reported_final = true;
+        node_event(n, JG_BACKEND_NODE_EXITED, NULL, n->exit_in_setup, n->exit_code,
+                   n->exit_signal);
+    } else if (n->cancelled) {
+        n->reported_final = true;
+        node_event(n, JG_BACKEND_NODE_EXITED, NULL, false, 128 + SIGTERM, SIGTERM);
+    }
+}
+
+/* ---- node records ------------------------------------------------------- */
+
+static void node_free(local_t *b, node_t *n)
+{
+    for (node_t **pp = &b->nodes; *pp; pp = &(*pp)->next) {
+        if (*pp == n) {
+            *pp = n->next;
+            break;
+        }
+    }
+    if (n->pidfd >= 0) {
+        jg_loop_del_fd(b->loop, n->pidfd);
+        close(n->pidfd);
+    }
+    if (n->wd >= 0) {
+        bool shared = false;
+        for (node_t *o = b->nodes; o; o = o->next)
+            if (o->wd == n->wd)
+                shared = true;
+        if (!shared)
+            inotify_rm_watch(b->inotify_fd, n->wd);
+    }
+    free(n->dir);
+    free(n);
+}
+
+/* The shim is gone: kill what is left of its process group (before reaping,
+ * so the group id cannot have been reused), reap it, read its last lines and
+ * report; a shim that recorded no exit was killed from outside. */
+static void node_dead(local_t *b, node_t *n)
+{
+    /* A shim we reattached to is reaped by init, not us: in the moment between
+     * its death and this kill, the group id could in theory have been reused;
+     * members still alive keep it reserved, which is the case that matters. */
+    kill(-n->pid, SIGKILL);
+    char why[160] = "";
+    siginfo_t si = {0};
+    if (waitid(P_PIDFD, (id_t)n->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+        if (si.si_code == CLD_EXITED)
+            snprintf(why, sizeof why, " with status %d", si.si_status);
+        else
+            snprintf(why, sizeof why, " by signal %d", si.si_status);
+    }
+    read_status(n);
+    report(n, false);
+    if (!n->reported_final && !n->quiet && n->stopping) {
+        /* Forced at the end of stop()'s grace: the shim went with its node. */
+        n->reported_final = true;
+        node_event(n, JG_BACKEND_NODE_EXITED, NULL, !n->setup_done, 128 + SIGKILL, SIGKILL);
+    } else if (!n->reported_final && !n->quiet) {
+        char *reason;
+        if (!n->seen_started)
+            reason = jg_xasprintf("node could not start (shim pid %d ended%s before "
+                                  "recording anything; see the daemon's log)",
+                                  (int)n->pid, why);
+        else
+            reason = jg_xasprintf("node process tree was killed (shim pid %d died%s "
+                                  "without recording an exit)",
+                                  (int)n->pid, why);
+        n->reported_final = true;
+        node_event(n, JG_BACKEND_NODE_LOST, reason, false, 0, 0);
+        free(reason);
+    }
+    node_free(b, n);
+}
+
+static void on_pidfd(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)revents;
+    node_t *n = arg;
+    local_t *b = n->b;
+    node_dead(b, n);
+    flush_events(b);
+}
+
+static void on_inotify(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
+{
+    (void)loop;
+    (void)revents;
+    local_t *b = arg;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t len = read(fd, buf, sizeof buf);
+        if (len < 0 && errno == EINTR)
+            continue;
+        if (len <= 0)
+            break;
+        for (char *p = buf; p < buf + len;) {
+            const struct inotify_event *ie = (const struct inotify_event *)p;
+            for (node_t *n = b->nodes; n; n = n->next) {
+                if (ie->wd == n->wd || (ie->mask & IN_Q_OVERFLOW)) {
+                    read_status(n);
+                    report(n, false);
+                }
+            }
+            p += sizeof *ie + ie->len;
+        }
+    }
+    flush_events(b);
+}
+
+static node_t *node_new(local_t *b, int64_t group_id, int job_index, int rank, int attempt,
+                        const char *dir)
+{
+    node_t *n = jg_xcalloc(1, sizeof *n);
+    n->b = b;
+    n->group_id = group_id;
+    n->job_index = job_index;
+    n->rank = rank;
+    n->attempt = attempt;
+    n->dir = jg_xstrdup(dir);
+    n->pidfd = -1;
+    n->wd = -1;
+    return n;
+}
+
+static void node_link(local_t *b, node_t *n)
+{
+    for (node_t *o = b->nodes; o; o = o->next)
+        if (o->group_id == n->group_id && o->job_index == n->job_index && o->rank == n->rank)
+            o->superseded = true;
+    n->next = b->nodes;
+    b->nodes = n;
+}
+
+/* ---- launch ------------------------------------------------------------- */
+
+/* Appends HOME, USER, LOGNAME of the node's user unless the job's envs set
+ * them; returns the env as one NUL-separated buffer (caller frees). */
+static char *env_blob(char **env, const struct passwd *pw, const char *user, size_t *len_out)
+{
+    const char *home = pw && pw->pw_dir ? pw->pw_dir : "/";
+    const char *name = pw && pw->pw_name ? pw->pw_name : user;
+    char *extra[3] = {jg_xasprintf("HOME=%s", home), jg_xasprintf("USER=%s", name ? name : ""),
+                      jg_xasprintf("LOGNAME=%s", name ? name : "")};
+    size_t len = 0;
+    for (char **p = env; *p; p++)
+        len += strlen(*p) + 1;
+    for (int i = 0; i < 3; i++)
+        len += strlen(extra[i]) + 1;
+    char *blob = jg_xmalloc(len + 1);
+    size_t off = 0;
+    for (char **p = env; *p; p++) {
+        size_t l = strlen(*p);
+        memcpy(blob + off, *p, l + 1);
+        off += l + 1;
+    }
+    for (int i = 0; i < 3; i++) {
+        size_t keylen = (size_t)(strchr(extra[i], '=') - extra[i]) + 1;
+        bool set = false;
+        for (char **p = env; *p; p++)
+            if (strncmp(*p, extra[i], keylen) == 0)
+                set = true;
+        if (!set) {
+            size_t l = strlen(extra[i]);
+            memcpy(blob + off, extra[i], l + 1);
+            off += l + 1;
+        }
+        free(extra[i]);
+    }
+    *len_out = off;
+    return blob;
+}
+
+/* Writes one node's files and starts its shim.  Fails with nothing started. */
+static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *ref,
+                      const creds_t *creds, const struct passwd *pw, jg_error_t *err)
+{
+    int rc = -1;
+    const jg_job_spec_t *job = &req->spec->jobs[ref->job_index];
+    char *gdir = group_dir(b, req->group_id);
+    char *dir = node_dir(b, req->group_id, job->name, ref->rank);
+    char *path = NULL, *blob = NULL, *handle = NULL;
+    char **env = NULL;
+    const char **ips = NULL;
+    int fd = -1, pidfd = -1, wd = -1;
+    pid_t pid = -1;
+    node_t *n = NULL;
+
+    if (jg_mkdir_p(gdir, 0711, err) < 0)
+        goto done;
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {    /* the node's owner (and root) only */
+        jg_errprintf(err, "cannot create %s: %s", dir, strerror(errno));
+        goto done;
+    }
+    if (own(creds, dir, err) < 0)
+        goto done;
+    path = jg_xasprintf("%s/%s", dir, JG_SHIM_WORK);
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+        jg_errprintf(err, "cannot create %s: %s", path, strerror(errno));
+        goto done;
+    }
+    if (own(creds, path, err) < 0)
+        goto done;
+    free(path);
+    path = NULL;
+
+    ips = jg_xcalloc((size_t)job->num_nodes + 1, sizeof *ips);
+    for (int r = 0; r < job->num_nodes; r++)
+        ips[r] = node_address(b, req->group_id, ref->job_index, r);
+    env = jg_node_env(req->spec, req->group_id, ref->job_index, ref->rank, ref->attempt,
+                      req->submitted_us, ips);
+    size_t blob_len = 0;
+    blob = env_blob(env, pw, req->user, &blob_len);
+    if (write_file(creds, dir, JG_SHIM_ENV, blob, blob_len, 0600, err) < 0)
+        goto done;
+
+    struct {
+        const char *name;
+        const char *text;
+        mode_t mode;
+    } files[] = {
+        {JG_SHIM_SETUP, job->setup, 0644},
+        {JG_SHIM_RUN, job->run, 0644},
+        {JG_SHIM_WORKDIR, job->workdir, 0644},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (files[i].text) {
+            char *text = jg_xasprintf("%s\n", files[i].text);
+            int r = write_file(creds, dir, files[i].name, text, strlen(text), files[i].mode, err);
+            free(text);
+            if (r < 0)
+                goto done;
+        } else {
+            path = jg_xasprintf("%s/%s", dir, files[i].name);
+            if (unlink(path) < 0 && errno != ENOENT) {
+                jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
+                goto done;
+            }
+            free(path);
+            path = NULL;
+        }
+    }
+
+    /* The barrier: a fresh FIFO per attempt, so an old shim keeps its own. */
+    path = jg_xasprintf("%s/%s", dir, JG_SHIM_RELEASE);
+    if ((unlink(path) < 0 && errno != ENOENT) || mkfifo(path, 0600) < 0) {
+        jg_errprintf(err, "cannot create the FIFO %s: %s", path, strerror(errno));
+        goto done;
+    }
+    if (own(creds, path, err) < 0)
+        goto done;
+    free(path);
+
+    /* output.log exists from the start, so open_log works before the shim runs. */
+    path = jg_xasprintf("%s/%s", dir, JG_SHIM_LOG);
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 || (creds->active && fchown(fd, creds->uid, creds->gid) < 0)) {
+        jg_errprintf(err, "cannot create %s: %s", path, strerror(errno));
+        goto done;
+    }
+    close(fd);
+    free(path);
+
+    /* status: the new attempt's lines start at the current end. */
+    path = jg_xasprintf("%s/%s", dir, JG_SHIM_STATUS);
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || (creds->active && fchown(fd, creds->uid, creds->gid) < 0)) {
+        jg_errprintf(err, "cannot create %s: %s", path, strerror(errno));
+        goto done;
+    }
+    close(fd);
+    fd = -1;
+    wd = inotify_add_watch(b->inotify_fd, path, IN_MODIFY);
+    if (wd < 0) {
+        jg_errprintf(err, "cannot watch %s: %s", path, strerror(errno));
+        goto done;
+    }
+
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%d", ref->attempt);
+    char *argv[] = {b->shim_path, dir, attempt, NULL};
+    char *envp[] = {NULL};
+    pid = fork();
+    if (pid < 0) {
+        jg_errprintf(err, "cannot fork: %s", strerror(errno));
+        goto done;
+    }
+    if (pid == 0) {
+        /* Only async-signal-safe calls from here on. */
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGKILL && sig != SIGSTOP)
+                signal(sig, SIG_DFL);       /* nothing the daemon ignores reaches the node */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (setsid() < 0)
+            _exit(126);
+        if (creds->active &&
+            (setgroups((size_t)creds->n_groups, creds->groups) < 0 || setgid(creds->gid) < 0 ||
+             setuid(creds->uid) < 0))
+            _exit(126);
+        syscall(SYS_close_range, 3u, ~0u, 0u);
+        execve(b->shim_path, argv, envp);
+        _exit(127);
+    }
+    pidfd = sys_pidfd_open(pid);
+    unsigned long long start = 0;
+    if (pidfd < 0 || read_starttime(pid, &start) < 0) {
+        jg_errprintf(err, "cannot follow the shim (pid %d): %s", (int)pid, strerror(errno));
+        goto done;
+    }
+
+    n = node_new(b, req->group_id, ref->job_index, ref->rank, ref->attempt, dir);
+    n->pid = pid;
+    n->start = start;
+    n->is_child = true;
+    n->offset = st.st_size;
+    n->wd = wd;
+    n->pidfd = pidfd;
+    if (jg_loop_add_fd(b->loop, pidfd, EPOLLIN, on_pidfd, n, err) < 0)
+        goto done;
+    node_link(b, n);
+    handle = jg_xasprintf("pid=%d start=%llu addr=%s dir=%s", (int)pid, start,
+                          node_address(b, req->group_id, ref->job_index, ref->rank), dir);
+    queue_event(b, JG_BACKEND_NODE_STARTED, req->group_id, ref->job_index, ref->rank,
+                ref->attempt, NULL, handle, false, 0, 0);
+    n = NULL;
+    pid = -1;
+    pidfd = -1;
+    wd = -1;
+    rc = 0;
+done:
+    if (pid > 0) {          /* started but cannot be followed: undo */
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    if (wd >= 0) {
+        bool shared = false;
+        for (node_t *o = b->nodes; o; o = o->next)
+            if (o->wd == wd)
+                shared = true;
+        if (!shared)
+            inotify_rm_watch(b->inotify_fd, wd);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (n) {
+        free(n->dir);
+        free(n);
+    }
+    free(handle);
+    jg_env_free(env);
+    free(ips);
+    free(blob);
+    free(path);
+    free(dir);
+    free(gdir);
+    return rc;
+}
+
+static int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
+{
+    local_t *b = base->impl;
+    if (!req || !req->spec || !req->spec->name || (!req->nodes && req->n_nodes))
+        return jg_errprintf(err, "launch: incomplete request");
+    for (size_t i = 0; i < req->n_nodes; i++) {
+        const jg_node_ref_t *r = &req->nodes[i];
+        if (r->job_index < 0 || (size_t)r->job_index >= req->spec->n_jobs)
+            return jg_errprintf(err, "launch: group %" PRId64 " has no job %d", req->group_id,
+                                r->job_index);
+        const jg_job_spec_t *job = &req->spec->jobs[r->job_index];
+        if (!job->name || strchr(job->name, '/') || job->name[0] == '.')
+            return jg_errprintf(err, "launch: bad job name in group %" PRId64, req->group_id);
+        if (r->rank < 0 || r->rank >= job->num_nodes)
+            return jg_errprintf(err, "launch: job %s of group %" PRId64 " has no rank %d",
+                                job->name, req->group_id, r->rank);
+        if (r->attempt < 1)
+            return jg_errprintf(err, "launch: bad attempt %d for %s-%d", r->attempt, job->name,
+                                r->rank);
+    }
+
+    creds_t creds = {0};
+    struct passwd pwbuf, *pw = NULL;
+    char pwstr[4096];
+    if (req->user)
+        getpwnam_r(req->user, &pwbuf, pwstr, sizeof pwstr, &pw);
+    if (!pw)
+        getpwuid_r(req->uid, &pwbuf, pwstr, sizeof pwstr, &pw);
+    if (req->uid != geteuid() || req->gid != getegid()) {
+        if (geteuid() != 0)
+            return jg_errprintf(err, "launch: cannot run nodes as uid %d: the daemon runs "
+                                "unprivileged as uid %d", (int)req->uid, (int)geteuid());
+        creds.active = true;
+        creds.uid = req->uid;
+        creds.gid = req->gid;
+        creds.n_groups = MAX_GROUPS;
+        if (!pw || getgrouplist(pw->pw_name, req->gid, creds.groups, &creds.n_groups) < 0) {
+            creds.groups[0] = req->gid;
+            creds.n_groups = 1;
+        }
+    }
+
+    /* Every node in one pass; none waits for another. */
+    for (size_t i = 0; i < req->n_nodes; i++) {
+        const jg_node_ref_t *r = &req->nodes[i];
+        jg_error_t e = {{0}};
+        if (launch_one(b, req, r, &creds, pw, &e) < 0)
+            queue_event(b, JG_BACKEND_LAUNCH_FAILED, req->group_id, r->job_index, r->rank,
+                        r->attempt, e.text, NULL, false, 0, 0);
+    }
+    return 0;
+}
+
+/* ---- release, stop ------------------------------------------------------ */
+
+static int write_fifo(const node_t *n, char c, jg_error_t *err)
+{
+    char *path = jg_xasprintf("%s/%s", n->dir, JG_SHIM_RELEASE);
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    int rc = 0;
+    if (fd < 0 || write(fd, &c, 1) != 1)
+        rc = jg_errprintf(err, "cannot write to %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return rc;
+}
+
+static int local_release(jg_backend_t *base, int64_t group_id, jg_error_t *err)
+{
+    local_t *b = base->impl;
+    int rc = 0;
+    for (node_t *n = b->nodes; n; n = n->next) {
+        if (n->group_id != group_id || n->superseded || n->quiet || !n->reported_setup_done ||
+            n->released || n->reported_final)
+            continue;
+        jg_error_t e;
+        if (write_fifo(n, JG_SHIM_RELEASE_RUN, &e) < 0) {
+            if (rc == 0)
+                rc = jg_errprintf(err, "release of group %" PRId64 ": %s", group_id, e.text);
+            continue;
+        }
+        n->released = true;
+    }
+    return rc;
+}
+
+static bool matches(const node_t *n, int64_t group_id, int job_index, int rank)
+{
+    return n->group_id == group_id && (job_index < 0 || n->job_index == job_index) &&
+           (rank < 0 || n->rank == rank);
+}
+
+static void on_stop_timer(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    stop_timer_t *t = arg;
+    local_t *b = t->b;
+    for (node_t *n = b->nodes; n; n = n->next)
+        if (n->stopping && matches(n, t->group_id, t->job_index, t->rank))
+            kill(-n->pid, SIGKILL);
+    for (stop_timer_t **pp = &b->stops; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    }
+    free(t);
+}
+
+static int local_stop(jg_backend_t *base, int64_t group_id, int job_index, int rank,
+                      int grace_ms, jg_error_t *err)
+{
+    (void)err;
+    local_t *b = base->impl;
+    bool any = false;
+    for (node_t *n = b->nodes; n; n = n->next) {
+        if (!matches(n, group_id, job_index, rank))
+            continue;
+        any = true;
+        n->stopping = true;
+        kill(-n->pid, grace_ms > 0 ? SIGTERM : SIGKILL);
+        if (!n->superseded && !n->released)
+            write_fifo(n, JG_SHIM_RELEASE_CANCEL, NULL);
+    }
+    if (any && grace_ms > 0) {
+        stop_timer_t *t = jg_xcalloc(1, sizeof *t);
+        t->b = b;
+        t->group_id = group_id;
+        t->job_index = job_index;
+        t->rank = rank;
+        t->id = jg_loop_add_timer(b->loop, grace_ms, on_stop_timer, t);
+        t->next = b->stops;
+        b->stops = t;
+    }
+    return 0;
+}
+
+/* ---- logs, cleanup ------------------------------------------------------ */
+
+static int local_open_log(jg_backend_t *base, int64_t group_id, const char *job, int rank,
+                          jg_error_t *err)
+{
+    local_t *b = base->impl;
+    if (!job || !*job || strchr(job, '/') || job[0] == '.')
+        return jg_errprintf(err, "no log for %s-%d of group %" PRId64, job ? job : "?", rank,
+                            group_id);
+    char *dir = node_dir(b, group_id, job, rank);
+    char *path = jg_xasprintf("%s/%s", dir, JG_SHIM_LOG);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int e = errno;
+    free(path);
+    free(dir);
+    if (fd < 0 && e == ENOENT)
+        return jg_errprintf(err, "no log for %s-%d of group %" PRId64, job, rank, group_id);
+    if (fd < 0)
+        return jg_errprintf(err, "cannot read the log of %s-%d of group %" PRId64 ": %s", job,
+                            rank, group_id, strerror(e));
+    return fd;
+}
+
+/* A node directory whose shim nobody follows (the daemon restarted and did
+ * not reattach): kill the shim's process group if the last `started` line
+ * names a process that still runs with the same start time. */
+static void kill_untracked(const local_t *b, const char *dir)
+{
+    char *path = jg_xasprintf("%s/%s", dir, JG_SHIM_STATUS);
+    FILE *f = fopen(path, "re");
+    free(path);
+    if (!f)
+        return;
+    char line[256];
+    int pid = 0;
+    unsigned long long start = 0;
+    while (fgets(line, sizeof line, f)) {
+        int att, p;
+        unsigned long long s;
+        if (sscanf(line, "%d started %d %llu", &att, &p, &s) == 3) {
+            pid = p;
+            start = s;
+        }
+    }
+    fclose(f);
+    for (const node_t *n = b->nodes; n; n = n->next)
+        if (n->pid == pid)
+            return;         /* followed: handled by the caller */
+    unsigned long long now = 0;
+    if (pid > 0 && read_starttime(pid, &now) == 0 && now == start)
+        kill(-pid, SIGKILL);
+}
+
+/* Removes a node directory's runtime files: everything but output.log and status. */
+static int clean_node_dir(const char *dir, jg_error_t *err)
+{
+    static const char *const names[] = {
+        JG_SHIM_ENV, JG_SHIM_SETUP, JG_SHIM_RUN, JG_SHIM_WORKDIR, JG_SHIM_RELEASE,
+        "." JG_SHIM_ENV ".tmp", "." JG_SHIM_SETUP ".tmp", "." JG_SHIM_RUN ".tmp",
+        "." JG_SHIM_WORKDIR ".tmp",
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char *path = jg_xasprintf("%s/%s", dir, names[i]);
+        if (unlink(path) < 0 && errno != ENOENT && rc == 0)
+            rc = jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
+        free(path);
+    }
+    char *work = jg_xasprintf("%s/%s", dir, JG_SHIM_WORK);
+    jg_error_t e;
+    if (remove_tree(work, &e) < 0 && rc == 0)
+        rc = jg_errprintf(err, "%s", e.text);
+    free(work);
+    return rc;
+}
+
+static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_error_t *err)
+{
+    local_t *b = base->impl;
+    int rc = 0;
+    char *gdir = group_dir(b, group_id);
+    DIR *d = NULL;
+
+    /* Kill every live node of the group and wait (briefly) for the shims to die. */
+    size_t count = 0;
+    for (node_t *n = b->nodes; n; n = n->next)
+        if (n->group_id == group_id)
+            count++;
+    node_t **live = jg_xcalloc(count ? count : 1, sizeof *live);
+    count = 0;
+    for (node_t *n = b->nodes; n; n = n->next) {
+        if (n->group_id == group_id) {
+            n->quiet = true;
+            kill(-n->pid, SIGKILL);
+            live[count++] = n;
+        }
+    }
+    int64_t deadline = jg_now_mono_ms() + CLEANUP_WAIT_MS;
+    for (size_t i = 0; i < count; i++) {
+        struct pollfd pfd = {.fd = live[i]->pidfd, .events = POLLIN};
+        int64_t left = deadline - jg_now_mono_ms();
+        if (poll(&pfd, 1, left > 0 ? (int)left : 0) == 1)
+            node_dead(b, live[i]);      /* quiet: reaps and frees, reports nothing */
+    }
+    free(live);
+
+    d = opendir(gdir);
+    if (!d) {
+        if (errno != ENOENT)
+            rc = jg_errprintf(err, "cannot read %s: %s", gdir, strerror(errno));
+        goto done;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *dir = jg_xasprintf("%s/%s", gdir, de->d_name);
+        struct stat st;
+        jg_error_t e;
+        if (lstat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
+            kill_untracked(b, dir);
+            if (clean_node_dir(dir, &e) < 0 && rc == 0)
+                rc = jg_errprintf(err, "%s", e.text);
+        }
+        free(dir);
+    }
+    if (purge)
+        rc = remove_tree(gdir, err);    /* the whole directory: earlier errors do not matter */
+done:
+    if (d)
+        closedir(d);
+    free(gdir);
+    return rc;
+}
+
+/* ---- reattach ----------------------------------------------------------- */
+
+static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_handle_t *nodes,
+                          size_t n_nodes, jg_error_t *err)
+{
+    local_t *b = base->impl;
+    if (!nodes && n_nodes)
+        return jg_errprintf(err, "reattach: no nodes given");
+    for (size_t i = 0; i < n_nodes; i++) {
+        const jg_node_handle_t *h = &nodes[i];
+        bool known = false;
+        for (node_t *o = b->nodes; o; o = o->next)
+            if (o->group_id == group_id && o->job_index == h->job_index &&
+                o->rank == h->rank && o->attempt == h->attempt)
+                known = true;
+        if (known)
+            continue;
+
+        int pid = 0;
+        unsigned long long start = 0;
+        const char *dir = h->handle ? strstr(h->handle, " dir=") : NULL;
+        if (!dir || sscanf(h->handle, "pid=%d start=%llu", &pid, &start) != 2 || pid <= 0 ||
+            dir[5] != '/') {
+            char *reason = jg_xasprintf("cannot reattach: unreadable node handle \"%s\"",
+                                        h->handle ? h->handle : "");
+            queue_event(b, JG_BACKEND_NODE_LOST, group_id, h->job_index, h->rank, h->attempt,
+                        reason, NULL, false, 0, 0);
+            free(reason);
+            continue;
+        }
+        node_t *n = node_new(b, group_id, h->job_index, h->rank, h->attempt, dir + 5);
+        n->pid = pid;
+        n->start = start;
+
+        /* Open the pidfd first, then check the start time: if it matches, the
+         * pidfd is our shim and cannot be confused with a later process. */
+        unsigned long long now_start = 0;
+        n->pidfd = sys_pidfd_open(pid);
+        bool alive = n->pidfd >= 0 && read_starttime(pid, &now_start) == 0 && now_start == start;
+        if (alive) {
+            char *status = jg_xasprintf("%s/%s", n->dir, JG_SHIM_STATUS);
+            n->wd = inotify_add_watch(b->inotify_fd, status, IN_MODIFY);
+            free(status);
+            if (n->wd < 0 || jg_loop_add_fd(b->loop, n->pidfd, EPOLLIN, on_pidfd, n, NULL) < 0)
+                alive = false;
+        }
+        node_link(b, n);
+        read_status(n);
+        report(n, true);
+        if (!alive) {
+            if (n->pidfd >= 0) {
+                close(n->pidfd);
+                n->pidfd = -1;
+            }
+            if (!n->reported_final) {
+                char *reason = jg_xasprintf("node process tree is gone (shim pid %d no longer "
+                                            "runs and recorded no exit)", pid);
+                n->reported_final = true;
+                node_event(n, JG_BACKEND_NODE_LOST, reason, false, 0, 0);
+                free(reason);
+            }
+            node_free(b, n);
+        }
+    }
+    return 0;
+}
+
+/* ---- create, destroy ---------------------------------------------------- */
+
+static void local_destroy(jg_backend_t *base)
+{
+    if (!base)
+        return;
+    local_t *b = base->impl;
+    /* Nodes keep running: the daemon may be restarting and will reattach. */
+    while (b->nodes)
+        node_free(b, b->nodes);
+    while (b->stops) {
+        stop_timer_t *t = b->stops;
+        b->stops = t->next;
+        jg_loop_cancel_timer(b->loop, t->id);
+        free(t);
+    }
+    if (b->flush_timer)
+        jg_loop_cancel_timer(b->loop, b->flush_timer);
+    for (size_t i = b->q_head; i < b->q_len; i++) {
+        free(b->queue[i].reason);
+        free(b->queue[i].handle);
+    }
+    free(b->queue);
+    if (b->inotify_fd >= 0) {
+        jg_loop_del_fd(b->loop, b->inotify_fd);
+        close(b->inotify_fd);
+    }
+    free(b->state_dir);
+    free(b->shim_path);
+    free(b);
+}
+
+/* The shim's absolute path: as given when it names a file, else from $PATH.
+ * NULL if no executable is found. */
+static char *resolve_shim(const char *name)
+{
+    if (strchr(name, '/'))
+        return access(name, X_OK) == 0 ? realpath(name, NULL) : NULL;
+    const char *path = getenv("PATH");
+    if (!path)
+        return NULL;
+    char *copy = jg_xstrdup(path), *save = NULL, *found = NULL;
+    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+        char *cand = jg_xasprintf("%s/%s", dir, name);
+        if (access(cand, X_OK) == 0)
+            found = realpath(cand, NULL);
+        free(cand);
+    }
+    free(copy);
+    return found;
+}
+
+jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *err)
+{
+    local_t *b = NULL;
+    char *groups = NULL;
+    if (!cfg || !cfg->state_dir || !cfg->shim_path || !cfg->loop || !cfg->on_event) {
+        jg_errprintf(err, "local backend: incomplete configuration");
+        goto fail;
+    }
+    groups = jg_xasprintf("%s/groups", cfg->state_dir);
+    if (jg_mkdir_p(groups, 0711, err) < 0)
+        goto fail;
+    b = jg_xcalloc(1, sizeof *b);
+    b->base.ops = &local_ops;
+    b->base.impl = b;
+    b->inotify_fd = -1;
+    b->state_dir = realpath(cfg->state_dir, NULL);
+    if (!b->state_dir) {
+        jg_errprintf(err, "local backend: cannot resolve %s: %s", cfg->state_dir,
+                     strerror(errno));
+        goto fail;
+    }
+    b->shim_path = resolve_shim(cfg->shim_path);
+    if (!b->shim_path) {
+        jg_errprintf(err, "local backend: cannot find an executable shim at %s (build "
+                     "jgsched-shim, or point JGSCHED_SHIM at it)", cfg->shim_path);
+        goto fail;
+    }
+    b->loop = cfg->loop;
+    b->on_event = cfg->on_event;
+    b->event_ctx = cfg->event_ctx;
+    b->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (b->inotify_fd < 0) {
+        jg_errprintf(err, "local backend: inotify_init1: %s", strerror(errno));
+        goto fail;
+    }
+    if (jg_loop_add_fd(b->loop, b->inotify_fd, EPOLLIN, on_inotify, b, err) < 0) {
+        close(b->inotify_fd);
+        b->inotify_fd = -1;
+        goto fail;
+    }
+    free(groups);
+    return &b->base;
+fail:
+    free(groups);
+    if (b)
+        local_destroy(&b->base);
+    return NULL;
+}
+
+static const jg_backend_ops_t local_ops = {
+    .name = "local",
+    .launch = local_launch,
+    .release = local_release,
+    .stop = local_stop,
+    .open_log = local_open_log,
+    .reattach = local_reattach,
+    .cleanup = local_cleanup,
+    .destroy = local_destroy,
+};

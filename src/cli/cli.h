@@ -1,0 +1,164 @@
+/* cli.h - what the files of the `jgsched` command share: exit codes, the
+ * connection to jgschedd, option parsing, tables and formatting.
+ *
+ * Private to src/cli/: nothing outside the command includes it.  Every
+ * command is a function `int jg_cli_cmd_X(int argc, char **argv)` whose argv[0]
+ * is the command's name and whose return value is the process exit status.
+ */
+#ifndef JGSCHED_CLI_H
+#define JGSCHED_CLI_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "jgsched/error.h"
+#include "jgsched/paths.h"
+#include "jgsched/proto.h"
+
+/* Exit codes scripts can trust (DESIGN section 8). */
+enum {
+    JG_EXIT_OK = 0,
+    JG_EXIT_FAIL = 1,           /* the daemon said no, or the group did not succeed */
+    JG_EXIT_USAGE = 2,          /* bad arguments, a file that does not validate */
+    JG_EXIT_NO_DAEMON = 3,      /* jgschedd cannot be reached or started */
+    JG_EXIT_INTERRUPTED = 130,  /* Ctrl-C while following */
+};
+
+/* ---- commands (one file each; daemon lives in client.c) ---- */
+int jg_cli_cmd_submit(int argc, char **argv);
+int jg_cli_cmd_queue(int argc, char **argv);
+int jg_cli_cmd_show(int argc, char **argv);
+int jg_cli_cmd_logs(int argc, char **argv);
+int jg_cli_cmd_cancel(int argc, char **argv);
+int jg_cli_cmd_validate(int argc, char **argv);
+int jg_cli_cmd_daemon(int argc, char **argv);
+
+/* ---- main.c: diagnostics and option parsing ---- */
+
+/* "jgsched: <message>\n" on stderr. */
+void jg_cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "jgsched CMD: <message>" and a hint to run --help, on stderr;
+ * returns JG_EXIT_USAGE. */
+int jg_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* getopt_long over a command's argv (argv[0] is the command), options and
+ * operands in any order.  Returns the option's value, -1 at the end, or '?'
+ * after printing a usage error that names the bad argument (the caller then
+ * returns JG_EXIT_USAGE).  shortopts must not start with ':' (added here). */
+int jg_cli_getopt(int argc, char **argv, const char *shortopts,
+                  const struct option *longopts);
+
+/* Parses a group id (a positive integer); false if s is not one. */
+bool jg_cli_parse_id(const char *s, long long *id);
+
+/* ---- client.c: the connection to jgschedd ---- */
+
+typedef struct {
+    int fd;                 /* -1 when not connected */
+    jg_linebuf_t lb;
+    jg_paths_t paths;
+} jg_cli_client_t;
+
+/* Connects to the daemon's socket.  With autostart, a socket where nothing
+ * answers makes it start jgschedd (once, under a lock) and connect again.
+ * Fails (-1 + err, client closed) when no daemon can be reached: exit 3. */
+int jg_cli_connect(jg_cli_client_t *c, bool autostart, jg_error_t *err);
+
+/* Closes the connection and frees the paths; accepts a closed client. */
+void jg_cli_close(jg_cli_client_t *c);
+
+/* Sends one request (the reference is stolen, even on failure). */
+int jg_cli_send(jg_cli_client_t *c, json_t *req, jg_error_t *err);
+
+/* Waits up to timeout_ms (-1: forever) for the next message.  Returns 1 with a
+ * new reference in *msg, 0 on timeout or when a signal interrupted the wait,
+ * -1 + err when the connection failed or closed. */
+int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *err);
+
+/* Sends req (stolen) and waits for its reply (new reference), or NULL + err. */
+json_t *jg_cli_call(jg_cli_client_t *c, json_t *req, jg_error_t *err);
+
+/* The usual shape of a command: connect (starting a daemon if needed), send
+ * req (stolen), and require "ok": true.  Returns JG_EXIT_OK with the reply in
+ * *reply (caller decrefs), or prints the problem and returns JG_EXIT_FAIL (the
+ * daemon refused) or JG_EXIT_NO_DAEMON.  c must be closed by the caller. */
+int jg_cli_request(jg_cli_client_t *c, json_t *req, json_t **reply);
+
+/* ---- output.c: tables, times, JSON ---- */
+
+typedef struct jg_cli_table jg_cli_table_t;
+
+/* A table of ncols columns with the given headers (copied).  Cells may hold
+ * several lines ('\n'): the row then spans them, other columns left blank. */
+jg_cli_table_t *jg_cli_table_new(size_t ncols, const char *const *headers);
+void jg_cli_table_free(jg_cli_table_t *t);          /* accepts NULL */
+void jg_cli_table_align_right(jg_cli_table_t *t, size_t col);
+/* Appends a row of ncols cells (copied; NULL prints as empty). */
+void jg_cli_table_add(jg_cli_table_t *t, const char *const *cells);
+size_t jg_cli_table_rows(const jg_cli_table_t *t);
+/* Width of the widest line of a column, header included. */
+size_t jg_cli_table_width(const jg_cli_table_t *t, size_t col);
+/* Prints header and rows: columns separated by two spaces, widths from the
+ * content, no trailing spaces. */
+void jg_cli_table_print(const jg_cli_table_t *t, FILE *out);
+
+/* Growable string for building cells. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} jg_cli_buf_t;
+void jg_cli_buf_printf(jg_cli_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void jg_cli_buf_free(jg_cli_buf_t *b);
+const char *jg_cli_buf_str(const jg_cli_buf_t *b);  /* "" when empty */
+
+/* Formatting into a caller's buffer (returned for convenience).  Times are
+ * protocol timestamps (seconds since the epoch, 0 meaning "not yet"). */
+#define JG_CLI_FMT_SIZE 48
+/* "42s", "1m02s", "2h05m", "3d04h" */
+char *jg_cli_fmt_duration(double seconds, char *buf, size_t n);
+/* "10.4s" below a minute, otherwise as jg_cli_fmt_duration */
+char *jg_cli_fmt_elapsed(double seconds, char *buf, size_t n);
+/* started..ended (or now) as a duration; "-" when never started */
+char *jg_cli_fmt_span(double started, double ended, char *buf, size_t n);
+/* "11:02:33" when today, else "Nov 27 11:02"; "-" for 0 */
+char *jg_cli_fmt_when(double ts, char *buf, size_t n);
+/* "2025-11-27 11:02:33"; "-" for 0 */
+char *jg_cli_fmt_datetime(double ts, char *buf, size_t n);
+/* "11:02:33.412" when today, else "Nov 27 11:02:33"; "-" for 0 */
+char *jg_cli_fmt_clock(double ts, char *buf, size_t n);
+/* exit code or "-" when negative (not exited) */
+char *jg_cli_fmt_exit(long long code, char *buf, size_t n);
+
+/* Now, as a protocol timestamp. */
+double jg_cli_now(void);
+
+/* Pretty JSON (2-space indent, sorted keys) and a newline on stdout. */
+void jg_cli_print_json(const json_t *v);
+
+/* Tolerant readers of daemon replies: a missing or mistyped field reads as
+ * "" / def / 0 instead of crashing the display. */
+const char *jg_cli_jstr(const json_t *obj, const char *key);
+long long jg_cli_jint(const json_t *obj, const char *key, long long def);
+double jg_cli_jnum(const json_t *obj, const char *key);
+bool jg_cli_jbool(const json_t *obj, const char *key);
+
+/* Terminal helpers: whether stdout is a terminal, and its width (COLUMNS or
+ * 80 when unknown). */
+bool jg_cli_stdout_is_tty(void);
+int jg_cli_term_width(void);
+
+/* Shortens s in place to at most width display columns, ending in "..."
+ * when cut (bytes counted as columns; UTF-8 sequences are not split). */
+void jg_cli_truncate(char *s, size_t width);
+
+/* True for states whose reason a user wants to see next to them (PENDING,
+ * RECOVERING, the failures, cancellations). */
+bool jg_cli_state_wants_reason(const char *state);
+
+#endif

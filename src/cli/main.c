@@ -1,0 +1,162 @@
+/* main.c - the `jgsched` command: global options and dispatch to one function
+ * per subcommand (cmd_*.c), plus the option-parsing and diagnostic helpers
+ * they share.
+ *
+ * Every subcommand parses its own argv with getopt_long in GNU's permuting
+ * mode, so options may follow operands (`jgsched submit g.yaml -d`).  A bad
+ * argument is named in the message and exits 2; see cli.h for the other exit
+ * codes.  Nothing here talks to the daemon.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jg_config.h"
+
+static const char usage_text[] =
+    "usage: jgsched COMMAND [ARGS...]\n"
+    "\n"
+    "Run JobGroups: heterogeneous jobs launched, networked, monitored and cancelled\n"
+    "as one unit.\n"
+    "\n"
+    "commands:\n"
+    "  submit FILE [-n NAME] [--infra INFRA] [--policy P] [-d]\n"
+    "                          submit a JobGroup YAML and follow it until it ends\n"
+    "  queue [-a] [-u USER] [--me] [--json]\n"
+    "                          list groups and the states of their jobs\n"
+    "  show ID [--json]        one group: jobs, nodes, hostnames, events\n"
+    "  logs ID [JOB] [--rank N] [-f]\n"
+    "                          output of a group's nodes, each line prefixed (job-rank)\n"
+    "  cancel ID... | -a       cancel groups (every job, every node)\n"
+    "  validate FILE           check a JobGroup YAML without submitting it\n"
+    "  daemon status|stop      the jgschedd serving this user\n"
+    "\n"
+    "options:\n"
+    "  -h, --help              this help; `jgsched COMMAND --help` for a command\n"
+    "  -V, --version           print the version\n"
+    "\n"
+    "exit codes: 0 success, 1 failure (or the group did not succeed), 2 usage or\n"
+    "validation error, 3 the daemon cannot be reached, 130 interrupted.\n"
+    "environment: JGSCHED_HOME (instance directory), JGSCHED_SOCKET (daemon socket),\n"
+    "JGSCHEDD (daemon executable to start).\n";
+
+void jg_cli_errorf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("jgsched: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int jg_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "jgsched%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'jgsched%s%s --help'.\n", cmd ? " " : "", cmd ? cmd : "");
+    va_end(ap);
+    return JG_EXIT_USAGE;
+}
+
+int jg_cli_getopt(int argc, char **argv, const char *shortopts,
+                  const struct option *longopts)
+{
+    char opts[64];
+    snprintf(opts, sizeof opts, ":%s", shortopts);
+    opterr = 0;
+    int c = getopt_long(argc, argv, opts, longopts, NULL);
+    if (c == '?') {
+        if (optopt && optopt < 256 && strncmp(argv[optind - 1], "--", 2) != 0)
+            jg_cli_usage_error(argv[0], "unknown option '-%c'", optopt);
+        else
+            jg_cli_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
+        return '?';
+    }
+    if (c == ':') {
+        if (optopt && optopt < 256 && strncmp(argv[optind - 1], "--", 2) != 0)
+            jg_cli_usage_error(argv[0], "option '-%c' needs a value", optopt);
+        else
+            jg_cli_usage_error(argv[0], "option '%s' needs a value", argv[optind - 1]);
+        return '?';
+    }
+    return c;
+}
+
+bool jg_cli_parse_id(const char *s, long long *id)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v <= 0)
+        return false;
+    *id = v;
+    return true;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"submit", jg_cli_cmd_submit},
+    {"queue", jg_cli_cmd_queue},
+    {"show", jg_cli_cmd_show},
+    {"logs", jg_cli_cmd_logs},
+    {"cancel", jg_cli_cmd_cancel},
+    {"validate", jg_cli_cmd_validate},
+    {"daemon", jg_cli_cmd_daemon},
+};
+
+static int find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return JG_EXIT_USAGE;
+    }
+    const char *first = argv[1];
+    if (strcmp(first, "-h") == 0 || strcmp(first, "--help") == 0) {
+        fputs(usage_text, stdout);
+        return JG_EXIT_OK;
+    }
+    if (strcmp(first, "-V") == 0 || strcmp(first, "--version") == 0) {
+        printf("jgsched %s\n", JG_VERSION);
+        return JG_EXIT_OK;
+    }
+    if (strcmp(first, "help") == 0) {
+        if (argc < 3) {
+            fputs(usage_text, stdout);
+            return JG_EXIT_OK;
+        }
+        int i = find_command(argv[2]);
+        if (i < 0)
+            return jg_cli_usage_error(NULL, "unknown command '%s'", argv[2]);
+        char *help_argv[] = {argv[2], "--help", NULL};
+        optind = 0;
+        return commands[i].run(2, help_argv);
+    }
+    if (first[0] == '-')
+        return jg_cli_usage_error(NULL, "unknown option '%s'", first);
+    int i = find_command(first);
+    if (i < 0)
+        return jg_cli_usage_error(NULL, "unknown command '%s'", first);
+    optind = 0;     /* GNU: reinitialise getopt for the subcommand's argv */
+    int rc = commands[i].run(argc - 1, argv + 1);
+    if (fflush(stdout) != 0 && rc == JG_EXIT_OK)
+        rc = JG_EXIT_FAIL;
+    return rc;
+}

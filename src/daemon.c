@@ -1,0 +1,947 @@
+/* daemon.c - jgschedd's socket server: connections, request dispatch, watches.
+ *
+ * Pipeline: a client line is decoded (proto), dispatched to one handler per op,
+ * and the reply is queued on the connection's output buffer and flushed when
+ * the socket is writable.  Handlers read the store for queries and call sched
+ * for changes; they never block.  Watching clients are pushed a fresh group
+ * snapshot once per loop turn in which their group changed (the prepare hook
+ * also runs the scheduler's admission pass), so a burst of node events costs
+ * one message, not one per event.
+ *
+ * Security model: the caller's uid/gid come from SO_PEERCRED at accept time;
+ * the request never says who it is.  Everyone may list the queue; details,
+ * logs and cancel belong to the group's owner and root.
+ */
+#include "jgsched/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "jg_config.h"
+#include "jgsched/backend.h"
+#include "jgsched/loop.h"
+#include "jgsched/proto.h"
+#include "jgsched/sched.h"
+#include "jgsched/spec.h"
+#include "jgsched/store.h"
+
+#define MAX_OUTPUT_BUFFER (16 * 1024 * 1024)
+#define RECENT_WINDOW_US (3600LL * 1000000LL)
+#define LOG_CHUNK_DEFAULT 65536
+#define LOG_CHUNK_MAX (512 * 1024)
+
+typedef struct conn conn_t;
+
+struct conn {
+    jg_daemon_t *daemon;
+    int fd;
+    uid_t uid;
+    gid_t gid;
+    pid_t pid;
+    char user[64];
+    jg_linebuf_t in;
+    char *out;
+    size_t out_len, out_off;
+    int64_t watch_id;           /* group being watched, 0 if none */
+    bool close_after_flush;
+    conn_t *prev, *next;
+};
+
+struct jg_daemon {
+    jg_paths_t paths;
+    jg_loop_t *loop;
+    jg_store_t *store;
+    jg_sched_t *sched;
+    int listen_fd;
+    int signal_fd;
+    conn_t *conns;
+    int64_t *dirty;             /* groups changed since the last prepare */
+    size_t n_dirty, cap_dirty;
+    bool stopping;
+};
+
+/* ----------------------------------------------------------- connections */
+
+static void conn_close(conn_t *c)
+{
+    jg_daemon_t *d = c->daemon;
+    jg_loop_del_fd(d->loop, c->fd);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        d->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    jg_linebuf_clear(&c->in);
+    free(c->out);
+    free(c);
+}
+
+/* Returns -1 if the connection was closed. */
+static int conn_flush(conn_t *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            conn_close(c);
+            return -1;
+        }
+        c->out_off += (size_t)w;
+    }
+    if (c->out_off == c->out_len) {
+        c->out_off = c->out_len = 0;
+        if (c->close_after_flush) {
+            conn_close(c);
+            return -1;
+        }
+        jg_loop_mod_fd(c->daemon->loop, c->fd, EPOLLIN, NULL);
+    } else {
+        jg_loop_mod_fd(c->daemon->loop, c->fd, EPOLLIN | EPOLLOUT, NULL);
+    }
+    return 0;
+}
+
+/* Queues a reply (steals msg).  Returns -1 if the connection was closed. */
+static int conn_send(conn_t *c, json_t *msg)
+{
+    size_t len;
+    char *line = jg_proto_encode(msg, &len);
+    json_decref(msg);
+    if (c->out_len - c->out_off + len > MAX_OUTPUT_BUFFER) {
+        jg_log("warn", "client pid %d does not read its replies; closing it", (int)c->pid);
+        free(line);
+        conn_close(c);
+        return -1;
+    }
+    if (c->out_off > 0) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    c->out = jg_xrealloc(c->out, c->out_len + len);
+    memcpy(c->out + c->out_len, line, len);
+    c->out_len += len;
+    free(line);
+    return conn_flush(c);
+}
+
+/* --------------------------------------------------------- JSON builders */
+
+static json_t *job_json(const jg_job_row_t *j)
+{
+    return json_pack("{s:i, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:o, s:o}", "index", j->index,
+                     "name", j->name, "state", jg_state_name(j->state), "num_nodes", j->num_nodes,
+                     "attempt", j->attempt, "restarts", j->restarts, "recoveries", j->recoveries,
+                     "exit_code", j->exit_code, "reason", j->reason ? j->reason : "",
+                     "started", jg_proto_time(j->started_us), "ended",
+                     jg_proto_time(j->ended_us));
+}
+
+/* GROUP_SUMMARY of docs/protocol.md; jobs is the group's job rows. */
+static json_t *group_json(const jg_group_row_t *g, const jg_job_row_t *jobs, size_t n_jobs)
+{
+    json_t *ja = json_array();
+    for (size_t i = 0; i < n_jobs; i++)
+        json_array_append_new(ja, job_json(&jobs[i]));
+    return json_pack("{s:I, s:s, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:s, s:o}", "id",
+                     (json_int_t)g->id, "name", g->name, "user", g->user, "uid", (int)g->uid,
+                     "state", jg_state_name(g->state), "reason", g->reason ? g->reason : "",
+                     "submitted", jg_proto_time(g->submitted_us), "started",
+                     jg_proto_time(g->started_us), "ended", jg_proto_time(g->ended_us), "infra",
+                     g->infra ? g->infra : "", "jobs", ja);
+}
+
+static json_t *group_detail_json(jg_daemon_t *d, int64_t id, bool with_events, jg_error_t *err)
+{
+    jg_group_row_t g;
+    if (jg_store_get_group(d->store, id, &g, err) < 0)
+        return NULL;
+    jg_job_row_t *jobs = NULL;
+    jg_node_row_t *nodes = NULL;
+    jg_event_row_t *events = NULL;
+    size_t n_jobs = 0, n_nodes = 0, n_events = 0;
+    json_t *out = NULL;
+    jg_group_spec_t *spec = NULL;
+    if (jg_store_list_jobs(d->store, id, &jobs, &n_jobs, err) < 0 ||
+        jg_store_list_nodes(d->store, id, &nodes, &n_nodes, err) < 0 ||
+        (with_events && jg_store_list_events(d->store, id, &events, &n_events, err) < 0))
+        goto done;
+    spec = jg_spec_from_json(g.spec_json, err);
+    if (!spec)
+        goto done;
+    out = group_json(&g, jobs, n_jobs);
+    json_t *primaries = json_array();
+    for (size_t i = 0; i < spec->n_primary_tasks; i++)
+        json_array_append_new(primaries, json_string(spec->primary_tasks[i]));
+    json_object_set_new(out, "policy", json_string(spec->policy ? spec->policy : "default"));
+    json_object_set_new(out, "placement", json_string("SAME_INFRA"));
+    json_object_set_new(out, "execution", json_string("parallel"));
+    json_object_set_new(out, "primary_tasks", primaries);
+    json_t *spec_obj = json_loads(g.spec_json, 0, NULL);
+    json_object_set_new(out, "spec", spec_obj ? spec_obj : json_null());
+    json_t *na = json_array();
+    for (size_t i = 0; i < n_nodes; i++) {
+        const jg_node_row_t *n = &nodes[i];
+        const char *job = (size_t)n->job_index < spec->n_jobs ? spec->jobs[n->job_index].name : "?";
+        json_array_append_new(
+            na, json_pack("{s:s, s:i, s:i, s:s, s:i, s:i, s:s, s:s}", "job", job, "job_index",
+                          n->job_index, "rank", n->rank, "state", jg_state_name(n->state),
+                          "attempt", n->attempt, "exit_code", n->exit_code, "hostname",
+                          n->hostname ? n->hostname : "", "address",
+                          n->address ? n->address : ""));
+    }
+    json_object_set_new(out, "nodes", na);
+    if (with_events) {
+        json_t *ea = json_array();
+        for (size_t i = 0; i < n_events; i++) {
+            const jg_event_row_t *e = &events[i];
+            json_array_append_new(ea, json_pack("{s:o, s:s, s:s, s:s}", "ts",
+                                                jg_proto_time(e->ts_us), "subject", e->subject,
+                                                "what", e->what, "reason",
+                                                e->reason ? e->reason : ""));
+        }
+        json_object_set_new(out, "events", ea);
+    }
+done:
+    jg_spec_free(spec);
+    jg_event_rows_free(events, n_events);
+    jg_node_rows_free(nodes, n_nodes);
+    jg_job_rows_free(jobs, n_jobs);
+    jg_group_row_clear(&g);
+    return out;
+}
+
+/* ------------------------------------------------------------- handlers */
+
+static bool may_act_on(const conn_t *c, const jg_group_row_t *g)
+{
+    return c->uid == 0 || c->uid == g->uid;
+}
+
+/* Loads the group and checks that the caller may act on it. */
+static json_t *authorize(conn_t *c, int64_t id, jg_group_row_t *row)
+{
+    jg_error_t err;
+    if (jg_store_get_group(c->daemon->store, id, row, &err) < 0)
+        return jg_proto_error("%s", err.text);
+    if (!may_act_on(c, row)) {
+        json_t *e = jg_proto_error("permission denied: group %lld belongs to %s", (long long)id,
+                                   row->user);
+        jg_group_row_clear(row);
+        return e;
+    }
+    return NULL;
+}
+
+/* An optional request field that may be absent, null or a string. */
+static int nullable_string(json_t *v, const char *name, const char **out)
+{
+    (void)name;
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    *out = json_string_value(v);
+    return 0;
+}
+
+static json_t *op_ping(conn_t *c, json_t *req)
+{
+    if (json_unpack(req, "{s:s !}", "op", &(const char *){0}) < 0)
+        return jg_proto_error("ping takes no arguments");
+    return json_pack("{s:b, s:s, s:i, s:s, s:s}", "ok", 1, "version", JG_VERSION, "pid",
+                     (int)getpid(), "home", c->daemon->paths.home, "socket",
+                     c->daemon->paths.socket);
+}
+
+static json_t *op_submit(conn_t *c, json_t *req)
+{
+    const char *file = NULL, *yaml = NULL, *name = NULL, *infra = NULL, *policy = NULL;
+    json_t *name_j = NULL, *infra_j = NULL, *policy_j = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?s, s:s, s?o, s?o, s?o !}", "op", &(const char *){0},
+                       "file", &file, "yaml", &yaml, "name", &name_j, "infra", &infra_j, "policy",
+                       &policy_j) < 0)
+        return jg_proto_error("malformed submit request: %s", jerr.text);
+    if (nullable_string(name_j, "name", &name) < 0 || nullable_string(infra_j, "infra", &infra) < 0 ||
+        nullable_string(policy_j, "policy", &policy) < 0)
+        return jg_proto_error("malformed submit request: name, infra and policy are strings or null");
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), file, &errs);
+    if (!spec) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < errs.count; i++)
+            json_array_append_new(list, json_string(errs.messages[i]));
+        json_t *r = json_pack("{s:b, s:s+, s:o}", "ok", 0, "error", file ? file : "<input>",
+                              errs.count == 1 ? " has 1 error" : " has errors", "errors", list);
+        jg_spec_errors_free(&errs);
+        return r;
+    }
+    json_t *warnings = json_array();
+    for (size_t i = 0; i < errs.n_warnings; i++)
+        json_array_append_new(warnings, json_string(errs.warnings[i]));
+    jg_spec_errors_free(&errs);
+    jg_error_t err;
+    if ((name && jg_spec_set_name(spec, name, &err) < 0) ||
+        (infra && jg_spec_set_infra(spec, infra, &err) < 0)) {
+        jg_spec_free(spec);
+        json_decref(warnings);
+        return jg_proto_error("%s", err.text);
+    }
+    if (policy) {
+        free(spec->policy);
+        spec->policy = jg_xstrdup(policy);
+    }
+    char *group_name = jg_xstrdup(spec->name);
+    int64_t id;
+    if (jg_sched_submit(c->daemon->sched, spec, c->uid, c->gid, c->user, &id, &err) < 0) {
+        free(group_name);
+        json_decref(warnings);
+        return jg_proto_error("%s", err.text);
+    }
+    json_t *r = json_pack("{s:b, s:I, s:s, s:s, s:o}", "ok", 1, "id", (json_int_t)id, "name",
+                          group_name, "state", "PENDING", "warnings", warnings);
+    free(group_name);
+    return r;
+}
+
+static json_t *op_queue(conn_t *c, json_t *req)
+{
+    int all = 0;
+    const char *user = NULL;
+    json_t *user_j = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?b, s?o !}", "op", &(const char *){0}, "all", &all,
+                       "user", &user_j) < 0)
+        return jg_proto_error("malformed queue request: %s", jerr.text);
+    if (nullable_string(user_j, "user", &user) < 0)
+        return jg_proto_error("malformed queue request: user is a string or null");
+    jg_group_filter_t filter = {.user = user};
+    if (!all)
+        filter.ended_after_us = jg_now_wall_us() - RECENT_WINDOW_US;
+    jg_group_row_t *rows = NULL;
+    size_t n = 0;
+    jg_error_t err;
+    if (jg_store_list_groups(c->daemon->store, &filter, &rows, &n, &err) < 0)
+        return jg_proto_error("%s", err.text);
+    json_t *groups = json_array();
+    for (size_t i = 0; i < n; i++) {
+        jg_job_row_t *jobs = NULL;
+        size_t n_jobs = 0;
+        if (jg_store_list_jobs(c->daemon->store, rows[i].id, &jobs, &n_jobs, &err) < 0) {
+            json_decref(groups);
+            jg_group_rows_free(rows, n);
+            return jg_proto_error("%s", err.text);
+        }
+        json_array_append_new(groups, group_json(&rows[i], jobs, n_jobs));
+        jg_job_rows_free(jobs, n_jobs);
+    }
+    jg_group_rows_free(rows, n);
+    return json_pack("{s:b, s:o}", "ok", 1, "groups", groups);
+}
+
+static json_t *op_show(conn_t *c, json_t *req, bool watch)
+{
+    json_int_t id;
+    json_error_t jerr;
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s:I !}", "op", &(const char *){0}, "id", &id) < 0)
+        return jg_proto_error("malformed %s request: %s", watch ? "watch" : "show", jerr.text);
+    jg_group_row_t row;
+    json_t *denied = authorize(c, id, &row);
+    if (denied)
+        return denied;
+    jg_state_t state = row.state;
+    jg_group_row_clear(&row);
+    jg_error_t err;
+    json_t *group = group_detail_json(c->daemon, id, !watch, &err);
+    if (!group)
+        return jg_proto_error("%s", err.text);
+    if (watch && !jg_state_is_terminal(state))
+        c->watch_id = id;
+    return json_pack("{s:b, s:o}", "ok", 1, "group", group);
+}
+
+/* Replaces every byte that is not part of valid UTF-8 with '?', in place:
+ * program output is arbitrary bytes, JSON strings are not. */
+static void sanitize_utf8(char *buf, size_t n)
+{
+    unsigned char *p = (unsigned char *)buf;
+    size_t i = 0;
+    while (i < n) {
+        size_t len = p[i] < 0x80 ? 1 : (p[i] >> 5) == 0x6 ? 2 : (p[i] >> 4) == 0xe ? 3
+                                                          : (p[i] >> 3) == 0x1e ? 4 : 0;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = (p[i + k] & 0xc0) == 0x80;
+        if (ok && p[i] == 0)
+            ok = false;
+        if (!ok) {
+            p[i++] = '?';
+            continue;
+        }
+        i += len;
+    }
+}
+
+/* Reads up to max bytes of a node's log from offset; without `ended`, only
+ * whole lines are returned so the CLI never prints half a line as complete. */
+static json_t *read_log_chunk(jg_backend_t *b, int64_t id, const char *job, int rank,
+                              long long offset, size_t max, bool ended, bool *at_end,
+                              jg_error_t *err)
+{
+    int fd = b->ops->open_log(b, id, job, rank, err);
+    if (fd < 0)
+        return NULL;
+    char *buf = jg_xmalloc(max);
+    ssize_t r = pread(fd, buf, max, (off_t)offset);
+    struct stat st;
+    off_t size = fstat(fd, &st) == 0 ? st.st_size : 0;
+    close(fd);
+    if (r < 0) {
+        free(buf);
+        jg_errprintf(err, "cannot read the log of %s-%d: %s", job, rank, strerror(errno));
+        return NULL;
+    }
+    size_t n = (size_t)r;
+    if (!ended && n > 0) {
+        while (n > 0 && buf[n - 1] != '\n')
+            n--;
+        if (n == 0 && (size_t)r == max)
+            n = (size_t)r;      /* one line longer than max: pass it on in pieces */
+    }
+    *at_end = (off_t)(offset + (long long)n) >= size;
+    sanitize_utf8(buf, n);
+    char node[160];
+    snprintf(node, sizeof node, "%s-%d", job, rank);
+    json_t *chunk = json_pack("{s:s, s:s, s:i, s:I, s:s%}", "node", node, "job", job, "rank", rank,
+                              "offset", (json_int_t)(offset + (long long)n), "data", buf, n);
+    free(buf);
+    return chunk;
+}
+
+static json_t *op_logs(conn_t *c, json_t *req)
+{
+    json_int_t id, max = LOG_CHUNK_DEFAULT;
+    const char *job = NULL;
+    json_t *job_j = NULL, *rank_j = NULL, *offsets = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s:I, s?o, s?o, s?o, s?I !}", "op",
+                       &(const char *){0}, "id", &id, "job", &job_j, "rank", &rank_j, "offsets",
+                       &offsets, "max", &max) < 0)
+        return jg_proto_error("malformed logs request: %s", jerr.text);
+    if (nullable_string(job_j, "job", &job) < 0)
+        return jg_proto_error("logs: job must be a string or null");
+    if (rank_j && !json_is_null(rank_j) && !json_is_integer(rank_j))
+        return jg_proto_error("logs: rank must be an integer");
+    if (offsets && !json_is_null(offsets) && !json_is_object(offsets))
+        return jg_proto_error("logs: offsets must be an object");
+    if (max <= 0 || max > LOG_CHUNK_MAX)
+        max = LOG_CHUNK_DEFAULT;
+    int want_rank = rank_j && json_is_integer(rank_j) ? (int)json_integer_value(rank_j) : -1;
+    jg_group_row_t row;
+    json_t *denied = authorize(c, id, &row);
+    if (denied)
+        return denied;
+    jg_error_t err;
+    json_t *reply = NULL;
+    jg_node_row_t *nodes = NULL;
+    jg_job_row_t *jobs = NULL;
+    size_t n_nodes = 0, n_jobs = 0;
+    if (jg_store_list_jobs(c->daemon->store, id, &jobs, &n_jobs, &err) < 0 ||
+        jg_store_list_nodes(c->daemon->store, id, &nodes, &n_nodes, &err) < 0) {
+        reply = jg_proto_error("%s", err.text);
+        goto done;
+    }
+    if (job) {
+        bool found = false;
+        for (size_t i = 0; i < n_jobs; i++)
+            found = found || strcmp(jobs[i].name, job) == 0;
+        if (!found) {
+            reply = jg_proto_error("group %lld has no job named %s", (long long)id, job);
+            goto done;
+        }
+    }
+    jg_backend_t *b = jg_sched_backend_for(c->daemon->sched, row.infra);
+    if (!b) {
+        reply = jg_proto_error("group %lld ran on infra %s, which this daemon no longer has",
+                               (long long)id, row.infra);
+        goto done;
+    }
+    bool group_ended = jg_state_is_terminal(row.state);
+    bool all_at_end = true;
+    json_t *chunks = json_array();
+    for (size_t i = 0; i < n_nodes; i++) {
+        const jg_node_row_t *n = &nodes[i];
+        if ((size_t)n->job_index >= n_jobs)
+            continue;
+        const char *jname = jobs[n->job_index].name;
+        if ((job && strcmp(job, jname) != 0) || (want_rank >= 0 && n->rank != want_rank))
+            continue;
+        if (n->state == JG_PENDING)
+            continue;       /* never launched: no log yet */
+        char key[160];
+        snprintf(key, sizeof key, "%s-%d", jname, n->rank);
+        json_t *off = offsets ? json_object_get(offsets, key) : NULL;
+        long long offset = off && json_is_integer(off) ? json_integer_value(off) : 0;
+        bool at_end = true;
+        jg_error_t lerr;
+        json_t *chunk = read_log_chunk(b, id, jname, n->rank, offset < 0 ? 0 : offset, (size_t)max,
+                                       jg_state_is_terminal(n->state), &at_end, &lerr);
+        if (!chunk)
+            continue;       /* not created yet (launch in flight) */
+        all_at_end = all_at_end && at_end;
+        json_array_append_new(chunks, chunk);
+    }
+    if (want_rank >= 0 && json_array_size(chunks) == 0 && group_ended && job) {
+        json_decref(chunks);
+        reply = jg_proto_error("job %s of group %lld has no node with rank %d", job, (long long)id,
+                               want_rank);
+        goto done;
+    }
+    reply = json_pack("{s:b, s:b, s:s, s:o}", "ok", 1, "done", group_ended && all_at_end, "state",
+                      jg_state_name(row.state), "chunks", chunks);
+done:
+    jg_node_rows_free(nodes, n_nodes);
+    jg_job_rows_free(jobs, n_jobs);
+    jg_group_row_clear(&row);
+    return reply;
+}
+
+static json_t *cancel_one(conn_t *c, int64_t id)
+{
+    jg_group_row_t row;
+    json_t *denied = authorize(c, id, &row);
+    if (denied) {
+        json_t *e = json_pack("{s:I, s:b, s:O}", "id", (json_int_t)id, "ok", 0, "error",
+                              json_object_get(denied, "error"));
+        json_decref(denied);
+        return e;
+    }
+    jg_error_t err;
+    char reason[128];
+    snprintf(reason, sizeof reason, "cancelled by %s", c->user);
+    json_t *r;
+    if (jg_sched_cancel(c->daemon->sched, id, reason, &err) < 0)
+        r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "error", err.text,
+                      "name", row.name);
+    else
+        r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 1, "state", "CANCELLING",
+                      "name", row.name);
+    jg_group_row_clear(&row);
+    return r;
+}
+
+static json_t *op_cancel(conn_t *c, json_t *req)
+{
+    json_t *ids = NULL;
+    int all = 0;
+    json_error_t jerr;
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?o, s?b !}", "op", &(const char *){0}, "ids", &ids,
+                       "all", &all) < 0)
+        return jg_proto_error("malformed cancel request: %s", jerr.text);
+    if (ids && !json_is_array(ids))
+        return jg_proto_error("cancel: ids must be an array of group ids");
+    if (!all && (!ids || json_array_size(ids) == 0))
+        return jg_proto_error("cancel: give group ids or all");
+    json_t *results = json_array();
+    if (all) {
+        jg_group_filter_t filter = {.active_only = true};
+        jg_group_row_t *rows = NULL;
+        size_t n = 0;
+        jg_error_t err;
+        if (jg_store_list_groups(c->daemon->store, &filter, &rows, &n, &err) < 0) {
+            json_decref(results);
+            return jg_proto_error("%s", err.text);
+        }
+        for (size_t i = 0; i < n; i++)
+            if (rows[i].uid == c->uid || c->uid == 0)
+                json_array_append_new(results, cancel_one(c, rows[i].id));
+        jg_group_rows_free(rows, n);
+    } else {
+        size_t i;
+        json_t *v;
+        json_array_foreach(ids, i, v)
+        {
+            if (!json_is_integer(v)) {
+                json_decref(results);
+                return jg_proto_error("cancel: ids must be integers");
+            }
+            json_array_append_new(results, cancel_one(c, json_integer_value(v)));
+        }
+    }
+    return json_pack("{s:b, s:o}", "ok", 1, "results", results);
+}
+
+static json_t *op_shutdown(conn_t *c, json_t *req)
+{
+    (void)req;
+    if (c->uid != 0 && c->uid != getuid())
+        return jg_proto_error("permission denied: only root or the daemon's owner may stop it");
+    c->daemon->stopping = true;
+    c->close_after_flush = true;
+    jg_loop_stop(c->daemon->loop);
+    return jg_proto_ok();
+}
+
+static json_t *dispatch(conn_t *c, json_t *req)
+{
+    json_t *op = json_object_get(req, "op");
+    if (!json_is_string(op))
+        return jg_proto_error("a request needs a string field \"op\"");
+    const char *name = json_string_value(op);
+    if (strcmp(name, "ping") == 0)
+        return op_ping(c, req);
+    if (strcmp(name, "submit") == 0)
+        return op_submit(c, req);
+    if (strcmp(name, "queue") == 0)
+        return op_queue(c, req);
+    if (strcmp(name, "show") == 0)
+        return op_show(c, req, false);
+    if (strcmp(name, "watch") == 0)
+        return op_show(c, req, true);
+    if (strcmp(name, "logs") == 0)
+        return op_logs(c, req);
+    if (strcmp(name, "cancel") == 0)
+        return op_cancel(c, req);
+    if (strcmp(name, "shutdown") == 0)
+        return op_shutdown(c, req);
+    return jg_proto_error("unknown op \"%s\"", name);
+}
+
+static void on_conn_io(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    conn_t *c = arg;
+    if (revents & EPOLLOUT) {
+        if (conn_flush(c) < 0)
+            return;
+    }
+    if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
+    char buf[65536];
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            conn_close(c);
+            return;
+        }
+        if (r == 0) {
+            conn_close(c);
+            return;
+        }
+        jg_linebuf_append(&c->in, buf, (size_t)r);
+        for (;;) {
+            int too_long;
+            char *line = jg_linebuf_next(&c->in, &too_long);
+            if (too_long) {
+                c->close_after_flush = true;
+                conn_send(c, jg_proto_error("message exceeds %d bytes; closing the connection",
+                                            JG_PROTO_MAX_MESSAGE));
+                return;
+            }
+            if (!line)
+                break;
+            jg_error_t err;
+            json_t *req = jg_proto_decode(line, &err);
+            free(line);
+            json_t *reply = req ? dispatch(c, req) : jg_proto_error("%s", err.text);
+            json_decref(req);
+            if (conn_send(c, reply) < 0 || c->close_after_flush)
+                return;
+        }
+    }
+}
+
+static void lookup_user(uid_t uid, char *out, size_t len)
+{
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res)
+        snprintf(out, len, "%s", res->pw_name);
+    else
+        snprintf(out, len, "%u", (unsigned)uid);
+}
+
+static void on_accept(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
+{
+    (void)revents;
+    jg_daemon_t *d = arg;
+    for (;;) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                jg_log("warn", "accept: %s", strerror(errno));
+            return;
+        }
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+            jg_log("warn", "SO_PEERCRED: %s; dropping the client", strerror(errno));
+            close(cfd);
+            continue;
+        }
+        conn_t *c = jg_xcalloc(1, sizeof *c);
+        c->daemon = d;
+        c->fd = cfd;
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        c->pid = cred.pid;
+        lookup_user(cred.uid, c->user, sizeof c->user);
+        jg_linebuf_init(&c->in);
+        jg_error_t err;
+        if (jg_loop_add_fd(loop, cfd, EPOLLIN, on_conn_io, c, &err) < 0) {
+            jg_log("warn", "%s", err.text);
+            close(cfd);
+            free(c);
+            continue;
+        }
+        c->next = d->conns;
+        if (d->conns)
+            d->conns->prev = c;
+        d->conns = c;
+    }
+}
+
+/* ------------------------------------------------------ watches and loop */
+
+static void on_group_changed(void *ctx, int64_t id)
+{
+    jg_daemon_t *d = ctx;
+    for (size_t i = 0; i < d->n_dirty; i++)
+        if (d->dirty[i] == id)
+            return;
+    if (d->n_dirty == d->cap_dirty) {
+        d->cap_dirty = d->cap_dirty ? d->cap_dirty * 2 : 64;
+        d->dirty = jg_xrealloc(d->dirty, d->cap_dirty * sizeof *d->dirty);
+    }
+    d->dirty[d->n_dirty++] = id;
+}
+
+static void push_watches(jg_daemon_t *d)
+{
+    for (size_t i = 0; i < d->n_dirty; i++) {
+        int64_t id = d->dirty[i];
+        json_t *group = NULL;
+        conn_t *next;
+        for (conn_t *c = d->conns; c; c = next) {
+            next = c->next;
+            if (c->watch_id != id)
+                continue;
+            if (!group) {
+                jg_error_t err;
+                group = group_detail_json(d, id, false, &err);
+                if (!group)
+                    break;
+            }
+            const char *state = json_string_value(json_object_get(group, "state"));
+            jg_state_t st;
+            if (state && jg_state_parse(state, &st) == 0 && jg_state_is_terminal(st))
+                c->watch_id = 0;
+            conn_send(c, json_pack("{s:b, s:O}", "ok", 1, "group", group));
+        }
+        json_decref(group);
+    }
+    d->n_dirty = 0;
+}
+
+static void on_prepare(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    jg_daemon_t *d = arg;
+    jg_sched_pass(d->sched);
+    push_watches(d);
+}
+
+static void on_signal(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
+{
+    (void)revents;
+    jg_daemon_t *d = arg;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            jg_log("info", "signal %u: stopping (nodes keep running)", si.ssi_signo);
+            d->stopping = true;
+            jg_loop_stop(loop);
+        } else if (si.ssi_signo == SIGHUP) {
+            jg_log("info", "SIGHUP: nothing to reload yet");
+        }
+    }
+}
+
+/* --------------------------------------------------------------- set-up */
+
+static int socket_answers(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    int ok = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+    close(fd);
+    return ok;
+}
+
+static int bind_socket(jg_daemon_t *d, jg_error_t *err)
+{
+    const char *path = d->paths.socket;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return jg_errprintf(err, "socket path %s is too long (max %zu bytes); set JGSCHED_HOME to a "
+                                 "shorter directory",
+                            path, sizeof addr.sun_path - 1);
+    if (socket_answers(path))
+        return jg_errprintf(err, "another jgschedd already answers at %s", path);
+    unlink(path);       /* stale socket of a dead daemon */
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return jg_errprintf(err, "socket: %s", strerror(errno));
+    mode_t old = umask(0077);
+    int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
+    umask(old);
+    if (rc < 0 || listen(fd, 128) < 0) {
+        int e = errno;
+        close(fd);
+        return jg_errprintf(err, "cannot listen on %s: %s", path, strerror(e));
+    }
+    d->listen_fd = fd;
+    return 0;
+}
+
+static int setup_signals(jg_daemon_t *d, jg_error_t *err)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        return jg_errprintf(err, "sigprocmask: %s", strerror(errno));
+    d->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (d->signal_fd < 0)
+        return jg_errprintf(err, "signalfd: %s", strerror(errno));
+    return jg_loop_add_fd(d->loop, d->signal_fd, EPOLLIN, on_signal, d, err);
+}
+
+static char *find_shim(void)
+{
+    const char *env = getenv("JGSCHED_SHIM");
+    if (env && *env)
+        return jg_xstrdup(env);
+    char *sib = jg_sibling_executable("jgsched-shim");
+    if (sib && access(sib, X_OK) == 0)
+        return sib;
+    free(sib);
+    return jg_xstrdup("jgsched-shim");
+}
+
+static void copy_paths(jg_paths_t *dst, const jg_paths_t *src)
+{
+    dst->home = jg_xstrdup(src->home);
+    dst->run_dir = jg_xstrdup(src->run_dir);
+    dst->socket = jg_xstrdup(src->socket);
+    dst->store = jg_xstrdup(src->store);
+    dst->state_dir = jg_xstrdup(src->state_dir);
+    dst->daemon_log = jg_xstrdup(src->daemon_log);
+    dst->pid_file = jg_xstrdup(src->pid_file);
+    dst->config = jg_xstrdup(src->config);
+}
+
+jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
+{
+    jg_daemon_t *d = jg_xcalloc(1, sizeof *d);
+    d->listen_fd = -1;
+    d->signal_fd = -1;
+    copy_paths(&d->paths, paths);
+    char *shim = NULL;
+    if (jg_paths_create_dirs(&d->paths, err) < 0)
+        goto fail;
+    if (!(d->loop = jg_loop_create(err)))
+        goto fail;
+    if (!(d->store = jg_store_open(d->paths.store, err)))
+        goto fail;
+    if (!(d->sched = jg_sched_create(d->store, d->loop, NULL, err)))
+        goto fail;
+    jg_sched_set_change_cb(d->sched, on_group_changed, d);
+    shim = find_shim();
+    jg_local_config_t local = {.state_dir = d->paths.state_dir, .shim_path = shim,
+                               .loop = d->loop, .on_event = jg_sched_backend_event,
+                               .event_ctx = d->sched};
+    jg_backend_t *b = jg_backend_local_create(&local, err);
+    if (!b)
+        goto fail;
+    jg_sched_add_backend(d->sched, b);
+    if (bind_socket(d, err) < 0)
+        goto fail;
+    if (jg_loop_add_fd(d->loop, d->listen_fd, EPOLLIN, on_accept, d, err) < 0)
+        goto fail;
+    if (setup_signals(d, err) < 0)
+        goto fail;
+    if (jg_sched_recover(d->sched, err) < 0)
+        goto fail;
+    jg_loop_set_prepare(d->loop, on_prepare, d);
+    free(shim);
+    return d;
+fail:
+    free(shim);
+    if (d->listen_fd >= 0)
+        unlink(d->paths.socket);
+    jg_daemon_destroy(d);
+    return NULL;
+}
+
+int jg_daemon_run(jg_daemon_t *d, jg_error_t *err)
+{
+    jg_log("info", "jgschedd %s serving %s (store %s)", JG_VERSION, d->paths.socket, d->paths.store);
+    int rc = jg_loop_run(d->loop, err);
+    /* Deliver what is queued (the shutdown reply) before closing. */
+    for (conn_t *c = d->conns; c; c = c->next)
+        if (c->out_len > c->out_off)
+            (void)send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    return rc;
+}
+
+void jg_daemon_destroy(jg_daemon_t *d)
+{
+    if (!d)
+        return;
+    while (d->conns)
+        conn_close(d->conns);
+    if (d->listen_fd >= 0) {
+        close(d->listen_fd);
+        unlink(d->paths.socket);
+    }
+    if (d->signal_fd >= 0)
+        close(d->signal_fd);
+    jg_sched_destroy(d->sched);
+    jg_store_close(d->store);
+    jg_loop_destroy(d->loop);
+    free(d->dirty);
+    jg_paths_free(&d->paths);
+    free(d);
+}

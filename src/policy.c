@@ -1,0 +1,1105 @@
+/* policy.c - the sandboxed Lua 5.4 engine behind jgsched's decisions.
+ *
+ * Why it looks like this: a policy is user-written code running inside the
+ * daemon that every user's groups depend on, so it must never be able to
+ * crash, hang, starve or escape the daemon, and its mistakes must degrade to
+ * the default decision instead of to "whatever the C code read".  The shape
+ * follows Redis's scripting engine rather than Slurm's job_submit.lua:
+ *
+ *  - One lua_State per loaded policy, created with our own lua_Alloc that
+ *    refuses to grow past a hard cap (ltests.c's debug_realloc is the model);
+ *    a string.rep bomb becomes a clean "not enough memory" error.
+ *  - Initialisation runs inside a pcall'd C function (lua.c's pmain), so even
+ *    an allocation failure while opening libraries is an error, not a panic.
+ *  - Only base, table, string, math, utf8 and a three-function `os` are
+ *    opened.  load, loadfile, dofile, collectgarbage, warn and string.dump are
+ *    gone (no replacement `load`: policies have no reason to compile code);
+ *    print goes to the caller's log callback; setmetatable refuses __gc
+ *    (finalizers run with hooks disabled, so one could loop forever); the
+ *    string metatable is hidden behind __metatable.  C functions that can
+ *    loop for a long time without running a Lua instruction (string.rep of
+ *    an empty string, pattern matching, table.move) are wrapped with a bound.
+ *  - Scripts are loaded as text only (mode "t") with their own _ENV, built
+ *    fresh from copies of the libraries, so one script cannot tamper with
+ *    another's view (prelude, default, the policy).
+ *  - A count hook fires every 1000 instructions and checks an instruction
+ *    budget and a monotonic deadline.  Once tripped it re-arms itself to fire
+ *    on every instruction and raise each time, so a script's own pcall cannot
+ *    swallow the kill (Redis's luaMaskCountHook).
+ *  - Every call goes through invoke(): budget reset, msgh + a C trampoline
+ *    pcall'd, error text copied out with the policy's file:line, stack height
+ *    asserted unchanged.  The trampoline builds the snapshot tables and reads
+ *    the return inside protected mode (policy_convert.c), so no Lua API call
+ *    that can allocate ever runs unprotected.
+ *
+ * Fallback: a policy other than "default" also loads policies/default.lua in
+ * its own state (its missing hooks resolve to those functions, and `jg.default`
+ * lets it delegate), and keeps a second, untouched state running default.lua
+ * alone.  When a hook fails, the same call is made on that clean state; if even
+ * that fails, policy_convert.c's built-in decision is used.  The caller always
+ * gets a decision, plus the error text to record.
+ */
+#include "jgsched/policy.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "policy_int.h"
+
+#define HOOK_EVERY 1000                 /* instructions between two count-hook checks */
+#define MAX_SCRIPT_BYTES (1u << 20)     /* a policy file larger than this is refused */
+#define PATTERN_MAX_STEPS 1e8           /* see guard_pattern() */
+#define TABLE_MOVE_MAX (1 << 24)        /* elements one table.move may touch */
+#define LOG_LINE_MAX 1024
+
+enum { TRIP_NONE = 0, TRIP_INSTRUCTIONS, TRIP_TIME };
+
+/* Per lua_State accounting; the allocator's ud, so the count hook finds it too. */
+typedef struct {
+    size_t used;
+    size_t cap;
+    uint64_t instructions;      /* budget per call */
+    uint64_t executed;
+    unsigned time_ms;
+    uint64_t deadline_ns;
+    int tripped;
+} vm_t;
+
+struct jg_policy {
+    char *name;
+    char *path;                 /* NULL when loaded from text */
+    lua_State *L;
+    vm_t vm;
+    int ref[JG_HOOK_COUNT];     /* registry refs of the resolved hook functions */
+    unsigned defined;           /* hooks the script itself defines */
+    jg_policy_t *fallback;      /* default.lua alone; NULL when this is default */
+};
+
+static const char *const hook_names[JG_HOOK_COUNT] = {
+    [JG_HOOK_ON_SUBMIT] = "on_submit",
+    [JG_HOOK_PLACE] = "place",
+    [JG_HOOK_PRIORITY] = "priority",
+    [JG_HOOK_ON_NODE_EXIT] = "on_node_exit",
+    [JG_HOOK_ON_JOB_END] = "on_job_end",
+};
+
+const char *jg_policy_hook_name(jg_policy_hook_t hook)
+{
+    return (unsigned)hook < JG_HOOK_COUNT ? hook_names[hook] : "unknown";
+}
+
+/* ---- log ------------------------------------------------------------- */
+
+static jg_policy_log_f log_cb;
+static void *log_ctx;
+
+void jg_policy_set_log(jg_policy_log_f cb, void *ctx)
+{
+    log_cb = cb;
+    log_ctx = ctx;
+}
+
+static void log_line(const char *policy, const char *line)
+{
+    if (log_cb)
+        log_cb(log_ctx, policy, line);
+    else
+        fprintf(stderr, "policy %s: %s\n", policy, line);
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+void jg_policy_copy_text(char *dst, size_t size, const char *src, size_t n)
+{
+    if (size == 0)
+        return;
+    if (!src)
+        n = 0;
+    if (n > size - 1)
+        n = size - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+bool jg_policy_valid_name(const char *s, size_t n)
+{
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!isalnum(ch) && ch != '-' && ch != '_')
+            return false;
+    }
+    return true;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- memory cap --------------------------------------------------------- */
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    vm_t *vm = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        vm->used -= old;
+        return NULL;
+    }
+    if (nsize > old && nsize - old > vm->cap - vm->used)
+        return NULL;                    /* Lua collects and retries, then raises LUA_ERRMEM */
+    void *q = realloc(ptr, nsize);
+    if (!q)
+        return NULL;
+    vm->used = vm->used - old + nsize;
+    return q;
+}
+
+/* ---- instruction budget and deadline -------------------------------------- */
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    vm_t *vm = ud;
+    if (vm->tripped == TRIP_NONE) {
+        vm->executed += HOOK_EVERY;
+        if (vm->executed > vm->instructions)
+            vm->tripped = TRIP_INSTRUCTIONS;
+        else if (now_ns() > vm->deadline_ns)
+            vm->tripped = TRIP_TIME;
+        else
+            return;
+        /* From now on fire on every instruction: each pcall the script wraps
+         * around the loop only buys it one more instruction. */
+        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    }
+    lua_getinfo(L, "Sl", ar);
+    if (vm->tripped == TRIP_INSTRUCTIONS)
+        lua_pushfstring(L, "%s:%d: policy ran past its budget of %I instructions",
+                        ar->short_src, ar->currentline, (lua_Integer)vm->instructions);
+    else
+        lua_pushfstring(L, "%s:%d: policy ran past its time budget of %d ms",
+                        ar->short_src, ar->currentline, (int)vm->time_ms);
+    lua_error(L);
+}
+
+static void reset_budget(lua_State *L, vm_t *vm)
+{
+    vm->executed = 0;
+    vm->tripped = TRIP_NONE;
+    vm->deadline_ns = now_ns() + (uint64_t)vm->time_ms * 1000000u;
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+}
+
+/* ---- sandboxed library functions -------------------------------------------- */
+
+static int sandbox_print(lua_State *L)
+{
+    jg_policy_t *p = lua_touserdata(L, lua_upvalueindex(1));
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);     /* honours __tostring (Lua code: budgeted) */
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    char line[LOG_LINE_MAX];
+    jg_policy_copy_text(line, sizeof line, s, len);
+    log_line(p->name, line);
+    return 0;
+}
+
+/* Finalizers run with debug hooks disabled (lgc.c GCTM), so an endless loop
+ * in __gc could never be stopped: refuse such metatables outright. */
+static int sandbox_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "__gc metamethods are not allowed in policies");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* string.rep("", 2^62) loops 2^62 times in C copying nothing. */
+static int sandbox_rep(lua_State *L)
+{
+    size_t l, lsep = 0;
+    luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &lsep);
+    if (n > 0 && l + lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* Lua's pattern matcher backtracks: with k repetition items a failing match
+ * costs up to about m * n^(k+1) steps on an n-byte subject (n^k per start
+ * position), all inside C where the count hook never fires.  Refuse calls
+ * whose worst case exceeds PATTERN_MAX_STEPS; ordinary policy matching (names,
+ * labels, short commands) is many orders of magnitude below it. */
+static int guard_pattern(lua_State *L)
+{
+    size_t n, m;
+    luaL_checklstring(L, 1, &n);
+    const char *pat = luaL_checklstring(L, 2, &m);
+    int plain = lua_toboolean(L, lua_upvalueindex(2)) && lua_toboolean(L, 4);
+    int k = 0;
+    bool anchored = !plain && m > 0 && pat[0] == '^';
+    if (!plain) {
+        for (size_t i = 0; i < m; i++) {
+            if (pat[i] == '%') {
+                i++;
+                continue;
+            }
+            if (pat[i] == '*' || pat[i] == '+' || pat[i] == '-' || pat[i] == '?')
+                k++;
+        }
+    }
+    double cost = (double)(m + 1);
+    for (int i = 0; i < k + (anchored ? 0 : 1) && cost <= PATTERN_MAX_STEPS; i++)
+        cost *= (double)(n + 1);
+    if (cost > PATTERN_MAX_STEPS)
+        return luaL_error(L, "pattern too costly for the policy sandbox (%d repetition "
+                             "items on a %I-byte subject)", k, (lua_Integer)n);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* table.move(a, 1, 2^62, 2) loops in C; nils cost no memory to write. */
+static int sandbox_move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    if (e >= f && (lua_Unsigned)e - (lua_Unsigned)f >= TABLE_MOVE_MAX)
+        return luaL_error(L, "table.move of more than %d elements is not allowed in policies",
+                          TABLE_MOVE_MAX);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* Replaces lib[name] (table at the top) by cfn with the original as upvalue 1
+ * (and extra as upvalue 2 when has_extra). */
+static void wrap_field(lua_State *L, const char *name, lua_CFunction cfn, int has_extra,
+                       int extra)
+{
+    lua_getfield(L, -1, name);
+    if (has_extra)
+        lua_pushboolean(L, extra);
+    lua_pushcclosure(L, cfn, has_extra ? 2 : 1);
+    lua_setfield(L, -2, name);
+}
+
+/* What a script's _ENV may hold from the base library. */
+static const char *const safe_base[] = {
+    "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "print",
+    "rawequal", "rawget", "rawlen", "rawset", "select", "setmetatable", "tonumber",
+    "tostring", "type", "xpcall", "_VERSION", NULL,
+};
+static const char *const safe_libs[] = { "string", "table", "math", "utf8", "os", NULL };
+
+/* Opens the libraries into the (unreachable) globals table and trims them. */
+static void open_sandbox(lua_State *L, jg_policy_t *p)
+{
+    static const luaL_Reg libs[] = {
+        { LUA_GNAME, luaopen_base },         { LUA_TABLIBNAME, luaopen_table },
+        { LUA_STRLIBNAME, luaopen_string },  { LUA_MATHLIBNAME, luaopen_math },
+        { LUA_UTF8LIBNAME, luaopen_utf8 },
+    };
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        luaL_requiref(L, libs[i].name, libs[i].func, 1);
+        lua_pop(L, 1);
+    }
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);     /* not global: only a subset is */
+
+    /* os: time, clock, date only. */
+    lua_createtable(L, 0, 3);
+    static const char *const os_keep[] = { "time", "clock", "date" };
+    for (size_t i = 0; i < 3; i++) {
+        lua_getfield(L, -2, os_keep[i]);
+        lua_setfield(L, -2, os_keep[i]);
+    }
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+
+    static const char *const drop[] = { "dofile", "loadfile", "load", "collectgarbage", "warn",
+                                        "require", "module", "loadstring", NULL };
+    for (size_t i = 0; drop[i]; i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, drop[i]);
+    }
+
+    lua_pushlightuserdata(L, p);
+    lua_pushcclosure(L, sandbox_print, 1);
+    lua_setglobal(L, "print");
+
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, sandbox_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
+
+    /* The string table is also every string's __index: trim it in place. */
+    lua_getglobal(L, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    wrap_field(L, "rep", sandbox_rep, 0, 0);
+    wrap_field(L, "find", guard_pattern, 1, 1);
+    wrap_field(L, "match", guard_pattern, 1, 0);
+    wrap_field(L, "gmatch", guard_pattern, 1, 0);
+    wrap_field(L, "gsub", guard_pattern, 1, 0);
+    lua_pop(L, 1);
+
+    lua_getglobal(L, LUA_TABLIBNAME);
+    wrap_field(L, "move", sandbox_move, 0, 0);
+    lua_pop(L, 1);
+
+    /* getmetatable("") returns false: the shared string metatable (and, via
+     * its __index, the real string table) stays out of reach. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+}
+
+static void push_shallow_copy(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+}
+
+#define REG_PRELUDE "jgsched.prelude"
+#define REG_DEFAULT "jgsched.default"
+
+/* Pushes a fresh _ENV: copies of the safe functions and libraries, _G = itself,
+ * and (with_jg) a copy of the prelude table as `jg`, with jg.default holding
+ * default.lua's hooks when with_default. */
+static void push_env(lua_State *L, bool with_jg, bool with_default)
+{
+    lua_createtable(L, 0, 32);
+    for (size_t i = 0; safe_base[i]; i++) {
+        lua_getglobal(L, safe_base[i]);
+        lua_setfield(L, -2, safe_base[i]);
+    }
+    for (size_t i = 0; safe_libs[i]; i++) {
+        lua_getglobal(L, safe_libs[i]);
+        push_shallow_copy(L, -1);
+        lua_setfield(L, -3, safe_libs[i]);
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    if (with_jg) {
+        lua_getfield(L, LUA_REGISTRYINDEX, REG_PRELUDE);
+        push_shallow_copy(L, -1);
+        lua_remove(L, -2);
+        if (with_default) {
+            lua_getfield(L, LUA_REGISTRYINDEX, REG_DEFAULT);
+            push_shallow_copy(L, -1);
+            lua_remove(L, -2);
+            lua_setfield(L, -2, "default");
+        }
+        lua_setfield(L, -2, "jg");
+    }
+}
+
+/* ---- error text --------------------------------------------------------- */
+
+/* "name:123: ..." already says where. */
+static bool has_position(const char *s)
+{
+    const char *c = s;
+    while (*c && *c != ':' && !isspace((unsigned char)*c))
+        c++;
+    if (*c != ':' || c == s)
+        return false;
+    c++;
+    if (!isdigit((unsigned char)*c))
+        return false;
+    while (isdigit((unsigned char)*c))
+        c++;
+    return *c == ':';
+}
+
+#define REG_TRACEBACK "jgsched.traceback"
+
+/* Message handler: make sure the text names the policy's file:line (errors
+ * raised by C functions such as string.rep carry none) and keep a traceback
+ * for the log. */
+static int msgh(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    if (!has_position(msg)) {
+        lua_Debug ar;
+        for (int level = 1; lua_getstack(L, level, &ar); level++) {
+            lua_getinfo(L, "Sl", &ar);
+            if (ar.currentline > 0) {
+                msg = lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+                break;
+            }
+        }
+    }
+    luaL_traceback(L, L, msg, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_TRACEBACK);
+    lua_pushstring(L, msg);
+    return 1;
+}
+
+/* Copies the error at the top of the stack (status st) into err, logs the
+ * traceback if one was kept. */
+static void copy_error(jg_policy_t *p, int st, const char *what, jg_error_t *err)
+{
+    lua_State *L = p->L;
+    const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (st == LUA_ERRMEM)
+        msg = "not enough memory (policy memory limit reached)";
+    else if (st == LUA_ERRERR)
+        msg = "error while reporting an error (memory limit reached?)";
+    else if (!msg)
+        msg = "unknown error";
+    if (what)
+        jg_errprintf(err, "%s: %s", what, msg);
+    else
+        jg_errprintf(err, "%s", msg);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, REG_TRACEBACK) == LUA_TSTRING) {
+        char line[LOG_LINE_MAX];
+        size_t n;
+        const char *tb = lua_tolstring(L, -1, &n);
+        jg_policy_copy_text(line, sizeof line, tb, n);
+        log_line(p->name, line);
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_TRACEBACK);
+}
+
+/* ---- the one call helper ------------------------------------------------------ */
+
+/* Runs fn(ud) in protected mode with the budget reset and msgh installed.
+ * Returns 0, or -1 with err = "<what>: <file:line: message>". */
+static int protected_run(jg_policy_t *p, lua_CFunction fn, void *ud, const char *what,
+                         jg_error_t *err)
+{
+    lua_State *L = p->L;
+    int top = lua_gettop(L);
+    if (!lua_checkstack(L, 8))
+        return jg_errprintf(err, "%s: not enough memory", what ? what : p->name);
+    reset_budget(L, &p->vm);
+    lua_pushcfunction(L, msgh);
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, ud);
+    int st = lua_pcall(L, 1, 0, top + 1);
+    int rc = 0;
+    if (st != LUA_OK) {
+        copy_error(p, st, what, err);
+        rc = -1;
+    }
+    lua_settop(L, top);
+    assert(lua_gettop(L) == top);
+    /* Leave no hook armed between calls: nothing runs then, but a tripped
+     * per-instruction hook would make the next reset the only thing between
+     * the policy and an instant error. */
+    lua_sethook(L, NULL, 0, 0);
+    return rc;
+}
+
+typedef struct {
+    jg_policy_t *p;
+    jg_policy_call_t *c;
+} trampoline_t;
+
+static int call_trampoline(lua_State *L)
+{
+    trampoline_t *t = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->p->ref[t->c->hook]);
+    int nargs = jg_policy_push_args(L, t->c);
+    lua_call(L, nargs, LUA_MULTRET);
+    jg_policy_read_results(L, t->c, 1, lua_gettop(L));
+    return 0;
+}
+
+static int invoke(jg_policy_t *p, jg_policy_call_t *c, jg_error_t *err)
+{
+    trampoline_t t = { p, c };
+    bool own = p->defined & (1u << c->hook);
+    snprintf(c->label, sizeof c->label, "%.70s.lua", own ? p->name : "default");
+    return protected_run(p, call_trampoline, &t, hook_names[c->hook], err);
+}
+
+/* The policy, else default.lua in its clean state, else the built-in rule. */
+static int run_hook(jg_policy_t *p, jg_policy_call_t *c, jg_error_t *err)
+{
+    if (invoke(p, c, err) == 0)
+        return 0;
+    jg_error_t ferr = { "" };
+    if (p->fallback && invoke(p->fallback, c, &ferr) == 0)
+        return -1;
+    if (p->fallback && err) {
+        size_t n = strlen(err->text);
+        snprintf(err->text + n, sizeof err->text - n, " (default policy failed too: %s)",
+                 ferr.text);
+    }
+    jg_policy_builtin(c);
+    return -1;
+}
+
+/* ---- loading ------------------------------------------------------------------- */
+
+typedef struct {
+    const char *text;
+    size_t len;
+    char chunkname[80];         /* "@name.lua" */
+} script_t;
+
+typedef struct {
+    jg_policy_t *p;
+    const script_t *prelude;
+    const script_t *deflt;
+    const script_t *user;       /* NULL when p is the default policy */
+} init_t;
+
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 31 || lb > 31)
+        return 99;
+    int d[32][32];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+/* Loads and runs one script in env (at env_idx); leaves its return value. */
+static void run_script(lua_State *L, vm_t *vm, const script_t *s, int env_idx)
+{
+    if (luaL_loadbufferx(L, s->text, s->len, s->chunkname, "t") != LUA_OK)
+        lua_error(L);
+    lua_pushvalue(L, env_idx);
+    if (!lua_setupvalue(L, -2, 1))
+        lua_pop(L, 1);
+    reset_budget(L, vm);
+    lua_call(L, 0, 1);
+}
+
+/* Checks the hooks table at the top (returned by s) and stores refs for every
+ * hook it defines; returns the bitmask of defined hooks. */
+static unsigned take_hooks(lua_State *L, jg_policy_t *p, const script_t *s)
+{
+    const char *label = s->chunkname + 1;
+    if (lua_type(L, -1) != LUA_TTABLE)
+        luaL_error(L, "%s: a policy must return a table of hooks, not a %s value", label,
+                   luaL_typename(L, -1));
+    int t = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "%s: the hooks table has a %s key; keys are hook names", label,
+                       luaL_typename(L, -2));
+        const char *key = lua_tostring(L, -2);
+        int h = -1, best = -1, best_d = 99;
+        for (int i = 0; i < JG_HOOK_COUNT; i++) {
+            if (strcmp(key, hook_names[i]) == 0)
+                h = i;
+            int d = edit_distance(key, hook_names[i]);
+            if (d < best_d) {
+                best_d = d;
+                best = i;
+            }
+        }
+        if (h < 0) {
+            if (best_d <= 3)
+                luaL_error(L, "%s: unknown hook '%s' (did you mean '%s'?)", label, key,
+                           hook_names[best]);
+            luaL_error(L, "%s: unknown hook '%s' (hooks are on_submit, place, priority, "
+                          "on_node_exit, on_job_end)", label, key);
+        }
+        if (lua_type(L, -1) != LUA_TFUNCTION)
+            luaL_error(L, "%s: hook '%s' is a %s value, not a function", label, key,
+                       luaL_typename(L, -1));
+        lua_pop(L, 1);
+    }
+    unsigned mask = 0;
+    for (int i = 0; i < JG_HOOK_COUNT; i++) {
+        if (lua_getfield(L, t, hook_names[i]) == LUA_TFUNCTION) {
+            if (p->ref[i] != LUA_NOREF)
+                luaL_unref(L, LUA_REGISTRYINDEX, p->ref[i]);
+            p->ref[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+            mask |= 1u << i;
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    return mask;
+}
+
+static int init_state(lua_State *L)
+{
+    init_t *in = lua_touserdata(L, 1);
+    jg_policy_t *p = in->p;
+    lua_settop(L, 0);
+    open_sandbox(L, p);
+
+    push_env(L, false, false);
+    run_script(L, &p->vm, in->prelude, 1);
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return luaL_error(L, "prelude.lua must return a table");
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_PRELUDE);
+    lua_settop(L, 0);
+
+    push_env(L, true, false);
+    run_script(L, &p->vm, in->deflt, 1);
+    unsigned mask = take_hooks(L, p, in->deflt);
+    if (mask != (1u << JG_HOOK_COUNT) - 1) {
+        for (int i = 0; i < JG_HOOK_COUNT; i++)
+            if (!(mask & (1u << i)))
+                return luaL_error(L, "%s: the default policy must define every hook; '%s' "
+                                     "is missing", in->deflt->chunkname + 1, hook_names[i]);
+    }
+    /* Only the hooks, as jg.default for the policy to delegate to. */
+    lua_createtable(L, 0, JG_HOOK_COUNT);
+    for (int i = 0; i < JG_HOOK_COUNT; i++) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref[i]);
+        lua_setfield(L, -2, hook_names[i]);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_DEFAULT);
+    lua_settop(L, 0);
+
+    if (in->user) {
+        push_env(L, true, true);
+        run_script(L, &p->vm, in->user, 1);
+        p->defined = take_hooks(L, p, in->user);
+    } else {
+        p->defined = mask;
+    }
+    lua_settop(L, 0);
+    lua_gc(L, LUA_GCCOLLECT);
+    return 0;
+}
+
+static void fill_limits(vm_t *vm, const jg_policy_limits_t *limits)
+{
+    vm->cap = limits && limits->memory_bytes ? limits->memory_bytes : JG_POLICY_DEFAULT_MEMORY;
+    vm->instructions = limits && limits->instructions ? limits->instructions
+                                                      : JG_POLICY_DEFAULT_INSTRUCTIONS;
+    vm->time_ms = limits && limits->time_ms ? limits->time_ms : JG_POLICY_DEFAULT_TIME_MS;
+}
+
+static int panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "jgsched: unprotected error in a policy: %s\n", msg ? msg : "?");
+    abort();
+}
+
+void jg_policy_free(jg_policy_t *p)
+{
+    if (!p)
+        return;
+    if (p->L)
+        lua_close(p->L);
+    jg_policy_free(p->fallback);
+    free(p->name);
+    free(p->path);
+    free(p);
+}
+
+/* One state: prelude, default, and the user script unless user is NULL. */
+static jg_policy_t *build(const char *name, const char *path, const script_t *prelude,
+                          const script_t *deflt, const script_t *user,
+                          const jg_policy_limits_t *limits, jg_error_t *err)
+{
+    jg_policy_t *p = jg_xcalloc(1, sizeof *p);
+    init_t in = { p, prelude, deflt, user };
+    p->name = jg_xstrdup(name);
+    p->path = jg_xstrdup(path);
+    for (int i = 0; i < JG_HOOK_COUNT; i++)
+        p->ref[i] = LUA_NOREF;
+    fill_limits(&p->vm, limits);
+    p->L = lua_newstate(capped_alloc, &p->vm);
+    if (!p->L) {
+        jg_errprintf(err, "policy %s: not enough memory for a Lua state (limit %zu bytes)",
+                     name, p->vm.cap);
+        goto fail;
+    }
+    lua_atpanic(p->L, panic);
+    if (protected_run(p, init_state, &in, NULL, err) < 0) {
+        jg_errprefix(err, "cannot load policy %s", name);
+        goto fail;
+    }
+    return p;
+fail:
+    jg_policy_free(p);
+    return NULL;
+}
+
+static char *read_file(const char *path, size_t *len, jg_error_t *err)
+{
+    char *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        jg_errprintf(err, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+        jg_errprintf(err, "cannot read %s: not a regular file", path);
+        goto done;
+    }
+    if ((size_t)st.st_size > MAX_SCRIPT_BYTES) {
+        jg_errprintf(err, "%s is larger than %u bytes", path, MAX_SCRIPT_BYTES);
+        goto done;
+    }
+    buf = jg_xmalloc((size_t)st.st_size + 1);
+    *len = fread(buf, 1, (size_t)st.st_size, f);
+    if (ferror(f)) {
+        jg_errprintf(err, "cannot read %s: %s", path, strerror(errno));
+        free(buf);
+        buf = NULL;
+        goto done;
+    }
+    buf[*len] = '\0';
+done:
+    fclose(f);
+    return buf;
+}
+
+static void set_chunkname(script_t *s, const char *name)
+{
+    snprintf(s->chunkname, sizeof s->chunkname, "@%.70s.lua", name);
+}
+
+/* "(available: default, fail-fast, ...)" for a missing policy name. */
+static void list_policies(const char *dir, char *out, size_t size)
+{
+    out[0] = '\0';
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t used = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".lua") != 0 ||
+            !jg_policy_valid_name(e->d_name, n - 4))
+            continue;
+        int w = snprintf(out + used, size - used, "%s%.*s", used ? ", " : "", (int)(n - 4),
+                         e->d_name);
+        if (w < 0 || (size_t)w >= size - used)
+            break;
+        used += (size_t)w;
+    }
+    closedir(d);
+}
+
+static jg_policy_t *load_common(const char *name, const char *path, const char *text,
+                                size_t len, bool is_default, const char *policy_dir,
+                                const jg_policy_limits_t *limits, jg_error_t *err)
+{
+    jg_policy_t *p = NULL;
+    char *prelude_path = NULL, *default_path = NULL;
+    char *prelude_text = NULL, *default_text = NULL;
+    size_t prelude_len = 0, default_len = 0;
+    if (!policy_dir) {
+        jg_errprintf(err, "cannot load policy %s: no policy directory", name);
+        goto done;
+    }
+    prelude_path = jg_xasprintf("%s/../lua/prelude.lua", policy_dir);
+    default_path = jg_xasprintf("%s/default.lua", policy_dir);
+    if (!(prelude_text = read_file(prelude_path, &prelude_len, err)) ||
+        (!(is_default && text) && !(default_text = read_file(default_path, &default_len, err)))) {
+        jg_errprefix(err, "cannot load policy %s", name);
+        goto done;
+    }
+    script_t prelude = { prelude_text, prelude_len, "" };
+    set_chunkname(&prelude, "prelude");
+    script_t deflt = { default_text, default_len, "" };
+    set_chunkname(&deflt, "default");
+    script_t user = { text, len, "" };
+    set_chunkname(&user, name);
+    if (is_default) {
+        if (text) {             /* default given as text: it IS the default */
+            deflt.text = text;
+            deflt.len = len;
+        }
+        p = build(name, path ? path : (text ? NULL : default_path), &prelude, &deflt, NULL,
+                  limits, err);
+        goto done;
+    }
+    p = build(name, path, &prelude, &deflt, &user, limits, err);
+    if (!p)
+        goto done;
+    p->fallback = build("default", default_path, &prelude, &deflt, NULL, limits, err);
+    if (!p->fallback) {
+        jg_policy_free(p);
+        p = NULL;
+    }
+done:
+    free(prelude_path);
+    free(default_path);
+    free(prelude_text);
+    free(default_text);
+    return p;
+}
+
+jg_policy_t *jg_policy_load(const char *name_or_path, const char *policy_dir,
+                            const jg_policy_limits_t *limits, jg_error_t *err)
+{
+    if (!name_or_path || !*name_or_path) {
+        jg_errprintf(err, "no policy name given");
+        return NULL;
+    }
+    size_t n = strlen(name_or_path);
+    bool is_path = strchr(name_or_path, '/') || (n > 4 && strcmp(name_or_path + n - 4, ".lua") == 0);
+    jg_policy_t *p = NULL;
+    char *path = NULL, *name = NULL, *text = NULL;
+    size_t len = 0;
+    if (is_path) {
+        path = jg_xstrdup(name_or_path);
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        size_t bl = strlen(base);
+        name = jg_xstrndup(base, bl > 4 && strcmp(base + bl - 4, ".lua") == 0 ? bl - 4 : bl);
+    } else {
+        if (!jg_policy_valid_name(name_or_path, n)) {
+            jg_errprintf(err, "'%s' is not a policy name (letters, digits, '-' and '_') nor "
+                              "a path to a .lua file", name_or_path);
+            goto done;
+        }
+        if (!policy_dir) {
+            jg_errprintf(err, "cannot load policy %s: no policy directory", name_or_path);
+            goto done;
+        }
+        name = jg_xstrdup(name_or_path);
+        path = jg_xasprintf("%s/%s.lua", policy_dir, name);
+        if (strcmp(name, "default") == 0) {
+            p = load_common(name, path, NULL, 0, true, policy_dir, limits, err);
+            goto done;
+        }
+    }
+    if (!(text = read_file(path, &len, err))) {
+        if (!is_path) {
+            char avail[256];
+            list_policies(policy_dir, avail, sizeof avail);
+            jg_errprintf(err, "no policy named '%s' in %s%s%s%s", name, policy_dir,
+                         avail[0] ? " (available: " : "", avail, avail[0] ? ")" : "");
+        }
+        goto done;
+    }
+    p = load_common(name, path, text, len, false, policy_dir, limits, err);
+done:
+    free(path);
+    free(name);
+    free(text);
+    return p;
+}
+
+jg_policy_t *jg_policy_load_text(const char *name, const char *text, size_t len,
+                                 const char *policy_dir, const jg_policy_limits_t *limits,
+                                 jg_error_t *err)
+{
+    if (!name || !jg_policy_valid_name(name, strlen(name))) {
+        jg_errprintf(err, "'%s' is not a policy name (letters, digits, '-' and '_')",
+                     name ? name : "");
+        return NULL;
+    }
+    if (!text) {
+        jg_errprintf(err, "cannot load policy %s: no text", name);
+        return NULL;
+    }
+    return load_common(name, NULL, text, len, strcmp(name, "default") == 0, policy_dir,
+                       limits, err);
+}
+
+const char *jg_policy_name(const jg_policy_t *p)
+{
+    return p->name;
+}
+
+const char *jg_policy_path(const jg_policy_t *p)
+{
+    return p->path;
+}
+
+unsigned jg_policy_hooks(const jg_policy_t *p)
+{
+    return p->defined;
+}
+
+size_t jg_policy_memory(const jg_policy_t *p)
+{
+    return p->vm.used + (p->fallback ? p->fallback->vm.used : 0);
+}
+
+/* ---- hook calls ----------------------------------------------------------------- */
+
+/* Checks what every call needs; on a bad call fills the built-in decision. */
+static int check_call(jg_policy_t *p, jg_policy_call_t *c, bool need_jobs, jg_error_t *err)
+{
+    const jg_policy_group_t *g = c->group;
+    if (!p || !g || !g->spec) {
+        jg_policy_builtin(c);
+        return jg_errprintf(err, "%s: called without a policy or a group", hook_names[c->hook]);
+    }
+    if (need_jobs && (!g->jobs || c->job >= g->spec->n_jobs)) {
+        jg_policy_builtin(c);
+        return jg_errprintf(err, "%s: called without job states or with job %zu of %zu",
+                            hook_names[c->hook], c->job, g->spec->n_jobs);
+    }
+    return 0;
+}
+
+int jg_policy_on_submit(jg_policy_t *p, const jg_policy_group_t *group,
+                        const jg_policy_user_t *user, jg_policy_admission_t *out,
+                        jg_error_t *err)
+{
+    jg_policy_call_t c = { .hook = JG_HOOK_ON_SUBMIT, .group = group, .user = user };
+    int rc = check_call(p, &c, false, err);
+    if (rc == 0)
+        rc = run_hook(p, &c, err);
+    *out = c.adm;
+    return rc;
+}
+
+int jg_policy_place(jg_policy_t *p, const jg_policy_group_t *group,
+                    const jg_policy_infra_t *infras, size_t n_infras,
+                    jg_policy_placement_t *out, jg_error_t *err)
+{
+    jg_policy_call_t c = { .hook = JG_HOOK_PLACE, .group = group, .infras = infras,
+                           .n_infras = infras ? n_infras : 0 };
+    int rc = check_call(p, &c, false, err);
+    if (rc == 0) {
+        c.pl.job_infra = jg_xcalloc(group->spec->n_jobs, sizeof *c.pl.job_infra);
+        rc = run_hook(p, &c, err);
+        if (!c.pl.accepted) {
+            free(c.pl.job_infra);
+            c.pl.job_infra = NULL;
+        }
+    }
+    *out = c.pl;
+    return rc;
+}
+
+int jg_policy_priority(jg_policy_t *p, const jg_policy_group_t *group,
+                       const jg_policy_usage_t *usage, size_t n_usage, double *out,
+                       jg_error_t *err)
+{
+    jg_policy_call_t c = { .hook = JG_HOOK_PRIORITY, .group = group, .usage = usage,
+                           .n_usage = usage ? n_usage : 0 };
+    int rc = check_call(p, &c, false, err);
+    if (rc == 0)
+        rc = run_hook(p, &c, err);
+    *out = c.prio;
+    return rc;
+}
+
+int jg_policy_on_node_exit(jg_policy_t *p, const jg_policy_group_t *group, size_t job_index,
+                           const jg_policy_exit_t *ev, jg_policy_decision_t *out,
+                           jg_error_t *err)
+{
+    jg_policy_call_t c = { .hook = JG_HOOK_ON_NODE_EXIT, .group = group, .job = job_index,
+                           .ev = ev };
+    int rc = check_call(p, &c, true, err);
+    if (rc == 0 && !ev) {
+        jg_policy_builtin(&c);
+        rc = jg_errprintf(err, "on_node_exit: called without an event");
+    }
+    if (rc == 0)
+        rc = run_hook(p, &c, err);
+    *out = c.dec;
+    return rc;
+}
+
+int jg_policy_on_job_end(jg_policy_t *p, const jg_policy_group_t *group, size_t job_index,
+                         jg_policy_job_end_t *out, jg_error_t *err)
+{
+    jg_policy_call_t c = { .hook = JG_HOOK_ON_JOB_END, .group = group, .job = job_index };
+    int rc = check_call(p, &c, true, err);
+    if (rc == 0) {
+        c.je.cancel = jg_xcalloc(group->spec->n_jobs, sizeof *c.je.cancel);
+        rc = run_hook(p, &c, err);
+        if (c.je.n_cancel == 0) {
+            free(c.je.cancel);
+            c.je.cancel = NULL;
+        }
+    }
+    *out = c.je;
+    return rc;
+}
+
+void jg_policy_placement_clear(jg_policy_placement_t *pl)
+{
+    if (!pl)
+        return;
+    free(pl->job_infra);
+    pl->job_infra = NULL;
+}
+
+void jg_policy_job_end_clear(jg_policy_job_end_t *je)
+{
+    if (!je)
+        return;
+    free(je->cancel);
+    je->cancel = NULL;
+    je->n_cancel = 0;
+}

@@ -1,0 +1,50 @@
+/* shim_protocol.h - the files shared by the local backend and jgsched-shim.
+ *
+ * The backend prepares one node directory per node, <state_dir>/groups/<group
+ * id>/<job>-<rank>/, and starts `jgsched-shim <nodedir> <attempt>` in a new
+ * session.  The two never talk over a socket: the files below are the whole
+ * protocol, so a daemon that restarts finds everything again on disk.
+ *
+ *   env        the node's environment, NUL-separated KEY=VALUE (backend writes)
+ *   setup.sh   the job's setup, run as `/bin/bash setup.sh` (only if the job has one)
+ *   run.sh     the job's run (only if the job has one)
+ *   workdir    an absolute path whose contents the shim copies into work/
+ *              before setup (only if the job has a workdir)
+ *   work/      the node's working directory (cwd of setup and run)
+ *   output.log stdout+stderr of setup and run; O_APPEND, so attempts follow each other
+ *   release    a FIFO, the barrier: the backend writes 'R' (run) or 'C' (cancel)
+ *   status     append-only, one line per step, written only by the shim
+ *
+ * Status lines: every line starts with the attempt it belongs to, so a line
+ * written late by the dying shim of attempt N is never read as one of N+1
+ * (both append to the same file):
+ *
+ *   <attempt> started <shim pid> <starttime>   starttime: /proc/<pid>/stat field 22
+ *   <attempt> setup_done                        setup passed (or there was none)
+ *   <attempt> running                           released: run has started
+ *   <attempt> exit <setup|run> <code> <signal>  code 128+signal when signaled
+ *   <attempt> cancelled                         stopped at the barrier, before run
+ *
+ * A status without `exit` or `cancelled` for the attempt whose shim is gone
+ * means the node was killed from outside (NODE_LOST).
+ */
+#ifndef JGSCHED_SHIM_PROTOCOL_H
+#define JGSCHED_SHIM_PROTOCOL_H
+
+#define JG_SHIM_ENV "env"
+#define JG_SHIM_SETUP "setup.sh"
+#define JG_SHIM_RUN "run.sh"
+#define JG_SHIM_WORKDIR "workdir"
+#define JG_SHIM_WORK "work"
+#define JG_SHIM_LOG "output.log"
+#define JG_SHIM_RELEASE "release"
+#define JG_SHIM_STATUS "status"
+
+#define JG_SHIM_RELEASE_RUN 'R'
+#define JG_SHIM_RELEASE_CANCEL 'C'
+
+/* The exit code recorded when the shim itself cannot do its job (a missing
+ * file, a failed fork); the reason is written to output.log. */
+#define JG_SHIM_INTERNAL_ERROR 255
+
+#endif

@@ -1,0 +1,1725 @@
+/* spec.c - JobGroup YAML in, a validated jg_group_spec_t out (DESIGN section 3).
+ *
+ * How it works.  libyaml's document API loads the stream one document at a
+ * time; every node keeps its start mark, so every message names file:line:col.
+ * One document of look-ahead decides the shape of the stream:
+ *   - one document: a group of one job (that document is the job), unless it
+ *     holds header-only keys, in which case it is a header without jobs;
+ *   - several documents: the first must be the JobGroup header.  A first
+ *     document holding a job key is an error, one holding only `name` is a
+ *     SkyPilot chain DAG, which jgsched does not run.
+ * After that, documents are loaded, checked and freed one by one, so a 10,000
+ * job file never holds more than two documents in memory.
+ *
+ * Validation never stops at the first problem: each field is checked on its
+ * own and a bad field records a message and parsing moves on, so one
+ * `jgsched validate` lists everything that is wrong.  Cross references that
+ * point forward (primary_tasks and termination_delay keys naming jobs) are
+ * checked once every job is known; messages are then sorted by position so
+ * they read in file order.  Job names go into a small hash index so duplicate
+ * detection and reference checks stay linear in the number of jobs.
+ *
+ * The JSON form and the human description live in spec_json.c.
+ */
+#include "jgsched/spec.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <yaml.h>
+
+/* Keys a job document may hold. */
+static const char *const job_keys[] = {
+    "name", "num_nodes", "resources", "envs", "setup", "run", "workdir",
+    "volumes", "file_mounts", "job_recovery", NULL,
+};
+/* Keys whose presence makes a document a job rather than a header. */
+static const char *const job_only_keys[] = {
+    "run", "setup", "resources", "num_nodes", "envs", "workdir", "volumes",
+    "file_mounts", "job_recovery", NULL,
+};
+static const char *const header_keys[] = {
+    "name", "placement", "execution", "primary_tasks", "termination_delay",
+    "policy", NULL,
+};
+static const char *const header_only_keys[] = {
+    "placement", "execution", "primary_tasks", "termination_delay", "policy", NULL,
+};
+static const char *const resource_keys[] = {
+    "cpus", "memory", "accelerators", "infra", "job_recovery",
+    /* SkyPilot keys accepted and ignored (with a warning) */
+    "use_spot", "disk_size", "disk_tier", "ports", "image_id", "labels",
+    "cloud", "region", "zone", "instance_type", NULL,
+};
+static const char *const ignored_resource_keys[] = {
+    "use_spot", "disk_size", "disk_tier", "ports", "image_id", "labels",
+    "cloud", "region", "zone", "instance_type", NULL,
+};
+static const char *const recovery_keys[] = {
+    "max_restarts_on_errors", "recover_on_exit_codes", "strategy", NULL,
+};
+
+/* Names people reach for that are not ours: unknown key -> the key meant. */
+static const struct {
+    const char *alias, *key;
+} key_aliases[] = {
+    {"gpu", "accelerators"}, {"gpus", "accelerators"}, {"accelerator", "accelerators"},
+    {"mem", "memory"}, {"nodes", "num_nodes"}, {"replicas", "num_nodes"},
+    {"env", "envs"}, {"environment", "envs"}, {"command", "run"}, {"cmd", "run"},
+    {"recovery", "job_recovery"}, {"volume", "volumes"}, {"primary", "primary_tasks"},
+};
+
+typedef struct {
+    int line, col;              /* 1-based; 0: none */
+} pos_t;
+
+/* A name in the header that must turn out to be a job (or `default`). */
+typedef struct {
+    const char *name;           /* points into the spec */
+    pos_t pos;
+    const char *field;
+} ref_t;
+
+typedef struct {
+    const char *file;           /* display name */
+    const char *path;           /* the file, for workdir resolution; may be NULL */
+    char *base_dir;             /* absolute directory of path (lazy) */
+    jg_spec_errors_t *errs;
+    size_t err0, warn0;         /* entries present before this parse */
+    pos_t *err_pos, *warn_pos;  /* positions of entries err0.., warn0.. */
+    size_t err_pos_cap, warn_pos_cap;
+    yaml_document_t *doc;       /* the document being read */
+    jg_group_spec_t *spec;
+    size_t jobs_cap;
+    size_t *index;              /* open addressing: job index + 1, 0 empty */
+    size_t index_cap;
+    ref_t *refs;
+    size_t n_refs, refs_cap;
+    pos_t header_pos;
+    bool header_has_delay;
+} pctx_t;
+
+/* ---- messages --------------------------------------------------------- */
+
+static char *xvasprintf(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) {
+        fputs("jgsched: out of memory\n", stderr);
+        abort();
+    }
+    return s;
+}
+
+static void push_msg(char ***arr, size_t *n, pos_t **pos, size_t *pos_cap, size_t base,
+                     pos_t p, char *msg)
+{
+    *arr = jg_xrealloc(*arr, (*n + 1) * sizeof **arr);
+    (*arr)[(*n)++] = msg;
+    size_t k = *n - base;
+    if (k > *pos_cap) {
+        *pos_cap = *pos_cap ? *pos_cap * 2 : 8;
+        *pos = jg_xrealloc(*pos, *pos_cap * sizeof **pos);
+    }
+    (*pos)[k - 1] = p;
+}
+
+static void record(pctx_t *c, bool warning, pos_t p, char *msg)
+{
+    jg_spec_errors_t *e = c->errs;
+    if (warning)
+        push_msg(&e->warnings, &e->n_warnings, &c->warn_pos, &c->warn_pos_cap, c->warn0, p, msg);
+    else
+        push_msg(&e->messages, &e->count, &c->err_pos, &c->err_pos_cap, c->err0, p, msg);
+}
+
+static void vreport(pctx_t *c, bool warning, pos_t p, const char *field, const char *fmt,
+                    va_list ap)
+{
+    char *body = xvasprintf(fmt, ap);
+    char where[64];
+    if (p.line > 0 && p.col > 0)
+        snprintf(where, sizeof where, ":%d:%d", p.line, p.col);
+    else if (p.line > 0)
+        snprintf(where, sizeof where, ":%d", p.line);
+    else
+        where[0] = '\0';
+    char *msg = jg_xasprintf("%s%s: %s%s%s", c->file, where, field ? field : "",
+                             field ? ": " : "", body);
+    free(body);
+    record(c, warning, p, msg);
+}
+
+static pos_t pos_of(const yaml_node_t *n)
+{
+    pos_t p = {0, 0};
+    if (n) {
+        p.line = (int)n->start_mark.line + 1;
+        p.col = (int)n->start_mark.column + 1;
+    }
+    return p;
+}
+
+__attribute__((format(printf, 4, 5)))
+static void perr(pctx_t *c, const yaml_node_t *n, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(c, false, pos_of(n), field, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void pwarn(pctx_t *c, const yaml_node_t *n, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(c, true, pos_of(n), field, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void perr_at(pctx_t *c, pos_t p, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(c, false, p, field, fmt, ap);
+    va_end(ap);
+}
+
+typedef struct {
+    pos_t p;
+    size_t seq;
+    char *msg;
+} sortent_t;
+
+static int sortent_cmp(const void *a, const void *b)
+{
+    const sortent_t *x = a, *y = b;
+    if (x->p.line != y->p.line)
+        return x->p.line < y->p.line ? -1 : 1;
+    if (x->p.col != y->p.col)
+        return x->p.col < y->p.col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Puts the messages this parse added into file order (stable). */
+static void sort_msgs(char **msgs, size_t base, size_t n, const pos_t *pos)
+{
+    if (n <= base + 1)
+        return;
+    size_t k = n - base;
+    sortent_t *v = jg_xmalloc(k * sizeof *v);
+    for (size_t i = 0; i < k; i++)
+        v[i] = (sortent_t){pos[i], i, msgs[base + i]};
+    qsort(v, k, sizeof *v, sortent_cmp);
+    for (size_t i = 0; i < k; i++)
+        msgs[base + i] = v[i].msg;
+    free(v);
+}
+
+/* ---- nodes ------------------------------------------------------------- */
+
+#define SVAL(n) ((const char *)(n)->data.scalar.value)
+
+static yaml_node_t *node(pctx_t *c, int id)
+{
+    return yaml_document_get_node(c->doc, id);
+}
+
+static bool is_null(const yaml_node_t *n)
+{
+    if (!n || n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *v = SVAL(n);
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
+           !strcmp(v, "NULL");
+}
+
+/* What a node is, for "expected X, got Y". */
+static const char *kind_of(const yaml_node_t *n)
+{
+    if (!n)
+        return "nothing";
+    switch (n->type) {
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    case YAML_SCALAR_NODE:
+        return is_null(n) ? "null" : "a scalar";
+    default:
+        return "nothing";
+    }
+}
+
+/* A short, one-line rendering of a scalar for messages: newlines shown as \n,
+ * cut after about 60 bytes, never inside a UTF-8 sequence (messages travel
+ * as JSON, which must stay valid UTF-8).  size must be at least 80. */
+static const char *show(const char *v, char *buf, size_t size)
+{
+    size_t o = 0;
+    for (const char *s = v; *s && o + 8 < size; s++) {
+        if (*s == '\n') {
+            if (s[1] == '\0')
+                break;
+            buf[o++] = '\\';
+            buf[o++] = 'n';
+        } else {
+            buf[o++] = *s;
+        }
+        bool continuation = ((unsigned char)s[1] & 0xc0) == 0x80;
+        if (o >= 60 && s[1] && !continuation) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* The text of a scalar node, or NULL (with an error) when n is not one or is null. */
+static const char *want_scalar(pctx_t *c, const yaml_node_t *n, const char *field,
+                               const char *expected)
+{
+    if (!n || n->type != YAML_SCALAR_NODE || is_null(n)) {
+        perr(c, n, field, "expected %s, got %s", expected, kind_of(n));
+        return NULL;
+    }
+    if (strlen(SVAL(n)) != n->data.scalar.length) {
+        perr(c, n, field, "the value contains a NUL character");
+        return NULL;
+    }
+    return SVAL(n);
+}
+
+/* ---- words ------------------------------------------------------------- */
+
+static size_t levenshtein(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The candidate the user probably meant, or NULL: a case-insensitive match, a
+ * known alias, an abbreviation (4+ letters), or the closest within edit distance 2. */
+static const char *suggest(const char *word, const char *const *cands, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcasecmp(word, cands[i]))
+            return cands[i];
+    for (size_t a = 0; a < sizeof key_aliases / sizeof key_aliases[0]; a++) {
+        if (strcasecmp(word, key_aliases[a].alias))
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(cands[i], key_aliases[a].key))
+                return cands[i];
+    }
+    const char *best = NULL;
+    size_t best_d = 3, wl = strlen(word);
+    for (size_t i = 0; wl >= 4 && i < n; i++)      /* an abbreviation: max_restart */
+        if (!strncasecmp(cands[i], word, wl))
+            return cands[i];
+    for (size_t i = 0; i < n; i++) {
+        size_t d = levenshtein(word, cands[i]);
+        if (d < best_d && d < wl) {
+            best = cands[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+static size_t list_len(const char *const *l)
+{
+    size_t n = 0;
+    while (l[n])
+        n++;
+    return n;
+}
+
+static bool in_list(const char *w, const char *const *l)
+{
+    for (; *l; l++)
+        if (!strcmp(w, *l))
+            return true;
+    return false;
+}
+
+/* Why s is not a DNS label, or NULL when it is one. */
+static const char *dns_problem(const char *s, char *buf, size_t size)
+{
+    size_t len = strlen(s);
+    if (len == 0)
+        return "it is empty";
+    if (len > 63) {
+        snprintf(buf, size, "it is %zu characters long (a DNS label holds at most 63)", len);
+        return buf;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-')
+            continue;
+        if (ch >= 'A' && ch <= 'Z')
+            snprintf(buf, size, "it contains uppercase letter '%c' (use lowercase letters, "
+                     "digits and '-')", ch);
+        else if (ch == '_' || ch == '.')
+            snprintf(buf, size, "it contains '%c' (only lowercase letters, digits and '-' "
+                     "are allowed; use '-')", ch);
+        else if (ch > 0x20 && ch < 0x7f)
+            snprintf(buf, size, "it contains '%c' (only lowercase letters, digits and '-' "
+                     "are allowed)", ch);
+        else
+            snprintf(buf, size, "it contains the byte 0x%02x (only lowercase letters, digits "
+                     "and '-' are allowed)", ch);
+        return buf;
+    }
+    if (s[0] == '-')
+        return "it must start with a lowercase letter or digit, not '-'";
+    if (s[len - 1] == '-')
+        return "it must end with a lowercase letter or digit, not '-'";
+    return NULL;
+}
+
+bool jg_spec_is_dns_label(const char *s)
+{
+    char buf[128];
+    return s && !dns_problem(s, buf, sizeof buf);
+}
+
+/* Why infra is not `local`, `kubernetes` or `kubernetes/<context>`; NULL if it is. */
+static const char *infra_problem(const char *s, char *buf, size_t size)
+{
+    if (!strcmp(s, "local") || !strcmp(s, "kubernetes"))
+        return NULL;
+    if (!strncmp(s, "kubernetes/", 11)) {
+        const char *ctx = s + 11;
+        if (!*ctx)
+            return "a context name must follow 'kubernetes/'";
+        for (const char *p = ctx; *p; p++) {
+            if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+                snprintf(buf, size, "the Kubernetes context '%s' contains whitespace or a "
+                         "control character", ctx);
+                return buf;
+            }
+        }
+        return NULL;
+    }
+    if (!strncmp(s, "local/", 6)) {
+        snprintf(buf, size, "'local' takes no context ('%s' given)", s);
+        return buf;
+    }
+    const char *slash = strchr(s, '/');
+    size_t head = slash ? (size_t)(slash - s) : strlen(s);
+    char cloud[64];
+    if (head >= sizeof cloud)
+        head = sizeof cloud - 1;
+    memcpy(cloud, s, head);
+    cloud[head] = '\0';
+    static const char *const known[] = {"local", "kubernetes"};
+    const char *meant = NULL;
+    if (!strcasecmp(cloud, "k8s"))
+        meant = "kubernetes";
+    else
+        meant = suggest(cloud, known, 2);
+    if (meant)
+        snprintf(buf, size, "unknown infra '%s' (did you mean '%s%s'?)", s, meant,
+                 slash && strcmp(meant, "local") ? slash : "");
+    else
+        snprintf(buf, size, "unknown infra '%s' (jgsched runs on local, kubernetes or "
+                 "kubernetes/<context>)", s);
+    return buf;
+}
+
+/* ---- numbers ----------------------------------------------------------- */
+
+/* Parses [0-9]+(.[0-9]*)? | .[0-9]+ at s; returns the length consumed (0: none). */
+static size_t scan_decimal(const char *s, double *out)
+{
+    size_t i = 0, digits = 0;
+    while (s[i] >= '0' && s[i] <= '9')
+        i++, digits++;
+    if (s[i] == '.') {
+        i++;
+        while (s[i] >= '0' && s[i] <= '9')
+            i++, digits++;
+    }
+    if (!digits)
+        return 0;
+    char tmp[64];
+    if (i >= sizeof tmp)
+        return 0;
+    memcpy(tmp, s, i);
+    tmp[i] = '\0';
+    *out = strtod(tmp, NULL);
+    return i;
+}
+
+/* Integer text with an optional sign: 0 ok, -1 not an integer, -2 outside lo..hi. */
+static int parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (!*p)
+        return -1;
+    for (const char *q = p; *q; q++)
+        if (*q < '0' || *q > '9')
+            return -1;
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno == ERANGE || v < lo || v > hi)
+        return -2;
+    *out = v;
+    return 0;
+}
+
+/* `4`, `4+`, `0.5`: a positive count, optionally "at least". */
+static bool parse_cpus(const char *s, jg_amount_t *a)
+{
+    double v;
+    size_t n = scan_decimal(s, &v);
+    if (!n)
+        return false;
+    bool plus = s[n] == '+';
+    if (s[n + plus] != '\0' || !(v > 0))
+        return false;
+    *a = (jg_amount_t){.set = true, .value = v, .at_least = plus};
+    return true;
+}
+
+/* `8`, `8+`, `8GB`, `512MB`, `1TB`, `16GiB`, `32GB+`: stored in GiB.  Units are
+ * binary, as in SkyPilot (GB means 2^30 bytes), and case-insensitive. */
+static bool parse_memory(const char *s, jg_amount_t *a)
+{
+    static const struct {
+        const char *unit;
+        double gib;
+    } units[] = {
+        {"", 1}, {"b", 1.0 / (1 << 30)}, {"k", 1.0 / (1 << 20)}, {"kb", 1.0 / (1 << 20)},
+        {"kib", 1.0 / (1 << 20)}, {"ki", 1.0 / (1 << 20)}, {"m", 1.0 / 1024},
+        {"mb", 1.0 / 1024}, {"mib", 1.0 / 1024}, {"mi", 1.0 / 1024}, {"g", 1}, {"gb", 1},
+        {"gib", 1}, {"gi", 1}, {"t", 1024}, {"tb", 1024}, {"tib", 1024}, {"ti", 1024},
+        {"p", 1024.0 * 1024}, {"pb", 1024.0 * 1024}, {"pib", 1024.0 * 1024},
+        {"pi", 1024.0 * 1024},
+    };
+    double v;
+    size_t n = scan_decimal(s, &v);
+    if (!n)
+        return false;
+    const char *unit = s + n;
+    size_t ul = strlen(unit);
+    bool plus = ul && unit[ul - 1] == '+';
+    if (plus)
+        ul--;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strlen(units[i].unit) == ul && !strncasecmp(unit, units[i].unit, ul)) {
+            double gib = v * units[i].gib;
+            if (!(gib > 0))
+                return false;
+            *a = (jg_amount_t){.set = true, .value = gib, .at_least = plus};
+            return true;
+        }
+    }
+    return false;
+}
+
+/* `30s`, `1m`, `2h`, `45` (seconds): a duration >= 0. */
+static bool parse_duration(const char *s, double *secs)
+{
+    double v;
+    size_t n = scan_decimal(s, &v);
+    if (!n)
+        return false;
+    const char *u = s + n;
+    double mult;
+    if (!*u || !strcmp(u, "s"))
+        mult = 1;
+    else if (!strcmp(u, "m"))
+        mult = 60;
+    else if (!strcmp(u, "h"))
+        mult = 3600;
+    else
+        return false;
+    *secs = v * mult;
+    return true;
+}
+
+/* Shortest of %.15g / %.17g that reads back as the same double. */
+static char *fmt_seconds(double s)
+{
+    char *t = jg_xasprintf("%.15g", s);
+    if (strtod(t, NULL) != s) {
+        free(t);
+        t = jg_xasprintf("%.17g", s);
+    }
+    return t;
+}
+
+/* ---- mappings ---------------------------------------------------------- */
+
+/* Iterates a mapping's pairs with checks every mapping needs: keys are
+ * scalars, no key appears twice.  Returns the key text or NULL to skip. */
+static const char *pair_key(pctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *p,
+                            const char *field)
+{
+    yaml_node_t *k = node(c, p->key);
+    if (!k || k->type != YAML_SCALAR_NODE || is_null(k)) {
+        perr(c, k, field, "keys must be strings, got %s", kind_of(k));
+        return NULL;
+    }
+    const char *key = SVAL(k);
+    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+        yaml_node_t *qk = node(c, q->key);
+        if (qk && qk->type == YAML_SCALAR_NODE && !strcmp(SVAL(qk), key)) {
+            char buf[80];
+            pos_t first = pos_of(qk);
+            perr(c, k, field, "duplicate key '%s' (first given at line %d, column %d)",
+                 show(key, buf, sizeof buf), first.line, first.col);
+            return NULL;
+        }
+    }
+    return key;
+}
+
+#define FOR_PAIRS(c, map, p) \
+    for (yaml_node_pair_t *p = (map)->data.mapping.pairs.start; \
+         p < (map)->data.mapping.pairs.top; p++)
+
+/* "unknown key 'x' (did you mean 'y'?)" */
+static void unknown_key(pctx_t *c, const yaml_node_t *k, const char *field, const char *key,
+                        const char *const *cands)
+{
+    char buf[80];
+    const char *meant = suggest(key, cands, list_len(cands));
+    if (meant)
+        perr(c, k, field, "unknown key '%s' (did you mean '%s'?)", show(key, buf, sizeof buf),
+             meant);
+    else
+        perr(c, k, field, "unknown key '%s'", show(key, buf, sizeof buf));
+}
+
+static char *join_field(const char *a, const char *b)
+{
+    return a && *a ? jg_xasprintf("%s.%s", a, b) : jg_xstrdup(b);
+}
+
+/* ---- job pieces -------------------------------------------------------- */
+
+static bool check_dns_name(pctx_t *c, const yaml_node_t *n, const char *what, const char *v)
+{
+    char buf[160], vb[80];
+    const char *why = dns_problem(v, buf, sizeof buf);
+    if (why) {
+        perr(c, n, "name", "'%s' is not a valid %s name: %s", show(v, vb, sizeof vb), what,
+             why);
+        return false;
+    }
+    return true;
+}
+
+static void parse_recovery(pctx_t *c, yaml_node_t *v, const char *field, jg_recovery_t *r)
+{
+    char buf[80];
+    if (is_null(v))
+        return;
+    if (v->type == YAML_SCALAR_NODE) {      /* SkyPilot's short form: the strategy */
+        r->set = true;
+        r->strategy = jg_xstrdup(SVAL(v));
+        return;
+    }
+    if (v->type != YAML_MAPPING_NODE) {
+        perr(c, v, field, "expected a mapping (max_restarts_on_errors, recover_on_exit_codes, "
+             "strategy), got %s", kind_of(v));
+        return;
+    }
+    r->set = true;
+    FOR_PAIRS(c, v, p) {
+        const char *key = pair_key(c, v, p, field);
+        if (!key)
+            continue;
+        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
+        char *f = join_field(field, key);
+        if (!strcmp(key, "max_restarts_on_errors")) {
+            long long x;
+            const char *s = want_scalar(c, val, f, "an integer >= 0");
+            if (s && parse_int(s, 0, INT_MAX, &x) == 0)
+                r->max_restarts_on_errors = (int)x;
+            else if (s)
+                perr(c, val, f, "expected an integer >= 0, got '%s'", show(s, buf, sizeof buf));
+        } else if (!strcmp(key, "recover_on_exit_codes")) {
+            yaml_node_t *single[1] = {val};
+            yaml_node_t **items = single;
+            size_t n = 1;
+            bool is_seq = val->type == YAML_SEQUENCE_NODE;
+            if (is_seq) {
+                n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
+                items = jg_xcalloc(n, sizeof *items);
+                for (size_t i = 0; i < n; i++)
+                    items[i] = node(c, val->data.sequence.items.start[i]);
+            } else if (is_null(val)) {
+                n = 0;
+            }
+            free(r->recover_on_exit_codes);
+            r->recover_on_exit_codes = jg_xcalloc(n, sizeof(int));
+            r->n_recover_on_exit_codes = 0;
+            for (size_t i = 0; i < n; i++) {
+                char *fi = is_seq ? jg_xasprintf("%s[%zu]", f, i) : jg_xstrdup(f);
+                long long x;
+                const char *s = want_scalar(c, items[i], fi, "an exit code (0..255)");
+                int rc = s ? parse_int(s, 0, 255, &x) : 0;
+                if (s && rc == 0)
+                    r->recover_on_exit_codes[r->n_recover_on_exit_codes++] = (int)x;
+                else if (s && rc == -2)
+                    perr(c, items[i], fi, "exit code %s is out of range (0..255)",
+                         show(s, buf, sizeof buf));
+                else if (s)
+                    perr(c, items[i], fi, "expected an exit code (0..255), got '%s'",
+                         show(s, buf, sizeof buf));
+                free(fi);
+            }
+            if (is_seq)
+                free(items);
+        } else if (!strcmp(key, "strategy")) {
+            free(r->strategy);
+            r->strategy = NULL;
+            if (!is_null(val)) {
+                const char *s = want_scalar(c, val, f, "a strategy name");
+                if (s)
+                    r->strategy = jg_xstrdup(s);
+            }
+        } else {
+            unknown_key(c, k, field, key, recovery_keys);
+        }
+        free(f);
+    }
+}
+
+static void parse_accelerators(pctx_t *c, yaml_node_t *v, jg_accel_t *acc)
+{
+    static const char *field = "resources.accelerators";
+    char buf[80];
+    const char *name = NULL, *count = NULL;
+    yaml_node_t *count_node = v;
+    if (is_null(v))
+        return;
+    if (v->type == YAML_SEQUENCE_NODE) {
+        perr(c, v, field, "a list of accelerators (any of them) is not supported; give one "
+             "type, e.g. T4:1");
+        return;
+    }
+    char *owned = NULL;
+    if (v->type == YAML_MAPPING_NODE) {
+        size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        if (n != 1) {
+            perr(c, v, field, "expected one accelerator type, e.g. {A100: 8}; this mapping "
+                 "lists %zu (choosing among several is not supported)", n);
+            return;
+        }
+        yaml_node_t *k = node(c, v->data.mapping.pairs.start->key);
+        count_node = node(c, v->data.mapping.pairs.start->value);
+        name = want_scalar(c, k, field, "an accelerator name");
+        if (!name)
+            return;
+        count = want_scalar(c, count_node, field, "a count >= 1");
+        if (!count)
+            return;
+    } else {
+        const char *s = SVAL(v);
+        const char *colon = strchr(s, ':');
+        if (colon) {
+            owned = jg_xstrndup(s, (size_t)(colon - s));
+            name = owned;
+            count = colon + 1;
+        } else {
+            name = s;
+        }
+    }
+    bool ok = *name != '\0';
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+            ok = false;
+    long long x = 1;
+    if (!ok) {
+        perr(c, v, field, "invalid accelerator name '%s' (expected e.g. T4, A100, H100:8)",
+             show(name, buf, sizeof buf));
+    } else if (count) {
+        int rc = parse_int(count, LLONG_MIN, LLONG_MAX, &x);
+        double d;
+        if (rc == 0 && x < 1)
+            perr(c, count_node, field, "accelerator count must be at least 1, got '%s'",
+                 show(count, buf, sizeof buf));
+        else if (rc == 0 && x > INT_MAX)
+            perr(c, count_node, field, "accelerator count '%s' is too large",
+                 show(count, buf, sizeof buf));
+        else if (rc == 0) {
+            acc->name = jg_xstrdup(name);
+            acc->count = (int)x;
+        } else if (strchr(count, '.') && *count && scan_decimal(count, &d) == strlen(count))
+            perr(c, count_node, field, "fractional accelerator count '%s' is not supported "
+                 "(expected a whole number >= 1)", show(count, buf, sizeof buf));
+        else
+            perr(c, count_node, field, "invalid accelerator count '%s' (expected e.g. %s:1)",
+                 show(count, buf, sizeof buf), name);
+    } else {
+        acc->name = jg_xstrdup(name);
+        acc->count = 1;
+    }
+    free(owned);
+}
+
+static void parse_resources(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job,
+                            yaml_node_t **recovery_key)
+{
+    char buf[80], why[200];
+    if (is_null(v))
+        return;
+    if (v->type != YAML_MAPPING_NODE) {
+        perr(c, v, "resources", "expected a mapping (cpus, memory, accelerators, infra, "
+             "job_recovery), got %s", kind_of(v));
+        return;
+    }
+    FOR_PAIRS(c, v, p) {
+        const char *key = pair_key(c, v, p, "resources");
+        if (!key)
+            continue;
+        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
+        if (!strcmp(key, "cpus")) {
+            const char *s = is_null(val) ? NULL : want_scalar(c, val, "resources.cpus",
+                                                              "a number like 4, 4+ or 0.5");
+            if (s && !parse_cpus(s, &job->cpus))
+                perr(c, val, "resources.cpus", "invalid value '%s' (expected a positive number, "
+                     "optionally followed by '+': 4, 4+, 0.5)", show(s, buf, sizeof buf));
+        } else if (!strcmp(key, "memory")) {
+            const char *s = is_null(val) ? NULL : want_scalar(c, val, "resources.memory",
+                                                              "a size like 8, 8+ or 8GB");
+            if (s && !parse_memory(s, &job->memory_gb))
+                perr(c, val, "resources.memory", "invalid value '%s' (expected a positive size "
+                     "in GiB, optionally with a unit and '+': 8, 8+, 8GB, 512MB, 1TB, 16GiB)",
+                     show(s, buf, sizeof buf));
+        } else if (!strcmp(key, "accelerators")) {
+            parse_accelerators(c, val, &job->accel);
+        } else if (!strcmp(key, "infra")) {
+            const char *s = is_null(val) ? NULL : want_scalar(c, val, "resources.infra",
+                                                              "local, kubernetes or "
+                                                              "kubernetes/<context>");
+            const char *bad = s ? infra_problem(s, why, sizeof why) : NULL;
+            if (bad)
+                perr(c, val, "resources.infra", "%s", bad);
+            else if (s)
+                job->infra = jg_xstrdup(s);
+        } else if (!strcmp(key, "job_recovery")) {
+            if (*recovery_key)
+                perr(c, k, "resources.job_recovery", "job_recovery is given twice (also at "
+                     "line %d); keep one", pos_of(*recovery_key).line);
+            else {
+                *recovery_key = k;
+                parse_recovery(c, val, "resources.job_recovery", &job->recovery);
+            }
+        } else if (in_list(key, ignored_resource_keys)) {
+            bool where = !strcmp(key, "cloud") || !strcmp(key, "region") ||
+                         !strcmp(key, "zone");
+            pwarn(c, k, "resources", "'%s' is a SkyPilot key that jgsched accepts and ignores%s",
+                  key, where ? " (use 'infra' to choose where a job runs)" : "");
+        } else if (!strcmp(key, "any_of") || !strcmp(key, "ordered")) {
+            perr(c, k, "resources", "'%s' is not supported: jgsched needs one resource shape "
+                 "per job", key);
+        } else {
+            unknown_key(c, k, "resources", key, resource_keys);
+        }
+    }
+}
+
+static bool env_name_ok(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (s++; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+              (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+static void kv_push(jg_kv_t **kv, size_t *n, const char *k, const char *v)
+{
+    *kv = jg_xrealloc(*kv, (*n + 1) * sizeof **kv);
+    (*kv)[*n].key = jg_xstrdup(k);
+    (*kv)[*n].value = jg_xstrdup(v);
+    (*n)++;
+}
+
+static void parse_envs(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
+{
+    char buf[80];
+    if (is_null(v))
+        return;
+    if (v->type != YAML_MAPPING_NODE) {
+        perr(c, v, "envs", "expected a mapping of NAME: value, got %s", kind_of(v));
+        return;
+    }
+    FOR_PAIRS(c, v, p) {
+        const char *key = pair_key(c, v, p, "envs");
+        if (!key)
+            continue;
+        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
+        char *f = join_field("envs", key);
+        if (!env_name_ok(key)) {
+            perr(c, k, "envs", "invalid variable name '%s' (letters, digits and '_', not "
+                 "starting with a digit)", show(key, buf, sizeof buf));
+        } else if (is_null(val)) {
+            perr(c, val, f, "no value given (set a value, e.g. %s: \"...\"; an empty value "
+                 "is written \"\")", key);
+        } else {
+            const char *s = want_scalar(c, val, f, "a string, number or boolean");
+            if (s) {
+                kv_push(&job->envs, &job->n_envs, key, s);
+                if (!strncmp(key, "SKYPILOT_", 9) || !strncmp(key, "JGSCHED_", 8))
+                    pwarn(c, k, f, "jgsched sets this variable on every node; your value may "
+                          "be overridden");
+            }
+        }
+        free(f);
+    }
+}
+
+static bool volume_name_ok(const char *s)
+{
+    if (!*s || !strcmp(s, ".") || !strcmp(s, ".."))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
+
+static void parse_volumes(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
+{
+    char buf[80], buf2[80];
+    if (is_null(v))
+        return;
+    if (v->type != YAML_MAPPING_NODE) {
+        perr(c, v, "volumes", "expected a mapping of /mount/path: volume-name, got %s",
+             kind_of(v));
+        return;
+    }
+    FOR_PAIRS(c, v, p) {
+        const char *key = pair_key(c, v, p, "volumes");
+        if (!key)
+            continue;
+        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
+        char *f = join_field("volumes", key);
+        if (key[0] != '/') {
+            perr(c, k, "volumes", "mount path '%s' must be absolute (start with '/')",
+                 show(key, buf, sizeof buf));
+        } else {
+            const char *s = want_scalar(c, val, f, "a volume name");
+            if (s && !volume_name_ok(s))
+                perr(c, val, f, "invalid volume name '%s' (letters, digits, '-', '_', '.')",
+                     show(s, buf2, sizeof buf2));
+            else if (s)
+                kv_push(&job->volumes, &job->n_volumes, key, s);
+        }
+        free(f);
+    }
+}
+
+/* Lexically normalises an absolute path: collapses '//', '.', '..'. */
+static char *normalize_path(const char *abs)
+{
+    size_t len = strlen(abs);
+    char *out = jg_xmalloc(len + 2);
+    size_t o = 0;
+    const char *p = abs;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 1 && p[0] == '.') {
+            /* nothing */
+        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+        } else {
+            out[o++] = '/';
+            memcpy(out + o, p, n);
+            o += n;
+        }
+        p += n;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    return out;
+}
+
+static int base_dir(pctx_t *c, const char **out)
+{
+    if (!c->base_dir) {
+        const char *path = c->path ? c->path : "";
+        const char *slash = strrchr(path, '/');
+        char *dir = slash ? jg_xstrndup(path, slash == path ? 1 : (size_t)(slash - path))
+                          : jg_xstrdup(".");
+        if (dir[0] == '/') {
+            c->base_dir = dir;
+        } else {
+            char *cwd = getcwd(NULL, 0);
+            if (!cwd) {
+                free(dir);
+                return -1;
+            }
+            c->base_dir = jg_xasprintf("%s/%s", cwd, dir);
+            free(cwd);
+            free(dir);
+        }
+    }
+    *out = c->base_dir;
+    return 0;
+}
+
+static void parse_workdir(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
+{
+    char buf[80];
+    if (is_null(v))
+        return;
+    const char *s = want_scalar(c, v, "workdir", "a directory path");
+    if (!s)
+        return;
+    char *joined = NULL;
+    if (s[0] == '~' && (s[1] == '/' || s[1] == '\0')) {
+        const char *home = getenv("HOME");
+        if (!home || home[0] != '/') {
+            perr(c, v, "workdir", "cannot expand '~' in '%s': HOME is not set",
+                 show(s, buf, sizeof buf));
+            return;
+        }
+        joined = jg_xasprintf("%s/%s", home, s + 1);
+    } else if (s[0] == '/') {
+        joined = jg_xstrdup(s);
+    } else {
+        const char *dir;
+        if (base_dir(c, &dir) < 0) {
+            perr(c, v, "workdir", "cannot resolve '%s': current directory unknown: %s",
+                 show(s, buf, sizeof buf), strerror(errno));
+            return;
+        }
+        joined = jg_xasprintf("%s/%s", dir, s);
+    }
+    free(job->workdir);
+    job->workdir = normalize_path(joined);
+    free(joined);
+    struct stat st;
+    if (stat(job->workdir, &st) < 0 || !S_ISDIR(st.st_mode))
+        pwarn(c, v, "workdir", "'%s' is not a directory here (yet)", job->workdir);
+}
+
+/* ---- job index --------------------------------------------------------- */
+
+static size_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static long index_find(const pctx_t *c, const char *name)
+{
+    if (!c->index_cap)
+        return -1;
+    size_t mask = c->index_cap - 1;
+    for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask) {
+        size_t slot = c->index[i];
+        if (!slot)
+            return -1;
+        if (!strcmp(c->spec->jobs[slot - 1].name, name))
+            return (long)(slot - 1);
+    }
+}
+
+static void index_put(pctx_t *c, size_t job)
+{
+    if ((c->spec->n_jobs + 1) * 2 > c->index_cap) {
+        size_t cap = c->index_cap ? c->index_cap * 2 : 64;
+        free(c->index);
+        c->index = jg_xcalloc(cap, sizeof *c->index);
+        c->index_cap = cap;
+        for (size_t j = 0; j < c->spec->n_jobs; j++)
+            if (j != job)
+                index_put(c, j);
+    }
+    size_t mask = c->index_cap - 1;
+    size_t i = hash_name(c->spec->jobs[job].name) & mask;
+    while (c->index[i])
+        i = (i + 1) & mask;
+    c->index[i] = job + 1;
+}
+
+/* ---- documents --------------------------------------------------------- */
+
+static void free_job(jg_job_spec_t *j)
+{
+    free(j->name);
+    free(j->accel.name);
+    free(j->infra);
+    free(j->recovery.recover_on_exit_codes);
+    free(j->recovery.strategy);
+    for (size_t i = 0; i < j->n_envs; i++) {
+        free(j->envs[i].key);
+        free(j->envs[i].value);
+    }
+    free(j->envs);
+    free(j->setup);
+    free(j->run);
+    free(j->workdir);
+    for (size_t i = 0; i < j->n_volumes; i++) {
+        free(j->volumes[i].key);
+        free(j->volumes[i].value);
+    }
+    free(j->volumes);
+}
+
+static bool has_any_key(pctx_t *c, const yaml_node_t *map, const char *const *keys)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return false;
+    FOR_PAIRS(c, map, p) {
+        yaml_node_t *k = node(c, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && in_list(SVAL(k), keys))
+            return true;
+    }
+    return false;
+}
+
+static bool only_name(pctx_t *c, const yaml_node_t *map)
+{
+    if (map->type != YAML_MAPPING_NODE ||
+        map->data.mapping.pairs.top - map->data.mapping.pairs.start != 1)
+        return false;
+    yaml_node_t *k = node(c, map->data.mapping.pairs.start->key);
+    return k && k->type == YAML_SCALAR_NODE && !strcmp(SVAL(k), "name");
+}
+
+static void parse_job(pctx_t *c, yaml_node_t *root)
+{
+    char buf[80];
+    jg_job_spec_t job = {0};
+    job.num_nodes = 1;
+    job.line = pos_of(root).line;
+    if (root->type != YAML_MAPPING_NODE) {
+        perr(c, root, NULL, "a job document must be a mapping (name, resources, run, ...), "
+             "got %s", kind_of(root));
+        return;
+    }
+    yaml_node_t *name_node = NULL, *recovery_key = NULL;
+    bool name_ok = false;
+    FOR_PAIRS(c, root, p) {
+        const char *key = pair_key(c, root, p, NULL);
+        if (!key)
+            continue;
+        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        if (!strcmp(key, "name")) {
+            name_node = v;
+            if (is_null(v))
+                continue;   /* reported below as a missing name */
+            const char *s = want_scalar(c, v, "name", "a job name");
+            if (s) {
+                job.name = jg_xstrdup(s);
+                name_ok = check_dns_name(c, v, "job", s);
+            }
+        } else if (!strcmp(key, "num_nodes")) {
+            long long x;
+            const char *s = want_scalar(c, v, "num_nodes", "an integer >= 1");
+            int rc = s ? parse_int(s, 1, INT_MAX, &x) : -3;
+            if (rc == 0)
+                job.num_nodes = (int)x;
+            else if (rc == -2)
+                perr(c, v, "num_nodes", "expected an integer >= 1, got '%s'",
+                     show(s, buf, sizeof buf));
+            else if (rc == -1)
+                perr(c, v, "num_nodes", "expected an integer >= 1, got '%s'",
+                     show(s, buf, sizeof buf));
+        } else if (!strcmp(key, "resources")) {
+            parse_resources(c, v, &job, &recovery_key);
+        } else if (!strcmp(key, "envs")) {
+            parse_envs(c, v, &job);
+        } else if (!strcmp(key, "setup") || !strcmp(key, "run")) {
+            char **dst = key[0] == 's' ? &job.setup : &job.run;
+            if (is_null(v))
+                continue;
+            const char *s = want_scalar(c, v, key, "a shell command (a string)");
+            if (s) {
+                free(*dst);
+                *dst = jg_xstrdup(s);
+            }
+        } else if (!strcmp(key, "workdir")) {
+            parse_workdir(c, v, &job);
+        } else if (!strcmp(key, "volumes")) {
+            parse_volumes(c, v, &job);
+        } else if (!strcmp(key, "job_recovery")) {
+            if (recovery_key)
+                perr(c, k, "job_recovery", "job_recovery is given twice (also at line %d); "
+                     "keep one", pos_of(recovery_key).line);
+            else {
+                recovery_key = k;
+                parse_recovery(c, v, "job_recovery", &job.recovery);
+            }
+        } else if (!strcmp(key, "file_mounts")) {
+            perr(c, k, "file_mounts", "not supported (use workdir or volumes)");
+        } else if (in_list(key, header_only_keys)) {
+            perr(c, k, key, "'%s' belongs in the JobGroup header (the first document), not "
+                 "in a job", key);
+        } else {
+            unknown_key(c, k, NULL, key, job_keys);
+        }
+    }
+
+    if (!job.name) {
+        if (!name_node || is_null(name_node)) {
+            char *msg = jg_xasprintf("job at %s:%d must have a \"name\" field", c->file,
+                                     job.line);
+            record(c, false, (pos_t){job.line, 0}, msg);
+        }
+        free_job(&job);
+        return;
+    }
+    if (name_ok) {
+        /* node hostnames are <job>-<rank>: that label must fit in 63 too */
+        char rank[16];
+        int rl = snprintf(rank, sizeof rank, "%d", job.num_nodes - 1);
+        size_t label = strlen(job.name) + 1 + (size_t)rl;
+        if (label > 63)
+            perr(c, name_node, "name", "job name '%s' is too long: node hostname '%s-%s' "
+                 "would be %zu characters (a DNS label holds at most 63)", job.name, job.name,
+                 rank, label);
+    }
+    long prev = index_find(c, job.name);
+    if (prev >= 0) {
+        perr(c, name_node, "name", "duplicate job name '%s' (first defined at %s:%d)", job.name,
+             c->file, c->spec->jobs[prev].line);
+        free_job(&job);
+        return;
+    }
+    jg_group_spec_t *s = c->spec;
+    if (s->n_jobs == c->jobs_cap) {
+        c->jobs_cap = c->jobs_cap ? c->jobs_cap * 2 : 8;
+        s->jobs = jg_xrealloc(s->jobs, c->jobs_cap * sizeof *s->jobs);
+    }
+    s->jobs[s->n_jobs] = job;
+    index_put(c, s->n_jobs);
+    s->n_jobs++;
+}
+
+static void add_ref(pctx_t *c, const char *name, const yaml_node_t *n, const char *field)
+{
+    if (c->n_refs == c->refs_cap) {
+        c->refs_cap = c->refs_cap ? c->refs_cap * 2 : 8;
+        c->refs = jg_xrealloc(c->refs, c->refs_cap * sizeof *c->refs);
+    }
+    c->refs[c->n_refs++] = (ref_t){name, pos_of(n), field};
+}
+
+static void parse_primary_tasks(pctx_t *c, yaml_node_t *v)
+{
+    jg_group_spec_t *s = c->spec;
+    if (is_null(v))
+        return;
+    yaml_node_t **items = NULL;
+    size_t n = 0;
+    if (v->type == YAML_SEQUENCE_NODE) {
+        n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        items = jg_xcalloc(n, sizeof *items);
+        for (size_t i = 0; i < n; i++)
+            items[i] = node(c, v->data.sequence.items.start[i]);
+    } else if (v->type == YAML_SCALAR_NODE) {
+        n = 1;
+        items = jg_xcalloc(1, sizeof *items);
+        items[0] = v;
+    } else {
+        perr(c, v, "primary_tasks", "expected a list of job names, got %s", kind_of(v));
+        return;
+    }
+    s->primary_tasks = jg_xcalloc(n, sizeof *s->primary_tasks);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = want_scalar(c, items[i], "primary_tasks", "a job name");
+        if (!name)
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < s->n_primary_tasks && !dup; j++)
+            dup = !strcmp(s->primary_tasks[j], name);
+        if (dup) {
+            perr(c, items[i], "primary_tasks", "job '%s' is listed twice", name);
+            continue;
+        }
+        s->primary_tasks[s->n_primary_tasks] = jg_xstrdup(name);
+        add_ref(c, s->primary_tasks[s->n_primary_tasks], items[i], "primary_tasks");
+        s->n_primary_tasks++;
+    }
+    free(items);
+}
+
+static void parse_termination_delay(pctx_t *c, yaml_node_t *v)
+{
+    static const char *field = "termination_delay";
+    char buf[80];
+    jg_group_spec_t *s = c->spec;
+    double secs;
+    if (is_null(v))
+        return;
+    c->header_has_delay = true;
+    if (v->type == YAML_SCALAR_NODE) {
+        if (parse_duration(SVAL(v), &secs))
+            s->termination_delay_s = secs;
+        else
+            perr(c, v, field, "invalid duration '%s' (expected seconds like 30, 30s, 1m or 2h)",
+                 show(SVAL(v), buf, sizeof buf));
+        return;
+    }
+    if (v->type != YAML_MAPPING_NODE) {
+        perr(c, v, field, "expected a duration (30s) or a mapping {default: 10s, <job>: 1m}, "
+             "got %s", kind_of(v));
+        return;
+    }
+    FOR_PAIRS(c, v, p) {
+        const char *key = pair_key(c, v, p, field);
+        if (!key)
+            continue;
+        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
+        char *f = join_field(field, key);
+        const char *d = want_scalar(c, val, f, "a duration like 30s");
+        if (d && !parse_duration(d, &secs)) {
+            perr(c, val, f, "invalid duration '%s' (expected seconds like 30, 30s, 1m or 2h)",
+                 show(d, buf, sizeof buf));
+        } else if (d && !strcmp(key, "default")) {
+            s->termination_delay_s = secs;
+        } else if (d) {
+            char *txt = fmt_seconds(secs);
+            kv_push(&s->termination_delays, &s->n_termination_delays, key, txt);
+            free(txt);
+            add_ref(c, s->termination_delays[s->n_termination_delays - 1].key, k, field);
+        }
+        free(f);
+    }
+}
+
+static void parse_header(pctx_t *c, yaml_node_t *root)
+{
+    char buf[80];
+    jg_group_spec_t *s = c->spec;
+    c->header_pos = pos_of(root);
+    if (root->type != YAML_MAPPING_NODE) {
+        perr(c, root, NULL, "the JobGroup header must be a mapping (name, placement, "
+             "execution), got %s", kind_of(root));
+        return;
+    }
+    FOR_PAIRS(c, root, p) {
+        const char *key = pair_key(c, root, p, NULL);
+        if (!key)
+            continue;
+        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        if (!strcmp(key, "name")) {
+            if (is_null(v))
+                continue;   /* reported below as a missing name */
+            const char *n = want_scalar(c, v, "name", "a JobGroup name");
+            if (n) {
+                check_dns_name(c, v, "JobGroup", n);
+                free(s->name);
+                s->name = jg_xstrdup(n);
+            }
+        } else if (!strcmp(key, "placement")) {
+            const char *n = want_scalar(c, v, "placement", "a placement mode (SAME_INFRA)");
+            if (n && strcmp(n, "SAME_INFRA"))
+                perr(c, v, "placement", "invalid placement mode '%s' (expected SAME_INFRA)",
+                     show(n, buf, sizeof buf));
+            s->placement = JG_PLACEMENT_SAME_INFRA;
+        } else if (!strcmp(key, "execution")) {
+            const char *n = want_scalar(c, v, "execution", "an execution mode (parallel)");
+            if (n && strcmp(n, "parallel"))
+                perr(c, v, "execution", "invalid execution mode '%s' (expected parallel)",
+                     show(n, buf, sizeof buf));
+            s->execution = JG_EXECUTION_PARALLEL;
+        } else if (!strcmp(key, "primary_tasks")) {
+            parse_primary_tasks(c, v);
+        } else if (!strcmp(key, "termination_delay")) {
+            parse_termination_delay(c, v);
+        } else if (!strcmp(key, "policy")) {
+            if (is_null(v))
+                continue;
+            const char *n = want_scalar(c, v, "policy", "a policy name");
+            if (n) {
+                free(s->policy);
+                s->policy = jg_xstrdup(n);
+            }
+        } else {
+            unknown_key(c, k, NULL, key, header_keys);
+        }
+    }
+    if (!s->name) {
+        char *msg = jg_xasprintf("%s:%d: the JobGroup header must have a \"name\" field",
+                                 c->file, c->header_pos.line);
+        record(c, false, (pos_t){c->header_pos.line, 0}, msg);
+    }
+}
+
+/* Checks the header's references to jobs, now that every job is known. */
+static void resolve_refs(pctx_t *c)
+{
+    jg_group_spec_t *s = c->spec;
+    const char **names = NULL;
+    for (size_t i = 0; i < c->n_refs; i++) {
+        const ref_t *r = &c->refs[i];
+        if (index_find(c, r->name) >= 0)
+            continue;
+        if (!names) {
+            names = jg_xcalloc(s->n_jobs + 2, sizeof *names);
+            for (size_t j = 0; j < s->n_jobs; j++)
+                names[j] = s->jobs[j].name;
+        }
+        bool delay = !strcmp(r->field, "termination_delay");
+        size_t n = s->n_jobs;
+        if (delay)
+            names[n++] = "default";
+        const char *meant = suggest(r->name, names, n);
+        char buf[80];
+        if (meant)
+            perr_at(c, r->pos, r->field, "'%s' is not a job of this group (did you mean "
+                    "'%s'?)", show(r->name, buf, sizeof buf), meant);
+        else
+            perr_at(c, r->pos, r->field, "'%s' is not a job of this group%s",
+                    show(r->name, buf, sizeof buf), delay ? " (keys are job names or 'default')"
+                                                         : "");
+    }
+    free(names);
+    if (c->header_has_delay && s->n_primary_tasks == 0) {
+        char *msg = jg_xasprintf("%s:%d: termination_delay: has no effect without "
+                                 "primary_tasks (it is the grace auxiliary jobs get once the "
+                                 "primary tasks end)", c->file, c->header_pos.line);
+        record(c, true, c->header_pos, msg);
+    }
+}
+
+/* Loads the next non-empty document: 1 loaded, 0 end of stream, -1 syntax error. */
+static int next_doc(pctx_t *c, yaml_parser_t *parser, yaml_document_t *doc, const char *text,
+                    size_t len)
+{
+    for (;;) {
+        if (!yaml_parser_load(parser, doc)) {
+            pos_t p = {(int)parser->problem_mark.line + 1, (int)parser->problem_mark.column + 1};
+            if (parser->error == YAML_READER_ERROR) {
+                p = (pos_t){1, 1};
+                for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
+                    if (text[i] == '\n')
+                        p.line++, p.col = 1;
+                    else
+                        p.col++;
+                }
+                perr_at(c, p, NULL, "YAML syntax error: %s (byte 0x%02x at offset %zu)",
+                        parser->problem ? parser->problem : "unreadable input",
+                        (unsigned)parser->problem_value & 0xff, parser->problem_offset);
+            } else if (parser->error == YAML_MEMORY_ERROR) {
+                perr_at(c, (pos_t){0, 0}, NULL, "out of memory reading the YAML");
+            } else if (parser->context) {
+                perr_at(c, p, NULL, "YAML syntax error: %s %s started at line %d, column %d",
+                        parser->problem ? parser->problem : "invalid YAML", parser->context,
+                        (int)parser->context_mark.line + 1,
+                        (int)parser->context_mark.column + 1);
+            } else {
+                perr_at(c, p, NULL, "YAML syntax error: %s",
+                        parser->problem ? parser->problem : "invalid YAML");
+            }
+            return -1;
+        }
+        yaml_node_t *root = yaml_document_get_root_node(doc);
+        if (!root) {
+            yaml_document_delete(doc);
+            return 0;
+        }
+        if (!is_null(root))
+            return 1;
+        yaml_document_delete(doc);   /* an empty document (`---` alone): skip it */
+    }
+}
+
+jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filename,
+                               jg_spec_errors_t *errs)
+{
+    jg_spec_errors_t scratch = {0};
+    if (!errs)
+        errs = &scratch;
+    pctx_t c = {
+        .file = filename ? filename : "<input>",
+        .path = filename,
+        .errs = errs,
+        .err0 = errs->count,
+        .warn0 = errs->n_warnings,
+    };
+    jg_group_spec_t *spec = jg_xcalloc(1, sizeof *spec);
+    spec->source = jg_xstrdup(filename);
+    c.spec = spec;
+
+    yaml_parser_t parser;
+    yaml_document_t docs[2];
+    bool live[2] = {false, false};
+    if (!yaml_parser_initialize(&parser)) {
+        perr_at(&c, (pos_t){0, 0}, NULL, "cannot initialise the YAML parser");
+        jg_spec_free(spec);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+
+    int r1 = next_doc(&c, &parser, &docs[0], text, len);
+    if (r1 == 0) {
+        perr_at(&c, (pos_t){0, 0}, NULL, "empty stream: expected a JobGroup header and at "
+                "least one job document");
+        goto done;
+    }
+    if (r1 < 0)
+        goto done;
+    live[0] = true;
+    int r2 = next_doc(&c, &parser, &docs[1], text, len);
+    live[1] = r2 == 1;
+    c.doc = &docs[0];
+    yaml_node_t *first = yaml_document_get_root_node(&docs[0]);
+
+    if (r2 == 0) {
+        /* One document: a group of one job, unless it is a header. */
+        if (first->type == YAML_MAPPING_NODE && !has_any_key(&c, first, job_only_keys) &&
+            has_any_key(&c, first, header_only_keys)) {
+            parse_header(&c, first);
+            perr_at(&c, c.header_pos, NULL, "JobGroup '%s' has no jobs (add one document per "
+                    "job after the header)", spec->name ? spec->name : "");
+        } else {
+            parse_job(&c, first);
+            if (spec->n_jobs == 1)
+                spec->name = jg_xstrdup(spec->jobs[0].name);
+        }
+        goto done;
+    }
+
+    /* Several documents: the first is the header. */
+    bool header_ok = false;
+    if (first->type == YAML_MAPPING_NODE && has_any_key(&c, first, job_only_keys)) {
+        perr(&c, first, NULL, "first document must be the JobGroup header (name, placement, "
+             "execution); this one is a job");
+    } else if (only_name(&c, first)) {
+        perr_at(&c, (pos_t){pos_of(first).line, 0}, NULL,
+                "a header with only 'name' is a chain (jobs run one after another); jgsched "
+                "runs JobGroups only: add 'execution: parallel' to the header to run these "
+                "jobs together");
+    } else {
+        parse_header(&c, first);
+        header_ok = true;
+    }
+    yaml_document_delete(&docs[0]);
+    live[0] = false;
+    if (r2 < 0)
+        goto done;
+    c.doc = &docs[1];
+    parse_job(&c, yaml_document_get_root_node(&docs[1]));
+    yaml_document_delete(&docs[1]);
+    live[1] = false;
+    int r;
+    while ((r = next_doc(&c, &parser, &docs[0], text, len)) == 1) {
+        c.doc = &docs[0];
+        parse_job(&c, yaml_document_get_root_node(&docs[0]));
+        yaml_document_delete(&docs[0]);
+    }
+    if (r == 0 && header_ok)
+        resolve_refs(&c);
+
+done:
+    for (int i = 0; i < 2; i++)
+        if (live[i])
+            yaml_document_delete(&docs[i]);
+    yaml_parser_delete(&parser);
+    sort_msgs(errs->messages, c.err0, errs->count, c.err_pos);
+    sort_msgs(errs->warnings, c.warn0, errs->n_warnings, c.warn_pos);
+    free(c.err_pos);
+    free(c.warn_pos);
+    free(c.index);
+    free(c.refs);
+    free(c.base_dir);
+    bool failed = errs->count > c.err0;
+    if (errs == &scratch)
+        jg_spec_errors_free(&scratch);
+    if (failed) {
+        jg_spec_free(spec);
+        return NULL;
+    }
+    return spec;
+}
+
+jg_group_spec_t *jg_spec_parse_file(const char *path, jg_spec_errors_t *errs)
+{
+    jg_spec_errors_t scratch = {0};
+    if (!errs)
+        errs = &scratch;
+    jg_group_spec_t *spec = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        char *msg = jg_xasprintf("%s: cannot read: %s", path, strerror(errno));
+        errs->messages = jg_xrealloc(errs->messages, (errs->count + 1) * sizeof(char *));
+        errs->messages[errs->count++] = msg;
+        goto done;
+    }
+    size_t cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 16384;
+            text = jg_xrealloc(text, cap);
+        }
+        size_t got = fread(text + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        char *msg = jg_xasprintf("%s: cannot read: %s", path, strerror(errno));
+        errs->messages = jg_xrealloc(errs->messages, (errs->count + 1) * sizeof(char *));
+        errs->messages[errs->count++] = msg;
+        goto done;
+    }
+    spec = jg_spec_parse(text, len, path, errs);
+done:
+    if (f)
+        fclose(f);
+    free(text);
+    if (errs == &scratch)
+        jg_spec_errors_free(&scratch);
+    return spec;
+}
+
+void jg_spec_errors_free(jg_spec_errors_t *errs)
+{
+    if (!errs)
+        return;
+    for (size_t i = 0; i < errs->count; i++)
+        free(errs->messages[i]);
+    free(errs->messages);
+    for (size_t i = 0; i < errs->n_warnings; i++)
+        free(errs->warnings[i]);
+    free(errs->warnings);
+    memset(errs, 0, sizeof *errs);
+}
+
+void jg_spec_free(jg_group_spec_t *spec)
+{
+    if (!spec)
+        return;
+    free(spec->name);
+    free(spec->source);
+    for (size_t i = 0; i < spec->n_primary_tasks; i++)
+        free(spec->primary_tasks[i]);
+    free(spec->primary_tasks);
+    for (size_t i = 0; i < spec->n_termination_delays; i++) {
+        free(spec->termination_delays[i].key);
+        free(spec->termination_delays[i].value);
+    }
+    free(spec->termination_delays);
+    free(spec->policy);
+    for (size_t i = 0; i < spec->n_jobs; i++)
+        free_job(&spec->jobs[i]);
+    free(spec->jobs);
+    free(spec);
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+int jg_spec_set_name(jg_group_spec_t *spec, const char *name, jg_error_t *err)
+{
+    char buf[160];
+    const char *why = name ? dns_problem(name, buf, sizeof buf) : "no name given";
+    if (why)
+        return jg_errprintf(err, "'%s' is not a valid JobGroup name: %s", name ? name : "",
+                            why);
+    free(spec->name);
+    spec->name = jg_xstrdup(name);
+    return 0;
+}
+
+int jg_spec_set_infra(jg_group_spec_t *spec, const char *infra, jg_error_t *err)
+{
+    char buf[200];
+    const char *why = infra ? infra_problem(infra, buf, sizeof buf) : "no infra given";
+    if (why)
+        return jg_errprintf(err, "--infra: %s", why);
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        free(spec->jobs[i].infra);
+        spec->jobs[i].infra = jg_xstrdup(infra);
+    }
+    return 0;
+}
+
+int jg_spec_find_job(const jg_group_spec_t *spec, const char *name)
+{
+    if (!spec || !name)
+        return -1;
+    for (size_t i = 0; i < spec->n_jobs; i++)
+        if (spec->jobs[i].name && !strcmp(spec->jobs[i].name, name))
+            return (int)i;
+    return -1;
+}
+
+bool jg_spec_job_is_primary(const jg_group_spec_t *spec, size_t job_index)
+{
+    if (job_index >= spec->n_jobs)
+        return false;
+    if (spec->n_primary_tasks == 0)
+        return true;
+    for (size_t i = 0; i < spec->n_primary_tasks; i++)
+        if (!strcmp(spec->primary_tasks[i], spec->jobs[job_index].name))
+            return true;
+    return false;
+}
+
+double jg_spec_termination_delay(const jg_group_spec_t *spec, const char *job)
+{
+    for (size_t i = 0; job && i < spec->n_termination_delays; i++)
+        if (!strcmp(spec->termination_delays[i].key, job))
+            return strtod(spec->termination_delays[i].value, NULL);
+    return spec->termination_delay_s;
+}
+
+size_t jg_spec_total_nodes(const jg_group_spec_t *spec)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < spec->n_jobs; i++)
+        n += (size_t)spec->jobs[i].num_nodes;
+    return n;
+}

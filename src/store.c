@@ -1,0 +1,1062 @@
+/* store.c - every persistent fact of a jgsched instance, in one SQLite file.
+ *
+ * This is the only file that writes SQL.  It is laid out in the order a store
+ * lives:
+ *
+ *   1. schema and migrations: an ordered array of scripts; script i moves the
+ *      schema from version i to i+1 and PRAGMA user_version records how far a
+ *      file got.  PRAGMA application_id marks the file as ours.
+ *   2. open: before touching anything, the file is probed (is it SQLite at
+ *      all, is it ours or another program's, is it from a newer jgsched) so a
+ *      refused file is left exactly as it was.  Only then WAL is switched on and
+ *      the migrations run inside BEGIN IMMEDIATE, where the probe is repeated:
+ *      several processes may open a fresh file at once and exactly one of them
+ *      creates the schema.
+ *   3. the statements table: every statement is prepared once at open and
+ *      reused (bind, step, reset), which is what makes 1,000 submissions take
+ *      milliseconds rather than seconds.
+ *   4. transactions: jg_store_begin opens BEGIN IMMEDIATE (the write lock up
+ *      front, so a second writer waits in the busy handler instead of failing
+ *      with "database is locked" on lock upgrade).  Every setter is atomic: on
+ *      its own it runs in a transaction of its own; inside the caller's
+ *      transaction it runs under a SAVEPOINT, so a setter that fails half way
+ *      leaves no trace even there, and the caller decides about the rest.
+ *   5. setters: each changes its row and appends an event row in the same
+ *      transaction, so `jgsched show` can replay the history.
+ *   6. queries, then 7. the row frees.
+ *
+ * States are stored by name ("RUNNING"), not by enum value, so the file stays
+ * readable with the sqlite3 shell and survives a reordering of the enum.  The
+ * index on groups(state) serves the active-group query (state IN (...)), which
+ * therefore costs the same with 100 or 100,000 finished groups.
+ */
+#include "jgsched/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JG_STORE_APP_ID 0x4A475344      /* "JGSD" in the file header */
+#define JG_STORE_BUSY_MS 5000
+
+/* ---- 1. schema and migrations ------------------------------------------- */
+
+static const char *const migrations[] = {
+    /* 0 -> 1: the initial schema */
+    "CREATE TABLE groups ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"       /* AUTOINCREMENT: ids never reused */
+    "  name TEXT NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  gid INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  spec_json TEXT NOT NULL,"
+    "  infra TEXT NOT NULL DEFAULT '',"
+    "  submitted_us INTEGER NOT NULL,"
+    "  started_us INTEGER NOT NULL DEFAULT 0,"
+    "  ended_us INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX groups_state ON groups(state);"
+    "CREATE INDEX groups_ended ON groups(ended_us);"
+    "CREATE TABLE jobs ("
+    "  group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  num_nodes INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  attempt INTEGER NOT NULL DEFAULT 1,"
+    "  restarts INTEGER NOT NULL DEFAULT 0,"
+    "  recoveries INTEGER NOT NULL DEFAULT 0,"
+    "  exit_code INTEGER NOT NULL DEFAULT -1,"
+    "  started_us INTEGER NOT NULL DEFAULT 0,"
+    "  ended_us INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (group_id, idx)) WITHOUT ROWID;"
+    "CREATE TABLE nodes ("
+    "  group_id INTEGER NOT NULL,"
+    "  job_idx INTEGER NOT NULL,"
+    "  rank INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL DEFAULT 1,"
+    "  exit_code INTEGER NOT NULL DEFAULT -1,"
+    "  hostname TEXT NOT NULL,"
+    "  address TEXT NOT NULL DEFAULT '',"
+    "  handle TEXT NOT NULL DEFAULT '',"
+    "  PRIMARY KEY (group_id, job_idx, rank),"
+    "  FOREIGN KEY (group_id, job_idx) REFERENCES jobs(group_id, idx) ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,"
+    "  ts_us INTEGER NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  what TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX events_group ON events(group_id);",   /* rowid in the index: ordered by id */
+};
+
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- the store ----------------------------------------------------------- */
+
+enum stmt_id {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_INSERT_GROUP,
+    ST_INSERT_JOB,
+    ST_INSERT_NODE,
+    ST_INSERT_EVENT,
+    ST_SET_GROUP_STATE,
+    ST_SET_GROUP_INFRA,
+    ST_SET_JOB_STATE,
+    ST_JOB_EVENT,
+    ST_JOB_NEW_ATTEMPT,
+    ST_JOB_ATTEMPT_EVENT,
+    ST_SET_JOB_EXIT,
+    ST_SET_NODE_STATE,
+    ST_NODE_EVENT,
+    ST_SET_NODE_HANDLE,
+    ST_GET_GROUP,
+    ST_GROUP_FILTERED,
+    ST_GROUPS_ALL,
+    ST_GROUPS_ACTIVE,
+    ST_GROUPS_RECENT,
+    ST_JOBS_OF_GROUP,
+    ST_JOBS_ALL,
+    ST_NODES,
+    ST_EVENTS,
+    ST_COUNT
+};
+
+struct jg_store {
+    sqlite3 *db;
+    char *path;
+    int depth;                  /* 1 while the caller's jg_store_begin is open */
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+static int db_err(jg_store_t *s, jg_error_t *err, const char *what)
+{
+    return jg_errprintf(err, "%s: %s: %s (sqlite error %d)", s->path, what,
+                        sqlite3_errmsg(s->db), sqlite3_extended_errcode(s->db));
+}
+
+/* ---- 2. open and migrate ------------------------------------------------- */
+
+static int exec_sql(jg_store_t *s, const char *sql, const char *what, jg_error_t *err)
+{
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_err(s, err, what);
+    return 0;
+}
+
+/* Runs a statement that yields one row of integers (a PRAGMA, a count) into
+ * out[0..n-1]; returns an SQLite result code. */
+static int query_ints(jg_store_t *s, const char *sql, int64_t *out, int n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            for (int i = 0; i < n; i++)
+                out[i] = sqlite3_column_int64(st, i);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Reads what the file is without writing to it; sets *version to its schema
+ * version (0: empty, to be created).  Refuses a non-database, a corrupt file,
+ * another program's database and a newer schema. */
+static int probe(jg_store_t *s, int *version, jg_error_t *err)
+{
+    /* One statement, so the three values come from one snapshot: another
+     * process may be creating the schema right now. */
+    int64_t v[3] = {0, 0, 0};
+    int rc = query_ints(s, "SELECT (SELECT * FROM pragma_application_id()),"
+                           " (SELECT * FROM pragma_user_version()),"
+                           " (SELECT count(*) FROM sqlite_schema)", v, 3);
+    int64_t app_id = v[0], user_version = v[1], tables = v[2];
+    if (rc != SQLITE_OK) {
+        int primary = sqlite3_extended_errcode(s->db) & 0xff;
+        if (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT)
+            return jg_errprintf(err, "%s is not a jgsched store (%s)", s->path,
+                                sqlite3_errmsg(s->db));
+        return db_err(s, err, "cannot read the store");
+    }
+    if (app_id != JG_STORE_APP_ID && (app_id != 0 || tables > 0 || user_version != 0))
+        return jg_errprintf(err, "%s is not a jgsched store (a SQLite database of another "
+                                 "application: application_id %lld, %lld schema objects); "
+                                 "refusing to open it", s->path,
+                            (long long)app_id, (long long)tables);
+    if (user_version > SCHEMA_VERSION)
+        return jg_errprintf(err, "%s was written by a newer jgsched (schema %lld, this build "
+                                 "knows %d); refusing to open it", s->path,
+                            (long long)user_version, SCHEMA_VERSION);
+    if (user_version < 0)
+        return jg_errprintf(err, "%s is not a jgsched store (schema version %lld)", s->path,
+                            (long long)user_version);
+    *version = (int)user_version;
+    return 0;
+}
+
+/* Brings the schema up to SCHEMA_VERSION under the write lock.  The probe is
+ * repeated inside: another process may have migrated while we waited. */
+static int migrate(jg_store_t *s, jg_error_t *err)
+{
+    int version = 0;
+    if (exec_sql(s, "BEGIN IMMEDIATE", "cannot lock the store to migrate it", err) < 0)
+        return -1;
+    if (probe(s, &version, err) < 0)
+        goto fail;
+    if (version == SCHEMA_VERSION)
+        return exec_sql(s, "COMMIT", "cannot finish opening", err);
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "migrating to schema %d", v + 1);
+            db_err(s, err, what);
+            goto fail;
+        }
+    }
+    char *pragmas = jg_xasprintf("PRAGMA application_id = %d; PRAGMA user_version = %d",
+                                 JG_STORE_APP_ID, SCHEMA_VERSION);
+    int rc = exec_sql(s, pragmas, "recording the schema version", err);
+    free(pragmas);
+    if (rc < 0)
+        goto fail;
+    return exec_sql(s, "COMMIT", "cannot commit the migration", err);
+fail:
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+/* Switching a fresh file to WAL needs every other connection out of it, and
+ * SQLite does not run the busy handler for that (it could deadlock), so when
+ * several processes open a new store at once the loser retries here for as
+ * long as the busy timeout would have waited.  On a file already in WAL mode
+ * this is a no-op read. */
+static int set_wal(jg_store_t *s, jg_error_t *err)
+{
+    for (int waited_ms = 0;; waited_ms += 10) {
+        int64_t unused;
+        int rc = query_ints(s, "PRAGMA journal_mode = WAL", &unused, 1);
+        if (rc == SQLITE_OK)
+            return 0;
+        if (((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) ||
+            waited_ms >= JG_STORE_BUSY_MS)
+            return db_err(s, err, "cannot switch to WAL mode");
+        sqlite3_sleep(10);
+    }
+}
+
+static int prepare_all(jg_store_t *s, jg_error_t *err);
+
+jg_store_t *jg_store_open(const char *path, jg_error_t *err)
+{
+    jg_store_t *s = jg_xcalloc(1, sizeof *s);
+    bool ok = false;
+    s->path = jg_xstrdup(path);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                          SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        if (s->db)
+            db_err(s, err, "cannot open the store");
+        else
+            jg_errprintf(err, "%s: cannot open the store: out of memory", path);
+        goto done;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, JG_STORE_BUSY_MS);
+
+    int version;
+    if (probe(s, &version, err) < 0)
+        goto done;
+    /* From here on the file is ours (or empty) and may be written. */
+    if (set_wal(s, err) < 0)
+        goto done;
+    if (exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON",
+                 "cannot configure the connection", err) < 0)
+        goto done;
+    if (migrate(s, err) < 0 || prepare_all(s, err) < 0)
+        goto done;
+    ok = true;
+done:
+    if (!ok) {
+        jg_store_close(s);
+        s = NULL;
+    }
+    return s;
+}
+
+void jg_store_close(jg_store_t *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close_v2(s->db);    /* rolls back an open transaction */
+    free(s->path);
+    free(s);
+}
+
+/* ---- 3. the statements table --------------------------------------------- */
+
+#define GROUP_COLS "id, name, user, uid, gid, state, reason, spec_json, infra, " \
+                   "submitted_us, started_us, ended_us"
+#define JOB_COLS "group_id, idx, name, num_nodes, state, reason, attempt, restarts, " \
+                 "recoveries, exit_code, started_us, ended_us"
+#define GROUP_WHERE_USER "(?2 IS NULL OR user = ?2)"
+
+/* Filter parameters shared by the ST_GROUP* statements: ?1 group id, ?2 user,
+ * ?3 active only, ?4 ended after.  @ACTIVE@ becomes the quoted names of the
+ * non-terminal states, computed from state.h at open. */
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT jg_op",
+    [ST_RELEASE] = "RELEASE jg_op",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO jg_op",
+    [ST_INSERT_GROUP] =
+        "INSERT INTO groups (name, user, uid, gid, state, reason, spec_json, submitted_us) "
+        "VALUES (?1, ?2, ?3, ?4, 'PENDING', ?5, ?6, ?7)",
+    [ST_INSERT_JOB] =
+        "INSERT INTO jobs (group_id, idx, name, num_nodes, state) VALUES (?1, ?2, ?3, ?4, 'PENDING')",
+    [ST_INSERT_NODE] =
+        "INSERT INTO nodes (group_id, job_idx, rank, state, hostname) "
+        "VALUES (?1, ?2, ?3, 'PENDING', ?4)",
+    [ST_INSERT_EVENT] =
+        "INSERT INTO events (group_id, ts_us, subject, what, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* ?3 state, ?4 reason, ?5 now, ?6 is the state terminal */
+    [ST_SET_GROUP_STATE] =
+        "UPDATE groups SET state = ?3, reason = ?4,"
+        " started_us = CASE WHEN ?3 = 'STARTING' AND started_us = 0 THEN ?5 ELSE started_us END,"
+        " ended_us = CASE WHEN ?6 THEN ?5 ELSE 0 END "
+        "WHERE id = ?1",
+    [ST_SET_GROUP_INFRA] = "UPDATE groups SET infra = ?2 WHERE id = ?1",
+    [ST_SET_JOB_STATE] =
+        "UPDATE jobs SET state = ?3, reason = ?4,"
+        " started_us = CASE WHEN ?3 = 'STARTING' AND started_us = 0 THEN ?5 ELSE started_us END,"
+        " ended_us = CASE WHEN ?6 THEN ?5 ELSE 0 END "
+        "WHERE group_id = ?1 AND idx = ?2",
+    [ST_JOB_EVENT] =
+        "INSERT INTO events (group_id, ts_us, subject, what, reason) "
+        "SELECT ?1, ?3, 'job ' || name, ?4, ?5 FROM jobs WHERE group_id = ?1 AND idx = ?2",
+    [ST_JOB_NEW_ATTEMPT] =
+        "UPDATE jobs SET attempt = attempt + 1, restarts = restarts + (?3 = 0),"
+        " recoveries = recoveries + (?3 <> 0) "
+        "WHERE group_id = ?1 AND idx = ?2",
+    [ST_JOB_ATTEMPT_EVENT] =
+        "INSERT INTO events (group_id, ts_us, subject, what, reason) "
+        "SELECT ?1, ?3, 'job ' || name, ?4, 'attempt ' || attempt FROM jobs "
+        "WHERE group_id = ?1 AND idx = ?2",
+    [ST_SET_JOB_EXIT] = "UPDATE jobs SET exit_code = ?3 WHERE group_id = ?1 AND idx = ?2",
+    [ST_SET_NODE_STATE] =
+        "UPDATE nodes SET state = ?4, attempt = ?5, exit_code = ?6 "
+        "WHERE group_id = ?1 AND job_idx = ?2 AND rank = ?3",
+    [ST_NODE_EVENT] =
+        "INSERT INTO events (group_id, ts_us, subject, what, reason) "
+        "SELECT ?1, ?4, 'node ' || name || '-' || ?3, ?5, ?6 FROM jobs "
+        "WHERE group_id = ?1 AND idx = ?2",
+    [ST_SET_NODE_HANDLE] =
+        "UPDATE nodes SET handle = ?4, address = ?5 "
+        "WHERE group_id = ?1 AND job_idx = ?2 AND rank = ?3",
+    [ST_GET_GROUP] = "SELECT " GROUP_COLS " FROM groups WHERE id = ?1",
+    [ST_GROUP_FILTERED] =
+        "SELECT " GROUP_COLS " FROM groups WHERE id = ?1 AND " GROUP_WHERE_USER
+        " AND (state IN (@ACTIVE@) OR (?3 = 0 AND (?4 = 0 OR ended_us > ?4)))",
+    [ST_GROUPS_ALL] =
+        "SELECT " GROUP_COLS " FROM groups WHERE " GROUP_WHERE_USER " ORDER BY id",
+    /* INDEXED BY: left to itself the planner may scan the whole table in id
+     * order to save a sort, which is the wrong bet with 100k finished groups. */
+    [ST_GROUPS_ACTIVE] =
+        "SELECT " GROUP_COLS " FROM groups INDEXED BY groups_state"
+        " WHERE state IN (@ACTIVE@) AND " GROUP_WHERE_USER " ORDER BY id",
+    [ST_GROUPS_RECENT] =
+        "SELECT " GROUP_COLS " FROM groups INDEXED BY groups_state"
+        " WHERE state IN (@ACTIVE@) AND " GROUP_WHERE_USER
+        " UNION ALL "
+        "SELECT " GROUP_COLS " FROM groups INDEXED BY groups_ended"
+        " WHERE ended_us > ?4 AND state NOT IN (@ACTIVE@) AND " GROUP_WHERE_USER
+        " ORDER BY id",
+    [ST_JOBS_OF_GROUP] = "SELECT " JOB_COLS " FROM jobs WHERE group_id = ?1 ORDER BY idx",
+    [ST_JOBS_ALL] = "SELECT " JOB_COLS " FROM jobs ORDER BY group_id, idx",
+    [ST_NODES] =
+        "SELECT group_id, job_idx, rank, state, attempt, exit_code, hostname, address, handle "
+        "FROM nodes WHERE group_id = ?1 ORDER BY job_idx, rank",
+    [ST_EVENTS] =
+        "SELECT id, group_id, ts_us, subject, what, reason FROM events "
+        "WHERE group_id = ?1 ORDER BY id",
+};
+
+/* "'PENDING','STARTING',...": the states a group can still leave. */
+static char *active_states_sql(void)
+{
+    char *list = jg_xstrdup("");
+    for (int i = 0; i < JG_STATE_COUNT; i++) {
+        if (jg_state_is_terminal((jg_state_t)i))
+            continue;
+        char *next = jg_xasprintf("%s%s'%s'", list, *list ? "," : "", jg_state_name(i));
+        free(list);
+        list = next;
+    }
+    return list;
+}
+
+/* Returns a malloc'd copy of sql with every @ACTIVE@ replaced by active. */
+static char *expand_sql(const char *sql, const char *active)
+{
+    static const char token[] = "@ACTIVE@";
+    char *out = jg_xstrdup(sql);
+    char *at;
+    while ((at = strstr(out, token)) != NULL) {
+        char *next = jg_xasprintf("%.*s%s%s", (int)(at - out), out, active,
+                                  at + sizeof token - 1);
+        free(out);
+        out = next;
+    }
+    return out;
+}
+
+static int prepare_all(jg_store_t *s, jg_error_t *err)
+{
+    char *active = active_states_sql();
+    int rc = 0;
+    for (int i = 0; i < ST_COUNT && rc == 0; i++) {
+        char *sql = expand_sql(stmt_sql[i], active);
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
+            SQLITE_OK)
+            rc = db_err(s, err, "cannot prepare a statement");
+        free(sql);
+    }
+    free(active);
+    return rc;
+}
+
+/* Binding helpers.  Text is bound SQLITE_STATIC: every use ends in reset_stmt()
+ * before the caller's strings can go away. */
+static sqlite3_stmt *use(jg_store_t *s, enum stmt_id id)
+{
+    return s->st[id];
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_STATIC);
+}
+
+static void reset_stmt(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Steps a statement that returns no rows, then resets it.  The error is
+ * formatted before the reset so it names the failing statement's error. */
+static int run(jg_store_t *s, sqlite3_stmt *st, const char *what, jg_error_t *err)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        db_err(s, err, what);
+    reset_stmt(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* ---- 4. transactions ----------------------------------------------------- */
+
+int jg_store_begin(jg_store_t *s, jg_error_t *err)
+{
+    if (s->depth > 0)
+        return jg_errprintf(err, "%s: a transaction is already open", s->path);
+    if (run(s, use(s, ST_BEGIN), "cannot begin a transaction", err) < 0)
+        return -1;
+    s->depth = 1;
+    return 0;
+}
+
+int jg_store_commit(jg_store_t *s, jg_error_t *err)
+{
+    if (s->depth == 0)
+        return jg_errprintf(err, "%s: commit without a transaction", s->path);
+    s->depth = 0;
+    if (run(s, use(s, ST_COMMIT), "cannot commit", err) < 0) {
+        if (!sqlite3_get_autocommit(s->db))
+            run(s, use(s, ST_ROLLBACK), "rollback", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void jg_store_rollback(jg_store_t *s)
+{
+    if (!s || s->depth == 0)
+        return;
+    s->depth = 0;
+    if (!sqlite3_get_autocommit(s->db))
+        run(s, use(s, ST_ROLLBACK), "rollback", NULL);
+}
+
+/* Every setter runs between op_begin and op_end: a transaction of its own
+ * outside jg_store_begin, a savepoint inside it. */
+static int op_begin(jg_store_t *s, jg_error_t *err)
+{
+    if (s->depth > 0)
+        return run(s, use(s, ST_SAVEPOINT), "cannot open a savepoint", err);
+    return run(s, use(s, ST_BEGIN), "cannot begin a transaction", err);
+}
+
+/* Ends what op_begin opened: keeps the work if rc is 0, undoes it otherwise.
+ * Returns rc, or -1 if keeping failed. */
+static int op_end(jg_store_t *s, int rc, jg_error_t *err)
+{
+    if (s->depth > 0) {
+        if (rc == 0)
+            return run(s, use(s, ST_RELEASE), "cannot release a savepoint", err);
+        run(s, use(s, ST_ROLLBACK_TO), "rollback to savepoint", NULL);
+        run(s, use(s, ST_RELEASE), "release savepoint", NULL);
+        return -1;
+    }
+    if (rc == 0 && run(s, use(s, ST_COMMIT), "cannot commit", err) == 0)
+        return 0;
+    if (!sqlite3_get_autocommit(s->db))
+        run(s, use(s, ST_ROLLBACK), "rollback", NULL);
+    return -1;
+}
+
+/* ---- 5. setters ---------------------------------------------------------- */
+
+/* Runs an UPDATE that must touch exactly one row; "no X" otherwise. */
+static int update_one(jg_store_t *s, sqlite3_stmt *st, const char *what, const char *missing,
+                      jg_error_t *err)
+{
+    if (run(s, st, what, err) < 0)
+        return -1;
+    if (sqlite3_changes(s->db) != 1)
+        return jg_errprintf(err, "%s", missing);
+    return 0;
+}
+
+static int insert_event(jg_store_t *s, int64_t group_id, const char *subject, const char *what,
+                        const char *reason, int64_t now_us, jg_error_t *err)
+{
+    sqlite3_stmt *st = use(s, ST_INSERT_EVENT);
+    sqlite3_bind_int64(st, 1, group_id);
+    sqlite3_bind_int64(st, 2, now_us);
+    bind_text(st, 3, subject);
+    bind_text(st, 4, what);
+    bind_text(st, 5, reason);
+    if (sqlite3_step(st) == SQLITE_DONE) {
+        reset_stmt(st);
+        return 0;
+    }
+    if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
+        jg_errprintf(err, "no group %lld", (long long)group_id);
+    else
+        db_err(s, err, "cannot add an event");
+    reset_stmt(st);
+    return -1;
+}
+
+static int insert_job_and_nodes(jg_store_t *s, int64_t gid, const jg_group_spec_t *spec,
+                                int index, jg_error_t *err)
+{
+    const jg_job_spec_t *job = &spec->jobs[index];
+    sqlite3_stmt *st = use(s, ST_INSERT_JOB);
+    sqlite3_bind_int64(st, 1, gid);
+    sqlite3_bind_int(st, 2, index);
+    bind_text(st, 3, job->name);
+    sqlite3_bind_int(st, 4, job->num_nodes);
+    if (run(s, st, "cannot add a job", err) < 0)
+        return -1;
+    st = use(s, ST_INSERT_NODE);
+    for (int rank = 0; rank < job->num_nodes; rank++) {
+        char *host = jg_xasprintf("%s-%d.%s", job->name, rank, spec->name);
+        sqlite3_bind_int64(st, 1, gid);
+        sqlite3_bind_int(st, 2, index);
+        sqlite3_bind_int(st, 3, rank);
+        bind_text(st, 4, host);
+        int rc = run(s, st, "cannot add a node", err);
+        free(host);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int jg_store_add_group(jg_store_t *s, const jg_group_spec_t *spec, const char *spec_json,
+                       uid_t uid, gid_t gid, const char *user, int64_t now_us,
+                       int64_t *group_id, jg_error_t *err)
+{
+    if (!spec || !spec->name)
+        return jg_errprintf(err, "cannot add a group without a name");
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        if (!spec->jobs[i].name)
+            return jg_errprintf(err, "cannot add group %s: job %zu has no name", spec->name, i);
+    }
+    int64_t id = 0;
+    int rc = -1;
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_INSERT_GROUP);
+    bind_text(st, 1, spec->name);
+    bind_text(st, 2, user);
+    sqlite3_bind_int64(st, 3, (int64_t)uid);
+    sqlite3_bind_int64(st, 4, (int64_t)gid);
+    bind_text(st, 5, "submitted");
+    bind_text(st, 6, spec_json);
+    sqlite3_bind_int64(st, 7, now_us);
+    if (run(s, st, "cannot add the group", err) < 0)
+        goto done;
+    id = sqlite3_last_insert_rowid(s->db);
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        if (insert_job_and_nodes(s, id, spec, (int)i, err) < 0)
+            goto done;
+    }
+    if (insert_event(s, id, "group", jg_state_name(JG_PENDING), "submitted", now_us, err) < 0)
+        goto done;
+    rc = 0;
+done:
+    rc = op_end(s, rc, err);
+    if (rc == 0)
+        *group_id = id;
+    return rc;
+}
+
+/* Shared by the group and job state setters: ?3 state, ?4 reason, ?5 now,
+ * ?6 terminal. */
+static void bind_state(sqlite3_stmt *st, jg_state_t state, const char *reason, int64_t now_us)
+{
+    bind_text(st, 3, jg_state_name(state));
+    bind_text(st, 4, reason);
+    sqlite3_bind_int64(st, 5, now_us);
+    sqlite3_bind_int(st, 6, jg_state_is_terminal(state));
+}
+
+int jg_store_set_group_state(jg_store_t *s, int64_t group_id, jg_state_t state,
+                             const char *reason, int64_t now_us, jg_error_t *err)
+{
+    char missing[64];
+    snprintf(missing, sizeof missing, "no group %lld", (long long)group_id);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_SET_GROUP_STATE);
+    sqlite3_bind_int64(st, 1, group_id);
+    bind_state(st, state, reason, now_us);
+    int rc = update_one(s, st, "cannot set the group state", missing, err);
+    if (rc == 0)
+        rc = insert_event(s, group_id, "group", jg_state_name(state), reason, now_us, err);
+    return op_end(s, rc, err);
+}
+
+int jg_store_set_group_infra(jg_store_t *s, int64_t group_id, const char *infra,
+                             jg_error_t *err)
+{
+    char missing[64];
+    snprintf(missing, sizeof missing, "no group %lld", (long long)group_id);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_SET_GROUP_INFRA);
+    sqlite3_bind_int64(st, 1, group_id);
+    bind_text(st, 2, infra);
+    return op_end(s, update_one(s, st, "cannot set the group infra", missing, err), err);
+}
+
+/* Appends the event of a job (subject "job <name>" read from the row). */
+static int job_event(jg_store_t *s, enum stmt_id id, int64_t group_id, int job_index,
+                     const char *what, const char *reason, int64_t now_us, jg_error_t *err)
+{
+    sqlite3_stmt *st = use(s, id);
+    sqlite3_bind_int64(st, 1, group_id);
+    sqlite3_bind_int(st, 2, job_index);
+    sqlite3_bind_int64(st, 3, now_us);
+    bind_text(st, 4, what);
+    if (id == ST_JOB_EVENT)
+        bind_text(st, 5, reason);
+    return update_one(s, st, "cannot add a job event", "job vanished", err);
+}
+
+static void job_missing(char *buf, size_t size, int64_t group_id, int job_index)
+{
+    snprintf(buf, size, "no job %d in group %lld", job_index, (long long)group_id);
+}
+
+int jg_store_set_job_state(jg_store_t *s, int64_t group_id, int job_index, jg_state_t state,
+                           const char *reason, int64_t now_us, jg_error_t *err)
+{
+    char missing[80];
+    job_missing(missing, sizeof missing, group_id, job_index);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_SET_JOB_STATE);
+    sqlite3_bind_int64(st, 1, group_id);
+    sqlite3_bind_int(st, 2, job_index);
+    bind_state(st, state, reason, now_us);
+    int rc = update_one(s, st, "cannot set the job state", missing, err);
+    if (rc == 0)
+        rc = job_event(s, ST_JOB_EVENT, group_id, job_index, jg_state_name(state), reason,
+                       now_us, err);
+    return op_end(s, rc, err);
+}
+
+int jg_store_job_new_attempt(jg_store_t *s, int64_t group_id, int job_index,
+                             bool counts_as_recovery, int64_t now_us, jg_error_t *err)
+{
+    char missing[80];
+    job_missing(missing, sizeof missing, group_id, job_index);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_JOB_NEW_ATTEMPT);
+    sqlite3_bind_int64(st, 1, group_id);
+    sqlite3_bind_int(st, 2, job_index);
+    sqlite3_bind_int(st, 3, counts_as_recovery);
+    int rc = update_one(s, st, "cannot record a new attempt", missing, err);
+    if (rc == 0)
+        rc = job_event(s, ST_JOB_ATTEMPT_EVENT, group_id, job_index,
+                       counts_as_recovery ? jg_state_name(JG_RECOVERING) : "attempt", NULL,
+                       now_us, err);
+    return op_end(s, rc, err);
+}
+
+int jg_store_set_job_exit(jg_store_t *s, int64_t group_id, int job_index, int exit_code,
+                          jg_error_t *err)
+{
+    char missing[80];
+    job_missing(missing, sizeof missing, group_id, job_index);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_SET_JOB_EXIT);
+    sqlite3_bind_int64(st, 1, group_id);
+    sqlite3_bind_int(st, 2, job_index);
+    sqlite3_bind_int(st, 3, exit_code);
+    return op_end(s, update_one(s, st, "cannot set the job exit code", missing, err), err);
+}
+
+static void node_missing(char *buf, size_t size, int64_t group_id, int job_index, int rank)
+{
+    snprintf(buf, size, "no node %d of job %d in group %lld", rank, job_index,
+             (long long)group_id);
+}
+
+int jg_store_set_node_state(jg_store_t *s, int64_t group_id, int job_index, int rank,
+                            jg_state_t state, int attempt, int exit_code, const char *reason,
+                            int64_t now_us, jg_error_t *err)
+{
+    char missing[96];
+    node_missing(missing, sizeof missing, group_id, job_index, rank);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_SET_NODE_STATE);
+    sqlite3_bind_int64(st, 1, group_id);
+    sqlite3_bind_int(st, 2, job_index);
+    sqlite3_bind_int(st, 3, rank);
+    bind_text(st, 4, jg_state_name(state));
+    sqlite3_bind_int(st, 5, attempt);
+    sqlite3_bind_int(st, 6, exit_code);
+    int rc = update_one(s, st, "cannot set the node state", missing, err);
+    if (rc == 0) {
+        st = use(s, ST_NODE_EVENT);
+        sqlite3_bind_int64(st, 1, group_id);
+        sqlite3_bind_int(st, 2, job_index);
+        sqlite3_bind_int(st, 3, rank);
+        sqlite3_bind_int64(st, 4, now_us);
+        bind_text(st, 5, jg_state_name(state));
+        bind_text(st, 6, reason);
+        rc = update_one(s, st, "cannot add a node event", missing, err);
+    }
+    return op_end(s, rc, err);
+}
+
+int jg_store_set_node_handle(jg_store_t *s, int64_t group_id, int job_index, int rank,
+                             const char *handle, const char *address, jg_error_t *err)
+{
+    char missing[96];
+    node_missing(missing, sizeof missing, group_id, job_index, rank);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_SET_NODE_HANDLE);
+    sqlite3_bind_int64(st, 1, group_id);
+    sqlite3_bind_int(st, 2, job_index);
+    sqlite3_bind_int(st, 3, rank);
+    bind_text(st, 4, handle);
+    bind_text(st, 5, address);
+    return op_end(s, update_one(s, st, "cannot set the node handle", missing, err), err);
+}
+
+int jg_store_add_event(jg_store_t *s, int64_t group_id, const char *subject, const char *what,
+                       const char *reason, int64_t now_us, jg_error_t *err)
+{
+    if (op_begin(s, err) < 0)
+        return -1;
+    return op_end(s, insert_event(s, group_id, subject, what, reason, now_us, err), err);
+}
+
+/* ---- 6. queries ---------------------------------------------------------- */
+
+static char *col_str(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return jg_xstrdup(t ? (const char *)t : "");
+}
+
+static int col_state(jg_store_t *s, sqlite3_stmt *st, int col, jg_state_t *out,
+                     jg_error_t *err)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    if (!t || jg_state_parse(t, out) < 0)
+        return jg_errprintf(err, "%s: unknown state '%s' in the store", s->path,
+                            t ? t : "(null)");
+    return 0;
+}
+
+/* Row readers: the state is parsed first so a failure owns nothing yet. */
+static int read_group(jg_store_t *s, sqlite3_stmt *st, void *out, jg_error_t *err)
+{
+    jg_group_row_t *r = out;
+    memset(r, 0, sizeof *r);
+    if (col_state(s, st, 5, &r->state, err) < 0)
+        return -1;
+    r->id = sqlite3_column_int64(st, 0);
+    r->name = col_str(st, 1);
+    r->user = col_str(st, 2);
+    r->uid = (uid_t)sqlite3_column_int64(st, 3);
+    r->gid = (gid_t)sqlite3_column_int64(st, 4);
+    r->reason = col_str(st, 6);
+    r->spec_json = col_str(st, 7);
+    r->infra = col_str(st, 8);
+    r->submitted_us = sqlite3_column_int64(st, 9);
+    r->started_us = sqlite3_column_int64(st, 10);
+    r->ended_us = sqlite3_column_int64(st, 11);
+    return 0;
+}
+
+static int read_job(jg_store_t *s, sqlite3_stmt *st, void *out, jg_error_t *err)
+{
+    jg_job_row_t *r = out;
+    memset(r, 0, sizeof *r);
+    if (col_state(s, st, 4, &r->state, err) < 0)
+        return -1;
+    r->group_id = sqlite3_column_int64(st, 0);
+    r->index = sqlite3_column_int(st, 1);
+    r->name = col_str(st, 2);
+    r->num_nodes = sqlite3_column_int(st, 3);
+    r->reason = col_str(st, 5);
+    r->attempt = sqlite3_column_int(st, 6);
+    r->restarts = sqlite3_column_int(st, 7);
+    r->recoveries = sqlite3_column_int(st, 8);
+    r->exit_code = sqlite3_column_int(st, 9);
+    r->started_us = sqlite3_column_int64(st, 10);
+    r->ended_us = sqlite3_column_int64(st, 11);
+    return 0;
+}
+
+static int read_node(jg_store_t *s, sqlite3_stmt *st, void *out, jg_error_t *err)
+{
+    jg_node_row_t *r = out;
+    memset(r, 0, sizeof *r);
+    if (col_state(s, st, 3, &r->state, err) < 0)
+        return -1;
+    r->group_id = sqlite3_column_int64(st, 0);
+    r->job_index = sqlite3_column_int(st, 1);
+    r->rank = sqlite3_column_int(st, 2);
+    r->attempt = sqlite3_column_int(st, 4);
+    r->exit_code = sqlite3_column_int(st, 5);
+    r->hostname = col_str(st, 6);
+    r->address = col_str(st, 7);
+    r->handle = col_str(st, 8);
+    return 0;
+}
+
+static int read_event(jg_store_t *s, sqlite3_stmt *st, void *out, jg_error_t *err)
+{
+    (void)s;
+    (void)err;
+    jg_event_row_t *r = out;
+    r->id = sqlite3_column_int64(st, 0);
+    r->group_id = sqlite3_column_int64(st, 1);
+    r->ts_us = sqlite3_column_int64(st, 2);
+    r->subject = col_str(st, 3);
+    r->what = col_str(st, 4);
+    r->reason = col_str(st, 5);
+    return 0;
+}
+
+typedef int (*read_row_f)(jg_store_t *s, sqlite3_stmt *st, void *out, jg_error_t *err);
+typedef void (*free_rows_f)(void *rows, size_t n);
+
+/* Steps a bound query to the end, collecting rows of elem bytes each into a
+ * malloc'd array.  On failure nothing is returned and the statement is reset. */
+static int collect(jg_store_t *s, sqlite3_stmt *st, size_t elem, read_row_f read,
+                   free_rows_f free_rows, void **out, size_t *n, jg_error_t *err)
+{
+    char *rows = NULL;
+    size_t count = 0, cap = 0;
+    int rc = -1, step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 8;
+            rows = jg_xrealloc(rows, cap * elem);
+        }
+        if (read(s, st, rows + count * elem, err) < 0)
+            goto done;
+        count++;
+    }
+    if (step != SQLITE_DONE) {
+        db_err(s, err, "query failed");
+        goto done;
+    }
+    rc = 0;
+done:
+    reset_stmt(st);
+    if (rc < 0) {
+        free_rows(rows, count);
+        rows = NULL;
+        count = 0;
+    }
+    *out = rows;
+    *n = count;
+    return rc;
+}
+
+static void free_groups_v(void *rows, size_t n) { jg_group_rows_free(rows, n); }
+static void free_jobs_v(void *rows, size_t n) { jg_job_rows_free(rows, n); }
+static void free_nodes_v(void *rows, size_t n) { jg_node_rows_free(rows, n); }
+static void free_events_v(void *rows, size_t n) { jg_event_rows_free(rows, n); }
+
+int jg_store_get_group(jg_store_t *s, int64_t group_id, jg_group_row_t *out, jg_error_t *err)
+{
+    sqlite3_stmt *st = use(s, ST_GET_GROUP);
+    sqlite3_bind_int64(st, 1, group_id);
+    void *rows;
+    size_t n;
+    if (collect(s, st, sizeof *out, read_group, free_groups_v, &rows, &n, err) < 0)
+        return -1;
+    if (n == 0) {
+        free(rows);
+        return jg_errprintf(err, "no group %lld", (long long)group_id);
+    }
+    *out = *(jg_group_row_t *)rows;
+    free(rows);
+    return 0;
+}
+
+int jg_store_list_groups(jg_store_t *s, const jg_group_filter_t *filter, jg_group_row_t **out,
+                         size_t *n, jg_error_t *err)
+{
+    jg_group_filter_t all = {0};
+    const jg_group_filter_t *f = filter ? filter : &all;
+    enum stmt_id id;
+    if (f->group_id != 0)
+        id = ST_GROUP_FILTERED;
+    else if (f->active_only)
+        id = ST_GROUPS_ACTIVE;
+    else if (f->ended_after_us != 0)
+        id = ST_GROUPS_RECENT;
+    else
+        id = ST_GROUPS_ALL;
+    sqlite3_stmt *st = use(s, id);
+    /* Each statement uses a subset of ?1..?4: binding an unused one is harmless,
+     * and one past the statement's last parameter fails without effect. */
+    sqlite3_bind_int64(st, 1, f->group_id);
+    if (f->user)
+        sqlite3_bind_text(st, 2, f->user, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int(st, 3, f->active_only);
+    sqlite3_bind_int64(st, 4, f->ended_after_us);
+    void *rows;
+    int rc = collect(s, st, sizeof **out, read_group, free_groups_v, &rows, n, err);
+    *out = rows;
+    return rc;
+}
+
+int jg_store_list_jobs(jg_store_t *s, int64_t group_id, jg_job_row_t **out, size_t *n,
+                       jg_error_t *err)
+{
+    sqlite3_stmt *st = use(s, group_id ? ST_JOBS_OF_GROUP : ST_JOBS_ALL);
+    if (group_id)
+        sqlite3_bind_int64(st, 1, group_id);
+    void *rows;
+    int rc = collect(s, st, sizeof **out, read_job, free_jobs_v, &rows, n, err);
+    *out = rows;
+    return rc;
+}
+
+int jg_store_list_nodes(jg_store_t *s, int64_t group_id, jg_node_row_t **out, size_t *n,
+                        jg_error_t *err)
+{
+    sqlite3_stmt *st = use(s, ST_NODES);
+    sqlite3_bind_int64(st, 1, group_id);
+    void *rows;
+    int rc = collect(s, st, sizeof **out, read_node, free_nodes_v, &rows, n, err);
+    *out = rows;
+    return rc;
+}
+
+int jg_store_list_events(jg_store_t *s, int64_t group_id, jg_event_row_t **out, size_t *n,
+                         jg_error_t *err)
+{
+    sqlite3_stmt *st = use(s, ST_EVENTS);
+    sqlite3_bind_int64(st, 1, group_id);
+    void *rows;
+    int rc = collect(s, st, sizeof **out, read_event, free_events_v, &rows, n, err);
+    *out = rows;
+    return rc;
+}
+
+/* ---- 7. row frees -------------------------------------------------------- */
+
+void jg_group_row_clear(jg_group_row_t *row)
+{
+    if (!row)
+        return;
+    free(row->name);
+    free(row->user);
+    free(row->reason);
+    free(row->spec_json);
+    free(row->infra);
+    memset(row, 0, sizeof *row);
+}
+
+void jg_group_rows_free(jg_group_row_t *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++)
+        jg_group_row_clear(&rows[i]);
+    free(rows);
+}
+
+void jg_job_rows_free(jg_job_row_t *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++) {
+        free(rows[i].name);
+        free(rows[i].reason);
+    }
+    free(rows);
+}
+
+void jg_node_rows_free(jg_node_row_t *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++) {
+        free(rows[i].hostname);
+        free(rows[i].address);
+        free(rows[i].handle);
+    }
+    free(rows);
+}
+
+void jg_event_rows_free(jg_event_row_t *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++) {
+        free(rows[i].subject);
+        free(rows[i].what);
+        free(rows[i].reason);
+    }
+    free(rows);
+}

@@ -1,0 +1,1016 @@
+/* test_local_backend.c - the local backend, its shim and the node environment.
+ *
+ * Every test gets a fresh state directory and event loop; nodes are real
+ * jgsched-shim process trees (the shim's path comes from $JGSCHED_SHIM).  The
+ * loop runs until the events a test waits for have arrived, bounded by a
+ * timer, and fini kills every shim's process group and removes the directory
+ * whatever happened.
+ */
+#include <criterion/criterion.h>
+
+#include "jgsched/backend.h"
+#include "jgsched/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pwd.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 256
+#define MAX_SHIMS 64
+#define WAIT_MS 10000
+
+typedef struct {
+    jg_backend_event_t ev;
+    char reason[512];
+    char handle[1024];
+    int64_t at_ms;
+} rec_t;
+
+static char state_dir[128];
+static char scratch[256];           /* state_dir/scratch: markers and pid files */
+static jg_loop_t *loop;
+static jg_backend_t *be, *be2;
+static rec_t evs[MAX_EVENTS];
+static size_t n_evs;
+static pid_t shims[MAX_SHIMS];
+static size_t n_shims;
+static bool (*until)(void);
+static bool timed_out;
+
+/* ---- spec building (the test does not link the YAML parser) ------------ */
+
+static jg_group_spec_t *spec;
+
+static jg_group_spec_t *spec_new(const char *name)
+{
+    jg_group_spec_t *s = calloc(1, sizeof *s);
+    s->name = strdup(name);
+    return s;
+}
+
+static jg_job_spec_t *spec_job(jg_group_spec_t *s, const char *name, int nodes,
+                               const char *setup, const char *run)
+{
+    s->jobs = realloc(s->jobs, (s->n_jobs + 1) * sizeof *s->jobs);
+    jg_job_spec_t *j = &s->jobs[s->n_jobs++];
+    memset(j, 0, sizeof *j);
+    j->name = strdup(name);
+    j->num_nodes = nodes;
+    j->setup = setup ? strdup(setup) : NULL;
+    j->run = run ? strdup(run) : NULL;
+    return j;
+}
+
+static void job_env(jg_job_spec_t *j, const char *k, const char *v)
+{
+    j->envs = realloc(j->envs, (j->n_envs + 1) * sizeof *j->envs);
+    j->envs[j->n_envs].key = strdup(k);
+    j->envs[j->n_envs].value = strdup(v);
+    j->n_envs++;
+}
+
+static void spec_free(jg_group_spec_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_jobs; i++) {
+        jg_job_spec_t *j = &s->jobs[i];
+        free(j->name);
+        free(j->setup);
+        free(j->run);
+        free(j->workdir);
+        free(j->accel.name);
+        for (size_t k = 0; k < j->n_envs; k++) {
+            free(j->envs[k].key);
+            free(j->envs[k].value);
+        }
+        free(j->envs);
+    }
+    free(s->jobs);
+    free(s->name);
+    free(s);
+}
+
+/* ---- harness ------------------------------------------------------------ */
+
+static void on_event(void *ctx, const jg_backend_event_t *ev)
+{
+    (void)ctx;
+    cr_assert_lt(n_evs, MAX_EVENTS, "too many events");
+    rec_t *r = &evs[n_evs++];
+    r->ev = *ev;
+    r->ev.reason = NULL;
+    r->ev.handle = NULL;
+    r->at_ms = jg_now_mono_ms();
+    snprintf(r->reason, sizeof r->reason, "%s", ev->reason ? ev->reason : "");
+    snprintf(r->handle, sizeof r->handle, "%s", ev->handle ? ev->handle : "");
+    int pid;
+    if (ev->type == JG_BACKEND_NODE_STARTED && sscanf(r->handle, "pid=%d", &pid) == 1 &&
+        n_shims < MAX_SHIMS)
+        shims[n_shims++] = pid;
+    if (until && until())
+        jg_loop_stop(loop);
+}
+
+static void on_deadline(jg_loop_t *l, void *arg)
+{
+    (void)arg;
+    timed_out = true;
+    jg_loop_stop(l);
+}
+
+/* Some conditions (a pid file written by a node) come with no event: check
+ * them every 20 ms too. */
+static uint64_t tick_id;
+static void on_tick(jg_loop_t *l, void *arg)
+{
+    (void)arg;
+    if (until && until()) {
+        tick_id = 0;
+        jg_loop_stop(l);
+        return;
+    }
+    tick_id = jg_loop_add_timer(l, 20, on_tick, NULL);
+}
+
+/* Runs the loop until pred() holds or ms pass; returns pred(). */
+static bool run_until(bool (*pred)(void), int ms)
+{
+    if (pred && pred())
+        return true;
+    until = pred;
+    timed_out = false;
+    uint64_t t = jg_loop_add_timer(loop, ms, on_deadline, NULL);
+    tick_id = pred ? jg_loop_add_timer(loop, 20, on_tick, NULL) : 0;
+    jg_error_t err;
+    cr_assert_eq(jg_loop_run(loop, &err), 0, "%s", err.text);
+    jg_loop_cancel_timer(loop, t);
+    if (tick_id)
+        jg_loop_cancel_timer(loop, tick_id);
+    until = NULL;
+    return pred ? pred() : true;
+}
+
+static const char *type_name(jg_backend_event_type_t t)
+{
+    static const char *names[] = {"STARTED", "SETUP_DONE", "EXITED", "LOST", "LAUNCH_FAILED"};
+    return names[t];
+}
+
+/* All events so far, one a line, for failure messages (static buffer). */
+static const char *dump(void)
+{
+    static char buf[8192];
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n_evs && off < sizeof buf - 200; i++)
+        off += (size_t)snprintf(buf + off, sizeof buf - off, "\n  %s g%" PRId64 " j%d r%d a%d "
+                                "setup=%d code=%d sig=%d %s", type_name(evs[i].ev.type),
+                                evs[i].ev.group_id, evs[i].ev.job_index, evs[i].ev.rank,
+                                evs[i].ev.attempt, evs[i].ev.in_setup, evs[i].ev.exit_code,
+                                evs[i].ev.signal, evs[i].reason);
+    return buf;
+}
+
+static size_t count(jg_backend_event_type_t type)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n_evs; i++)
+        if (evs[i].ev.type == type)
+            c++;
+    return c;
+}
+
+static const rec_t *find(jg_backend_event_type_t type, int job, int rank)
+{
+    for (size_t i = 0; i < n_evs; i++)
+        if (evs[i].ev.type == type && evs[i].ev.job_index == job && evs[i].ev.rank == rank)
+            return &evs[i];
+    return NULL;
+}
+
+static size_t want_n;
+static jg_backend_event_type_t want_type;
+static bool have_wanted(void) { return count(want_type) >= want_n; }
+static bool final_count(void)
+{
+    return count(JG_BACKEND_NODE_EXITED) + count(JG_BACKEND_NODE_LOST) +
+           count(JG_BACKEND_LAUNCH_FAILED) >= want_n;
+}
+
+static bool wait_for(jg_backend_event_type_t type, size_t n)
+{
+    want_type = type;
+    want_n = n;
+    return run_until(have_wanted, WAIT_MS);
+}
+
+static bool wait_final(size_t n)
+{
+    want_n = n;
+    return run_until(final_count, WAIT_MS);
+}
+
+static jg_backend_t *new_backend(void)
+{
+    const char *shim = getenv("JGSCHED_SHIM");
+    cr_assert(shim && *shim, "set JGSCHED_SHIM to the jgsched-shim executable");
+    jg_local_config_t cfg = {.state_dir = state_dir, .shim_path = shim, .loop = loop,
+                             .on_event = on_event};
+    jg_error_t err = {{0}};
+    jg_backend_t *b = jg_backend_local_create(&cfg, &err);
+    cr_assert(b, "create: %s", err.text);
+    return b;
+}
+
+static void launch_on(jg_backend_t *b, int64_t gid, int attempt)
+{
+    jg_node_ref_t refs[64];
+    size_t n = 0;
+    for (size_t j = 0; j < spec->n_jobs; j++)
+        for (int r = 0; r < spec->jobs[j].num_nodes; r++)
+            refs[n++] = (jg_node_ref_t){.job_index = (int)j, .rank = r, .attempt = attempt};
+    jg_launch_t req = {.group_id = gid, .spec = spec, .uid = getuid(), .gid = getgid(),
+                       .user = NULL, .submitted_us = 1704164645123456LL, .nodes = refs,
+                       .n_nodes = n};
+    jg_error_t err = {{0}};
+    cr_assert_eq(b->ops->launch(b, &req, &err), 0, "launch: %s", err.text);
+}
+
+static void launch(int64_t gid) { launch_on(be, gid, 1); }
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)f;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void setup(void)
+{
+    snprintf(state_dir, sizeof state_dir, "/tmp/jg-localbackend-XXXXXX");
+    cr_assert(mkdtemp(state_dir));
+    snprintf(scratch, sizeof scratch, "%s/scratch", state_dir);
+    cr_assert_eq(mkdir(scratch, 0755), 0);
+    jg_error_t err;
+    loop = jg_loop_create(&err);
+    cr_assert(loop);
+    n_evs = 0;
+    n_shims = 0;
+    spec = NULL;
+    be = new_backend();
+    be2 = NULL;
+}
+
+static void teardown(void)
+{
+    if (be)
+        be->ops->destroy(be);
+    if (be2)
+        be2->ops->destroy(be2);
+    be = be2 = NULL;
+    for (size_t i = 0; i < n_shims; i++) {
+        kill(-shims[i], SIGKILL);
+        kill(shims[i], SIGKILL);
+        while (waitpid(shims[i], NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    jg_loop_destroy(loop);
+    loop = NULL;
+    spec_free(spec);
+    spec = NULL;
+    nftw(state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(local, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- small file helpers ------------------------------------------------- */
+
+static char *path_in(const char *dir, const char *name)
+{
+    static char buf[4][1024];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+static char *node_file(int64_t gid, const char *job, int rank, const char *name)
+{
+    static char buf[4][1024];
+    static int k;
+    char *p = buf[k++ % 4];
+    snprintf(p, sizeof buf[0], "%s/groups/%" PRId64 "/%s-%d/%s", state_dir, gid, job, rank, name);
+    return p;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Reads a whole file into buf (NUL-terminated); returns its length or -1. */
+static ssize_t read_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    size_t len = 0;
+    ssize_t n;
+    while (len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    buf[len] = '\0';
+    return (ssize_t)len;
+}
+
+static int read_pid(const char *path)
+{
+    char buf[64];
+    if (read_file(path, buf, sizeof buf) <= 0)
+        return -1;
+    return atoi(buf);
+}
+
+/* Alive and not a zombie. */
+static bool proc_alive(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (read_file(path, buf, sizeof buf) <= 0)
+        return false;
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+static const char *pid_path;
+static bool pid_file_ready(void) { return read_pid(pid_path) > 0; }
+
+/* Runs the loop until a pid file written by a node appears; returns the pid. */
+static int wait_pid_file(const char *path)
+{
+    pid_path = path;
+    cr_assert(run_until(pid_file_ready, WAIT_MS), "no pid file %s", path);
+    return read_pid(path);
+}
+
+static pid_t gone_pid;
+static bool pid_gone(void) { return !proc_alive(gone_pid); }
+
+static bool wait_gone(pid_t pid)
+{
+    gone_pid = pid;
+    return run_until(pid_gone, 3000);
+}
+
+/* ---- the barrier and exits ---------------------------------------------- */
+
+Test(local, two_jobs_start_pass_setup_and_run_only_after_release)
+{
+    spec = spec_new("grp");
+    char run[1024];
+    snprintf(run, sizeof run, "touch %s/ran-$JGSCHED_JOB-$SKYPILOT_NODE_RANK", scratch);
+    spec_job(spec, "a", 1, "echo setup-a", run);
+    spec_job(spec, "b", 2, "sleep 0.2; echo setup-b", run);
+    launch(7);
+
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 3), "setup_done: %zu", count(JG_BACKEND_SETUP_DONE));
+    cr_assert_eq(count(JG_BACKEND_NODE_STARTED), 3);
+    for (int j = 0; j < 2; j++) {
+        for (int r = 0; r < (j ? 2 : 1); r++) {
+            const rec_t *s = find(JG_BACKEND_NODE_STARTED, j, r);
+            cr_assert(s, "no NODE_STARTED for %d/%d", j, r);
+            cr_assert_eq(s->ev.group_id, 7);
+            cr_assert_eq(s->ev.attempt, 1);
+            cr_assert(strstr(s->handle, "pid=") && strstr(s->handle, " start=") &&
+                      strstr(s->handle, " addr=127.0.0.1") && strstr(s->handle, " dir=/"),
+                      "handle: %s", s->handle);
+            cr_assert(find(JG_BACKEND_SETUP_DONE, j, r));
+        }
+    }
+    /* Nothing runs at the barrier. */
+    run_until(NULL, 300);
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 0);
+    cr_assert_not(exists(path_in(scratch, "ran-a-0")));
+    cr_assert_not(exists(path_in(scratch, "ran-b-1")));
+
+    jg_error_t err;
+    cr_assert_eq(be->ops->release(be, 7, &err), 0, "%s", err.text);
+    cr_assert(wait_final(3));
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 3);
+    for (size_t i = 0; i < n_evs; i++) {
+        if (evs[i].ev.type != JG_BACKEND_NODE_EXITED)
+            continue;
+        cr_assert_eq(evs[i].ev.exit_code, 0);
+        cr_assert_eq(evs[i].ev.signal, 0);
+        cr_assert_not(evs[i].ev.in_setup);
+    }
+    cr_assert(exists(path_in(scratch, "ran-a-0")));
+    cr_assert(exists(path_in(scratch, "ran-b-0")));
+    cr_assert(exists(path_in(scratch, "ran-b-1")));
+}
+
+Test(local, failed_setup_reports_its_code_and_never_runs)
+{
+    spec = spec_new("grp");
+    char run[1024];
+    snprintf(run, sizeof run, "touch %s/ran", scratch);
+    spec_job(spec, "a", 1, "echo failing; exit 7", run);
+    launch(1);
+    cr_assert(wait_final(1));
+    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert(e);
+    cr_assert(e->ev.in_setup);
+    cr_assert_eq(e->ev.exit_code, 7);
+    cr_assert_eq(e->ev.signal, 0);
+    cr_assert_eq(count(JG_BACKEND_SETUP_DONE), 0);
+    jg_error_t err;
+    cr_assert_eq(be->ops->release(be, 1, &err), 0);
+    run_until(NULL, 200);
+    cr_assert_not(exists(path_in(scratch, "ran")));
+}
+
+Test(local, run_exit_code_is_reported)
+{
+    spec = spec_new("grp");
+    spec_job(spec, "a", 1, NULL, "echo bye; exit 3");
+    launch(1);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 1, NULL), 0);
+    cr_assert(wait_final(1));
+    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert(e);
+    cr_assert_not(e->ev.in_setup);
+    cr_assert_eq(e->ev.exit_code, 3);
+    cr_assert_eq(e->ev.signal, 0);
+}
+
+Test(local, killed_run_reports_128_plus_signal_and_leaves_no_process)
+{
+    spec = spec_new("grp");
+    char run[1024];
+    snprintf(run, sizeof run, "sleep 300 & echo $! > %s/bg.pid; echo $$ > %s/sh.pid; wait",
+             scratch, scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(1);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 1, NULL), 0);
+    int sh = wait_pid_file(path_in(scratch, "sh.pid"));
+    int bg = wait_pid_file(path_in(scratch, "bg.pid"));
+    cr_assert_eq(kill(sh, SIGKILL), 0);
+    cr_assert(wait_final(1));
+    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert(e);
+    cr_assert_eq(e->ev.exit_code, 137);
+    cr_assert_eq(e->ev.signal, 9);
+    cr_assert(wait_gone(bg), "the background sleep outlived its node");
+    cr_assert(wait_gone(shims[0]), "the shim outlived its node");
+}
+
+Test(local, killed_shim_reports_node_lost_and_its_tree_is_killed)
+{
+    spec = spec_new("grp");
+    char run[1024];
+    snprintf(run, sizeof run, "echo $$ > %s/sh.pid; sleep 300; true", scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(1);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 1, NULL), 0);
+    int sh = wait_pid_file(path_in(scratch, "sh.pid"));
+    cr_assert_eq(n_shims, 1);
+    cr_assert_eq(kill(shims[0], SIGKILL), 0);
+    cr_assert(wait_final(1));
+    const rec_t *e = find(JG_BACKEND_NODE_LOST, 0, 0);
+    cr_assert(e, "no NODE_LOST");
+    cr_assert(strstr(e->reason, "node process tree was killed"), "reason: %s", e->reason);
+    char want[64];
+    snprintf(want, sizeof want, "shim pid %d", (int)shims[0]);
+    cr_assert(strstr(e->reason, want), "reason: %s", e->reason);
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 0);
+    cr_assert(wait_gone(sh), "the run outlived its shim");
+}
+
+/* ---- stop --------------------------------------------------------------- */
+
+Test(local, stop_terminates_a_tree_with_a_background_child)
+{
+    spec = spec_new("grp");
+    char run[1024];
+    snprintf(run, sizeof run, "sleep 300 & echo $! > %s/bg.pid; wait", scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(1);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 1, NULL), 0);
+    int bg = wait_pid_file(path_in(scratch, "bg.pid"));
+    jg_error_t err;
+    cr_assert_eq(be->ops->stop(be, 1, -1, -1, 5000, &err), 0, "%s", err.text);
+    int64_t t0 = jg_now_mono_ms();
+    cr_assert(wait_final(1));
+    cr_assert_lt(jg_now_mono_ms() - t0, 4000, "SIGTERM should have been enough");
+    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert(e);
+    cr_assert_eq(e->ev.exit_code, 143);
+    cr_assert_eq(e->ev.signal, SIGTERM);
+    cr_assert(wait_gone(bg));
+    cr_assert(wait_gone(shims[0]));
+}
+
+Test(local, stop_kills_after_grace_what_ignores_sigterm)
+{
+    spec = spec_new("grp");
+    char run[1024];
+    snprintf(run, sizeof run, "trap '' TERM; sleep 300 & echo $! > %s/bg.pid; wait", scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(1);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 1, NULL), 0);
+    int bg = wait_pid_file(path_in(scratch, "bg.pid"));
+    int64_t t0 = jg_now_mono_ms();
+    cr_assert_eq(be->ops->stop(be, 1, 0, -1, 300, NULL), 0);
+    cr_assert(wait_final(1));
+    cr_assert_geq(jg_now_mono_ms() - t0, 280, "killed before the grace ended");
+    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert(e, "a forced stop is an exit, not a lost node");
+    cr_assert_eq(e->ev.exit_code, 137);
+    cr_assert_eq(e->ev.signal, SIGKILL);
+    cr_assert_not(e->ev.in_setup);
+    cr_assert(wait_gone(bg));
+}
+
+Test(local, stop_at_the_barrier_cancels_before_run)
+{
+    spec = spec_new("grp");
+    char run[1024];
+    snprintf(run, sizeof run, "touch %s/ran", scratch);
+    spec_job(spec, "a", 2, NULL, run);
+    launch(1);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    cr_assert_eq(be->ops->stop(be, 1, 0, 1, 2000, NULL), 0);     /* rank 1 only */
+    cr_assert(wait_final(1));
+    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 1);
+    cr_assert(e);
+    cr_assert_eq(e->ev.exit_code, 143);
+    cr_assert_not(e->ev.in_setup);
+    cr_assert_not(find(JG_BACKEND_NODE_EXITED, 0, 0), "rank 0 was not asked to stop");
+    cr_assert_eq(be->ops->release(be, 1, NULL), 0);
+    cr_assert(wait_final(2));
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0);
+    /* rank 0 ran, rank 1 never did: both touch the same marker, so check its log of steps */
+    char st[512];
+    cr_assert_gt(read_file(node_file(1, "a", 1, "status"), st, sizeof st), 0);
+    cr_assert(strstr(st, "1 cancelled"), "status: %s", st);
+    cr_assert_null(strstr(st, "running"), "status: %s", st);
+}
+
+/* ---- environment -------------------------------------------------------- */
+
+static const char *env_get(char **env, const char *key)
+{
+    size_t l = strlen(key);
+    const char *found = NULL;
+    for (char **p = env; *p; p++) {
+        if (strncmp(*p, key, l) == 0 && (*p)[l] == '=') {
+            cr_assert_null(found, "%s appears twice", key);
+            found = *p + l + 1;
+        }
+    }
+    return found;
+}
+
+Test(local, node_env_has_every_variable_and_ours_win)
+{
+    spec = spec_new("grp");
+    jg_job_spec_t *t = spec_job(spec, "trainer", 2, NULL, "true");
+    t->accel.name = strdup("H100");
+    t->accel.count = 2;
+    job_env(t, "FOO", "bar baz");
+    job_env(t, "SKYPILOT_NODE_RANK", "99");
+    job_env(t, "PATH", "/custom/bin:/usr/bin");
+    spec_job(spec, "worker", 1, NULL, "true");
+    const char *ips[] = {"10.0.0.1", "10.0.0.2"};
+    char **env = jg_node_env(spec, 42, 0, 1, 1, 1704164645123456LL, ips);
+    cr_assert_str_eq(env_get(env, "SKYPILOT_JOBGROUP_NAME"), "grp");
+    cr_assert_str_eq(env_get(env, "SKYPILOT_NODE_RANK"), "1");
+    cr_assert_str_eq(env_get(env, "SKYPILOT_NUM_NODES"), "2");
+    cr_assert_str_eq(env_get(env, "SKYPILOT_NODE_IPS"), "10.0.0.1\n10.0.0.2");
+    cr_assert_str_eq(env_get(env, "SKYPILOT_TASK_ID"),
+                     "jgsched-2024-01-02-03-04-05-123456_grp_trainer_42-0");
+    cr_assert_str_eq(env_get(env, "SKYPILOT_NUM_GPUS_PER_NODE"), "2");
+    cr_assert_str_eq(env_get(env, "JGSCHED_GROUP_ID"), "42");
+    cr_assert_str_eq(env_get(env, "JGSCHED_JOB"), "trainer");
+    cr_assert_str_eq(env_get(env, "JGSCHED_ATTEMPT"), "1");
+    cr_assert_str_eq(env_get(env, "JGSCHED_GROUP_HOSTS"),
+                     "trainer-0.grp\ntrainer-1.grp\nworker-0.grp");
+    cr_assert_str_eq(env_get(env, "FOO"), "bar baz");
+    cr_assert_str_eq(env_get(env, "PATH"), "/custom/bin:/usr/bin");
+    cr_assert_str_eq(env_get(env, "LANG"), "C.UTF-8");
+    cr_assert_str_eq(env_get(env, "SHELL"), "/bin/bash");
+    jg_env_free(env);
+
+    env = jg_node_env(spec, 42, 1, 0, 3, 1704164645123456LL, ips);
+    cr_assert_str_eq(env_get(env, "SKYPILOT_TASK_ID"),
+                     "jgsched-2024-01-02-03-04-05-123456_grp_worker_42-1-3");
+    cr_assert_str_eq(env_get(env, "SKYPILOT_NUM_GPUS_PER_NODE"), "0");
+    cr_assert_str_eq(env_get(env, "SKYPILOT_NODE_IPS"), "10.0.0.1");
+    cr_assert_str_eq(env_get(env, "JGSCHED_ATTEMPT"), "3");
+    cr_assert_str_eq(env_get(env, "PATH"),
+                     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    cr_assert_null(env_get(env, "FOO"));
+    jg_env_free(env);
+}
+
+Test(local, node_runs_with_exactly_its_environment)
+{
+    setenv("JG_TEST_LEAK", "1", 1);
+    spec = spec_new("envgrp");
+    jg_job_spec_t *j = spec_job(spec, "trainer", 2, NULL, "env -0 > env.out");
+    job_env(j, "FOO", "bar");
+    job_env(j, "JGSCHED_JOB", "hijack");
+    launch(5);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    cr_assert_eq(be->ops->release(be, 5, NULL), 0);
+    cr_assert(wait_final(2));
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 1)->ev.exit_code, 0);
+
+    char buf[16384];
+    ssize_t len = read_file(node_file(5, "trainer", 1, "work/env.out"), buf, sizeof buf);
+    cr_assert_gt(len, 0);
+    char *envv[256];
+    size_t n = 0;
+    for (ssize_t i = 0; i < len && n < 255; i += (ssize_t)strlen(buf + i) + 1)
+        envv[n++] = buf + i;
+    envv[n] = NULL;
+    cr_assert_str_eq(env_get(envv, "SKYPILOT_JOBGROUP_NAME"), "envgrp");
+    cr_assert_str_eq(env_get(envv, "SKYPILOT_NODE_RANK"), "1");
+    cr_assert_str_eq(env_get(envv, "SKYPILOT_NUM_NODES"), "2");
+    cr_assert_str_eq(env_get(envv, "SKYPILOT_NODE_IPS"), "127.0.0.1\n127.0.0.1");
+    cr_assert_str_eq(env_get(envv, "SKYPILOT_TASK_ID"),
+                     "jgsched-2024-01-02-03-04-05-123456_envgrp_trainer_5-0");
+    cr_assert_str_eq(env_get(envv, "JGSCHED_GROUP_ID"), "5");
+    cr_assert_str_eq(env_get(envv, "JGSCHED_JOB"), "trainer");
+    cr_assert_str_eq(env_get(envv, "JGSCHED_GROUP_HOSTS"), "trainer-0.envgrp\ntrainer-1.envgrp");
+    cr_assert_str_eq(env_get(envv, "FOO"), "bar");
+    cr_assert_str_eq(env_get(envv, "LANG"), "C.UTF-8");
+    cr_assert(env_get(envv, "HOME") && env_get(envv, "HOME")[0] == '/');
+    cr_assert(env_get(envv, "USER") && env_get(envv, "USER")[0]);
+    cr_assert(env_get(envv, "PATH"));
+    cr_assert_null(env_get(envv, "JG_TEST_LEAK"), "the daemon's environment leaked");
+    cr_assert_null(env_get(envv, "JGSCHED_SHIM"), "the daemon's environment leaked");
+    unsetenv("JG_TEST_LEAK");
+}
+
+/* ---- logs, workdir, a job without run ----------------------------------- */
+
+Test(local, open_log_reads_setup_and_run_output)
+{
+    spec = spec_new("grp");
+    spec_job(spec, "a", 1, "echo from-setup", "echo from-run; echo to-stderr >&2");
+    launch(3);
+    jg_error_t err;
+    int early = be->ops->open_log(be, 3, "a", 0, &err);
+    cr_assert_geq(early, 0, "a log exists as soon as the node does: %s", err.text);
+    close(early);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 3, NULL), 0);
+    cr_assert(wait_final(1));
+    int fd = be->ops->open_log(be, 3, "a", 0, &err);
+    cr_assert_geq(fd, 0, "%s", err.text);
+    char buf[256] = {0};
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    cr_assert_gt(n, 0);
+    cr_assert_str_eq(buf, "from-setup\nfrom-run\nto-stderr\n");
+
+    cr_assert_eq(be->ops->open_log(be, 3, "nope", 0, &err), -1);
+    cr_assert_str_eq(err.text, "no log for nope-0 of group 3");
+    cr_assert_eq(be->ops->open_log(be, 3, "../a", 0, &err), -1);
+}
+
+Test(local, job_without_run_exits_zero_after_release)
+{
+    spec = spec_new("grp");
+    spec_job(spec, "a", 1, "true", NULL);
+    launch(1);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    run_until(NULL, 200);
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 0, "exited before release");
+    cr_assert_eq(be->ops->release(be, 1, NULL), 0);
+    cr_assert(wait_final(1));
+    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert_eq(e->ev.exit_code, 0);
+    cr_assert_not(e->ev.in_setup);
+}
+
+Test(local, workdir_is_copied_into_the_node_working_directory)
+{
+    char wd[512];
+    snprintf(wd, sizeof wd, "%s/src", scratch);
+    cr_assert_eq(mkdir(wd, 0755), 0);
+    FILE *f = fopen(path_in(wd, "data.txt"), "w");
+    cr_assert(f);
+    fputs("payload\n", f);
+    fclose(f);
+    spec = spec_new("grp");
+    jg_job_spec_t *j = spec_job(spec, "a", 1, "cat data.txt", NULL);
+    j->workdir = strdup(wd);
+    launch(1);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    char buf[256];
+    cr_assert_gt(read_file(node_file(1, "a", 0, "output.log"), buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "payload\n");
+}
+
+Test(local, seven_nodes_launch_in_parallel)
+{
+    spec = spec_new("grp");
+    spec_job(spec, "a", 4, "sleep 1", "true");
+    spec_job(spec, "b", 3, "sleep 1", "true");
+    int64_t t0 = jg_now_mono_ms();
+    launch(9);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 7));
+    int64_t took = jg_now_mono_ms() - t0;
+    cr_assert_lt(took, 4000, "7 setups of 1 s took %" PRId64 " ms: not parallel", took);
+    /* every NODE_STARTED came before the first SETUP_DONE */
+    size_t started = 0;
+    for (size_t i = 0; i < n_evs && evs[i].ev.type != JG_BACKEND_SETUP_DONE; i++)
+        if (evs[i].ev.type == JG_BACKEND_NODE_STARTED)
+            started++;
+    cr_assert_eq(started, 7);
+    cr_assert_eq(be->ops->release(be, 9, NULL), 0);
+    cr_assert(wait_final(7));
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 7);
+}
+
+Test(local, launch_failure_of_one_node_does_not_stop_the_others)
+{
+    spec = spec_new("grp");
+    spec_job(spec, "a", 1, NULL, "true");
+    spec_job(spec, "b", 1, NULL, "true");
+    /* b-0 cannot be created: a file is in the way of its directory */
+    char gdir[512];
+    snprintf(gdir, sizeof gdir, "%s/groups/4", state_dir);
+    cr_assert_eq(mkdir(gdir, 0755), 0);
+    char p[600];
+    snprintf(p, sizeof p, "%s/b-0", gdir);
+    int fd = open(p, O_CREAT | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    launch(4);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    const rec_t *f = find(JG_BACKEND_LAUNCH_FAILED, 1, 0);
+    cr_assert(f, "no LAUNCH_FAILED for b-0");
+    cr_assert(strlen(f->reason) > 0);
+    cr_assert(find(JG_BACKEND_SETUP_DONE, 0, 0));
+
+    /* a request naming a node the spec does not have fails as a whole */
+    jg_node_ref_t bad = {.job_index = 5, .rank = 0, .attempt = 1};
+    jg_launch_t req = {.group_id = 4, .spec = spec, .uid = getuid(), .gid = getgid(),
+                       .nodes = &bad, .n_nodes = 1};
+    jg_error_t err;
+    cr_assert_eq(be->ops->launch(be, &req, &err), -1);
+    cr_assert(strstr(err.text, "no job 5"), "%s", err.text);
+}
+
+Test(local, relaunch_runs_a_new_attempt_in_the_same_node)
+{
+    spec = spec_new("grp");
+    spec_job(spec, "a", 1, NULL, "echo attempt-$JGSCHED_ATTEMPT; exit $((JGSCHED_ATTEMPT == 1 ? 9 : 0))");
+    launch(2);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 2, NULL), 0);
+    cr_assert(wait_final(1));
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 9);
+    launch_on(be, 2, 2);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    cr_assert_eq(evs[n_evs - 1].ev.attempt, 2);
+    cr_assert_eq(be->ops->release(be, 2, NULL), 0);
+    cr_assert(wait_final(2));
+    const rec_t *last = &evs[n_evs - 1];
+    cr_assert_eq(last->ev.type, JG_BACKEND_NODE_EXITED);
+    cr_assert_eq(last->ev.attempt, 2);
+    cr_assert_eq(last->ev.exit_code, 0);
+    char buf[256];
+    cr_assert_gt(read_file(node_file(2, "a", 0, "output.log"), buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "attempt-1\nattempt-2\n");
+}
+
+/* ---- cleanup ------------------------------------------------------------ */
+
+Test(local, cleanup_kills_the_group_and_keeps_logs_unless_purged)
+{
+    spec = spec_new("grp");
+    char run[1024];
+    snprintf(run, sizeof run, "sleep 300 & echo $! > %s/bg.pid; echo hi; wait", scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(6);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 6, NULL), 0);
+    int bg = wait_pid_file(path_in(scratch, "bg.pid"));
+    jg_error_t err;
+    cr_assert_eq(be->ops->cleanup(be, 6, false, &err), 0, "%s", err.text);
+    cr_assert_not(proc_alive(shims[0]), "cleanup returns after the shim died");
+    cr_assert(wait_gone(bg), "the background sleep survived cleanup");
+    cr_assert_not(exists(node_file(6, "a", 0, "env")));
+    cr_assert_not(exists(node_file(6, "a", 0, "run.sh")));
+    cr_assert_not(exists(node_file(6, "a", 0, "release")));
+    cr_assert_not(exists(node_file(6, "a", 0, "work")));
+    cr_assert(exists(node_file(6, "a", 0, "output.log")));
+    int fd = be->ops->open_log(be, 6, "a", 0, &err);
+    cr_assert_geq(fd, 0, "%s", err.text);
+    close(fd);
+    run_until(NULL, 100);
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED) + count(JG_BACKEND_NODE_LOST), 0,
+                 "a cleaned-up group reports nothing more");
+
+    cr_assert_eq(be->ops->cleanup(be, 6, true, &err), 0, "%s", err.text);
+    cr_assert_eq(be->ops->open_log(be, 6, "a", 0, &err), -1);
+    char gdir[512];
+    snprintf(gdir, sizeof gdir, "%s/groups/6", state_dir);
+    cr_assert_not(exists(gdir));
+}
+
+/* ---- reattach after a daemon restart ------------------------------------ */
+
+static jg_node_handle_t handles[16];
+static char handle_text[16][1024];
+
+static size_t collect_handles(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_evs; i++) {
+        if (evs[i].ev.type != JG_BACKEND_NODE_STARTED)
+            continue;
+        snprintf(handle_text[n], sizeof handle_text[n], "%s", evs[i].handle);
+        handles[n] = (jg_node_handle_t){.job_index = evs[i].ev.job_index,
+                                        .rank = evs[i].ev.rank,
+                                        .attempt = evs[i].ev.attempt,
+                                        .handle = handle_text[n]};
+        n++;
+    }
+    return n;
+}
+
+Test(local, reattach_reports_exits_that_happened_while_away_and_after)
+{
+    spec = spec_new("grp");
+    char run_c[1024];
+    snprintf(run_c, sizeof run_c, "echo $$ > %s/c.pid; sleep 300; true", scratch);
+    char run_b[1024];
+    snprintf(run_b, sizeof run_b, "while [ ! -e %s/go ]; do sleep 0.05; done; exit 6", scratch);
+    char run_a[1024];
+    snprintf(run_a, sizeof run_a, "while [ ! -e %s/a-go ]; do sleep 0.05; done; exit 5", scratch);
+    spec_job(spec, "a", 1, NULL, run_a);
+    spec_job(spec, "b", 1, NULL, run_b);
+    spec_job(spec, "c", 1, NULL, run_c);
+    launch(8);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 3));
+    cr_assert_eq(be->ops->release(be, 8, NULL), 0);
+    wait_pid_file(path_in(scratch, "c.pid"));
+    size_t n = collect_handles();
+    cr_assert_eq(n, 3);
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED) + count(JG_BACKEND_NODE_LOST), 0, "%s", dump());
+
+    /* The daemon goes away; a exits, c's shim is killed meanwhile. */
+    be->ops->destroy(be);
+    be = NULL;
+    pid_t c_shim = 0;
+    for (size_t i = 0; i < n; i++)
+        if (handles[i].job_index == 2)
+            sscanf(handles[i].handle, "pid=%d", &c_shim);
+    cr_assert_eq(kill(c_shim, SIGKILL), 0);
+    int go = open(path_in(scratch, "a-go"), O_CREAT | O_WRONLY, 0644);
+    close(go);
+    char st[512];
+    for (int i = 0; i < 200; i++) {
+        if (read_file(node_file(8, "a", 0, "status"), st, sizeof st) > 0 && strstr(st, "exit run"))
+            break;
+        usleep(20000);
+    }
+    cr_assert(strstr(st, "1 exit run 5 0"), "status of a: %s", st);
+
+    size_t before = n_evs;
+    be2 = new_backend();
+    jg_error_t err;
+    cr_assert_eq(be2->ops->reattach(be2, 8, handles, n, &err), 0, "%s", err.text);
+    cr_assert_eq(n_evs, before, "events must come from the loop, not from inside reattach");
+    cr_assert(wait_final(2));
+    const rec_t *a = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert(a, "a's exit while the daemon was away was not reported:%s", dump());
+    cr_assert_eq(a->ev.exit_code, 5);
+    const rec_t *c = find(JG_BACKEND_NODE_LOST, 2, 0);
+    cr_assert(c, "c's killed shim was not reported:%s", dump());
+    cr_assert_null(find(JG_BACKEND_NODE_EXITED, 1, 0));
+    for (size_t i = before; i < n_evs; i++)
+        cr_assert_neq(evs[i].ev.type, JG_BACKEND_SETUP_DONE, "released nodes replay no SETUP_DONE");
+
+    /* b is still followed live. */
+    int fd = open(path_in(scratch, "go"), O_CREAT | O_WRONLY, 0644);
+    close(fd);
+    cr_assert(wait_final(3));
+    const rec_t *b = find(JG_BACKEND_NODE_EXITED, 1, 0);
+    cr_assert(b);
+    cr_assert_eq(b->ev.exit_code, 6);
+    cr_assert_eq(b->ev.attempt, 1);
+    cr_assert(wait_gone(c_shim));
+}
+
+Test(local, reattach_at_the_barrier_replays_setup_done_and_release_works)
+{
+    spec = spec_new("grp");
+    spec_job(spec, "a", 2, "true", "exit 4");
+    launch(11);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    size_t n = collect_handles();
+    be->ops->destroy(be);
+    be = NULL;
+
+    be2 = new_backend();
+    jg_error_t err;
+    cr_assert_eq(be2->ops->reattach(be2, 11, handles, n, &err), 0, "%s", err.text);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 4));
+    cr_assert_eq(be2->ops->release(be2, 11, &err), 0, "%s", err.text);
+    cr_assert(wait_final(2));
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 4);
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 1)->ev.exit_code, 4);
+
+    /* A handle for a process that no longer exists is a lost node. */
+    jg_node_handle_t gone = {.job_index = 0, .rank = 0, .attempt = 1,
+                             .handle = "pid=999999 start=1 addr=127.0.0.1 dir=/nonexistent"};
+    size_t before = n_evs;
+    cr_assert_eq(be2->ops->reattach(be2, 12, &gone, 1, &err), 0);
+    cr_assert(wait_final(3));
+    cr_assert_eq(evs[before].ev.type, JG_BACKEND_NODE_LOST);
+    cr_assert_eq(evs[before].ev.group_id, 12);
+}
+
+Test(local, cleanup_after_a_restart_kills_nodes_nobody_reattached)
+{
+    spec = spec_new("grp");
+    char run[1024];
+    snprintf(run, sizeof run, "echo $$ > %s/sh.pid; sleep 300; true", scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(13);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 13, NULL), 0);
+    int sh = wait_pid_file(path_in(scratch, "sh.pid"));
+    be->ops->destroy(be);
+    be = NULL;
+
+    be2 = new_backend();
+    jg_error_t err;
+    cr_assert_eq(be2->ops->cleanup(be2, 13, true, &err), 0, "%s", err.text);
+    cr_assert(wait_gone(sh), "the run survived cleanup");
+    cr_assert(wait_gone(shims[0]), "the shim survived cleanup");
+}
+
+Test(local, a_missing_shim_is_an_error_at_create)
+{
+    jg_local_config_t cfg = {.state_dir = state_dir, .shim_path = "/nonexistent/jgsched-shim",
+                             .loop = loop, .on_event = on_event};
+    jg_error_t err;
+    cr_assert_null(jg_backend_local_create(&cfg, &err));
+    cr_assert(strstr(err.text, "/nonexistent/jgsched-shim"), "%s", err.text);
+}
+
+Test(local, root_runs_nodes_as_the_submitting_user)
+{
+    struct passwd *pw = getpwnam("nobody");
+    if (geteuid() != 0 || !pw)
+        cr_skip_test("needs root and a `nobody` user");
+    cr_assert_eq(chmod(state_dir, 0711), 0);        /* as a root daemon's state dir must be */
+    spec = spec_new("grp");
+    spec_job(spec, "a", 1, "id -u > setup.uid", "id -u > run.uid; echo $HOME $USER > who");
+    jg_node_ref_t ref = {.job_index = 0, .rank = 0, .attempt = 1};
+    jg_launch_t req = {.group_id = 14, .spec = spec, .uid = pw->pw_uid, .gid = pw->pw_gid,
+                       .user = "nobody", .submitted_us = 1, .nodes = &ref, .n_nodes = 1};
+    jg_error_t err;
+    cr_assert_eq(be->ops->launch(be, &req, &err), 0, "%s", err.text);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
+    cr_assert_eq(be->ops->release(be, 14, NULL), 0);
+    cr_assert(wait_final(1));
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0, "%s", dump());
+    char buf[128], want[160];
+    snprintf(want, sizeof want, "%d\n", (int)pw->pw_uid);
+    cr_assert_gt(read_file(node_file(14, "a", 0, "work/setup.uid"), buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, want);
+    cr_assert_gt(read_file(node_file(14, "a", 0, "work/run.uid"), buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, want);
+    cr_assert_gt(read_file(node_file(14, "a", 0, "work/who"), buf, sizeof buf), 0);
+    snprintf(want, sizeof want, "%s nobody\n", pw->pw_dir);
+    cr_assert_str_eq(buf, want);
+    struct stat st;
+    cr_assert_eq(stat(node_file(14, "a", 0, "env"), &st), 0);
+    cr_assert_eq(st.st_uid, pw->pw_uid);
+    cr_assert_eq(st.st_mode & 0777, 0600, "the env may hold secrets");
+}

@@ -1,0 +1,779 @@
+/* test_store.c - the SQLite store: schema, round trips of every setter, the
+ * event history, filters, transactions, refusing files that are not ours, and
+ * several processes writing one file at once.  Every test works in its own
+ * temporary directory, removed in fini. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jgsched/store.h"
+
+static char dir[64];
+static char db_path[128];
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    strcpy(dir, "/tmp/jg-store-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(db_path, sizeof db_path, "%s/jgsched.db", dir);
+}
+
+static void teardown(void)
+{
+    if (dir[0])
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+/* A two-job group built by hand: trainer x2, server x1. */
+static jg_job_spec_t test_jobs[2] = {
+    {.name = "trainer", .num_nodes = 2},
+    {.name = "server", .num_nodes = 1},
+};
+static jg_group_spec_t test_spec = {.name = "rl", .jobs = test_jobs, .n_jobs = 2};
+
+static jg_store_t *open_ok(void)
+{
+    jg_error_t err = {{0}};
+    jg_store_t *s = jg_store_open(db_path, &err);
+    cr_assert_not_null(s, "open failed: %s", err.text);
+    return s;
+}
+
+static int64_t add(jg_store_t *s, const char *user, int64_t now)
+{
+    jg_error_t err = {{0}};
+    int64_t id = 0;
+    cr_assert_eq(jg_store_add_group(s, &test_spec, "{\"name\":\"rl\"}", 1000, 100, user, now,
+                                    &id, &err), 0, "%s", err.text);
+    cr_assert_gt(id, 0);
+    return id;
+}
+
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    return db;
+}
+
+static int64_t raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW, "%s", sql);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql)
+{
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+}
+
+static size_t count_events(jg_store_t *s, int64_t id)
+{
+    jg_event_row_t *ev;
+    size_t n;
+    cr_assert_eq(jg_store_list_events(s, id, &ev, &n, NULL), 0);
+    jg_event_rows_free(ev, n);
+    return n;
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    char *buf = malloc(1 << 16);
+    *len = fread(buf, 1, 1 << 16, f);
+    fclose(f);
+    return buf;
+}
+
+/* ---- schema ---- */
+
+Test(store, open_creates_schema_in_wal_with_version_and_app_id)
+{
+    jg_store_close(open_ok());
+    sqlite3 *db = raw_open(db_path);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    cr_expect_neq(raw_int(db, "PRAGMA application_id"), 0);
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                             "name IN ('groups', 'jobs', 'nodes', 'events')"), 4);
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                             "name IN ('groups_state', 'events_group')"), 2);
+    /* AUTOINCREMENT: ids of groups are never reused */
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'"),
+                 1);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+Test(store, empty_existing_file_is_initialised)
+{
+    int fd = open(db_path, O_CREAT | O_WRONLY, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    jg_store_t *s = open_ok();
+    add(s, "alice", 1);
+    jg_store_close(s);
+}
+
+Test(store, reopen_keeps_every_row)
+{
+    jg_store_t *s = open_ok();
+    int64_t id = add(s, "alice", 42);
+    cr_assert_eq(jg_store_set_node_handle(s, id, 0, 1, "pid:77", "10.0.0.2", NULL), 0);
+    jg_store_close(s);
+
+    s = open_ok();
+    jg_group_row_t g;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_get_group(s, id, &g, &err), 0, "%s", err.text);
+    cr_expect_str_eq(g.name, "rl");
+    cr_expect_str_eq(g.user, "alice");
+    cr_expect_eq(g.uid, 1000);
+    cr_expect_eq(g.gid, 100);
+    cr_expect_eq(g.state, JG_PENDING);
+    cr_expect_str_eq(g.spec_json, "{\"name\":\"rl\"}");
+    cr_expect_str_eq(g.infra, "");
+    cr_expect_eq(g.submitted_us, 42);
+    cr_expect_eq(g.started_us, 0);
+    cr_expect_eq(g.ended_us, 0);
+    jg_group_row_clear(&g);
+
+    jg_node_row_t *nodes;
+    size_t n;
+    cr_assert_eq(jg_store_list_nodes(s, id, &nodes, &n, NULL), 0);
+    cr_assert_eq(n, 3);
+    cr_expect_str_eq(nodes[1].handle, "pid:77");
+    cr_expect_str_eq(nodes[1].address, "10.0.0.2");
+    jg_node_rows_free(nodes, n);
+    cr_expect_eq(count_events(s, id), 1);
+    jg_store_close(s);
+}
+
+/* ---- add_group ---- */
+
+Test(store, add_group_inserts_jobs_nodes_hostnames_and_submitted_event)
+{
+    jg_store_t *s = open_ok();
+    int64_t id = add(s, "alice", 5);
+
+    jg_job_row_t *jobs;
+    size_t nj;
+    cr_assert_eq(jg_store_list_jobs(s, id, &jobs, &nj, NULL), 0);
+    cr_assert_eq(nj, 2);
+    cr_expect_str_eq(jobs[0].name, "trainer");
+    cr_expect_eq(jobs[0].index, 0);
+    cr_expect_eq(jobs[0].num_nodes, 2);
+    cr_expect_str_eq(jobs[1].name, "server");
+    cr_expect_eq(jobs[1].index, 1);
+    for (size_t i = 0; i < nj; i++) {
+        cr_expect_eq(jobs[i].group_id, id);
+        cr_expect_eq(jobs[i].state, JG_PENDING);
+        cr_expect_eq(jobs[i].attempt, 1);
+        cr_expect_eq(jobs[i].restarts, 0);
+        cr_expect_eq(jobs[i].recoveries, 0);
+        cr_expect_eq(jobs[i].exit_code, -1);
+    }
+    jg_job_rows_free(jobs, nj);
+
+    jg_node_row_t *nodes;
+    size_t nn;
+    cr_assert_eq(jg_store_list_nodes(s, id, &nodes, &nn, NULL), 0);
+    cr_assert_eq(nn, 3);
+    const char *hosts[] = {"trainer-0.rl", "trainer-1.rl", "server-0.rl"};
+    const int job_idx[] = {0, 0, 1}, ranks[] = {0, 1, 0};
+    for (size_t i = 0; i < nn; i++) {
+        cr_expect_str_eq(nodes[i].hostname, hosts[i]);
+        cr_expect_eq(nodes[i].job_index, job_idx[i]);
+        cr_expect_eq(nodes[i].rank, ranks[i]);
+        cr_expect_eq(nodes[i].state, JG_PENDING);
+        cr_expect_eq(nodes[i].exit_code, -1);
+        cr_expect_str_eq(nodes[i].address, "");
+        cr_expect_str_eq(nodes[i].handle, "");
+    }
+    jg_node_rows_free(nodes, nn);
+
+    jg_event_row_t *ev;
+    size_t ne;
+    cr_assert_eq(jg_store_list_events(s, id, &ev, &ne, NULL), 0);
+    cr_assert_eq(ne, 1);
+    cr_expect_str_eq(ev[0].subject, "group");
+    cr_expect_str_eq(ev[0].what, "PENDING");
+    cr_expect_str_eq(ev[0].reason, "submitted");
+    cr_expect_eq(ev[0].ts_us, 5);
+    jg_event_rows_free(ev, ne);
+    jg_store_close(s);
+}
+
+Test(store, group_ids_are_distinct_and_increasing)
+{
+    jg_store_t *s = open_ok();
+    int64_t a = add(s, "alice", 1), b = add(s, "alice", 2);
+    cr_expect_gt(b, a);
+    jg_store_close(s);
+}
+
+/* ---- setters ---- */
+
+Test(store, group_state_sets_started_once_and_ended_on_terminal)
+{
+    jg_store_t *s = open_ok();
+    int64_t id = add(s, "alice", 1);
+    jg_error_t err = {{0}};
+    jg_group_row_t g;
+
+    cr_assert_eq(jg_store_set_group_state(s, id, JG_STARTING, "launching", 10, &err), 0, "%s",
+                 err.text);
+    cr_assert_eq(jg_store_set_group_state(s, id, JG_RECOVERING, "node lost", 20, &err), 0);
+    cr_assert_eq(jg_store_set_group_state(s, id, JG_STARTING, "relaunch", 30, &err), 0);
+    cr_assert_eq(jg_store_get_group(s, id, &g, &err), 0);
+    cr_expect_eq(g.state, JG_STARTING);
+    cr_expect_str_eq(g.reason, "relaunch");
+    cr_expect_eq(g.started_us, 10, "started_us is the first STARTING, got %lld",
+                 (long long)g.started_us);
+    cr_expect_eq(g.ended_us, 0);
+    jg_group_row_clear(&g);
+
+    cr_assert_eq(jg_store_set_group_state(s, id, JG_FAILED, "trainer failed", 40, &err), 0);
+    cr_assert_eq(jg_store_get_group(s, id, &g, &err), 0);
+    cr_expect_eq(g.state, JG_FAILED);
+    cr_expect_str_eq(g.reason, "trainer failed");
+    cr_expect_eq(g.ended_us, 40);
+    jg_group_row_clear(&g);
+
+    cr_assert_eq(jg_store_set_group_infra(s, id, "kubernetes/ctx", &err), 0, "%s", err.text);
+    cr_assert_eq(jg_store_get_group(s, id, &g, &err), 0);
+    cr_expect_str_eq(g.infra, "kubernetes/ctx");
+    jg_group_row_clear(&g);
+    jg_store_close(s);
+}
+
+Test(store, job_state_attempts_and_exit_round_trip)
+{
+    jg_store_t *s = open_ok();
+    int64_t id = add(s, "alice", 1);
+    jg_error_t err = {{0}};
+
+    cr_assert_eq(jg_store_set_job_state(s, id, 1, JG_STARTING, "launched", 10, &err), 0, "%s",
+                 err.text);
+    cr_assert_eq(jg_store_set_job_state(s, id, 1, JG_RUNNING, "barrier passed", 20, &err), 0);
+    cr_assert_eq(jg_store_set_job_exit(s, id, 1, 29, &err), 0, "%s", err.text);
+    cr_assert_eq(jg_store_set_job_state(s, id, 1, JG_FAILED, "exit 29", 30, &err), 0);
+
+    jg_job_row_t *jobs;
+    size_t n;
+    cr_assert_eq(jg_store_list_jobs(s, id, &jobs, &n, NULL), 0);
+    cr_expect_eq(jobs[1].state, JG_FAILED);
+    cr_expect_str_eq(jobs[1].reason, "exit 29");
+    cr_expect_eq(jobs[1].exit_code, 29);
+    cr_expect_eq(jobs[1].started_us, 10);
+    cr_expect_eq(jobs[1].ended_us, 30);
+    cr_expect_eq(jobs[0].state, JG_PENDING, "the sibling is untouched");
+    jg_job_rows_free(jobs, n);
+
+    cr_assert_eq(jg_store_job_new_attempt(s, id, 1, false, 40, &err), 0, "%s", err.text);
+    cr_assert_eq(jg_store_job_new_attempt(s, id, 1, true, 50, &err), 0);
+    cr_assert_eq(jg_store_job_new_attempt(s, id, 1, false, 60, &err), 0);
+    cr_assert_eq(jg_store_set_job_state(s, id, 1, JG_RECOVERING, "restart", 70, &err), 0);
+    cr_assert_eq(jg_store_list_jobs(s, id, &jobs, &n, NULL), 0);
+    cr_expect_eq(jobs[1].attempt, 4);
+    cr_expect_eq(jobs[1].restarts, 2);
+    cr_expect_eq(jobs[1].recoveries, 1);
+    cr_expect_eq(jobs[1].ended_us, 0, "leaving a terminal state clears ended_us");
+    cr_expect_eq(jobs[1].started_us, 10);
+    jg_job_rows_free(jobs, n);
+
+    jg_event_row_t *ev;
+    cr_assert_eq(jg_store_list_events(s, id, &ev, &n, NULL), 0);
+    cr_assert_eq(n, 8);
+    cr_expect_str_eq(ev[4].subject, "job server");
+    cr_expect_str_eq(ev[4].what, "attempt");
+    cr_expect_str_eq(ev[4].reason, "attempt 2");
+    cr_expect_str_eq(ev[5].what, "RECOVERING");
+    cr_expect_str_eq(ev[5].reason, "attempt 3");
+    cr_expect_str_eq(ev[6].what, "attempt");
+    cr_expect_str_eq(ev[6].reason, "attempt 4");
+    cr_expect_eq(ev[6].ts_us, 60);
+    jg_event_rows_free(ev, n);
+    jg_store_close(s);
+}
+
+Test(store, node_state_and_handle_round_trip)
+{
+    jg_store_t *s = open_ok();
+    int64_t id = add(s, "alice", 1);
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_set_node_state(s, id, 0, 1, JG_READY, 2, -1, "setup done", 10, &err),
+                 0, "%s", err.text);
+    cr_assert_eq(jg_store_set_node_state(s, id, 0, 1, JG_FAILED, 2, 137, "killed", 20, &err), 0);
+    cr_assert_eq(jg_store_set_node_handle(s, id, 0, 1, "ns:42", "10.1.0.3", &err), 0);
+
+    jg_node_row_t *nodes;
+    size_t n;
+    cr_assert_eq(jg_store_list_nodes(s, id, &nodes, &n, NULL), 0);
+    cr_expect_eq(nodes[1].state, JG_FAILED);
+    cr_expect_eq(nodes[1].attempt, 2);
+    cr_expect_eq(nodes[1].exit_code, 137);
+    cr_expect_str_eq(nodes[1].handle, "ns:42");
+    cr_expect_str_eq(nodes[1].address, "10.1.0.3");
+    cr_expect_eq(nodes[0].state, JG_PENDING);
+    jg_node_rows_free(nodes, n);
+
+    jg_event_row_t *ev;
+    cr_assert_eq(jg_store_list_events(s, id, &ev, &n, NULL), 0);
+    cr_assert_eq(n, 3);
+    cr_expect_str_eq(ev[1].subject, "node trainer-1");
+    cr_expect_str_eq(ev[1].what, "READY");
+    cr_expect_str_eq(ev[1].reason, "setup done");
+    cr_expect_str_eq(ev[2].what, "FAILED");
+    cr_expect_str_eq(ev[2].reason, "killed");
+    jg_event_rows_free(ev, n);
+    jg_store_close(s);
+}
+
+Test(store, events_are_recorded_in_order_with_reasons)
+{
+    jg_store_t *s = open_ok();
+    int64_t id = add(s, "alice", 1);
+    int64_t other = add(s, "bob", 1);
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_set_group_state(s, id, JG_STARTING, "admitted", 2, &err), 0);
+    cr_assert_eq(jg_store_set_job_state(s, id, 0, JG_STARTING, "launched", 3, &err), 0);
+    cr_assert_eq(jg_store_set_group_state(s, other, JG_CANCELLED, "by bob", 3, &err), 0);
+    cr_assert_eq(jg_store_set_node_state(s, id, 1, 0, JG_STARTING, 1, -1, "pod created", 4,
+                                         &err), 0);
+    cr_assert_eq(jg_store_add_event(s, id, "policy", "restart_job", "exit 29 is recoverable", 5,
+                                    &err), 0, "%s", err.text);
+    cr_assert_eq(jg_store_set_group_state(s, id, JG_CANCELLED, NULL, 6, &err), 0);
+
+    struct { const char *subject, *what, *reason; int64_t ts; } want[] = {
+        {"group", "PENDING", "submitted", 1},
+        {"group", "STARTING", "admitted", 2},
+        {"job trainer", "STARTING", "launched", 3},
+        {"node server-0", "STARTING", "pod created", 4},
+        {"policy", "restart_job", "exit 29 is recoverable", 5},
+        {"group", "CANCELLED", "", 6},
+    };
+    jg_event_row_t *ev;
+    size_t n;
+    cr_assert_eq(jg_store_list_events(s, id, &ev, &n, NULL), 0);
+    cr_assert_eq(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++) {
+        cr_expect_eq(ev[i].group_id, id);
+        cr_expect_str_eq(ev[i].subject, want[i].subject, "event %zu", i);
+        cr_expect_str_eq(ev[i].what, want[i].what, "event %zu", i);
+        cr_expect_str_eq(ev[i].reason, want[i].reason, "event %zu", i);
+        cr_expect_eq(ev[i].ts_us, want[i].ts, "event %zu", i);
+        if (i > 0)
+            cr_expect_gt(ev[i].id, ev[i - 1].id);
+    }
+    jg_event_rows_free(ev, n);
+    cr_expect_eq(count_events(s, other), 2);
+    jg_store_close(s);
+}
+
+Test(store, setters_on_missing_rows_fail_and_leave_no_event)
+{
+    jg_store_t *s = open_ok();
+    int64_t id = add(s, "alice", 1);
+    jg_error_t err = {{0}};
+    cr_expect_eq(jg_store_set_group_state(s, 999, JG_RUNNING, "x", 1, &err), -1);
+    cr_expect_str_eq(err.text, "no group 999");
+    cr_expect_eq(jg_store_set_group_infra(s, 999, "local", &err), -1);
+    cr_expect_eq(jg_store_set_job_state(s, id, 7, JG_RUNNING, "x", 1, &err), -1);
+    cr_expect(strstr(err.text, "no job 7") != NULL, "%s", err.text);
+    cr_expect_eq(jg_store_job_new_attempt(s, id, 7, true, 1, &err), -1);
+    cr_expect_eq(jg_store_set_job_exit(s, id, 7, 1, &err), -1);
+    cr_expect_eq(jg_store_set_node_state(s, id, 0, 5, JG_RUNNING, 1, -1, "x", 1, &err), -1);
+    cr_expect(strstr(err.text, "no node 5") != NULL, "%s", err.text);
+    cr_expect_eq(jg_store_set_node_handle(s, id, 0, 5, "h", "a", &err), -1);
+    cr_expect_eq(jg_store_add_event(s, 999, "policy", "x", "y", 1, &err), -1);
+    cr_expect_str_eq(err.text, "no group 999");
+    jg_group_row_t g;
+    cr_expect_eq(jg_store_get_group(s, 999, &g, &err), -1);
+    cr_expect_str_eq(err.text, "no group 999");
+    cr_expect_eq(count_events(s, id), 1);
+    jg_store_close(s);
+}
+
+/* ---- queries ---- */
+
+static size_t list_ids(jg_store_t *s, jg_group_filter_t f, int64_t *ids, size_t max)
+{
+    jg_group_row_t *rows;
+    size_t n;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_list_groups(s, &f, &rows, &n, &err), 0, "%s", err.text);
+    cr_assert_leq(n, max);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = rows[i].id;
+    jg_group_rows_free(rows, n);
+    return n;
+}
+
+Test(store, list_groups_filter_semantics)
+{
+    jg_store_t *s = open_ok();
+    int64_t a1 = add(s, "alice", 1);    /* running */
+    int64_t a2 = add(s, "alice", 1);    /* ended at 100 */
+    int64_t b1 = add(s, "bob", 1);      /* pending */
+    int64_t b2 = add(s, "bob", 1);      /* ended at 300 */
+    cr_assert_eq(jg_store_set_group_state(s, a1, JG_RUNNING, "", 50, NULL), 0);
+    cr_assert_eq(jg_store_set_group_state(s, a2, JG_SUCCEEDED, "", 100, NULL), 0);
+    cr_assert_eq(jg_store_set_group_state(s, b2, JG_FAILED_SETUP, "", 300, NULL), 0);
+    int64_t ids[8];
+
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){0}, ids, 8), 4);
+    cr_expect(ids[0] == a1 && ids[1] == a2 && ids[2] == b1 && ids[3] == b2, "ordered by id");
+
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.active_only = true}, ids, 8), 2);
+    cr_expect(ids[0] == a1 && ids[1] == b1);
+
+    /* ended_after is ignored with active_only */
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.active_only = true, .ended_after_us = 200},
+                          ids, 8), 2);
+
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.ended_after_us = 200}, ids, 8), 3);
+    cr_expect(ids[0] == a1 && ids[1] == b1 && ids[2] == b2);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.ended_after_us = 300}, ids, 8), 2,
+                 "strictly after");
+
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.user = "alice"}, ids, 8), 2);
+    cr_expect(ids[0] == a1 && ids[1] == a2);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.user = "bob", .active_only = true}, ids, 8),
+                 1);
+    cr_expect_eq(ids[0], b1);
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.user = "carol"}, ids, 8), 0);
+
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.group_id = a2}, ids, 8), 1);
+    cr_expect_eq(ids[0], a2);
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.group_id = a2, .active_only = true}, ids, 8),
+                 0);
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.group_id = a2, .ended_after_us = 100}, ids,
+                          8), 0);
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.group_id = a2, .ended_after_us = 99}, ids,
+                          8), 1);
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.group_id = a1, .user = "bob"}, ids, 8), 0);
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.group_id = 999}, ids, 8), 0);
+
+    jg_group_row_t *rows;
+    size_t n;
+    cr_assert_eq(jg_store_list_groups(s, NULL, &rows, &n, NULL), 0);
+    cr_expect_eq(n, 4, "a NULL filter lists everything");
+    jg_group_rows_free(rows, n);
+    jg_store_close(s);
+}
+
+Test(store, list_jobs_of_all_groups_orders_by_group_then_index)
+{
+    jg_store_t *s = open_ok();
+    int64_t a = add(s, "alice", 1), b = add(s, "bob", 1);
+    jg_job_row_t *jobs;
+    size_t n;
+    cr_assert_eq(jg_store_list_jobs(s, 0, &jobs, &n, NULL), 0);
+    cr_assert_eq(n, 4);
+    cr_expect(jobs[0].group_id == a && jobs[0].index == 0);
+    cr_expect(jobs[1].group_id == a && jobs[1].index == 1);
+    cr_expect(jobs[2].group_id == b && jobs[2].index == 0);
+    cr_expect(jobs[3].group_id == b && jobs[3].index == 1);
+    jg_job_rows_free(jobs, n);
+    cr_assert_eq(jg_store_list_jobs(s, 12345, &jobs, &n, NULL), 0);
+    cr_expect_eq(n, 0);
+    jg_job_rows_free(jobs, n);
+    jg_store_close(s);
+}
+
+/* ---- transactions ---- */
+
+Test(store, rollback_leaves_nothing)
+{
+    jg_store_t *s = open_ok();
+    jg_error_t err = {{0}};
+    int64_t id = 0;
+    cr_assert_eq(jg_store_begin(s, &err), 0, "%s", err.text);
+    cr_assert_eq(jg_store_add_group(s, &test_spec, "{}", 1, 1, "alice", 1, &id, &err), 0);
+    cr_assert_eq(jg_store_set_group_state(s, id, JG_STARTING, "x", 2, &err), 0);
+    cr_assert_eq(jg_store_set_job_state(s, id, 0, JG_STARTING, "x", 2, &err), 0);
+    jg_store_rollback(s);
+
+    jg_group_row_t *rows;
+    size_t n;
+    cr_assert_eq(jg_store_list_groups(s, NULL, &rows, &n, NULL), 0);
+    cr_expect_eq(n, 0);
+    jg_group_rows_free(rows, n);
+    jg_job_row_t *jobs;
+    cr_assert_eq(jg_store_list_jobs(s, 0, &jobs, &n, NULL), 0);
+    cr_expect_eq(n, 0);
+    jg_job_rows_free(jobs, n);
+    cr_expect_eq(count_events(s, id), 0);
+    jg_store_close(s);
+
+    sqlite3 *db = raw_open(db_path);
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM nodes"), 0);
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM events"), 0);
+    sqlite3_close(db);
+}
+
+Test(store, commit_keeps_work_and_a_failed_setter_inside_leaves_no_trace)
+{
+    jg_store_t *s = open_ok();
+    jg_error_t err = {{0}};
+    int64_t id = 0;
+    cr_assert_eq(jg_store_begin(s, &err), 0);
+    cr_expect_eq(jg_store_begin(s, &err), -1, "no nested begin");
+    cr_assert_eq(jg_store_add_group(s, &test_spec, "{}", 1, 1, "alice", 1, &id, &err), 0);
+    cr_assert_eq(jg_store_set_group_state(s, id, JG_STARTING, "x", 2, &err), 0);
+    cr_expect_eq(jg_store_set_job_state(s, id, 9, JG_STARTING, "x", 2, &err), -1);
+    cr_assert_eq(jg_store_commit(s, &err), 0, "%s", err.text);
+    cr_expect_eq(jg_store_commit(s, &err), -1, "commit without begin");
+
+    jg_group_row_t g;
+    cr_assert_eq(jg_store_get_group(s, id, &g, &err), 0);
+    cr_expect_eq(g.state, JG_STARTING);
+    jg_group_row_clear(&g);
+    cr_expect_eq(count_events(s, id), 2);
+
+    /* a second store on the same file sees the committed work */
+    jg_store_t *t = open_ok();
+    cr_expect_eq(count_events(t, id), 2);
+    jg_store_close(t);
+    jg_store_close(s);
+}
+
+Test(store, close_with_open_transaction_rolls_back)
+{
+    jg_store_t *s = open_ok();
+    int64_t id = 0;
+    cr_assert_eq(jg_store_begin(s, NULL), 0);
+    cr_assert_eq(jg_store_add_group(s, &test_spec, "{}", 1, 1, "alice", 1, &id, NULL), 0);
+    jg_store_close(s);
+    s = open_ok();
+    jg_group_row_t g;
+    cr_expect_eq(jg_store_get_group(s, id, &g, NULL), -1);
+    jg_store_close(s);
+}
+
+/* ---- refusing files ---- */
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+Test(store, refuses_a_file_that_is_not_a_database_and_leaves_it_alone)
+{
+    char garbage[4096];
+    for (size_t i = 0; i < sizeof garbage; i++)
+        garbage[i] = (char)(i * 7 + 3);
+    write_file(db_path, garbage, sizeof garbage);
+
+    jg_error_t err = {{0}};
+    cr_assert_null(jg_store_open(db_path, &err));
+    char want[256];
+    snprintf(want, sizeof want, "%s is not a jgsched store (file is not a database)", db_path);
+    cr_expect_str_eq(err.text, want);
+
+    size_t len;
+    char *after = read_all(db_path, &len);
+    cr_expect_eq(len, sizeof garbage);
+    cr_expect_eq(memcmp(after, garbage, sizeof garbage), 0, "the file was modified");
+    free(after);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", db_path);
+    cr_expect_neq(access(wal, F_OK), 0, "a -wal file was left behind");
+}
+
+Test(store, refuses_a_store_with_a_corrupt_schema_page)
+{
+    jg_store_t *s = open_ok();
+    add(s, "alice", 1);
+    jg_store_close(s);
+    size_t len;
+    char *data = read_all(db_path, &len);
+    cr_assert_gt(len, 200);
+    memset(data + 100, 0xA5, 100);  /* page 1 b-tree header and cell pointers */
+    write_file(db_path, data, len);
+    free(data);
+
+    jg_error_t err = {{0}};
+    cr_expect_null(jg_store_open(db_path, &err));
+    cr_expect(strstr(err.text, "is not a jgsched store") != NULL, "%s", err.text);
+}
+
+Test(store, refuses_a_newer_schema_without_touching_it)
+{
+    jg_store_close(open_ok());
+    sqlite3 *db = raw_open(db_path);
+    raw_exec(db, "PRAGMA user_version = 99");
+    sqlite3_close(db);
+
+    jg_error_t err = {{0}};
+    cr_assert_null(jg_store_open(db_path, &err));
+    char want[256];
+    snprintf(want, sizeof want,
+             "%s was written by a newer jgsched (schema 99, this build knows 1); "
+             "refusing to open it", db_path);
+    cr_expect_str_eq(err.text, want);
+
+    db = raw_open(db_path);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 99);
+    sqlite3_close(db);
+}
+
+Test(store, refuses_a_foreign_sqlite_database_without_touching_it)
+{
+    sqlite3 *db = raw_open(db_path);
+    raw_exec(db, "CREATE TABLE groups (x); INSERT INTO groups VALUES (1)");
+    sqlite3_close(db);
+
+    jg_error_t err = {{0}};
+    cr_assert_null(jg_store_open(db_path, &err));
+    cr_expect(strstr(err.text, "is not a jgsched store") != NULL, "%s", err.text);
+    cr_expect(strncmp(err.text, db_path, strlen(db_path)) == 0, "names the file: %s", err.text);
+
+    db = raw_open(db_path);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 0);
+    cr_expect_eq(raw_int(db, "PRAGMA application_id"), 0);
+    cr_expect_eq(raw_int(db, "SELECT count(*) FROM sqlite_schema"), 1);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+    cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+    cr_expect_str_eq((const char *)sqlite3_column_text(st, 0), "delete", "journal mode changed");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+Test(store, open_error_names_the_path)
+{
+    char bad[192];
+    snprintf(bad, sizeof bad, "%s/missing-dir/x.db", dir);
+    jg_error_t err = {{0}};
+    cr_assert_null(jg_store_open(bad, &err));
+    cr_expect(strstr(err.text, bad) != NULL, "%s", err.text);
+    cr_expect(strstr(err.text, "sqlite error") != NULL, "%s", err.text);
+}
+
+/* ---- concurrency and speed ---- */
+
+#define WRITERS 4
+#define PER_WRITER 100
+
+/* Child: opens its own store on the (possibly not yet created) file and adds
+ * its groups.  Exit status 0 only if every call succeeded. */
+static void writer(int w)
+{
+    jg_error_t err = {{0}};
+    jg_store_t *s = jg_store_open(db_path, &err);
+    if (!s) {
+        fprintf(stderr, "writer %d: %s\n", w, err.text);
+        _exit(1);
+    }
+    char user[16];
+    snprintf(user, sizeof user, "user%d", w);
+    int status = 0;
+    for (int i = 0; i < PER_WRITER && status == 0; i++) {
+        int64_t id;
+        if (jg_store_add_group(s, &test_spec, "{}", 1, 1, user, i, &id, &err) < 0 ||
+            jg_store_set_group_state(s, id, JG_STARTING, "go", i, &err) < 0) {
+            fprintf(stderr, "writer %d: %s\n", w, err.text);
+            status = 2;
+        }
+    }
+    jg_store_close(s);
+    _exit(status);
+}
+
+Test(store, concurrent_writers_in_separate_processes_all_succeed)
+{
+    pid_t pids[WRITERS];
+    for (int w = 0; w < WRITERS; w++) {
+        pids[w] = fork();
+        cr_assert_geq(pids[w], 0);
+        if (pids[w] == 0)
+            writer(w);
+    }
+    int failed = 0;
+    for (int w = 0; w < WRITERS; w++) {
+        int status;
+        cr_assert_eq(waitpid(pids[w], &status, 0), pids[w]);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            failed++;
+    }
+    cr_assert_eq(failed, 0, "%d writers failed (see stderr)", failed);
+
+    jg_store_t *s = open_ok();
+    jg_group_row_t *rows;
+    size_t n;
+    cr_assert_eq(jg_store_list_groups(s, NULL, &rows, &n, NULL), 0);
+    cr_expect_eq(n, WRITERS * PER_WRITER);
+    for (size_t i = 1; i < n; i++)
+        cr_expect_gt(rows[i].id, rows[i - 1].id, "ids unique and ordered");
+    for (size_t i = 0; i < n; i++)
+        cr_expect_eq(rows[i].state, JG_STARTING);
+    jg_group_rows_free(rows, n);
+    jg_node_row_t *nodes;
+    cr_assert_eq(jg_store_list_nodes(s, 1, &nodes, &n, NULL), 0);
+    cr_expect_eq(n, 3);
+    jg_node_rows_free(nodes, n);
+    jg_store_close(s);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+Test(store, measure_thousand_add_group_calls)
+{
+    jg_store_t *s = open_ok();
+    double t0 = now_s();
+    for (int i = 0; i < 1000; i++)
+        add(s, "alice", i);
+    double dt = now_s() - t0;
+    cr_log_info("1000 jg_store_add_group calls (2 jobs, 3 nodes each): %.1f ms", dt * 1e3);
+    fprintf(stderr, "store: 1000 jg_store_add_group calls: %.1f ms\n", dt * 1e3);
+
+    t0 = now_s();
+    jg_group_row_t *rows;
+    size_t n;
+    cr_assert_eq(jg_store_list_groups(s, &(jg_group_filter_t){.active_only = true}, &rows, &n,
+                                      NULL), 0);
+    cr_expect_eq(n, 1000);
+    jg_group_rows_free(rows, n);
+    fprintf(stderr, "store: listing 1000 active groups: %.1f ms\n", (now_s() - t0) * 1e3);
+    jg_store_close(s);
+}
