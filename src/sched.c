@@ -554,7 +554,7 @@ void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev)
     switch (ev->type) {
     case JG_BACKEND_NODE_STARTED:
         if (jg_store_set_node_handle(s->store, g->id, j->index, ev->rank,
-                                     ev->handle ? ev->handle : "", NULL, &err) < 0)
+                                     ev->handle ? ev->handle : "", ev->address, &err) < 0)
             store_failed("node handle", &err);
         break;
     case JG_BACKEND_SETUP_DONE:

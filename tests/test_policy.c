@@ -416,9 +416,29 @@ Test(policy, budget_is_reset_for_the_next_call)
 
 Test(policy, deep_recursion_fails_cleanly)
 {
-    expect_submit_error("local function f(n) return f(n + 1) + 1 end return f(1)", "t.lua:2:");
-    expect_submit_error("local function f(n) return 1 + select(2, pcall(f, n + 1)) end\n"
-                        "local r = f(1) error('unreached ' .. tostring(r))", "t.lua:");
+    const char *bodies[] = {
+        "local function f(n) return f(n + 1) + 1 end return f(1)",
+        "local function f(n) return 1 + select(2, pcall(f, n + 1)) end\n"
+        "local r = f(1) error('unreached ' .. tostring(r))",
+        "local function f(s) return f(s .. 'x') .. 'y' end return f('')",
+    };
+    jg_policy_limits_t limits[] = { fast, { .memory_bytes = 64u << 20 } };
+    for (size_t l = 0; l < 2; l++) {
+        for (size_t i = 0; i < 3; i++) {
+            char src[512];
+            snprintf(src, sizeof src, "return { on_submit = function()\n%s\nend }", bodies[i]);
+            jg_error_t err = { "" };
+            jg_policy_t *p = jg_policy_load_text("t", src, strlen(src), POLICY_DIR, &limits[l],
+                                                 &err);
+            cr_assert_not_null(p, "%s", err.text);
+            jg_policy_admission_t a;
+            cr_assert_eq(jg_policy_on_submit(p, &group, NULL, &a, &err), -1);
+            cr_assert(strstr(err.text, "stack overflow") || strstr(err.text, "not enough memory")
+                          || strstr(err.text, "ran past its budget"), "%s", err.text);
+            cr_assert(a.accepted);
+            jg_policy_free(p);
+        }
+    }
 }
 
 /* ---- memory ---------------------------------------------------------------------- */
@@ -483,8 +503,14 @@ Test(policy, allocator_failure_anywhere_is_survived)
             continue;
         }
         loaded++;
-        jg_policy_decision_t d = node_exit(p, 1, JG_EXIT_EXITED, 1, 0, &err);
-        cr_assert_eq(d.action, JG_ACTION_FAIL_GROUP);
+        jg_policy_exit_t ev = { .reason = JG_EXIT_EXITED, .exit_code = 1 };
+        jg_policy_decision_t d;
+        if (jg_policy_on_node_exit(p, &group, 1, &ev, &d, &err) == 0) {
+            cr_assert_eq(d.action, JG_ACTION_FAIL_GROUP);
+        } else {
+            cr_assert(strstr(err.text, "memory"), "cap %zu: %s", cap, err.text);
+            cr_assert_eq(d.action, JG_ACTION_CONTINUE, "default's decision");
+        }
         jg_policy_free(p);
     }
     cr_assert(loaded > 0 && failed > 0, "loaded %d, failed %d", loaded, failed);

@@ -42,6 +42,7 @@ typedef struct {
     int signal;             /* NODE_EXITED: the signal that killed it, else 0 */
     const char *reason;     /* NODE_LOST / LAUNCH_FAILED: human-readable; borrowed */
     const char *handle;     /* NODE_STARTED: opaque handle to store; borrowed */
+    const char *address;    /* NODE_STARTED: the node's IP as its peers reach it; may be NULL */
 } jg_backend_event_t;
 
 /* Called on the loop's thread; `ev` and its strings are valid only during the call. */

@@ -148,10 +148,11 @@ long long jg_cli_jint(const json_t *obj, const char *key, long long def);
 double jg_cli_jnum(const json_t *obj, const char *key);
 bool jg_cli_jbool(const json_t *obj, const char *key);
 
-/* Terminal helpers: whether stdout is a terminal, and its width (COLUMNS or
- * 80 when unknown). */
+/* Terminal helpers: whether stdout is a terminal, its width (COLUMNS or 80
+ * when unknown) and height (LINES or 24). */
 bool jg_cli_stdout_is_tty(void);
 int jg_cli_term_width(void);
+int jg_cli_term_height(void);
 
 /* Shortens s in place to at most width display columns, ending in "..."
  * when cut (bytes counted as columns; UTF-8 sequences are not split). */

@@ -33,6 +33,7 @@ static const char *const headers[NCOLS] = {"ID", "NAME", "USER", "STATE", "JOBS"
 
 #define JOBS_MIN_WIDTH 24
 #define REASON_MIN_WIDTH 12
+#define PIPE_WIDTH 120          /* line width assumed when stdout is no terminal */
 
 /* "name:STATE" tokens of a group's jobs, joined by spaces, a new line started
  * before a token that would pass `width` (0: never). */
@@ -112,7 +113,9 @@ static void print_table(const json_t *groups)
      * what the other columns leave of the line. */
     jg_cli_table_t *t = build(groups, with_reason, 0, 0);
     bool tty = jg_cli_stdout_is_tty();
-    size_t width = (size_t)jg_cli_term_width();
+    const char *columns = getenv("COLUMNS");
+    size_t width = tty || (columns && atoi(columns) > 0) ? (size_t)jg_cli_term_width()
+                                                         : PIPE_WIDTH;
     size_t fixed = 0;
     for (size_t c = 0; c < NCOLS; c++)
         if (c != COL_JOBS && c != COL_REASON)
@@ -121,8 +124,8 @@ static void print_table(const json_t *groups)
     size_t reason_natural = with_reason ? jg_cli_table_width(t, COL_REASON) + 2 : 0;
     size_t avail = width > fixed ? width - fixed : 0;
     if (jobs_natural + reason_natural > avail) {
-        size_t reason_keep = reason_natural < REASON_MIN_WIDTH + 2 ? reason_natural
-                                                                   : REASON_MIN_WIDTH + 2;
+        /* REASON keeps up to half of what is left, JOBS wraps in the rest */
+        size_t reason_keep = reason_natural < avail / 2 ? reason_natural : avail / 2;
         size_t jobs_width = avail > reason_keep + JOBS_MIN_WIDTH ? avail - reason_keep
                                                                  : JOBS_MIN_WIDTH;
         if (jobs_width > jobs_natural)
@@ -200,8 +203,6 @@ int jg_cli_cmd_queue(int argc, char **argv)
             rc = JG_EXIT_FAIL;
         } else if (json) {
             jg_cli_print_json(groups);
-        } else if (json_array_size(groups) == 0) {
-            printf("No job groups%s.\n", all ? "" : " (-a shows groups that ended long ago)");
         } else {
             print_table(groups);
         }

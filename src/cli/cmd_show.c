@@ -37,8 +37,10 @@ static void print_header(const json_t *g)
     jg_cli_buf_t primary = {0};
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(g, "primary_tasks"), i, p)
-        jg_cli_buf_printf(&primary, "%s%s", i ? ", " : "", json_string_value(p) ? json_string_value(p) : "?");
+    json_array_foreach(json_object_get(g, "primary_tasks"), i, p) {
+        const char *task = json_string_value(p);
+        jg_cli_buf_printf(&primary, "%s%s", i ? ", " : "", task ? task : "?");
+    }
     print_field("Primary:", primary.len ? jg_cli_buf_str(&primary) : "all jobs");
     jg_cli_buf_free(&primary);
 

@@ -190,7 +190,8 @@ static void node_summary(const json_t *g, const json_t *job, jg_cli_buf_t *out)
     json_decref(counts);
 }
 
-static char *render_frame(const follow_t *f, const json_t *g)
+/* The frame: a group line, then a table of jobs, at most max_lines in all. */
+static char *render_frame(const follow_t *f, const json_t *g, size_t max_lines)
 {
     char *text = NULL;
     size_t size = 0;
@@ -210,12 +211,22 @@ static char *render_frame(const follow_t *f, const json_t *g)
             state_is_terminal(gstate) ? "in" : "for", took, why ? " - " : "", why ? reason : "");
 
     static const char *const h[] = {"  JOB", "STATE", "NODES", "ATTEMPT", "EXIT", "REASON"};
-    jg_cli_table_t *t = jg_cli_table_new(6, h);
-    jg_cli_table_align_right(t, 3);
-    jg_cli_table_align_right(t, 4);
+    json_t *jobs = json_object_get(g, "jobs");
     size_t i;
     json_t *j;
-    json_array_foreach(json_object_get(g, "jobs"), i, j) {
+    bool any_reason = false;
+    json_array_foreach(jobs, i, j)
+        any_reason = any_reason || (*jg_cli_jstr(j, "reason") &&
+                                    jg_cli_state_wants_reason(jg_cli_jstr(j, "state")));
+    jg_cli_table_t *t = jg_cli_table_new(any_reason ? 6 : 5, h);
+    jg_cli_table_align_right(t, 3);
+    jg_cli_table_align_right(t, 4);
+    size_t shown = json_array_size(jobs);
+    if (shown + 2 > max_lines)      /* group line and header */
+        shown = max_lines > 4 ? max_lines - 3 : 1;
+    json_array_foreach(jobs, i, j) {
+        if (i >= shown)
+            break;
         char name[160], attempt[32], code[JG_CLI_FMT_SIZE];
         snprintf(name, sizeof name, "  %s", jg_cli_jstr(j, "name"));
         snprintf(attempt, sizeof attempt, "%lld", jg_cli_jint(j, "attempt", 0));
@@ -230,6 +241,9 @@ static char *render_frame(const follow_t *f, const json_t *g)
     }
     jg_cli_table_print(t, mem);
     jg_cli_table_free(t);
+    if (shown < json_array_size(jobs))
+        fprintf(mem, "  ... and %zu more jobs (jgsched queue shows them all)\n",
+                json_array_size(jobs) - shown);
     fclose(mem);
     return text;
 }
@@ -240,7 +254,7 @@ static void draw(follow_t *f)
 {
     if (!f->group)
         return;
-    char *text = render_frame(f, f->group);
+    char *text = render_frame(f, f->group, (size_t)jg_cli_term_height() - 1);
     size_t width = (size_t)jg_cli_term_width();
     width = width > 1 ? width - 1 : 1;
     if (f->drawn > 0)

@@ -396,6 +396,16 @@ int jg_cli_term_width(void)
     return n > 0 ? n : 80;
 }
 
+int jg_cli_term_height(void)
+{
+    struct winsize ws;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
+        return ws.ws_row;
+    const char *lines = getenv("LINES");
+    int n = lines ? atoi(lines) : 0;
+    return n > 0 ? n : 24;
+}
+
 bool jg_cli_state_wants_reason(const char *state)
 {
     jg_state_t s;
