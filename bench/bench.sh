@@ -78,8 +78,8 @@ awk -v n="$N" -v a="$t0" -v b="$t1" -v c="$t2" -v ok="$ok" 'BEGIN {
 
 for _ in $(seq "$R"); do
   id=$("$JG" submit -d "$JGSCHED_HOME/seven.yaml")
-  while ! "$JG" show "$id" --json | jq -e '.group.state | test("SUCCEEDED|FAILED|CANCELLED")' >/dev/null; do sleep 0.05; done
-  "$JG" show "$id" --json | jq -r '.group.events as $e |
+  while ! "$JG" show "$id" --json | jq -e '(.group // .).state | test("SUCCEEDED|FAILED|CANCELLED")' >/dev/null; do sleep 0.05; done
+  "$JG" show "$id" --json | jq -r '(.group // .).events as $e |
      (($e[] | select(.subject=="group" and .what=="RUNNING") | .ts) - ($e[] | select(.subject=="group" and .what=="PENDING") | .ts))'
 done | median | awk '{ printf "c. 7-node group: submit -> barrier release median %.1f ms\n", $1*1000 }'
 

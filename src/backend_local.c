@@ -28,8 +28,22 @@
  * sched.  Files are replaced by rename (a bash still reading the old script
  * keeps its inode) and the FIFO is recreated, so the old shim can never see
  * the new attempt's release.
+ *
+ * Networking (netns.c does the kernel work; docs/local-backend.md explains):
+ * at its first launch a group gets a hub, a network namespace with a bridge
+ * held by a keeper process recorded in <group dir>/net; each node's forked
+ * child joins it, making the node's own network, UTS and mount namespaces
+ * (address, hostname, the group's <group dir>/hosts on /etc/hosts, the node's
+ * <node dir>/tmp on /tmp) before it execs the shim.  A failure there reaches
+ * the backend through a close-on-exec pipe and is reported as LAUNCH_FAILED.
+ * The node's namespaces live as long as its processes; the hub until
+ * cleanup() kills the keeper.  A keeper that dies on its own takes the
+ * group's network with it: the group's nodes are killed and reported lost.
+ * Where namespaces are not possible (see jg_netns_probe) nodes share the
+ * host network, which warning() and every node's log say.
  */
 #include "jgsched/backend.h"
+#include "jgsched/netns.h"
 #include "jgsched/paths.h"
 
 #include "shim_protocol.h"
@@ -56,6 +70,9 @@
 
 #define CLEANUP_WAIT_MS 2000        /* how long cleanup waits for killed shims to die */
 #define MAX_GROUPS 256              /* supplementary groups carried to a node */
+#define GROUP_NET "net"             /* <group dir>/net: "keeper <pid> <starttime>" */
+#define GROUP_HOSTS "hosts"         /* <group dir>/hosts: the nodes' /etc/hosts */
+#define NODE_TMP "tmp"              /* <node dir>/tmp: the node's /tmp, kept across attempts */
 
 typedef struct local local_t;
 typedef struct node node_t;
@@ -74,6 +91,8 @@ struct node {
     int wd;                     /* inotify watch of the status file, -1 if none */
     off_t offset;               /* status bytes already read */
     bool is_child;              /* launched by this process: reap it */
+    int errfd;                  /* reads why the child failed before exec; -1 if none */
+    char *lost_reason;          /* why we killed it (its group's network died), or NULL */
     bool superseded;            /* a later attempt of the same node exists */
     bool stopping;              /* stop() asked it to end: forced kill after grace */
     bool quiet;                 /* cleaned up: nothing more is reported */
@@ -89,7 +108,16 @@ typedef struct {
     jg_backend_event_t ev;
     char *reason;
     char *handle;
+    char *address;
 } queued_t;
+
+/* A group's network hub, while this backend follows its keeper. */
+typedef struct gnet {
+    struct gnet *next;
+    local_t *b;
+    int64_t group_id;
+    jg_netns_hub_t hub;
+} gnet_t;
 
 typedef struct stop_timer {
     struct stop_timer *next;
@@ -104,6 +132,7 @@ struct local {
     jg_backend_t base;
     char *state_dir;
     char *shim_path;
+    int shim_fd;                /* O_PATH: nodes exec it even where /tmp hides its path */
     jg_loop_t *loop;
     jg_backend_event_f on_event;
     void *event_ctx;
@@ -114,6 +143,9 @@ struct local {
     uint64_t flush_timer;
     bool flushing;
     stop_timer_t *stops;
+    jg_netns_caps_t net;        /* what nodes get: decided once, at create */
+    char *warning;              /* NULL when nodes are fully isolated */
+    gnet_t *gnets;
 };
 
 static const jg_backend_ops_t local_ops;
@@ -125,15 +157,19 @@ static int sys_pidfd_open(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0u);
 }
 
-/* The address of a node.  Every node shares the host's loopback for now; the
- * one place to change when nodes get network namespaces of their own. */
-static const char *node_address(const local_t *b, int64_t group_id, int job_index, int rank)
+static bool isolated(const local_t *b)
 {
-    (void)b;
-    (void)group_id;
-    (void)job_index;
-    (void)rank;
-    return "127.0.0.1";
+    return b->net.mode != JG_NETNS_HOST;
+}
+
+/* The address of a node, as its peers reach it: its own in its group's
+ * network, or the host's loopback when nodes share the host network. */
+static void node_address(const local_t *b, const jg_group_spec_t *spec, int job_index, int rank,
+                         char *buf, size_t len)
+{
+    int index = jg_netns_node_index(spec, job_index, rank);
+    if (!isolated(b) || jg_netns_node_address(index, buf, len) < 0)
+        snprintf(buf, len, "127.0.0.1");
 }
 
 static char *group_dir(const local_t *b, int64_t group_id)
@@ -267,9 +303,11 @@ static void flush_events(local_t *b)
         queued_t q = b->queue[b->q_head++];
         q.ev.reason = q.reason;
         q.ev.handle = q.handle;
+        q.ev.address = q.address;
         b->on_event(b->event_ctx, &q.ev);
         free(q.reason);
         free(q.handle);
+        free(q.address);
     }
     b->q_head = b->q_len = 0;
     b->flushing = false;
@@ -426,8 +464,24 @@ static void node_free(local_t *b, node_t *n)
         if (!shared)
             inotify_rm_watch(b->inotify_fd, n->wd);
     }
+    if (n->errfd >= 0)
+        close(n->errfd);
+    free(n->lost_reason);
     free(n->dir);
     free(n);
+}
+
+/* What the node's child wrote before it died without exec'ing the shim
+ * (netns setup, credentials); "" if nothing. */
+static void child_error(node_t *n, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (n->errfd < 0)
+        return;
+    ssize_t r;
+    while ((r = read(n->errfd, buf, len - 1)) < 0 && errno == EINTR)
+        ;
+    buf[r > 0 ? r : 0] = '\0';
 }
 
 /* The shim is gone: kill what is left of its process group (before reaping,
@@ -449,7 +503,18 @@ static void node_dead(local_t *b, node_t *n)
     }
     read_status(n);
     report(n, false);
-    if (!n->reported_final && !n->quiet && n->stopping) {
+    char child_err[512];
+    if (!n->seen_started && !n->reported_final && !n->quiet)
+        child_error(n, child_err, sizeof child_err);
+    else
+        child_err[0] = '\0';
+    if (child_err[0]) {
+        n->reported_final = true;
+        node_event(n, JG_BACKEND_LAUNCH_FAILED, child_err, false, 0, 0);
+    } else if (!n->reported_final && !n->quiet && n->lost_reason) {
+        n->reported_final = true;
+        node_event(n, JG_BACKEND_NODE_LOST, n->lost_reason, false, 0, 0);
+    } else if (!n->reported_final && !n->quiet && n->stopping) {
         /* Forced at the end of stop()'s grace: the shim went with its node. */
         n->reported_final = true;
         node_event(n, JG_BACKEND_NODE_EXITED, NULL, !n->setup_done, 128 + SIGKILL, SIGKILL);
@@ -519,6 +584,7 @@ static node_t *node_new(local_t *b, int64_t group_id, int job_index, int rank, i
     n->dir = jg_xstrdup(dir);
     n->pidfd = -1;
     n->wd = -1;
+    n->errfd = -1;
     return n;
 }
 
@@ -529,6 +595,130 @@ static void node_link(local_t *b, node_t *n)
             o->superseded = true;
     n->next = b->nodes;
     b->nodes = n;
+}
+
+/* ---- group networks ----------------------------------------------------- */
+
+static gnet_t *gnet_find(local_t *b, int64_t group_id)
+{
+    for (gnet_t *g = b->gnets; g; g = g->next)
+        if (g->group_id == group_id)
+            return g;
+    return NULL;
+}
+
+/* Stops following a hub; kill: also kills its keeper (the hub goes). */
+static int gnet_free(local_t *b, gnet_t *g, bool kill_keeper, jg_error_t *err)
+{
+    for (gnet_t **pp = &b->gnets; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    int rc = 0;
+    if (g->hub.pidfd >= 0)
+        jg_loop_del_fd(b->loop, g->hub.pidfd);
+    if (kill_keeper)
+        rc = jg_netns_hub_destroy(&g->hub, CLEANUP_WAIT_MS, err);
+    else
+        jg_netns_hub_close(&g->hub);
+    free(g);
+    return rc;
+}
+
+/* Kills the live nodes of a group, to be reported lost for `reason`. */
+static void lose_group_nodes(local_t *b, int64_t group_id, const char *reason)
+{
+    for (node_t *n = b->nodes; n; n = n->next) {
+        if (n->group_id != group_id || n->quiet || n->reported_final)
+            continue;
+        free(n->lost_reason);
+        n->lost_reason = jg_xstrdup(reason);
+        kill(-n->pid, SIGKILL);
+    }
+}
+
+/* A keeper died while its group was not being cleaned up: the group's
+ * network went with it, so its nodes cannot talk any more. */
+static void on_keeper_dead(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)revents;
+    gnet_t *g = arg;
+    local_t *b = g->b;
+    char *reason = jg_xasprintf("the group's network is gone (its keeper, pid %d, died)",
+                                (int)g->hub.pid);
+    jg_log("warn", "group %" PRId64 ": %s; killing its nodes", g->group_id, reason);
+    lose_group_nodes(b, g->group_id, reason);
+    free(reason);
+    gnet_free(b, g, true, NULL);
+}
+
+/* Follows a hub (takes it over, also on failure). */
+static gnet_t *gnet_watch(local_t *b, int64_t group_id, jg_netns_hub_t *hub, jg_error_t *err)
+{
+    gnet_t *g = jg_xcalloc(1, sizeof *g);
+    g->b = b;
+    g->group_id = group_id;
+    g->hub = *hub;
+    if (jg_loop_add_fd(b->loop, g->hub.pidfd, EPOLLIN, on_keeper_dead, g, err) < 0) {
+        jg_netns_hub_close(&g->hub);
+        free(g);
+        return NULL;
+    }
+    g->next = b->gnets;
+    b->gnets = g;
+    return g;
+}
+
+/* The keeper recorded in <group dir>/net; -1 if there is none. */
+static int read_net_file(const local_t *b, int64_t group_id, pid_t *pid,
+                         unsigned long long *start)
+{
+    char *path = jg_xasprintf("%s/groups/%" PRId64 "/" GROUP_NET, b->state_dir, group_id);
+    FILE *f = fopen(path, "re");
+    free(path);
+    if (!f)
+        return -1;
+    int p = 0;
+    int n = fscanf(f, "keeper %d %llu", &p, start);
+    fclose(f);
+    *pid = p;
+    return n == 2 && p > 0 ? 0 : -1;
+}
+
+/* The group's hub: followed already, found again from <group dir>/net, or
+ * created (its keeper recorded there).  NULL + err if none can be had. */
+static gnet_t *group_hub(local_t *b, int64_t group_id, jg_error_t *err)
+{
+    gnet_t *g = gnet_find(b, group_id);
+    if (g)
+        return g;
+    jg_netns_hub_t hub;
+    pid_t pid;
+    unsigned long long start;
+    if (read_net_file(b, group_id, &pid, &start) == 0 &&
+        jg_netns_hub_open(pid, start, &hub, NULL) == 0)
+        return gnet_watch(b, group_id, &hub, err);
+
+    char *gdir = group_dir(b, group_id);
+    char *argv[] = {b->shim_path, "--hold", gdir, NULL};
+    char *text = NULL;
+    const creds_t none = {0};
+    if (jg_netns_hub_create(b->net.mode, argv, &hub, err) < 0)
+        goto done;
+    text = jg_xasprintf("keeper %d %llu\n", (int)hub.pid, hub.start);
+    if (write_file(&none, gdir, GROUP_NET, text, strlen(text), 0644, err) < 0) {
+        jg_netns_hub_destroy(&hub, CLEANUP_WAIT_MS, NULL);
+        goto done;
+    }
+    g = gnet_watch(b, group_id, &hub, err);
+done:
+    free(text);
+    free(gdir);
+    return g;
 }
 
 /* ---- launch ------------------------------------------------------------- */
@@ -570,18 +760,44 @@ static char *env_blob(char **env, const struct passwd *pw, const char *user, siz
     return blob;
 }
 
+/* What every node of a launch shares of its group's network. */
+typedef struct {
+    int hub_pidfd;              /* -1 when nodes share the host network */
+    const char *hosts_path;     /* NULL when nodes keep the host's /etc/hosts */
+} group_net_t;
+
+/* Closes every descriptor from 3 on but a and b. */
+static void close_all_but(int a, int b)
+{
+    unsigned lo = (unsigned)(a < b ? a : b), hi = (unsigned)(a < b ? b : a);
+    if (lo > 3)
+        syscall(SYS_close_range, 3u, lo - 1, 0u);
+    if (hi > lo + 1)
+        syscall(SYS_close_range, lo + 1, hi - 1, 0u);
+    syscall(SYS_close_range, hi + 1, ~0u, 0u);
+}
+
+/* In the node's child: reports why it cannot become the node, and ends. */
+static __attribute__((noreturn)) void child_die(int errw, const char *msg)
+{
+    (void)!write(errw, msg, strlen(msg));
+    _exit(126);
+}
+
 /* Writes one node's files and starts its shim.  Fails with nothing started. */
 static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *ref,
-                      const creds_t *creds, const struct passwd *pw, jg_error_t *err)
+                      const creds_t *creds, const struct passwd *pw, const group_net_t *gnet,
+                      jg_error_t *err)
 {
     int rc = -1;
     const jg_job_spec_t *job = &req->spec->jobs[ref->job_index];
     char *gdir = group_dir(b, req->group_id);
     char *dir = node_dir(b, req->group_id, job->name, ref->rank);
-    char *path = NULL, *blob = NULL, *handle = NULL;
+    char *path = NULL, *blob = NULL, *handle = NULL, *tmp = NULL, *hostname = NULL;
     char **env = NULL;
-    const char **ips = NULL;
-    int fd = -1, pidfd = -1, wd = -1;
+    char (*ips)[32] = NULL;
+    const char **ip_ptrs = NULL;
+    int fd = -1, pidfd = -1, wd = -1, errpipe[2] = {-1, -1};
     pid_t pid = -1;
     node_t *n = NULL;
 
@@ -602,12 +818,23 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         goto done;
     free(path);
     path = NULL;
+    if (b->net.own_mounts) {
+        /* The node's /tmp: kept across attempts, removed by cleanup. */
+        tmp = jg_xasprintf("%s/%s", dir, NODE_TMP);
+        if ((mkdir(tmp, 01777) < 0 && errno != EEXIST) || chmod(tmp, 01777) < 0) {
+            jg_errprintf(err, "cannot create %s: %s", tmp, strerror(errno));
+            goto done;
+        }
+    }
 
-    ips = jg_xcalloc((size_t)job->num_nodes + 1, sizeof *ips);
-    for (int r = 0; r < job->num_nodes; r++)
-        ips[r] = node_address(b, req->group_id, ref->job_index, r);
+    ips = jg_xcalloc((size_t)job->num_nodes, sizeof *ips);
+    ip_ptrs = jg_xcalloc((size_t)job->num_nodes + 1, sizeof *ip_ptrs);
+    for (int r = 0; r < job->num_nodes; r++) {
+        node_address(b, req->spec, ref->job_index, r, ips[r], sizeof ips[r]);
+        ip_ptrs[r] = ips[r];
+    }
     env = jg_node_env(req->spec, req->group_id, ref->job_index, ref->rank, ref->attempt,
-                      req->submitted_us, ips);
+                      req->submitted_us, ip_ptrs);
     size_t blob_len = 0;
     blob = env_blob(env, pw, req->user, &blob_len);
     if (write_file(creds, dir, JG_SHIM_ENV, blob, blob_len, 0600, err) < 0)
@@ -657,6 +884,11 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         jg_errprintf(err, "cannot create %s: %s", path, strerror(errno));
         goto done;
     }
+    if (b->warning) {       /* never silently: the user reads it with the node's output */
+        char *line = jg_xasprintf("jgsched: warning: %s\n", b->warning);
+        (void)!write(fd, line, strlen(line));
+        free(line);
+    }
     close(fd);
     free(path);
 
@@ -676,33 +908,65 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         goto done;
     }
 
+    int index = jg_netns_node_index(req->spec, ref->job_index, ref->rank);
+    hostname = jg_xasprintf("%s-%d", job->name, ref->rank);
+    jg_netns_node_t plan = {
+        .mode = b->net.mode,
+        .own_mounts = b->net.own_mounts,
+        .hub_pidfd = gnet->hub_pidfd,
+        .index = index,
+        .hostname = hostname,
+        .hosts_path = gnet->hosts_path,
+        .tmp_path = tmp,
+        .gid = creds->active ? creds->gid : getegid(),
+    };
+    bool namespaces = isolated(b) || b->net.own_mounts;
+
     char attempt[16];
     snprintf(attempt, sizeof attempt, "%d", ref->attempt);
-    char *argv[] = {b->shim_path, dir, attempt, NULL};
+    char *argv[] = {b->shim_path, dir, attempt, isolated(b) ? "net" : NULL, NULL};
     char *envp[] = {NULL};
+    if (pipe2(errpipe, O_CLOEXEC) < 0) {
+        jg_errprintf(err, "cannot create a pipe: %s", strerror(errno));
+        goto done;
+    }
     pid = fork();
     if (pid < 0) {
         jg_errprintf(err, "cannot fork: %s", strerror(errno));
         goto done;
     }
     if (pid == 0) {
-        /* Only async-signal-safe calls from here on. */
+        /* The daemon is single-threaded, so the child may do more than
+         * async-signal-safe calls; still, it allocates nothing. */
+        char msg[400];
+        int errw = errpipe[1];
         for (int sig = 1; sig < NSIG; sig++)
             if (sig != SIGKILL && sig != SIGSTOP)
                 signal(sig, SIG_DFL);       /* nothing the daemon ignores reaches the node */
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (setsid() < 0)
-            _exit(126);
+        if (setsid() < 0) {
+            snprintf(msg, sizeof msg, "setsid: %s", strerror(errno));
+            child_die(errw, msg);
+        }
+        if (namespaces && jg_netns_node_enter(&plan, msg, sizeof msg) < 0)
+            child_die(errw, msg);
         if (creds->active &&
             (setgroups((size_t)creds->n_groups, creds->groups) < 0 || setgid(creds->gid) < 0 ||
-             setuid(creds->uid) < 0))
-            _exit(126);
-        syscall(SYS_close_range, 3u, ~0u, 0u);
-        execve(b->shim_path, argv, envp);
-        _exit(127);
+             setuid(creds->uid) < 0)) {
+            snprintf(msg, sizeof msg, "cannot become uid %d gid %d: %s", (int)creds->uid,
+                     (int)creds->gid, strerror(errno));
+            child_die(errw, msg);
+        }
+        /* Everything but the error pipe and the shim, which exec closes. */
+        close_all_but(errw, b->shim_fd);
+        syscall(SYS_execveat, b->shim_fd, "", argv, envp, AT_EMPTY_PATH);
+        snprintf(msg, sizeof msg, "cannot execute %s: %s", b->shim_path, strerror(errno));
+        child_die(errw, msg);
     }
+    close(errpipe[1]);
+    errpipe[1] = -1;
     pidfd = sys_pidfd_open(pid);
     unsigned long long start = 0;
     if (pidfd < 0 || read_starttime(pid, &start) < 0) {
@@ -717,13 +981,18 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     n->offset = st.st_size;
     n->wd = wd;
     n->pidfd = pidfd;
-    if (jg_loop_add_fd(b->loop, pidfd, EPOLLIN, on_pidfd, n, err) < 0)
+    n->errfd = errpipe[0];
+    if (jg_loop_add_fd(b->loop, pidfd, EPOLLIN, on_pidfd, n, err) < 0) {
+        n->errfd = -1;
         goto done;
+    }
+    errpipe[0] = -1;
     node_link(b, n);
-    handle = jg_xasprintf("pid=%d start=%llu addr=%s dir=%s", (int)pid, start,
-                          node_address(b, req->group_id, ref->job_index, ref->rank), dir);
+    const char *address = ips[ref->rank];
+    handle = jg_xasprintf("pid=%d start=%llu addr=%s dir=%s", (int)pid, start, address, dir);
     queue_event(b, JG_BACKEND_NODE_STARTED, req->group_id, ref->job_index, ref->rank,
                 ref->attempt, NULL, handle, false, 0, 0);
+    b->queue[b->q_len - 1].address = jg_xstrdup(address);
     n = NULL;
     pid = -1;
     pidfd = -1;
@@ -747,6 +1016,10 @@ done:
     }
     if (fd >= 0)
         close(fd);
+    if (errpipe[0] >= 0)
+        close(errpipe[0]);
+    if (errpipe[1] >= 0)
+        close(errpipe[1]);
     if (n) {
         free(n->dir);
         free(n);
@@ -754,6 +1027,9 @@ done:
     free(handle);
     jg_env_free(env);
     free(ips);
+    free(ip_ptrs);
+    free(tmp);
+    free(hostname);
     free(blob);
     free(path);
     free(dir);
@@ -803,14 +1079,41 @@ static int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *
         }
     }
 
+    /* The group's network first (its hub, its hosts file): every node joins it. */
+    group_net_t gnet = {.hub_pidfd = -1};
+    jg_error_t neterr = {{0}};
+    bool net_ok = true;
+    char *gdir = group_dir(b, req->group_id);
+    char *hosts = NULL;
+    if ((isolated(b) || b->net.own_mounts) && jg_mkdir_p(gdir, 0711, &neterr) < 0)
+        net_ok = false;
+    if (net_ok && isolated(b)) {
+        gnet_t *g = group_hub(b, req->group_id, &neterr);
+        net_ok = g != NULL;
+        if (g)
+            gnet.hub_pidfd = g->hub.pidfd;
+    }
+    if (net_ok && b->net.own_mounts) {
+        const creds_t none = {0};
+        hosts = jg_netns_hosts(req->spec, isolated(b));
+        net_ok = write_file(&none, gdir, GROUP_HOSTS, hosts, strlen(hosts), 0644, &neterr) == 0;
+        free(hosts);
+        hosts = jg_xasprintf("%s/" GROUP_HOSTS, gdir);
+        gnet.hosts_path = hosts;
+    }
+
     /* Every node in one pass; none waits for another. */
     for (size_t i = 0; i < req->n_nodes; i++) {
         const jg_node_ref_t *r = &req->nodes[i];
         jg_error_t e = {{0}};
-        if (launch_one(b, req, r, &creds, pw, &e) < 0)
+        if (!net_ok)
+            jg_errprintf(&e, "cannot set up the group's network: %s", neterr.text);
+        if (!net_ok || launch_one(b, req, r, &creds, pw, &gnet, &e) < 0)
             queue_event(b, JG_BACKEND_LAUNCH_FAILED, req->group_id, r->job_index, r->rank,
                         r->attempt, e.text, NULL, false, 0, 0);
     }
+    free(hosts);
+    free(gdir);
     return 0;
 }
 
@@ -922,6 +1225,28 @@ static int local_open_log(jg_backend_t *base, int64_t group_id, const char *job,
     return fd;
 }
 
+/* Kills a shim's process group and, when nodes have their own network
+ * namespace, every process left in it (one that left the group by setsid).
+ * The namespace is held open across the kill, so its identity cannot be
+ * reused meanwhile; nothing is killed if the pid no longer has `start`. */
+static void kill_node_tree(const local_t *b, pid_t pid, unsigned long long start)
+{
+    int nsfd = -1;
+    unsigned long long now = 0;
+    if (isolated(b)) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+        nsfd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (read_starttime(pid, &now) == 0 && now == start) {
+        kill(-pid, SIGKILL);
+        if (nsfd >= 0)
+            jg_netns_kill_members(nsfd);
+    }
+    if (nsfd >= 0)
+        close(nsfd);
+}
+
 /* A node directory whose shim nobody follows (the daemon restarted and did
  * not reattach): kill the shim's process group if the last `started` line
  * names a process that still runs with the same start time. */
@@ -947,9 +1272,8 @@ static void kill_untracked(const local_t *b, const char *dir)
     for (const node_t *n = b->nodes; n; n = n->next)
         if (n->pid == pid)
             return;         /* followed: handled by the caller */
-    unsigned long long now = 0;
-    if (pid > 0 && read_starttime(pid, &now) == 0 && now == start)
-        kill(-pid, SIGKILL);
+    if (pid > 0)
+        kill_node_tree(b, pid, start);
 }
 
 /* Removes a node directory's runtime files: everything but output.log and status. */
@@ -960,6 +1284,7 @@ static int clean_node_dir(const char *dir, jg_error_t *err)
         "." JG_SHIM_ENV ".tmp", "." JG_SHIM_SETUP ".tmp", "." JG_SHIM_RUN ".tmp",
         "." JG_SHIM_WORKDIR ".tmp",
     };
+    static const char *const trees[] = {JG_SHIM_WORK, NODE_TMP};
     int rc = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char *path = jg_xasprintf("%s/%s", dir, names[i]);
@@ -967,11 +1292,37 @@ static int clean_node_dir(const char *dir, jg_error_t *err)
             rc = jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
         free(path);
     }
-    char *work = jg_xasprintf("%s/%s", dir, JG_SHIM_WORK);
-    jg_error_t e;
-    if (remove_tree(work, &e) < 0 && rc == 0)
-        rc = jg_errprintf(err, "%s", e.text);
-    free(work);
+    for (size_t i = 0; i < sizeof trees / sizeof trees[0]; i++) {
+        char *tree = jg_xasprintf("%s/%s", dir, trees[i]);
+        jg_error_t e;
+        if (remove_tree(tree, &e) < 0 && rc == 0)
+            rc = jg_errprintf(err, "%s", e.text);
+        free(tree);
+    }
+    return rc;
+}
+
+/* Removes the group's hub (its keeper, followed or only recorded) and the
+ * files that described it. */
+static int cleanup_network(local_t *b, int64_t group_id, const char *gdir, jg_error_t *err)
+{
+    int rc = 0;
+    gnet_t *g = gnet_find(b, group_id);
+    jg_netns_hub_t hub;
+    pid_t pid;
+    unsigned long long start;
+    if (g)
+        rc = gnet_free(b, g, true, err);
+    else if (read_net_file(b, group_id, &pid, &start) == 0 &&
+             jg_netns_hub_open(pid, start, &hub, NULL) == 0)
+        rc = jg_netns_hub_destroy(&hub, CLEANUP_WAIT_MS, err);
+    const char *names[] = {GROUP_NET, GROUP_HOSTS, "." GROUP_NET ".tmp", "." GROUP_HOSTS ".tmp"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char *path = jg_xasprintf("%s/%s", gdir, names[i]);
+        if (unlink(path) < 0 && errno != ENOENT && rc == 0)
+            rc = jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
+        free(path);
+    }
     return rc;
 }
 
@@ -992,7 +1343,7 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
     for (node_t *n = b->nodes; n; n = n->next) {
         if (n->group_id == group_id) {
             n->quiet = true;
-            kill(-n->pid, SIGKILL);
+            kill_node_tree(b, n->pid, n->start);
             live[count++] = n;
         }
     }
@@ -1005,10 +1356,13 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
     }
     free(live);
 
+    jg_error_t e;
     d = opendir(gdir);
     if (!d) {
         if (errno != ENOENT)
             rc = jg_errprintf(err, "cannot read %s: %s", gdir, strerror(errno));
+        if (cleanup_network(b, group_id, gdir, &e) < 0 && rc == 0)
+            rc = jg_errprintf(err, "%s", e.text);
         goto done;
     }
     struct dirent *de;
@@ -1017,7 +1371,6 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
             continue;
         char *dir = jg_xasprintf("%s/%s", gdir, de->d_name);
         struct stat st;
-        jg_error_t e;
         if (lstat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
             kill_untracked(b, dir);
             if (clean_node_dir(dir, &e) < 0 && rc == 0)
@@ -1025,6 +1378,8 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
         }
         free(dir);
     }
+    if (cleanup_network(b, group_id, gdir, &e) < 0 && rc == 0)
+        rc = jg_errprintf(err, "%s", e.text);
     if (purge)
         rc = remove_tree(gdir, err);    /* the whole directory: earlier errors do not matter */
 done:
@@ -1035,6 +1390,28 @@ done:
 }
 
 /* ---- reattach ----------------------------------------------------------- */
+
+/* Follows the hub of a group whose nodes run again; if its keeper died
+ * while nobody watched, the nodes have no network left: they are lost. */
+static void reattach_network(local_t *b, int64_t group_id)
+{
+    bool any = false;
+    for (node_t *n = b->nodes; n; n = n->next)
+        if (n->group_id == group_id && !n->reported_final)
+            any = true;
+    pid_t pid;
+    unsigned long long start;
+    if (!any || !isolated(b) || gnet_find(b, group_id) ||
+        read_net_file(b, group_id, &pid, &start) < 0)
+        return;
+    jg_netns_hub_t hub;
+    jg_error_t e;
+    if (jg_netns_hub_open(pid, start, &hub, &e) == 0 && gnet_watch(b, group_id, &hub, &e))
+        return;
+    char *reason = jg_xasprintf("the group's network is gone (%s)", e.text);
+    lose_group_nodes(b, group_id, reason);
+    free(reason);
+}
 
 static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_handle_t *nodes,
                           size_t n_nodes, jg_error_t *err)
@@ -1098,7 +1475,78 @@ static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_ha
             node_free(b, n);
         }
     }
+    reattach_network(b, group_id);
     return 0;
+}
+
+/* ---- sweep, warning ------------------------------------------------------ */
+
+/* Whether a group directory still holds something cleanup() removes. */
+static bool has_leftovers(const char *gdir)
+{
+    char *net = jg_xasprintf("%s/%s", gdir, GROUP_NET);
+    bool found = access(net, F_OK) == 0;
+    free(net);
+    DIR *d = found ? NULL : opendir(gdir);
+    struct dirent *de;
+    while (d && !found && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        static const char *const names[] = {JG_SHIM_ENV, JG_SHIM_RELEASE, JG_SHIM_WORK, NODE_TMP};
+        for (size_t i = 0; i < sizeof names / sizeof names[0] && !found; i++) {
+            char *path = jg_xasprintf("%s/%s/%s", gdir, de->d_name, names[i]);
+            struct stat st;
+            found = lstat(path, &st) == 0;
+            free(path);
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static int local_sweep(jg_backend_t *base, const int64_t *live, size_t n_live, jg_error_t *err)
+{
+    local_t *b = base->impl;
+    char *groups = jg_xasprintf("%s/groups", b->state_dir);
+    DIR *d = opendir(groups);
+    int rc = 0;
+    if (!d) {
+        if (errno != ENOENT)
+            rc = jg_errprintf(err, "sweep: cannot read %s: %s", groups, strerror(errno));
+        free(groups);
+        return rc;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        errno = 0;
+        long long id = strtoll(de->d_name, &end, 10);
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end || errno)
+            continue;
+        bool is_live = false;
+        for (size_t i = 0; i < n_live && !is_live; i++)
+            is_live = live[i] == (int64_t)id;
+        if (is_live)
+            continue;
+        char *gdir = jg_xasprintf("%s/%s", groups, de->d_name);
+        jg_error_t e;
+        if (has_leftovers(gdir)) {
+            jg_log("info", "sweep: removing what group %lld left behind", id);
+            if (local_cleanup(base, (int64_t)id, false, &e) < 0 && rc == 0)
+                rc = jg_errprintf(err, "sweep: group %lld: %s", id, e.text);
+        }
+        free(gdir);
+    }
+    closedir(d);
+    free(groups);
+    return rc;
+}
+
+static const char *local_warning(jg_backend_t *base)
+{
+    local_t *b = base->impl;
+    return b->warning;
 }
 
 /* ---- create, destroy ---------------------------------------------------- */
@@ -1108,9 +1556,11 @@ static void local_destroy(jg_backend_t *base)
     if (!base)
         return;
     local_t *b = base->impl;
-    /* Nodes keep running: the daemon may be restarting and will reattach. */
+    /* Nodes and hubs keep running: the daemon may be restarting and will reattach. */
     while (b->nodes)
         node_free(b, b->nodes);
+    while (b->gnets)
+        gnet_free(b, b->gnets, false, NULL);
     while (b->stops) {
         stop_timer_t *t = b->stops;
         b->stops = t->next;
@@ -1122,14 +1572,18 @@ static void local_destroy(jg_backend_t *base)
     for (size_t i = b->q_head; i < b->q_len; i++) {
         free(b->queue[i].reason);
         free(b->queue[i].handle);
+        free(b->queue[i].address);
     }
     free(b->queue);
     if (b->inotify_fd >= 0) {
         jg_loop_del_fd(b->loop, b->inotify_fd);
         close(b->inotify_fd);
     }
+    if (b->shim_fd >= 0)
+        close(b->shim_fd);
     free(b->state_dir);
     free(b->shim_path);
+    free(b->warning);
     free(b);
 }
 
@@ -1168,6 +1622,7 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     b->base.ops = &local_ops;
     b->base.impl = b;
     b->inotify_fd = -1;
+    b->shim_fd = -1;
     b->state_dir = realpath(cfg->state_dir, NULL);
     if (!b->state_dir) {
         jg_errprintf(err, "local backend: cannot resolve %s: %s", cfg->state_dir,
@@ -1178,6 +1633,11 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     if (!b->shim_path) {
         jg_errprintf(err, "local backend: cannot find an executable shim at %s (build "
                      "jgsched-shim, or point JGSCHED_SHIM at it)", cfg->shim_path);
+        goto fail;
+    }
+    b->shim_fd = open(b->shim_path, O_PATH | O_CLOEXEC);
+    if (b->shim_fd < 0) {
+        jg_errprintf(err, "local backend: cannot open %s: %s", b->shim_path, strerror(errno));
         goto fail;
     }
     b->loop = cfg->loop;
@@ -1193,6 +1653,29 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
         b->inotify_fd = -1;
         goto fail;
     }
+
+    /* What nodes get, decided once: nothing in the core depends on it. */
+    jg_netns_probe(&b->net);
+    if (cfg->share_host_network) {
+        /* Root still gives every node its hostname, /etc/hosts and /tmp. */
+        b->net.own_mounts = b->net.mode == JG_NETNS_ROOT;
+        b->net.mode = JG_NETNS_HOST;
+        b->warning = jg_xasprintf("network isolation is off by configuration: nodes share the "
+                                  "host network, %s and two nodes cannot listen on the same "
+                                  "port", b->net.own_mounts ? "every hostname resolves to "
+                                  "127.0.0.1" : "hostnames do not resolve");
+    } else {
+        if (b->net.mode == JG_NETNS_HOST && b->net.own_mounts)
+            b->warning = jg_xasprintf("nodes share the host network (%s): every hostname "
+                                      "resolves to 127.0.0.1 and two nodes cannot listen on "
+                                      "the same port", b->net.why);
+        else if (b->net.mode == JG_NETNS_HOST)
+            b->warning = jg_xasprintf("nodes share the host network and its /etc/hosts (%s): "
+                                      "hostnames do not resolve and two nodes cannot listen "
+                                      "on the same port", b->net.why);
+    }
+    if (b->warning)
+        jg_log("warn", "local backend: %s", b->warning);
     free(groups);
     return &b->base;
 fail:
@@ -1210,5 +1693,7 @@ static const jg_backend_ops_t local_ops = {
     .open_log = local_open_log,
     .reattach = local_reattach,
     .cleanup = local_cleanup,
+    .sweep = local_sweep,
+    .warning = local_warning,
     .destroy = local_destroy,
 };

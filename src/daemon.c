@@ -590,6 +590,25 @@ static json_t *op_cancel(conn_t *c, json_t *req)
     return json_pack("{s:b, s:o}", "ok", 1, "results", results);
 }
 
+static void reload_result(void *ctx, const char *policy, const char *error)
+{
+    json_t *list = ctx;
+    json_t *item = json_pack("{s:s, s:b}", "name", policy, "ok", error == NULL);
+    if (error)
+        json_object_set_new(item, "error", json_string(error));
+    json_array_append_new(list, item);
+}
+
+static json_t *op_policy_reload(conn_t *c, json_t *req)
+{
+    (void)req;
+    if (c->uid != 0 && c->uid != getuid())
+        return jg_proto_error("permission denied: only root or the daemon's owner may reload policies");
+    json_t *list = json_array();
+    jg_sched_reload_policies(c->daemon->sched, reload_result, list);
+    return json_pack("{s:b, s:o}", "ok", 1, "policies", list);
+}
+
 static json_t *op_shutdown(conn_t *c, json_t *req)
 {
     (void)req;
@@ -623,6 +642,8 @@ static json_t *dispatch(conn_t *c, json_t *req)
         return op_cancel(c, req);
     if (strcmp(name, "shutdown") == 0)
         return op_shutdown(c, req);
+    if (strcmp(name, "policy_reload") == 0)
+        return op_policy_reload(c, req);
     return jg_proto_error("unknown op \"%s\"", name);
 }
 
@@ -786,7 +807,8 @@ static void on_signal(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
             d->stopping = true;
             jg_loop_stop(loop);
         } else if (si.ssi_signo == SIGHUP) {
-            jg_log("info", "SIGHUP: nothing to reload yet");
+            jg_log("info", "SIGHUP: reloading policies");
+            jg_sched_reload_policies(d->sched, NULL, NULL);
         }
     }
 }
@@ -860,6 +882,19 @@ static char *find_shim(void)
     return jg_xstrdup("jgsched-shim");
 }
 
+/* JGSCHED_POLICY_DIR, else the source tree's policies/ when running from a
+ * build tree, else the installed ones. */
+static char *find_policy_dir(void)
+{
+    const char *env = getenv("JGSCHED_POLICY_DIR");
+    if (env && *env)
+        return jg_xstrdup(env);
+    struct stat st;
+    if (stat(JG_SOURCE_ROOT "/policies/default.lua", &st) == 0)
+        return jg_xstrdup(JG_SOURCE_ROOT "/policies");
+    return jg_xstrdup(JG_DATADIR "/policies");
+}
+
 static void copy_paths(jg_paths_t *dst, const jg_paths_t *src)
 {
     dst->home = jg_xstrdup(src->home);
@@ -879,13 +914,16 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
     d->signal_fd = -1;
     copy_paths(&d->paths, paths);
     char *shim = NULL;
+    char *policy_dir = NULL;
     if (jg_paths_create_dirs(&d->paths, err) < 0)
         goto fail;
     if (!(d->loop = jg_loop_create(err)))
         goto fail;
     if (!(d->store = jg_store_open(d->paths.store, err)))
         goto fail;
-    if (!(d->sched = jg_sched_create(d->store, d->loop, NULL, err)))
+    policy_dir = find_policy_dir();
+    jg_sched_options_t sopts = {.policy_dir = policy_dir};
+    if (!(d->sched = jg_sched_create(d->store, d->loop, &sopts, err)))
         goto fail;
     jg_sched_set_change_cb(d->sched, on_group_changed, d);
     shim = find_shim();
@@ -906,9 +944,11 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     jg_loop_set_prepare(d->loop, on_prepare, d);
     free(shim);
+    free(policy_dir);
     return d;
 fail:
     free(shim);
+    free(policy_dir);
     if (d->listen_fd >= 0)
         unlink(d->paths.socket);
     jg_daemon_destroy(d);

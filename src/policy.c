@@ -15,7 +15,9 @@
  *    opened.  load, loadfile, dofile, collectgarbage, warn and string.dump are
  *    gone (no replacement `load`: policies have no reason to compile code);
  *    print goes to the caller's log callback; setmetatable refuses __gc
- *    (finalizers run with hooks disabled, so one could loop forever); the
+ *    (finalizers run with hooks disabled, so one could loop forever) and
+ *    xpcall runs its handler after unwinding (a handler runs with hooks
+ *    disabled when the error came from the count hook); the
  *    string metatable is hidden behind __metatable.  C functions that can
  *    loop for a long time without running a Lua instruction (string.rep of
  *    an empty string, pattern matching, table.move) are wrapped with a bound.
@@ -45,7 +47,6 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,8 @@ typedef struct {
     unsigned time_ms;
     uint64_t deadline_ns;
     int tripped;
+    char traceback[LOG_LINE_MAX];   /* kept by msgh for the log; C-side so that reading it
+                                     * back never needs the Lua heap outside a pcall */
 } vm_t;
 
 struct jg_policy {
@@ -249,6 +252,31 @@ static int sandbox_setmetatable(lua_State *L)
     return lua_gettop(L);
 }
 
+/* xpcall(f, h, ...) whose handler h runs after the stack unwound, as plain
+ * code.  The real xpcall runs h at the point of the error; when that error
+ * is our budget kill (raised from the count hook) hooks are still disabled
+ * there, so `xpcall(loop, function() while true do end end)` could never be
+ * stopped.  Without the debug library a handler cannot tell the difference. */
+static int sandbox_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    for (int i = 3; i <= n; i++)
+        lua_pushvalue(L, i);
+    if (lua_pcall(L, n > 2 ? n - 2 : 0, LUA_MULTRET, 0) == LUA_OK) {
+        lua_pushboolean(L, 1);
+        lua_insert(L, n + 1);
+        return lua_gettop(L) - n;
+    }
+    lua_pushvalue(L, 2);
+    lua_insert(L, -2);
+    lua_pcall(L, 1, 1, 0);      /* the handler's result, or its own error */
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
 /* string.rep("", 2^62) loops 2^62 times in C copying nothing. */
 static int sandbox_rep(lua_State *L)
 {
@@ -266,23 +294,29 @@ static int sandbox_rep(lua_State *L)
     return 1;
 }
 
-/* Lua's pattern matcher backtracks: with k repetition items a failing match
- * costs up to about m * n^(k+1) steps on an n-byte subject (n^k per start
- * position), all inside C where the count hook never fires.  Refuse calls
- * whose worst case exceeds PATTERN_MAX_STEPS; ordinary policy matching (names,
- * labels, short commands) is many orders of magnitude below it. */
+enum { PAT_MATCH = 0, PAT_FIND, PAT_GMATCH };
+
+/* Lua's pattern matcher backtracks: with k repetition items (and %b, and
+ * back-references, each a scan of its own) a failing match costs up to about
+ * m * n^(k+1) steps on an n-byte subject (n^k per start position), all inside
+ * C where the count hook never fires.  Refuse calls whose worst case exceeds
+ * PATTERN_MAX_STEPS; ordinary policy matching (names, labels, short commands)
+ * is orders of magnitude below it. */
 static int guard_pattern(lua_State *L)
 {
     size_t n, m;
     luaL_checklstring(L, 1, &n);
     const char *pat = luaL_checklstring(L, 2, &m);
-    int plain = lua_toboolean(L, lua_upvalueindex(2)) && lua_toboolean(L, 4);
+    int mode = (int)lua_tointeger(L, lua_upvalueindex(2));
+    bool plain = mode == PAT_FIND && lua_toboolean(L, 4);
     int k = 0;
-    bool anchored = !plain && m > 0 && pat[0] == '^';
+    bool anchored = !plain && mode != PAT_GMATCH && m > 0 && pat[0] == '^';
     if (!plain) {
         for (size_t i = 0; i < m; i++) {
             if (pat[i] == '%') {
                 i++;
+                if (i < m && (pat[i] == 'b' || isdigit((unsigned char)pat[i])))
+                    k++;
                 continue;
             }
             if (pat[i] == '*' || pat[i] == '+' || pat[i] == '-' || pat[i] == '?')
@@ -322,7 +356,7 @@ static void wrap_field(lua_State *L, const char *name, lua_CFunction cfn, int ha
 {
     lua_getfield(L, -1, name);
     if (has_extra)
-        lua_pushboolean(L, extra);
+        lua_pushinteger(L, extra);
     lua_pushcclosure(L, cfn, has_extra ? 2 : 1);
     lua_setfield(L, -2, name);
 }
@@ -374,15 +408,18 @@ static void open_sandbox(lua_State *L, jg_policy_t *p)
     lua_pushcclosure(L, sandbox_setmetatable, 1);
     lua_setglobal(L, "setmetatable");
 
+    lua_pushcfunction(L, sandbox_xpcall);
+    lua_setglobal(L, "xpcall");
+
     /* The string table is also every string's __index: trim it in place. */
     lua_getglobal(L, LUA_STRLIBNAME);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     wrap_field(L, "rep", sandbox_rep, 0, 0);
-    wrap_field(L, "find", guard_pattern, 1, 1);
-    wrap_field(L, "match", guard_pattern, 1, 0);
-    wrap_field(L, "gmatch", guard_pattern, 1, 0);
-    wrap_field(L, "gsub", guard_pattern, 1, 0);
+    wrap_field(L, "find", guard_pattern, 1, PAT_FIND);
+    wrap_field(L, "match", guard_pattern, 1, PAT_MATCH);
+    wrap_field(L, "gmatch", guard_pattern, 1, PAT_GMATCH);
+    wrap_field(L, "gsub", guard_pattern, 1, PAT_MATCH);
     lua_pop(L, 1);
 
     lua_getglobal(L, LUA_TABLIBNAME);
@@ -463,20 +500,16 @@ static bool has_position(const char *s)
     return *c == ':';
 }
 
-#define REG_TRACEBACK "jgsched.traceback"
-
 /* Message handler: make sure the text names the policy's file:line (errors
  * raised by C functions such as string.rep carry none) and keep a traceback
  * for the log. */
 static int msgh(lua_State *L)
 {
-    const char *msg = lua_tostring(L, 1);
-    if (!msg) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-            msg = lua_tostring(L, -1);
-        else
-            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-    }
+    /* No __tostring here: after a kill raised from the count hook, hooks are
+     * still disabled while the handler runs, so no Lua code may run. */
+    const char *msg = lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER
+                          ? lua_tostring(L, 1)
+                          : lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     if (!has_position(msg)) {
         lua_Debug ar;
         for (int level = 1; lua_getstack(L, level, &ar); level++) {
@@ -488,13 +521,19 @@ static int msgh(lua_State *L)
         }
     }
     luaL_traceback(L, L, msg, 1);
-    lua_setfield(L, LUA_REGISTRYINDEX, REG_TRACEBACK);
+    void *ud;
+    lua_getallocf(L, &ud);
+    vm_t *vm = ud;
+    size_t n;
+    const char *tb = lua_tolstring(L, -1, &n);
+    jg_policy_copy_text(vm->traceback, sizeof vm->traceback, tb, n);
     lua_pushstring(L, msg);
     return 1;
 }
 
 /* Copies the error at the top of the stack (status st) into err, logs the
- * traceback if one was kept. */
+ * traceback if one was kept.  Runs outside any pcall: it must not allocate
+ * on the Lua heap (no lua_getfield with a new key, no number conversion). */
 static void copy_error(jg_policy_t *p, int st, const char *what, jg_error_t *err)
 {
     lua_State *L = p->L;
@@ -509,16 +548,9 @@ static void copy_error(jg_policy_t *p, int st, const char *what, jg_error_t *err
         jg_errprintf(err, "%s: %s", what, msg);
     else
         jg_errprintf(err, "%s", msg);
-    if (lua_getfield(L, LUA_REGISTRYINDEX, REG_TRACEBACK) == LUA_TSTRING) {
-        char line[LOG_LINE_MAX];
-        size_t n;
-        const char *tb = lua_tolstring(L, -1, &n);
-        jg_policy_copy_text(line, sizeof line, tb, n);
-        log_line(p->name, line);
-    }
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, REG_TRACEBACK);
+    if (p->vm.traceback[0])
+        log_line(p->name, p->vm.traceback);
+    p->vm.traceback[0] = '\0';
 }
 
 /* ---- the one call helper ------------------------------------------------------ */
@@ -533,6 +565,7 @@ static int protected_run(jg_policy_t *p, lua_CFunction fn, void *ud, const char 
     if (!lua_checkstack(L, 8))
         return jg_errprintf(err, "%s: not enough memory", what ? what : p->name);
     reset_budget(L, &p->vm);
+    p->vm.traceback[0] = '\0';
     lua_pushcfunction(L, msgh);
     lua_pushcfunction(L, fn);
     lua_pushlightuserdata(L, ud);
@@ -544,10 +577,7 @@ static int protected_run(jg_policy_t *p, lua_CFunction fn, void *ud, const char 
     }
     lua_settop(L, top);
     assert(lua_gettop(L) == top);
-    /* Leave no hook armed between calls: nothing runs then, but a tripped
-     * per-instruction hook would make the next reset the only thing between
-     * the policy and an instant error. */
-    lua_sethook(L, NULL, 0, 0);
+    lua_sethook(L, NULL, 0, 0);     /* disarmed between calls; reset_budget re-arms */
     return rc;
 }
 

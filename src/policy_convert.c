@@ -481,7 +481,7 @@ static const char *const decision_keys[] = { "action", "delay", "reason", "count
 
 static jg_policy_action_t check_action(lua_State *L, int idx, const char *label)
 {
-    jg_policy_action_t a;
+    jg_policy_action_t a = JG_ACTION_CONTINUE;
     if (jg_policy_action_parse(lua_tostring(L, idx), &a) < 0)
         luaL_error(L, "%s: on_node_exit returned the unknown action '%s' (actions are "
                       "continue, restart_job, restart_group, cancel_group, fail_group)",

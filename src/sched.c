@@ -8,10 +8,13 @@
  * and an event that arrives in the middle of a launch (backends may report
  * synchronously) is simply folded into the evaluation that follows the launch.
  *
- * Decisions about failures are taken in decide_failure(); today it encodes the
- * default lifecycle (DESIGN section 5: a failed node fails its job and stops the
- * job's other nodes; siblings continue; a setup failure before the barrier
- * stops the whole group).  The Lua policy engine plugs in there.
+ * Decisions are not taken here: when a node ends on its own or a job ends,
+ * sched_policy.c asks the group's Lua policy (on_node_exit, on_job_end) and
+ * calls back into the mechanics below (stop a job, restart it, end the
+ * group).  A restart is a job whose nodes are stopped with restart_pending
+ * set: once they are all down, evaluate() relaunches it as a new attempt
+ * instead of ending it, and the barrier logic releases it when its own nodes
+ * pass setup.
  *
  * Active groups are kept in a doubly linked list in submit order, which is
  * also the FIFO admission order.  Terminal groups are freed at once; the store
@@ -24,73 +27,15 @@
 #include <string.h>
 
 #include "jgsched/state.h"
+#include "sched_int.h"
 
 #define MAX_LAUNCHES_PER_PASS 32
-
-typedef struct group_rt group_rt_t;
-
-typedef struct {
-    jg_state_t state;
-    int attempt;
-    bool released;
-} node_rt_t;
-
-typedef struct {
-    group_rt_t *group;
-    int index;
-    jg_state_t state;
-    int attempt;
-    int exit_code;
-    node_rt_t *nodes;
-    int n_nodes;
-    bool stopping;              /* a stop was requested for this job's nodes */
-    jg_state_t stop_state;      /* what the job ends as once its nodes are down */
-    char stop_reason[256];
-    uint64_t aux_timer;         /* pending termination_delay stop, 0 if none */
-} job_rt_t;
-
-struct group_rt {
-    jg_sched_t *sched;
-    int64_t id;
-    jg_group_spec_t *spec;
-    uid_t uid;
-    gid_t gid;
-    char *user;
-    int64_t submitted_us;
-    jg_state_t state;
-    jg_backend_t *backend;
-    job_rt_t *jobs;
-    bool launching;             /* inside backend->launch: evaluation deferred */
-    bool cancelling;
-    jg_state_t end_override;    /* JG_PENDING when none; e.g. FAILED_SETUP */
-    char end_reason[256];
-    bool primaries_done;
-    group_rt_t *prev, *next;
-};
-
-typedef struct {
-    jg_backend_t *backend;
-} backend_slot_t;
-
-struct jg_sched {
-    jg_store_t *store;
-    jg_loop_t *loop;
-    jg_sched_options_t opts;
-    backend_slot_t *backends;
-    size_t n_backends;
-    group_rt_t *head, *tail;
-    size_t n_active;
-    size_t n_pending;
-    jg_sched_change_f change_cb;
-    void *change_ctx;
-    uint64_t kick_timer;
-};
 
 static void evaluate(jg_sched_t *s, group_rt_t *g);
 
 /* ------------------------------------------------------------------ helpers */
 
-static void changed(jg_sched_t *s, int64_t id)
+void jg_sched_changed(jg_sched_t *s, int64_t id)
 {
     if (s->change_cb)
         s->change_cb(s->change_ctx, id);
@@ -122,7 +67,7 @@ static void set_group_state(jg_sched_t *s, group_rt_t *g, jg_state_t st, const c
         store_failed("group state", &err);
 }
 
-static void set_job_state(jg_sched_t *s, job_rt_t *j, jg_state_t st, const char *reason)
+void jg_sched_set_job_state(jg_sched_t *s, job_rt_t *j, jg_state_t st, const char *reason)
 {
     jg_error_t err;
     j->state = st;
@@ -213,9 +158,12 @@ static void link_group(jg_sched_t *s, group_rt_t *g)
 
 static void unlink_and_free(jg_sched_t *s, group_rt_t *g)
 {
-    for (size_t i = 0; i < g->spec->n_jobs; i++)
-        if (g->jobs[i].aux_timer)
-            jg_loop_cancel_timer(s->loop, g->jobs[i].aux_timer);
+    for (size_t i = 0; i < g->spec->n_jobs; i++) {
+        if (g->jobs[i].cancel_timer)
+            jg_loop_cancel_timer(s->loop, g->jobs[i].cancel_timer);
+        if (g->jobs[i].restart_timer)
+            jg_loop_cancel_timer(s->loop, g->jobs[i].restart_timer);
+    }
     if (g->prev)
         g->prev->next = g->next;
     else
@@ -232,7 +180,7 @@ static void unlink_and_free(jg_sched_t *s, group_rt_t *g)
 
 /* Asks the backend to stop every live node of one job; the job ends as
  * stop_state once they are down (evaluate() sees that). */
-static void stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const char *reason)
+void jg_sched_stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const char *reason)
 {
     if (jg_state_is_terminal(j->state) || j->stopping)
         return;
@@ -246,83 +194,21 @@ static void stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const ch
                err.text);
 }
 
-/* What to do when a node of a running job fails (non-zero exit, signal, lost).
- * Default lifecycle: the job fails and its other nodes are stopped; sibling
- * jobs continue. */
-static void decide_failure(jg_sched_t *s, job_rt_t *j, int rank, const char *why)
-{
-    char reason[384];
-    snprintf(reason, sizeof reason, "node %s-%d %s", job_name(j), rank, why);
-    stop_job(s, j, JG_FAILED, reason);
-}
-
 /* Setup failed (or a node was lost) before the barrier opened: the group cannot
  * start as a whole, so every other node is stopped. */
-static void fail_before_barrier(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit,
-                                jg_state_t culprit_state, const char *reason)
+void jg_sched_fail_before_barrier(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit,
+                                  jg_state_t culprit_state, const char *reason)
 {
     if (g->end_override == JG_PENDING) {
         g->end_override = culprit_state;
         jg_strlcpy(g->end_reason, reason, sizeof g->end_reason);
     }
-    stop_job(s, culprit, culprit_state, reason);
+    jg_sched_stop_job(s, culprit, culprit_state, reason);
     char sibling_reason[384];
     snprintf(sibling_reason, sizeof sibling_reason, "stopped before the barrier: %s", reason);
     for (size_t i = 0; i < g->spec->n_jobs; i++)
         if (&g->jobs[i] != culprit)
-            stop_job(s, &g->jobs[i], JG_CANCELLED, sibling_reason);
-}
-
-/* The primary/auxiliary rule (SkyPilot's): once every primary job has ended,
- * auxiliary jobs are stopped - after termination_delay when all primaries
- * succeeded, at once when one failed.  Auxiliaries stopped this way end
- * CANCELLED and do not make the group fail. */
-static void aux_stop_now(jg_sched_t *s, job_rt_t *j)
-{
-    stop_job(s, j, JG_CANCELLED, "auxiliary job stopped: every primary task ended");
-}
-
-static void aux_delay_expired(jg_loop_t *loop, void *arg)
-{
-    (void)loop;
-    job_rt_t *j = arg;
-    jg_sched_t *s = j->group->sched;
-    j->aux_timer = 0;
-    aux_stop_now(s, j);
-    changed(s, j->group->id);
-}
-
-static void check_primaries(jg_sched_t *s, group_rt_t *g)
-{
-    if (g->primaries_done || g->spec->n_primary_tasks == 0 || g->cancelling)
-        return;
-    bool all_ok = true;
-    for (size_t i = 0; i < g->spec->n_jobs; i++) {
-        if (!jg_spec_job_is_primary(g->spec, i))
-            continue;
-        if (!jg_state_is_terminal(g->jobs[i].state))
-            return;
-        if (g->jobs[i].state != JG_SUCCEEDED)
-            all_ok = false;
-    }
-    g->primaries_done = true;
-    jg_error_t err;
-    if (jg_store_add_event(s->store, g->id, "group", "primaries-ended",
-                           all_ok ? "every primary task succeeded: auxiliaries stop after "
-                                    "their termination delay"
-                                  : "a primary task failed: auxiliaries stop now",
-                           now_us(), &err) < 0)
-        store_failed("event", &err);
-    for (size_t i = 0; i < g->spec->n_jobs; i++) {
-        job_rt_t *j = &g->jobs[i];
-        if (jg_spec_job_is_primary(g->spec, i) || jg_state_is_terminal(j->state))
-            continue;
-        double delay = all_ok ? jg_spec_termination_delay(g->spec, job_name(j)) : 0;
-        if (delay <= 0)
-            aux_stop_now(s, j);
-        else
-            j->aux_timer = jg_loop_add_timer(s->loop, (int64_t)(delay * 1000), aux_delay_expired, j);
-    }
+            jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, sibling_reason);
 }
 
 /* The state a job ends in once every node of its current attempt is down. */
@@ -390,7 +276,7 @@ static void release_group(jg_sched_t *s, group_rt_t *g)
     jg_error_t err;
     if (g->backend->ops->release(g->backend, g->id, &err) < 0) {
         jg_log("error", "group %lld: barrier release failed: %s", (long long)g->id, err.text);
-        fail_before_barrier(s, g, &g->jobs[0], JG_FAILED, err.text);
+        jg_sched_fail_before_barrier(s, g, &g->jobs[0], JG_FAILED, err.text);
         return;
     }
     if (jg_store_begin(s->store, &err) < 0)
@@ -403,7 +289,7 @@ static void release_group(jg_sched_t *s, group_rt_t *g)
             j->nodes[r].released = true;
             set_node_state(s, j, r, JG_RUNNING, -1, "barrier released");
         }
-        set_job_state(s, j, JG_RUNNING, "barrier released: every node finished setup");
+        jg_sched_set_job_state(s, j, JG_RUNNING, "barrier released: every node finished setup");
     }
     if (g->state == JG_STARTING)
         set_group_state(s, g, JG_RUNNING, "barrier released: every node of every job finished setup");
@@ -423,7 +309,84 @@ static void finish_group(jg_sched_t *s, group_rt_t *g)
            jg_state_name(st), reason);
     int64_t id = g->id;
     unlink_and_free(s, g);
-    changed(s, id);
+    jg_sched_changed(s, id);
+}
+
+static void launch_nodes(jg_sched_t *s, group_rt_t *g, const jg_node_ref_t *refs, size_t n);
+
+/* A restarted job whose nodes are all down: a new attempt, launched now or
+ * when its restart delay ends. */
+static void restart_due(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    job_rt_t *j = arg;
+    j->restart_timer = 0;
+    evaluate(j->group->sched, j->group);
+}
+
+static void relaunch_when_due(jg_sched_t *s, group_rt_t *g, job_rt_t *j)
+{
+    int64_t wait = j->restart_not_before_ms - jg_now_mono_ms();
+    if (wait > 0) {
+        if (!j->restart_timer)
+            j->restart_timer = jg_loop_add_timer(s->loop, wait, restart_due, j);
+        return;
+    }
+    jg_error_t err;
+    j->restart_pending = false;
+    j->stopping = false;
+    j->attempt++;
+    if (j->restart_count == JG_COUNT_RESTART)
+        j->restarts++;
+    else if (j->restart_count == JG_COUNT_RECOVERY)
+        j->recoveries++;
+    jg_node_ref_t *refs = jg_xcalloc((size_t)j->n_nodes, sizeof *refs);
+    if (jg_store_begin(s->store, &err) < 0)
+        store_failed("begin", &err);
+    if (jg_store_job_new_attempt(s->store, g->id, j->index, j->restart_count, now_us(), &err) < 0)
+        store_failed("new attempt", &err);
+    char reason[96];
+    snprintf(reason, sizeof reason, "attempt %d: relaunching", j->attempt);
+    for (int r = 0; r < j->n_nodes; r++) {
+        j->nodes[r].attempt = j->attempt;
+        j->nodes[r].released = false;
+        set_node_state(s, j, r, JG_STARTING, -1, reason);
+        refs[r] = (jg_node_ref_t){.job_index = j->index, .rank = r, .attempt = j->attempt};
+    }
+    if (jg_store_commit(s->store, &err) < 0)
+        store_failed("commit", &err);
+    jg_log("info", "group %lld: job %s attempt %d", (long long)g->id, job_name(j), j->attempt);
+    launch_nodes(s, g, refs, (size_t)j->n_nodes);
+    free(refs);
+}
+
+void jg_sched_request_restart(jg_sched_t *s, job_rt_t *j, jg_attempt_count_t count,
+                              double delay_s, const char *reason)
+{
+    if (j->restart_pending)
+        return;
+    j->restart_pending = true;
+    j->restart_count = count;
+    j->restart_not_before_ms = jg_now_mono_ms() + (int64_t)(delay_s * 1000);
+    jg_sched_set_job_state(s, j, JG_RECOVERING, reason);
+    if (!job_all_nodes_down(j) && !j->stopping) {
+        j->stopping = true;
+        j->stop_state = JG_RECOVERING;
+        jg_strlcpy(j->stop_reason, reason, sizeof j->stop_reason);
+        jg_error_t err;
+        if (j->group->backend->ops->stop(j->group->backend, j->group->id, j->index, -1,
+                                         s->opts.stop_grace_ms, &err) < 0)
+            jg_log("error", "group %lld: stopping job %s for a restart: %s",
+                   (long long)j->group->id, job_name(j), err.text);
+    }
+}
+
+void jg_sched_record(jg_sched_t *s, int64_t group_id, const char *subject, const char *what,
+                     const char *reason)
+{
+    jg_error_t err;
+    if (jg_store_add_event(s->store, group_id, subject, what, reason, now_us(), &err) < 0)
+        store_failed("event", &err);
 }
 
 /* Derives everything that follows from the current node states. */
@@ -432,24 +395,25 @@ static void evaluate(jg_sched_t *s, group_rt_t *g)
     if (g->launching || jg_state_is_terminal(g->state) || g->state == JG_PENDING)
         return;
     jg_error_t err;
-    bool any_job_ended = false;
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
         if (jg_state_is_terminal(j->state) || !job_all_nodes_down(j))
             continue;
+        if (j->restart_pending && !g->cancelling && g->end_override == JG_PENDING) {
+            relaunch_when_due(s, g, j);
+            continue;
+        }
         char reason[384];
         jg_state_t st = job_outcome(j, reason, sizeof reason);
-        if (j->aux_timer) {
-            jg_loop_cancel_timer(s->loop, j->aux_timer);
-            j->aux_timer = 0;
+        if (j->cancel_timer) {
+            jg_loop_cancel_timer(s->loop, j->cancel_timer);
+            j->cancel_timer = 0;
         }
         if (jg_store_set_job_exit(s->store, g->id, j->index, j->exit_code, &err) < 0)
             store_failed("job exit", &err);
-        set_job_state(s, j, st, reason);
-        any_job_ended = true;
+        jg_sched_set_job_state(s, j, st, reason);
+        jg_sched_job_ended(s, g, j);
     }
-    if (any_job_ended)
-        check_primaries(s, g);
 
     if (!g->cancelling && g->end_override == JG_PENDING) {
         bool all_ready = true, any_waiting = false;
@@ -490,7 +454,7 @@ static void launch_group(jg_sched_t *s, group_rt_t *g)
             refs[n++] = (jg_node_ref_t){.job_index = (int)i, .rank = r, .attempt = j->attempt};
             set_node_state(s, j, r, JG_STARTING, -1, "launching");
         }
-        set_job_state(s, j, JG_STARTING, "launching: setup runs on every node");
+        jg_sched_set_job_state(s, j, JG_STARTING, "launching: setup runs on every node");
     }
     if (jg_store_set_group_infra(s->store, g->id, g->backend->ops->name, &err) < 0)
         store_failed("group infra", &err);
@@ -498,30 +462,42 @@ static void launch_group(jg_sched_t *s, group_rt_t *g)
     if (jg_store_commit(s->store, &err) < 0)
         store_failed("commit", &err);
 
+    launch_nodes(s, g, refs, n);
+    free(refs);
+    jg_sched_changed(s, g->id);
+    evaluate(s, g);
+}
+
+/* Asks the backend for these nodes; if it refuses outright, they fail (and,
+ * before the barrier, so does the group: nothing is half-launched). */
+static void launch_nodes(jg_sched_t *s, group_rt_t *g, const jg_node_ref_t *refs, size_t n)
+{
     jg_launch_t req = {.group_id = g->id, .spec = g->spec, .uid = g->uid, .gid = g->gid,
                        .user = g->user, .submitted_us = g->submitted_us, .nodes = refs,
                        .n_nodes = n};
+    jg_error_t err;
     g->launching = true;
     int rc = g->backend->ops->launch(g->backend, &req, &err);
     g->launching = false;
-    free(refs);
-    if (rc < 0) {
-        jg_log("error", "group %lld: launch failed: %s", (long long)g->id, err.text);
-        char reason[600];
-        snprintf(reason, sizeof reason, "launch failed: %s", err.text);
+    if (rc == 0)
+        return;
+    jg_log("error", "group %lld: launch failed: %s", (long long)g->id, err.text);
+    char reason[600];
+    snprintf(reason, sizeof reason, "launch failed: %s", err.text);
+    if (g->state == JG_STARTING && g->end_override == JG_PENDING) {
         g->end_override = JG_FAILED;
         jg_strlcpy(g->end_reason, reason, sizeof g->end_reason);
-        for (size_t i = 0; i < g->spec->n_jobs; i++) {
-            job_rt_t *j = &g->jobs[i];
-            for (int r = 0; r < j->n_nodes; r++)
-                set_node_state(s, j, r, JG_FAILED, -1, reason);
-            j->stopping = true;
-            j->stop_state = JG_FAILED;
-            jg_strlcpy(j->stop_reason, reason, sizeof j->stop_reason);
-        }
     }
-    changed(s, g->id);
-    evaluate(s, g);
+    for (size_t i = 0; i < n; i++) {
+        job_rt_t *j = &g->jobs[refs[i].job_index];
+        set_node_state(s, j, refs[i].rank, JG_FAILED, -1, reason);
+        j->stopping = true;
+        j->stop_state = JG_FAILED;
+        jg_strlcpy(j->stop_reason, reason, sizeof j->stop_reason);
+    }
+    if (g->state == JG_STARTING)
+        for (size_t i = 0; i < g->spec->n_jobs; i++)
+            jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, reason);
 }
 
 /* --------------------------------------------------------- backend events */
@@ -577,38 +553,38 @@ void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev)
         else
             st = ev->in_setup ? JG_FAILED_SETUP : JG_FAILED;
         set_node_state(s, j, ev->rank, st, ev->exit_code, reason);
-        if (st == JG_FAILED_SETUP) {
-            char why[700];
-            snprintf(why, sizeof why, "job %s: setup failed on node %s-%d (exit code %d)",
-                     job_name(j), job_name(j), ev->rank, ev->exit_code);
-            if (g->state == JG_STARTING)
-                fail_before_barrier(s, g, j, JG_FAILED_SETUP, why);
-            else
-                stop_job(s, j, JG_FAILED_SETUP, why);
-        } else if (st == JG_FAILED) {
-            decide_failure(s, j, ev->rank, reason);
-        }
+        if (st != JG_CANCELLED)
+            jg_sched_node_ended(s, g, j, ev->rank,
+                                ev->in_setup ? JG_EXIT_SETUP_FAILED : JG_EXIT_EXITED,
+                                ev->exit_code, st != JG_SUCCEEDED, reason);
         break;
     }
-    case JG_BACKEND_NODE_LOST:
+    case JG_BACKEND_NODE_LOST: {
+        snprintf(reason, sizeof reason, "node lost: %s", ev->reason ? ev->reason : "no reason given");
+        jg_state_t st = (j->stopping || g->cancelling) ? JG_CANCELLED : JG_FAILED;
+        set_node_state(s, j, ev->rank, st, -1, reason);
+        if (st == JG_FAILED)
+            jg_sched_node_ended(s, g, j, ev->rank, JG_EXIT_NODE_LOST, -1, true, reason);
+        break;
+    }
     case JG_BACKEND_LAUNCH_FAILED: {
-        bool lost = ev->type == JG_BACKEND_NODE_LOST;
-        snprintf(reason, sizeof reason, "%s: %s", lost ? "node lost" : "launch failed",
-                 ev->reason ? ev->reason : "no reason given");
+        /* Not the policy's call: a node that cannot even be created will not be
+         * created by trying again. */
+        snprintf(reason, sizeof reason, "launch failed: %s", ev->reason ? ev->reason : "no reason given");
         jg_state_t st = (j->stopping || g->cancelling) ? JG_CANCELLED : JG_FAILED;
         set_node_state(s, j, ev->rank, st, -1, reason);
         if (st == JG_FAILED) {
             if (g->state == JG_STARTING)
-                fail_before_barrier(s, g, j, JG_FAILED, reason);
+                jg_sched_fail_before_barrier(s, g, j, JG_FAILED, reason);
             else
-                decide_failure(s, j, ev->rank, reason);
+                jg_sched_stop_job(s, j, JG_FAILED, reason);
         }
         break;
     }
     }
     int64_t id = g->id;
     evaluate(s, g);
-    changed(s, id);
+    jg_sched_changed(s, id);
 }
 
 /* ------------------------------------------------------------- public API */
@@ -616,13 +592,23 @@ void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev)
 jg_sched_t *jg_sched_create(jg_store_t *store, jg_loop_t *loop, const jg_sched_options_t *opts,
                             jg_error_t *err)
 {
-    (void)err;
     jg_sched_t *s = jg_xcalloc(1, sizeof *s);
     s->store = store;
     s->loop = loop;
     s->opts.stop_grace_ms = 5000;
     if (opts && opts->stop_grace_ms > 0)
         s->opts.stop_grace_ms = opts->stop_grace_ms;
+    s->policy_dir = jg_xstrdup(opts && opts->policy_dir ? opts->policy_dir : "policies");
+    s->default_policy = jg_xstrdup(opts && opts->default_policy ? opts->default_policy : "default");
+    /* Load the default policy now so a broken installation fails at start-up,
+     * not at the first submit. */
+    if (!jg_sched_policy(s, NULL, err)) {
+        jg_errprefix(err, "cannot load the default policy from %s", s->policy_dir);
+        free(s->policy_dir);
+        free(s->default_policy);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -635,6 +621,9 @@ void jg_sched_destroy(jg_sched_t *s)
     for (size_t i = 0; i < s->n_backends; i++)
         s->backends[i].backend->ops->destroy(s->backends[i].backend);
     free(s->backends);
+    jg_sched_policies_free(s);
+    free(s->policy_dir);
+    free(s->default_policy);
     free(s);
 }
 
@@ -662,57 +651,13 @@ size_t jg_sched_active_count(const jg_sched_t *s)
     return s->n_active;
 }
 
-static void list_backends(const jg_sched_t *s, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    for (size_t i = 0; i < s->n_backends; i++) {
-        size_t used = strlen(buf);
-        snprintf(buf + used, len - used, "%s%s", i ? ", " : "", s->backends[i].backend->ops->name);
-    }
-}
-
-/* SAME_INFRA: every job on one infra.  Returns the chosen backend or NULL + err. */
-static jg_backend_t *place(jg_sched_t *s, const jg_group_spec_t *spec, jg_error_t *err)
-{
-    const char *pinned = NULL;
-    const char *pinned_by = NULL;
-    for (size_t i = 0; i < spec->n_jobs; i++) {
-        const char *infra = spec->jobs[i].infra;
-        if (!infra)
-            continue;
-        if (!pinned) {
-            pinned = infra;
-            pinned_by = spec->jobs[i].name;
-        } else if (strcmp(pinned, infra) != 0) {
-            jg_errprintf(err,
-                         "placement SAME_INFRA: job %s pins infra %s but job %s pins infra %s; "
-                         "a JobGroup runs on one infra (use --infra to override every job)",
-                         pinned_by, pinned, spec->jobs[i].name, infra);
-            return NULL;
-        }
-    }
-    char names[256];
-    list_backends(s, names, sizeof names);
-    jg_backend_t *b = pinned ? backend_for_infra(s, pinned) : jg_sched_backend_for(s, NULL);
-    if (!b) {
-        if (pinned)
-            jg_errprintf(err,
-                         "job %s asks for infra %s, which this jgschedd does not offer "
-                         "(available: %s); pass --infra local to run the group on this machine",
-                         pinned_by, pinned, names);
-        else
-            jg_errprintf(err, "no backend is configured on this jgschedd");
-        return NULL;
-    }
-    return b;
-}
-
 static void kick(jg_sched_t *s);
 
 int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, const char *user,
                     int64_t *group_id, jg_error_t *err)
 {
-    jg_backend_t *b = place(s, spec, err);
+    char notes[1024];
+    jg_backend_t *b = jg_sched_admit(s, spec, user, uid, notes, sizeof notes, err);
     if (!b) {
         jg_spec_free(spec);
         return -1;
@@ -726,13 +671,15 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
         jg_spec_free(spec);
         return -1;
     }
+    if (notes[0])
+        jg_sched_record(s, id, "policy", "error", notes);
     group_rt_t *g = group_new(s, spec, id, uid, gid, user, submitted, b);
     link_group(s, g);
     s->n_pending++;
     *group_id = id;
     jg_log("info", "group %lld (%s) submitted by %s: %zu jobs, %zu nodes", (long long)id,
            spec->name, user, spec->n_jobs, jg_spec_total_nodes(spec));
-    changed(s, id);
+    jg_sched_changed(s, id);
     kick(s);
     return 0;
 }
@@ -758,14 +705,14 @@ int jg_sched_cancel(jg_sched_t *s, int64_t id, const char *reason, jg_error_t *e
             job_rt_t *j = &g->jobs[i];
             for (int r = 0; r < j->n_nodes; r++)
                 set_node_state(s, j, r, JG_CANCELLED, -1, reason);
-            set_job_state(s, j, JG_CANCELLED, reason);
+            jg_sched_set_job_state(s, j, JG_CANCELLED, reason);
         }
         set_group_state(s, g, JG_CANCELLED, reason);
         if (jg_store_commit(s->store, err) < 0)
             store_failed("commit", err);
         s->n_pending--;
         unlink_and_free(s, g);
-        changed(s, id);
+        jg_sched_changed(s, id);
         return 0;
     }
     if (jg_store_begin(s->store, err) < 0)
@@ -774,13 +721,13 @@ int jg_sched_cancel(jg_sched_t *s, int64_t id, const char *reason, jg_error_t *e
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
         if (!jg_state_is_terminal(j->state))
-            set_job_state(s, j, JG_CANCELLING, reason);
+            jg_sched_set_job_state(s, j, JG_CANCELLING, reason);
     }
     if (jg_store_commit(s->store, err) < 0)
         store_failed("commit", err);
     for (size_t i = 0; i < g->spec->n_jobs; i++)
-        stop_job(s, &g->jobs[i], JG_CANCELLED, reason);
-    changed(s, id);
+        jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, reason);
+    jg_sched_changed(s, id);
     evaluate(s, g);
     return 0;
 }
@@ -804,20 +751,14 @@ void jg_sched_pass(jg_sched_t *s)
 {
     if (!s->n_pending)
         return;
-    int launched = 0;
-    group_rt_t *next;
-    for (group_rt_t *g = s->head; g; g = next) {
-        next = g->next;
-        if (g->state != JG_PENDING || g->cancelling)
-            continue;
-        if (launched == MAX_LAUNCHES_PER_PASS) {
-            kick(s);
-            return;
-        }
+    group_rt_t *order[MAX_LAUNCHES_PER_PASS];
+    size_t n = jg_sched_admission_order(s, order, MAX_LAUNCHES_PER_PASS);
+    for (size_t i = 0; i < n; i++) {
         s->n_pending--;
-        launched++;
-        launch_group(s, g);     /* may free g; next was read before */
+        launch_group(s, order[i]);      /* may end and free order[i], never another */
     }
+    if (s->n_pending)
+        kick(s);
 }
 
 /* --------------------------------------------------------------- recovery */
@@ -827,8 +768,10 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
     jg_group_spec_t *spec = jg_spec_from_json(row->spec_json, err);
     if (!spec)
         return jg_errprefix(err, "group %lld: stored spec", (long long)row->id);
-    jg_backend_t *b = row->infra && *row->infra ? backend_for_infra(s, row->infra)
-                                                 : place(s, spec, err);
+    char notes[1024];
+    jg_backend_t *b = row->infra && *row->infra
+                          ? backend_for_infra(s, row->infra)
+                          : jg_sched_admit(s, spec, row->user, row->uid, notes, sizeof notes, err);
     if (!b) {
         jg_spec_free(spec);
         return jg_errprintf(err, "group %lld: infra %s is not available", (long long)row->id,
@@ -854,6 +797,8 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         job_rt_t *j = &g->jobs[jobs[i].index];
         j->state = jobs[i].state;
         j->attempt = jobs[i].attempt;
+        j->restarts = jobs[i].restarts;
+        j->recoveries = jobs[i].recoveries;
         j->exit_code = jobs[i].exit_code;
         if (j->state == JG_CANCELLING) {
             j->stopping = true;

@@ -1,6 +1,7 @@
 /* shim.c - jgsched-shim, the supervisor of one node of the local backend.
  *
- * Usage: jgsched-shim <nodedir> <attempt>
+ * Usage: jgsched-shim <nodedir> <attempt> [net]
+ *        jgsched-shim --hold <dir>
  *
  * The backend starts one shim per node, in a session of its own, so the shim
  * outlives a daemon that crashes or restarts.  The shim runs the node's steps
@@ -16,11 +17,18 @@
  * itself lives on until its child has exited, records that exit, and ends.
  * When the node ends, the shim kills what is left of its group (a background
  * process the script did not wait for) with its own last breath: nothing a
- * node started outlives it.
+ * node started outlives it.  With `net` the node has a network namespace of
+ * its own (netns.h), and the shim also kills every process left in it, so a
+ * process that left the group with setsid() goes too.
+ *
+ * `--hold` is the keeper of a group's network (netns.h): it was forked into
+ * the group's namespaces and only has to live, doing nothing, until it is
+ * killed; the namespaces live as long as it does.
  *
  * Plain libc only: the shim links nothing of jgsched, so it stays small and
  * has nothing to go wrong between a fork and an exec.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -44,6 +52,7 @@ static volatile sig_atomic_t forwarded;
 
 static char nodedir[PATH_MAX];
 static int attempt;
+static bool own_net;                /* the node has its own network namespace */
 static int status_fd = -1;
 static char **node_env;
 static sigset_t blocked_mask;       /* SIGTERM, SIGINT: delivered only while waiting */
@@ -95,15 +104,59 @@ static void record(const char *fmt, ...)
         ;
 }
 
-/* The end of the node: everything still in our process group goes, us last. */
+/* Kills every other process in our network namespace (we may signal only
+ * our own user's, which every process of a node is). */
+static void kill_net_members(void)
+{
+    struct stat self;
+    if (stat("/proc/self/ns/net", &self) < 0)
+        return;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid())
+            continue;
+        char path[64];
+        struct stat st;
+        snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
+        if (stat(path, &st) == 0 && st.st_ino == self.st_ino && st.st_dev == self.st_dev)
+            kill((pid_t)pid, SIGKILL);
+    }
+    closedir(d);
+}
+
+/* The end of the node: everything still in our process group (and, with its
+ * own network, in our namespace) goes, us last. */
 static void finish(int code)
 {
-    if (getpgrp() == getpid()) {
-        signal(SIGTERM, SIG_IGN);
-        signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    if (own_net)
+        kill_net_members();
+    if (getpgrp() == getpid())
         kill(0, SIGKILL);
-    }
     exit(code);
+}
+
+/* --hold: live until killed. */
+static __attribute__((noreturn)) void hold(void)
+{
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, STDIN_FILENO);
+        dup2(devnull, STDOUT_FILENO);
+        if (devnull > STDERR_FILENO)
+            close(devnull);
+    }
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    for (;;)
+        pause();
 }
 
 static unsigned long long self_starttime(void)
@@ -297,10 +350,13 @@ static bool wait_release(int fifo)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: jgsched-shim NODEDIR ATTEMPT\n");
+    if (argc == 3 && strcmp(argv[1], "--hold") == 0)
+        hold();
+    if (argc != 3 && !(argc == 4 && strcmp(argv[3], "net") == 0)) {
+        fprintf(stderr, "usage: jgsched-shim NODEDIR ATTEMPT [net] | --hold DIR\n");
         return 2;
     }
+    own_net = argc == 4;
     char *end;
     long a = strtol(argv[2], &end, 10);
     if (*end || a < 1 || a > INT_MAX || !realpath(argv[1], nodedir) || chdir(nodedir) < 0) {

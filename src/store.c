@@ -351,8 +351,8 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO events (group_id, ts_us, subject, what, reason) "
         "SELECT ?1, ?3, 'job ' || name, ?4, ?5 FROM jobs WHERE group_id = ?1 AND idx = ?2",
     [ST_JOB_NEW_ATTEMPT] =
-        "UPDATE jobs SET attempt = attempt + 1, restarts = restarts + (?3 = 0),"
-        " recoveries = recoveries + (?3 <> 0) "
+        "UPDATE jobs SET attempt = attempt + 1, restarts = restarts + (?3 = 1),"
+        " recoveries = recoveries + (?3 = 2) "
         "WHERE group_id = ?1 AND idx = ?2",
     [ST_JOB_ATTEMPT_EVENT] =
         "INSERT INTO events (group_id, ts_us, subject, what, reason) "
@@ -707,7 +707,7 @@ int jg_store_set_job_state(jg_store_t *s, int64_t group_id, int job_index, jg_st
 }
 
 int jg_store_job_new_attempt(jg_store_t *s, int64_t group_id, int job_index,
-                             bool counts_as_recovery, int64_t now_us, jg_error_t *err)
+                             jg_attempt_count_t count, int64_t now_us, jg_error_t *err)
 {
     char missing[80];
     job_missing(missing, sizeof missing, group_id, job_index);
@@ -716,11 +716,11 @@ int jg_store_job_new_attempt(jg_store_t *s, int64_t group_id, int job_index,
     sqlite3_stmt *st = use(s, ST_JOB_NEW_ATTEMPT);
     sqlite3_bind_int64(st, 1, group_id);
     sqlite3_bind_int(st, 2, job_index);
-    sqlite3_bind_int(st, 3, counts_as_recovery);
+    sqlite3_bind_int(st, 3, (int)count);
     int rc = update_one(s, st, "cannot record a new attempt", missing, err);
     if (rc == 0)
         rc = job_event(s, ST_JOB_ATTEMPT_EVENT, group_id, job_index,
-                       counts_as_recovery ? jg_state_name(JG_RECOVERING) : "attempt", NULL,
+                       count == JG_COUNT_RECOVERY ? jg_state_name(JG_RECOVERING) : "attempt", NULL,
                        now_us, err);
     return op_end(s, rc, err);
 }

@@ -11,6 +11,7 @@
 #include "jgsched/backend.h"
 #include "jgsched/loop.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -272,6 +273,28 @@ static void setup(void)
     be2 = NULL;
 }
 
+/* Every group directory a test left: cleanup() through a fresh backend,
+ * which kills whatever runs there (nodes, the group's network keeper). */
+static void cleanup_all_groups(void)
+{
+    char groups[256];
+    snprintf(groups, sizeof groups, "%s/groups", state_dir);
+    DIR *d = opendir(groups);
+    if (!d)
+        return;
+    jg_local_config_t cfg = {.state_dir = state_dir, .shim_path = getenv("JGSCHED_SHIM"),
+                             .loop = loop, .on_event = on_event};
+    jg_error_t err;
+    jg_backend_t *b = jg_backend_local_create(&cfg, &err);
+    struct dirent *de;
+    while (b && (de = readdir(d)))
+        if (de->d_name[0] >= '0' && de->d_name[0] <= '9')
+            b->ops->cleanup(b, strtoll(de->d_name, NULL, 10), false, &err);
+    closedir(d);
+    if (b)
+        b->ops->destroy(b);
+}
+
 static void teardown(void)
 {
     if (be)
@@ -279,6 +302,8 @@ static void teardown(void)
     if (be2)
         be2->ops->destroy(be2);
     be = be2 = NULL;
+    until = NULL;
+    cleanup_all_groups();
     for (size_t i = 0; i < n_shims; i++) {
         kill(-shims[i], SIGKILL);
         kill(shims[i], SIGKILL);
@@ -356,6 +381,7 @@ static bool proc_alive(pid_t pid)
 
 static const char *pid_path;
 static bool pid_file_ready(void) { return read_pid(pid_path) > 0; }
+static bool pid_file_exists(void) { return exists(pid_path); }
 
 /* Runs the loop until a pid file written by a node appears; returns the pid. */
 static int wait_pid_file(const char *path)
@@ -372,6 +398,20 @@ static bool wait_gone(pid_t pid)
 {
     gone_pid = pid;
     return run_until(pid_gone, 3000);
+}
+
+/* The address node `index` of a group gets: its own when nodes are isolated
+ * (no warning), else the host's loopback.  Static buffer. */
+static const char *node_ip(int index)
+{
+    static char buf[4][32];
+    static int k;
+    char *p = buf[k++ % 4];
+    if (be->ops->warning(be))
+        snprintf(p, sizeof buf[0], "127.0.0.1");
+    else
+        snprintf(p, sizeof buf[0], "10.200.0.%d", index + 2);
+    return p;
 }
 
 /* ---- the barrier and exits ---------------------------------------------- */
@@ -393,8 +433,10 @@ Test(local, two_jobs_start_pass_setup_and_run_only_after_release)
             cr_assert(s, "no NODE_STARTED for %d/%d", j, r);
             cr_assert_eq(s->ev.group_id, 7);
             cr_assert_eq(s->ev.attempt, 1);
+            char addr[64];
+            snprintf(addr, sizeof addr, " addr=%s ", node_ip(j == 0 ? 0 : 1 + r));
             cr_assert(strstr(s->handle, "pid=") && strstr(s->handle, " start=") &&
-                      strstr(s->handle, " addr=127.0.0.1") && strstr(s->handle, " dir=/"),
+                      strstr(s->handle, addr) && strstr(s->handle, " dir=/"),
                       "handle: %s", s->handle);
             cr_assert(find(JG_BACKEND_SETUP_DONE, j, r));
         }
@@ -654,7 +696,10 @@ Test(local, node_runs_with_exactly_its_environment)
     cr_assert_str_eq(env_get(envv, "SKYPILOT_JOBGROUP_NAME"), "envgrp");
     cr_assert_str_eq(env_get(envv, "SKYPILOT_NODE_RANK"), "1");
     cr_assert_str_eq(env_get(envv, "SKYPILOT_NUM_NODES"), "2");
-    cr_assert_str_eq(env_get(envv, "SKYPILOT_NODE_IPS"), "127.0.0.1\n127.0.0.1");
+    char ips[64];
+    snprintf(ips, sizeof ips, "%s\n", node_ip(0));
+    strcat(ips, node_ip(1));
+    cr_assert_str_eq(env_get(envv, "SKYPILOT_NODE_IPS"), ips);
     cr_assert_str_eq(env_get(envv, "SKYPILOT_TASK_ID"),
                      "jgsched-2024-01-02-03-04-05-123456_envgrp_trainer_5-0");
     cr_assert_str_eq(env_get(envv, "JGSCHED_GROUP_ID"), "5");
@@ -1013,4 +1058,423 @@ Test(local, root_runs_nodes_as_the_submitting_user)
     cr_assert_eq(stat(node_file(14, "a", 0, "env"), &st), 0);
     cr_assert_eq(st.st_uid, pw->pw_uid);
     cr_assert_eq(st.st_mode & 0777, 0600, "the env may hold secrets");
+}
+
+/* ---- networking: addresses, names, isolation, /tmp ------------------------ */
+
+static void need_isolation(void)
+{
+    if (be->ops->warning(be))
+        cr_skip_test("nodes are not isolated here: %s", be->ops->warning(be));
+}
+
+/* Launches one node of the spec (a recovery attempt, say). */
+static void launch_node(int64_t gid, int job, int rank, int attempt)
+{
+    jg_node_ref_t ref = {.job_index = job, .rank = rank, .attempt = attempt};
+    jg_launch_t req = {.group_id = gid, .spec = spec, .uid = getuid(), .gid = getgid(),
+                       .submitted_us = 1, .nodes = &ref, .n_nodes = 1};
+    jg_error_t err = {{0}};
+    cr_assert_eq(be->ops->launch(be, &req, &err), 0, "launch: %s", err.text);
+}
+
+static pid_t keeper_of(int64_t gid)
+{
+    char path[512], buf[128];
+    snprintf(path, sizeof path, "%s/groups/%" PRId64 "/net", state_dir, gid);
+    int pid = 0;
+    if (read_file(path, buf, sizeof buf) <= 0 || sscanf(buf, "keeper %d", &pid) != 1)
+        return -1;
+    return pid;
+}
+
+static ino_t netns_of(pid_t pid)
+{
+    char path[64];
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+    return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* How many processes on the machine are in network namespace `ino`. */
+static int members_of(ino_t ino)
+{
+    DIR *d = opendir("/proc");
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && netns_of(atoi(de->d_name)) == ino)
+            n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static int host_links(void)
+{
+    DIR *d = opendir("/sys/class/net");
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.')
+            n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+Test(local, nodes_get_their_own_address_hostname_and_hosts_file)
+{
+    need_isolation();
+    spec = spec_new("netgrp");
+    const char *run = "hostname > hn; cat /etc/hosts > hosts; ip -4 -o addr show eth0 > addr; "
+                      "getent hosts srv-0.netgrp > srv";
+    spec_job(spec, "srv", 1, NULL, run);
+    spec_job(spec, "cli", 2, NULL, run);
+    launch(40);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 3), "%s", dump());
+    for (size_t i = 0; i < n_evs; i++) {
+        if (evs[i].ev.type != JG_BACKEND_NODE_STARTED)
+            continue;
+        int index = evs[i].ev.job_index == 0 ? 0 : 1 + evs[i].ev.rank;
+        char want[64];
+        snprintf(want, sizeof want, " addr=%s ", node_ip(index));
+        cr_assert(strstr(evs[i].handle, want), "handle %s lacks%s", evs[i].handle, want);
+    }
+    cr_assert_eq(be->ops->release(be, 40, NULL), 0);
+    cr_assert(wait_final(3));
+    for (size_t i = 0; i < n_evs; i++)
+        if (evs[i].ev.type == JG_BACKEND_NODE_EXITED)
+            cr_assert_eq(evs[i].ev.exit_code, 0, "%s", dump());
+    char buf[2048];
+    cr_assert_gt(read_file(node_file(40, "cli", 1, "work/hn"), buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "cli-1\n");
+    cr_assert_gt(read_file(node_file(40, "cli", 1, "work/hosts"), buf, sizeof buf), 0);
+    cr_assert(strstr(buf, "127.0.0.1\tlocalhost\n"), "%s", buf);
+    cr_assert(strstr(buf, "10.200.0.2\tsrv-0.netgrp srv-0\n"), "%s", buf);
+    cr_assert(strstr(buf, "10.200.0.3\tcli-0.netgrp cli-0\n"), "%s", buf);
+    cr_assert(strstr(buf, "10.200.0.4\tcli-1.netgrp cli-1\n"), "%s", buf);
+    cr_assert_gt(read_file(node_file(40, "cli", 1, "work/addr"), buf, sizeof buf), 0);
+    cr_assert(strstr(buf, "inet 10.200.0.4/16"), "%s", buf);
+    cr_assert_gt(read_file(node_file(40, "cli", 0, "work/srv"), buf, sizeof buf), 0);
+    cr_assert(strncmp(buf, "10.200.0.2 ", 11) == 0, "getent: %s", buf);
+}
+
+Test(local, two_nodes_listen_on_one_port_and_a_peer_reaches_both_by_name)
+{
+    need_isolation();
+    spec = spec_new("web");
+    spec_job(spec, "srv", 2, NULL, "exec python3 -m http.server 8080 >/dev/null 2>&1");
+    spec_job(spec, "cli", 1, NULL,
+             "for i in $(seq 100); do curl -sf -o /dev/null http://srv-0.web:8080/ && "
+             "curl -sf -o /dev/null http://srv-1.web:8080/ && exit 0; sleep 0.05; done; exit 1");
+    launch(41);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 3));
+    cr_assert_eq(be->ops->release(be, 41, NULL), 0);
+    cr_assert(wait_final(1), "%s", dump());
+    const rec_t *c = find(JG_BACKEND_NODE_EXITED, 1, 0);
+    cr_assert(c, "%s", dump());
+    cr_assert_eq(c->ev.exit_code, 0, "the client did not reach both servers on port 8080");
+    cr_assert_null(find(JG_BACKEND_NODE_EXITED, 0, 0), "a server failed to bind:%s", dump());
+    cr_assert_null(find(JG_BACKEND_NODE_EXITED, 0, 1), "a server failed to bind:%s", dump());
+    cr_assert_eq(be->ops->stop(be, 41, -1, -1, 0, NULL), 0);
+    cr_assert(wait_final(3));
+}
+
+Test(local, ping_works_in_nodes_run_as_an_unprivileged_user)
+{
+    struct passwd *pw = getpwnam("nobody");
+    if (geteuid() != 0 || !pw)
+        cr_skip_test("needs root and a `nobody` user");
+    need_isolation();
+    cr_assert_eq(chmod(state_dir, 0711), 0);
+    spec = spec_new("pg");
+    spec_job(spec, "w", 2, NULL, "ping -c1 -W2 w-0.pg && ping -c1 -W2 w-1.pg");
+    jg_node_ref_t refs[] = {{0, 0, 1}, {0, 1, 1}};
+    jg_launch_t req = {.group_id = 42, .spec = spec, .uid = pw->pw_uid, .gid = pw->pw_gid,
+                       .user = "nobody", .submitted_us = 1, .nodes = refs, .n_nodes = 2};
+    jg_error_t err;
+    cr_assert_eq(be->ops->launch(be, &req, &err), 0, "%s", err.text);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2), "%s", dump());
+    cr_assert_eq(be->ops->release(be, 42, NULL), 0);
+    cr_assert(wait_final(2));
+    char log[4096] = "";
+    read_file(node_file(42, "w", 1, "output.log"), log, sizeof log);
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0, "%s", log);
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 1)->ev.exit_code, 0, "%s", log);
+}
+
+Test(local, groups_with_the_same_name_cannot_reach_each_other)
+{
+    need_isolation();
+    spec = spec_new("same");
+    char run[1024];
+    snprintf(run, sizeof run, "for i in $(seq 100); do curl -sf -o /dev/null http://s-1.same:8080/ "
+             "&& touch %s/up && exec sleep 300; sleep 0.05; done; exit 1", scratch);
+    spec_job(spec, "s", 2, NULL, "exec python3 -m http.server 8080 >/dev/null 2>&1");
+    spec_job(spec, "probe", 1, NULL, run);
+    launch(43);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 3));
+    cr_assert_eq(be->ops->release(be, 43, NULL), 0);
+    pid_path = path_in(scratch, "up");
+    cr_assert(run_until(pid_file_exists, WAIT_MS), "group 43's own probe never reached s-1:%s",
+              dump());
+
+    /* Same group name, other group: 10.200.0.3 (s-1 of group 43) is not in its network. */
+    jg_group_spec_t *first = spec;
+    spec = spec_new("same");
+    spec_job(spec, "c", 1, NULL,
+             "curl -s -o /dev/null --connect-timeout 1 http://10.200.0.3:8080/ && exit 1; "
+             "getent hosts s-1.same && exit 2; ping -c1 -W1 10.200.0.3 && exit 3; "
+             "hostname -I | grep -qx '10.200.0.2 *' || exit 4; exit 0");
+    launch(44);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 4));
+    cr_assert_eq(be->ops->release(be, 44, NULL), 0);
+    cr_assert(wait_final(1));
+    const rec_t *c = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert(c && c->ev.group_id == 44, "%s", dump());
+    cr_assert_eq(c->ev.exit_code, 0, "group 44 reached group 43 (exit %d)", c->ev.exit_code);
+    spec_free(spec);
+    spec = first;
+    cr_assert_eq(be->ops->stop(be, 43, -1, -1, 0, NULL), 0);
+    cr_assert(wait_final(4));
+}
+
+Test(local, tmp_is_the_nodes_own_and_kept_across_its_attempts)
+{
+    need_isolation();
+    spec = spec_new("rec");
+    char rec[1024], other[1024];
+    snprintf(rec, sizeof rec, "if [ -e /tmp/recovery_marker ]; then cat /tmp/recovery_marker; "
+             "exit 0; fi; echo first-$JGSCHED_ATTEMPT > /tmp/recovery_marker; touch %s/written; "
+             "exit 29", scratch);
+    snprintf(other, sizeof other, "while [ ! -e %s/written ]; do sleep 0.02; done; "
+             "test ! -e /tmp/recovery_marker", scratch);
+    spec_job(spec, "r", 1, NULL, rec);
+    spec_job(spec, "o", 1, NULL, other);
+    launch(45);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    cr_assert_eq(be->ops->release(be, 45, NULL), 0);
+    cr_assert(wait_final(2));
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 29, "%s", dump());
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 1, 0)->ev.exit_code, 0,
+                 "another node saw r-0's /tmp");
+    cr_assert(exists(node_file(45, "r", 0, "tmp/recovery_marker")));
+
+    launch_node(45, 0, 0, 2);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 3));
+    cr_assert_eq(be->ops->release(be, 45, NULL), 0);
+    cr_assert(wait_final(3));
+    const rec_t *last = &evs[n_evs - 1];
+    cr_assert_eq(last->ev.attempt, 2);
+    cr_assert_eq(last->ev.exit_code, 0, "attempt 2 did not find its marker:%s", dump());
+    char buf[512];
+    cr_assert_gt(read_file(node_file(45, "r", 0, "output.log"), buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "first-1\n");
+
+    jg_error_t err;
+    cr_assert_eq(be->ops->cleanup(be, 45, false, &err), 0, "%s", err.text);
+    cr_assert_not(exists(node_file(45, "r", 0, "tmp")), "cleanup keeps no /tmp");
+}
+
+Test(local, cleanup_removes_the_group_network_and_leaves_nothing)
+{
+    need_isolation();
+    int links_before = host_links();
+    spec = spec_new("gone");
+    spec_job(spec, "a", 3, NULL, "exec sleep 300");
+    launch(46);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 3));
+    cr_assert_eq(be->ops->release(be, 46, NULL), 0);
+    run_until(NULL, 100);
+    pid_t keeper = keeper_of(46);
+    cr_assert_gt(keeper, 0);
+    ino_t hub = netns_of(keeper), nodes[3];
+    cr_assert_eq(n_shims, 3);
+    for (int i = 0; i < 3; i++) {
+        nodes[i] = netns_of(shims[i]);
+        cr_assert(nodes[i] && nodes[i] != hub && nodes[i] != netns_of(getpid()));
+    }
+    cr_assert_neq(nodes[0], nodes[1]);
+    cr_assert_eq(host_links(), links_before, "a group adds no link to the host");
+
+    jg_error_t err;
+    cr_assert_eq(be->ops->cleanup(be, 46, false, &err), 0, "%s", err.text);
+    cr_assert_not(proc_alive(keeper), "the keeper survived cleanup");
+    cr_assert_eq(members_of(hub), 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(members_of(nodes[i]), 0, "a process is left in node %d's namespace", i);
+    cr_assert_not(exists(path_in(state_dir, "groups/46/net")));
+    cr_assert_not(exists(path_in(state_dir, "groups/46/hosts")));
+    cr_assert_eq(host_links(), links_before);
+}
+
+Test(local, a_dead_keeper_takes_its_groups_nodes_with_it)
+{
+    need_isolation();
+    spec = spec_new("k");
+    spec_job(spec, "a", 2, NULL, "exec sleep 300");
+    launch(47);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    cr_assert_eq(be->ops->release(be, 47, NULL), 0);
+    pid_t keeper = keeper_of(47);
+    cr_assert_eq(kill(keeper, SIGKILL), 0);
+    cr_assert(wait_final(2));
+    for (int r = 0; r < 2; r++) {
+        const rec_t *l = find(JG_BACKEND_NODE_LOST, 0, r);
+        cr_assert(l, "%s", dump());
+        cr_assert(strstr(l->reason, "network is gone"), "%s", l->reason);
+    }
+}
+
+Test(local, reattach_follows_the_network_and_a_keeper_lost_meanwhile_loses_the_nodes)
+{
+    need_isolation();
+    spec = spec_new("ra");
+    spec_job(spec, "a", 1, NULL, "exec sleep 300");
+    launch(48);
+    launch(49);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    cr_assert_eq(be->ops->release(be, 48, NULL), 0);
+    cr_assert_eq(be->ops->release(be, 49, NULL), 0);
+    run_until(NULL, 100);
+    jg_node_handle_t h48 = {0}, h49 = {0};
+    char t48[1024], t49[1024];
+    for (size_t i = 0; i < n_evs; i++) {
+        if (evs[i].ev.type != JG_BACKEND_NODE_STARTED)
+            continue;
+        bool first = evs[i].ev.group_id == 48;
+        snprintf(first ? t48 : t49, sizeof t48, "%s", evs[i].handle);
+        *(first ? &h48 : &h49) = (jg_node_handle_t){.attempt = 1, .handle = first ? t48 : t49};
+    }
+    be->ops->destroy(be);
+    be = NULL;
+    pid_t k48 = keeper_of(48), k49 = keeper_of(49);
+    cr_assert_eq(kill(k49, SIGKILL), 0);        /* while no daemon watches */
+
+    be2 = new_backend();
+    jg_error_t err;
+    size_t before = n_evs;
+    cr_assert_eq(be2->ops->reattach(be2, 48, &h48, 1, &err), 0, "%s", err.text);
+    cr_assert_eq(be2->ops->reattach(be2, 49, &h49, 1, &err), 0, "%s", err.text);
+    cr_assert(wait_final(1));
+    cr_assert_eq(evs[before].ev.type, JG_BACKEND_NODE_LOST, "%s", dump());
+    cr_assert_eq(evs[before].ev.group_id, 49);
+    cr_assert(strstr(evs[before].reason, "network is gone"), "%s", evs[before].reason);
+
+    cr_assert_eq(be2->ops->cleanup(be2, 48, false, &err), 0, "%s", err.text);
+    cr_assert_not(proc_alive(k48), "cleanup after reattach left the keeper");
+}
+
+Test(local, sweep_removes_what_dead_groups_left_and_spares_live_ones)
+{
+    spec = spec_new("sw");
+    spec_job(spec, "a", 1, NULL, "exec sleep 300");
+    launch(50);
+    launch(51);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    pid_t k50 = keeper_of(50), k51 = keeper_of(51);
+    pid_t s50 = 0, s51 = 0;
+    for (size_t i = 0; i < n_evs; i++)
+        if (evs[i].ev.type == JG_BACKEND_NODE_STARTED)
+            sscanf(evs[i].handle, "pid=%d", evs[i].ev.group_id == 50 ? &s50 : &s51);
+    be->ops->destroy(be);       /* the daemon dies; group 50 ends in the store meanwhile */
+    be = NULL;
+
+    be2 = new_backend();
+    int64_t live[] = {51};
+    jg_error_t err;
+    cr_assert_eq(be2->ops->sweep(be2, live, 1, &err), 0, "%s", err.text);
+    cr_assert(wait_gone(s50), "sweep left group 50's node");
+    if (k50 > 0)
+        cr_assert(wait_gone(k50), "sweep left group 50's network");
+    cr_assert_not(exists(node_file(50, "a", 0, "env")));
+    cr_assert(exists(node_file(50, "a", 0, "output.log")), "sweep keeps logs");
+    cr_assert(proc_alive(s51), "sweep killed a live group's node");
+    if (k51 > 0)
+        cr_assert(proc_alive(k51), "sweep killed a live group's network");
+    cr_assert_eq(be2->ops->sweep(be2, live, 1, &err), 0, "a second sweep: %s", err.text);
+    cr_assert_eq(be2->ops->cleanup(be2, 51, false, &err), 0, "%s", err.text);
+    cr_assert(wait_gone(s51));
+}
+
+Test(local, a_process_that_left_the_process_group_ends_with_its_node)
+{
+    need_isolation();
+    spec = spec_new("esc");
+    char a[1024], b[1024];
+    snprintf(a, sizeof a, "setsid -f sh -c 'echo $$ > %s/a.pid; exec sleep 300'; "
+             "while [ ! -s %s/a.pid ]; do sleep 0.02; done", scratch, scratch);
+    snprintf(b, sizeof b, "setsid -f sh -c 'echo $$ > %s/b.pid; exec sleep 300'; exec sleep 300",
+             scratch);
+    spec_job(spec, "a", 1, NULL, a);
+    spec_job(spec, "b", 1, NULL, b);
+    launch(52);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    cr_assert_eq(be->ops->release(be, 52, NULL), 0);
+    cr_assert(wait_final(1));
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0);
+    int pa = wait_pid_file(path_in(scratch, "a.pid"));
+    cr_assert(wait_gone(pa), "a setsid'd process outlived its node");
+    int pb = wait_pid_file(path_in(scratch, "b.pid"));
+    cr_assert(proc_alive(pb));
+    jg_error_t err;
+    cr_assert_eq(be->ops->cleanup(be, 52, false, &err), 0, "%s", err.text);
+    cr_assert(wait_gone(pb), "a setsid'd process outlived cleanup");
+}
+
+Test(local, a_node_that_cannot_be_set_up_fails_to_launch_with_the_reason)
+{
+    need_isolation();
+    spec = spec_new("bad");
+    spec_job(spec, "a", 1, NULL, "true");
+    spec_job(spec, "b", 1, NULL, "true");
+    /* a-0's /tmp cannot be mounted: its directory is a file. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/groups", state_dir);
+    mkdir(path, 0711);
+    snprintf(path, sizeof path, "%s/groups/53", state_dir);
+    mkdir(path, 0711);
+    mkdir(node_file(53, "a", 0, ""), 0700);
+    int fd = open(node_file(53, "a", 0, "tmp"), O_CREAT | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    launch(53);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert(wait_final(1));
+    const rec_t *f = find(JG_BACKEND_LAUNCH_FAILED, 0, 0);
+    cr_assert(f, "%s", dump());
+    cr_assert(strstr(f->reason, "on /tmp: Not a directory"), "%s", f->reason);
+    cr_assert(find(JG_BACKEND_SETUP_DONE, 1, 0), "the other node is not affected");
+}
+
+Test(local, a_shared_host_network_is_announced_never_silent)
+{
+    const char *shim = getenv("JGSCHED_SHIM");
+    jg_local_config_t cfg = {.state_dir = state_dir, .shim_path = shim, .loop = loop,
+                             .on_event = on_event, .share_host_network = true};
+    jg_error_t err;
+    be->ops->destroy(be);
+    be = jg_backend_local_create(&cfg, &err);
+    cr_assert(be, "%s", err.text);
+    const char *w = be->ops->warning(be);
+    cr_assert(w && strstr(w, "off by configuration"), "warning: %s", w ? w : "(none)");
+    spec = spec_new("shared");
+    spec_job(spec, "a", 1, NULL, "hostname > hn; cat /etc/hosts > hosts");
+    launch(54);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    const rec_t *s = find(JG_BACKEND_NODE_STARTED, 0, 0);
+    cr_assert(strstr(s->handle, " addr=127.0.0.1 "), "%s", s->handle);
+    cr_assert_eq(be->ops->release(be, 54, NULL), 0);
+    cr_assert(wait_final(1));
+    char buf[2048];
+    cr_assert_gt(read_file(node_file(54, "a", 0, "output.log"), buf, sizeof buf), 0);
+    const char *want = "jgsched: warning: network isolation is off";
+    cr_assert(strncmp(buf, want, strlen(want)) == 0, "%s", buf);
+    if (geteuid() == 0) {       /* root still gives the node its name and hosts */
+        cr_assert_gt(read_file(node_file(54, "a", 0, "work/hn"), buf, sizeof buf), 0);
+        cr_assert_str_eq(buf, "a-0\n");
+        cr_assert_gt(read_file(node_file(54, "a", 0, "work/hosts"), buf, sizeof buf), 0);
+        cr_assert(strstr(buf, "127.0.0.1\ta-0.shared a-0\n"), "%s", buf);
+    }
 }

@@ -383,6 +383,17 @@ Test(policy, pcall_cannot_swallow_the_kill)
                         "ran past its budget");
 }
 
+Test(policy, xpcall_still_works_for_honest_code)
+{
+    expect_submit_ok("local ok, v = xpcall(function(a, b) return a + b end, print, 2, 3)\n"
+                     "assert(ok == true and v == 5)\n"
+                     "local ok2, h = xpcall(error, function(e) return 'handled ' .. e end, 'oops', 0)\n"
+                     "assert(ok2 == false and h == 'handled oops', tostring(h))\n"
+                     "local ok3, h3 = xpcall(error, function(e) error('again', 0) end, 'x')\n"
+                     "assert(ok3 == false and h3 == 'again')\n"
+                     "return true");
+}
+
 Test(policy, wall_clock_deadline_stops_a_slow_hook)
 {
     jg_policy_limits_t lim = { .instructions = 1000000000000ull, .time_ms = 50 };
@@ -418,8 +429,8 @@ Test(policy, deep_recursion_fails_cleanly)
 {
     const char *bodies[] = {
         "local function f(n) return f(n + 1) + 1 end return f(1)",
-        "local function f(n) return 1 + select(2, pcall(f, n + 1)) end\n"
-        "local r = f(1) error('unreached ' .. tostring(r))",
+        "local function f(n) local ok = pcall(f, n + 1) return n end\n"
+        "f(1) while true do end",
         "local function f(s) return f(s .. 'x') .. 'y' end return f('')",
     };
     jg_policy_limits_t limits[] = { fast, { .memory_bytes = 64u << 20 } };
@@ -477,6 +488,10 @@ Test(policy, c_loops_without_instructions_are_bounded)
     expect_submit_error("local s = string.rep('a', 100000) return s:find('.-.-.-.-b') ~= nil",
                         "pattern too costly");
     expect_submit_error("local s = string.rep('a', 100000) return s:match('(.*)(.*)(.*)b') ~= nil",
+                        "pattern too costly");
+    expect_submit_error("local s = string.rep('(', 1000000) return s:find('%b()') ~= nil",
+                        "pattern too costly");
+    expect_submit_error("local s = string.rep('a', 100000) for w in s:gmatch('(a-)b') do end",
                         "pattern too costly");
     expect_submit_error("table.move({}, 1, math.maxinteger, 2) return true",
                         "table.move of more than");
@@ -903,6 +918,10 @@ Test(policy, exit_in_recover_on_exit_codes_restarts_without_charge)
     cr_assert_float_eq(d.delay_s, 0, 1e-9);
     cr_assert(strstr(d.reason, "trainer rank 1: exit 29 is in recover_on_exit_codes"), "%s",
               d.reason);
+    states[0].attempt = 100;                    /* the safety stop for endless free restarts */
+    d = node_exit(p, 0, JG_EXIT_EXITED, 29, 0, &err);
+    cr_assert_eq(d.action, JG_ACTION_CONTINUE);
+    cr_assert(strstr(d.reason, "after 100 attempts"), "%s", d.reason);
     jg_policy_free(p);
 }
 

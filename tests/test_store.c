@@ -300,9 +300,9 @@ Test(store, job_state_attempts_and_exit_round_trip)
     cr_expect_eq(jobs[0].state, JG_PENDING, "the sibling is untouched");
     jg_job_rows_free(jobs, n);
 
-    cr_assert_eq(jg_store_job_new_attempt(s, id, 1, false, 40, &err), 0, "%s", err.text);
-    cr_assert_eq(jg_store_job_new_attempt(s, id, 1, true, 50, &err), 0);
-    cr_assert_eq(jg_store_job_new_attempt(s, id, 1, false, 60, &err), 0);
+    cr_assert_eq(jg_store_job_new_attempt(s, id, 1, JG_COUNT_RESTART, 40, &err), 0, "%s", err.text);
+    cr_assert_eq(jg_store_job_new_attempt(s, id, 1, JG_COUNT_RECOVERY, 50, &err), 0);
+    cr_assert_eq(jg_store_job_new_attempt(s, id, 1, JG_COUNT_RESTART, 60, &err), 0);
     cr_assert_eq(jg_store_set_job_state(s, id, 1, JG_RECOVERING, "restart", 70, &err), 0);
     cr_assert_eq(jg_store_list_jobs(s, id, &jobs, &n, NULL), 0);
     cr_expect_eq(jobs[1].attempt, 4);
@@ -411,7 +411,7 @@ Test(store, setters_on_missing_rows_fail_and_leave_no_event)
     cr_expect_eq(jg_store_set_group_infra(s, 999, "local", &err), -1);
     cr_expect_eq(jg_store_set_job_state(s, id, 7, JG_RUNNING, "x", 1, &err), -1);
     cr_expect(strstr(err.text, "no job 7") != NULL, "%s", err.text);
-    cr_expect_eq(jg_store_job_new_attempt(s, id, 7, true, 1, &err), -1);
+    cr_expect_eq(jg_store_job_new_attempt(s, id, 7, JG_COUNT_RECOVERY, 1, &err), -1);
     cr_expect_eq(jg_store_set_job_exit(s, id, 7, 1, &err), -1);
     cr_expect_eq(jg_store_set_node_state(s, id, 0, 5, JG_RUNNING, 1, -1, "x", 1, &err), -1);
     cr_expect(strstr(err.text, "no node 5") != NULL, "%s", err.text);

@@ -106,6 +106,18 @@ typedef struct {
      * files).  Logs are kept unless purge is true. */
     int (*cleanup)(jg_backend_t *b, int64_t group_id, bool purge, jg_error_t *err);
 
+    /* After a daemon (re)start, once every active group was reattached: removes
+     * what any group NOT in live_groups left behind, as cleanup(purge=false)
+     * would (a daemon that died between a group's end and its cleanup, or a
+     * group the store no longer lists).  Logs are kept.  May be NULL. */
+    int (*sweep)(jg_backend_t *b, const int64_t *live_groups, size_t n, jg_error_t *err);
+
+    /* NULL when nodes get everything DESIGN section 4 promises; else one
+     * sentence saying what they lack and why (e.g. they share the host
+     * network), to show at submit and in `jgsched infra`.  Owned by the
+     * backend, valid until destroy.  May be NULL (the op). */
+    const char *(*warning)(jg_backend_t *b);
+
     void (*destroy)(jg_backend_t *b);
 } jg_backend_ops_t;
 
@@ -130,13 +142,23 @@ struct jg_backend {
  *  - When the daemon runs as root, nodes run as req->uid/gid (their node
  *    directory belongs to that user), so state_dir must be traversable (0711).
  *  - destroy() leaves nodes running (the daemon may be restarting); cleanup()
- *    kills a group's nodes even when no backend instance follows them. */
+ *    kills a group's nodes even when no backend instance follows them.
+ *  - Network (jgsched/netns.h, docs/local-backend.md): every node has its own
+ *    network, UTS and mount namespace: its own address on a network private
+ *    to its group (reported as NODE_STARTED's `address` and in
+ *    SKYPILOT_NODE_IPS), `hostname` = <job>-<rank>, an /etc/hosts naming
+ *    every node of the group, and a /tmp kept across its attempts until
+ *    cleanup().  As root directly; unprivileged inside a user namespace;
+ *    where neither works nodes share the host network and warning() says so
+ *    (so does every node's log).  A group's network lives in a keeper
+ *    process until cleanup() (or sweep()). */
 typedef struct {
     const char *state_dir;      /* node directories go under <state_dir>/groups/ */
     const char *shim_path;      /* the jgsched-shim executable */
     jg_loop_t *loop;
     jg_backend_event_f on_event;
     void *event_ctx;
+    bool share_host_network;    /* no network isolation, on purpose (warned about) */
 } jg_local_config_t;
 
 /* Returns a new backend (destroy with b->ops->destroy) or NULL + err. */

@@ -27,7 +27,9 @@ typedef struct jg_sched jg_sched_t;
 typedef void (*jg_sched_change_f)(void *ctx, int64_t group_id);
 
 typedef struct {
-    int stop_grace_ms;      /* SIGTERM -> SIGKILL grace for cancel and stop (default 5000) */
+    int stop_grace_ms;          /* SIGTERM -> SIGKILL grace for cancel and stop (default 5000) */
+    const char *policy_dir;     /* holds default.lua and the shipped policies; required */
+    const char *default_policy; /* for groups that name none; NULL: "default" */
 } jg_sched_options_t;
 
 /* The store and loop are borrowed and must outlive the scheduler. */
@@ -64,6 +66,12 @@ int jg_sched_recover(jg_sched_t *sched, jg_error_t *err);
 
 /* The backend that runs (or ran) a group, for logs; NULL if none matches. */
 jg_backend_t *jg_sched_backend_for(jg_sched_t *sched, const char *infra);
+
+/* Reloads every policy the scheduler holds (SIGHUP, `jgsched policy reload`).
+ * A policy that fails to load keeps its previous version; cb is told the
+ * outcome of each (error NULL on success). */
+typedef void (*jg_sched_reload_f)(void *ctx, const char *policy, const char *error);
+void jg_sched_reload_policies(jg_sched_t *sched, jg_sched_reload_f cb, void *ctx);
 
 /* Number of active groups (for tests and status). */
 size_t jg_sched_active_count(const jg_sched_t *sched);

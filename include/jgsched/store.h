@@ -108,9 +108,16 @@ int jg_store_set_group_infra(jg_store_t *store, int64_t group_id, const char *in
 int jg_store_set_job_state(jg_store_t *store, int64_t group_id, int job_index,
                            jg_state_t state, const char *reason, int64_t now_us,
                            jg_error_t *err);
-/* Records a new attempt of the job: attempt+1, and restarts+1 or recoveries+1. */
+/* Which counter a new attempt is charged to (the policy decides). */
+typedef enum {
+    JG_COUNT_NONE = 0,      /* a free restart (an exit code listed in recover_on_exit_codes) */
+    JG_COUNT_RESTART,       /* restarts + 1 (errors, max_restarts_on_errors) */
+    JG_COUNT_RECOVERY,      /* recoveries + 1 (preemption, lost node) */
+} jg_attempt_count_t;
+
+/* Records a new attempt of the job: attempt+1 and the counter named by count. */
 int jg_store_job_new_attempt(jg_store_t *store, int64_t group_id, int job_index,
-                             bool counts_as_recovery, int64_t now_us, jg_error_t *err);
+                             jg_attempt_count_t count, int64_t now_us, jg_error_t *err);
 int jg_store_set_job_exit(jg_store_t *store, int64_t group_id, int job_index, int exit_code,
                           jg_error_t *err);
 int jg_store_set_node_state(jg_store_t *store, int64_t group_id, int job_index, int rank,

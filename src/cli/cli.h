@@ -34,6 +34,7 @@ int jg_cli_cmd_show(int argc, char **argv);
 int jg_cli_cmd_logs(int argc, char **argv);
 int jg_cli_cmd_cancel(int argc, char **argv);
 int jg_cli_cmd_validate(int argc, char **argv);
+int jg_cli_cmd_policy(int argc, char **argv);          /* cmd_policy.c */
 int jg_cli_cmd_daemon(int argc, char **argv);
 
 /* ---- main.c: diagnostics and option parsing ---- */

@@ -32,6 +32,9 @@ static const char usage_text[] =
     "                          output of a group's nodes, each line prefixed (job-rank)\n"
     "  cancel ID... | -a       cancel groups (every job, every node)\n"
     "  validate FILE           check a JobGroup YAML without submitting it\n"
+    "  policy check|test|reload\n"
+    "                          check a Lua policy, see what it decides for a YAML,\n"
+    "                          reload the daemon's policies\n"
     "  daemon status|stop      the jgschedd serving this user\n"
     "\n"
     "options:\n"
@@ -41,7 +44,7 @@ static const char usage_text[] =
     "exit codes: 0 success, 1 failure (or the group did not succeed), 2 usage or\n"
     "validation error, 3 the daemon cannot be reached, 130 interrupted.\n"
     "environment: JGSCHED_HOME (instance directory), JGSCHED_SOCKET (daemon socket),\n"
-    "JGSCHEDD (daemon executable to start).\n";
+    "JGSCHEDD (daemon executable to start), JGSCHED_POLICY_DIR (where policies are).\n";
 
 void jg_cli_errorf(const char *fmt, ...)
 {
@@ -111,6 +114,7 @@ static const struct {
     {"logs", jg_cli_cmd_logs},
     {"cancel", jg_cli_cmd_cancel},
     {"validate", jg_cli_cmd_validate},
+    {"policy", jg_cli_cmd_policy},
     {"daemon", jg_cli_cmd_daemon},
 };
 

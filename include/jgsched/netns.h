@@ -1,0 +1,125 @@
+/* netns.h - the network and host identity of local nodes (Linux namespaces).
+ *
+ * Only the local backend (and its bench and tests) uses this module; the core
+ * never sees a namespace.
+ *
+ * A group's private network is a *hub*: a network namespace holding one bridge
+ * (br0, JG_NETNS_GATEWAY/16).  It is held by a small keeper process
+ * (`jgsched-shim --hold DIR`) in a session of its own, so it outlives a daemon
+ * that dies and is found again from the keeper's pid and start time; killing
+ * the keeper removes the hub and, with it, every link of the group.
+ *
+ * A node joins from the forked child that is about to exec its shim
+ * (jg_netns_node_enter): it enters the hub, creates a veth pair whose hub end
+ * `n<index>` is a port of br0 and whose other end becomes `eth0` of a fresh
+ * network namespace of its own, with address jg_netns_node_address(index) and
+ * loopback up; it gets its own UTS namespace (hostname `<job>-<rank>`) and
+ * mount namespace, where the group's hosts file covers /etc/hosts and a
+ * per-node directory covers /tmp: every entry the host's /tmp holds at that
+ * moment is bound back in place (shared with the host), and what the node
+ * creates beside them is its own, kept in that directory.  Those namespaces are held by the shim and
+ * its descendants: when the node ends they go, and its veth pair with them.
+ * Nothing is named in the host: two instances, or two groups with the same
+ * name, cannot collide.
+ *
+ * Three modes, found by jg_netns_probe() at backend start:
+ *   ROOT    the daemon is real root: namespaces in the host's user namespace;
+ *   USERNS  unprivileged: the keeper also creates a user namespace mapping the
+ *           daemon's uid and gid to themselves; nodes join it first, so they
+ *           run as the same user with the same isolation;
+ *   HOST    neither is possible (or asked for): nodes share the host network;
+ *           when mount and UTS namespaces still work (root), hostnames map to
+ *           127.0.0.1 in a per-node /etc/hosts.  The backend announces it.
+ */
+#ifndef JGSCHED_NETNS_H
+#define JGSCHED_NETNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "jgsched/error.h"
+#include "jgsched/spec.h"
+
+#define JG_NETNS_GATEWAY "10.200.0.1"   /* br0 in every hub; nodes from .0.2 on */
+#define JG_NETNS_PREFIX 16
+#define JG_NETNS_MAX_NODES 65000        /* nodes of one group that get an address */
+
+typedef enum {
+    JG_NETNS_HOST = 0,
+    JG_NETNS_ROOT,
+    JG_NETNS_USERNS,
+} jg_netns_mode_t;
+
+typedef struct {
+    jg_netns_mode_t mode;
+    bool own_mounts;        /* nodes get their own mount + UTS namespace */
+    char why[256];          /* mode HOST: why isolation is not possible ("" otherwise) */
+} jg_netns_caps_t;
+
+/* Finds what this process may do, by trying it in a short-lived child (one
+ * fork; nothing is left behind).  Never fails: the worst case is HOST. */
+void jg_netns_probe(jg_netns_caps_t *caps);
+
+/* The address of node `index` of a group (0-based over every job's nodes, in
+ * job order, then rank): "10.200.0.2" for 0.  -1 if index is out of range. */
+int jg_netns_node_address(int index, char *buf, size_t len);
+
+/* The group-wide index of a node (the sum of num_nodes of the jobs before it,
+ * plus rank); -1 for a job or rank the spec does not have. */
+int jg_netns_node_index(const jg_group_spec_t *spec, int job_index, int rank);
+
+/* The group's hosts file: localhost lines, then one line per node,
+ * "<ip>\t<job>-<rank>.<group> <job>-<rank>".  isolated false: every node maps
+ * to 127.0.0.1.  Caller frees. */
+char *jg_netns_hosts(const jg_group_spec_t *spec, bool isolated);
+
+typedef struct {
+    pid_t pid;              /* the keeper */
+    unsigned long long start;   /* its /proc starttime, against pid reuse */
+    int pidfd;              /* -1 when closed */
+} jg_netns_hub_t;
+
+/* Creates a group's hub: forks the keeper, which (mode USERNS: creates and
+ * maps its user namespace,) creates the network namespace and br0, then execs
+ * hold_argv (NULL: stays a forked copy of the caller that only waits for
+ * SIGKILL; for tests and the bench).  Returns once the bridge is up.  On
+ * failure nothing is left.  The hub's pidfd is close-on-exec. */
+int jg_netns_hub_create(jg_netns_mode_t mode, char *const hold_argv[], jg_netns_hub_t *hub,
+                        jg_error_t *err);
+
+/* Finds a keeper again (after a daemon restart): fails when no process with
+ * that pid and start time runs. */
+int jg_netns_hub_open(pid_t pid, unsigned long long start, jg_netns_hub_t *hub, jg_error_t *err);
+
+/* Closes the pidfd; the keeper keeps running.  Accepts a closed hub. */
+void jg_netns_hub_close(jg_netns_hub_t *hub);
+
+/* Kills the keeper (the hub and every link in it go), waits up to wait_ms for
+ * it to die, reaps it if it is our child, and closes the hub.  Returns 0, or
+ * -1 + err if it did not die in time. */
+int jg_netns_hub_destroy(jg_netns_hub_t *hub, int wait_ms, jg_error_t *err);
+
+typedef struct {
+    jg_netns_mode_t mode;
+    bool own_mounts;        /* new UTS + mount namespaces (hostname, hosts, tmp) */
+    int hub_pidfd;          /* the group's keeper; unused in mode HOST */
+    int index;              /* jg_netns_node_index(): link name and address */
+    const char *hostname;   /* "<job>-<rank>" */
+    const char *hosts_path; /* bound read-only on /etc/hosts; NULL: none */
+    const char *tmp_path;   /* covers /tmp (host entries bound back in); NULL: none */
+    gid_t gid;              /* mode USERNS: the node's group, allowed to ping */
+} jg_netns_node_t;
+
+/* Puts the calling process into its node's namespaces (see the top).  Meant
+ * for the forked child that then drops privileges and execs the shim: it
+ * changes the process for good, uses no heap, and on failure writes a message
+ * into errbuf and returns -1 (the child must then exit). */
+int jg_netns_node_enter(const jg_netns_node_t *node, char *errbuf, size_t len);
+
+/* Sends SIGKILL to every process (but the caller) whose network namespace is
+ * the one `nsfd` refers to, as far as we may see and signal them; returns how
+ * many were signalled.  For processes that left a node's process group. */
+int jg_netns_kill_members(int nsfd);
+
+#endif

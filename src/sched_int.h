@@ -1,0 +1,115 @@
+/* sched_int.h - what sched.c (the state machine) and sched_policy.c (the
+ * decisions taken through Lua policies) share.  Private to the sched module. */
+#ifndef JGSCHED_SCHED_INT_H
+#define JGSCHED_SCHED_INT_H
+
+#include "jgsched/policy.h"
+#include "jgsched/sched.h"
+#include "jgsched/store.h"
+
+
+typedef struct group_rt group_rt_t;
+
+typedef struct {
+    jg_state_t state;
+    int attempt;
+    bool released;
+} node_rt_t;
+
+typedef struct {
+    group_rt_t *group;
+    int index;
+    jg_state_t state;
+    int attempt;
+    int exit_code;
+    node_rt_t *nodes;
+    int n_nodes;
+    int restarts;               /* attempts charged to errors */
+    int recoveries;             /* attempts after preemption / lost nodes */
+    bool stopping;              /* a stop was requested for this job's nodes */
+    jg_state_t stop_state;      /* what the job ends as once its nodes are down */
+    char stop_reason[256];
+    bool restart_pending;       /* relaunch once every node is down (and not before...) */
+    int64_t restart_not_before_ms;
+    jg_attempt_count_t restart_count;
+    uint64_t restart_timer;     /* wakes evaluate() when a restart delay ends */
+    uint64_t cancel_timer;      /* pending on_job_end cancel (termination_delay) */
+    double cancel_delay_s;
+    char cancel_reason[256];
+} job_rt_t;
+
+struct group_rt {
+    jg_sched_t *sched;
+    int64_t id;
+    jg_group_spec_t *spec;
+    uid_t uid;
+    gid_t gid;
+    char *user;
+    int64_t submitted_us;
+    jg_state_t state;
+    jg_backend_t *backend;
+    job_rt_t *jobs;
+    bool launching;             /* inside backend->launch: evaluation deferred */
+    bool cancelling;
+    jg_state_t end_override;    /* JG_PENDING when none; e.g. FAILED_SETUP */
+    char end_reason[256];
+    group_rt_t *prev, *next;
+};
+
+typedef struct {
+    jg_backend_t *backend;
+} backend_slot_t;
+
+typedef struct {
+    char *name;
+    jg_policy_t *policy;
+} policy_slot_t;
+
+struct jg_sched {
+    jg_store_t *store;
+    jg_loop_t *loop;
+    jg_sched_options_t opts;
+    backend_slot_t *backends;
+    size_t n_backends;
+    group_rt_t *head, *tail;
+    size_t n_active;
+    size_t n_pending;
+    jg_sched_change_f change_cb;
+    void *change_ctx;
+    uint64_t kick_timer;
+    char *policy_dir;
+    char *default_policy;
+    policy_slot_t *policies;    /* loaded policies, by name (file path or shipped name) */
+    size_t n_policies;
+};
+
+
+/* ---- sched.c: mechanics the decisions use ---- */
+void jg_sched_changed(jg_sched_t *s, int64_t id);
+void jg_sched_set_job_state(jg_sched_t *s, job_rt_t *j, jg_state_t st, const char *reason);
+void jg_sched_stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const char *reason);
+void jg_sched_fail_before_barrier(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit,
+                                  jg_state_t culprit_state, const char *reason);
+void jg_sched_request_restart(jg_sched_t *s, job_rt_t *j, jg_attempt_count_t count,
+                              double delay_s, const char *reason);
+void jg_sched_record(jg_sched_t *s, int64_t group_id, const char *subject, const char *what,
+                     const char *reason);
+
+/* ---- sched_policy.c: the decisions ---- */
+/* Loads (once) and returns the named policy, "" or NULL meaning the daemon's default. */
+jg_policy_t *jg_sched_policy(jg_sched_t *s, const char *name, jg_error_t *err);
+void jg_sched_policies_free(jg_sched_t *s);
+/* on_submit + place: the backend the whole group runs on, or NULL + err. */
+jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, const char *user,
+                             uid_t uid, char *notes, size_t notes_len, jg_error_t *err);
+/* A node of a live job ended on its own (not stopped by us): ask on_node_exit and carry
+ * the decision out. */
+void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,
+                         jg_policy_exit_reason_t why, int exit_code, bool failed,
+                         const char *message);
+/* A job reached a terminal state: ask on_job_end (primary/auxiliary rule). */
+void jg_sched_job_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j);
+/* Admission order: fills order[] with the pending groups, first to admit first. */
+size_t jg_sched_admission_order(jg_sched_t *s, group_rt_t **order, size_t max);
+
+#endif

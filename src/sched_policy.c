@@ -1,0 +1,380 @@
+/* sched_policy.c - where sched asks the Lua policies and carries out what they say.
+ *
+ * The state machine (sched.c) knows how to stop, restart and end things; this
+ * file decides which, by building a snapshot of the group, calling one hook
+ * and translating its answer into those mechanics.  Every decision that
+ * changes anything, and every hook error, is written to the group's event log
+ * (subject "policy"), so `jgsched show` says why a job was restarted or a group
+ * failed.  A hook that fails still yields a decision (default.lua's, see
+ * policy.h), so a broken policy never stalls a group.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched_int.h"
+
+/* ------------------------------------------------------------ registry */
+
+static void policy_print(void *ctx, const char *policy, const char *line)
+{
+    (void)ctx;
+    jg_log("info", "policy %s: %s", policy, line);
+}
+
+jg_policy_t *jg_sched_policy(jg_sched_t *s, const char *name, jg_error_t *err)
+{
+    if (!name || !*name)
+        name = s->default_policy;
+    for (size_t i = 0; i < s->n_policies; i++)
+        if (strcmp(s->policies[i].name, name) == 0)
+            return s->policies[i].policy;
+    if (s->n_policies == 0)
+        jg_policy_set_log(policy_print, NULL);
+    jg_policy_t *p = jg_policy_load(name, s->policy_dir, NULL, err);
+    if (!p)
+        return NULL;
+    s->policies = jg_xrealloc(s->policies, (s->n_policies + 1) * sizeof *s->policies);
+    s->policies[s->n_policies++] = (policy_slot_t){.name = jg_xstrdup(name), .policy = p};
+    return p;
+}
+
+void jg_sched_policies_free(jg_sched_t *s)
+{
+    for (size_t i = 0; i < s->n_policies; i++) {
+        jg_policy_free(s->policies[i].policy);
+        free(s->policies[i].name);
+    }
+    free(s->policies);
+    s->policies = NULL;
+    s->n_policies = 0;
+}
+
+void jg_sched_reload_policies(jg_sched_t *s, jg_sched_reload_f cb, void *ctx)
+{
+    for (size_t i = 0; i < s->n_policies; i++) {
+        jg_error_t err;
+        jg_policy_t *p = jg_policy_load(s->policies[i].name, s->policy_dir, NULL, &err);
+        if (p) {
+            jg_policy_free(s->policies[i].policy);
+            s->policies[i].policy = p;
+            jg_log("info", "policy %s reloaded", s->policies[i].name);
+        } else {
+            jg_log("warn", "policy %s: reload failed, keeping the loaded version: %s",
+                   s->policies[i].name, err.text);
+        }
+        if (cb)
+            cb(ctx, s->policies[i].name, p ? NULL : err.text);
+    }
+}
+
+/* The group's policy; if it cannot be loaded (a file removed since submit),
+ * the default one, with the problem recorded. */
+static jg_policy_t *group_policy(jg_sched_t *s, group_rt_t *g)
+{
+    jg_error_t err;
+    jg_policy_t *p = jg_sched_policy(s, g->spec->policy, &err);
+    if (p)
+        return p;
+    jg_sched_record(s, g->id, "policy", "error", err.text);
+    return jg_sched_policy(s, NULL, &err);
+}
+
+/* ----------------------------------------------------------- snapshots */
+
+typedef struct {
+    jg_policy_group_t group;
+    jg_policy_job_state_t *jobs;
+} snapshot_t;
+
+static void snapshot_take(const group_rt_t *g, snapshot_t *snap)
+{
+    snap->jobs = jg_xcalloc(g->spec->n_jobs, sizeof *snap->jobs);
+    for (size_t i = 0; i < g->spec->n_jobs; i++) {
+        const job_rt_t *j = &g->jobs[i];
+        snap->jobs[i] = (jg_policy_job_state_t){
+            .state = j->state, .attempt = j->attempt, .restarts = j->restarts,
+            .recoveries = j->recoveries, .exit_code = j->exit_code,
+            .infra = g->backend ? g->backend->ops->name : NULL};
+    }
+    snap->group = (jg_policy_group_t){.spec = g->spec, .id = g->id, .user = g->user,
+                                      .state = g->state, .submitted_us = g->submitted_us,
+                                      .jobs = snap->jobs};
+}
+
+static void snapshot_free(snapshot_t *snap)
+{
+    free(snap->jobs);
+}
+
+static void hook_failed(jg_sched_t *s, int64_t group_id, const jg_error_t *err)
+{
+    jg_log("warn", "group %lld: policy hook failed, default decision used: %s",
+           (long long)group_id, err->text);
+    jg_sched_record(s, group_id, "policy", "error", err->text);
+}
+
+/* ----------------------------------------------------------- admission */
+
+jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, const char *user,
+                             uid_t uid, char *notes, size_t notes_len, jg_error_t *err)
+{
+    notes[0] = '\0';
+    jg_error_t perr;
+    jg_policy_t *p = jg_sched_policy(s, spec->policy, &perr);
+    if (!p) {
+        jg_errprintf(err, "policy %s cannot be used: %s", spec->policy ? spec->policy : "default",
+                     perr.text);
+        return NULL;
+    }
+    jg_policy_group_t pg = {.spec = spec, .user = user, .state = JG_PENDING,
+                            .submitted_us = jg_now_wall_us()};
+    jg_policy_user_t pu = {.name = user, .uid = uid, .admin = uid == 0};
+    jg_policy_admission_t adm;
+    if (jg_policy_on_submit(p, &pg, &pu, &adm, &perr) < 0)
+        snprintf(notes, notes_len, "on_submit failed (default decision used): %s", perr.text);
+    if (!adm.accepted) {
+        jg_errprintf(err, "rejected by policy %s: %s", jg_policy_name(p), adm.reason);
+        return NULL;
+    }
+
+    jg_policy_infra_t *infras = jg_xcalloc(s->n_backends ? s->n_backends : 1, sizeof *infras);
+    for (size_t i = 0; i < s->n_backends; i++)
+        infras[i] = (jg_policy_infra_t){.name = s->backends[i].backend->ops->name, .fits = true};
+    jg_policy_placement_t pl;
+    jg_backend_t *chosen = NULL;
+    if (jg_policy_place(p, &pg, infras, s->n_backends, &pl, &perr) < 0) {
+        size_t used = strlen(notes);
+        snprintf(notes + used, notes_len - used, "%splace failed (default decision used): %s",
+                 used ? "; " : "", perr.text);
+    }
+    if (!pl.accepted) {
+        jg_errprintf(err, "cannot place group %s: %s", spec->name, pl.reason);
+        goto done;
+    }
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        jg_backend_t *b = s->backends[pl.job_infra[i]].backend;
+        if (chosen && b != chosen) {
+            jg_errprintf(err, "policy %s placed job %s on %s and job %s on %s; a group runs on "
+                              "one infra",
+                         jg_policy_name(p), spec->jobs[0].name, chosen->ops->name,
+                         spec->jobs[i].name, b->ops->name);
+            chosen = NULL;
+            goto done;
+        }
+        chosen = b;
+    }
+done:
+    jg_policy_placement_clear(&pl);
+    free(infras);
+    return chosen;
+}
+
+/* ------------------------------------------------------ node and job ends */
+
+static jg_attempt_count_t count_of(const jg_policy_decision_t *d)
+{
+    switch (d->count) {
+    case JG_POLICY_COUNT_RESTARTS:
+        return JG_COUNT_RESTART;
+    case JG_POLICY_COUNT_RECOVERIES:
+        return JG_COUNT_RECOVERY;
+    default:
+        return JG_COUNT_NONE;
+    }
+}
+
+/* The group ends (CANCELLED or FAILED, as the policy said): the job whose
+ * node ended keeps its own outcome, every other job is stopped. */
+static void end_group(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit, jg_state_t culprit_state,
+                      jg_state_t group_state, const char *reason)
+{
+    if (g->end_override == JG_PENDING) {
+        g->end_override = group_state;
+        jg_strlcpy(g->end_reason, reason, sizeof g->end_reason);
+    }
+    jg_sched_stop_job(s, culprit, culprit_state, reason);
+    char sibling[384];
+    snprintf(sibling, sizeof sibling, "stopped by the policy: %s", reason);
+    for (size_t i = 0; i < g->spec->n_jobs; i++)
+        if (&g->jobs[i] != culprit)
+            jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, sibling);
+}
+
+void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,
+                         jg_policy_exit_reason_t why, int exit_code, bool failed,
+                         const char *message)
+{
+    jg_policy_t *p = group_policy(s, g);
+    jg_policy_decision_t d = {.action = JG_ACTION_CONTINUE};
+    if (p) {
+        snapshot_t snap;
+        snapshot_take(g, &snap);
+        jg_policy_exit_t ev = {.reason = why, .exit_code = exit_code, .rank = rank,
+                               .message = message};
+        jg_error_t err;
+        if (jg_policy_on_node_exit(p, &snap.group, (size_t)j->index, &ev, &d, &err) < 0)
+            hook_failed(s, g->id, &err);
+        snapshot_free(&snap);
+    }
+    const char *name = g->spec->jobs[j->index].name;
+    char reason[512];
+    if (d.reason[0])
+        snprintf(reason, sizeof reason, "%s", d.reason);
+    else
+        snprintf(reason, sizeof reason, "%s-%d: %s", name, rank,
+                 message ? message : jg_policy_exit_reason_name(why));
+    if (failed || d.action != JG_ACTION_CONTINUE) {
+        char what[64];
+        snprintf(what, sizeof what, "on_node_exit: %s", jg_policy_action_name(d.action));
+        jg_sched_record(s, g->id, "policy", what, reason);
+    }
+
+    jg_state_t failed_state = why == JG_EXIT_SETUP_FAILED ? JG_FAILED_SETUP : JG_FAILED;
+    switch (d.action) {
+    case JG_ACTION_CONTINUE:
+        if (!failed)
+            break;
+        /* The job is over: its other nodes stop.  Before the barrier the group
+         * cannot start as a whole, so every other node stops too. */
+        if (g->state == JG_STARTING)
+            jg_sched_fail_before_barrier(s, g, j, failed_state, reason);
+        else
+            jg_sched_stop_job(s, j, failed_state, reason);
+        break;
+    case JG_ACTION_RESTART_JOB:
+        jg_sched_request_restart(s, j, count_of(&d), d.delay_s, reason);
+        break;
+    case JG_ACTION_RESTART_GROUP:
+        for (size_t i = 0; i < g->spec->n_jobs; i++)
+            jg_sched_request_restart(s, &g->jobs[i], &g->jobs[i] == j ? count_of(&d)
+                                                                        : JG_COUNT_NONE,
+                                     d.delay_s, reason);
+        break;
+    case JG_ACTION_CANCEL_GROUP:
+        end_group(s, g, j, failed ? failed_state : JG_CANCELLED, JG_CANCELLED, reason);
+        break;
+    case JG_ACTION_FAIL_GROUP:
+        end_group(s, g, j, failed ? failed_state : JG_CANCELLED, JG_FAILED, reason);
+        break;
+    default:
+        break;
+    }
+}
+
+static void cancel_delay_expired(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    job_rt_t *j = arg;
+    jg_sched_t *s = j->group->sched;
+    j->cancel_timer = 0;
+    jg_sched_stop_job(s, j, JG_CANCELLED, j->cancel_reason);
+    jg_sched_changed(s, j->group->id);
+}
+
+void jg_sched_job_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j)
+{
+    if (g->cancelling || g->end_override != JG_PENDING)
+        return;     /* the whole group is going down anyway */
+    jg_policy_t *p = group_policy(s, g);
+    if (!p)
+        return;
+    snapshot_t snap;
+    snapshot_take(g, &snap);
+    jg_policy_job_end_t je;
+    jg_error_t err;
+    if (jg_policy_on_job_end(p, &snap.group, (size_t)j->index, &je, &err) < 0)
+        hook_failed(s, g->id, &err);
+    snapshot_free(&snap);
+    if (je.n_cancel)
+        jg_sched_record(s, g->id, "policy", "on_job_end: cancel",
+                        je.reason[0] ? je.reason : "the policy stops other jobs");
+    for (size_t i = 0; i < je.n_cancel; i++) {
+        job_rt_t *target = &g->jobs[je.cancel[i].job];
+        if (jg_state_is_terminal(target->state) || target->stopping || target->cancel_timer)
+            continue;
+        snprintf(target->cancel_reason, sizeof target->cancel_reason, "%s",
+                 je.reason[0] ? je.reason : "stopped by the policy when another job ended");
+        if (je.cancel[i].delay_s <= 0)
+            jg_sched_stop_job(s, target, JG_CANCELLED, target->cancel_reason);
+        else
+            target->cancel_timer = jg_loop_add_timer(
+                s->loop, (int64_t)(je.cancel[i].delay_s * 1000), cancel_delay_expired, target);
+    }
+    jg_policy_job_end_clear(&je);
+}
+
+/* ---------------------------------------------------------- admission order */
+
+typedef struct {
+    group_rt_t *group;
+    double key;
+} ranked_t;
+
+static int by_key(const void *a, const void *b)
+{
+    const ranked_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->group->id < y->group->id ? -1 : x->group->id > y->group->id;
+}
+
+/* What each user runs now: the `usage` argument of priority(). */
+static jg_policy_usage_t *current_usage(jg_sched_t *s, size_t *n)
+{
+    jg_policy_usage_t *u = NULL;
+    *n = 0;
+    for (group_rt_t *g = s->head; g; g = g->next) {
+        size_t k = 0;
+        while (k < *n && strcmp(u[k].user, g->user) != 0)
+            k++;
+        if (k == *n) {
+            u = jg_xrealloc(u, (*n + 1) * sizeof *u);
+            u[(*n)++] = (jg_policy_usage_t){.user = g->user};
+        }
+        if (g->state == JG_PENDING)
+            continue;
+        u[k].groups++;
+        for (size_t i = 0; i < g->spec->n_jobs; i++) {
+            int nodes = g->spec->jobs[i].num_nodes;
+            u[k].nodes += nodes;
+            u[k].cpus += nodes * (g->spec->jobs[i].cpus.set ? g->spec->jobs[i].cpus.value : 1);
+        }
+    }
+    return u;
+}
+
+size_t jg_sched_admission_order(jg_sched_t *s, group_rt_t **order, size_t max)
+{
+    size_t n_pending = 0;
+    for (group_rt_t *g = s->head; g; g = g->next)
+        if (g->state == JG_PENDING && !g->cancelling)
+            n_pending++;
+    if (!n_pending)
+        return 0;
+    ranked_t *ranked = jg_xcalloc(n_pending, sizeof *ranked);
+    size_t n_usage;
+    jg_policy_usage_t *usage = current_usage(s, &n_usage);
+    size_t n = 0;
+    for (group_rt_t *g = s->head; g; g = g->next) {
+        if (g->state != JG_PENDING || g->cancelling)
+            continue;
+        double key = (double)g->submitted_us / 1e6;
+        jg_policy_t *p = group_policy(s, g);
+        if (p) {
+            jg_policy_group_t pg = {.spec = g->spec, .id = g->id, .user = g->user,
+                                    .state = g->state, .submitted_us = g->submitted_us};
+            jg_error_t err;
+            if (jg_policy_priority(p, &pg, usage, n_usage, &key, &err) < 0)
+                hook_failed(s, g->id, &err);
+        }
+        ranked[n++] = (ranked_t){.group = g, .key = key};
+    }
+    qsort(ranked, n, sizeof *ranked, by_key);
+    size_t out = n < max ? n : max;
+    for (size_t i = 0; i < out; i++)
+        order[i] = ranked[i].group;
+    free(ranked);
+    free(usage);
+    return out;
+}
