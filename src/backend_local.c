@@ -43,6 +43,7 @@
  * host network, which warning() and every node's log say.
  */
 #include "jgsched/backend.h"
+#include "jgsched/capacity.h"
 #include "jgsched/netns.h"
 #include "jgsched/paths.h"
 
@@ -146,6 +147,7 @@ struct local {
     jg_netns_caps_t net;        /* what nodes get: decided once, at create */
     char *warning;              /* NULL when nodes are fully isolated */
     gnet_t *gnets;
+    jg_capacity_t capacity;     /* declared in the config, else the host's */
 };
 
 static const jg_backend_ops_t local_ops;
@@ -1556,6 +1558,7 @@ static void local_destroy(jg_backend_t *base)
     if (!base)
         return;
     local_t *b = base->impl;
+    jg_capacity_clear(&b->capacity);
     /* Nodes and hubs keep running: the daemon may be restarting and will reattach. */
     while (b->nodes)
         node_free(b, b->nodes);
@@ -1676,6 +1679,11 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     }
     if (b->warning)
         jg_log("warn", "local backend: %s", b->warning);
+    if (cfg->capacity) {
+        jg_capacity_copy(&b->capacity, cfg->capacity);
+    } else {
+        jg_capacity_detect_host(&b->capacity);
+    }
     free(groups);
     return &b->base;
 fail:
@@ -1685,8 +1693,15 @@ fail:
     return NULL;
 }
 
+static const jg_capacity_t *local_capacity(jg_backend_t *base)
+{
+    local_t *b = base->impl;
+    return &b->capacity;
+}
+
 static const jg_backend_ops_t local_ops = {
     .name = "local",
+    .capacity = local_capacity,
     .launch = local_launch,
     .release = local_release,
     .stop = local_stop,

@@ -30,6 +30,8 @@
 
 #include "jg_config.h"
 #include "jgsched/backend.h"
+#include "jgsched/capacity.h"
+#include "jgsched/config.h"
 #include "jgsched/loop.h"
 #include "jgsched/proto.h"
 #include "jgsched/sched.h"
@@ -62,6 +64,7 @@ struct jg_daemon {
     jg_paths_t paths;
     jg_loop_t *loop;
     jg_store_t *store;
+    jg_config_t *config;
     jg_sched_t *sched;
     int listen_fd;
     int signal_fd;
@@ -230,9 +233,10 @@ done:
 
 /* ------------------------------------------------------------- handlers */
 
+/* The group's owner, root, and the configured admins (user list or group). */
 static bool may_act_on(const conn_t *c, const jg_group_row_t *g)
 {
-    return c->uid == 0 || c->uid == g->uid;
+    return c->uid == g->uid || jg_config_is_admin(c->daemon->config, c->user, c->uid, c->gid);
 }
 
 /* Loads the group and checks that the caller may act on it. */
@@ -317,8 +321,20 @@ static json_t *op_submit(conn_t *c, json_t *req)
         json_decref(warnings);
         return jg_proto_error("%s", err.text);
     }
+    jg_group_row_t row;
+    const char *state = "PENDING";
+    if (jg_store_get_group(c->daemon->store, id, &row, &err) == 0) {
+        jg_backend_t *b = jg_sched_backend_for(c->daemon->sched, row.infra);
+        const char *w = b && b->ops->warning ? b->ops->warning(b) : NULL;
+        if (w)
+            json_array_append_new(warnings, json_string(w));
+        state = jg_state_name(row.state);
+        if (row.state != JG_PENDING && row.reason && *row.reason)
+            json_array_append_new(warnings, json_string(row.reason));
+        jg_group_row_clear(&row);
+    }
     json_t *r = json_pack("{s:b, s:I, s:s, s:s, s:o}", "ok", 1, "id", (json_int_t)id, "name",
-                          group_name, "state", "PENDING", "warnings", warnings);
+                          group_name, "state", state, "warnings", warnings);
     free(group_name);
     return r;
 }
@@ -842,7 +858,9 @@ static int bind_socket(jg_daemon_t *d, jg_error_t *err)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return jg_errprintf(err, "socket: %s", strerror(errno));
-    mode_t old = umask(0077);
+    /* Per-user: only the owner may connect.  System mode: everyone may, and
+     * SO_PEERCRED tells who is asking. */
+    mode_t old = umask(d->paths.system ? 0 : 0077);
     int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
     umask(old);
     if (rc < 0 || listen(fd, 128) < 0) {
@@ -895,6 +913,29 @@ static char *find_policy_dir(void)
     return jg_xstrdup(JG_DATADIR "/policies");
 }
 
+/* After a crash: remove what groups that are no longer active left behind
+ * (their namespaces, keepers, stray processes). */
+static void sweep_leftovers(jg_daemon_t *d, jg_backend_t *b)
+{
+    if (!b->ops->sweep)
+        return;
+    jg_group_filter_t filter = {.active_only = true};
+    jg_group_row_t *rows = NULL;
+    size_t n = 0;
+    jg_error_t err;
+    if (jg_store_list_groups(d->store, &filter, &rows, &n, &err) < 0) {
+        jg_log("warn", "sweep: %s", err.text);
+        return;
+    }
+    int64_t *ids = jg_xcalloc(n ? n : 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = rows[i].id;
+    if (b->ops->sweep(b, ids, n, &err) < 0)
+        jg_log("warn", "sweep of %s: %s", b->ops->name, err.text);
+    free(ids);
+    jg_group_rows_free(rows, n);
+}
+
 static void copy_paths(jg_paths_t *dst, const jg_paths_t *src)
 {
     dst->home = jg_xstrdup(src->home);
@@ -905,6 +946,50 @@ static void copy_paths(jg_paths_t *dst, const jg_paths_t *src)
     dst->daemon_log = jg_xstrdup(src->daemon_log);
     dst->pid_file = jg_xstrdup(src->pid_file);
     dst->config = jg_xstrdup(src->config);
+    dst->system = src->system;
+}
+
+/* config.yaml, or a start-up failure that lists every error in it. */
+static jg_config_t *load_config(const char *path, jg_error_t *err)
+{
+    jg_spec_errors_t errs = {0};
+    jg_config_t *cfg = jg_config_load(path, &errs);
+    for (size_t i = 0; i < errs.n_warnings; i++)
+        jg_log("warn", "%s", errs.warnings[i]);
+    if (!cfg) {
+        char text[sizeof err->text] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < errs.count && used < sizeof text; i++)
+            used += (size_t)snprintf(text + used, sizeof text - used, "%s%s", i ? "; " : "",
+                                     errs.messages[i]);
+        jg_errprintf(err, "invalid configuration: %s", text);
+    }
+    jg_spec_errors_free(&errs);
+    return cfg;
+}
+
+/* The local backend's capacity: what the config declares, the host's own for
+ * everything it leaves out; the largest node defaults to the whole capacity. */
+static void local_capacity(const jg_config_local_t *lc, jg_capacity_t *cap)
+{
+    jg_capacity_detect_host(cap);
+    const jg_config_shape_t *c = &lc->capacity, *m = &lc->max_node;
+    bool declared = c->has_cpus || c->has_memory || c->has_accels;
+    if (c->has_cpus)
+        cap->cpus = c->cpus;
+    if (c->has_memory)
+        cap->memory_gb = c->memory_gb;
+    if (c->has_accels) {
+        jg_capacity_clear(cap);
+        jg_capacity_t declared_accels = {.accels = c->accels, .n_accels = c->n_accels};
+        jg_capacity_t copy;
+        jg_capacity_copy(&copy, &declared_accels);
+        cap->accels = copy.accels;
+        cap->n_accels = copy.n_accels;
+    }
+    cap->max_node_cpus = m->has_cpus ? m->cpus : cap->cpus;
+    cap->max_node_memory_gb = m->has_memory ? m->memory_gb : cap->memory_gb;
+    snprintf(cap->source, sizeof cap->source, "%s", declared ? "config" : "host");
 }
 
 jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
@@ -919,18 +1004,28 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     if (!(d->loop = jg_loop_create(err)))
         goto fail;
+    if (!(d->config = load_config(d->paths.config, err)))
+        goto fail;
     if (!(d->store = jg_store_open(d->paths.store, err)))
         goto fail;
     policy_dir = find_policy_dir();
-    jg_sched_options_t sopts = {.policy_dir = policy_dir};
+    jg_sched_options_t sopts = {.policy_dir = policy_dir,
+                                .default_policy = d->config->default_policy,
+                                .stop_grace_ms = (int)(d->config->stop_grace_s * 1000),
+                                .config = d->config};
     if (!(d->sched = jg_sched_create(d->store, d->loop, &sopts, err)))
         goto fail;
     jg_sched_set_change_cb(d->sched, on_group_changed, d);
     shim = find_shim();
+    jg_capacity_t capacity;
+    local_capacity(&d->config->local, &capacity);
     jg_local_config_t local = {.state_dir = d->paths.state_dir, .shim_path = shim,
                                .loop = d->loop, .on_event = jg_sched_backend_event,
-                               .event_ctx = d->sched};
+                               .event_ctx = d->sched, .capacity = &capacity,
+                               .share_host_network =
+                                   d->config->local.network == JG_CONFIG_NETWORK_HOST};
     jg_backend_t *b = jg_backend_local_create(&local, err);
+    jg_capacity_clear(&capacity);
     if (!b)
         goto fail;
     jg_sched_add_backend(d->sched, b);
@@ -942,6 +1037,7 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     if (jg_sched_recover(d->sched, err) < 0)
         goto fail;
+    sweep_leftovers(d, b);
     jg_loop_set_prepare(d->loop, on_prepare, d);
     free(shim);
     free(policy_dir);
@@ -980,6 +1076,7 @@ void jg_daemon_destroy(jg_daemon_t *d)
         close(d->signal_fd);
     jg_sched_destroy(d->sched);
     jg_store_close(d->store);
+    jg_config_free(d->config);
     jg_loop_destroy(d->loop);
     free(d->dirty);
     jg_paths_free(&d->paths);

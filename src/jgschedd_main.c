@@ -23,11 +23,16 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: jgschedd [--foreground] [--help] [--version]\n"
+    fputs("usage: jgschedd [--foreground] [--system] [--help] [--version]\n"
           "\n"
           "Serves one jgsched instance: its socket, store and nodes.  The instance lives\n"
-          "under $JGSCHED_HOME when set, else under the user's state directory.\n"
-          "Without --foreground it detaches once its socket is ready.\n",
+          "under $JGSCHED_HOME when set; else root serves the machine (socket\n"
+          "/run/jgsched/jgsched.sock, state /var/lib/jgsched, config /etc/jgsched/config.yaml)\n"
+          "and a plain user serves themselves (state under ~/.local/state/jgsched).\n"
+          "Without --foreground it detaches once its socket is ready.\n"
+          "\n"
+          "  --system      serve every local user from this instance even under\n"
+          "                $JGSCHED_HOME (socket open to all; identity from SO_PEERCRED)\n",
           out);
 }
 
@@ -107,16 +112,20 @@ static int redirect_output(const char *log_path)
 
 int main(int argc, char **argv)
 {
-    int foreground = 0;
+    int foreground = 0, system_mode = 0;
     static const struct option opts[] = {{"foreground", no_argument, NULL, 'f'},
+                                         {"system", no_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     int o;
-    while ((o = getopt_long(argc, argv, "fhV", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "fshV", opts, NULL)) != -1) {
         switch (o) {
         case 'f':
             foreground = 1;
+            break;
+        case 's':
+            system_mode = 1;
             break;
         case 'h':
             usage(stdout);
@@ -137,7 +146,9 @@ int main(int argc, char **argv)
 
     jg_error_t err;
     jg_paths_t paths;
-    if (jg_paths_resolve(&paths, &err) < 0 || jg_paths_create_dirs(&paths, &err) < 0) {
+    if (jg_paths_resolve(&paths, &err) == 0 && system_mode)
+        paths.system = 1;
+    if (paths.home == NULL || jg_paths_create_dirs(&paths, &err) < 0) {
         fprintf(stderr, "jgschedd: %s\n", err.text);
         jg_paths_free(&paths);
         return 1;

@@ -608,15 +608,16 @@ static int cover_tmp(const jg_netns_node_t *node, char *errbuf, size_t len)
                 }
                 continue;
             }
+            /* Best effort: an entry that vanished meanwhile (or that even
+             * root may not look into) is left out, never a failed node. */
             char from[64 + 256], to[16 + 256];
             snprintf(from, sizeof from, "/proc/self/fd/%d/%s", host, name);
             snprintf(to, sizeof to, "/tmp/%s", name);
-            if (make_stub(mine, name, S_ISDIR(st.st_mode)) < 0 ||
-                mount(from, to, NULL, MS_BIND | MS_REC, NULL) < 0) {
-                fail(errbuf, len, "cannot keep the host's %s in the node's /tmp: %s", to,
-                     strerror(errno));
-                goto done;
-            }
+            struct stat had;
+            bool existed = fstatat(mine, name, &had, AT_SYMLINK_NOFOLLOW) == 0;
+            if (make_stub(mine, name, S_ISDIR(st.st_mode)) == 0 &&
+                mount(from, to, NULL, MS_BIND | MS_REC, NULL) < 0 && !existed)
+                (void)unlinkat(mine, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
         }
     }
     rc = 0;

@@ -32,6 +32,10 @@ int jg_paths_resolve(jg_paths_t *p, jg_error_t *err)
             p->home = jg_xstrdup(home);
         }
         p->run_dir = jg_xstrdup(p->home);
+    } else if (geteuid() == 0) {
+        p->system = 1;
+        p->home = jg_xstrdup("/var/lib/jgsched");
+        p->run_dir = jg_xstrdup("/run/jgsched");
     } else {
         const char *state = env_nonempty("XDG_STATE_HOME");
         if (state) {
@@ -51,12 +55,18 @@ int jg_paths_resolve(jg_paths_t *p, jg_error_t *err)
                         : jg_xasprintf("/tmp/jgsched-%u", (unsigned)getuid());
     }
     const char *sock = env_nonempty("JGSCHED_SOCKET");
+    struct stat st;
+    if (!sock && !home && !p->system && stat(JG_SYSTEM_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        p->system = 1;
+        sock = JG_SYSTEM_SOCKET;
+    }
     p->socket = sock ? jg_xstrdup(sock) : jg_xasprintf("%s/jgsched.sock", p->run_dir);
     p->store = jg_xasprintf("%s/jgsched.db", p->home);
     p->state_dir = jg_xasprintf("%s/state", p->home);
     p->daemon_log = jg_xasprintf("%s/jgschedd.log", p->home);
     p->pid_file = jg_xasprintf("%s/jgschedd.pid", p->home);
-    p->config = jg_xasprintf("%s/config.yaml", p->home);
+    p->config = p->system && geteuid() == 0 && !home ? jg_xstrdup("/etc/jgsched/config.yaml")
+                                                     : jg_xasprintf("%s/config.yaml", p->home);
     return 0;
 }
 
@@ -84,9 +94,15 @@ int jg_mkdir_p(const char *path, unsigned mode, jg_error_t *err)
 
 int jg_paths_create_dirs(const jg_paths_t *p, jg_error_t *err)
 {
-    if (jg_mkdir_p(p->home, 0700, err) < 0 || jg_mkdir_p(p->run_dir, 0700, err) < 0 ||
-        jg_mkdir_p(p->state_dir, 0700, err) < 0)
+    /* A root daemon runs nodes as their users, whose shims must reach their own
+     * node directories below home and state_dir: traversable, not listable. */
+    unsigned dir_mode = geteuid() == 0 ? 0711 : 0700;
+    if (jg_mkdir_p(p->home, dir_mode, err) < 0 ||
+        jg_mkdir_p(p->run_dir, p->system ? 0755 : 0700, err) < 0 ||
+        jg_mkdir_p(p->state_dir, dir_mode, err) < 0)
         return -1;
+    if (geteuid() == 0 && (chmod(p->home, dir_mode) < 0 || chmod(p->state_dir, dir_mode) < 0))
+        return jg_errprintf(err, "cannot set the mode of %s: %s", p->state_dir, strerror(errno));
     return 0;
 }
 

@@ -297,6 +297,33 @@ static void release_group(jg_sched_t *s, group_rt_t *g)
         store_failed("commit", &err);
 }
 
+static backend_slot_t *slot_of(jg_sched_t *s, const jg_backend_t *b)
+{
+    for (size_t i = 0; i < s->n_backends; i++)
+        if (s->backends[i].backend == b)
+            return &s->backends[i];
+    return NULL;
+}
+
+static void hold_resources(jg_sched_t *s, group_rt_t *g)
+{
+    backend_slot_t *slot = slot_of(s, g->backend);
+    if (slot && !g->holds_resources) {
+        jg_usage_add_group(&slot->used, g->spec, +1);
+        g->holds_resources = true;
+    }
+}
+
+static void release_resources(jg_sched_t *s, group_rt_t *g)
+{
+    backend_slot_t *slot = slot_of(s, g->backend);
+    if (slot && g->holds_resources) {
+        jg_usage_add_group(&slot->used, g->spec, -1);
+        g->holds_resources = false;
+        s->admission_dirty = true;
+    }
+}
+
 static void finish_group(jg_sched_t *s, group_rt_t *g)
 {
     char reason[384];
@@ -307,6 +334,7 @@ static void finish_group(jg_sched_t *s, group_rt_t *g)
         jg_log("warn", "group %lld: cleanup: %s", (long long)g->id, err.text);
     jg_log("info", "group %lld (%s) ended %s: %s", (long long)g->id, g->spec->name,
            jg_state_name(st), reason);
+    release_resources(s, g);
     int64_t id = g->id;
     unlink_and_free(s, g);
     jg_sched_changed(s, id);
@@ -618,8 +646,10 @@ void jg_sched_destroy(jg_sched_t *s)
         return;
     while (s->head)
         unlink_and_free(s, s->head);
-    for (size_t i = 0; i < s->n_backends; i++)
+    for (size_t i = 0; i < s->n_backends; i++) {
         s->backends[i].backend->ops->destroy(s->backends[i].backend);
+        jg_usage_clear(&s->backends[i].used);
+    }
     free(s->backends);
     jg_sched_policies_free(s);
     free(s->policy_dir);
@@ -631,6 +661,7 @@ void jg_sched_add_backend(jg_sched_t *s, jg_backend_t *backend)
 {
     s->backends = jg_xrealloc(s->backends, (s->n_backends + 1) * sizeof *s->backends);
     s->backends[s->n_backends++] = (backend_slot_t){.backend = backend};
+    s->admission_dirty = true;
 }
 
 void jg_sched_set_change_cb(jg_sched_t *s, jg_sched_change_f cb, void *ctx)
@@ -652,6 +683,50 @@ size_t jg_sched_active_count(const jg_sched_t *s)
 }
 
 static void kick(jg_sched_t *s);
+
+/* A job whose single node is larger than anything the backend offers can never
+ * run: the group fails at once, FAILED_NO_RESOURCE, nothing launched. */
+static bool fail_if_never_fits(jg_sched_t *s, group_rt_t *g)
+{
+    const jg_capacity_t *cap = g->backend->ops->capacity ? g->backend->ops->capacity(g->backend)
+                                                         : NULL;
+    if (!cap)
+        return false;
+    char why[512];
+    size_t blame = g->spec->n_jobs;     /* the job whose node is too large; n_jobs: the sum */
+    for (size_t i = 0; i < g->spec->n_jobs && blame == g->spec->n_jobs; i++)
+        if (!jg_capacity_node_fits(cap, g->backend->ops->name, &g->spec->jobs[i], why, sizeof why))
+            blame = i;
+    if (blame == g->spec->n_jobs) {
+        /* Every node fits somewhere, but all of them together never can. */
+        jg_usage_t idle = {0};
+        char short_of[256];
+        if (jg_usage_group_fits(&idle, cap, g->spec, short_of, sizeof short_of))
+            return false;
+        snprintf(why, sizeof why, "group %s can never start: even on an idle infra %s it %s",
+                 g->spec->name, g->backend->ops->name, short_of + strlen("waiting for resources: "));
+    }
+    jg_error_t err;
+    if (jg_store_begin(s->store, &err) < 0)
+        store_failed("begin", &err);
+    for (size_t k = 0; k < g->spec->n_jobs; k++) {
+        job_rt_t *j = &g->jobs[k];
+        for (int r = 0; r < j->n_nodes; r++)
+            set_node_state(s, j, r, JG_FAILED_NO_RESOURCE, -1, why);
+        jg_sched_set_job_state(s, j, JG_FAILED_NO_RESOURCE,
+                               k == blame || blame == g->spec->n_jobs
+                                   ? why
+                                   : "another job of the group can never fit; nothing was launched");
+    }
+    set_group_state(s, g, JG_FAILED_NO_RESOURCE, why);
+    if (jg_store_commit(s->store, &err) < 0)
+        store_failed("commit", &err);
+    jg_log("info", "group %lld (%s): %s", (long long)g->id, g->spec->name, why);
+    int64_t id = g->id;
+    unlink_and_free(s, g);
+    jg_sched_changed(s, id);
+    return true;
+}
 
 int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, const char *user,
                     int64_t *group_id, jg_error_t *err)
@@ -675,7 +750,11 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
         jg_sched_record(s, id, "policy", "error", notes);
     group_rt_t *g = group_new(s, spec, id, uid, gid, user, submitted, b);
     link_group(s, g);
+    *group_id = id;
+    if (fail_if_never_fits(s, g))
+        return 0;
     s->n_pending++;
+    s->admission_dirty = true;
     *group_id = id;
     jg_log("info", "group %lld (%s) submitted by %s: %zu jobs, %zu nodes", (long long)id,
            spec->name, user, spec->n_jobs, jg_spec_total_nodes(spec));
@@ -711,6 +790,7 @@ int jg_sched_cancel(jg_sched_t *s, int64_t id, const char *reason, jg_error_t *e
         if (jg_store_commit(s->store, err) < 0)
             store_failed("commit", err);
         s->n_pending--;
+        s->admission_dirty = true;
         unlink_and_free(s, g);
         jg_sched_changed(s, id);
         return 0;
@@ -747,18 +827,126 @@ static void kick(jg_sched_t *s)
         s->kick_timer = jg_loop_add_timer(s->loop, 0, kick_fired, s);
 }
 
+/* What one user's admitted groups hold, for the per-user limits of the config. */
+typedef struct {
+    char *user;         /* owned: a group may end (and be freed) during the pass */
+    int groups, nodes;
+    double cpus;
+} user_use_t;
+
+static double group_cpus(const jg_group_spec_t *spec)
+{
+    double cpus = 0;
+    for (size_t i = 0; i < spec->n_jobs; i++)
+        cpus += spec->jobs[i].num_nodes * jg_node_cpus(&spec->jobs[i]);
+    return cpus;
+}
+
+static user_use_t *user_use(user_use_t **list, size_t *n, const char *user)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*list)[i].user, user) == 0)
+            return &(*list)[i];
+    *list = jg_xrealloc(*list, (*n + 1) * sizeof **list);
+    (*list)[*n] = (user_use_t){.user = jg_xstrdup(user)};
+    return &(*list)[(*n)++];
+}
+
+/* Whether admitting g keeps its user within the configured limits; if not, why. */
+static bool within_limits(const jg_user_limits_t *lim, const user_use_t *u,
+                          const group_rt_t *g, char *why, size_t len)
+{
+    int nodes = (int)jg_spec_total_nodes(g->spec);
+    double cpus = group_cpus(g->spec);
+    if (lim->running_groups != JG_CONFIG_UNLIMITED && u->groups + 1 > lim->running_groups)
+        snprintf(why, len, "waiting for user limit: %s runs %d of at most %d groups", g->user,
+                 u->groups, lim->running_groups);
+    else if (lim->nodes != JG_CONFIG_UNLIMITED && u->nodes + nodes > lim->nodes)
+        snprintf(why, len, "waiting for user limit: needs %d nodes, %s holds %d of at most %d",
+                 nodes, g->user, u->nodes, lim->nodes);
+    else if (lim->cpus != JG_CONFIG_UNLIMITED && u->cpus + cpus > lim->cpus + 1e-9)
+        snprintf(why, len, "waiting for user limit: needs %g cpus, %s holds %g of at most %d",
+                 cpus, g->user, u->cpus, lim->cpus);
+    else
+        return true;
+    return false;
+}
+
+/* Records why a pending group waits, when that changed. */
+static void set_pending_reason(jg_sched_t *s, group_rt_t *g, const char *why)
+{
+    if (strcmp(g->pending_reason, why) == 0)
+        return;
+    jg_strlcpy(g->pending_reason, why, sizeof g->pending_reason);
+    set_group_state(s, g, JG_PENDING, why);
+    jg_sched_changed(s, g->id);
+}
+
+/* Admits pending groups in the policies' priority order, each only when every
+ * node of every job fits at once (gang).  No backfill: the first group that does
+ * not fit blocks the groups behind it on the same backend, so a large group is
+ * never starved by a stream of small ones. */
 void jg_sched_pass(jg_sched_t *s)
 {
-    if (!s->n_pending)
+    if (!s->n_pending || !s->admission_dirty)
         return;
-    group_rt_t *order[MAX_LAUNCHES_PER_PASS];
-    size_t n = jg_sched_admission_order(s, order, MAX_LAUNCHES_PER_PASS);
-    for (size_t i = 0; i < n; i++) {
-        s->n_pending--;
-        launch_group(s, order[i]);      /* may end and free order[i], never another */
+    s->admission_dirty = false;
+    group_rt_t **order = jg_xcalloc(s->n_pending, sizeof *order);
+    size_t n = jg_sched_admission_order(s, order, s->n_pending);
+    bool *blocked = jg_xcalloc(s->n_backends ? s->n_backends : 1, sizeof *blocked);
+    user_use_t *uses = NULL;
+    size_t n_uses = 0;
+    if (s->opts.config) {
+        for (group_rt_t *g = s->head; g; g = g->next) {
+            if (!g->holds_resources)
+                continue;
+            user_use_t *u = user_use(&uses, &n_uses, g->user);
+            u->groups++;
+            u->nodes += (int)jg_spec_total_nodes(g->spec);
+            u->cpus += group_cpus(g->spec);
+        }
     }
-    if (s->n_pending)
-        kick(s);
+    int launched = 0;
+    for (size_t i = 0; i < n; i++) {
+        group_rt_t *g = order[i];
+        backend_slot_t *slot = slot_of(s, g->backend);
+        size_t bi = slot ? (size_t)(slot - s->backends) : 0;
+        if (blocked[bi])
+            continue;
+        if (launched == MAX_LAUNCHES_PER_PASS) {
+            s->admission_dirty = true;      /* the rest next turn: keep the loop responsive */
+            kick(s);
+            break;
+        }
+        const jg_capacity_t *cap = g->backend->ops->capacity ? g->backend->ops->capacity(g->backend)
+                                                             : NULL;
+        char why[256];
+        user_use_t *u = s->opts.config ? user_use(&uses, &n_uses, g->user) : NULL;
+        if (u && !within_limits(jg_config_limits_for(s->opts.config, g->user), u, g, why,
+                                sizeof why)) {
+            set_pending_reason(s, g, why);      /* the user's limit: others may go ahead */
+            continue;
+        }
+        if (cap && slot && !jg_usage_group_fits(&slot->used, cap, g->spec, why, sizeof why)) {
+            set_pending_reason(s, g, why);
+            blocked[bi] = true;
+            continue;
+        }
+        if (u) {
+            u->groups++;
+            u->nodes += (int)jg_spec_total_nodes(g->spec);
+            u->cpus += group_cpus(g->spec);
+        }
+        s->n_pending--;
+        launched++;
+        hold_resources(s, g);
+        launch_group(s, g);     /* may end and free g, never another */
+    }
+    for (size_t i = 0; i < n_uses; i++)
+        free(uses[i].user);
+    free(uses);
+    free(blocked);
+    free(order);
 }
 
 /* --------------------------------------------------------------- recovery */
@@ -783,8 +971,10 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
     link_group(s, g);
     if (row->state == JG_PENDING) {
         s->n_pending++;
+        s->admission_dirty = true;
         return 0;
     }
+    hold_resources(s, g);
     jg_job_row_t *jobs = NULL;
     jg_node_row_t *nodes = NULL;
     size_t n_jobs = 0, n_nodes = 0;

@@ -3,6 +3,7 @@
 #ifndef JGSCHED_SCHED_INT_H
 #define JGSCHED_SCHED_INT_H
 
+#include "jgsched/capacity.h"
 #include "jgsched/policy.h"
 #include "jgsched/sched.h"
 #include "jgsched/store.h"
@@ -53,11 +54,14 @@ struct group_rt {
     bool cancelling;
     jg_state_t end_override;    /* JG_PENDING when none; e.g. FAILED_SETUP */
     char end_reason[256];
+    bool holds_resources;       /* admitted: counted in its backend's usage */
+    char pending_reason[256];   /* why it waits, as last written to the store */
     group_rt_t *prev, *next;
 };
 
 typedef struct {
     jg_backend_t *backend;
+    jg_usage_t used;            /* what admitted groups hold on it */
 } backend_slot_t;
 
 typedef struct {
@@ -77,6 +81,7 @@ struct jg_sched {
     jg_sched_change_f change_cb;
     void *change_ctx;
     uint64_t kick_timer;
+    bool admission_dirty;       /* something changed that may let a pending group start */
     char *policy_dir;
     char *default_policy;
     policy_slot_t *policies;    /* loaded policies, by name (file path or shipped name) */

@@ -344,14 +344,34 @@ static jg_policy_usage_t *current_usage(jg_sched_t *s, size_t *n)
     return u;
 }
 
+static bool custom_priority(jg_sched_t *s, group_rt_t *g)
+{
+    jg_policy_t *p = group_policy(s, g);
+    return p && (jg_policy_hooks(p) & (1u << JG_HOOK_PRIORITY));
+}
+
+/* With default.lua's priority (FIFO by submit time) the order is the list's
+ * own, so admission costs no Lua call and no sort: only policies that define
+ * priority() pay for ranking the queue. */
 size_t jg_sched_admission_order(jg_sched_t *s, group_rt_t **order, size_t max)
 {
     size_t n_pending = 0;
-    for (group_rt_t *g = s->head; g; g = g->next)
-        if (g->state == JG_PENDING && !g->cancelling)
-            n_pending++;
+    bool any_custom = false;
+    for (group_rt_t *g = s->head; g; g = g->next) {
+        if (g->state != JG_PENDING || g->cancelling)
+            continue;
+        n_pending++;
+        any_custom = any_custom || custom_priority(s, g);
+    }
     if (!n_pending)
         return 0;
+    if (!any_custom) {
+        size_t n = 0;
+        for (group_rt_t *g = s->head; g && n < max; g = g->next)
+            if (g->state == JG_PENDING && !g->cancelling)
+                order[n++] = g;
+        return n;
+    }
     ranked_t *ranked = jg_xcalloc(n_pending, sizeof *ranked);
     size_t n_usage;
     jg_policy_usage_t *usage = current_usage(s, &n_usage);

@@ -14,6 +14,16 @@
  *   output.log stdout+stderr of setup and run; O_APPEND, so attempts follow each other
  *   release    a FIFO, the barrier: the backend writes 'R' (run) or 'C' (cancel)
  *   status     append-only, one line per step, written only by the shim
+ *   tmp/       the node's /tmp (its own mount namespace), kept across attempts
+ *
+ * and, in the group directory <state_dir>/groups/<group id>/ (netns.h):
+ *
+ *   net        "keeper <pid> <starttime>": the process holding the group's network
+ *   hosts      the nodes' /etc/hosts
+ *
+ * `jgsched-shim <nodedir> <attempt> net` says the node has a network namespace
+ * of its own: when the node ends the shim also kills every process left in
+ * it.  `jgsched-shim --hold <group dir>` is a group's network keeper.
  *
  * Status lines: every line starts with the attempt it belongs to, so a line
  * written late by the dying shim of attempt N is never read as one of N+1

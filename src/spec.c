@@ -19,9 +19,13 @@
  * they read in file order.  Job names go into a small hash index so duplicate
  * detection and reference checks stay linear in the number of jobs.
  *
- * The JSON form and the human description live in spec_json.c.
+ * The JSON form and the human description live in spec_json.c.  The YAML
+ * reading kit in the first half of this file (messages with positions, node
+ * helpers, did-you-mean, sizes and durations) is shared with spec_config.c,
+ * the daemon's config.yaml reader, through the private header spec_yaml.h.
  */
 #include "jgsched/spec.h"
+#include "spec_yaml.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -76,37 +80,28 @@ static const struct {
     {"recovery", "job_recovery"}, {"volume", "volumes"}, {"primary", "primary_tasks"},
 };
 
-typedef struct {
-    int line, col;              /* 1-based; 0: none */
-} pos_t;
-
 /* A name in the header that must turn out to be a job (or `default`). */
 typedef struct {
     const char *name;           /* points into the spec */
-    pos_t pos;
+    jg_spec_pos_t pos;
     const char *field;
 } ref_t;
 
 typedef struct {
-    const char *file;           /* display name */
+    jg_spec_reader_t r;         /* messages, positions, the current document */
     const char *path;           /* the file, for workdir resolution; may be NULL */
     char *base_dir;             /* absolute directory of path (lazy) */
-    jg_spec_errors_t *errs;
-    size_t err0, warn0;         /* entries present before this parse */
-    pos_t *err_pos, *warn_pos;  /* positions of entries err0.., warn0.. */
-    size_t err_pos_cap, warn_pos_cap;
-    yaml_document_t *doc;       /* the document being read */
     jg_group_spec_t *spec;
     size_t jobs_cap;
     size_t *index;              /* open addressing: job index + 1, 0 empty */
     size_t index_cap;
     ref_t *refs;
     size_t n_refs, refs_cap;
-    pos_t header_pos;
+    jg_spec_pos_t header_pos;
     bool header_has_delay;
 } pctx_t;
 
-/* ---- messages --------------------------------------------------------- */
+/* ---- messages (spec_yaml.h) ------------------------------------------- */
 
 static char *xvasprintf(const char *fmt, va_list ap)
 {
@@ -118,8 +113,18 @@ static char *xvasprintf(const char *fmt, va_list ap)
     return s;
 }
 
-static void push_msg(char ***arr, size_t *n, pos_t **pos, size_t *pos_cap, size_t base,
-                     pos_t p, char *msg)
+void jg_spec_reader_init(jg_spec_reader_t *r, const char *file, jg_spec_errors_t *errs)
+{
+    *r = (jg_spec_reader_t){
+        .file = file ? file : "<input>",
+        .errs = errs,
+        .err0 = errs->count,
+        .warn0 = errs->n_warnings,
+    };
+}
+
+static void push_msg(char ***arr, size_t *n, jg_spec_pos_t **pos, size_t *pos_cap,
+                     size_t base, jg_spec_pos_t p, char *msg)
 {
     *arr = jg_xrealloc(*arr, (*n + 1) * sizeof **arr);
     (*arr)[(*n)++] = msg;
@@ -131,17 +136,18 @@ static void push_msg(char ***arr, size_t *n, pos_t **pos, size_t *pos_cap, size_
     (*pos)[k - 1] = p;
 }
 
-static void record(pctx_t *c, bool warning, pos_t p, char *msg)
+void jg_spec_record(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, char *msg)
 {
-    jg_spec_errors_t *e = c->errs;
+    jg_spec_errors_t *e = r->errs;
     if (warning)
-        push_msg(&e->warnings, &e->n_warnings, &c->warn_pos, &c->warn_pos_cap, c->warn0, p, msg);
+        push_msg(&e->warnings, &e->n_warnings, &r->warn_pos, &r->warn_pos_cap, r->warn0, p,
+                 msg);
     else
-        push_msg(&e->messages, &e->count, &c->err_pos, &c->err_pos_cap, c->err0, p, msg);
+        push_msg(&e->messages, &e->count, &r->err_pos, &r->err_pos_cap, r->err0, p, msg);
 }
 
-static void vreport(pctx_t *c, bool warning, pos_t p, const char *field, const char *fmt,
-                    va_list ap)
+void jg_spec_vreport(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const char *field,
+                     const char *fmt, va_list ap)
 {
     char *body = xvasprintf(fmt, ap);
     char where[64];
@@ -151,15 +157,15 @@ static void vreport(pctx_t *c, bool warning, pos_t p, const char *field, const c
         snprintf(where, sizeof where, ":%d", p.line);
     else
         where[0] = '\0';
-    char *msg = jg_xasprintf("%s%s: %s%s%s", c->file, where, field ? field : "",
+    char *msg = jg_xasprintf("%s%s: %s%s%s", r->file, where, field ? field : "",
                              field ? ": " : "", body);
     free(body);
-    record(c, warning, p, msg);
+    jg_spec_record(r, warning, p, msg);
 }
 
-static pos_t pos_of(const yaml_node_t *n)
+jg_spec_pos_t jg_spec_pos(const yaml_node_t *n)
 {
-    pos_t p = {0, 0};
+    jg_spec_pos_t p = {0, 0};
     if (n) {
         p.line = (int)n->start_mark.line + 1;
         p.col = (int)n->start_mark.column + 1;
@@ -167,35 +173,35 @@ static pos_t pos_of(const yaml_node_t *n)
     return p;
 }
 
-__attribute__((format(printf, 4, 5)))
-static void perr(pctx_t *c, const yaml_node_t *n, const char *field, const char *fmt, ...)
+void jg_spec_err(jg_spec_reader_t *r, const yaml_node_t *n, const char *field, const char *fmt,
+                 ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vreport(c, false, pos_of(n), field, fmt, ap);
+    jg_spec_vreport(r, false, jg_spec_pos(n), field, fmt, ap);
     va_end(ap);
 }
 
-__attribute__((format(printf, 4, 5)))
-static void pwarn(pctx_t *c, const yaml_node_t *n, const char *field, const char *fmt, ...)
+void jg_spec_warn(jg_spec_reader_t *r, const yaml_node_t *n, const char *field, const char *fmt,
+                  ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vreport(c, true, pos_of(n), field, fmt, ap);
+    jg_spec_vreport(r, true, jg_spec_pos(n), field, fmt, ap);
     va_end(ap);
 }
 
-__attribute__((format(printf, 4, 5)))
-static void perr_at(pctx_t *c, pos_t p, const char *field, const char *fmt, ...)
+void jg_spec_err_at(jg_spec_reader_t *r, jg_spec_pos_t p, const char *field, const char *fmt,
+                    ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vreport(c, false, p, field, fmt, ap);
+    jg_spec_vreport(r, false, p, field, fmt, ap);
     va_end(ap);
 }
 
 typedef struct {
-    pos_t p;
+    jg_spec_pos_t p;
     size_t seq;
     char *msg;
 } sortent_t;
@@ -211,7 +217,7 @@ static int sortent_cmp(const void *a, const void *b)
 }
 
 /* Puts the messages this parse added into file order (stable). */
-static void sort_msgs(char **msgs, size_t base, size_t n, const pos_t *pos)
+static void sort_msgs(char **msgs, size_t base, size_t n, const jg_spec_pos_t *pos)
 {
     if (n <= base + 1)
         return;
@@ -225,26 +231,36 @@ static void sort_msgs(char **msgs, size_t base, size_t n, const pos_t *pos)
     free(v);
 }
 
-/* ---- nodes ------------------------------------------------------------- */
-
-#define SVAL(n) ((const char *)(n)->data.scalar.value)
-
-static yaml_node_t *node(pctx_t *c, int id)
+bool jg_spec_reader_done(jg_spec_reader_t *r)
 {
-    return yaml_document_get_node(c->doc, id);
+    jg_spec_errors_t *e = r->errs;
+    sort_msgs(e->messages, r->err0, e->count, r->err_pos);
+    sort_msgs(e->warnings, r->warn0, e->n_warnings, r->warn_pos);
+    free(r->err_pos);
+    free(r->warn_pos);
+    r->err_pos = r->warn_pos = NULL;
+    r->err_pos_cap = r->warn_pos_cap = 0;
+    return e->count > r->err0;
 }
 
-static bool is_null(const yaml_node_t *n)
+/* ---- nodes ------------------------------------------------------------- */
+
+yaml_node_t *jg_spec_node(jg_spec_reader_t *r, int id)
+{
+    return yaml_document_get_node(r->doc, id);
+}
+
+bool jg_spec_is_null(const yaml_node_t *n)
 {
     if (!n || n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
-    const char *v = SVAL(n);
+    const char *v = JG_SPEC_SVAL(n);
     return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
            !strcmp(v, "NULL");
 }
 
 /* What a node is, for "expected X, got Y". */
-static const char *kind_of(const yaml_node_t *n)
+const char *jg_spec_kind(const yaml_node_t *n)
 {
     if (!n)
         return "nothing";
@@ -254,7 +270,7 @@ static const char *kind_of(const yaml_node_t *n)
     case YAML_SEQUENCE_NODE:
         return "a list";
     case YAML_SCALAR_NODE:
-        return is_null(n) ? "null" : "a scalar";
+        return jg_spec_is_null(n) ? "null" : "a scalar";
     default:
         return "nothing";
     }
@@ -263,7 +279,7 @@ static const char *kind_of(const yaml_node_t *n)
 /* A short, one-line rendering of a scalar for messages: newlines shown as \n,
  * cut after about 60 bytes, never inside a UTF-8 sequence (messages travel
  * as JSON, which must stay valid UTF-8).  size must be at least 80. */
-static const char *show(const char *v, char *buf, size_t size)
+const char *jg_spec_show(const char *v, char *buf, size_t size)
 {
     size_t o = 0;
     for (const char *s = v; *s && o + 8 < size; s++) {
@@ -287,18 +303,18 @@ static const char *show(const char *v, char *buf, size_t size)
 }
 
 /* The text of a scalar node, or NULL (with an error) when n is not one or is null. */
-static const char *want_scalar(pctx_t *c, const yaml_node_t *n, const char *field,
-                               const char *expected)
+const char *jg_spec_scalar(jg_spec_reader_t *r, const yaml_node_t *n, const char *field,
+                           const char *expected)
 {
-    if (!n || n->type != YAML_SCALAR_NODE || is_null(n)) {
-        perr(c, n, field, "expected %s, got %s", expected, kind_of(n));
+    if (!n || n->type != YAML_SCALAR_NODE || jg_spec_is_null(n)) {
+        jg_spec_err(r, n, field, "expected %s, got %s", expected, jg_spec_kind(n));
         return NULL;
     }
-    if (strlen(SVAL(n)) != n->data.scalar.length) {
-        perr(c, n, field, "the value contains a NUL character");
+    if (strlen(JG_SPEC_SVAL(n)) != n->data.scalar.length) {
+        jg_spec_err(r, n, field, "the value contains a NUL character");
         return NULL;
     }
-    return SVAL(n);
+    return JG_SPEC_SVAL(n);
 }
 
 /* ---- words ------------------------------------------------------------- */
@@ -330,7 +346,7 @@ static size_t levenshtein(const char *a, const char *b)
 
 /* The candidate the user probably meant, or NULL: a case-insensitive match, a
  * known alias, an abbreviation (4+ letters), or the closest within edit distance 2. */
-static const char *suggest(const char *word, const char *const *cands, size_t n)
+const char *jg_spec_suggest(const char *word, const char *const *cands, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!strcasecmp(word, cands[i]))
@@ -357,7 +373,7 @@ static const char *suggest(const char *word, const char *const *cands, size_t n)
     return best;
 }
 
-static size_t list_len(const char *const *l)
+size_t jg_spec_list_len(const char *const *l)
 {
     size_t n = 0;
     while (l[n])
@@ -374,7 +390,7 @@ static bool in_list(const char *w, const char *const *l)
 }
 
 /* Why s is not a DNS label, or NULL when it is one. */
-static const char *dns_problem(const char *s, char *buf, size_t size)
+const char *jg_spec_dns_problem(const char *s, char *buf, size_t size)
 {
     size_t len = strlen(s);
     if (len == 0)
@@ -411,7 +427,7 @@ static const char *dns_problem(const char *s, char *buf, size_t size)
 bool jg_spec_is_dns_label(const char *s)
 {
     char buf[128];
-    return s && !dns_problem(s, buf, sizeof buf);
+    return s && !jg_spec_dns_problem(s, buf, sizeof buf);
 }
 
 /* Why infra is not `local`, `kubernetes` or `kubernetes/<context>`; NULL if it is. */
@@ -448,7 +464,7 @@ static const char *infra_problem(const char *s, char *buf, size_t size)
     if (!strcasecmp(cloud, "k8s"))
         meant = "kubernetes";
     else
-        meant = suggest(cloud, known, 2);
+        meant = jg_spec_suggest(cloud, known, 2);
     if (meant)
         snprintf(buf, size, "unknown infra '%s' (did you mean '%s%s'?)", s, meant,
                  slash && strcmp(meant, "local") ? slash : "");
@@ -483,7 +499,7 @@ static size_t scan_decimal(const char *s, double *out)
 }
 
 /* Integer text with an optional sign: 0 ok, -1 not an integer, -2 outside lo..hi. */
-static int parse_int(const char *s, long long lo, long long hi, long long *out)
+int jg_spec_parse_int(const char *s, long long lo, long long hi, long long *out)
 {
     const char *p = s;
     if (*p == '+' || *p == '-')
@@ -502,7 +518,7 @@ static int parse_int(const char *s, long long lo, long long hi, long long *out)
 }
 
 /* `4`, `4+`, `0.5`: a positive count, optionally "at least". */
-static bool parse_cpus(const char *s, jg_amount_t *a)
+bool jg_spec_parse_cpus(const char *s, jg_amount_t *a)
 {
     double v;
     size_t n = scan_decimal(s, &v);
@@ -517,7 +533,7 @@ static bool parse_cpus(const char *s, jg_amount_t *a)
 
 /* `8`, `8+`, `8GB`, `512MB`, `1TB`, `16GiB`, `32GB+`: stored in GiB.  Units are
  * binary, as in SkyPilot (GB means 2^30 bytes), and case-insensitive. */
-static bool parse_memory(const char *s, jg_amount_t *a)
+bool jg_spec_parse_memory(const char *s, jg_amount_t *a)
 {
     static const struct {
         const char *unit;
@@ -551,8 +567,8 @@ static bool parse_memory(const char *s, jg_amount_t *a)
     return false;
 }
 
-/* `30s`, `1m`, `2h`, `45` (seconds): a duration >= 0. */
-static bool parse_duration(const char *s, double *secs)
+/* `30s`, `1m`, `2h`, `500ms`, `45` (seconds): a duration >= 0. */
+bool jg_spec_parse_duration(const char *s, double *secs)
 {
     double v;
     size_t n = scan_decimal(s, &v);
@@ -562,6 +578,8 @@ static bool parse_duration(const char *s, double *secs)
     double mult;
     if (!*u || !strcmp(u, "s"))
         mult = 1;
+    else if (!strcmp(u, "ms"))
+        mult = 0.001;
     else if (!strcmp(u, "m"))
         mult = 60;
     else if (!strcmp(u, "h"))
@@ -587,46 +605,42 @@ static char *fmt_seconds(double s)
 
 /* Iterates a mapping's pairs with checks every mapping needs: keys are
  * scalars, no key appears twice.  Returns the key text or NULL to skip. */
-static const char *pair_key(pctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *p,
-                            const char *field)
+const char *jg_spec_key(jg_spec_reader_t *r, const yaml_node_t *map, const yaml_node_pair_t *p,
+                        const char *field)
 {
-    yaml_node_t *k = node(c, p->key);
-    if (!k || k->type != YAML_SCALAR_NODE || is_null(k)) {
-        perr(c, k, field, "keys must be strings, got %s", kind_of(k));
+    yaml_node_t *k = jg_spec_node(r, p->key);
+    if (!k || k->type != YAML_SCALAR_NODE || jg_spec_is_null(k)) {
+        jg_spec_err(r, k, field, "keys must be strings, got %s", jg_spec_kind(k));
         return NULL;
     }
-    const char *key = SVAL(k);
+    const char *key = JG_SPEC_SVAL(k);
     for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-        yaml_node_t *qk = node(c, q->key);
-        if (qk && qk->type == YAML_SCALAR_NODE && !strcmp(SVAL(qk), key)) {
+        yaml_node_t *qk = jg_spec_node(r, q->key);
+        if (qk && qk->type == YAML_SCALAR_NODE && !strcmp(JG_SPEC_SVAL(qk), key)) {
             char buf[80];
-            pos_t first = pos_of(qk);
-            perr(c, k, field, "duplicate key '%s' (first given at line %d, column %d)",
-                 show(key, buf, sizeof buf), first.line, first.col);
+            jg_spec_pos_t first = jg_spec_pos(qk);
+            jg_spec_err(r, k, field, "duplicate key '%s' (first given at line %d, column %d)",
+                        jg_spec_show(key, buf, sizeof buf), first.line, first.col);
             return NULL;
         }
     }
     return key;
 }
 
-#define FOR_PAIRS(c, map, p) \
-    for (yaml_node_pair_t *p = (map)->data.mapping.pairs.start; \
-         p < (map)->data.mapping.pairs.top; p++)
-
 /* "unknown key 'x' (did you mean 'y'?)" */
-static void unknown_key(pctx_t *c, const yaml_node_t *k, const char *field, const char *key,
-                        const char *const *cands)
+void jg_spec_unknown_key(jg_spec_reader_t *r, const yaml_node_t *k, const char *field,
+                         const char *key, const char *const *cands)
 {
     char buf[80];
-    const char *meant = suggest(key, cands, list_len(cands));
+    const char *meant = jg_spec_suggest(key, cands, jg_spec_list_len(cands));
     if (meant)
-        perr(c, k, field, "unknown key '%s' (did you mean '%s'?)", show(key, buf, sizeof buf),
-             meant);
+        jg_spec_err(r, k, field, "unknown key '%s' (did you mean '%s'?)",
+                    jg_spec_show(key, buf, sizeof buf), meant);
     else
-        perr(c, k, field, "unknown key '%s'", show(key, buf, sizeof buf));
+        jg_spec_err(r, k, field, "unknown key '%s'", jg_spec_show(key, buf, sizeof buf));
 }
 
-static char *join_field(const char *a, const char *b)
+char *jg_spec_join_field(const char *a, const char *b)
 {
     return a && *a ? jg_xasprintf("%s.%s", a, b) : jg_xstrdup(b);
 }
@@ -636,10 +650,10 @@ static char *join_field(const char *a, const char *b)
 static bool check_dns_name(pctx_t *c, const yaml_node_t *n, const char *what, const char *v)
 {
     char buf[160], vb[80];
-    const char *why = dns_problem(v, buf, sizeof buf);
+    const char *why = jg_spec_dns_problem(v, buf, sizeof buf);
     if (why) {
-        perr(c, n, "name", "'%s' is not a valid %s name: %s", show(v, vb, sizeof vb), what,
-             why);
+        jg_spec_err(&c->r, n, "name", "'%s' is not a valid %s name: %s",
+                    jg_spec_show(v, vb, sizeof vb), what, why);
         return false;
     }
     return true;
@@ -648,32 +662,35 @@ static bool check_dns_name(pctx_t *c, const yaml_node_t *n, const char *what, co
 static void parse_recovery(pctx_t *c, yaml_node_t *v, const char *field, jg_recovery_t *r)
 {
     char buf[80];
-    if (is_null(v))
+    if (jg_spec_is_null(v))
         return;
     if (v->type == YAML_SCALAR_NODE) {      /* SkyPilot's short form: the strategy */
         r->set = true;
-        r->strategy = jg_xstrdup(SVAL(v));
+        r->strategy = jg_xstrdup(JG_SPEC_SVAL(v));
         return;
     }
     if (v->type != YAML_MAPPING_NODE) {
-        perr(c, v, field, "expected a mapping (max_restarts_on_errors, recover_on_exit_codes, "
-             "strategy), got %s", kind_of(v));
+        jg_spec_err(&c->r, v, field,
+                    "expected a mapping (max_restarts_on_errors, recover_on_exit_codes, "
+                    "strategy), got %s",
+                    jg_spec_kind(v));
         return;
     }
     r->set = true;
-    FOR_PAIRS(c, v, p) {
-        const char *key = pair_key(c, v, p, field);
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, field);
         if (!key)
             continue;
-        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
-        char *f = join_field(field, key);
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        char *f = jg_spec_join_field(field, key);
         if (!strcmp(key, "max_restarts_on_errors")) {
             long long x;
-            const char *s = want_scalar(c, val, f, "an integer >= 0");
-            if (s && parse_int(s, 0, INT_MAX, &x) == 0)
+            const char *s = jg_spec_scalar(&c->r, val, f, "an integer >= 0");
+            if (s && jg_spec_parse_int(s, 0, INT_MAX, &x) == 0)
                 r->max_restarts_on_errors = (int)x;
             else if (s)
-                perr(c, val, f, "expected an integer >= 0, got '%s'", show(s, buf, sizeof buf));
+                jg_spec_err(&c->r, val, f, "expected an integer >= 0, got '%s'",
+                            jg_spec_show(s, buf, sizeof buf));
         } else if (!strcmp(key, "recover_on_exit_codes")) {
             yaml_node_t *single[1] = {val};
             yaml_node_t **items = single;
@@ -683,8 +700,8 @@ static void parse_recovery(pctx_t *c, yaml_node_t *v, const char *field, jg_reco
                 n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
                 items = jg_xcalloc(n, sizeof *items);
                 for (size_t i = 0; i < n; i++)
-                    items[i] = node(c, val->data.sequence.items.start[i]);
-            } else if (is_null(val)) {
+                    items[i] = jg_spec_node(&c->r, val->data.sequence.items.start[i]);
+            } else if (jg_spec_is_null(val)) {
                 n = 0;
             }
             free(r->recover_on_exit_codes);
@@ -693,16 +710,16 @@ static void parse_recovery(pctx_t *c, yaml_node_t *v, const char *field, jg_reco
             for (size_t i = 0; i < n; i++) {
                 char *fi = is_seq ? jg_xasprintf("%s[%zu]", f, i) : jg_xstrdup(f);
                 long long x;
-                const char *s = want_scalar(c, items[i], fi, "an exit code (0..255)");
-                int rc = s ? parse_int(s, 0, 255, &x) : 0;
+                const char *s = jg_spec_scalar(&c->r, items[i], fi, "an exit code (0..255)");
+                int rc = s ? jg_spec_parse_int(s, 0, 255, &x) : 0;
                 if (s && rc == 0)
                     r->recover_on_exit_codes[r->n_recover_on_exit_codes++] = (int)x;
                 else if (s && rc == -2)
-                    perr(c, items[i], fi, "exit code %s is out of range (0..255)",
-                         show(s, buf, sizeof buf));
+                    jg_spec_err(&c->r, items[i], fi, "exit code %s is out of range (0..255)",
+                                jg_spec_show(s, buf, sizeof buf));
                 else if (s)
-                    perr(c, items[i], fi, "expected an exit code (0..255), got '%s'",
-                         show(s, buf, sizeof buf));
+                    jg_spec_err(&c->r, items[i], fi, "expected an exit code (0..255), got '%s'",
+                                jg_spec_show(s, buf, sizeof buf));
                 free(fi);
             }
             if (is_seq)
@@ -710,16 +727,27 @@ static void parse_recovery(pctx_t *c, yaml_node_t *v, const char *field, jg_reco
         } else if (!strcmp(key, "strategy")) {
             free(r->strategy);
             r->strategy = NULL;
-            if (!is_null(val)) {
-                const char *s = want_scalar(c, val, f, "a strategy name");
+            if (!jg_spec_is_null(val)) {
+                const char *s = jg_spec_scalar(&c->r, val, f, "a strategy name");
                 if (s)
                     r->strategy = jg_xstrdup(s);
             }
         } else {
-            unknown_key(c, k, field, key, recovery_keys);
+            jg_spec_unknown_key(&c->r, k, field, key, recovery_keys);
         }
         free(f);
     }
+}
+
+bool jg_spec_accel_name_ok(const char *name)
+{
+    if (!*name)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return true;
 }
 
 static void parse_accelerators(pctx_t *c, yaml_node_t *v, jg_accel_t *acc)
@@ -728,31 +756,34 @@ static void parse_accelerators(pctx_t *c, yaml_node_t *v, jg_accel_t *acc)
     char buf[80];
     const char *name = NULL, *count = NULL;
     yaml_node_t *count_node = v;
-    if (is_null(v))
+    if (jg_spec_is_null(v))
         return;
     if (v->type == YAML_SEQUENCE_NODE) {
-        perr(c, v, field, "a list of accelerators (any of them) is not supported; give one "
-             "type, e.g. T4:1");
+        jg_spec_err(&c->r, v, field,
+                    "a list of accelerators (any of them) is not supported; give one "
+                    "type, e.g. T4:1");
         return;
     }
     char *owned = NULL;
     if (v->type == YAML_MAPPING_NODE) {
         size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
         if (n != 1) {
-            perr(c, v, field, "expected one accelerator type, e.g. {A100: 8}; this mapping "
-                 "lists %zu (choosing among several is not supported)", n);
+            jg_spec_err(&c->r, v, field,
+                        "expected one accelerator type, e.g. {A100: 8}; this mapping "
+                        "lists %zu (choosing among several is not supported)",
+                        n);
             return;
         }
-        yaml_node_t *k = node(c, v->data.mapping.pairs.start->key);
-        count_node = node(c, v->data.mapping.pairs.start->value);
-        name = want_scalar(c, k, field, "an accelerator name");
+        yaml_node_t *k = jg_spec_node(&c->r, v->data.mapping.pairs.start->key);
+        count_node = jg_spec_node(&c->r, v->data.mapping.pairs.start->value);
+        name = jg_spec_scalar(&c->r, k, field, "an accelerator name");
         if (!name)
             return;
-        count = want_scalar(c, count_node, field, "a count >= 1");
+        count = jg_spec_scalar(&c->r, count_node, field, "a count >= 1");
         if (!count)
             return;
     } else {
-        const char *s = SVAL(v);
+        const char *s = JG_SPEC_SVAL(v);
         const char *colon = strchr(s, ':');
         if (colon) {
             owned = jg_xstrndup(s, (size_t)(colon - s));
@@ -762,33 +793,34 @@ static void parse_accelerators(pctx_t *c, yaml_node_t *v, jg_accel_t *acc)
             name = s;
         }
     }
-    bool ok = *name != '\0';
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-              (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-            ok = false;
+    bool ok = jg_spec_accel_name_ok(name);
     long long x = 1;
     if (!ok) {
-        perr(c, v, field, "invalid accelerator name '%s' (expected e.g. T4, A100, H100:8)",
-             show(name, buf, sizeof buf));
+        jg_spec_err(&c->r, v, field,
+                    "invalid accelerator name '%s' (expected e.g. T4, A100, H100:8)",
+                    jg_spec_show(name, buf, sizeof buf));
     } else if (count) {
-        int rc = parse_int(count, LLONG_MIN, LLONG_MAX, &x);
+        int rc = jg_spec_parse_int(count, LLONG_MIN, LLONG_MAX, &x);
         double d;
         if (rc == 0 && x < 1)
-            perr(c, count_node, field, "accelerator count must be at least 1, got '%s'",
-                 show(count, buf, sizeof buf));
+            jg_spec_err(&c->r, count_node, field,
+                        "accelerator count must be at least 1, got '%s'",
+                        jg_spec_show(count, buf, sizeof buf));
         else if (rc == 0 && x > INT_MAX)
-            perr(c, count_node, field, "accelerator count '%s' is too large",
-                 show(count, buf, sizeof buf));
+            jg_spec_err(&c->r, count_node, field, "accelerator count '%s' is too large",
+                        jg_spec_show(count, buf, sizeof buf));
         else if (rc == 0) {
             acc->name = jg_xstrdup(name);
             acc->count = (int)x;
         } else if (strchr(count, '.') && *count && scan_decimal(count, &d) == strlen(count))
-            perr(c, count_node, field, "fractional accelerator count '%s' is not supported "
-                 "(expected a whole number >= 1)", show(count, buf, sizeof buf));
+            jg_spec_err(&c->r, count_node, field,
+                        "fractional accelerator count '%s' is not supported "
+                        "(expected a whole number >= 1)",
+                        jg_spec_show(count, buf, sizeof buf));
         else
-            perr(c, count_node, field, "invalid accelerator count '%s' (expected e.g. %s:1)",
-                 show(count, buf, sizeof buf), name);
+            jg_spec_err(&c->r, count_node, field,
+                        "invalid accelerator count '%s' (expected e.g. %s:1)",
+                        jg_spec_show(count, buf, sizeof buf), name);
     } else {
         acc->name = jg_xstrdup(name);
         acc->count = 1;
@@ -800,46 +832,56 @@ static void parse_resources(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job,
                             yaml_node_t **recovery_key)
 {
     char buf[80], why[200];
-    if (is_null(v))
+    if (jg_spec_is_null(v))
         return;
     if (v->type != YAML_MAPPING_NODE) {
-        perr(c, v, "resources", "expected a mapping (cpus, memory, accelerators, infra, "
-             "job_recovery), got %s", kind_of(v));
+        jg_spec_err(&c->r, v, "resources",
+                    "expected a mapping (cpus, memory, accelerators, infra, "
+                    "job_recovery), got %s",
+                    jg_spec_kind(v));
         return;
     }
-    FOR_PAIRS(c, v, p) {
-        const char *key = pair_key(c, v, p, "resources");
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, "resources");
         if (!key)
             continue;
-        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
         if (!strcmp(key, "cpus")) {
-            const char *s = is_null(val) ? NULL : want_scalar(c, val, "resources.cpus",
-                                                              "a number like 4, 4+ or 0.5");
-            if (s && !parse_cpus(s, &job->cpus))
-                perr(c, val, "resources.cpus", "invalid value '%s' (expected a positive number, "
-                     "optionally followed by '+': 4, 4+, 0.5)", show(s, buf, sizeof buf));
+            const char *s = jg_spec_is_null(val) ? NULL
+                                                 : jg_spec_scalar(&c->r, val, "resources.cpus",
+                                                                  "a number like 4, 4+ or 0.5");
+            if (s && !jg_spec_parse_cpus(s, &job->cpus))
+                jg_spec_err(&c->r, val, "resources.cpus",
+                            "invalid value '%s' (expected a positive number, "
+                            "optionally followed by '+': 4, 4+, 0.5)",
+                            jg_spec_show(s, buf, sizeof buf));
         } else if (!strcmp(key, "memory")) {
-            const char *s = is_null(val) ? NULL : want_scalar(c, val, "resources.memory",
-                                                              "a size like 8, 8+ or 8GB");
-            if (s && !parse_memory(s, &job->memory_gb))
-                perr(c, val, "resources.memory", "invalid value '%s' (expected a positive size "
-                     "in GiB, optionally with a unit and '+': 8, 8+, 8GB, 512MB, 1TB, 16GiB)",
-                     show(s, buf, sizeof buf));
+            const char *s = jg_spec_is_null(val) ? NULL
+                                                 : jg_spec_scalar(&c->r, val, "resources.memory",
+                                                                  "a size like 8, 8+ or 8GB");
+            if (s && !jg_spec_parse_memory(s, &job->memory_gb))
+                jg_spec_err(&c->r, val, "resources.memory",
+                            "invalid value '%s' (expected a positive size in GiB, optionally "
+                            "with a unit and '+': 8, 8+, 8GB, 512MB, 1TB, 16GiB)",
+                            jg_spec_show(s, buf, sizeof buf));
         } else if (!strcmp(key, "accelerators")) {
             parse_accelerators(c, val, &job->accel);
         } else if (!strcmp(key, "infra")) {
-            const char *s = is_null(val) ? NULL : want_scalar(c, val, "resources.infra",
-                                                              "local, kubernetes or "
-                                                              "kubernetes/<context>");
+            const char *s = jg_spec_is_null(val) ? NULL
+                                                 : jg_spec_scalar(&c->r, val, "resources.infra",
+                                                                  "local, kubernetes or "
+                                                                  "kubernetes/<context>");
             const char *bad = s ? infra_problem(s, why, sizeof why) : NULL;
             if (bad)
-                perr(c, val, "resources.infra", "%s", bad);
+                jg_spec_err(&c->r, val, "resources.infra", "%s", bad);
             else if (s)
                 job->infra = jg_xstrdup(s);
         } else if (!strcmp(key, "job_recovery")) {
             if (*recovery_key)
-                perr(c, k, "resources.job_recovery", "job_recovery is given twice (also at "
-                     "line %d); keep one", pos_of(*recovery_key).line);
+                jg_spec_err(&c->r, k, "resources.job_recovery",
+                            "job_recovery is given twice (also at "
+                            "line %d); keep one",
+                            jg_spec_pos(*recovery_key).line);
             else {
                 *recovery_key = k;
                 parse_recovery(c, val, "resources.job_recovery", &job->recovery);
@@ -847,13 +889,16 @@ static void parse_resources(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job,
         } else if (in_list(key, ignored_resource_keys)) {
             bool where = !strcmp(key, "cloud") || !strcmp(key, "region") ||
                          !strcmp(key, "zone");
-            pwarn(c, k, "resources", "'%s' is a SkyPilot key that jgsched accepts and ignores%s",
-                  key, where ? " (use 'infra' to choose where a job runs)" : "");
+            jg_spec_warn(&c->r, k, "resources",
+                         "'%s' is a SkyPilot key that jgsched accepts and ignores%s", key,
+                         where ? " (use 'infra' to choose where a job runs)" : "");
         } else if (!strcmp(key, "any_of") || !strcmp(key, "ordered")) {
-            perr(c, k, "resources", "'%s' is not supported: jgsched needs one resource shape "
-                 "per job", key);
+            jg_spec_err(&c->r, k, "resources",
+                        "'%s' is not supported: jgsched needs one resource shape "
+                        "per job",
+                        key);
         } else {
-            unknown_key(c, k, "resources", key, resource_keys);
+            jg_spec_unknown_key(&c->r, k, "resources", key, resource_keys);
         }
     }
 }
@@ -880,31 +925,37 @@ static void kv_push(jg_kv_t **kv, size_t *n, const char *k, const char *v)
 static void parse_envs(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
 {
     char buf[80];
-    if (is_null(v))
+    if (jg_spec_is_null(v))
         return;
     if (v->type != YAML_MAPPING_NODE) {
-        perr(c, v, "envs", "expected a mapping of NAME: value, got %s", kind_of(v));
+        jg_spec_err(&c->r, v, "envs", "expected a mapping of NAME: value, got %s",
+                    jg_spec_kind(v));
         return;
     }
-    FOR_PAIRS(c, v, p) {
-        const char *key = pair_key(c, v, p, "envs");
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, "envs");
         if (!key)
             continue;
-        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
-        char *f = join_field("envs", key);
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        char *f = jg_spec_join_field("envs", key);
         if (!env_name_ok(key)) {
-            perr(c, k, "envs", "invalid variable name '%s' (letters, digits and '_', not "
-                 "starting with a digit)", show(key, buf, sizeof buf));
-        } else if (is_null(val)) {
-            perr(c, val, f, "no value given (set a value, e.g. %s: \"...\"; an empty value "
-                 "is written \"\")", key);
+            jg_spec_err(&c->r, k, "envs",
+                        "invalid variable name '%s' (letters, digits and '_', not "
+                        "starting with a digit)",
+                        jg_spec_show(key, buf, sizeof buf));
+        } else if (jg_spec_is_null(val)) {
+            jg_spec_err(&c->r, val, f,
+                        "no value given (set a value, e.g. %s: \"...\"; an empty value "
+                        "is written \"\")",
+                        key);
         } else {
-            const char *s = want_scalar(c, val, f, "a string, number or boolean");
+            const char *s = jg_spec_scalar(&c->r, val, f, "a string, number or boolean");
             if (s) {
                 kv_push(&job->envs, &job->n_envs, key, s);
                 if (!strncmp(key, "SKYPILOT_", 9) || !strncmp(key, "JGSCHED_", 8))
-                    pwarn(c, k, f, "jgsched sets this variable on every node; your value may "
-                          "be overridden");
+                    jg_spec_warn(&c->r, k, f,
+                                 "jgsched sets this variable on every node; your value may "
+                                 "be overridden");
             }
         }
         free(f);
@@ -925,27 +976,28 @@ static bool volume_name_ok(const char *s)
 static void parse_volumes(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
 {
     char buf[80], buf2[80];
-    if (is_null(v))
+    if (jg_spec_is_null(v))
         return;
     if (v->type != YAML_MAPPING_NODE) {
-        perr(c, v, "volumes", "expected a mapping of /mount/path: volume-name, got %s",
-             kind_of(v));
+        jg_spec_err(&c->r, v, "volumes",
+                    "expected a mapping of /mount/path: volume-name, got %s", jg_spec_kind(v));
         return;
     }
-    FOR_PAIRS(c, v, p) {
-        const char *key = pair_key(c, v, p, "volumes");
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, "volumes");
         if (!key)
             continue;
-        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
-        char *f = join_field("volumes", key);
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        char *f = jg_spec_join_field("volumes", key);
         if (key[0] != '/') {
-            perr(c, k, "volumes", "mount path '%s' must be absolute (start with '/')",
-                 show(key, buf, sizeof buf));
+            jg_spec_err(&c->r, k, "volumes", "mount path '%s' must be absolute (start with '/')",
+                        jg_spec_show(key, buf, sizeof buf));
         } else {
-            const char *s = want_scalar(c, val, f, "a volume name");
+            const char *s = jg_spec_scalar(&c->r, val, f, "a volume name");
             if (s && !volume_name_ok(s))
-                perr(c, val, f, "invalid volume name '%s' (letters, digits, '-', '_', '.')",
-                     show(s, buf2, sizeof buf2));
+                jg_spec_err(&c->r, val, f,
+                            "invalid volume name '%s' (letters, digits, '-', '_', '.')",
+                            jg_spec_show(s, buf2, sizeof buf2));
             else if (s)
                 kv_push(&job->volumes, &job->n_volumes, key, s);
         }
@@ -1014,17 +1066,17 @@ static int base_dir(pctx_t *c, const char **out)
 static void parse_workdir(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
 {
     char buf[80];
-    if (is_null(v))
+    if (jg_spec_is_null(v))
         return;
-    const char *s = want_scalar(c, v, "workdir", "a directory path");
+    const char *s = jg_spec_scalar(&c->r, v, "workdir", "a directory path");
     if (!s)
         return;
     char *joined = NULL;
     if (s[0] == '~' && (s[1] == '/' || s[1] == '\0')) {
         const char *home = getenv("HOME");
         if (!home || home[0] != '/') {
-            perr(c, v, "workdir", "cannot expand '~' in '%s': HOME is not set",
-                 show(s, buf, sizeof buf));
+            jg_spec_err(&c->r, v, "workdir", "cannot expand '~' in '%s': HOME is not set",
+                        jg_spec_show(s, buf, sizeof buf));
             return;
         }
         joined = jg_xasprintf("%s/%s", home, s + 1);
@@ -1033,8 +1085,9 @@ static void parse_workdir(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
     } else {
         const char *dir;
         if (base_dir(c, &dir) < 0) {
-            perr(c, v, "workdir", "cannot resolve '%s': current directory unknown: %s",
-                 show(s, buf, sizeof buf), strerror(errno));
+            jg_spec_err(&c->r, v, "workdir",
+                        "cannot resolve '%s': current directory unknown: %s",
+                        jg_spec_show(s, buf, sizeof buf), strerror(errno));
             return;
         }
         joined = jg_xasprintf("%s/%s", dir, s);
@@ -1044,7 +1097,7 @@ static void parse_workdir(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
     free(joined);
     struct stat st;
     if (stat(job->workdir, &st) < 0 || !S_ISDIR(st.st_mode))
-        pwarn(c, v, "workdir", "'%s' is not a directory here (yet)", job->workdir);
+        jg_spec_warn(&c->r, v, "workdir", "'%s' is not a directory here (yet)", job->workdir);
 }
 
 /* ---- job index --------------------------------------------------------- */
@@ -1117,9 +1170,9 @@ static bool has_any_key(pctx_t *c, const yaml_node_t *map, const char *const *ke
 {
     if (map->type != YAML_MAPPING_NODE)
         return false;
-    FOR_PAIRS(c, map, p) {
-        yaml_node_t *k = node(c, p->key);
-        if (k && k->type == YAML_SCALAR_NODE && in_list(SVAL(k), keys))
+    JG_SPEC_FOR_PAIRS(map, p) {
+        yaml_node_t *k = jg_spec_node(&c->r, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && in_list(JG_SPEC_SVAL(k), keys))
             return true;
     }
     return false;
@@ -1130,8 +1183,8 @@ static bool only_name(pctx_t *c, const yaml_node_t *map)
     if (map->type != YAML_MAPPING_NODE ||
         map->data.mapping.pairs.top - map->data.mapping.pairs.start != 1)
         return false;
-    yaml_node_t *k = node(c, map->data.mapping.pairs.start->key);
-    return k && k->type == YAML_SCALAR_NODE && !strcmp(SVAL(k), "name");
+    yaml_node_t *k = jg_spec_node(&c->r, map->data.mapping.pairs.start->key);
+    return k && k->type == YAML_SCALAR_NODE && !strcmp(JG_SPEC_SVAL(k), "name");
 }
 
 static void parse_job(pctx_t *c, yaml_node_t *root)
@@ -1139,49 +1192,51 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
     char buf[80];
     jg_job_spec_t job = {0};
     job.num_nodes = 1;
-    job.line = pos_of(root).line;
+    job.line = jg_spec_pos(root).line;
     if (root->type != YAML_MAPPING_NODE) {
-        perr(c, root, NULL, "a job document must be a mapping (name, resources, run, ...), "
-             "got %s", kind_of(root));
+        jg_spec_err(&c->r, root, NULL,
+                    "a job document must be a mapping (name, resources, run, ...), "
+                    "got %s",
+                    jg_spec_kind(root));
         return;
     }
     yaml_node_t *name_node = NULL, *recovery_key = NULL;
     bool name_ok = false;
-    FOR_PAIRS(c, root, p) {
-        const char *key = pair_key(c, root, p, NULL);
+    JG_SPEC_FOR_PAIRS(root, p) {
+        const char *key = jg_spec_key(&c->r, root, p, NULL);
         if (!key)
             continue;
-        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *v = jg_spec_node(&c->r, p->value);
         if (!strcmp(key, "name")) {
             name_node = v;
-            if (is_null(v))
+            if (jg_spec_is_null(v))
                 continue;   /* reported below as a missing name */
-            const char *s = want_scalar(c, v, "name", "a job name");
+            const char *s = jg_spec_scalar(&c->r, v, "name", "a job name");
             if (s) {
                 job.name = jg_xstrdup(s);
                 name_ok = check_dns_name(c, v, "job", s);
             }
         } else if (!strcmp(key, "num_nodes")) {
             long long x;
-            const char *s = want_scalar(c, v, "num_nodes", "an integer >= 1");
-            int rc = s ? parse_int(s, 1, INT_MAX, &x) : -3;
+            const char *s = jg_spec_scalar(&c->r, v, "num_nodes", "an integer >= 1");
+            int rc = s ? jg_spec_parse_int(s, 1, INT_MAX, &x) : -3;
             if (rc == 0)
                 job.num_nodes = (int)x;
             else if (rc == -2)
-                perr(c, v, "num_nodes", "expected an integer >= 1, got '%s'",
-                     show(s, buf, sizeof buf));
+                jg_spec_err(&c->r, v, "num_nodes", "expected an integer >= 1, got '%s'",
+                            jg_spec_show(s, buf, sizeof buf));
             else if (rc == -1)
-                perr(c, v, "num_nodes", "expected an integer >= 1, got '%s'",
-                     show(s, buf, sizeof buf));
+                jg_spec_err(&c->r, v, "num_nodes", "expected an integer >= 1, got '%s'",
+                            jg_spec_show(s, buf, sizeof buf));
         } else if (!strcmp(key, "resources")) {
             parse_resources(c, v, &job, &recovery_key);
         } else if (!strcmp(key, "envs")) {
             parse_envs(c, v, &job);
         } else if (!strcmp(key, "setup") || !strcmp(key, "run")) {
             char **dst = key[0] == 's' ? &job.setup : &job.run;
-            if (is_null(v))
+            if (jg_spec_is_null(v))
                 continue;
-            const char *s = want_scalar(c, v, key, "a shell command (a string)");
+            const char *s = jg_spec_scalar(&c->r, v, key, "a shell command (a string)");
             if (s) {
                 free(*dst);
                 *dst = jg_xstrdup(s);
@@ -1192,27 +1247,31 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
             parse_volumes(c, v, &job);
         } else if (!strcmp(key, "job_recovery")) {
             if (recovery_key)
-                perr(c, k, "job_recovery", "job_recovery is given twice (also at line %d); "
-                     "keep one", pos_of(recovery_key).line);
+                jg_spec_err(&c->r, k, "job_recovery",
+                            "job_recovery is given twice (also at line %d); "
+                            "keep one",
+                            jg_spec_pos(recovery_key).line);
             else {
                 recovery_key = k;
                 parse_recovery(c, v, "job_recovery", &job.recovery);
             }
         } else if (!strcmp(key, "file_mounts")) {
-            perr(c, k, "file_mounts", "not supported (use workdir or volumes)");
+            jg_spec_err(&c->r, k, "file_mounts", "not supported (use workdir or volumes)");
         } else if (in_list(key, header_only_keys)) {
-            perr(c, k, key, "'%s' belongs in the JobGroup header (the first document), not "
-                 "in a job", key);
+            jg_spec_err(&c->r, k, key,
+                        "'%s' belongs in the JobGroup header (the first document), not "
+                        "in a job",
+                        key);
         } else {
-            unknown_key(c, k, NULL, key, job_keys);
+            jg_spec_unknown_key(&c->r, k, NULL, key, job_keys);
         }
     }
 
     if (!job.name) {
-        if (!name_node || is_null(name_node)) {
-            char *msg = jg_xasprintf("job at %s:%d must have a \"name\" field", c->file,
+        if (!name_node || jg_spec_is_null(name_node)) {
+            char *msg = jg_xasprintf("job at %s:%d must have a \"name\" field", c->r.file,
                                      job.line);
-            record(c, false, (pos_t){job.line, 0}, msg);
+            jg_spec_record(&c->r, false, (jg_spec_pos_t){job.line, 0}, msg);
         }
         free_job(&job);
         return;
@@ -1223,14 +1282,15 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
         int rl = snprintf(rank, sizeof rank, "%d", job.num_nodes - 1);
         size_t label = strlen(job.name) + 1 + (size_t)rl;
         if (label > 63)
-            perr(c, name_node, "name", "job name '%s' is too long: node hostname '%s-%s' "
-                 "would be %zu characters (a DNS label holds at most 63)", job.name, job.name,
-                 rank, label);
+            jg_spec_err(&c->r, name_node, "name",
+                        "job name '%s' is too long: node hostname '%s-%s' "
+                        "would be %zu characters (a DNS label holds at most 63)",
+                        job.name, job.name, rank, label);
     }
     long prev = index_find(c, job.name);
     if (prev >= 0) {
-        perr(c, name_node, "name", "duplicate job name '%s' (first defined at %s:%d)", job.name,
-             c->file, c->spec->jobs[prev].line);
+        jg_spec_err(&c->r, name_node, "name", "duplicate job name '%s' (first defined at %s:%d)",
+                    job.name, c->r.file, c->spec->jobs[prev].line);
         free_job(&job);
         return;
     }
@@ -1250,13 +1310,13 @@ static void add_ref(pctx_t *c, const char *name, const yaml_node_t *n, const cha
         c->refs_cap = c->refs_cap ? c->refs_cap * 2 : 8;
         c->refs = jg_xrealloc(c->refs, c->refs_cap * sizeof *c->refs);
     }
-    c->refs[c->n_refs++] = (ref_t){name, pos_of(n), field};
+    c->refs[c->n_refs++] = (ref_t){name, jg_spec_pos(n), field};
 }
 
 static void parse_primary_tasks(pctx_t *c, yaml_node_t *v)
 {
     jg_group_spec_t *s = c->spec;
-    if (is_null(v))
+    if (jg_spec_is_null(v))
         return;
     yaml_node_t **items = NULL;
     size_t n = 0;
@@ -1264,25 +1324,26 @@ static void parse_primary_tasks(pctx_t *c, yaml_node_t *v)
         n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
         items = jg_xcalloc(n, sizeof *items);
         for (size_t i = 0; i < n; i++)
-            items[i] = node(c, v->data.sequence.items.start[i]);
+            items[i] = jg_spec_node(&c->r, v->data.sequence.items.start[i]);
     } else if (v->type == YAML_SCALAR_NODE) {
         n = 1;
         items = jg_xcalloc(1, sizeof *items);
         items[0] = v;
     } else {
-        perr(c, v, "primary_tasks", "expected a list of job names, got %s", kind_of(v));
+        jg_spec_err(&c->r, v, "primary_tasks", "expected a list of job names, got %s",
+                    jg_spec_kind(v));
         return;
     }
     s->primary_tasks = jg_xcalloc(n, sizeof *s->primary_tasks);
     for (size_t i = 0; i < n; i++) {
-        const char *name = want_scalar(c, items[i], "primary_tasks", "a job name");
+        const char *name = jg_spec_scalar(&c->r, items[i], "primary_tasks", "a job name");
         if (!name)
             continue;
         bool dup = false;
         for (size_t j = 0; j < s->n_primary_tasks && !dup; j++)
             dup = !strcmp(s->primary_tasks[j], name);
         if (dup) {
-            perr(c, items[i], "primary_tasks", "job '%s' is listed twice", name);
+            jg_spec_err(&c->r, items[i], "primary_tasks", "job '%s' is listed twice", name);
             continue;
         }
         s->primary_tasks[s->n_primary_tasks] = jg_xstrdup(name);
@@ -1298,32 +1359,36 @@ static void parse_termination_delay(pctx_t *c, yaml_node_t *v)
     char buf[80];
     jg_group_spec_t *s = c->spec;
     double secs;
-    if (is_null(v))
+    if (jg_spec_is_null(v))
         return;
     c->header_has_delay = true;
     if (v->type == YAML_SCALAR_NODE) {
-        if (parse_duration(SVAL(v), &secs))
+        if (jg_spec_parse_duration(JG_SPEC_SVAL(v), &secs))
             s->termination_delay_s = secs;
         else
-            perr(c, v, field, "invalid duration '%s' (expected seconds like 30, 30s, 1m or 2h)",
-                 show(SVAL(v), buf, sizeof buf));
+            jg_spec_err(&c->r, v, field,
+                        "invalid duration '%s' (expected seconds like 30, 30s, 1m or 2h)",
+                        jg_spec_show(JG_SPEC_SVAL(v), buf, sizeof buf));
         return;
     }
     if (v->type != YAML_MAPPING_NODE) {
-        perr(c, v, field, "expected a duration (30s) or a mapping {default: 10s, <job>: 1m}, "
-             "got %s", kind_of(v));
+        jg_spec_err(&c->r, v, field,
+                    "expected a duration (30s) or a mapping {default: 10s, <job>: 1m}, "
+                    "got %s",
+                    jg_spec_kind(v));
         return;
     }
-    FOR_PAIRS(c, v, p) {
-        const char *key = pair_key(c, v, p, field);
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, field);
         if (!key)
             continue;
-        yaml_node_t *k = node(c, p->key), *val = node(c, p->value);
-        char *f = join_field(field, key);
-        const char *d = want_scalar(c, val, f, "a duration like 30s");
-        if (d && !parse_duration(d, &secs)) {
-            perr(c, val, f, "invalid duration '%s' (expected seconds like 30, 30s, 1m or 2h)",
-                 show(d, buf, sizeof buf));
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        char *f = jg_spec_join_field(field, key);
+        const char *d = jg_spec_scalar(&c->r, val, f, "a duration like 30s");
+        if (d && !jg_spec_parse_duration(d, &secs)) {
+            jg_spec_err(&c->r, val, f,
+                        "invalid duration '%s' (expected seconds like 30, 30s, 1m or 2h)",
+                        jg_spec_show(d, buf, sizeof buf));
         } else if (d && !strcmp(key, "default")) {
             s->termination_delay_s = secs;
         } else if (d) {
@@ -1340,58 +1405,64 @@ static void parse_header(pctx_t *c, yaml_node_t *root)
 {
     char buf[80];
     jg_group_spec_t *s = c->spec;
-    c->header_pos = pos_of(root);
+    c->header_pos = jg_spec_pos(root);
     if (root->type != YAML_MAPPING_NODE) {
-        perr(c, root, NULL, "the JobGroup header must be a mapping (name, placement, "
-             "execution), got %s", kind_of(root));
+        jg_spec_err(&c->r, root, NULL,
+                    "the JobGroup header must be a mapping (name, placement, "
+                    "execution), got %s",
+                    jg_spec_kind(root));
         return;
     }
-    FOR_PAIRS(c, root, p) {
-        const char *key = pair_key(c, root, p, NULL);
+    JG_SPEC_FOR_PAIRS(root, p) {
+        const char *key = jg_spec_key(&c->r, root, p, NULL);
         if (!key)
             continue;
-        yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *v = jg_spec_node(&c->r, p->value);
         if (!strcmp(key, "name")) {
-            if (is_null(v))
+            if (jg_spec_is_null(v))
                 continue;   /* reported below as a missing name */
-            const char *n = want_scalar(c, v, "name", "a JobGroup name");
+            const char *n = jg_spec_scalar(&c->r, v, "name", "a JobGroup name");
             if (n) {
                 check_dns_name(c, v, "JobGroup", n);
                 free(s->name);
                 s->name = jg_xstrdup(n);
             }
         } else if (!strcmp(key, "placement")) {
-            const char *n = want_scalar(c, v, "placement", "a placement mode (SAME_INFRA)");
+            const char *n =
+                jg_spec_scalar(&c->r, v, "placement", "a placement mode (SAME_INFRA)");
             if (n && strcmp(n, "SAME_INFRA"))
-                perr(c, v, "placement", "invalid placement mode '%s' (expected SAME_INFRA)",
-                     show(n, buf, sizeof buf));
+                jg_spec_err(&c->r, v, "placement",
+                            "invalid placement mode '%s' (expected SAME_INFRA)",
+                            jg_spec_show(n, buf, sizeof buf));
             s->placement = JG_PLACEMENT_SAME_INFRA;
         } else if (!strcmp(key, "execution")) {
-            const char *n = want_scalar(c, v, "execution", "an execution mode (parallel)");
+            const char *n =
+                jg_spec_scalar(&c->r, v, "execution", "an execution mode (parallel)");
             if (n && strcmp(n, "parallel"))
-                perr(c, v, "execution", "invalid execution mode '%s' (expected parallel)",
-                     show(n, buf, sizeof buf));
+                jg_spec_err(&c->r, v, "execution",
+                            "invalid execution mode '%s' (expected parallel)",
+                            jg_spec_show(n, buf, sizeof buf));
             s->execution = JG_EXECUTION_PARALLEL;
         } else if (!strcmp(key, "primary_tasks")) {
             parse_primary_tasks(c, v);
         } else if (!strcmp(key, "termination_delay")) {
             parse_termination_delay(c, v);
         } else if (!strcmp(key, "policy")) {
-            if (is_null(v))
+            if (jg_spec_is_null(v))
                 continue;
-            const char *n = want_scalar(c, v, "policy", "a policy name");
+            const char *n = jg_spec_scalar(&c->r, v, "policy", "a policy name");
             if (n) {
                 free(s->policy);
                 s->policy = jg_xstrdup(n);
             }
         } else {
-            unknown_key(c, k, NULL, key, header_keys);
+            jg_spec_unknown_key(&c->r, k, NULL, key, header_keys);
         }
     }
     if (!s->name) {
         char *msg = jg_xasprintf("%s:%d: the JobGroup header must have a \"name\" field",
-                                 c->file, c->header_pos.line);
-        record(c, false, (pos_t){c->header_pos.line, 0}, msg);
+                                 c->r.file, c->header_pos.line);
+        jg_spec_record(&c->r, false, (jg_spec_pos_t){c->header_pos.line, 0}, msg);
     }
 }
 
@@ -1413,53 +1484,57 @@ static void resolve_refs(pctx_t *c)
         size_t n = s->n_jobs;
         if (delay)
             names[n++] = "default";
-        const char *meant = suggest(r->name, names, n);
+        const char *meant = jg_spec_suggest(r->name, names, n);
         char buf[80];
         if (meant)
-            perr_at(c, r->pos, r->field, "'%s' is not a job of this group (did you mean "
-                    "'%s'?)", show(r->name, buf, sizeof buf), meant);
+            jg_spec_err_at(&c->r, r->pos, r->field,
+                           "'%s' is not a job of this group (did you mean "
+                           "'%s'?)",
+                           jg_spec_show(r->name, buf, sizeof buf), meant);
         else
-            perr_at(c, r->pos, r->field, "'%s' is not a job of this group%s",
-                    show(r->name, buf, sizeof buf), delay ? " (keys are job names or 'default')"
-                                                         : "");
+            jg_spec_err_at(&c->r, r->pos, r->field, "'%s' is not a job of this group%s",
+                           jg_spec_show(r->name, buf, sizeof buf),
+                           delay ? " (keys are job names or 'default')" : "");
     }
     free(names);
     if (c->header_has_delay && s->n_primary_tasks == 0) {
         char *msg = jg_xasprintf("%s:%d: termination_delay: has no effect without "
                                  "primary_tasks (it is the grace auxiliary jobs get once the "
-                                 "primary tasks end)", c->file, c->header_pos.line);
-        record(c, true, c->header_pos, msg);
+                                 "primary tasks end)", c->r.file, c->header_pos.line);
+        jg_spec_record(&c->r, true, c->header_pos, msg);
     }
 }
 
-/* Loads the next non-empty document: 1 loaded, 0 end of stream, -1 syntax error. */
-static int next_doc(pctx_t *c, yaml_parser_t *parser, yaml_document_t *doc, const char *text,
-                    size_t len)
+/* Loads the next non-empty document (spec_yaml.h). */
+int jg_spec_next_doc(jg_spec_reader_t *r, yaml_parser_t *parser, yaml_document_t *doc,
+                     const char *text, size_t len)
 {
     for (;;) {
         if (!yaml_parser_load(parser, doc)) {
-            pos_t p = {(int)parser->problem_mark.line + 1, (int)parser->problem_mark.column + 1};
+            jg_spec_pos_t p = {(int)parser->problem_mark.line + 1,
+                               (int)parser->problem_mark.column + 1};
+            const char *problem = parser->problem ? parser->problem : "invalid YAML";
             if (parser->error == YAML_READER_ERROR) {
-                p = (pos_t){1, 1};
+                p = (jg_spec_pos_t){1, 1};
                 for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
                     if (text[i] == '\n')
                         p.line++, p.col = 1;
                     else
                         p.col++;
                 }
-                perr_at(c, p, NULL, "YAML syntax error: %s (byte 0x%02x at offset %zu)",
-                        parser->problem ? parser->problem : "unreadable input",
-                        (unsigned)parser->problem_value & 0xff, parser->problem_offset);
+                jg_spec_err_at(r, p, NULL, "YAML syntax error: %s (byte 0x%02x at offset %zu)",
+                               parser->problem ? parser->problem : "unreadable input",
+                               (unsigned)parser->problem_value & 0xff, parser->problem_offset);
             } else if (parser->error == YAML_MEMORY_ERROR) {
-                perr_at(c, (pos_t){0, 0}, NULL, "out of memory reading the YAML");
+                jg_spec_err_at(r, (jg_spec_pos_t){0, 0}, NULL, "out of memory reading the YAML");
             } else if (parser->context) {
-                perr_at(c, p, NULL, "YAML syntax error: %s %s started at line %d, column %d",
-                        parser->problem ? parser->problem : "invalid YAML", parser->context,
-                        (int)parser->context_mark.line + 1,
-                        (int)parser->context_mark.column + 1);
+                jg_spec_err_at(r, p, NULL,
+                               "YAML syntax error: %s %s started at line %d, "
+                               "column %d",
+                               problem, parser->context, (int)parser->context_mark.line + 1,
+                               (int)parser->context_mark.column + 1);
             } else {
-                perr_at(c, p, NULL, "YAML syntax error: %s",
-                        parser->problem ? parser->problem : "invalid YAML");
+                jg_spec_err_at(r, p, NULL, "YAML syntax error: %s", problem);
             }
             return -1;
         }
@@ -1468,7 +1543,7 @@ static int next_doc(pctx_t *c, yaml_parser_t *parser, yaml_document_t *doc, cons
             yaml_document_delete(doc);
             return 0;
         }
-        if (!is_null(root))
+        if (!jg_spec_is_null(root))
             return 1;
         yaml_document_delete(doc);   /* an empty document (`---` alone): skip it */
     }
@@ -1480,13 +1555,8 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
     jg_spec_errors_t scratch = {0};
     if (!errs)
         errs = &scratch;
-    pctx_t c = {
-        .file = filename ? filename : "<input>",
-        .path = filename,
-        .errs = errs,
-        .err0 = errs->count,
-        .warn0 = errs->n_warnings,
-    };
+    pctx_t c = {.path = filename};
+    jg_spec_reader_init(&c.r, filename, errs);
     jg_group_spec_t *spec = jg_xcalloc(1, sizeof *spec);
     spec->source = jg_xstrdup(filename);
     c.spec = spec;
@@ -1495,24 +1565,25 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
     yaml_document_t docs[2];
     bool live[2] = {false, false};
     if (!yaml_parser_initialize(&parser)) {
-        perr_at(&c, (pos_t){0, 0}, NULL, "cannot initialise the YAML parser");
+        jg_spec_err_at(&c.r, (jg_spec_pos_t){0, 0}, NULL, "cannot initialise the YAML parser");
         jg_spec_free(spec);
         return NULL;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 
-    int r1 = next_doc(&c, &parser, &docs[0], text, len);
+    int r1 = jg_spec_next_doc(&c.r, &parser, &docs[0], text, len);
     if (r1 == 0) {
-        perr_at(&c, (pos_t){0, 0}, NULL, "empty stream: expected a JobGroup header and at "
-                "least one job document");
+        jg_spec_err_at(&c.r, (jg_spec_pos_t){0, 0}, NULL,
+                       "empty stream: expected a JobGroup header and at "
+                       "least one job document");
         goto done;
     }
     if (r1 < 0)
         goto done;
     live[0] = true;
-    int r2 = next_doc(&c, &parser, &docs[1], text, len);
+    int r2 = jg_spec_next_doc(&c.r, &parser, &docs[1], text, len);
     live[1] = r2 == 1;
-    c.doc = &docs[0];
+    c.r.doc = &docs[0];
     yaml_node_t *first = yaml_document_get_root_node(&docs[0]);
 
     if (r2 == 0) {
@@ -1520,8 +1591,10 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
         if (first->type == YAML_MAPPING_NODE && !has_any_key(&c, first, job_only_keys) &&
             has_any_key(&c, first, header_only_keys)) {
             parse_header(&c, first);
-            perr_at(&c, c.header_pos, NULL, "JobGroup '%s' has no jobs (add one document per "
-                    "job after the header)", spec->name ? spec->name : "");
+            jg_spec_err_at(&c.r, c.header_pos, NULL,
+                           "JobGroup '%s' has no jobs (add one document per "
+                           "job after the header)",
+                           spec->name ? spec->name : "");
         } else {
             parse_job(&c, first);
             if (spec->n_jobs == 1)
@@ -1533,13 +1606,14 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
     /* Several documents: the first is the header. */
     bool header_ok = false;
     if (first->type == YAML_MAPPING_NODE && has_any_key(&c, first, job_only_keys)) {
-        perr(&c, first, NULL, "first document must be the JobGroup header (name, placement, "
-             "execution); this one is a job");
+        jg_spec_err(&c.r, first, NULL,
+                    "first document must be the JobGroup header (name, placement, "
+                    "execution); this one is a job");
     } else if (only_name(&c, first)) {
-        perr_at(&c, (pos_t){pos_of(first).line, 0}, NULL,
-                "a header with only 'name' is a chain (jobs run one after another); jgsched "
-                "runs JobGroups only: add 'execution: parallel' to the header to run these "
-                "jobs together");
+        jg_spec_pos_t at = {jg_spec_pos(first).line, 0};
+        jg_spec_err_at(&c.r, at, NULL, "a header with only 'name' is a chain (jobs run one "
+                       "after another); jgsched runs JobGroups only: add 'execution: "
+                       "parallel' to the header to run these jobs together");
     } else {
         parse_header(&c, first);
         header_ok = true;
@@ -1548,13 +1622,13 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
     live[0] = false;
     if (r2 < 0)
         goto done;
-    c.doc = &docs[1];
+    c.r.doc = &docs[1];
     parse_job(&c, yaml_document_get_root_node(&docs[1]));
     yaml_document_delete(&docs[1]);
     live[1] = false;
     int r;
-    while ((r = next_doc(&c, &parser, &docs[0], text, len)) == 1) {
-        c.doc = &docs[0];
+    while ((r = jg_spec_next_doc(&c.r, &parser, &docs[0], text, len)) == 1) {
+        c.r.doc = &docs[0];
         parse_job(&c, yaml_document_get_root_node(&docs[0]));
         yaml_document_delete(&docs[0]);
     }
@@ -1566,14 +1640,10 @@ done:
         if (live[i])
             yaml_document_delete(&docs[i]);
     yaml_parser_delete(&parser);
-    sort_msgs(errs->messages, c.err0, errs->count, c.err_pos);
-    sort_msgs(errs->warnings, c.warn0, errs->n_warnings, c.warn_pos);
-    free(c.err_pos);
-    free(c.warn_pos);
+    bool failed = jg_spec_reader_done(&c.r);
     free(c.index);
     free(c.refs);
     free(c.base_dir);
-    bool failed = errs->count > c.err0;
     if (errs == &scratch)
         jg_spec_errors_free(&scratch);
     if (failed) {
@@ -1581,6 +1651,36 @@ done:
         return NULL;
     }
     return spec;
+}
+
+int jg_spec_read_file(const char *path, char **text, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16384;
+            buf = jg_xrealloc(buf, cap);
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        int saved = errno;
+        fclose(f);
+        free(buf);
+        errno = saved;
+        return -1;
+    }
+    fclose(f);
+    *text = buf;
+    *len = n;
+    return 0;
 }
 
 jg_group_spec_t *jg_spec_parse_file(const char *path, jg_spec_errors_t *errs)
@@ -1591,35 +1691,14 @@ jg_group_spec_t *jg_spec_parse_file(const char *path, jg_spec_errors_t *errs)
     jg_group_spec_t *spec = NULL;
     char *text = NULL;
     size_t len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    if (jg_spec_read_file(path, &text, &len) < 0) {
         char *msg = jg_xasprintf("%s: cannot read: %s", path, strerror(errno));
         errs->messages = jg_xrealloc(errs->messages, (errs->count + 1) * sizeof(char *));
         errs->messages[errs->count++] = msg;
-        goto done;
+    } else {
+        spec = jg_spec_parse(text, len, path, errs);
+        free(text);
     }
-    size_t cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 16384;
-            text = jg_xrealloc(text, cap);
-        }
-        size_t got = fread(text + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        char *msg = jg_xasprintf("%s: cannot read: %s", path, strerror(errno));
-        errs->messages = jg_xrealloc(errs->messages, (errs->count + 1) * sizeof(char *));
-        errs->messages[errs->count++] = msg;
-        goto done;
-    }
-    spec = jg_spec_parse(text, len, path, errs);
-done:
-    if (f)
-        fclose(f);
-    free(text);
     if (errs == &scratch)
         jg_spec_errors_free(&scratch);
     return spec;
@@ -1664,7 +1743,7 @@ void jg_spec_free(jg_group_spec_t *spec)
 int jg_spec_set_name(jg_group_spec_t *spec, const char *name, jg_error_t *err)
 {
     char buf[160];
-    const char *why = name ? dns_problem(name, buf, sizeof buf) : "no name given";
+    const char *why = name ? jg_spec_dns_problem(name, buf, sizeof buf) : "no name given";
     if (why)
         return jg_errprintf(err, "'%s' is not a valid JobGroup name: %s", name ? name : "",
                             why);

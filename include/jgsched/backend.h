@@ -74,6 +74,18 @@ typedef struct {
 
 typedef struct jg_backend jg_backend_t;
 
+/* What a backend can hold: the total (admission is all-or-nothing against it)
+ * and the largest single node (a job whose node is larger can never run). */
+typedef struct {
+    double cpus;
+    double memory_gb;
+    jg_accel_t *accels;         /* name + count available in total */
+    size_t n_accels;
+    double max_node_cpus;
+    double max_node_memory_gb;
+    char source[64];            /* "host" (detected) or "config" (declared) */
+} jg_capacity_t;
+
 typedef struct {
     const char *name;       /* "local", "kubernetes" */
 
@@ -118,6 +130,10 @@ typedef struct {
      * backend, valid until destroy.  May be NULL (the op). */
     const char *(*warning)(jg_backend_t *b);
 
+    /* What the backend can hold; owned by the backend, valid until destroy.
+     * NULL op: unlimited (no admission control). */
+    const jg_capacity_t *(*capacity)(jg_backend_t *b);
+
     void (*destroy)(jg_backend_t *b);
 } jg_backend_ops_t;
 
@@ -159,6 +175,7 @@ typedef struct {
     jg_backend_event_f on_event;
     void *event_ctx;
     bool share_host_network;    /* no network isolation, on purpose (warned about) */
+    const jg_capacity_t *capacity;  /* declared capacity (copied); NULL: detect the host's */
 } jg_local_config_t;
 
 /* Returns a new backend (destroy with b->ops->destroy) or NULL + err. */

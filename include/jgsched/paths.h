@@ -6,6 +6,12 @@
  * Otherwise a per-user instance: the socket under $XDG_RUNTIME_DIR/jgsched (or
  * /tmp/jgsched-<uid>), everything else under $XDG_STATE_HOME/jgsched (or
  * ~/.local/state/jgsched).  JGSCHED_SOCKET overrides only the socket path.
+ *
+ * System mode (the shared scheduler of a machine, DESIGN section 7): root
+ * without JGSCHED_HOME gets /run/jgsched/jgsched.sock, the store and node
+ * directories under /var/lib/jgsched and /etc/jgsched/config.yaml.  A plain
+ * user without JGSCHED_HOME or JGSCHED_SOCKET talks to that system daemon when
+ * its socket exists, else to a per-user daemon.
  */
 #ifndef JGSCHED_PATHS_H
 #define JGSCHED_PATHS_H
@@ -21,7 +27,10 @@ typedef struct {
     char *daemon_log;
     char *pid_file;
     char *config;
+    int system;         /* the machine-wide instance (root's, or a user pointed at it) */
 } jg_paths_t;
+
+#define JG_SYSTEM_SOCKET "/run/jgsched/jgsched.sock"
 
 /* Fills every field (malloc'd strings); creates nothing. */
 int jg_paths_resolve(jg_paths_t *paths, jg_error_t *err);

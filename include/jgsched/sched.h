@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "jgsched/backend.h"
+#include "jgsched/config.h"
 #include "jgsched/error.h"
 #include "jgsched/loop.h"
 #include "jgsched/spec.h"
@@ -30,6 +31,7 @@ typedef struct {
     int stop_grace_ms;          /* SIGTERM -> SIGKILL grace for cancel and stop (default 5000) */
     const char *policy_dir;     /* holds default.lua and the shipped policies; required */
     const char *default_policy; /* for groups that name none; NULL: "default" */
+    const jg_config_t *config;  /* per-user limits; borrowed, outlives sched; NULL: none */
 } jg_sched_options_t;
 
 /* The store and loop are borrowed and must outlive the scheduler. */

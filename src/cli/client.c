@@ -229,8 +229,12 @@ int jg_cli_connect(jg_cli_client_t *c, bool start, jg_error_t *err)
     if (c->fd >= 0)
         return 0;
     int e = errno;
-    if (nobody_home(e) && start)
+    bool others_daemon = c->paths.system && geteuid() != 0;
+    if (nobody_home(e) && start && !others_daemon)
         c->fd = autostart(&c->paths, err);
+    else if (nobody_home(e) && others_daemon)
+        jg_errprintf(err, "the system jgschedd at %s does not answer (is the jgsched service "
+                          "running?)", c->paths.socket);
     else if (nobody_home(e))
         jg_errprintf(err, "no daemon running at %s", c->paths.socket);
     else

@@ -368,6 +368,7 @@ int jg_cli_cmd_submit(int argc, char **argv)
                   .group_state = jg_xstrdup("PENDING")};
     json_t *reply = NULL;
     char *file = NULL;
+    char *policy_path = NULL;
     int rc;
     size_t len = 0;
     char *yaml = read_file(path, &len, &err);
@@ -377,10 +378,16 @@ int jg_cli_cmd_submit(int argc, char **argv)
         goto done;
     }
     file = absolute_path(path);
+    /* A policy file is read by the daemon, from its own working directory:
+     * send an absolute path (same rule as jg_policy_load for what is a path). */
+    size_t plen = policy ? strlen(policy) : 0;
+    if (policy && (strchr(policy, '/') || (plen > 4 && strcmp(policy + plen - 4, ".lua") == 0)))
+        policy_path = absolute_path(policy);
     json_t *req = json_pack("{s:s, s:s, s:s%, s:o, s:o, s:o}", "op", "submit", "file", file,
                             "yaml", yaml, len, "name", name ? json_string(name) : json_null(),
-                            "infra", infra ? json_string(infra) : json_null(),
-                            "policy", policy ? json_string(policy) : json_null());
+                            "infra", infra ? json_string(infra) : json_null(), "policy",
+                            policy_path ? json_string(policy_path)
+                                        : policy ? json_string(policy) : json_null());
     if (!req) {
         jg_cli_errorf("%s is not valid UTF-8 text", path);
         rc = JG_EXIT_USAGE;
@@ -429,6 +436,7 @@ done:
     free(f.group_state);
     free(f.name);
     free(file);
+    free(policy_path);
     free(yaml);
     jg_cli_close(&c);
     return rc;

@@ -31,6 +31,15 @@ netns_ino() {       # PID -> inode of its network namespace ("" if gone)
 
 HOST_NS=$(netns_ino $$)
 
+# alive PID: the process runs (a zombie does not: the init of some containers
+# never reaps the orphans it inherits).
+alive() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }
+    case "${st%% *}" in Z | X) return 1 ;; *) return 0 ;; esac
+}
+
 keeper_pid() {      # GID -> the pid of the group's network keeper ("" if none)
     awk '/^keeper/ { print $2 }' "$GROUPS_DIR/$1/net" 2>/dev/null
 }
@@ -61,7 +70,7 @@ assert_namespaces_gone() {
     fail "processes left in the group's namespaces: $(describe_pids $left)"
 }
 
-host_links() { ls /sys/class/net | wc -l; }
+host_links() { find /sys/class/net -mindepth 1 -maxdepth 1 | wc -l; }
 host_veths() { ip -o link show type veth 2>/dev/null | wc -l; }
 
 # restart_daemon: starts jgschedd again on this instance (after kill -9).
@@ -78,6 +87,7 @@ restart_daemon() {
 }
 
 node_address() {    # JOB RANK -> its address in $SHOW
+    # shellcheck disable=SC2016
     sq 'grp.nodes[] | select(.job == $j and .rank == ($r | tonumber)) | .address' --arg j "$1" --arg r "$2"
 }
 
@@ -113,6 +123,7 @@ ok "2.3 the coordinator pings workers-0 and workers-1 by hostname; each worker k
 # ---------------------------------------------------------------- 4 RL architecture, 7 nodes
 # The seed's four jobs and node counts; every node serves on the same port and
 # reaches every node of the group (its own name included) by hostname.
+# shellcheck disable=SC2016
 reach='
   echo "$JGSCHED_JOB node $SKYPILOT_NODE_RANK is $(hostname) in $SKYPILOT_JOBGROUP_NAME"
   python3 -m http.server 7000 >/dev/null 2>&1 &
@@ -284,12 +295,12 @@ sleep 0.5
 ns=$(group_namespaces "$GC" "sleepers-$TAG")
 [ "$(printf '%s\n' "$ns" | grep -c .)" -ge 4 ] || fail_group "$GC" "expected 4 namespaces (hub + 3 nodes), found: $ns"
 kp=$(keeper_pid "$GC")
-[ -n "$kp" ] && kill -0 "$kp" || fail_group "$GC" "no live network keeper for the group"
+{ [ -n "$kp" ] && alive "$kp"; } || fail_group "$GC" "no live network keeper for the group"
 jgc_ok cancel "$GC"
 wait_state "$GC" CANCELLED 15
 # shellcheck disable=SC2086
 assert_namespaces_gone $ns
-! kill -0 "$kp" 2>/dev/null || fail "the network keeper $kp survived cancel"
+! alive "$kp" || fail "the network keeper $kp survived cancel"
 assert_eq "$(host_links)" "$links0" "host links after cancel"
 assert_eq "$(host_veths)" "$veths0" "host veths after cancel"
 [ ! -e "$GROUPS_DIR/$GC/net" ] || fail "the group's net file survived cancel"
@@ -305,7 +316,7 @@ ns=$(group_namespaces "$GK" "crash-$TAG")
 kp=$(keeper_pid "$GK")
 kill -9 "$JG_DAEMON_PID"
 sleep 0.5
-kill -0 "$kp" 2>/dev/null || fail "the network keeper died with the daemon"
+alive "$kp" || fail "the network keeper died with the daemon"
 [ -n "$(pids_with_env "SKYPILOT_JOBGROUP_NAME=crash-$TAG" "JGSCHED_GROUP_ID=$GK")" ] || fail "the nodes died with the daemon"
 restart_daemon
 wait_state "$GK" RUNNING 10
@@ -313,7 +324,7 @@ jgc_ok cancel "$GK"
 wait_state "$GK" CANCELLED 15
 # shellcheck disable=SC2086
 assert_namespaces_gone $ns
-! kill -0 "$kp" 2>/dev/null || fail "the network keeper $kp survived cancel after a daemon restart"
+! alive "$kp" || fail "the network keeper $kp survived cancel after a daemon restart"
 assert_eq "$(host_links)" "$links0" "host links after a restart and cancel"
 assert_no_leftovers "crash-$TAG" "$GK"
 ok "kill -9 of the daemon: nodes and network keep running; after restart, cancel removes everything"
@@ -342,7 +353,7 @@ wait_end "$GS" 20
 [ "$END_STATE" = SUCCEEDED ] || fail_group "$GS" "the group that ended while the daemon was down is $END_STATE"
 # shellcheck disable=SC2086
 assert_namespaces_gone $ns
-! kill -0 "$kp" 2>/dev/null || fail "the network keeper $kp survived the end of its group"
+! alive "$kp" || fail "the network keeper $kp survived the end of its group"
 assert_eq "$(host_links)" "$links0" "host links after the group ended"
 ok "a group that ends while the daemon is down is cleaned up (network included) once it is back"
 

@@ -31,8 +31,6 @@ ok "5.1 logs show 'About to fail...' and the sibling's completion"
 assert_no_leftovers k8s-failure-test "$G51"
 
 # ---- 5.2 resource unavailable: fails early, all or nothing.
-# The local backend does not know its capacity yet (the resources issue adds
-# it), so this check is reported as skipped rather than passed.
 check_5_2() {
     fast_copy "$JG_SEED/5_2_resource_unavailable.yaml" "$JG_WORK/5_2.yaml"
     jgc submit "$JG_WORK/5_2.yaml" --infra local -d
@@ -58,7 +56,7 @@ check_5_2() {
     fi
     ok "5.2 a job that can never fit fails the group early, nothing launched"
 }
-if [ "${JG_CAPACITY_CHECKS:-0}" = 1 ]; then check_5_2; else echo "skip - 5.2 resource unavailable: capacity checks not implemented yet"; fi
+check_5_2
 
 # ---- 5.3 cancellation
 C53=k8s-cancel-test-$TAG

@@ -1,0 +1,1004 @@
+/* spec_config.c - the daemon's config.yaml in, a validated jg_config_t out.
+ *
+ * Why here.  The spec module is the only one that reads YAML, and a config
+ * file deserves the same treatment as a JobGroup file: every error found in
+ * one pass, each with file:line:col, the key path and the value, and a "did
+ * you mean" for unknown keys.  So this file reuses spec.c's reading kit
+ * (spec_yaml.h) rather than a second YAML reader.
+ *
+ * How it works.  jg_config_defaults() builds the config every key falls back
+ * to; the parser walks the one document's mappings and overwrites what the
+ * file sets.  Each key is checked on its own: a bad value records a message
+ * and leaves the default, so parsing moves on.  Checks that relate two keys
+ * run once both are read, whatever their order in the file: per-user limits
+ * inherit the fields they leave out from limits.default, and a local
+ * backend's max_node may not exceed its capacity.  Messages are put in file
+ * order at the end; any error means NULL, never a half-read config.
+ *
+ * Host lookups (does admin_group exist; is a volume a directory) only warn:
+ * the config may be written before the host is set up.  Admin checks resolve
+ * the group at call time, so a group created later counts.
+ */
+#include "jgsched/config.h"
+#include "spec_yaml.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_STOP_GRACE_S 3600.0
+#define DEFAULT_STOP_GRACE_S 5.0
+
+/* A limit the file did not give (internal: resolved to default's at the end). */
+enum { LIMIT_NOT_GIVEN = -2 };
+
+static const char *const top_keys[] = {
+    "default_policy", "admins", "admin_group", "limits", "stop_grace", "backends", "volumes",
+    NULL,
+};
+static const char *const limits_keys[] = {"default", "users", NULL};
+static const char *const limit_keys[] = {"running_groups", "nodes", "cpus", NULL};
+static const char *const backend_keys[] = {"local", "kubernetes", NULL};
+static const char *const local_keys[] = {
+    "enabled", "capacity", "network", "nat", "cgroups", NULL,
+};
+static const char *const capacity_keys[] = {"cpus", "memory", "accelerators", "max_node", NULL};
+static const char *const max_node_keys[] = {"cpus", "memory", "accelerators", NULL};
+static const char *const kubernetes_keys[] = {"enabled", "context", "namespace", NULL};
+static const char *const network_modes[] = {"isolated", "host", NULL};
+static const char *const cgroups_modes[] = {"auto", "off", NULL};
+
+/* Where the values of a shape came from, for checks between two shapes. */
+typedef struct {
+    yaml_node_t *cpus, *memory;
+    yaml_node_t **accels;       /* the key node of each accels[i] */
+} shape_nodes_t;
+
+typedef struct {
+    jg_spec_reader_t r;
+    jg_config_t *cfg;
+} cctx_t;
+
+/* ---- values ------------------------------------------------------------ */
+
+static bool in_keys(const char *w, const char *const *keys)
+{
+    for (; *keys; keys++)
+        if (!strcmp(w, *keys))
+            return true;
+    return false;
+}
+
+/* The mapping v, or NULL: null means "not set" (silently), anything else
+ * that is not a mapping is an error naming what was expected. */
+static yaml_node_t *want_map(cctx_t *c, yaml_node_t *v, const char *field, const char *what)
+{
+    if (jg_spec_is_null(v))
+        return NULL;
+    if (v->type != YAML_MAPPING_NODE) {
+        jg_spec_err(&c->r, v, field, "expected a mapping (%s), got %s", what, jg_spec_kind(v));
+        return NULL;
+    }
+    return v;
+}
+
+static bool parse_bool(cctx_t *c, yaml_node_t *v, const char *field, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", NULL};
+    static const char *const no[] = {"false", "no", "off", NULL};
+    char buf[80];
+    const char *s = jg_spec_scalar(&c->r, v, field, "true or false");
+    if (!s)
+        return false;
+    for (size_t i = 0; yes[i]; i++) {
+        if (!strcasecmp(s, yes[i]) || !strcasecmp(s, no[i])) {
+            *out = !strcasecmp(s, yes[i]);
+            return true;
+        }
+    }
+    jg_spec_err(&c->r, v, field, "expected true or false, got '%s'",
+                jg_spec_show(s, buf, sizeof buf));
+    return false;
+}
+
+/* One of the NULL-terminated words; returns its index or -1 (error recorded). */
+static int parse_word(cctx_t *c, yaml_node_t *v, const char *field, const char *const *words,
+                      const char *expected)
+{
+    char buf[80];
+    const char *s = jg_spec_scalar(&c->r, v, field, expected);
+    if (!s)
+        return -1;
+    for (int i = 0; words[i]; i++)
+        if (!strcmp(s, words[i]))
+            return i;
+    const char *meant = jg_spec_suggest(s, words, jg_spec_list_len(words));
+    if (meant)
+        jg_spec_err(&c->r, v, field, "invalid value '%s' (did you mean '%s'? expected %s)",
+                    jg_spec_show(s, buf, sizeof buf), meant, expected);
+    else
+        jg_spec_err(&c->r, v, field, "invalid value '%s' (expected %s)",
+                    jg_spec_show(s, buf, sizeof buf), expected);
+    return -1;
+}
+
+/* Why s cannot be a user or group name (NULL: it can).  Unix names vary by
+ * site, so this rejects only what can never be one. */
+static const char *account_problem(const char *s)
+{
+    if (!*s)
+        return "it is empty";
+    if (strlen(s) > 255)
+        return "it is longer than 255 characters";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p <= 0x20 || *p == 0x7f)
+            return "it contains whitespace or a control character";
+        if (*p == ':' || *p == ',' || *p == '/')
+            return "it contains ':', ',' or '/'";
+    }
+    return NULL;
+}
+
+static const char *want_account(cctx_t *c, yaml_node_t *v, const char *field, const char *what)
+{
+    char buf[80], expected[64];
+    snprintf(expected, sizeof expected, "a %s", what);
+    const char *s = jg_spec_scalar(&c->r, v, field, expected);
+    const char *why = s ? account_problem(s) : NULL;
+    if (why) {
+        jg_spec_err(&c->r, v, field, "invalid %s '%s': %s", what,
+                    jg_spec_show(s, buf, sizeof buf), why);
+        return NULL;
+    }
+    return s;
+}
+
+/* ---- host lookups ----------------------------------------------------- */
+
+/* 0 and *gid set when group name exists; -1 otherwise. */
+static int group_gid(const char *name, gid_t *gid)
+{
+    struct group gr, *res = NULL;
+    size_t size = 1024;
+    char *buf = NULL;
+    int rc;
+    do {
+        size *= 2;
+        buf = jg_xrealloc(buf, size);
+        rc = getgrnam_r(name, &gr, buf, size, &res);
+    } while (rc == ERANGE && size < (1u << 20));
+    if (rc == 0 && res)
+        *gid = gr.gr_gid;
+    free(buf);
+    return rc == 0 && res ? 0 : -1;
+}
+
+static bool user_exists(const char *name)
+{
+    struct passwd pw, *res = NULL;
+    size_t size = 1024;
+    char *buf = NULL;
+    int rc;
+    do {
+        size *= 2;
+        buf = jg_xrealloc(buf, size);
+        rc = getpwnam_r(name, &pw, buf, size, &res);
+    } while (rc == ERANGE && size < (1u << 20));
+    free(buf);
+    return rc == 0 && res;
+}
+
+/* ---- top-level keys ---------------------------------------------------- */
+
+static bool policy_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+            return false;
+    return true;
+}
+
+static void parse_policy(cctx_t *c, yaml_node_t *v)
+{
+    static const char *field = "default_policy";
+    char buf[80];
+    const char *s = jg_spec_scalar(&c->r, v, field, "a policy name or an absolute path");
+    if (!s)
+        return;
+    size_t n = strlen(s);
+    if (s[0] != '/' && !policy_name_ok(s)) {
+        char *bare = n > 4 && !strcmp(s + n - 4, ".lua") ? jg_xstrndup(s, n - 4) : NULL;
+        if (bare && policy_name_ok(bare))
+            jg_spec_err(&c->r, v, field, "invalid policy name '%s' (did you mean '%s'? a "
+                        "name has no '.lua'; a file is given by its absolute path)",
+                        jg_spec_show(s, buf, sizeof buf), bare);
+        else if (strchr(s, '/'))
+            jg_spec_err(&c->r, v, field, "policy path '%s' must be absolute (start with '/')",
+                        jg_spec_show(s, buf, sizeof buf));
+        else
+            jg_spec_err(&c->r, v, field, "invalid policy name '%s' (letters, digits, '-' and "
+                        "'_', at most 63; or an absolute path to a .lua file)",
+                        jg_spec_show(s, buf, sizeof buf));
+        free(bare);
+        return;
+    }
+    free(c->cfg->default_policy);
+    c->cfg->default_policy = jg_xstrdup(s);
+    c->cfg->has_default_policy = true;
+}
+
+static void parse_admins(cctx_t *c, yaml_node_t *v)
+{
+    static const char *field = "admins";
+    jg_config_t *cfg = c->cfg;
+    yaml_node_t *single[1] = {v};
+    yaml_node_t **items = single;
+    size_t n = 1;
+    bool is_seq = v->type == YAML_SEQUENCE_NODE;
+    if (is_seq) {
+        n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+        items = jg_xcalloc(n ? n : 1, sizeof *items);
+        for (size_t i = 0; i < n; i++)
+            items[i] = jg_spec_node(&c->r, v->data.sequence.items.start[i]);
+    } else if (v->type != YAML_SCALAR_NODE) {
+        jg_spec_err(&c->r, v, field, "expected a list of user names, got %s", jg_spec_kind(v));
+        return;
+    }
+    cfg->admins = jg_xcalloc(n ? n : 1, sizeof *cfg->admins);
+    for (size_t i = 0; i < n; i++) {
+        char *fi = is_seq ? jg_xasprintf("%s[%zu]", field, i) : jg_xstrdup(field);
+        const char *name = want_account(c, items[i], fi, "user name");
+        bool dup = false;
+        for (size_t j = 0; name && j < cfg->n_admins && !dup; j++)
+            dup = !strcmp(cfg->admins[j], name);
+        char buf[80];
+        if (dup)
+            jg_spec_err(&c->r, items[i], fi, "user '%s' is listed twice",
+                        jg_spec_show(name, buf, sizeof buf));
+        else if (name)
+            cfg->admins[cfg->n_admins++] = jg_xstrdup(name);
+        if (name && !dup && !user_exists(name))
+            jg_spec_warn(&c->r, items[i], fi, "no user '%s' on this host (yet)",
+                         jg_spec_show(name, buf, sizeof buf));
+        free(fi);
+    }
+    if (is_seq)
+        free(items);
+}
+
+/* running_groups, nodes, cpus: each an integer >= 0 or `unlimited`. */
+static void parse_limit_map(cctx_t *c, yaml_node_t *v, const char *field,
+                            jg_user_limits_t *out)
+{
+    char buf[80];
+    if (!want_map(c, v, field, "running_groups, nodes, cpus"))
+        return;
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, field);
+        if (!key)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        int *dst = !strcmp(key, "running_groups") ? &out->running_groups
+                   : !strcmp(key, "nodes")        ? &out->nodes
+                   : !strcmp(key, "cpus")         ? &out->cpus
+                                                  : NULL;
+        if (!dst) {
+            jg_spec_unknown_key(&c->r, k, field, key, limit_keys);
+            continue;
+        }
+        char *f = jg_spec_join_field(field, key);
+        const char *s = jg_spec_scalar(&c->r, val, f, "an integer >= 0 or unlimited");
+        long long x;
+        if (s && !strcmp(s, "unlimited"))
+            *dst = JG_CONFIG_UNLIMITED;
+        else if (s && jg_spec_parse_int(s, 0, INT_MAX, &x) == 0)
+            *dst = (int)x;
+        else if (s)
+            jg_spec_err(&c->r, val, f, "expected an integer >= 0 or unlimited, got '%s'",
+                        jg_spec_show(s, buf, sizeof buf));
+        free(f);
+    }
+}
+
+static void parse_limits(cctx_t *c, yaml_node_t *v)
+{
+    jg_config_t *cfg = c->cfg;
+    if (!want_map(c, v, "limits", "default, users"))
+        return;
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, "limits");
+        if (!key)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        if (!strcmp(key, "default")) {
+            parse_limit_map(c, val, "limits.default", &cfg->default_limits);
+            continue;
+        }
+        if (strcmp(key, "users")) {
+            jg_spec_unknown_key(&c->r, k, "limits", key, limits_keys);
+            continue;
+        }
+        if (!want_map(c, val, "limits.users", "user name: {running_groups, nodes, cpus}"))
+            continue;
+        size_t n = (size_t)(val->data.mapping.pairs.top - val->data.mapping.pairs.start);
+        cfg->user_limits = jg_xcalloc(n ? n : 1, sizeof *cfg->user_limits);
+        JG_SPEC_FOR_PAIRS(val, q) {
+            const char *user = jg_spec_key(&c->r, val, q, "limits.users");
+            if (!user)
+                continue;
+            yaml_node_t *uk = jg_spec_node(&c->r, q->key);
+            if (!want_account(c, uk, "limits.users", "user name"))
+                continue;
+            char *f = jg_spec_join_field("limits.users", user);
+            jg_config_user_limits_t *u = &cfg->user_limits[cfg->n_user_limits++];
+            u->user = jg_xstrdup(user);
+            u->limits = (jg_user_limits_t){LIMIT_NOT_GIVEN, LIMIT_NOT_GIVEN, LIMIT_NOT_GIVEN};
+            parse_limit_map(c, jg_spec_node(&c->r, q->value), f, &u->limits);
+            free(f);
+        }
+    }
+}
+
+static void parse_stop_grace(cctx_t *c, yaml_node_t *v)
+{
+    static const char *field = "stop_grace";
+    char buf[80];
+    double secs;
+    const char *s = jg_spec_scalar(&c->r, v, field, "a duration like 5s");
+    if (!s)
+        return;
+    if (!jg_spec_parse_duration(s, &secs))
+        jg_spec_err(&c->r, v, field, "invalid duration '%s' (expected e.g. 500ms, 5s, 1m)",
+                    jg_spec_show(s, buf, sizeof buf));
+    else if (secs > MAX_STOP_GRACE_S)
+        jg_spec_err(&c->r, v, field, "'%s' is too long (at most 1h)",
+                    jg_spec_show(s, buf, sizeof buf));
+    else {
+        c->cfg->stop_grace_s = secs;
+        c->cfg->has_stop_grace = true;
+    }
+}
+
+/* ---- backends ---------------------------------------------------------- */
+
+/* `T4`, `T4:2`: one accelerator as the job syntax writes it.  Returns false
+ * (error recorded) when malformed. */
+static bool parse_accel_text(cctx_t *c, yaml_node_t *v, const char *field, const char *text,
+                             const char *count, yaml_node_t *count_node, jg_accel_t *out)
+{
+    char buf[80];
+    long long x = 1;
+    if (!jg_spec_accel_name_ok(text)) {
+        jg_spec_err(&c->r, v, field, "invalid accelerator name '%s' (expected e.g. T4, A100)",
+                    jg_spec_show(text, buf, sizeof buf));
+        return false;
+    }
+    if (count) {
+        int rc = jg_spec_parse_int(count, LLONG_MIN, LLONG_MAX, &x);
+        if (rc != 0 || x < 1 || x > INT_MAX) {
+            jg_spec_err(&c->r, count_node, field, "invalid accelerator count '%s' (expected "
+                        "a whole number >= 1, e.g. %s: 2)", jg_spec_show(count, buf, sizeof buf),
+                        text);
+            return false;
+        }
+    }
+    out->name = jg_xstrdup(text);
+    out->count = (int)x;
+    return true;
+}
+
+static void push_accel(jg_config_shape_t *sh, shape_nodes_t *nodes, jg_accel_t a,
+                       yaml_node_t *at)
+{
+    sh->accels = jg_xrealloc(sh->accels, (sh->n_accels + 1) * sizeof *sh->accels);
+    nodes->accels = jg_xrealloc(nodes->accels, (sh->n_accels + 1) * sizeof *nodes->accels);
+    sh->accels[sh->n_accels] = a;
+    nodes->accels[sh->n_accels] = at;
+    sh->n_accels++;
+}
+
+/* {T4: 2, A100: 8}, or one as `T4:2`; `{}` declares none. */
+static void parse_accels(cctx_t *c, yaml_node_t *v, const char *field, jg_config_shape_t *sh,
+                         shape_nodes_t *nodes)
+{
+    jg_accel_t a;
+    if (jg_spec_is_null(v))
+        return;
+    sh->has_accels = true;
+    if (v->type == YAML_SCALAR_NODE) {
+        const char *s = jg_spec_scalar(&c->r, v, field, "accelerators like {T4: 2}");
+        if (!s)
+            return;
+        const char *colon = strchr(s, ':');
+        char *name = colon ? jg_xstrndup(s, (size_t)(colon - s)) : jg_xstrdup(s);
+        if (parse_accel_text(c, v, field, name, colon ? colon + 1 : NULL, v, &a))
+            push_accel(sh, nodes, a, v);
+        free(name);
+        return;
+    }
+    if (v->type != YAML_MAPPING_NODE) {
+        jg_spec_err(&c->r, v, field, "expected a mapping of name: count, e.g. {T4: 2}, got %s",
+                    jg_spec_kind(v));
+        return;
+    }
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *name = jg_spec_key(&c->r, v, p, field);
+        if (!name)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        char *f = jg_spec_join_field(field, name);
+        const char *count = jg_spec_scalar(&c->r, val, f, "a count >= 1");
+        if (count && parse_accel_text(c, k, f, name, count, val, &a))
+            push_accel(sh, nodes, a, k);
+        free(f);
+    }
+}
+
+/* cpus, memory, accelerators (and max_node, for a capacity: its node is
+ * returned in *max_node for the caller to parse and compare). */
+static void parse_shape(cctx_t *c, yaml_node_t *v, const char *field, jg_config_shape_t *sh,
+                        shape_nodes_t *nodes, yaml_node_t **max_node)
+{
+    char buf[80];
+    const char *const *keys = max_node ? capacity_keys : max_node_keys;
+    if (!want_map(c, v, field, max_node ? "cpus, memory, accelerators, max_node"
+                                        : "cpus, memory, accelerators"))
+        return;
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, field);
+        if (!key)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        char *f = jg_spec_join_field(field, key);
+        jg_amount_t a = {0};
+        if (!strcmp(key, "cpus") && !jg_spec_is_null(val)) {
+            const char *s = jg_spec_scalar(&c->r, val, f, "a number of cpus like 64");
+            if (s && jg_spec_parse_cpus(s, &a) && !a.at_least) {
+                sh->has_cpus = true;
+                sh->cpus = a.value;
+                nodes->cpus = val;
+            } else if (s) {
+                jg_spec_err(&c->r, val, f, "invalid value '%s' (expected a positive number "
+                            "of cpus, e.g. 64 or 0.5; a capacity takes no '+')",
+                            jg_spec_show(s, buf, sizeof buf));
+            }
+        } else if (!strcmp(key, "memory") && !jg_spec_is_null(val)) {
+            const char *s = jg_spec_scalar(&c->r, val, f, "a size like 256GB");
+            if (s && jg_spec_parse_memory(s, &a) && !a.at_least) {
+                sh->has_memory = true;
+                sh->memory_gb = a.value;
+                nodes->memory = val;
+            } else if (s) {
+                jg_spec_err(&c->r, val, f, "invalid value '%s' (expected a positive size, "
+                            "e.g. 256GB, 512MB, 1TB or 64 for GiB; a capacity takes no '+')",
+                            jg_spec_show(s, buf, sizeof buf));
+            }
+        } else if (!strcmp(key, "accelerators")) {
+            parse_accels(c, val, f, sh, nodes);
+        } else if (!strcmp(key, "max_node") && max_node) {
+            *max_node = val;
+        } else if (!in_keys(key, keys)) {
+            jg_spec_unknown_key(&c->r, k, field, key, keys);
+        }
+        free(f);
+    }
+}
+
+/* A max_node larger than the capacity could never be offered. */
+static void check_max_node(cctx_t *c, const jg_config_shape_t *cap, const jg_config_shape_t *max,
+                           const shape_nodes_t *mn)
+{
+    static const char *field = "backends.local.capacity.max_node";
+    if (cap->has_cpus && max->has_cpus && max->cpus > cap->cpus)
+        jg_spec_err(&c->r, mn->cpus, field, "cpus %g is more than the capacity's (%g)",
+                    max->cpus, cap->cpus);
+    if (cap->has_memory && max->has_memory && max->memory_gb > cap->memory_gb)
+        jg_spec_err(&c->r, mn->memory, field, "memory %g GiB is more than the capacity's "
+                    "(%g GiB)", max->memory_gb, cap->memory_gb);
+    if (!cap->has_accels)
+        return;
+    for (size_t i = 0; i < max->n_accels; i++) {
+        const jg_accel_t *m = &max->accels[i];
+        const jg_accel_t *found = NULL;
+        for (size_t j = 0; j < cap->n_accels && !found; j++)
+            if (!strcmp(cap->accels[j].name, m->name))
+                found = &cap->accels[j];
+        char buf[80];
+        if (!found)
+            jg_spec_err(&c->r, mn->accels[i], field, "accelerator '%s' is not in the "
+                        "capacity's accelerators", jg_spec_show(m->name, buf, sizeof buf));
+        else if (m->count > found->count)
+            jg_spec_err(&c->r, mn->accels[i], field, "%d %s is more than the capacity's (%d)",
+                        m->count, jg_spec_show(m->name, buf, sizeof buf), found->count);
+    }
+}
+
+static void parse_local(cctx_t *c, yaml_node_t *v)
+{
+    static const char *field = "backends.local";
+    jg_config_local_t *l = &c->cfg->local;
+    if (!want_map(c, v, field, "enabled, capacity, network, nat, cgroups"))
+        return;
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, field);
+        if (!key)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        char *f = jg_spec_join_field(field, key);
+        int i;
+        if (!strcmp(key, "enabled")) {
+            l->has_enabled = parse_bool(c, val, f, &l->enabled) || l->has_enabled;
+        } else if (!strcmp(key, "capacity")) {
+            shape_nodes_t cn = {0}, mn = {0};
+            yaml_node_t *max_node = NULL;
+            parse_shape(c, val, f, &l->capacity, &cn, &max_node);
+            if (max_node) {
+                char *mf = jg_spec_join_field(f, "max_node");
+                parse_shape(c, max_node, mf, &l->max_node, &mn, NULL);
+                check_max_node(c, &l->capacity, &l->max_node, &mn);
+                free(mf);
+            }
+            free(cn.accels);
+            free(mn.accels);
+        } else if (!strcmp(key, "network")) {
+            i = parse_word(c, val, f, network_modes, "isolated or host");
+            if (i >= 0) {
+                l->network = i ? JG_CONFIG_NETWORK_HOST : JG_CONFIG_NETWORK_ISOLATED;
+                l->has_network = true;
+            }
+        } else if (!strcmp(key, "nat")) {
+            l->has_nat = parse_bool(c, val, f, &l->nat) || l->has_nat;
+        } else if (!strcmp(key, "cgroups")) {
+            i = parse_word(c, val, f, cgroups_modes, "auto or off");
+            if (i >= 0) {
+                l->cgroups = i ? JG_CONFIG_CGROUPS_OFF : JG_CONFIG_CGROUPS_AUTO;
+                l->has_cgroups = true;
+            }
+        } else {
+            jg_spec_unknown_key(&c->r, k, field, key, local_keys);
+        }
+        free(f);
+    }
+}
+
+static void parse_kubernetes(cctx_t *c, yaml_node_t *v)
+{
+    static const char *field = "backends.kubernetes";
+    jg_config_kubernetes_t *kc = &c->cfg->kubernetes;
+    char buf[80], why[160];
+    if (!want_map(c, v, field, "enabled, context, namespace"))
+        return;
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, field);
+        if (!key)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        char *f = jg_spec_join_field(field, key);
+        if (!strcmp(key, "enabled")) {
+            kc->has_enabled = parse_bool(c, val, f, &kc->enabled) || kc->has_enabled;
+        } else if (!strcmp(key, "context") && !jg_spec_is_null(val)) {
+            const char *s = jg_spec_scalar(&c->r, val, f, "a kubeconfig context name");
+            bool ok = s != NULL;
+            for (const unsigned char *q = (const unsigned char *)s; ok && *q; q++)
+                ok = *q > 0x20 && *q != 0x7f;
+            if (s && !ok)
+                jg_spec_err(&c->r, val, f, "invalid context '%s': it contains whitespace or "
+                            "a control character", jg_spec_show(s, buf, sizeof buf));
+            else if (s) {
+                free(kc->context);
+                kc->context = jg_xstrdup(s);
+            }
+        } else if (!strcmp(key, "namespace") && !jg_spec_is_null(val)) {
+            const char *s = jg_spec_scalar(&c->r, val, f, "a namespace name");
+            const char *bad = s ? jg_spec_dns_problem(s, why, sizeof why) : NULL;
+            if (bad)
+                jg_spec_err(&c->r, val, f, "invalid namespace '%s': %s",
+                            jg_spec_show(s, buf, sizeof buf), bad);
+            else if (s) {
+                free(kc->namespace);
+                kc->namespace = jg_xstrdup(s);
+            }
+        } else if (!in_keys(key, kubernetes_keys)) {
+            jg_spec_unknown_key(&c->r, k, field, key, kubernetes_keys);
+        }
+        free(f);
+    }
+}
+
+static void parse_backends(cctx_t *c, yaml_node_t *v)
+{
+    if (!want_map(c, v, "backends", "local, kubernetes"))
+        return;
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, "backends");
+        if (!key)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        if (!strcmp(key, "local"))
+            parse_local(c, val);
+        else if (!strcmp(key, "kubernetes"))
+            parse_kubernetes(c, val);
+        else if (!strcasecmp(key, "k8s"))
+            jg_spec_err(&c->r, k, "backends", "unknown backend 'k8s' (did you mean "
+                        "'kubernetes'?)");
+        else
+            jg_spec_unknown_key(&c->r, k, "backends", key, backend_keys);
+    }
+}
+
+static void parse_volumes(cctx_t *c, yaml_node_t *v)
+{
+    jg_config_t *cfg = c->cfg;
+    char buf[80], buf2[80], why[160];
+    if (!want_map(c, v, "volumes", "volume name: /host/directory"))
+        return;
+    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    cfg->volumes = jg_xcalloc(n ? n : 1, sizeof *cfg->volumes);
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *name = jg_spec_key(&c->r, v, p, "volumes");
+        if (!name)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        char *f = jg_spec_join_field("volumes", name);
+        const char *bad = jg_spec_dns_problem(name, why, sizeof why);
+        const char *path = jg_spec_scalar(&c->r, val, f, "an absolute directory path");
+        if (bad)
+            jg_spec_err(&c->r, k, "volumes", "invalid volume name '%s': %s",
+                        jg_spec_show(name, buf, sizeof buf), bad);
+        if (path && path[0] != '/')
+            jg_spec_err(&c->r, val, f, "volume path '%s' must be absolute (start with '/')",
+                        jg_spec_show(path, buf2, sizeof buf2));
+        if (!bad && path && path[0] == '/') {
+            jg_config_volume_t *vol = &cfg->volumes[cfg->n_volumes++];
+            vol->name = jg_xstrdup(name);
+            vol->path = jg_xstrdup(path);
+            struct stat st;
+            if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+                jg_spec_warn(&c->r, val, f, "'%s' is not a directory here (yet)",
+                             jg_spec_show(path, buf2, sizeof buf2));
+        }
+        free(f);
+    }
+}
+
+/* ---- the document ------------------------------------------------------ */
+
+static void parse_root(cctx_t *c, yaml_node_t *root)
+{
+    yaml_node_t *group_node = NULL;
+    if (root->type != YAML_MAPPING_NODE) {
+        jg_spec_err(&c->r, root, NULL, "the configuration must be a mapping of settings "
+                    "(default_policy, admins, limits, backends, ...), got %s",
+                    jg_spec_kind(root));
+        return;
+    }
+    JG_SPEC_FOR_PAIRS(root, p) {
+        const char *key = jg_spec_key(&c->r, root, p, NULL);
+        if (!key)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *v = jg_spec_node(&c->r, p->value);
+        if (!in_keys(key, top_keys)) {
+            jg_spec_unknown_key(&c->r, k, NULL, key, top_keys);
+        } else if (jg_spec_is_null(v)) {
+            continue;       /* `key:` with nothing: the default */
+        } else if (!strcmp(key, "default_policy")) {
+            parse_policy(c, v);
+        } else if (!strcmp(key, "admins")) {
+            parse_admins(c, v);
+        } else if (!strcmp(key, "admin_group")) {
+            const char *s = want_account(c, v, "admin_group", "group name");
+            if (s) {
+                free(c->cfg->admin_group);
+                c->cfg->admin_group = jg_xstrdup(s);
+                group_node = v;
+            }
+        } else if (!strcmp(key, "limits")) {
+            parse_limits(c, v);
+        } else if (!strcmp(key, "stop_grace")) {
+            parse_stop_grace(c, v);
+        } else if (!strcmp(key, "backends")) {
+            parse_backends(c, v);
+        } else {
+            parse_volumes(c, v);
+        }
+    }
+
+    /* A group the host lacks only warns: it may be created later. */
+    char buf[80];
+    gid_t gid;
+    if (group_node && group_gid(c->cfg->admin_group, &gid) < 0)
+        jg_spec_warn(&c->r, group_node, "admin_group", "no group '%s' on this host (yet): "
+                     "nobody is an admin through it",
+                     jg_spec_show(c->cfg->admin_group, buf, sizeof buf));
+}
+
+/* Per-user limits take what they leave out from limits.default. */
+static void inherit_limits(jg_config_t *cfg)
+{
+    const jg_user_limits_t *d = &cfg->default_limits;
+    for (size_t i = 0; i < cfg->n_user_limits; i++) {
+        jg_user_limits_t *u = &cfg->user_limits[i].limits;
+        if (u->running_groups == LIMIT_NOT_GIVEN)
+            u->running_groups = d->running_groups;
+        if (u->nodes == LIMIT_NOT_GIVEN)
+            u->nodes = d->nodes;
+        if (u->cpus == LIMIT_NOT_GIVEN)
+            u->cpus = d->cpus;
+    }
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+jg_config_t *jg_config_defaults(void)
+{
+    jg_config_t *cfg = jg_xcalloc(1, sizeof *cfg);
+    cfg->default_policy = jg_xstrdup("default");
+    cfg->default_limits = (jg_user_limits_t){JG_CONFIG_UNLIMITED, JG_CONFIG_UNLIMITED,
+                                             JG_CONFIG_UNLIMITED};
+    cfg->stop_grace_s = DEFAULT_STOP_GRACE_S;
+    cfg->local.enabled = true;
+    cfg->local.network = JG_CONFIG_NETWORK_ISOLATED;
+    cfg->local.nat = true;
+    cfg->local.cgroups = JG_CONFIG_CGROUPS_AUTO;
+    cfg->kubernetes.enabled = false;
+    return cfg;
+}
+
+jg_config_t *jg_config_parse(const char *text, size_t len, const char *filename,
+                             jg_spec_errors_t *errs)
+{
+    jg_spec_errors_t scratch = {0};
+    if (!errs)
+        errs = &scratch;
+    cctx_t c = {.cfg = jg_config_defaults()};
+    c.cfg->path = jg_xstrdup(filename);
+    c.cfg->loaded = true;
+    jg_spec_reader_init(&c.r, filename, errs);
+
+    yaml_parser_t parser;
+    yaml_document_t doc, extra;
+    bool parser_ok = yaml_parser_initialize(&parser), live = false;
+    if (!parser_ok) {
+        jg_spec_err_at(&c.r, (jg_spec_pos_t){0, 0}, NULL, "cannot initialise the YAML parser");
+        goto done;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (jg_spec_next_doc(&c.r, &parser, &doc, text, len) != 1)
+        goto done;      /* empty: all defaults; a syntax error is recorded */
+    live = true;
+    c.r.doc = &doc;
+    parse_root(&c, yaml_document_get_root_node(&doc));
+    inherit_limits(c.cfg);
+    if (jg_spec_next_doc(&c.r, &parser, &extra, text, len) == 1) {
+        jg_spec_err(&c.r, yaml_document_get_root_node(&extra), NULL, "a configuration file "
+                    "holds one YAML document; this is a second one (remove the '---')");
+        yaml_document_delete(&extra);
+    }
+
+done:
+    if (live)
+        yaml_document_delete(&doc);
+    if (parser_ok)
+        yaml_parser_delete(&parser);
+    bool failed = jg_spec_reader_done(&c.r);
+    if (errs == &scratch)
+        jg_spec_errors_free(&scratch);
+    if (failed) {
+        jg_config_free(c.cfg);
+        return NULL;
+    }
+    return c.cfg;
+}
+
+jg_config_t *jg_config_load(const char *path, jg_spec_errors_t *errs)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (jg_spec_read_file(path, &text, &len) < 0) {
+        if (errno == ENOENT) {
+            jg_config_t *cfg = jg_config_defaults();
+            cfg->path = jg_xstrdup(path);
+            return cfg;
+        }
+        if (errs) {
+            char *msg = jg_xasprintf("%s: cannot read: %s", path, strerror(errno));
+            errs->messages = jg_xrealloc(errs->messages, (errs->count + 1) * sizeof(char *));
+            errs->messages[errs->count++] = msg;
+        }
+        return NULL;
+    }
+    jg_config_t *cfg = jg_config_parse(text, len, path, errs);
+    free(text);
+    return cfg;
+}
+
+static void free_shape(jg_config_shape_t *sh)
+{
+    for (size_t i = 0; i < sh->n_accels; i++)
+        free(sh->accels[i].name);
+    free(sh->accels);
+}
+
+void jg_config_free(jg_config_t *cfg)
+{
+    if (!cfg)
+        return;
+    free(cfg->path);
+    free(cfg->default_policy);
+    for (size_t i = 0; i < cfg->n_admins; i++)
+        free(cfg->admins[i]);
+    free(cfg->admins);
+    free(cfg->admin_group);
+    for (size_t i = 0; i < cfg->n_user_limits; i++)
+        free(cfg->user_limits[i].user);
+    free(cfg->user_limits);
+    free_shape(&cfg->local.capacity);
+    free_shape(&cfg->local.max_node);
+    free(cfg->kubernetes.context);
+    free(cfg->kubernetes.namespace);
+    for (size_t i = 0; i < cfg->n_volumes; i++) {
+        free(cfg->volumes[i].name);
+        free(cfg->volumes[i].path);
+    }
+    free(cfg->volumes);
+    free(cfg);
+}
+
+const jg_user_limits_t *jg_config_limits_for(const jg_config_t *cfg, const char *user)
+{
+    for (size_t i = 0; user && i < cfg->n_user_limits; i++)
+        if (!strcmp(cfg->user_limits[i].user, user))
+            return &cfg->user_limits[i].limits;
+    return &cfg->default_limits;
+}
+
+bool jg_config_is_admin(const jg_config_t *cfg, const char *user, uid_t uid, gid_t gid)
+{
+    if (uid == 0)
+        return true;
+    if (!cfg)
+        return false;
+    for (size_t i = 0; user && i < cfg->n_admins; i++)
+        if (!strcmp(cfg->admins[i], user))
+            return true;
+    gid_t admin_gid;
+    if (!cfg->admin_group || group_gid(cfg->admin_group, &admin_gid) < 0)
+        return false;
+    if (gid == admin_gid)
+        return true;
+    if (!user)
+        return false;
+    bool member = false;
+    int cap = 64, n = cap;
+    gid_t *groups = jg_xmalloc((size_t)cap * sizeof *groups);
+    while (getgrouplist(user, gid, groups, &n) < 0 && n > cap && n < 65536) {
+        cap = n;
+        groups = jg_xrealloc(groups, (size_t)cap * sizeof *groups);
+    }
+    for (int i = 0; i < n && i < cap; i++)
+        member = member || groups[i] == admin_gid;
+    free(groups);
+    return member;
+}
+
+const char *jg_config_volume_path(const jg_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; name && i < cfg->n_volumes; i++)
+        if (!strcmp(cfg->volumes[i].name, name))
+            return cfg->volumes[i].path;
+    return NULL;
+}
+
+/* ---- description ------------------------------------------------------- */
+
+static void put_limit(FILE *f, const char *name, int v)
+{
+    if (v == JG_CONFIG_UNLIMITED)
+        fprintf(f, " %s=unlimited", name);
+    else
+        fprintf(f, " %s=%d", name, v);
+}
+
+static void put_limits(FILE *f, const char *who, const jg_user_limits_t *l)
+{
+    fprintf(f, "  %-14s", who);
+    put_limit(f, "running_groups", l->running_groups);
+    put_limit(f, "nodes", l->nodes);
+    put_limit(f, "cpus", l->cpus);
+    fputc('\n', f);
+}
+
+/* "cpus 64, memory 256 GiB, accelerators T4:2"; a field not set reads `unset`. */
+static void put_shape(FILE *f, const char *label, const jg_config_shape_t *sh,
+                      const char *unset)
+{
+    fprintf(f, "    %-11s", label);
+    if (sh->has_cpus)
+        fprintf(f, "cpus %g", sh->cpus);
+    else
+        fprintf(f, "cpus %s", unset);
+    if (sh->has_memory)
+        fprintf(f, ", memory %g GiB", sh->memory_gb);
+    else
+        fprintf(f, ", memory %s", unset);
+    if (!sh->has_accels)
+        fprintf(f, ", accelerators %s", unset);
+    else if (sh->n_accels == 0)
+        fprintf(f, ", accelerators none");
+    for (size_t i = 0; i < sh->n_accels; i++)
+        fprintf(f, "%s%s:%d", i ? " " : ", accelerators ", sh->accels[i].name,
+                sh->accels[i].count);
+    fputc('\n', f);
+}
+
+static const char *dflt(bool set)
+{
+    return set ? "" : " (default)";
+}
+
+char *jg_config_describe(const jg_config_t *cfg)
+{
+    char *out = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&out, &size);
+    if (!f) {
+        fputs("jgsched: out of memory\n", stderr);
+        abort();
+    }
+    if (cfg->loaded)
+        fprintf(f, "config: %s\n", cfg->path ? cfg->path : "<input>");
+    else if (cfg->path)
+        fprintf(f, "config: %s (no such file: defaults)\n", cfg->path);
+    else
+        fprintf(f, "config: built-in defaults\n");
+    fprintf(f, "default_policy: %s%s\n", cfg->default_policy, dflt(cfg->has_default_policy));
+    fprintf(f, "admins: root");
+    for (size_t i = 0; i < cfg->n_admins; i++)
+        fprintf(f, ", %s", cfg->admins[i]);
+    fprintf(f, "\nadmin_group: %s\n", cfg->admin_group ? cfg->admin_group : "none");
+    if (cfg->stop_grace_s < 1 && cfg->stop_grace_s > 0)
+        fprintf(f, "stop_grace: %gms%s\n", cfg->stop_grace_s * 1000, dflt(cfg->has_stop_grace));
+    else
+        fprintf(f, "stop_grace: %gs%s\n", cfg->stop_grace_s, dflt(cfg->has_stop_grace));
+    fprintf(f, "limits:\n");
+    put_limits(f, "default", &cfg->default_limits);
+    for (size_t i = 0; i < cfg->n_user_limits; i++) {
+        char who[80];
+        snprintf(who, sizeof who, "user %s", cfg->user_limits[i].user);
+        put_limits(f, who, &cfg->user_limits[i].limits);
+    }
+
+    const jg_config_local_t *l = &cfg->local;
+    fprintf(f, "backends:\n  local: %s%s\n", l->enabled ? "enabled" : "disabled",
+            dflt(l->has_enabled));
+    put_shape(f, "capacity:", &l->capacity, "of the host");
+    put_shape(f, "max_node:", &l->max_node, "= capacity");
+    fprintf(f, "    %-11s%s%s\n", "network:",
+            l->network == JG_CONFIG_NETWORK_HOST ? "host" : "isolated", dflt(l->has_network));
+    fprintf(f, "    %-11s%s%s\n", "nat:", l->nat ? "on" : "off", dflt(l->has_nat));
+    fprintf(f, "    %-11s%s%s\n", "cgroups:",
+            l->cgroups == JG_CONFIG_CGROUPS_OFF ? "off" : "auto", dflt(l->has_cgroups));
+    const jg_config_kubernetes_t *k = &cfg->kubernetes;
+    fprintf(f, "  kubernetes: %s%s\n", k->enabled ? "enabled" : "disabled",
+            dflt(k->has_enabled));
+    fprintf(f, "    %-11s%s\n", "context:", k->context ? k->context : "the current one");
+    fprintf(f, "    %-11s%s\n", "namespace:", k->namespace ? k->namespace : "the context's");
+    fprintf(f, "volumes:%s\n", cfg->n_volumes ? "" : " none");
+    for (size_t i = 0; i < cfg->n_volumes; i++)
+        fprintf(f, "  %-14s %s\n", cfg->volumes[i].name, cfg->volumes[i].path);
+    if (fclose(f) != 0 || !out) {
+        fputs("jgsched: out of memory\n", stderr);
+        abort();
+    }
+    return out;
+}

@@ -1,0 +1,135 @@
+/* spec_yaml.h - the YAML reading kit shared by the two readers of the spec
+ * module: spec.c (JobGroup YAML) and spec_config.c (the daemon's config.yaml).
+ * Private to the module; implemented in spec.c.
+ *
+ * A jg_spec_reader_t collects every message of one parse into a caller's
+ * jg_spec_errors_t, each as "file:line:col: field: what was wrong (value)",
+ * remembers where each came from and, when the parse is done, puts them in
+ * file order.  The helpers below read libyaml document nodes and never stop at
+ * the first problem: a helper that finds one records it and returns NULL /
+ * false so the caller moves on to the next field.
+ */
+#ifndef JGSCHED_SPEC_YAML_H
+#define JGSCHED_SPEC_YAML_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <yaml.h>
+
+#include "jgsched/spec.h"
+
+typedef struct {
+    int line, col;              /* 1-based; 0: none */
+} jg_spec_pos_t;
+
+typedef struct {
+    const char *file;           /* display name in messages */
+    yaml_document_t *doc;       /* the document being read */
+    jg_spec_errors_t *errs;
+    size_t err0, warn0;         /* entries present before this parse */
+    jg_spec_pos_t *err_pos, *warn_pos;  /* positions of entries err0.., warn0.. */
+    size_t err_pos_cap, warn_pos_cap;
+} jg_spec_reader_t;
+
+/* The text of a scalar node (NUL-terminated by libyaml). */
+#define JG_SPEC_SVAL(n) ((const char *)(n)->data.scalar.value)
+
+/* Iterates a mapping node's pairs: `yaml_node_pair_t *p` in file order. */
+#define JG_SPEC_FOR_PAIRS(map, p) \
+    for (yaml_node_pair_t *p = (map)->data.mapping.pairs.start; \
+         p < (map)->data.mapping.pairs.top; p++)
+
+/* ---- messages --------------------------------------------------------- */
+
+/* Starts a parse whose messages go to errs (not NULL); file: display name. */
+void jg_spec_reader_init(jg_spec_reader_t *r, const char *file, jg_spec_errors_t *errs);
+
+/* Ends it: sorts the messages this parse added into file order (stably) and
+ * frees the bookkeeping.  Returns true when the parse recorded an error. */
+bool jg_spec_reader_done(jg_spec_reader_t *r);
+
+/* Adds a finished message (takes ownership of msg) at position p. */
+void jg_spec_record(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, char *msg);
+
+/* "file:line:col: field: <fmt>"; field may be NULL. */
+void jg_spec_vreport(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const char *field,
+                     const char *fmt, va_list ap);
+void jg_spec_err(jg_spec_reader_t *r, const yaml_node_t *n, const char *field,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void jg_spec_warn(jg_spec_reader_t *r, const yaml_node_t *n, const char *field,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void jg_spec_err_at(jg_spec_reader_t *r, jg_spec_pos_t p, const char *field,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* ---- nodes ------------------------------------------------------------- */
+
+jg_spec_pos_t jg_spec_pos(const yaml_node_t *n);     /* {0,0} for NULL */
+yaml_node_t *jg_spec_node(jg_spec_reader_t *r, int id);
+
+/* A plain scalar spelling null: empty, ~, null, Null, NULL. */
+bool jg_spec_is_null(const yaml_node_t *n);
+
+/* "a mapping", "a list", "a scalar", "null", "nothing": for "expected X, got Y". */
+const char *jg_spec_kind(const yaml_node_t *n);
+
+/* One-line rendering of v for messages (newlines as \n, cut near 60 bytes on a
+ * UTF-8 boundary) into buf (size >= 80); returns buf. */
+const char *jg_spec_show(const char *v, char *buf, size_t size);
+
+/* The text of scalar node n, or NULL after recording "field: expected
+ * <expected>, got <kind>" when n is not a non-null scalar. */
+const char *jg_spec_scalar(jg_spec_reader_t *r, const yaml_node_t *n, const char *field,
+                           const char *expected);
+
+/* The key of pair p of map, or NULL after recording why it cannot be used
+ * (not a string, or a duplicate of an earlier key). */
+const char *jg_spec_key(jg_spec_reader_t *r, const yaml_node_t *map,
+                        const yaml_node_pair_t *p, const char *field);
+
+/* Records "field: unknown key 'x' (did you mean 'y'?)" at key node k;
+ * cands: NULL-terminated list of the keys allowed there. */
+void jg_spec_unknown_key(jg_spec_reader_t *r, const yaml_node_t *k, const char *field,
+                         const char *key, const char *const *cands);
+
+/* "a.b" (or "b" when a is NULL or empty); caller frees. */
+char *jg_spec_join_field(const char *a, const char *b);
+
+/* Loads the next non-empty document of parser into doc: 1 loaded, 0 end of
+ * stream, -1 syntax error (recorded with its position).  text/len: the input,
+ * to place reader errors. */
+int jg_spec_next_doc(jg_spec_reader_t *r, yaml_parser_t *parser, yaml_document_t *doc,
+                     const char *text, size_t len);
+
+/* Reads a whole file into *text (malloc'd, caller frees; not NUL-terminated)
+ * and *len.  Returns 0, or -1 with errno set and nothing allocated. */
+int jg_spec_read_file(const char *path, char **text, size_t *len);
+
+/* ---- words and numbers ------------------------------------------------- */
+
+/* The candidate the user probably meant (case, alias, abbreviation or edit
+ * distance <= 2), or NULL. */
+const char *jg_spec_suggest(const char *word, const char *const *cands, size_t n);
+size_t jg_spec_list_len(const char *const *list);     /* of a NULL-terminated list */
+
+/* Why s is not a DNS label (written into buf when it needs formatting), or NULL. */
+const char *jg_spec_dns_problem(const char *s, char *buf, size_t size);
+
+/* True for an accelerator name: [A-Za-z0-9._-]+. */
+bool jg_spec_accel_name_ok(const char *name);
+
+/* Integer text with an optional sign: 0 ok, -1 not an integer, -2 outside lo..hi. */
+int jg_spec_parse_int(const char *s, long long lo, long long hi, long long *out);
+
+/* `4`, `4+`, `0.5`: a positive count, optionally "at least". */
+bool jg_spec_parse_cpus(const char *s, jg_amount_t *a);
+
+/* `8`, `8+`, `8GB`, `512MB`, `1TB`, `16GiB`: a positive size in GiB (binary
+ * units, case-insensitive), optionally "at least". */
+bool jg_spec_parse_memory(const char *s, jg_amount_t *a);
+
+/* `45` (seconds), `500ms`, `30s`, `1m`, `2h`: a duration >= 0 in seconds. */
+bool jg_spec_parse_duration(const char *s, double *secs);
+
+#endif

@@ -1,0 +1,635 @@
+/* test_config.c - the daemon's config.yaml: what a full file yields, every
+ * kind of error with its file:line:col, key path and value, a missing file as
+ * all defaults, per-user limits, admin checks and the description.  Fixtures
+ * live in fixtures/config/: full.yaml sets every key, bad.yaml holds one of
+ * most error kinds.
+ */
+#include <criterion/criterion.h>
+
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jgsched/config.h"
+
+#ifndef JG_TEST_FIXTURES
+#define JG_TEST_FIXTURES "tests/fixtures"
+#endif
+#define FIX(name) JG_TEST_FIXTURES "/config/" name
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static jg_spec_errors_t errs;
+static jg_config_t *cfg;
+static char tmpdir[64];
+
+static void cleanup(void)
+{
+    jg_spec_errors_free(&errs);
+    jg_config_free(cfg);
+    cfg = NULL;
+    if (tmpdir[0]) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/config.yaml", tmpdir);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/dir", tmpdir);
+        rmdir(path);
+        rmdir(tmpdir);
+        tmpdir[0] = '\0';
+    }
+}
+
+TestSuite(config, .fini = cleanup);
+
+static void dump(void)
+{
+    for (size_t i = 0; i < errs.count; i++)
+        cr_log_info("error: %s", errs.messages[i]);
+    for (size_t i = 0; i < errs.n_warnings; i++)
+        cr_log_info("warning: %s", errs.warnings[i]);
+}
+
+static jg_config_t *parse(const char *yaml)
+{
+    jg_spec_errors_free(&errs);
+    jg_config_free(cfg);
+    cfg = jg_config_parse(yaml, strlen(yaml), "c.yaml", &errs);
+    return cfg;
+}
+
+static bool has(char **list, size_t n, const char *needle)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strstr(list[i], needle))
+            return true;
+    return false;
+}
+
+/* The parse fails and one message holds both needles (needle2 may be NULL). */
+static void expect_error(const char *yaml, const char *needle, const char *needle2)
+{
+    jg_config_t *c = parse(yaml);
+    bool ok = false;
+    for (size_t i = 0; i < errs.count && !ok; i++)
+        ok = strstr(errs.messages[i], needle) && (!needle2 || strstr(errs.messages[i], needle2));
+    if (c || !ok)
+        dump();
+    cr_assert_null(c, "expected a failure for:\n%s", yaml);
+    cr_assert(ok, "no error containing '%s'%s%s for:\n%s", needle, needle2 ? " and " : "",
+              needle2 ? needle2 : "", yaml);
+}
+
+static void make_tmpdir(void)
+{
+    strcpy(tmpdir, "/tmp/jg-config-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+/* ---- defaults and files ------------------------------------------------ */
+
+static void assert_defaults(const jg_config_t *c)
+{
+    cr_assert_str_eq(c->default_policy, "default");
+    cr_assert_not(c->has_default_policy);
+    cr_assert_eq(c->n_admins, 0);
+    cr_assert_null(c->admin_group);
+    cr_assert_eq(c->default_limits.running_groups, JG_CONFIG_UNLIMITED);
+    cr_assert_eq(c->default_limits.nodes, JG_CONFIG_UNLIMITED);
+    cr_assert_eq(c->default_limits.cpus, JG_CONFIG_UNLIMITED);
+    cr_assert_eq(c->n_user_limits, 0);
+    cr_assert_float_eq(c->stop_grace_s, 5.0, 1e-9);
+    cr_assert_not(c->has_stop_grace);
+    cr_assert(c->local.enabled);
+    cr_assert_not(c->local.capacity.has_cpus || c->local.capacity.has_memory ||
+                  c->local.capacity.has_accels);
+    cr_assert_not(c->local.max_node.has_cpus || c->local.max_node.has_memory ||
+                  c->local.max_node.has_accels);
+    cr_assert_eq(c->local.network, JG_CONFIG_NETWORK_ISOLATED);
+    cr_assert(c->local.nat);
+    cr_assert_eq(c->local.cgroups, JG_CONFIG_CGROUPS_AUTO);
+    cr_assert_not(c->kubernetes.enabled);
+    cr_assert_null(c->kubernetes.context);
+    cr_assert_null(c->kubernetes.namespace);
+    cr_assert_eq(c->n_volumes, 0);
+}
+
+Test(config, defaults_hold_every_documented_default)
+{
+    cfg = jg_config_defaults();
+    assert_defaults(cfg);
+    cr_assert_null(cfg->path);
+    cr_assert_not(cfg->loaded);
+}
+
+Test(config, missing_file_means_defaults_not_an_error)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/config.yaml", tmpdir);
+    cfg = jg_config_load(path, &errs);
+    cr_assert_not_null(cfg);
+    cr_assert_eq(errs.count, 0);
+    cr_assert_str_eq(cfg->path, path);
+    cr_assert_not(cfg->loaded);
+    assert_defaults(cfg);
+}
+
+Test(config, empty_file_and_comments_only_mean_defaults)
+{
+    cr_assert_not_null(parse(""));
+    assert_defaults(cfg);
+    cr_assert(cfg->loaded);
+    cr_assert_not_null(parse("# nothing configured yet\n---\n"));
+    assert_defaults(cfg);
+}
+
+Test(config, unreadable_file_is_an_error)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/dir", tmpdir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cfg = jg_config_load(path, &errs);     /* a directory: opens, cannot be read */
+    cr_assert_null(cfg);
+    cr_assert_eq(errs.count, 1);
+    cr_assert(strstr(errs.messages[0], path) && strstr(errs.messages[0], "cannot read"),
+              "%s", errs.messages[0]);
+}
+
+Test(config, load_reads_a_written_file)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/config.yaml", tmpdir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("stop_grace: 1m\nlimits:\n  default: {nodes: -3}\n", f);
+    fclose(f);
+    cfg = jg_config_load(path, &errs);
+    cr_assert_null(cfg);
+    cr_assert_eq(errs.count, 1);
+    char want[256];
+    snprintf(want, sizeof want, "%s:3:20: limits.default.nodes: expected an integer >= 0 or "
+             "unlimited, got '-3'", path);
+    cr_assert_str_eq(errs.messages[0], want);
+}
+
+/* ---- a full file ------------------------------------------------------- */
+
+Test(config, full_file_sets_every_field)
+{
+    cfg = jg_config_load(FIX("full.yaml"), &errs);
+    dump();
+    cr_assert_not_null(cfg);
+    cr_assert_eq(errs.count, 0);
+    cr_assert(cfg->loaded);
+    cr_assert_str_eq(cfg->default_policy, "fail-fast");
+    cr_assert(cfg->has_default_policy);
+    cr_assert_eq(cfg->n_admins, 2);
+    cr_assert_str_eq(cfg->admins[0], "alice");
+    cr_assert_str_eq(cfg->admins[1], "bob");
+    cr_assert_str_eq(cfg->admin_group, "jgadmin");
+    cr_assert_eq(cfg->default_limits.running_groups, 10);
+    cr_assert_eq(cfg->default_limits.nodes, 64);
+    cr_assert_eq(cfg->default_limits.cpus, 128);
+    cr_assert_eq(cfg->n_user_limits, 2);
+    cr_assert_str_eq(cfg->user_limits[0].user, "alice");
+    cr_assert_eq(cfg->user_limits[0].limits.running_groups, 2);
+    cr_assert_eq(cfg->user_limits[0].limits.nodes, 8);
+    cr_assert_eq(cfg->user_limits[0].limits.cpus, 16);
+    cr_assert_float_eq(cfg->stop_grace_s, 0.5, 1e-9);
+    cr_assert(cfg->has_stop_grace);
+
+    const jg_config_local_t *l = &cfg->local;
+    cr_assert(l->enabled && l->has_enabled);
+    cr_assert(l->capacity.has_cpus);
+    cr_assert_float_eq(l->capacity.cpus, 64, 1e-9);
+    cr_assert(l->capacity.has_memory);
+    cr_assert_float_eq(l->capacity.memory_gb, 256, 1e-9);
+    cr_assert(l->capacity.has_accels);
+    cr_assert_eq(l->capacity.n_accels, 2);
+    cr_assert_str_eq(l->capacity.accels[0].name, "T4");
+    cr_assert_eq(l->capacity.accels[0].count, 2);
+    cr_assert_str_eq(l->capacity.accels[1].name, "A100");
+    cr_assert_eq(l->capacity.accels[1].count, 8);
+    cr_assert_float_eq(l->max_node.cpus, 32, 1e-9);
+    cr_assert_float_eq(l->max_node.memory_gb, 128, 1e-9);
+    cr_assert_eq(l->max_node.n_accels, 1);
+    cr_assert_str_eq(l->max_node.accels[0].name, "A100");
+    cr_assert_eq(l->max_node.accels[0].count, 4);
+    cr_assert_eq(l->network, JG_CONFIG_NETWORK_HOST);
+    cr_assert(l->has_network);
+    cr_assert_not(l->nat);
+    cr_assert(l->has_nat);
+    cr_assert_eq(l->cgroups, JG_CONFIG_CGROUPS_OFF);
+
+    cr_assert(cfg->kubernetes.enabled);
+    cr_assert_str_eq(cfg->kubernetes.context, "my-cluster");
+    cr_assert_str_eq(cfg->kubernetes.namespace, "jgsched");
+
+    cr_assert_eq(cfg->n_volumes, 2);
+    cr_assert_str_eq(cfg->volumes[0].name, "shared-volume");
+    cr_assert_str_eq(cfg->volumes[0].path, "/srv/jgsched/volumes/shared-volume");
+    cr_assert_str_eq(jg_config_volume_path(cfg, "scratch"), "/tmp");
+    cr_assert_null(jg_config_volume_path(cfg, "nope"));
+}
+
+Test(config, value_forms)
+{
+    cr_assert_not_null(parse("stop_grace: 1m\nbackends:\n  local:\n    capacity:\n"
+                             "      cpus: 0.5\n      memory: 512MB\n      accelerators: H100:4\n"
+                             "    enabled: no\n  kubernetes: {enabled: yes}\n"
+                             "admins: carol\ndefault_policy: /etc/jgsched/site.lua\n"));
+    cr_assert_float_eq(cfg->stop_grace_s, 60, 1e-9);
+    cr_assert_float_eq(cfg->local.capacity.cpus, 0.5, 1e-9);
+    cr_assert_float_eq(cfg->local.capacity.memory_gb, 0.5, 1e-9);
+    cr_assert_eq(cfg->local.capacity.n_accels, 1);
+    cr_assert_str_eq(cfg->local.capacity.accels[0].name, "H100");
+    cr_assert_eq(cfg->local.capacity.accels[0].count, 4);
+    cr_assert_not(cfg->local.enabled);
+    cr_assert(cfg->kubernetes.enabled);
+    cr_assert_eq(cfg->n_admins, 1);
+    cr_assert_str_eq(cfg->admins[0], "carol");
+    cr_assert_str_eq(cfg->default_policy, "/etc/jgsched/site.lua");
+
+    /* `{}` declares no accelerators at all (not the host's) */
+    cr_assert_not_null(parse("backends: {local: {capacity: {accelerators: {}}}}\n"));
+    cr_assert(cfg->local.capacity.has_accels);
+    cr_assert_eq(cfg->local.capacity.n_accels, 0);
+    /* a key with nothing after it is the default */
+    cr_assert_not_null(parse("limits:\nvolumes:\nbackends:\n  local:\n"));
+    assert_defaults(cfg);
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+Test(config, bad_file_lists_every_error_in_file_order)
+{
+    cfg = jg_config_load(FIX("bad.yaml"), &errs);
+    cr_assert_null(cfg);
+    const char *want[] = {
+        FIX("bad.yaml") ":1:17: default_policy: policy path '../my.lua' must be absolute",
+        FIX("bad.yaml") ":2:17: admins[1]: invalid user name 'bad user': it contains "
+                        "whitespace",
+        FIX("bad.yaml") ":2:29: admins[2]: user 'alice' is listed twice",
+        FIX("bad.yaml") ":3:14: admin_group: invalid group name 'a:b': it contains ':'",
+        FIX("bad.yaml") ":4:1: unknown key 'limit' (did you mean 'limits'?)",
+        FIX("bad.yaml") ":7:29: limits.default.running_groups: expected an integer >= 0 or "
+                        "unlimited, got '-1'",
+        FIX("bad.yaml") ":7:33: limits.default: unknown key 'node' (did you mean 'nodes'?)",
+        FIX("bad.yaml") ":7:48: limits.default.cpus: expected an integer >= 0 or unlimited, "
+                        "got '2.5'",
+        FIX("bad.yaml") ":9:29: limits.users.alice.running_groups: expected an integer >= 0 "
+                        "or unlimited, got 'lots'",
+        FIX("bad.yaml") ":10:13: stop_grace: invalid duration '5 seconds' (expected e.g. "
+                        "500ms, 5s, 1m)",
+        FIX("bad.yaml") ":13:14: backends.local.enabled: expected true or false, got 'maybe'",
+        FIX("bad.yaml") ":15:13: backends.local.capacity.cpus: invalid value '8+'",
+        FIX("bad.yaml") ":16:15: backends.local.capacity.memory: invalid value '0GB'",
+        FIX("bad.yaml") ":17:26: backends.local.capacity.accelerators.T4: invalid accelerator "
+                        "count '0'",
+        FIX("bad.yaml") ":18:28: backends.local.capacity.max_node: unknown key 'gpus' (did "
+                        "you mean 'accelerators'?)",
+        FIX("bad.yaml") ":19:14: backends.local.network: invalid value 'isolate' (did you "
+                        "mean 'isolated'?",
+        FIX("bad.yaml") ":20:14: backends.local.cgroups: invalid value 'on' (expected auto "
+                        "or off)",
+        FIX("bad.yaml") ":21:3: backends: unknown backend 'k8s' (did you mean 'kubernetes'?)",
+        FIX("bad.yaml") ":23:16: backends.kubernetes.namespace: invalid namespace 'Team_A': "
+                        "it contains uppercase letter 'T'",
+        FIX("bad.yaml") ":25:3: volumes: invalid volume name 'Shared_Vol': it contains "
+                        "uppercase letter 'S'",
+        FIX("bad.yaml") ":26:9: volumes.logs: volume path 'relative/dir' must be absolute",
+    };
+    size_t n = sizeof want / sizeof want[0];
+    if (errs.count != n)
+        dump();
+    cr_assert_eq(errs.count, n, "got %zu errors, want %zu", errs.count, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(!strncmp(errs.messages[i], want[i], strlen(want[i])),
+                  "error %zu:\n  got  %s\n  want %s...", i, errs.messages[i], want[i]);
+}
+
+Test(config, unknown_keys_at_every_level_suggest_the_key_meant)
+{
+    expect_error("admin: [x]\n", "c.yaml:1:1: unknown key 'admin' (did you mean 'admins'?)",
+                 NULL);
+    expect_error("volume: {}\n", "unknown key 'volume' (did you mean 'volumes'?)", NULL);
+    expect_error("stop_grase: 5s\n", "did you mean 'stop_grace'?", NULL);
+    expect_error("limits: {defaults: {}}\n",
+                 "c.yaml:1:10: limits: unknown key 'defaults' (did you mean 'default'?)", NULL);
+    expect_error("limits: {users: {bob: {running_group: 1}}}\n",
+                 "limits.users.bob: unknown key 'running_group' (did you mean "
+                 "'running_groups'?)", NULL);
+    expect_error("backends: {locall: {}}\n",
+                 "backends: unknown key 'locall' (did you mean 'local'?)", NULL);
+    expect_error("backends: {local: {capcity: {}}}\n",
+                 "backends.local: unknown key 'capcity' (did you mean 'capacity'?)", NULL);
+    expect_error("backends: {local: {capacity: {mem: 1GB}}}\n",
+                 "backends.local.capacity: unknown key 'mem' (did you mean 'memory'?)", NULL);
+    expect_error("backends: {local: {capacity: {max_node: {max_node: {}}}}}\n",
+                 "backends.local.capacity.max_node: unknown key 'max_node'", NULL);
+    expect_error("backends: {kubernetes: {contxt: a}}\n",
+                 "backends.kubernetes: unknown key 'contxt' (did you mean 'context'?)", NULL);
+    expect_error("bogus: 1\n", "c.yaml:1:1: unknown key 'bogus'", NULL);
+}
+
+Test(config, wrong_shapes_say_what_was_expected)
+{
+    expect_error("- a\n- b\n", "c.yaml:1:1: the configuration must be a mapping", "a list");
+    expect_error("limits: [1]\n", "c.yaml:1:9: limits: expected a mapping", "got a list");
+    expect_error("admins: {a: 1}\n", "admins: expected a list of user names, got a mapping",
+                 NULL);
+    expect_error("admins: [[a]]\n", "c.yaml:1:10: admins[0]: expected a user name, got a list",
+                 NULL);
+    expect_error("backends: local\n", "backends: expected a mapping (local, kubernetes), got "
+                 "a scalar", NULL);
+    expect_error("volumes: {a: [x]}\n", "volumes.a: expected an absolute directory path, got "
+                 "a list", NULL);
+    expect_error("default_policy: {a: b}\n", "default_policy: expected a policy name", NULL);
+    expect_error("backends: {local: {capacity: {accelerators: [T4]}}}\n",
+                 "accelerators: expected a mapping of name: count, e.g. {T4: 2}, got a list",
+                 NULL);
+}
+
+Test(config, counts_sizes_and_durations_are_checked)
+{
+    expect_error("limits: {default: {cpus: 1e3}}\n", "limits.default.cpus", "got '1e3'");
+    expect_error("limits: {default: {nodes: 99999999999}}\n", "limits.default.nodes",
+                 "got '99999999999'");
+    expect_error("backends: {local: {capacity: {cpus: 0}}}\n", "capacity.cpus: invalid value "
+                 "'0' (expected a positive number", NULL);
+    expect_error("backends: {local: {capacity: {memory: lots}}}\n",
+                 "capacity.memory: invalid value 'lots' (expected a positive size", NULL);
+    expect_error("backends: {local: {capacity: {memory: 8GB+}}}\n",
+                 "capacity.memory: invalid value '8GB+'", "takes no '+'");
+    expect_error("backends: {local: {capacity: {accelerators: 'T 4'}}}\n",
+                 "invalid accelerator name 'T 4'", NULL);
+    expect_error("backends: {local: {capacity: {accelerators: {T4: 1.5}}}}\n",
+                 "capacity.accelerators.T4: invalid accelerator count '1.5'", NULL);
+    expect_error("stop_grace: -1s\n", "stop_grace: invalid duration '-1s'", NULL);
+    expect_error("stop_grace: 2h\n", "stop_grace: '2h' is too long (at most 1h)", NULL);
+    expect_error("backends: {local: {nat: 2}}\n", "backends.local.nat: expected true or false, "
+                 "got '2'", NULL);
+}
+
+Test(config, names_and_paths_are_checked)
+{
+    expect_error("default_policy: default.lua\n", "default_policy: invalid policy name "
+                 "'default.lua' (did you mean 'default'?", NULL);
+    expect_error("default_policy: my policy\n", "invalid policy name 'my policy' (letters, "
+                 "digits", NULL);
+    expect_error("volumes: {-x: /srv}\n", "volumes: invalid volume name '-x'", NULL);
+    expect_error("volumes: {data: ./d}\n", "volumes.data: volume path './d' must be absolute",
+                 NULL);
+    expect_error("backends: {kubernetes: {context: 'a b'}}\n",
+                 "backends.kubernetes.context: invalid context 'a b'", NULL);
+    expect_error("admin_group: ''\n", "admin_group: invalid group name '': it is empty", NULL);
+    expect_error("limits: {users: {'a b': {}}}\n", "limits.users: invalid user name 'a b'",
+                 NULL);
+}
+
+Test(config, max_node_may_not_exceed_capacity)
+{
+    expect_error("backends:\n  local:\n    capacity:\n      memory: 64GB\n"
+                 "      max_node: {memory: 65GB}\n",
+                 "c.yaml:5:26: backends.local.capacity.max_node: memory 65 GiB is more than "
+                 "the capacity's (64 GiB)", NULL);
+    expect_error("backends:\n  local:\n    capacity:\n      max_node: {accelerators: {T4: 3}}\n"
+                 "      accelerators: {T4: 2}\n",
+                 "c.yaml:4:33: backends.local.capacity.max_node: 3 T4 is more than the "
+                 "capacity's (2)", NULL);
+    expect_error("backends: {local: {capacity: {accelerators: {T4: 2}, "
+                 "max_node: {accelerators: V100:1}}}}\n",
+                 "accelerator 'V100' is not in the capacity's accelerators", NULL);
+    /* a max_node alone bounds a host-sized capacity: nothing to compare */
+    cr_assert_not_null(parse("backends: {local: {capacity: {max_node: {cpus: 4}}}}\n"));
+    cr_assert_not(cfg->local.capacity.has_cpus);
+    cr_assert(cfg->local.max_node.has_cpus);
+}
+
+Test(config, yaml_structure_errors)
+{
+    expect_error("limits: {default: {nodes: 1}\n", "c.yaml:2:1: YAML syntax error", NULL);
+    expect_error("stop_grace: 1s\nstop_grace: 2s\n",
+                 "c.yaml:2:1: duplicate key 'stop_grace' (first given at line 1, column 1)",
+                 NULL);
+    expect_error("stop_grace: 1s\n---\nstop_grace: 2s\n",
+                 "c.yaml:3:1: a configuration file holds one YAML document", NULL);
+}
+
+Test(config, errors_are_collected_not_just_the_first)
+{
+    cr_assert_null(parse("stop_grace: x\nvolumes: {a: b}\nbackends: {local: {network: y}}\n"));
+    cr_assert_eq(errs.count, 3);
+    cr_assert(strstr(errs.messages[0], "c.yaml:1:"));
+    cr_assert(strstr(errs.messages[1], "c.yaml:2:"));
+    cr_assert(strstr(errs.messages[2], "c.yaml:3:"));
+}
+
+Test(config, host_lookups_only_warn)
+{
+    cr_assert_not_null(parse("admin_group: jg-no-such-group-x\nadmins: [jg-no-such-user-x]\n"
+                             "volumes: {gone: /nonexistent/jg-volume}\n"));
+    cr_assert_eq(errs.count, 0);
+    cr_assert(has(errs.warnings, errs.n_warnings, "c.yaml:1:14: admin_group: no group "
+                  "'jg-no-such-group-x'"));
+    cr_assert(has(errs.warnings, errs.n_warnings, "c.yaml:2:10: admins[0]: no user "
+                  "'jg-no-such-user-x'"));
+    cr_assert(has(errs.warnings, errs.n_warnings, "c.yaml:3:17: volumes.gone: "
+                  "'/nonexistent/jg-volume' is not a directory"));
+}
+
+/* ---- limits ------------------------------------------------------------ */
+
+Test(config, limits_for_a_user_override_and_fall_back_to_default)
+{
+    cfg = jg_config_load(FIX("full.yaml"), &errs);
+    cr_assert_not_null(cfg);
+    const jg_user_limits_t *a = jg_config_limits_for(cfg, "alice");
+    cr_assert_eq(a->running_groups, 2);
+    cr_assert_eq(a->nodes, 8);
+    cr_assert_eq(a->cpus, 16);
+    /* bob sets only nodes (explicitly unlimited): the rest comes from default */
+    const jg_user_limits_t *b = jg_config_limits_for(cfg, "bob");
+    cr_assert_eq(b->nodes, JG_CONFIG_UNLIMITED);
+    cr_assert_eq(b->running_groups, 10);
+    cr_assert_eq(b->cpus, 128);
+    const jg_user_limits_t *d = jg_config_limits_for(cfg, "dave");
+    cr_assert_eq(d, &cfg->default_limits);
+    cr_assert_eq(d->running_groups, 10);
+    cr_assert_eq(jg_config_limits_for(cfg, NULL), &cfg->default_limits);
+}
+
+Test(config, user_limits_inherit_default_given_later_in_the_file)
+{
+    cr_assert_not_null(parse("limits:\n  users:\n    erin: {cpus: 0}\n"
+                             "  default: {nodes: 3}\n"));
+    const jg_user_limits_t *e = jg_config_limits_for(cfg, "erin");
+    cr_assert_eq(e->cpus, 0);
+    cr_assert_eq(e->nodes, 3);
+    cr_assert_eq(e->running_groups, JG_CONFIG_UNLIMITED);
+}
+
+/* ---- admins ------------------------------------------------------------ */
+
+static char *group_name(gid_t gid)
+{
+    struct group *g = getgrgid(gid);
+    return g ? strdup(g->gr_name) : NULL;
+}
+
+Test(config, root_is_always_admin)
+{
+    cfg = jg_config_defaults();
+    cr_assert(jg_config_is_admin(cfg, "root", 0, 0));
+    cr_assert(jg_config_is_admin(NULL, NULL, 0, 12345));
+    cr_assert_not(jg_config_is_admin(cfg, "alice", 1000, 1000));
+    cr_assert_not(jg_config_is_admin(NULL, "alice", 1000, 1000));
+}
+
+Test(config, listed_users_are_admins)
+{
+    cfg = jg_config_load(FIX("full.yaml"), &errs);
+    cr_assert_not_null(cfg);
+    cr_assert(jg_config_is_admin(cfg, "alice", 1000, 1000));
+    cr_assert(jg_config_is_admin(cfg, "bob", 1001, 1001));
+    cr_assert_not(jg_config_is_admin(cfg, "mallory", 1002, 1002));
+    cr_assert_not(jg_config_is_admin(cfg, NULL, 1002, 1002));
+}
+
+Test(config, admin_group_members_are_admins_by_primary_gid)
+{
+    gid_t gid = getgid();
+    char *name = group_name(gid);
+    if (!name)
+        cr_skip_test("the process's gid %d has no group name", (int)gid);
+    char *yaml = NULL;
+    cr_assert(asprintf(&yaml, "admin_group: '%s'\n", name) > 0);
+    cr_assert_not_null(parse(yaml));
+    free(yaml);
+    cr_assert(jg_config_is_admin(cfg, "jg-no-such-user-x", 54321, gid));
+    cr_assert(jg_config_is_admin(cfg, NULL, 54321, gid));
+    cr_assert_not(jg_config_is_admin(cfg, "jg-no-such-user-x", 54321, gid + 54321));
+    free(name);
+}
+
+/* A user and a group they belong to as a supplementary member: the current
+ * user's own if they have one, else the first member the group database
+ * lists.  false when the host has none. */
+static bool find_member(char **user, char **group)
+{
+    gid_t fake = 54321, groups[256];
+    struct passwd *pw = getpwuid(getuid());
+    int n = 256;
+    if (pw && getgrouplist(pw->pw_name, fake, groups, &n) >= 0) {
+        for (int i = 0; i < n; i++) {
+            char *name = groups[i] != fake ? group_name(groups[i]) : NULL;
+            if (name) {
+                *user = strdup(pw->pw_name);
+                *group = name;
+                return true;
+            }
+        }
+    }
+    bool found = false;
+    setgrent();
+    for (struct group *g; !found && (g = getgrent());) {
+        if (g->gr_mem && g->gr_mem[0] && getpwnam(g->gr_mem[0])) {
+            *user = strdup(g->gr_mem[0]);
+            *group = strdup(g->gr_name);
+            found = true;
+        }
+    }
+    endgrent();
+    return found;
+}
+
+Test(config, admin_group_members_are_admins_by_supplementary_group)
+{
+    char *user = NULL, *name = NULL;
+    if (!find_member(&user, &name))
+        cr_skip_test("no user on this host is a supplementary member of a group");
+    char *yaml = NULL;
+    cr_assert(asprintf(&yaml, "admin_group: '%s'\n", name) > 0);
+    cr_assert_not_null(parse(yaml));
+    free(yaml);
+    cr_assert(jg_config_is_admin(cfg, user, 54322, 54321), "%s in %s", user, name);
+    cr_assert_not(jg_config_is_admin(cfg, "jg-no-such-user-x", 54322, 54321));
+    free(user);
+    free(name);
+}
+
+Test(config, missing_admin_group_makes_nobody_admin)
+{
+    cr_assert_not_null(parse("admin_group: jg-no-such-group-x\n"));
+    cr_assert_not(jg_config_is_admin(cfg, "root-ish", 1000, getgid()));
+    cr_assert(jg_config_is_admin(cfg, "root", 0, 0));
+}
+
+/* ---- description ------------------------------------------------------- */
+
+Test(config, describe_full_file)
+{
+    cfg = jg_config_load(FIX("full.yaml"), &errs);
+    cr_assert_not_null(cfg);
+    char *d = jg_config_describe(cfg);
+    const char *lines[] = {
+        "config: " FIX("full.yaml") "\n",
+        "default_policy: fail-fast\n",
+        "admins: root, alice, bob\n",
+        "admin_group: jgadmin\n",
+        "stop_grace: 500ms\n",
+        "  default        running_groups=10 nodes=64 cpus=128\n",
+        "  user alice     running_groups=2 nodes=8 cpus=16\n",
+        "  user bob       running_groups=10 nodes=unlimited cpus=128\n",
+        "  local: enabled\n",
+        "    capacity:  cpus 64, memory 256 GiB, accelerators T4:2 A100:8\n",
+        "    max_node:  cpus 32, memory 128 GiB, accelerators A100:4\n",
+        "    network:   host\n",
+        "    nat:       off\n",
+        "    cgroups:   off\n",
+        "  kubernetes: enabled\n",
+        "    context:   my-cluster\n",
+        "    namespace: jgsched\n",
+        "  shared-volume  /srv/jgsched/volumes/shared-volume\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        cr_expect(strstr(d, lines[i]), "missing line '%s' in:\n%s", lines[i], d);
+    free(d);
+}
+
+Test(config, describe_defaults_marks_them)
+{
+    make_tmpdir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/config.yaml", tmpdir);
+    cfg = jg_config_load(path, &errs);
+    cr_assert_not_null(cfg);
+    char *d = jg_config_describe(cfg);
+    char first[256];
+    snprintf(first, sizeof first, "config: %s (no such file: defaults)\n", path);
+    const char *lines[] = {
+        first,
+        "default_policy: default (default)\n",
+        "admins: root\n",
+        "admin_group: none\n",
+        "stop_grace: 5s (default)\n",
+        "  default        running_groups=unlimited nodes=unlimited cpus=unlimited\n",
+        "  local: enabled (default)\n",
+        "    capacity:  cpus of the host, memory of the host, accelerators of the host\n",
+        "    max_node:  cpus = capacity, memory = capacity, accelerators = capacity\n",
+        "    network:   isolated (default)\n",
+        "    nat:       on (default)\n",
+        "    cgroups:   auto (default)\n",
+        "  kubernetes: disabled (default)\n",
+        "volumes: none\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        cr_expect(strstr(d, lines[i]), "missing line '%s' in:\n%s", lines[i], d);
+    free(d);
+}
