@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -606,6 +607,205 @@ static json_t *op_cancel(conn_t *c, json_t *req)
     return json_pack("{s:b, s:o}", "ok", 1, "results", results);
 }
 
+/* ---------------------------------------------------------------- volumes */
+
+/* Config-declared volumes first (they cannot be created or removed through the
+ * CLI), then those created with `jgsched volume create`. */
+static char *volume_path(void *ctx, const char *name)
+{
+    jg_daemon_t *d = ctx;
+    const char *declared = jg_config_volume_path(d->config, name);
+    if (declared)
+        return jg_xstrdup(declared);
+    jg_volume_row_t v;
+    jg_error_t err;
+    if (jg_store_get_volume(d->store, name, &v, &err) < 0)
+        return NULL;
+    char *path = v.path;
+    v.path = NULL;
+    jg_volume_row_clear(&v);
+    return path;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static json_t *op_volume_create(conn_t *c, json_t *req)
+{
+    const char *name;
+    json_error_t jerr;
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s:s !}", "op", &(const char *){0}, "name", &name) < 0)
+        return jg_proto_error("malformed volume_create request: %s", jerr.text);
+    if (!jg_spec_is_dns_label(name))
+        return jg_proto_error("invalid volume name '%s': use lowercase letters, digits and '-' "
+                              "(a DNS label, at most 63 characters)", name);
+    jg_daemon_t *d = c->daemon;
+    if (jg_config_volume_path(d->config, name))
+        return jg_proto_error("volume %s is declared in %s; it already exists", name,
+                              d->paths.config);
+    char *dir = jg_xasprintf("%s/volumes", d->paths.home);
+    char *path = jg_xasprintf("%s/%s", dir, name);
+    json_t *reply = NULL;
+    jg_error_t err;
+    if (jg_mkdir_p(dir, 0711, &err) < 0) {
+        reply = jg_proto_error("%s", err.text);
+        goto done;
+    }
+    if (jg_store_add_volume(d->store, name, path, c->uid, c->user, jg_now_wall_us(), &err) < 0) {
+        reply = jg_proto_error("%s", err.text);
+        goto done;
+    }
+    /* The volume's files belong to whoever created it, as their jobs write them. */
+    if ((mkdir(path, 0750) < 0 && errno != EEXIST) || chown(path, c->uid, c->gid) < 0) {
+        int e = errno;
+        jg_store_remove_volume(d->store, name, NULL);
+        reply = jg_proto_error("cannot create %s: %s", path, strerror(e));
+        goto done;
+    }
+    jg_log("info", "volume %s created by %s at %s", name, c->user, path);
+    reply = json_pack("{s:b, s:s, s:s}", "ok", 1, "name", name, "path", path);
+done:
+    free(path);
+    free(dir);
+    return reply;
+}
+
+static json_t *op_volume_ls(conn_t *c, json_t *req)
+{
+    (void)req;
+    jg_daemon_t *d = c->daemon;
+    json_t *list = json_array();
+    for (size_t i = 0; i < d->config->n_volumes; i++) {
+        const jg_config_volume_t *v = &d->config->volumes[i];
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", v->name, "path",
+                                              v->path, "source", "config", "owner", "",
+                                              "used_by", (json_int_t)jg_sched_volume_user(
+                                                             d->sched, v->name)));
+    }
+    jg_volume_row_t *rows = NULL;
+    size_t n = 0;
+    jg_error_t err;
+    if (jg_store_list_volumes(d->store, &rows, &n, &err) < 0) {
+        json_decref(list);
+        return jg_proto_error("%s", err.text);
+    }
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:o, s:I}", "name",
+                                              rows[i].name, "path", rows[i].path, "source",
+                                              "created", "owner", rows[i].user, "created",
+                                              jg_proto_time(rows[i].created_us), "used_by",
+                                              (json_int_t)jg_sched_volume_user(d->sched,
+                                                                               rows[i].name)));
+    jg_volume_rows_free(rows, n);
+    return json_pack("{s:b, s:o}", "ok", 1, "volumes", list);
+}
+
+static json_t *op_volume_rm(conn_t *c, json_t *req)
+{
+    const char *name;
+    json_error_t jerr;
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s:s !}", "op", &(const char *){0}, "name", &name) < 0)
+        return jg_proto_error("malformed volume_rm request: %s", jerr.text);
+    jg_daemon_t *d = c->daemon;
+    if (jg_config_volume_path(d->config, name))
+        return jg_proto_error("volume %s is declared in %s; remove it there", name, d->paths.config);
+    jg_volume_row_t v;
+    jg_error_t err;
+    if (jg_store_get_volume(d->store, name, &v, &err) < 0)
+        return jg_proto_error("%s", err.text);
+    json_t *reply = NULL;
+    int64_t user_group = jg_sched_volume_user(d->sched, name);
+    if (v.uid != c->uid && !jg_config_is_admin(d->config, c->user, c->uid, c->gid))
+        reply = jg_proto_error("permission denied: volume %s belongs to %s", name, v.user);
+    else if (user_group)
+        reply = jg_proto_error("volume %s is in use by group %lld; it can be removed once that "
+                               "group ended", name, (long long)user_group);
+    else if (jg_store_remove_volume(d->store, name, &err) < 0)
+        reply = jg_proto_error("%s", err.text);
+    if (!reply) {
+        if (nftw(v.path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+            jg_log("warn", "volume %s: cannot remove %s: %s", name, v.path, strerror(errno));
+        jg_log("info", "volume %s removed by %s", name, c->user);
+        reply = jg_proto_ok();
+    }
+    jg_volume_row_clear(&v);
+    return reply;
+}
+
+/* ------------------------------------------------------------------ infra */
+
+static json_t *shape_json(double cpus, double memory_gb, const jg_accel_t *accels, size_t n)
+{
+    json_t *a = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(a, accels[i].name, json_integer(accels[i].count));
+    return json_pack("{s:f, s:f, s:o}", "cpus", cpus, "memory_gb", memory_gb, "accelerators", a);
+}
+
+typedef struct {
+    const jg_backend_t *backend;
+    json_t *groups;
+    json_t *pending;
+} infra_walk_t;
+
+static void infra_group(void *ctx, int64_t id, const char *user, jg_state_t state,
+                        const jg_backend_t *backend, const jg_group_spec_t *spec, bool holds)
+{
+    infra_walk_t *w = ctx;
+    if (backend != w->backend)
+        return;
+    jg_usage_t u = {0};
+    jg_usage_add_group(&u, spec, 1);
+    json_t *g = json_pack("{s:I, s:s, s:s, s:s, s:I, s:o}", "id", (json_int_t)id, "name",
+                          spec->name, "user", user, "state", jg_state_name(state), "nodes",
+                          (json_int_t)jg_spec_total_nodes(spec), "resources",
+                          shape_json(u.cpus, u.memory_gb, u.accels, u.n_accels));
+    jg_usage_clear(&u);
+    json_array_append_new(holds ? w->groups : w->pending, g);
+}
+
+static json_t *op_infra(conn_t *c, json_t *req)
+{
+    (void)req;
+    jg_daemon_t *d = c->daemon;
+    json_t *list = json_array();
+    jg_backend_t *b = jg_sched_backend_for(d->sched, NULL);
+    if (b) {
+        const jg_capacity_t *cap = b->ops->capacity ? b->ops->capacity(b) : NULL;
+        const jg_usage_t *used = jg_sched_usage(d->sched, b);
+        infra_walk_t w = {.backend = b, .groups = json_array(), .pending = json_array()};
+        jg_sched_foreach_active(d->sched, infra_group, &w);
+        json_t *notes = json_array();
+        const char *warn = b->ops->warning ? b->ops->warning(b) : NULL;
+        if (warn)
+            json_array_append_new(notes, json_string(warn));
+        const char *more = b->ops->notes ? b->ops->notes(b) : NULL;
+        if (more)
+            json_array_append_new(notes, json_string(more));
+        json_t *item = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "name", b->ops->name,
+                                 "used", used ? shape_json(used->cpus, used->memory_gb,
+                                                           used->accels, used->n_accels)
+                                              : json_null(),
+                                 "groups", w.groups, "pending", w.pending, "notes", notes,
+                                 "capacity", cap ? shape_json(cap->cpus, cap->memory_gb,
+                                                              cap->accels, cap->n_accels)
+                                                 : json_null());
+        if (cap) {
+            json_object_set_new(item, "max_node",
+                                shape_json(cap->max_node_cpus, cap->max_node_memory_gb, NULL, 0));
+            json_object_set_new(item, "source", json_string(cap->source));
+        }
+        json_array_append_new(list, item);
+    }
+    return json_pack("{s:b, s:o, s:s}", "ok", 1, "backends", list, "config",
+                     d->config->loaded ? d->config->path : "(none: defaults)");
+}
+
 static void reload_result(void *ctx, const char *policy, const char *error)
 {
     json_t *list = ctx;
@@ -660,6 +860,14 @@ static json_t *dispatch(conn_t *c, json_t *req)
         return op_shutdown(c, req);
     if (strcmp(name, "policy_reload") == 0)
         return op_policy_reload(c, req);
+    if (strcmp(name, "infra") == 0)
+        return op_infra(c, req);
+    if (strcmp(name, "volume_create") == 0)
+        return op_volume_create(c, req);
+    if (strcmp(name, "volume_ls") == 0)
+        return op_volume_ls(c, req);
+    if (strcmp(name, "volume_rm") == 0)
+        return op_volume_rm(c, req);
     return jg_proto_error("unknown op \"%s\"", name);
 }
 
@@ -1012,7 +1220,9 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
     jg_sched_options_t sopts = {.policy_dir = policy_dir,
                                 .default_policy = d->config->default_policy,
                                 .stop_grace_ms = (int)(d->config->stop_grace_s * 1000),
-                                .config = d->config};
+                                .config = d->config,
+                                .volume_path = volume_path,
+                                .volume_ctx = d};
     if (!(d->sched = jg_sched_create(d->store, d->loop, &sopts, err)))
         goto fail;
     jg_sched_set_change_cb(d->sched, on_group_changed, d);

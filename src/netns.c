@@ -10,6 +10,10 @@
  *    mount, so killing the processes removes everything, the veth pairs too.
  *  - Nothing collides: no object is named in the host, so two daemons (each
  *    with a group 1) or two groups with the same name live side by side.
+ *  - Volumes: a node's shared volumes are bind mounts in its own mount
+ *    namespace, made after its /tmp; the mount point is reached without
+ *    following symbolic links (jg_netns_open_dir), since a node may plant one
+ *    in its /tmp, kept across attempts, to redirect a later root-made mount.
  *  - Works unprivileged: in mode USERNS the keeper owns a user namespace in
  *    which the daemon's user has every capability (it created it), so a
  *    node's child can join it and do as root would, without being root.
@@ -628,6 +632,73 @@ done:
     return rc;
 }
 
+int jg_netns_open_dir(const char *path, bool create)
+{
+    if (!path || path[0] != '/') {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    const char *p = path;
+    char comp[NAME_MAX + 1];
+    while (fd >= 0) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            return fd;
+        size_t n = strcspn(p, "/");
+        if (n > NAME_MAX || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
+            close(fd);
+            errno = n > NAME_MAX ? ENAMETOOLONG : EINVAL;
+            return -1;
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        p += n;
+        int next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && create) {
+            if (mkdirat(fd, comp, 0755) == 0 || errno == EEXIST)
+                next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        int e = errno;
+        close(fd);
+        errno = e;
+        fd = next;
+    }
+    return -1;
+}
+
+/* Binds every volume on its mount point (made in the node's view if missing:
+ * under /tmp that is the node's own /tmp).  Both ends are opened first and
+ * mounted through /proc/self/fd, so no path is looked up twice. */
+static int bind_volumes(const jg_netns_node_t *node, char *errbuf, size_t len)
+{
+    for (size_t i = 0; i < node->n_binds; i++) {
+        const jg_netns_bind_t *v = &node->binds[i];
+        int src = open(v->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (src < 0)
+            return fail(errbuf, len, "volume directory %s: %s", v->source, strerror(errno));
+        int dst = jg_netns_open_dir(v->target, true);
+        if (dst < 0) {
+            int e = errno;
+            close(src);
+            return fail(errbuf, len, "cannot make the mount point %s: %s", v->target,
+                        e == ELOOP ? "a component is a symbolic link" : strerror(e));
+        }
+        char from[32], to[32];
+        snprintf(from, sizeof from, "/proc/self/fd/%d", src);
+        snprintf(to, sizeof to, "/proc/self/fd/%d", dst);
+        int r = mount(from, to, NULL, MS_BIND | MS_REC, NULL);
+        int e = errno;
+        close(src);
+        close(dst);
+        if (r < 0)
+            return fail(errbuf, len, "cannot mount volume %s on %s: %s", v->source, v->target,
+                        strerror(e));
+    }
+    return 0;
+}
+
 static int node_mounts(const jg_netns_node_t *node, char *errbuf, size_t len)
 {
     if (node->hostname && sethostname(node->hostname, strlen(node->hostname)) < 0)
@@ -642,7 +713,9 @@ static int node_mounts(const jg_netns_node_t *node, char *errbuf, size_t len)
                         strerror(errno));
         (void)remount_ro("/etc/hosts");     /* best effort: it is root's file anyway */
     }
-    return node->tmp_path ? cover_tmp(node, errbuf, len) : 0;
+    if (node->tmp_path && cover_tmp(node, errbuf, len) < 0)
+        return -1;
+    return bind_volumes(node, errbuf, len);
 }
 
 int jg_netns_node_enter(const jg_netns_node_t *node, char *errbuf, size_t len)

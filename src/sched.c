@@ -342,6 +342,15 @@ static void finish_group(jg_sched_t *s, group_rt_t *g)
 
 static void launch_nodes(jg_sched_t *s, group_rt_t *g, const jg_node_ref_t *refs, size_t n);
 
+static void free_kv(jg_kv_t *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(kv[i].key);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
 /* A restarted job whose nodes are all down: a new attempt, launched now or
  * when its restart delay ends. */
 static void restart_due(jg_loop_t *loop, void *arg)
@@ -498,15 +507,55 @@ static void launch_group(jg_sched_t *s, group_rt_t *g)
 
 /* Asks the backend for these nodes; if it refuses outright, they fail (and,
  * before the barrier, so does the group: nothing is half-launched). */
+/* Every volume the group's jobs mount, resolved to its host directory; a
+ * volume removed since submit is an error. */
+static int resolve_volumes(jg_sched_t *s, const jg_group_spec_t *spec, jg_kv_t **out, size_t *n,
+                           jg_error_t *err)
+{
+    *out = NULL;
+    *n = 0;
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        for (size_t v = 0; v < spec->jobs[i].n_volumes; v++) {
+            const char *name = spec->jobs[i].volumes[v].value;
+            bool seen = false;
+            for (size_t k = 0; k < *n && !seen; k++)
+                seen = strcmp((*out)[k].key, name) == 0;
+            if (seen)
+                continue;
+            char *path = s->opts.volume_path ? s->opts.volume_path(s->opts.volume_ctx, name) : NULL;
+            if (!path) {
+                jg_errprintf(err, "job %s mounts volume %s at %s, but there is no such volume "
+                                  "(create it with: jgsched volume create %s)",
+                             spec->jobs[i].name, name, spec->jobs[i].volumes[v].key, name);
+                free_kv(*out, *n);
+                *out = NULL;
+                *n = 0;
+                return -1;
+            }
+            *out = jg_xrealloc(*out, (*n + 1) * sizeof **out);
+            (*out)[(*n)++] = (jg_kv_t){.key = jg_xstrdup(name), .value = path};
+        }
+    }
+    return 0;
+}
+
 static void launch_nodes(jg_sched_t *s, group_rt_t *g, const jg_node_ref_t *refs, size_t n)
 {
     jg_launch_t req = {.group_id = g->id, .spec = g->spec, .uid = g->uid, .gid = g->gid,
                        .user = g->user, .submitted_us = g->submitted_us, .nodes = refs,
                        .n_nodes = n};
     jg_error_t err;
-    g->launching = true;
-    int rc = g->backend->ops->launch(g->backend, &req, &err);
-    g->launching = false;
+    jg_kv_t *volumes = NULL;
+    size_t n_volumes = 0;
+    int rc = resolve_volumes(s, g->spec, &volumes, &n_volumes, &err);
+    if (rc == 0) {
+        req.volumes = volumes;
+        req.n_volumes = n_volumes;
+        g->launching = true;
+        rc = g->backend->ops->launch(g->backend, &req, &err);
+        g->launching = false;
+        free_kv(volumes, n_volumes);
+    }
     if (rc == 0)
         return;
     jg_log("error", "group %lld: launch failed: %s", (long long)g->id, err.text);
@@ -677,6 +726,30 @@ jg_backend_t *jg_sched_backend_for(jg_sched_t *s, const char *infra)
     return backend_for_infra(s, infra);
 }
 
+const jg_usage_t *jg_sched_usage(const jg_sched_t *s, const jg_backend_t *b)
+{
+    for (size_t i = 0; i < s->n_backends; i++)
+        if (s->backends[i].backend == b)
+            return &s->backends[i].used;
+    return NULL;
+}
+
+void jg_sched_foreach_active(const jg_sched_t *s, jg_sched_group_f cb, void *ctx)
+{
+    for (const group_rt_t *g = s->head; g; g = g->next)
+        cb(ctx, g->id, g->user, g->state, g->backend, g->spec, g->holds_resources);
+}
+
+int64_t jg_sched_volume_user(const jg_sched_t *s, const char *name)
+{
+    for (const group_rt_t *g = s->head; g; g = g->next)
+        for (size_t i = 0; i < g->spec->n_jobs; i++)
+            for (size_t v = 0; v < g->spec->jobs[i].n_volumes; v++)
+                if (strcmp(g->spec->jobs[i].volumes[v].value, name) == 0)
+                    return g->id;
+    return 0;
+}
+
 size_t jg_sched_active_count(const jg_sched_t *s)
 {
     return s->n_active;
@@ -733,10 +806,13 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
 {
     char notes[1024];
     jg_backend_t *b = jg_sched_admit(s, spec, user, uid, notes, sizeof notes, err);
-    if (!b) {
+    jg_kv_t *volumes = NULL;
+    size_t n_volumes = 0;
+    if (!b || resolve_volumes(s, spec, &volumes, &n_volumes, err) < 0) {
         jg_spec_free(spec);
         return -1;
     }
+    free_kv(volumes, n_volumes);
     char *json = jg_spec_to_json(spec);
     int64_t submitted = now_us();
     int64_t id;

@@ -94,6 +94,14 @@ static const char *const migrations[] = {
     "  what TEXT NOT NULL,"
     "  reason TEXT NOT NULL DEFAULT '');"
     "CREATE INDEX events_group ON events(group_id);",   /* rowid in the index: ordered by id */
+    /* 1 -> 2: named shared volumes created with `jgsched volume create` */
+    "CREATE TABLE volumes ("
+    "  name TEXT PRIMARY KEY,"
+    "  path TEXT NOT NULL,"
+    "  uid INTEGER NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  created_us INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -130,6 +138,10 @@ enum stmt_id {
     ST_JOBS_ALL,
     ST_NODES,
     ST_EVENTS,
+    ST_INSERT_VOLUME,
+    ST_GET_VOLUME,
+    ST_VOLUMES,
+    ST_DELETE_VOLUME,
     ST_COUNT
 };
 
@@ -395,6 +407,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_EVENTS] =
         "SELECT id, group_id, ts_us, subject, what, reason FROM events "
         "WHERE group_id = ?1 ORDER BY id",
+    [ST_INSERT_VOLUME] =
+        "INSERT INTO volumes (name, path, uid, user, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_GET_VOLUME] = "SELECT name, path, uid, user, created_us FROM volumes WHERE name = ?1",
+    [ST_VOLUMES] = "SELECT name, path, uid, user, created_us FROM volumes ORDER BY name",
+    [ST_DELETE_VOLUME] = "DELETE FROM volumes WHERE name = ?1",
 };
 
 /* "'PENDING','STARTING',...": the states a group can still leave. */
@@ -1058,5 +1075,99 @@ void jg_event_rows_free(jg_event_row_t *rows, size_t n)
         free(rows[i].what);
         free(rows[i].reason);
     }
+    free(rows);
+}
+
+/* ---- 7. volumes ----------------------------------------------------------- */
+
+int jg_store_add_volume(jg_store_t *s, const char *name, const char *path, uid_t uid,
+                        const char *user, int64_t now_us, jg_error_t *err)
+{
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_INSERT_VOLUME);
+    bind_text(st, 1, name);
+    bind_text(st, 2, path);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)uid);
+    bind_text(st, 4, user);
+    sqlite3_bind_int64(st, 5, now_us);
+    int rc = 0;
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+            rc = jg_errprintf(err, "volume %s already exists", name);
+        else
+            rc = db_err(s, err, "cannot add the volume");
+    }
+    reset_stmt(st);
+    return op_end(s, rc, err);
+}
+
+static int read_volume(jg_store_t *s, sqlite3_stmt *st, void *out, jg_error_t *err)
+{
+    (void)s;
+    (void)err;
+    jg_volume_row_t *r = out;
+    r->name = col_str(st, 0);
+    r->path = col_str(st, 1);
+    r->uid = (uid_t)sqlite3_column_int64(st, 2);
+    r->user = col_str(st, 3);
+    r->created_us = sqlite3_column_int64(st, 4);
+    return 0;
+}
+
+static void free_volumes_v(void *rows, size_t n) { jg_volume_rows_free(rows, n); }
+
+int jg_store_get_volume(jg_store_t *s, const char *name, jg_volume_row_t *out, jg_error_t *err)
+{
+    sqlite3_stmt *st = use(s, ST_GET_VOLUME);
+    bind_text(st, 1, name);
+    void *rows;
+    size_t n;
+    if (collect(s, st, sizeof *out, read_volume, free_volumes_v, &rows, &n, err) < 0)
+        return -1;
+    if (n == 0) {
+        free(rows);
+        return jg_errprintf(err, "no volume %s", name);
+    }
+    *out = *(jg_volume_row_t *)rows;
+    free(rows);
+    return 0;
+}
+
+int jg_store_list_volumes(jg_store_t *s, jg_volume_row_t **out, size_t *n, jg_error_t *err)
+{
+    void *rows;
+    if (collect(s, use(s, ST_VOLUMES), sizeof **out, read_volume, free_volumes_v, &rows, n,
+                err) < 0)
+        return -1;
+    *out = rows;
+    return 0;
+}
+
+int jg_store_remove_volume(jg_store_t *s, const char *name, jg_error_t *err)
+{
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_DELETE_VOLUME);
+    bind_text(st, 1, name);
+    char missing[160];
+    snprintf(missing, sizeof missing, "no volume %s", name);
+    return op_end(s, update_one(s, st, "cannot remove the volume", missing, err), err);
+}
+
+void jg_volume_row_clear(jg_volume_row_t *row)
+{
+    if (!row)
+        return;
+    free(row->name);
+    free(row->path);
+    free(row->user);
+    memset(row, 0, sizeof *row);
+}
+
+void jg_volume_rows_free(jg_volume_row_t *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++)
+        jg_volume_row_clear(&rows[i]);
     free(rows);
 }

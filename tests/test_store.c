@@ -118,7 +118,7 @@ Test(store, open_creates_schema_in_wal_with_version_and_app_id)
 {
     jg_store_close(open_ok());
     sqlite3 *db = raw_open(db_path);
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 1);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 2);
     cr_expect_neq(raw_int(db, "PRAGMA application_id"), 0);
     cr_expect_eq(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
                              "name IN ('groups', 'jobs', 'nodes', 'events')"), 4);
@@ -643,7 +643,7 @@ Test(store, refuses_a_newer_schema_without_touching_it)
     cr_assert_null(jg_store_open(db_path, &err));
     char want[256];
     snprintf(want, sizeof want,
-             "%s was written by a newer jgsched (schema 99, this build knows 1); "
+             "%s was written by a newer jgsched (schema 99, this build knows 2); "
              "refusing to open it", db_path);
     cr_expect_str_eq(err.text, want);
 
@@ -776,4 +776,54 @@ Test(store, measure_thousand_add_group_calls)
     jg_group_rows_free(rows, n);
     fprintf(stderr, "store: listing 1000 active groups: %.1f ms\n", (now_s() - t0) * 1e3);
     jg_store_close(s);
+}
+
+Test(store, volumes_are_added_listed_found_and_removed_once)
+{
+    jg_store_t *s = open_ok();
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_add_volume(s, "shared", "/srv/v/shared", 1000, "alice", 10, &err), 0,
+                 "%s", err.text);
+    cr_assert_eq(jg_store_add_volume(s, "data", "/srv/v/data", 1001, "bob", 11, &err), 0);
+    cr_assert_eq(jg_store_add_volume(s, "shared", "/elsewhere", 1, "x", 12, &err), -1);
+    cr_assert_str_eq(err.text, "volume shared already exists");
+    jg_volume_row_t v;
+    cr_assert_eq(jg_store_get_volume(s, "shared", &v, &err), 0);
+    cr_expect_str_eq(v.path, "/srv/v/shared");
+    cr_expect_eq(v.uid, 1000);
+    cr_expect_str_eq(v.user, "alice");
+    cr_expect_eq(v.created_us, 10);
+    jg_volume_row_clear(&v);
+    jg_volume_row_t *rows;
+    size_t n;
+    cr_assert_eq(jg_store_list_volumes(s, &rows, &n, &err), 0);
+    cr_assert_eq(n, 2);
+    cr_expect_str_eq(rows[0].name, "data", "listed by name");
+    jg_volume_rows_free(rows, n);
+    cr_assert_eq(jg_store_remove_volume(s, "shared", &err), 0);
+    cr_assert_eq(jg_store_remove_volume(s, "shared", &err), -1);
+    cr_expect_str_eq(err.text, "no volume shared");
+    cr_assert_eq(jg_store_get_volume(s, "shared", &v, &err), -1);
+    jg_store_close(s);
+}
+
+Test(store, a_version_1_store_is_migrated_and_keeps_its_groups)
+{
+    jg_store_t *s = open_ok();
+    int64_t id = add(s, "alice", 5);
+    jg_store_close(s);
+    /* Turn it back into what the first release wrote. */
+    sqlite3 *db = raw_open(db_path);
+    raw_exec(db, "DROP TABLE volumes; PRAGMA user_version = 1;");
+    sqlite3_close(db);
+    s = open_ok();
+    jg_error_t err = {{0}};
+    jg_group_row_t g;
+    cr_assert_eq(jg_store_get_group(s, id, &g, &err), 0, "%s", err.text);
+    jg_group_row_clear(&g);
+    cr_assert_eq(jg_store_add_volume(s, "v", "/v", 0, "root", 1, &err), 0, "%s", err.text);
+    jg_store_close(s);
+    db = raw_open(db_path);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 2);
+    sqlite3_close(db);
 }

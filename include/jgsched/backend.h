@@ -40,7 +40,9 @@ typedef struct {
     bool in_setup;          /* NODE_EXITED: it was setup that ended (non-zero: setup failed) */
     int exit_code;          /* NODE_EXITED: 0..255; 128+N when killed by signal N */
     int signal;             /* NODE_EXITED: the signal that killed it, else 0 */
-    const char *reason;     /* NODE_LOST / LAUNCH_FAILED: human-readable; borrowed */
+    const char *reason;     /* NODE_LOST / LAUNCH_FAILED: human-readable; NODE_EXITED: what
+                             * else is known of the exit (e.g. "killed by the OOM killer
+                             * (memory.max 8GB)"), else NULL; borrowed */
     const char *handle;     /* NODE_STARTED: opaque handle to store; borrowed */
     const char *address;    /* NODE_STARTED: the node's IP as its peers reach it; may be NULL */
 } jg_backend_event_t;
@@ -63,6 +65,9 @@ typedef struct {
     int64_t submitted_us;           /* wall clock of submit: part of SKYPILOT_TASK_ID */
     const jg_node_ref_t *nodes;     /* which nodes to create: the whole group, or one job's */
     size_t n_nodes;
+    const jg_kv_t *volumes;         /* every named volume the group's jobs use: key the
+                                     * volume name, value its host directory */
+    size_t n_volumes;
 } jg_launch_t;
 
 typedef struct {
@@ -134,6 +139,17 @@ typedef struct {
      * NULL op: unlimited (no admission control). */
     const jg_capacity_t *(*capacity)(jg_backend_t *b);
 
+    /* One line on how nodes are held to their resources, for the daemon's log
+     * and `jgsched infra` (e.g. "cgroups: unavailable (...); nodes are not
+     * limited; GPUs: none (nvidia-smi not found)").  Owned by the backend,
+     * valid until destroy.  May be NULL (the op, or its result). */
+    const char *(*notes)(jg_backend_t *b);
+
+    /* Facts about what nodes get that a user should know (e.g. "cgroups:
+     * unavailable here; nodes are not limited"); owned by the backend; NULL ok
+     * (op and result). */
+    const char *(*notes)(jg_backend_t *b);
+
     void (*destroy)(jg_backend_t *b);
 } jg_backend_ops_t;
 
@@ -167,7 +183,24 @@ struct jg_backend {
  *    cleanup().  As root directly; unprivileged inside a user namespace;
  *    where neither works nodes share the host network and warning() says so
  *    (so does every node's log).  A group's network lives in a keeper
- *    process until cleanup() (or sweep()). */
+ *    process until cleanup() (or sweep()).
+ *  - Volumes: a job's `volumes` (mount path -> volume name) are bind mounts,
+ *    in the node's own mount namespace, of req->volumes' directory for that
+ *    name; a missing name or directory, a system path (/etc, /usr, ...) or no
+ *    mount namespace fails the node with LAUNCH_FAILED and the reason.  A
+ *    mount point missing on the host is created there and removed again by
+ *    cleanup() (unless another group still lists it).
+ *  - GPUs: the host's (nvidia-smi, at create) are handed out by index: a node
+ *    of a job asking NAME:k gets k free ones of that type as
+ *    CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES (a node asking none gets
+ *    CUDA_VISIBLE_DEVICES empty); none is shared by two live nodes; they
+ *    return when the node ends and are taken again on reattach.  Declared
+ *    GPUs with no nvidia-smi have no index: nothing is exported, and the
+ *    node's log says so.
+ *  - cgroups: where cgroup v2 with the cpu and memory controllers is usable,
+ *    each node runs in a cgroup of its own with cpu.max = its job's cpus and
+ *    memory.max = its memory; an OOM kill is named in NODE_EXITED's reason.
+ *    notes() says whether that is the case. */
 typedef struct {
     const char *state_dir;      /* node directories go under <state_dir>/groups/ */
     const char *shim_path;      /* the jgsched-shim executable */
@@ -188,5 +221,25 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
 char **jg_node_env(const jg_group_spec_t *spec, int64_t group_id, int job_index, int rank,
                    int attempt, int64_t submitted_us, const char *const *job_ips);
 void jg_env_free(char **env);
+
+/* The local backend's GPU allocator: the host's GPUs by index and type, and
+ * which ones live nodes hold.  Type names match case-insensitively. */
+typedef struct jg_gpu_pool jg_gpu_pool_t;
+
+jg_gpu_pool_t *jg_gpu_pool_create(void);
+void jg_gpu_pool_destroy(jg_gpu_pool_t *p);     /* NULL ok */
+/* Adds the output of `nvidia-smi --query-gpu=index,name --format=csv,noheader`
+ * ("0, NVIDIA H200" a line; names shortened as capacity.h does: "H200", "T4",
+ * "A100").  Returns how many GPUs were added; lines it cannot read are skipped. */
+size_t jg_gpu_pool_parse(jg_gpu_pool_t *p, const char *csv);
+/* GPUs of type name (NULL: every type), all or only the free ones. */
+size_t jg_gpu_pool_count(const jg_gpu_pool_t *p, const char *name, bool free_only);
+/* Takes the k lowest free indices of type name into out[k]; -1 (nothing
+ * taken) when fewer than k are free. */
+int jg_gpu_pool_take(jg_gpu_pool_t *p, const char *name, int k, int *out);
+/* Marks index in use (a reattached node holds it); -1 if unknown or in use. */
+int jg_gpu_pool_claim(jg_gpu_pool_t *p, int index);
+/* Returns indices to the pool (unknown or free ones are ignored). */
+void jg_gpu_pool_release(jg_gpu_pool_t *p, const int *idx, size_t n);
 
 #endif

@@ -17,7 +17,9 @@
  * mount namespace, where the group's hosts file covers /etc/hosts and a
  * per-node directory covers /tmp: every entry the host's /tmp holds at that
  * moment is bound back in place (shared with the host), and what the node
- * creates beside them is its own, kept in that directory.  Those namespaces are held by the shim and
+ * creates beside them is its own, kept in that directory.  Shared volumes
+ * (jg_netns_bind_t) are then bound on their mount points, created in the
+ * node's view when missing.  Those namespaces are held by the shim and
  * its descendants: when the node ends they go, and its veth pair with them.
  * Nothing is named in the host: two instances, or two groups with the same
  * name, cannot collide.
@@ -100,6 +102,13 @@ void jg_netns_hub_close(jg_netns_hub_t *hub);
  * -1 + err if it did not die in time. */
 int jg_netns_hub_destroy(jg_netns_hub_t *hub, int wait_ms, jg_error_t *err);
 
+/* A shared volume: the host directory `source` bound read-write on `target`
+ * in the node's mount namespace. */
+typedef struct {
+    const char *source;     /* absolute host directory (symbolic links followed) */
+    const char *target;     /* absolute mount point, no "." or ".." component */
+} jg_netns_bind_t;
+
 typedef struct {
     jg_netns_mode_t mode;
     bool own_mounts;        /* new UTS + mount namespaces (hostname, hosts, tmp) */
@@ -108,8 +117,17 @@ typedef struct {
     const char *hostname;   /* "<job>-<rank>" */
     const char *hosts_path; /* bound read-only on /etc/hosts; NULL: none */
     const char *tmp_path;   /* covers /tmp (host entries bound back in); NULL: none */
+    const jg_netns_bind_t *binds;   /* volumes, bound after /tmp (own_mounts only) */
+    size_t n_binds;
     gid_t gid;              /* mode USERNS: the node's group, allowed to ping */
 } jg_netns_node_t;
+
+/* Opens directory `path` (absolute) as an O_PATH descriptor without following
+ * any symbolic link on the way (a link planted in a node's /tmp cannot
+ * redirect a mount), creating missing components with mode 0755 when create
+ * is set.  Uses no heap.  Returns the descriptor (close-on-exec) or -1 with
+ * errno (ELOOP: a component is a symbolic link; ENOTDIR: not a directory). */
+int jg_netns_open_dir(const char *path, bool create);
 
 /* Puts the calling process into its node's namespaces (see the top).  Meant
  * for the forked child that then drops privileges and execs the shim: it

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "jgsched/backend.h"
+#include "jgsched/capacity.h"
 #include "jgsched/config.h"
 #include "jgsched/error.h"
 #include "jgsched/loop.h"
@@ -32,6 +33,10 @@ typedef struct {
     const char *policy_dir;     /* holds default.lua and the shipped policies; required */
     const char *default_policy; /* for groups that name none; NULL: "default" */
     const jg_config_t *config;  /* per-user limits; borrowed, outlives sched; NULL: none */
+    /* The host directory of a named volume (malloc'd), or NULL if there is no
+     * such volume; NULL callback: no volumes exist. */
+    char *(*volume_path)(void *ctx, const char *name);
+    void *volume_ctx;
 } jg_sched_options_t;
 
 /* The store and loop are borrowed and must outlive the scheduler. */
@@ -74,6 +79,20 @@ jg_backend_t *jg_sched_backend_for(jg_sched_t *sched, const char *infra);
  * outcome of each (error NULL on success). */
 typedef void (*jg_sched_reload_f)(void *ctx, const char *policy, const char *error);
 void jg_sched_reload_policies(jg_sched_t *sched, jg_sched_reload_f cb, void *ctx);
+
+/* What admitted groups hold on backend b now; NULL if b is not registered.
+ * Borrowed from sched. */
+const jg_usage_t *jg_sched_usage(const jg_sched_t *sched, const jg_backend_t *b);
+
+/* Calls cb for every active group, in submit order.  holds: admitted and
+ * counted in its backend's usage.  Borrowed values, valid during the call. */
+typedef void (*jg_sched_group_f)(void *ctx, int64_t id, const char *user, jg_state_t state,
+                                 const jg_backend_t *backend, const jg_group_spec_t *spec,
+                                 bool holds);
+void jg_sched_foreach_active(const jg_sched_t *sched, jg_sched_group_f cb, void *ctx);
+
+/* The id of an active group that mounts volume name, or 0 if none does. */
+int64_t jg_sched_volume_user(const jg_sched_t *sched, const char *name);
 
 /* Number of active groups (for tests and status). */
 size_t jg_sched_active_count(const jg_sched_t *sched);

@@ -143,6 +143,25 @@ int jg_store_list_nodes(jg_store_t *store, int64_t group_id, jg_node_row_t **out
 int jg_store_list_events(jg_store_t *store, int64_t group_id, jg_event_row_t **out, size_t *n,
                          jg_error_t *err); /* by id */
 
+/* Named shared volumes created with `jgsched volume create` (volumes declared
+ * in config.yaml are not stored). */
+typedef struct {
+    char *name;
+    char *path;             /* host directory */
+    uid_t uid;              /* creator, who owns its files */
+    char *user;
+    int64_t created_us;
+} jg_volume_row_t;
+
+int jg_store_add_volume(jg_store_t *store, const char *name, const char *path, uid_t uid,
+                        const char *user, int64_t now_us, jg_error_t *err);  /* "already exists" */
+int jg_store_get_volume(jg_store_t *store, const char *name, jg_volume_row_t *out,
+                        jg_error_t *err);   /* -1 + "no volume NAME" if absent */
+int jg_store_list_volumes(jg_store_t *store, jg_volume_row_t **out, size_t *n, jg_error_t *err);
+int jg_store_remove_volume(jg_store_t *store, const char *name, jg_error_t *err);
+void jg_volume_row_clear(jg_volume_row_t *row);
+void jg_volume_rows_free(jg_volume_row_t *rows, size_t n);
+
 void jg_group_row_clear(jg_group_row_t *row);
 void jg_group_rows_free(jg_group_row_t *rows, size_t n);
 void jg_job_rows_free(jg_job_row_t *rows, size_t n);

@@ -35,6 +35,8 @@ int jg_cli_cmd_logs(int argc, char **argv);
 int jg_cli_cmd_cancel(int argc, char **argv);
 int jg_cli_cmd_validate(int argc, char **argv);
 int jg_cli_cmd_policy(int argc, char **argv);          /* cmd_policy.c */
+int jg_cli_cmd_infra(int argc, char **argv);           /* cmd_infra.c */
+int jg_cli_cmd_volume(int argc, char **argv);          /* cmd_volume.c */
 int jg_cli_cmd_daemon(int argc, char **argv);
 
 /* ---- main.c: diagnostics and option parsing ---- */

@@ -35,6 +35,9 @@ static const char usage_text[] =
     "  policy check|test|reload\n"
     "                          check a Lua policy, see what it decides for a YAML,\n"
     "                          reload the daemon's policies\n"
+    "  infra [--json]          backends: capacity, what is in use and by whom, pending\n"
+    "  volume create NAME | ls [--json] | rm NAME\n"
+    "                          named shared volumes that jobs mount\n"
     "  daemon status|stop      the jgschedd serving this user\n"
     "\n"
     "options:\n"
@@ -115,6 +118,8 @@ static const struct {
     {"cancel", jg_cli_cmd_cancel},
     {"validate", jg_cli_cmd_validate},
     {"policy", jg_cli_cmd_policy},
+    {"infra", jg_cli_cmd_infra},
+    {"volume", jg_cli_cmd_volume},
     {"daemon", jg_cli_cmd_daemon},
 };
 

@@ -18,7 +18,8 @@
 #
 # Environment: JGSCHED, JGSCHEDD, JGSCHED_SHIM (absolute paths of the built
 # binaries), JG_SOURCE_ROOT (the repository root).  JG_KEEP=1 keeps the
-# temporary directories of a failed test for inspection.
+# temporary directories of a failed test for inspection.  JG_DAEMON_ARGS adds
+# arguments to the jgschedd that jg_setup starts (e.g. --system).
 
 # Variables set here are read by the tests that source this file; jq filters
 # are single-quoted on purpose.
@@ -443,7 +444,9 @@ CFG
 
     # The daemon daemonizes and exits 0 once ready: never capture its output
     # with $(...) (a daemon holding the pipe would hang the test).
-    timeout -k 5 30 "$JGSCHEDD" >"$JG_WORK/jgschedd.start" 2>&1
+    # JG_DAEMON_ARGS (optional, word-split): extra daemon arguments, e.g. --system.
+    # shellcheck disable=SC2086
+    timeout -k 5 30 "$JGSCHEDD" ${JG_DAEMON_ARGS:-} >"$JG_WORK/jgschedd.start" 2>&1
     local rc=$?
     if [ "$rc" -ne 0 ]; then
         cat "$JG_WORK/jgschedd.start" >&2
