@@ -41,6 +41,23 @@
  * group's network with it: the group's nodes are killed and reported lost.
  * Where namespaces are not possible (see jg_netns_probe) nodes share the
  * host network, which warning() and every node's log say.
+ *
+ * Resources (docs/local-backend.md, "Resources"):
+ *  - Volumes are bind mounts made by the node's child in the node's mount
+ *    namespace (netns.c).  A mount point missing on the host is created by
+ *    the backend first (without following symbolic links) and recorded in
+ *    <group dir>/mountpoints, so cleanup() removes exactly what it created,
+ *    unless another group of this instance still lists the path.
+ *  - GPUs: a jg_gpu_pool_t of the host's GPUs (nvidia-smi's index and name,
+ *    read once at create).  A node takes its job's count at launch and keeps
+ *    them until its final event (or its record goes); the indices are written
+ *    to <node dir>/gpus so a restarted daemon takes the same ones back.
+ *  - cgroups: probed once at create (a cgroup v2 mount whose controllers
+ *    include cpu and memory, and a place in it we may divide); then each
+ *    attempt of a node gets <instance cgroup>/g<id>-<job>-<rank>.<attempt>
+ *    with cpu.max and memory.max, joined by the node's child before it execs
+ *    the shim.  memory.events says whether the OOM killer struck; the cgroup
+ *    is killed (cgroup.kill) and removed when the node ends and at cleanup.
  */
 #include "jgsched/backend.h"
 #include "jgsched/capacity.h"
@@ -62,6 +79,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -74,6 +92,9 @@
 #define GROUP_NET "net"             /* <group dir>/net: "keeper <pid> <starttime>" */
 #define GROUP_HOSTS "hosts"         /* <group dir>/hosts: the nodes' /etc/hosts */
 #define NODE_TMP "tmp"              /* <node dir>/tmp: the node's /tmp, kept across attempts */
+#define GROUP_MOUNTS "mountpoints"  /* <group dir>/mountpoints: volume mount points (shim_protocol.h) */
+#define CG_PERIOD_US 100000         /* cpu.max period */
+#define MAX_GPUS_PER_NODE 64
 
 typedef struct local local_t;
 typedef struct node node_t;
@@ -103,6 +124,9 @@ struct node {
     int exit_code, exit_signal;
     /* What was reported. */
     bool reported_setup_done, reported_final;
+    int *gpus;                  /* GPU indices this attempt holds (n_gpus), or NULL */
+    size_t n_gpus;
+    char *cgroup;               /* the attempt's cgroup directory, or NULL (none here) */
 };
 
 typedef struct {
@@ -148,6 +172,11 @@ struct local {
     char *warning;              /* NULL when nodes are fully isolated */
     gnet_t *gnets;
     jg_capacity_t capacity;     /* declared in the config, else the host's */
+    jg_gpu_pool_t *gpus;        /* the host's GPUs by index (empty without nvidia-smi) */
+    bool gpus_known;            /* nvidia-smi listed the host's GPUs */
+    char gpus_why[128];         /* !gpus_known: why ("nvidia-smi not found") */
+    char *cg_base;              /* this instance's cgroup (v2), or NULL: nodes are not limited */
+    char *notes;                /* notes(): cgroups and GPUs, one line */
 };
 
 static const jg_backend_ops_t local_ops;
@@ -294,6 +323,733 @@ static int remove_tree(const char *path, jg_error_t *err)
     return 0;
 }
 
+/* ---- GPUs --------------------------------------------------------------- */
+
+typedef struct {
+    char *name;
+    int index;
+    bool used;
+} gpu_t;
+
+struct jg_gpu_pool {
+    gpu_t *v;                   /* sorted by index */
+    size_t n;
+};
+
+jg_gpu_pool_t *jg_gpu_pool_create(void)
+{
+    return jg_xcalloc(1, sizeof(jg_gpu_pool_t));
+}
+
+void jg_gpu_pool_destroy(jg_gpu_pool_t *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        free(p->v[i].name);
+    free(p->v);
+    free(p);
+}
+
+/* "NVIDIA A100-SXM4-80GB" -> "A100", "Tesla T4" -> "T4": the names capacity.c
+ * gives the host's GPUs, so a job's accelerators match both. */
+static void short_gpu_name(const char *full, char *out, size_t len)
+{
+    const char *p = full;
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncasecmp(p, "NVIDIA ", 7) == 0)
+            p += 7;
+        else if (strncasecmp(p, "Tesla ", 6) == 0)
+            p += 6;
+        else if (strncasecmp(p, "GeForce ", 8) == 0)
+            p += 8;
+        else
+            break;
+    }
+    size_t n = strcspn(p, "- \t\r\n");
+    if (n >= len)
+        n = len - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+size_t jg_gpu_pool_parse(jg_gpu_pool_t *p, const char *csv)
+{
+    size_t added = 0;
+    for (const char *line = csv; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t l = nl ? (size_t)(nl - line) : strlen(line);
+        char buf[256], name[64];
+        char *end;
+        if (l < sizeof buf) {
+            memcpy(buf, line, l);
+            buf[l] = '\0';
+            errno = 0;
+            long index = strtol(buf, &end, 10);
+            bool dup = false;
+            for (size_t i = 0; i < p->n; i++)
+                dup = dup || p->v[i].index == index;
+            if (end != buf && *end == ',' && errno == 0 && index >= 0 && index <= INT_MAX && !dup) {
+                short_gpu_name(end + 1, name, sizeof name);
+                if (name[0]) {
+                    size_t at = p->n;
+                    while (at > 0 && p->v[at - 1].index > index)
+                        at--;
+                    p->v = jg_xrealloc(p->v, (p->n + 1) * sizeof *p->v);
+                    memmove(p->v + at + 1, p->v + at, (p->n - at) * sizeof *p->v);
+                    p->v[at] = (gpu_t){.name = jg_xstrdup(name), .index = (int)index};
+                    p->n++;
+                    added++;
+                }
+            }
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return added;
+}
+
+size_t jg_gpu_pool_count(const jg_gpu_pool_t *p, const char *name, bool free_only)
+{
+    size_t c = 0;
+    for (size_t i = 0; p && i < p->n; i++)
+        if ((!name || strcasecmp(p->v[i].name, name) == 0) && !(free_only && p->v[i].used))
+            c++;
+    return c;
+}
+
+int jg_gpu_pool_take(jg_gpu_pool_t *p, const char *name, int k, int *out)
+{
+    if (!p || !name || k < 0 || jg_gpu_pool_count(p, name, true) < (size_t)k)
+        return -1;
+    int got = 0;
+    for (size_t i = 0; i < p->n && got < k; i++) {
+        if (!p->v[i].used && strcasecmp(p->v[i].name, name) == 0) {
+            p->v[i].used = true;
+            out[got++] = p->v[i].index;
+        }
+    }
+    return 0;
+}
+
+int jg_gpu_pool_claim(jg_gpu_pool_t *p, int index)
+{
+    for (size_t i = 0; p && i < p->n; i++) {
+        if (p->v[i].index == index) {
+            if (p->v[i].used)
+                return -1;
+            p->v[i].used = true;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void jg_gpu_pool_release(jg_gpu_pool_t *p, const int *idx, size_t n)
+{
+    for (size_t k = 0; p && k < n; k++)
+        for (size_t i = 0; i < p->n; i++)
+            if (p->v[i].index == idx[k])
+                p->v[i].used = false;
+}
+
+/* Runs argv (no shell) and returns what it printed on stdout (at most 64 KiB;
+ * caller frees), or NULL if it could not run or did not exit 0. */
+static char *capture(char *const argv[])
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        dup2(fds[1], STDOUT_FILENO);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t cap = 65536, len = 0;
+    char *out = jg_xmalloc(cap + 1);
+    for (;;) {
+        ssize_t r = read(fds[0], out + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len == cap)
+            break;
+    }
+    close(fds[0]);
+    out[len] = '\0';
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static char *resolve_exec(const char *name);
+
+/* The host's GPUs by index, from nvidia-smi when there is one. */
+static void detect_gpus(local_t *b)
+{
+    b->gpus = jg_gpu_pool_create();
+    char *smi = resolve_exec("nvidia-smi");
+    if (!smi && access("/usr/bin/nvidia-smi", X_OK) == 0)
+        smi = jg_xstrdup("/usr/bin/nvidia-smi");
+    if (!smi) {
+        snprintf(b->gpus_why, sizeof b->gpus_why, "nvidia-smi not found");
+        return;
+    }
+    char *argv[] = {smi, "--query-gpu=index,name", "--format=csv,noheader", NULL};
+    char *out = capture(argv);
+    if (out && jg_gpu_pool_parse(b->gpus, out) > 0)
+        b->gpus_known = true;
+    else
+        snprintf(b->gpus_why, sizeof b->gpus_why, "%s listed no GPU", smi);
+    free(out);
+    free(smi);
+}
+
+/* The node's GPUs go back to the pool (its attempt ended, or was replaced). */
+static void node_put_gpus(node_t *n)
+{
+    jg_gpu_pool_release(n->b->gpus, n->gpus, n->n_gpus);
+    free(n->gpus);
+    n->gpus = NULL;
+    n->n_gpus = 0;
+}
+
+/* "0,1,3" into buf. */
+static void format_indices(const int *idx, size_t n, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%d", i ? "," : "", idx[i]);
+}
+
+/* ---- cgroups ------------------------------------------------------------ */
+
+/* Reads a small file into buf (NUL-terminated); -1 if it cannot be read. */
+static ssize_t read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + got, len - 1 - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        if (got == len - 1)
+            break;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
+/* Writes text to an existing file (a cgroup knob) in one write(); 0 or -1 + errno. */
+static int write_knob(const char *dir, const char *name, const char *text)
+{
+    char *path = jg_xasprintf("%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return -1;
+    ssize_t r = write(fd, text, strlen(text));
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Whether a space-separated controller list names both cpu and memory. */
+static bool cpu_and_memory(const char *list)
+{
+    bool cpu = false, mem = false;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, " \n");
+        cpu = cpu || (n == 3 && strncmp(p, "cpu", 3) == 0);
+        mem = mem || (n == 6 && strncmp(p, "memory", 6) == 0);
+        p += n;
+        p += strspn(p, " \n");
+    }
+    return cpu && mem;
+}
+
+/* Makes sure cgroup dir lets its children have cpu and memory. */
+static int enable_controllers(const char *dir, char *why, size_t len)
+{
+    char *path = jg_xasprintf("%s/cgroup.subtree_control", dir);
+    char have[256];
+    bool ok = read_small(path, have, sizeof have) >= 0 && cpu_and_memory(have);
+    free(path);
+    if (ok || write_knob(dir, "cgroup.subtree_control", "+cpu +memory") == 0)
+        return 0;
+    int e = errno;
+    snprintf(why, len, "cannot enable the cpu and memory controllers in %s: %s", dir,
+             strerror(e));
+    errno = e;
+    return -1;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Finds where this instance may give nodes cgroups of their own: a cgroup v2
+ * mount whose controllers include cpu and memory, and a cgroup we may divide
+ * (the root of the tree we see, or our own if no other process is in it: we
+ * then move into a leaf of it, as a delegated service must).  Sets
+ * b->cg_base, or says why not. */
+static int cg_probe(local_t *b, char *why, size_t len)
+{
+    char mnt[PATH_MAX] = "", root[PATH_MAX] = "/", own[PATH_MAX] = "", line[4096], list[256];
+    char *dir = NULL, *parent = NULL, *leaf = NULL, *inst = NULL;
+    bool v1_memory = false;
+    int rc = -1;
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    while (f && fgets(line, sizeof line, f)) {
+        char *dash = strstr(line, " - "), fstype[32], mp[PATH_MAX], opts[1024];
+        if (!dash || sscanf(dash + 3, "%31s %*s %1023s", fstype, opts) != 2)
+            continue;
+        if (strcmp(fstype, "cgroup") == 0 && strstr(opts, "memory"))
+            v1_memory = true;
+        if (strcmp(fstype, "cgroup2") == 0 && !mnt[0] &&
+            sscanf(line, "%*s %*s %*s %4095s %4095s", root, mp) == 2)
+            snprintf(mnt, sizeof mnt, "%s", mp);
+    }
+    if (f)
+        fclose(f);
+    f = fopen("/proc/self/cgroup", "re");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "0::", 3) == 0)
+            snprintf(own, sizeof own, "%.*s", (int)strcspn(line + 3, "\n"), line + 3);
+    if (f)
+        fclose(f);
+    if (!mnt[0] || !own[0]) {
+        snprintf(why, len, "no cgroup v2 file system is mounted");
+        goto done;
+    }
+    /* A mount of a subtree (root "/a/b") shows our cgroup "/a/b/c" as "/c". */
+    size_t rl = strlen(root);
+    if (strcmp(root, "/") != 0 && strncmp(own, root, rl) == 0 && (own[rl] == '/' || !own[rl]))
+        memmove(own, own[rl] ? own + rl : "/", strlen(own[rl] ? own + rl : "/") + 1);
+    dir = strcmp(own, "/") == 0 ? jg_xstrdup(mnt) : jg_xasprintf("%s%s", mnt, own);
+    char *path = jg_xasprintf("%s/cgroup.controllers", dir);
+    ssize_t got = read_small(path, list, sizeof list);
+    free(path);
+    if (got < 0 || !cpu_and_memory(list)) {
+        size_t l = strcspn(list, "\n");
+        snprintf(why, len, "cgroup v2 at %s has no cpu and memory controllers%s%.*s%s%s", dir,
+                 got > 0 && l ? " (only: " : "", (int)(got > 0 ? l : 0), list,
+                 got > 0 && l ? ")" : "",
+                 v1_memory ? "; they belong to the cgroup v1 hierarchy here" : "");
+        goto done;
+    }
+    /* Only a cgroup without processes of its own (or the real root) may hand
+     * controllers to children: if ours has some, and they are only us, we
+     * move into a leaf of it, as a delegated service must. */
+    parent = jg_xstrdup(dir);
+    if (enable_controllers(parent, why, len) < 0) {
+        if (errno != EBUSY)
+            goto done;
+        char procs[64];
+        path = jg_xasprintf("%s/cgroup.procs", dir);
+        got = read_small(path, procs, sizeof procs);
+        free(path);
+        if (got <= 0 || atol(procs) != (long)getpid() || strchr(procs, '\n') != procs + got - 1) {
+            snprintf(why, len, "the daemon's cgroup %s holds other processes too, so it cannot "
+                     "be divided (run jgschedd in a cgroup of its own, e.g. a service with "
+                     "Delegate=yes)", own);
+            goto done;
+        }
+        leaf = jg_xasprintf("%s/jgschedd", dir);
+        char pid[32];
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        if ((mkdir(leaf, 0755) < 0 && errno != EEXIST) ||
+            write_knob(leaf, "cgroup.procs", pid) < 0) {
+            snprintf(why, len, "cannot move the daemon into %s: %s", leaf, strerror(errno));
+            goto done;
+        }
+        if (enable_controllers(parent, why, len) < 0)
+            goto done;
+    }
+    inst = jg_xasprintf("%s/jgsched-%016llx", parent, (unsigned long long)fnv1a(b->state_dir));
+    if (mkdir(inst, 0755) < 0 && errno != EEXIST) {
+        snprintf(why, len, "cannot create %s: %s", inst, strerror(errno));
+        goto done;
+    }
+    if (enable_controllers(inst, why, len) < 0)
+        goto done;
+    b->cg_base = inst;
+    inst = NULL;
+    rc = 0;
+done:
+    free(dir);
+    free(parent);
+    free(leaf);
+    free(inst);
+    return rc;
+}
+
+static char *cg_node_path(const local_t *b, int64_t group_id, const char *job, int rank,
+                          int attempt)
+{
+    return jg_xasprintf("%s/g%" PRId64 "-%s-%d.%d", b->cg_base, group_id, job, rank, attempt);
+}
+
+/* The attempt's cgroup, limited to its job's cpus and memory. */
+static int cg_node_create(const char *cg, const jg_job_spec_t *job, jg_error_t *err)
+{
+    char text[64];
+    if (mkdir(cg, 0755) < 0 && errno != EEXIST)
+        return jg_errprintf(err, "cannot create the node's cgroup %s: %s", cg, strerror(errno));
+    double cpus = jg_node_cpus(job), mem = jg_node_memory_gb(job);
+    if (cpus > 0) {
+        long long quota = (long long)(cpus * CG_PERIOD_US + 0.5);
+        snprintf(text, sizeof text, "%lld %d", quota < 1000 ? 1000 : quota, CG_PERIOD_US);
+        if (write_knob(cg, "cpu.max", text) < 0)
+            return jg_errprintf(err, "cannot set cpu.max of %s to \"%s\": %s", cg, text,
+                                strerror(errno));
+    }
+    if (mem > 0) {
+        snprintf(text, sizeof text, "%lld", (long long)(mem * 1073741824.0 + 0.5));
+        if (write_knob(cg, "memory.max", text) < 0)
+            return jg_errprintf(err, "cannot set memory.max of %s to %s: %s", cg, text,
+                                strerror(errno));
+        (void)write_knob(cg, "memory.swap.max", "0");   /* a limit, not a reason to swap */
+    }
+    return 0;
+}
+
+/* Kills every process of a node's cgroup and removes it once empty, waiting
+ * at most wait_ms; best effort (cleanup() tries again). */
+static void cg_node_remove(const char *cg, int wait_ms)
+{
+    struct stat st;
+    if (stat(cg, &st) < 0)
+        return;
+    (void)write_knob(cg, "cgroup.kill", "1");
+    int64_t deadline = jg_now_mono_ms() + wait_ms;
+    while (rmdir(cg) < 0 && errno == EBUSY && jg_now_mono_ms() < deadline)
+        usleep(5000);
+}
+
+/* "killed by the OOM killer (memory.max 8GB)" when the node's cgroup saw an
+ * OOM kill; "" otherwise. */
+static void oom_note(const node_t *n, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!n->cgroup)
+        return;
+    char text[512], *path = jg_xasprintf("%s/memory.events", n->cgroup);
+    ssize_t got = read_small(path, text, sizeof text);
+    free(path);
+    const char *p = got > 0 ? strstr(text, "oom_kill ") : NULL;
+    if (!p || strtoull(p + 9, NULL, 10) == 0)
+        return;
+    path = jg_xasprintf("%s/memory.max", n->cgroup);
+    got = read_small(path, text, sizeof text);
+    free(path);
+    unsigned long long bytes = got > 0 ? strtoull(text, NULL, 10) : 0;
+    if (bytes)
+        snprintf(buf, len, "killed by the OOM killer (memory.max %gGB)",
+                 (double)bytes / 1073741824.0);
+    else
+        snprintf(buf, len, "killed by the OOM killer");
+}
+
+/* Removes the cgroups of a group's nodes (killing what is left in them). */
+static void cg_group_remove(const local_t *b, int64_t group_id, int wait_ms)
+{
+    if (!b->cg_base)
+        return;
+    DIR *d = opendir(b->cg_base);
+    if (!d)
+        return;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "g%" PRId64 "-", group_id);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        char *cg = jg_xasprintf("%s/%s", b->cg_base, de->d_name);
+        cg_node_remove(cg, wait_ms);
+        free(cg);
+    }
+    closedir(d);
+}
+
+/* Whether some node cgroup of the group is left. */
+static bool cg_group_exists(const local_t *b, int64_t group_id)
+{
+    if (!b->cg_base)
+        return false;
+    DIR *d = opendir(b->cg_base);
+    if (!d)
+        return false;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "g%" PRId64 "-", group_id);
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d)))
+        found = strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+    closedir(d);
+    return found;
+}
+
+/* ---- volumes ------------------------------------------------------------ */
+
+/* Mount points that would let a node's user change what privileged programs
+ * read (a root daemon mounts them): refused. */
+static const char *const system_dirs[] = {
+    "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot",
+    "/dev", "/proc", "/sys", "/run", "/var", "/root",
+};
+
+/* Checks a mount path: absolute, no empty, "." or ".." component, not / nor
+ * a system directory (or below one). */
+static int check_mount_path(const char *path, char *why, size_t len)
+{
+    if (!path || path[0] != '/') {
+        snprintf(why, len, "is not an absolute path");
+        return -1;
+    }
+    for (const char *p = path; *p;) {
+        p++;
+        size_t n = strcspn(p, "/");
+        if ((n == 0 && p[0] == '/') || (n == 1 && p[0] == '.') ||
+            (n == 2 && p[0] == '.' && p[1] == '.')) {
+            snprintf(why, len, "has an empty, \".\" or \"..\" component");
+            return -1;
+        }
+        p += n;
+    }
+    if (strspn(path, "/") == strlen(path)) {
+        snprintf(why, len, "is the root directory");
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof system_dirs / sizeof system_dirs[0]; i++) {
+        size_t l = strlen(system_dirs[i]);
+        if (strncmp(path, system_dirs[i], l) == 0 && (path[l] == '\0' || path[l] == '/')) {
+            snprintf(why, len, "is under the system directory %s", system_dirs[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void append_line(const char *path, const char *kind, const char *what)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return;
+    char *line = jg_xasprintf("%s %s\n", kind, what);
+    (void)!write(fd, line, strlen(line));
+    free(line);
+    close(fd);
+}
+
+/* Makes mount point `target` exist on the host (unless it lies under /tmp,
+ * which is the node's own: its child makes it there), recording in the
+ * group's mountpoints file that the group uses it and each directory that
+ * had to be created. */
+static int host_mount_point(const char *gdir, const char *target, jg_error_t *err)
+{
+    char *record = jg_xasprintf("%s/%s", gdir, GROUP_MOUNTS);
+    char *partial = jg_xstrdup(target);
+    int rc = -1;
+    append_line(record, "uses", target);
+    if (strncmp(target, "/tmp/", 5) == 0) {
+        rc = 0;
+        goto done;
+    }
+    /* Walk down one component at a time, without following links. */
+    for (char *slash = partial + 1;; slash++) {
+        slash = strchr(slash, '/');
+        if (slash)
+            *slash = '\0';
+        int fd = jg_netns_open_dir(partial, false);
+        if (fd < 0 && errno == ENOENT) {
+            int pfd;
+            char *last = strrchr(partial, '/');
+            *last = '\0';
+            pfd = jg_netns_open_dir(partial[0] ? partial : "/", false);
+            *last = '/';
+            if (pfd >= 0 && mkdirat(pfd, last + 1, 0755) == 0) {
+                append_line(record, "created", partial);
+                fd = jg_netns_open_dir(partial, false);
+            } else if (pfd >= 0 && errno == EEXIST) {
+                fd = jg_netns_open_dir(partial, false);
+            }
+            if (pfd >= 0)
+                close(pfd);
+        }
+        if (fd < 0) {
+            jg_errprintf(err, "mount point %s: cannot make %s: %s", target, partial,
+                         errno == ELOOP ? "a symbolic link is in the way" : strerror(errno));
+            goto done;
+        }
+        close(fd);
+        if (!slash)
+            break;
+        *slash = '/';
+    }
+    rc = 0;
+done:
+    free(partial);
+    free(record);
+    return rc;
+}
+
+/* The binds of one node: every volume its job names, each checked.
+ * *out points into req and job (borrowed); caller frees the array. */
+static int plan_volumes(const local_t *b, const jg_launch_t *req, const jg_job_spec_t *job,
+                        const char *gdir, jg_netns_bind_t **out, jg_error_t *err)
+{
+    *out = NULL;
+    if (job->n_volumes == 0)
+        return 0;
+    if (!b->net.own_mounts)
+        return jg_errprintf(err, "volume %s on %s: nodes share the host's mounts here (no "
+                            "mount namespace per node: %s), so a volume cannot be mounted "
+                            "in a node", job->volumes[0].value, job->volumes[0].key,
+                            b->net.why[0] ? b->net.why : "isolation is off");
+    jg_netns_bind_t *binds = jg_xcalloc(job->n_volumes, sizeof *binds);
+    char why[128];
+    for (size_t i = 0; i < job->n_volumes; i++) {
+        const char *target = job->volumes[i].key, *name = job->volumes[i].value;
+        const char *source = NULL;
+        for (size_t k = 0; k < req->n_volumes && req->volumes; k++)
+            if (req->volumes[k].key && name && strcmp(req->volumes[k].key, name) == 0)
+                source = req->volumes[k].value;
+        struct stat st;
+        if (check_mount_path(target, why, sizeof why) < 0) {
+            jg_errprintf(err, "volume %s: the mount path %s %s", name ? name : "?",
+                         target ? target : "(none)", why);
+            goto fail;
+        }
+        if (!source) {
+            jg_errprintf(err, "volume %s (for %s) is not known to the daemon (create it "
+                         "with `jgsched volume create %s`)", name ? name : "?", target,
+                         name ? name : "NAME");
+            goto fail;
+        }
+        if (source[0] != '/' || stat(source, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            jg_errprintf(err, "volume %s (for %s): its directory %s does not exist", name,
+                         target, source);
+            goto fail;
+        }
+        if (host_mount_point(gdir, target, err) < 0)
+            goto fail;
+        binds[i] = (jg_netns_bind_t){.source = source, .target = target};
+    }
+    *out = binds;
+    return 0;
+fail:
+    free(binds);
+    return -1;
+}
+
+/* Whether a mountpoints file other than skip_group's lists path (as used or
+ * created); that group then takes over its removal. */
+static bool mount_point_handed_over(const local_t *b, int64_t skip_group, const char *path)
+{
+    char *groups = jg_xasprintf("%s/groups", b->state_dir);
+    DIR *d = opendir(groups);
+    bool found = false;
+    struct dirent *de;
+    while (d && !found && (de = readdir(d))) {
+        char *end;
+        long long id = strtoll(de->d_name, &end, 10);
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end || id == skip_group)
+            continue;
+        char *file = jg_xasprintf("%s/%s/%s", groups, de->d_name, GROUP_MOUNTS);
+        FILE *f = fopen(file, "re");
+        char line[PATH_MAX + 16];
+        while (f && !found && fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\n")] = '\0';
+            const char *p = strchr(line, ' ');
+            size_t l = strlen(path);
+            found = p && strncmp(p + 1, path, l) == 0 && (p[1 + l] == '\0' || p[1 + l] == '/');
+        }
+        if (f)
+            fclose(f);
+        if (found)
+            append_line(file, "created", path);
+        free(file);
+    }
+    if (d)
+        closedir(d);
+    free(groups);
+    return found;
+}
+
+static int cmp_len_desc(const void *a, const void *b)
+{
+    size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Removes the mount points the group created on the host (deepest first,
+ * only if empty) unless another group uses them, then the record. */
+static void cleanup_mount_points(const local_t *b, int64_t group_id, const char *gdir)
+{
+    char *file = jg_xasprintf("%s/%s", gdir, GROUP_MOUNTS);
+    FILE *f = fopen(file, "re");
+    char **created = NULL;
+    size_t n = 0;
+    char line[PATH_MAX + 16];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "created /", 9) != 0)
+            continue;
+        created = jg_xrealloc(created, (n + 1) * sizeof *created);
+        created[n++] = jg_xstrdup(line + 8);
+    }
+    if (f)
+        fclose(f);
+    if (n)
+        qsort(created, n, sizeof *created, cmp_len_desc);
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < i; k++)
+            dup = dup || strcmp(created[k], created[i]) == 0;
+        if (!dup && !mount_point_handed_over(b, group_id, created[i]))
+            (void)rmdir(created[i]);        /* only if empty: anything put there stays */
+    }
+    for (size_t i = 0; i < n; i++)
+        free(created[i]);
+    free(created);
+    unlink(file);
+    free(file);
+}
+
 /* ---- events ------------------------------------------------------------- */
 
 static void flush_events(local_t *b)
@@ -353,6 +1109,9 @@ static void queue_event(local_t *b, jg_backend_event_type_t type, int64_t group_
 static void node_event(node_t *n, jg_backend_event_type_t type, const char *reason,
                        bool in_setup, int code, int sig)
 {
+    if (type == JG_BACKEND_NODE_EXITED || type == JG_BACKEND_NODE_LOST ||
+        type == JG_BACKEND_LAUNCH_FAILED)
+        node_put_gpus(n);       /* free for the next node the moment this one is over */
     queue_event(n->b, type, n->group_id, n->job_index, n->rank, n->attempt, reason, NULL,
                 in_setup, code, sig);
 }
@@ -435,9 +1194,12 @@ static void report(node_t *n, bool replay)
     if (n->reported_final)
         return;
     if (n->exited) {
+        char oom[128] = "";
+        if (n->exit_code != 0)
+            oom_note(n, oom, sizeof oom);
         n->reported_final = true;
-        node_event(n, JG_BACKEND_NODE_EXITED, NULL, n->exit_in_setup, n->exit_code,
-                   n->exit_signal);
+        node_event(n, JG_BACKEND_NODE_EXITED, oom[0] ? oom : NULL, n->exit_in_setup,
+                   n->exit_code, n->exit_signal);
     } else if (n->cancelled) {
         n->reported_final = true;
         node_event(n, JG_BACKEND_NODE_EXITED, NULL, false, 128 + SIGTERM, SIGTERM);
@@ -468,6 +1230,8 @@ static void node_free(local_t *b, node_t *n)
     }
     if (n->errfd >= 0)
         close(n->errfd);
+    node_put_gpus(n);
+    free(n->cgroup);
     free(n->lost_reason);
     free(n->dir);
     free(n);
@@ -521,19 +1285,24 @@ static void node_dead(local_t *b, node_t *n)
         n->reported_final = true;
         node_event(n, JG_BACKEND_NODE_EXITED, NULL, !n->setup_done, 128 + SIGKILL, SIGKILL);
     } else if (!n->reported_final && !n->quiet) {
-        char *reason;
+        char *reason, oom[128];
+        oom_note(n, oom, sizeof oom);
         if (!n->seen_started)
             reason = jg_xasprintf("node could not start (shim pid %d ended%s before "
                                   "recording anything; see the daemon's log)",
                                   (int)n->pid, why);
         else
             reason = jg_xasprintf("node process tree was killed (shim pid %d died%s "
-                                  "without recording an exit)",
-                                  (int)n->pid, why);
+                                  "without recording an exit)%s%s",
+                                  (int)n->pid, why, oom[0] ? ": " : "", oom);
         n->reported_final = true;
         node_event(n, JG_BACKEND_NODE_LOST, reason, false, 0, 0);
         free(reason);
     }
+    /* The node is over: so is whatever is left in its cgroup (a process that
+     * left its process group, when nodes share the host network). */
+    if (n->cgroup)
+        cg_node_remove(n->cgroup, 0);
     node_free(b, n);
 }
 
@@ -725,9 +1494,17 @@ done:
 
 /* ---- launch ------------------------------------------------------------- */
 
+static bool same_key(const char *a, const char *b)
+{
+    size_t la = strcspn(a, "="), lb = strcspn(b, "=");
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
 /* Appends HOME, USER, LOGNAME of the node's user unless the job's envs set
- * them; returns the env as one NUL-separated buffer (caller frees). */
-static char *env_blob(char **env, const struct passwd *pw, const char *user, size_t *len_out)
+ * them, and `forced` (GPU variables: ours, replacing any the job set);
+ * returns the env as one NUL-separated buffer (caller frees). */
+static char *env_blob(char **env, const struct passwd *pw, const char *user,
+                      char *const *forced, size_t n_forced, size_t *len_out)
 {
     const char *home = pw && pw->pw_dir ? pw->pw_dir : "/";
     const char *name = pw && pw->pw_name ? pw->pw_name : user;
@@ -738,11 +1515,23 @@ static char *env_blob(char **env, const struct passwd *pw, const char *user, siz
         len += strlen(*p) + 1;
     for (int i = 0; i < 3; i++)
         len += strlen(extra[i]) + 1;
+    for (size_t i = 0; i < n_forced; i++)
+        len += strlen(forced[i]) + 1;
     char *blob = jg_xmalloc(len + 1);
     size_t off = 0;
     for (char **p = env; *p; p++) {
+        bool replaced = false;
+        for (size_t i = 0; i < n_forced; i++)
+            replaced = replaced || same_key(*p, forced[i]);
+        if (replaced)
+            continue;
         size_t l = strlen(*p);
         memcpy(blob + off, *p, l + 1);
+        off += l + 1;
+    }
+    for (size_t i = 0; i < n_forced; i++) {
+        size_t l = strlen(forced[i]);
+        memcpy(blob + off, forced[i], l + 1);
         off += l + 1;
     }
     for (int i = 0; i < 3; i++) {
@@ -799,9 +1588,14 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     char **env = NULL;
     char (*ips)[32] = NULL;
     const char **ip_ptrs = NULL;
-    int fd = -1, pidfd = -1, wd = -1, errpipe[2] = {-1, -1};
+    int fd = -1, pidfd = -1, wd = -1, errpipe[2] = {-1, -1}, cg_fd = -1;
     pid_t pid = -1;
     node_t *n = NULL;
+    jg_netns_bind_t *binds = NULL;
+    int gpus[MAX_GPUS_PER_NODE];
+    size_t n_gpus = 0;
+    char *forced[2] = {NULL, NULL}, *cg = NULL, *gpu_log = NULL;
+    size_t n_forced = 0;
 
     if (jg_mkdir_p(gdir, 0711, err) < 0)
         goto done;
@@ -829,6 +1623,70 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         }
     }
 
+    /* Volumes: checked, their host mount points made, before anything runs. */
+    if (plan_volumes(b, req, job, gdir, &binds, err) < 0)
+        goto done;
+
+    /* GPUs: the job's count of its type, by index; an earlier attempt's go
+     * back first (this one replaces it). */
+    for (node_t *o = b->nodes; o; o = o->next)
+        if (o->group_id == req->group_id && o->job_index == ref->job_index && o->rank == ref->rank)
+            node_put_gpus(o);
+    const char *accel = job->accel.name;
+    int want = accel ? job->accel.count : 0;
+    char list[MAX_GPUS_PER_NODE * 12];
+    if (want > 0 && b->gpus_known) {
+        if (want > MAX_GPUS_PER_NODE || jg_gpu_pool_take(b->gpus, accel, want, gpus) < 0) {
+            jg_errprintf(err, "no GPU for this node: it asks %s:%d, and %zu of the host's %zu "
+                         "%s GPU(s) are free", accel, want,
+                         jg_gpu_pool_count(b->gpus, accel, true),
+                         jg_gpu_pool_count(b->gpus, accel, false), accel);
+            goto done;
+        }
+        n_gpus = (size_t)want;
+        format_indices(gpus, n_gpus, list, sizeof list);
+        forced[n_forced++] = jg_xasprintf("CUDA_VISIBLE_DEVICES=%s", list);
+        forced[n_forced++] = jg_xasprintf("NVIDIA_VISIBLE_DEVICES=%s", list);
+        gpu_log = jg_xasprintf("jgsched: GPUs %s (%s:%d): CUDA_VISIBLE_DEVICES=%s\n", list, accel,
+                               want, list);
+    } else if (want > 0) {
+        gpu_log = jg_xasprintf("jgsched: warning: this node asks %s:%d, but no GPU index is "
+                               "known on this host (%s): CUDA_VISIBLE_DEVICES is not set\n",
+                               accel, want, b->gpus_why);
+    } else if (b->gpus_known) {
+        forced[n_forced++] = jg_xstrdup("CUDA_VISIBLE_DEVICES=");   /* asked none: sees none */
+    }
+    if (n_gpus) {
+        char *text = jg_xasprintf("%d %s\n", ref->attempt, list);
+        int r = write_file(creds, dir, JG_SHIM_GPUS, text, strlen(text), 0644, err);
+        free(text);
+        if (r < 0)
+            goto done;
+    } else {
+        path = jg_xasprintf("%s/%s", dir, JG_SHIM_GPUS);
+        if (unlink(path) < 0 && errno != ENOENT) {
+            jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
+            goto done;
+        }
+        free(path);
+        path = NULL;
+    }
+
+    /* cgroup: the attempt's own, limited to the job's cpus and memory. */
+    if (b->cg_base) {
+        cg = cg_node_path(b, req->group_id, job->name, ref->rank, ref->attempt);
+        if (cg_node_create(cg, job, err) < 0)
+            goto done;
+        path = jg_xasprintf("%s/cgroup.procs", cg);
+        cg_fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (cg_fd < 0) {
+            jg_errprintf(err, "cannot open %s: %s", path, strerror(errno));
+            goto done;
+        }
+        free(path);
+        path = NULL;
+    }
+
     ips = jg_xcalloc((size_t)job->num_nodes, sizeof *ips);
     ip_ptrs = jg_xcalloc((size_t)job->num_nodes + 1, sizeof *ip_ptrs);
     for (int r = 0; r < job->num_nodes; r++) {
@@ -838,7 +1696,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     env = jg_node_env(req->spec, req->group_id, ref->job_index, ref->rank, ref->attempt,
                       req->submitted_us, ip_ptrs);
     size_t blob_len = 0;
-    blob = env_blob(env, pw, req->user, &blob_len);
+    blob = env_blob(env, pw, req->user, forced, n_forced, &blob_len);
     if (write_file(creds, dir, JG_SHIM_ENV, blob, blob_len, 0600, err) < 0)
         goto done;
 
@@ -891,6 +1749,8 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         (void)!write(fd, line, strlen(line));
         free(line);
     }
+    if (gpu_log)
+        (void)!write(fd, gpu_log, strlen(gpu_log));
     close(fd);
     free(path);
 
@@ -920,6 +1780,8 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         .hostname = hostname,
         .hosts_path = gnet->hosts_path,
         .tmp_path = tmp,
+        .binds = binds,
+        .n_binds = binds ? job->n_volumes : 0,
         .gid = creds->active ? creds->gid : getegid(),
     };
     bool namespaces = isolated(b) || b->net.own_mounts;
@@ -952,6 +1814,10 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
             snprintf(msg, sizeof msg, "setsid: %s", strerror(errno));
             child_die(errw, msg);
         }
+        if (cg_fd >= 0 && write(cg_fd, "0", 1) != 1) {
+            snprintf(msg, sizeof msg, "cannot join the node's cgroup %s: %s", cg, strerror(errno));
+            child_die(errw, msg);
+        }
         if (namespaces && jg_netns_node_enter(&plan, msg, sizeof msg) < 0)
             child_die(errw, msg);
         if (creds->active &&
@@ -969,6 +1835,10 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     }
     close(errpipe[1]);
     errpipe[1] = -1;
+    if (cg_fd >= 0) {
+        close(cg_fd);
+        cg_fd = -1;
+    }
     pidfd = sys_pidfd_open(pid);
     unsigned long long start = 0;
     if (pidfd < 0 || read_starttime(pid, &start) < 0) {
@@ -989,6 +1859,14 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         goto done;
     }
     errpipe[0] = -1;
+    if (n_gpus) {
+        n->gpus = jg_xmalloc(n_gpus * sizeof *n->gpus);
+        memcpy(n->gpus, gpus, n_gpus * sizeof *n->gpus);
+        n->n_gpus = n_gpus;
+        n_gpus = 0;
+    }
+    n->cgroup = cg;
+    cg = NULL;
     node_link(b, n);
     const char *address = ips[ref->rank];
     handle = jg_xasprintf("pid=%d start=%llu addr=%s dir=%s", (int)pid, start, address, dir);
@@ -1022,10 +1900,20 @@ done:
         close(errpipe[0]);
     if (errpipe[1] >= 0)
         close(errpipe[1]);
+    if (cg_fd >= 0)
+        close(cg_fd);
     if (n) {
         free(n->dir);
         free(n);
     }
+    jg_gpu_pool_release(b->gpus, gpus, n_gpus);     /* not handed to a node */
+    if (cg)
+        (void)rmdir(cg);
+    free(cg);
+    free(binds);
+    free(gpu_log);
+    for (size_t i = 0; i < n_forced; i++)
+        free(forced[i]);
     free(handle);
     jg_env_free(env);
     free(ips);
@@ -1357,6 +2245,8 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
             node_dead(b, live[i]);      /* quiet: reaps and frees, reports nothing */
     }
     free(live);
+    cg_group_remove(b, group_id, CLEANUP_WAIT_MS);
+    cleanup_mount_points(b, group_id, gdir);
 
     jg_error_t e;
     d = opendir(gdir);
@@ -1415,6 +2305,46 @@ static void reattach_network(local_t *b, int64_t group_id)
     free(reason);
 }
 
+/* A node found again: its cgroup, and (while it runs) the GPUs its attempt
+ * was given, from its gpus file. */
+static void reattach_resources(local_t *b, node_t *n, int64_t group_id, bool alive)
+{
+    const char *base = strrchr(n->dir, '/');    /* "/<job>-<rank>" */
+    if (b->cg_base && base) {
+        char *cg = jg_xasprintf("%s/g%" PRId64 "-%s.%d", b->cg_base, group_id, base + 1,
+                                n->attempt);
+        struct stat st;
+        if (stat(cg, &st) == 0)
+            n->cgroup = cg;
+        else
+            free(cg);
+    }
+    char *path = jg_xasprintf("%s/%s", n->dir, JG_SHIM_GPUS);
+    char text[MAX_GPUS_PER_NODE * 12 + 32];
+    ssize_t got = alive ? read_small(path, text, sizeof text) : -1;
+    free(path);
+    char *p;
+    if (got <= 0 || strtol(text, &p, 10) != n->attempt || *p != ' ')
+        return;
+    int idx[MAX_GPUS_PER_NODE];
+    size_t k = 0;
+    for (p++; k < MAX_GPUS_PER_NODE && *p >= '0' && *p <= '9';) {
+        int i = (int)strtol(p, &p, 10);
+        if (jg_gpu_pool_claim(b->gpus, i) == 0)
+            idx[k++] = i;
+        else
+            jg_log("warn", "group %" PRId64 ": %s holds GPU %d, which is unknown or taken",
+                   group_id, n->dir, i);
+        if (*p == ',')
+            p++;
+    }
+    if (k) {
+        n->gpus = jg_xmalloc(k * sizeof *n->gpus);
+        memcpy(n->gpus, idx, k * sizeof *idx);
+        n->n_gpus = k;
+    }
+}
+
 static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_handle_t *nodes,
                           size_t n_nodes, jg_error_t *err)
 {
@@ -1459,6 +2389,7 @@ static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_ha
             if (n->wd < 0 || jg_loop_add_fd(b->loop, n->pidfd, EPOLLIN, on_pidfd, n, NULL) < 0)
                 alive = false;
         }
+        reattach_resources(b, n, group_id, alive);
         node_link(b, n);
         read_status(n);
         report(n, true);
@@ -1483,12 +2414,16 @@ static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_ha
 
 /* ---- sweep, warning ------------------------------------------------------ */
 
-/* Whether a group directory still holds something cleanup() removes. */
-static bool has_leftovers(const char *gdir)
+/* Whether a group directory (or the instance's cgroup) still holds
+ * something cleanup() removes. */
+static bool has_leftovers(const local_t *b, int64_t group_id, const char *gdir)
 {
     char *net = jg_xasprintf("%s/%s", gdir, GROUP_NET);
-    bool found = access(net, F_OK) == 0;
+    char *mounts = jg_xasprintf("%s/%s", gdir, GROUP_MOUNTS);
+    bool found = access(net, F_OK) == 0 || access(mounts, F_OK) == 0 ||
+                 cg_group_exists(b, group_id);
     free(net);
+    free(mounts);
     DIR *d = found ? NULL : opendir(gdir);
     struct dirent *de;
     while (d && !found && (de = readdir(d))) {
@@ -1533,7 +2468,7 @@ static int local_sweep(jg_backend_t *base, const int64_t *live, size_t n_live, j
             continue;
         char *gdir = jg_xasprintf("%s/%s", groups, de->d_name);
         jg_error_t e;
-        if (has_leftovers(gdir)) {
+        if (has_leftovers(b, (int64_t)id, gdir)) {
             jg_log("info", "sweep: removing what group %lld left behind", id);
             if (local_cleanup(base, (int64_t)id, false, &e) < 0 && rc == 0)
                 rc = jg_errprintf(err, "sweep: group %lld: %s", id, e.text);
@@ -1542,6 +2477,23 @@ static int local_sweep(jg_backend_t *base, const int64_t *live, size_t n_live, j
     }
     closedir(d);
     free(groups);
+    /* Node cgroups of groups whose directory is gone altogether (purged). */
+    DIR *cgd = b->cg_base ? opendir(b->cg_base) : NULL;
+    while (cgd && (de = readdir(cgd))) {
+        long long id;
+        bool is_live = false;
+        if (sscanf(de->d_name, "g%lld-", &id) != 1)
+            continue;
+        for (size_t i = 0; i < n_live && !is_live; i++)
+            is_live = live[i] == (int64_t)id;
+        if (!is_live) {
+            char *cg = jg_xasprintf("%s/%s", b->cg_base, de->d_name);
+            cg_node_remove(cg, CLEANUP_WAIT_MS);
+            free(cg);
+        }
+    }
+    if (cgd)
+        closedir(cgd);
     return rc;
 }
 
@@ -1549,6 +2501,46 @@ static const char *local_warning(jg_backend_t *base)
 {
     local_t *b = base->impl;
     return b->warning;
+}
+
+static const char *local_notes(jg_backend_t *base)
+{
+    local_t *b = base->impl;
+    return b->notes;
+}
+
+/* notes(): how nodes are held to their resources, one line. */
+static char *make_notes(const local_t *b, const char *cg_why)
+{
+    char *cg = b->cg_base ? jg_xasprintf("cgroups: v2, a cgroup per node under %s (cpu.max "
+                                         "from its cpus, memory.max from its memory)",
+                                         b->cg_base)
+                          : jg_xasprintf("cgroups: unavailable (%s); nodes are not limited",
+                                         cg_why);
+    char *gpus;
+    if (b->gpus_known) {
+        char types[256] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < b->gpus->n && off < sizeof types; i++) {
+            bool seen = false;
+            for (size_t k = 0; k < i; k++)
+                seen = seen || strcasecmp(b->gpus->v[k].name, b->gpus->v[i].name) == 0;
+            if (!seen)
+                off += (size_t)snprintf(types + off, sizeof types - off, "%s%s x%zu",
+                                        off ? ", " : "", b->gpus->v[i].name,
+                                        jg_gpu_pool_count(b->gpus, b->gpus->v[i].name, false));
+        }
+        gpus = jg_xasprintf("GPUs: %s, handed out by index (CUDA_VISIBLE_DEVICES)", types);
+    } else if (b->capacity.n_accels) {
+        gpus = jg_xasprintf("GPUs: declared in the config, but no index is known (%s): nodes "
+                            "get no CUDA_VISIBLE_DEVICES", b->gpus_why);
+    } else {
+        gpus = jg_xasprintf("GPUs: none (%s)", b->gpus_why);
+    }
+    char *notes = jg_xasprintf("%s; %s", cg, gpus);
+    free(cg);
+    free(gpus);
+    return notes;
 }
 
 /* ---- create, destroy ---------------------------------------------------- */
@@ -1561,7 +2553,10 @@ static void local_destroy(jg_backend_t *base)
     jg_capacity_clear(&b->capacity);
     /* Nodes and hubs keep running: the daemon may be restarting and will reattach. */
     while (b->nodes)
-        node_free(b, b->nodes);
+        node_free(b, b->nodes);     /* before the GPU pool they return to goes */
+    jg_gpu_pool_destroy(b->gpus);
+    free(b->cg_base);
+    free(b->notes);
     while (b->gnets)
         gnet_free(b, b->gnets, false, NULL);
     while (b->stops) {
@@ -1590,9 +2585,9 @@ static void local_destroy(jg_backend_t *base)
     free(b);
 }
 
-/* The shim's absolute path: as given when it names a file, else from $PATH.
- * NULL if no executable is found. */
-static char *resolve_shim(const char *name)
+/* An executable's absolute path: as given when it names a file, else from
+ * $PATH.  NULL if no executable is found. */
+static char *resolve_exec(const char *name)
 {
     if (strchr(name, '/'))
         return access(name, X_OK) == 0 ? realpath(name, NULL) : NULL;
@@ -1632,7 +2627,7 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
                      strerror(errno));
         goto fail;
     }
-    b->shim_path = resolve_shim(cfg->shim_path);
+    b->shim_path = resolve_exec(cfg->shim_path);
     if (!b->shim_path) {
         jg_errprintf(err, "local backend: cannot find an executable shim at %s (build "
                      "jgsched-shim, or point JGSCHED_SHIM at it)", cfg->shim_path);
@@ -1684,6 +2679,18 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     } else {
         jg_capacity_detect_host(&b->capacity);
     }
+    detect_gpus(b);
+    char cg_why[320] = "";
+    struct stat cst;
+    if (cfg->cgroup_dir && stat(cfg->cgroup_dir, &cst) == 0 && S_ISDIR(cst.st_mode))
+        b->cg_base = jg_xstrdup(cfg->cgroup_dir);
+    else if (cfg->cgroup_dir)
+        snprintf(cg_why, sizeof cg_why, "the configured cgroup %s is not a directory",
+                 cfg->cgroup_dir);
+    else
+        cg_probe(b, cg_why, sizeof cg_why);
+    b->notes = make_notes(b, cg_why);
+    jg_log("info", "local backend: %s", b->notes);
     free(groups);
     return &b->base;
 fail:
@@ -1710,5 +2717,6 @@ static const jg_backend_ops_t local_ops = {
     .cleanup = local_cleanup,
     .sweep = local_sweep,
     .warning = local_warning,
+    .notes = local_notes,
     .destroy = local_destroy,
 };

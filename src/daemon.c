@@ -1068,7 +1068,7 @@ static int bind_socket(jg_daemon_t *d, jg_error_t *err)
         return jg_errprintf(err, "socket: %s", strerror(errno));
     /* Per-user: only the owner may connect.  System mode: everyone may, and
      * SO_PEERCRED tells who is asking. */
-    mode_t old = umask(d->paths.system ? 0 : 0077);
+    mode_t old = umask(d->paths.system ? 0111 : 0077);
     int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
     umask(old);
     if (rc < 0 || listen(fd, 128) < 0) {

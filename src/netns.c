@@ -661,6 +661,10 @@ int jg_netns_open_dir(const char *path, bool create)
                 next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
         int e = errno;
+        struct stat st;
+        if (next < 0 && (e == ENOTDIR || e == ELOOP) &&
+            fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+            e = ELOOP;
         close(fd);
         errno = e;
         fd = next;

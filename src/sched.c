@@ -129,6 +129,7 @@ static group_rt_t *group_new(jg_sched_t *s, jg_group_spec_t *spec, int64_t id, u
     g->state = JG_PENDING;
     g->backend = backend;
     g->end_override = JG_PENDING;
+    g->custom_priority = -1;
     g->jobs = jg_xcalloc(spec->n_jobs, sizeof *g->jobs);
     for (size_t i = 0; i < spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
@@ -182,7 +183,21 @@ static void unlink_and_free(jg_sched_t *s, group_rt_t *g)
  * stop_state once they are down (evaluate() sees that). */
 void jg_sched_stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const char *reason)
 {
-    if (jg_state_is_terminal(j->state) || j->stopping)
+    if (jg_state_is_terminal(j->state))
+        return;
+    if (j->restart_pending) {
+        /* A stop overrides a restart in progress: the job ends instead. */
+        j->restart_pending = false;
+        if (j->restart_timer) {
+            jg_loop_cancel_timer(s->loop, j->restart_timer);
+            j->restart_timer = 0;
+        }
+        j->stop_state = stop_state;
+        jg_strlcpy(j->stop_reason, reason, sizeof j->stop_reason);
+        if (j->stopping)
+            return;     /* its nodes are already being stopped */
+    }
+    if (j->stopping)
         return;
     j->stopping = true;
     j->stop_state = stop_state;
@@ -622,6 +637,10 @@ void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev)
         else
             snprintf(reason, sizeof reason, "%s exited with code %d", ev->in_setup ? "setup" : "run",
                      ev->exit_code);
+        if (ev->reason && *ev->reason) {      /* e.g. killed by the OOM killer */
+            size_t used = strlen(reason);
+            snprintf(reason + used, sizeof reason - used, ": %s", ev->reason);
+        }
         jg_state_t st;
         if (ev->exit_code == 0 && !ev->in_setup)
             st = JG_SUCCEEDED;
@@ -672,9 +691,10 @@ jg_sched_t *jg_sched_create(jg_store_t *store, jg_loop_t *loop, const jg_sched_o
     jg_sched_t *s = jg_xcalloc(1, sizeof *s);
     s->store = store;
     s->loop = loop;
-    s->opts.stop_grace_ms = 5000;
-    if (opts && opts->stop_grace_ms > 0)
-        s->opts.stop_grace_ms = opts->stop_grace_ms;
+    if (opts)
+        s->opts = *opts;    /* strings are copied below; the rest is borrowed */
+    if (s->opts.stop_grace_ms <= 0)
+        s->opts.stop_grace_ms = 5000;
     s->policy_dir = jg_xstrdup(opts && opts->policy_dir ? opts->policy_dir : "policies");
     s->default_policy = jg_xstrdup(opts && opts->default_policy ? opts->default_policy : "default");
     /* Load the default policy now so a broken installation fails at start-up,
@@ -967,9 +987,12 @@ void jg_sched_pass(jg_sched_t *s)
     if (!s->n_pending || !s->admission_dirty)
         return;
     s->admission_dirty = false;
-    group_rt_t **order = jg_xcalloc(s->n_pending, sizeof *order);
-    size_t n = jg_sched_admission_order(s, order, s->n_pending);
+    group_rt_t **order = NULL;
+    size_t n = 0, next = 0;
+    bool ranked = jg_sched_ranked_order(s, &order, &n);
+    group_rt_t *cursor = s->head;       /* FIFO: the list is already in submit order */
     bool *blocked = jg_xcalloc(s->n_backends ? s->n_backends : 1, sizeof *blocked);
+    size_t n_blocked = 0;
     user_use_t *uses = NULL;
     size_t n_uses = 0;
     if (s->opts.config) {
@@ -983,8 +1006,20 @@ void jg_sched_pass(jg_sched_t *s)
         }
     }
     int launched = 0;
-    for (size_t i = 0; i < n; i++) {
-        group_rt_t *g = order[i];
+    while (n_blocked < s->n_backends) {
+        group_rt_t *g;
+        if (ranked) {
+            if (next == n)
+                break;
+            g = order[next++];
+        } else {
+            while (cursor && (cursor->state != JG_PENDING || cursor->cancelling))
+                cursor = cursor->next;
+            if (!cursor)
+                break;
+            g = cursor;
+            cursor = cursor->next;      /* launch_group(g) may free g, never another */
+        }
         backend_slot_t *slot = slot_of(s, g->backend);
         size_t bi = slot ? (size_t)(slot - s->backends) : 0;
         if (blocked[bi])
@@ -1006,6 +1041,7 @@ void jg_sched_pass(jg_sched_t *s)
         if (cap && slot && !jg_usage_group_fits(&slot->used, cap, g->spec, why, sizeof why)) {
             set_pending_reason(s, g, why);
             blocked[bi] = true;
+            n_blocked++;
             continue;
         }
         if (u) {
@@ -1066,11 +1102,7 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         j->restarts = jobs[i].restarts;
         j->recoveries = jobs[i].recoveries;
         j->exit_code = jobs[i].exit_code;
-        if (j->state == JG_CANCELLING) {
-            j->stopping = true;
-            j->stop_state = JG_CANCELLED;
-            snprintf(j->stop_reason, sizeof j->stop_reason, "cancelled");
-        }
+
     }
     jg_node_handle_t *handles = jg_xcalloc(n_nodes ? n_nodes : 1, sizeof *handles);
     size_t n_handles = 0;
@@ -1092,6 +1124,12 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
     free(handles);
     jg_node_rows_free(nodes, n_nodes);
     jg_job_rows_free(jobs, n_jobs);
+    if (rc == 0 && g->cancelling) {
+        /* The cancel may have been cut off before its forced kill: stop again
+         * (a new grace period, then SIGKILL). */
+        for (size_t i = 0; i < spec->n_jobs; i++)
+            jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, "cancelled (resumed after a restart)");
+    }
     if (rc == 0)
         evaluate(s, g);
     return rc;

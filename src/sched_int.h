@@ -55,6 +55,7 @@ struct group_rt {
     jg_state_t end_override;    /* JG_PENDING when none; e.g. FAILED_SETUP */
     char end_reason[256];
     bool holds_resources;       /* admitted: counted in its backend's usage */
+    signed char custom_priority; /* its policy defines priority(): -1 not known yet */
     char pending_reason[256];   /* why it waits, as last written to the store */
     group_rt_t *prev, *next;
 };
@@ -114,7 +115,9 @@ void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,
                          const char *message);
 /* A job reached a terminal state: ask on_job_end (primary/auxiliary rule). */
 void jg_sched_job_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j);
-/* Admission order: fills order[] with the pending groups, first to admit first. */
-size_t jg_sched_admission_order(jg_sched_t *s, group_rt_t **order, size_t max);
+/* Admission order.  false: FIFO (submit order, the active list's own order:
+ * walk it, no array).  true: *order (malloc'd, caller frees) holds the *n
+ * pending groups ranked by their policies' priority hooks. */
+bool jg_sched_ranked_order(jg_sched_t *s, group_rt_t ***order, size_t *n);
 
 #endif

@@ -344,16 +344,22 @@ static jg_policy_usage_t *current_usage(jg_sched_t *s, size_t *n)
     return u;
 }
 
+/* Only a policy other than default.lua that defines priority() changes the
+ * order; known once per group (a reload does not turn FIFO into ranking). */
 static bool custom_priority(jg_sched_t *s, group_rt_t *g)
 {
-    jg_policy_t *p = group_policy(s, g);
-    return p && (jg_policy_hooks(p) & (1u << JG_HOOK_PRIORITY));
+    if (g->custom_priority < 0) {
+        jg_policy_t *p = group_policy(s, g);
+        g->custom_priority = p && strcmp(jg_policy_name(p), "default") != 0 &&
+                             (jg_policy_hooks(p) & (1u << JG_HOOK_PRIORITY));
+    }
+    return g->custom_priority;
 }
 
 /* With default.lua's priority (FIFO by submit time) the order is the list's
- * own, so admission costs no Lua call and no sort: only policies that define
- * priority() pay for ranking the queue. */
-size_t jg_sched_admission_order(jg_sched_t *s, group_rt_t **order, size_t max)
+ * own, so admission costs no Lua call and no sort: only groups whose policy
+ * defines priority() pay for ranking the queue. */
+bool jg_sched_ranked_order(jg_sched_t *s, group_rt_t ***order, size_t *n)
 {
     size_t n_pending = 0;
     bool any_custom = false;
@@ -363,19 +369,14 @@ size_t jg_sched_admission_order(jg_sched_t *s, group_rt_t **order, size_t max)
         n_pending++;
         any_custom = any_custom || custom_priority(s, g);
     }
-    if (!n_pending)
-        return 0;
-    if (!any_custom) {
-        size_t n = 0;
-        for (group_rt_t *g = s->head; g && n < max; g = g->next)
-            if (g->state == JG_PENDING && !g->cancelling)
-                order[n++] = g;
-        return n;
-    }
+    *order = NULL;
+    *n = 0;
+    if (!any_custom)
+        return false;
     ranked_t *ranked = jg_xcalloc(n_pending, sizeof *ranked);
     size_t n_usage;
     jg_policy_usage_t *usage = current_usage(s, &n_usage);
-    size_t n = 0;
+    size_t k = 0;
     for (group_rt_t *g = s->head; g; g = g->next) {
         if (g->state != JG_PENDING || g->cancelling)
             continue;
@@ -388,13 +389,14 @@ size_t jg_sched_admission_order(jg_sched_t *s, group_rt_t **order, size_t max)
             if (jg_policy_priority(p, &pg, usage, n_usage, &key, &err) < 0)
                 hook_failed(s, g->id, &err);
         }
-        ranked[n++] = (ranked_t){.group = g, .key = key};
+        ranked[k++] = (ranked_t){.group = g, .key = key};
     }
-    qsort(ranked, n, sizeof *ranked, by_key);
-    size_t out = n < max ? n : max;
-    for (size_t i = 0; i < out; i++)
-        order[i] = ranked[i].group;
+    qsort(ranked, k, sizeof *ranked, by_key);
+    *order = jg_xcalloc(k ? k : 1, sizeof **order);
+    for (size_t i = 0; i < k; i++)
+        (*order)[i] = ranked[i].group;
+    *n = k;
     free(ranked);
     free(usage);
-    return out;
+    return true;
 }

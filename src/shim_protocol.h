@@ -15,11 +15,16 @@
  *   release    a FIFO, the barrier: the backend writes 'R' (run) or 'C' (cancel)
  *   status     append-only, one line per step, written only by the shim
  *   tmp/       the node's /tmp (its own mount namespace), kept across attempts
+ *   gpus       "<attempt> <index>,<index>...": the GPUs the backend gave that
+ *              attempt (only for a node that got some), read back on reattach
  *
  * and, in the group directory <state_dir>/groups/<group id>/ (netns.h):
  *
  *   net        "keeper <pid> <starttime>": the process holding the group's network
  *   hosts      the nodes' /etc/hosts
+ *   mountpoints  "created <path>" / "uses <path>" lines: the volume mount points
+ *              the group's nodes use, and those the backend had to create on
+ *              the host (cleanup removes these unless another group lists them)
  *
  * `jgsched-shim <nodedir> <attempt> net` says the node has a network namespace
  * of its own: when the node ends the shim also kills every process left in
@@ -49,6 +54,7 @@
 #define JG_SHIM_LOG "output.log"
 #define JG_SHIM_RELEASE "release"
 #define JG_SHIM_STATUS "status"
+#define JG_SHIM_GPUS "gpus"
 
 #define JG_SHIM_RELEASE_RUN 'R'
 #define JG_SHIM_RELEASE_CANCEL 'C'

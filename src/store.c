@@ -34,7 +34,9 @@
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #define JG_STORE_APP_ID 0x4A475344      /* "JGSD" in the file header */
@@ -277,6 +279,11 @@ jg_store_t *jg_store_open(const char *path, jg_error_t *err)
     jg_store_t *s = jg_xcalloc(1, sizeof *s);
     bool ok = false;
     s->path = jg_xstrdup(path);
+    /* The store holds every group's scripts and environment: only its owner
+     * may read it.  SQLite gives the -wal and -shm files the same mode. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                           SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         if (s->db)

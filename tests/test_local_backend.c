@@ -44,6 +44,8 @@ static jg_backend_t *be, *be2;
 static rec_t evs[MAX_EVENTS];
 static size_t n_evs;
 static pid_t shims[MAX_SHIMS];
+static const jg_kv_t *volumes;      /* the daemon's volume registry, as launch gets it */
+static size_t n_volumes;
 static size_t n_shims;
 static bool (*until)(void);
 static bool timed_out;
@@ -80,6 +82,14 @@ static void job_env(jg_job_spec_t *j, const char *k, const char *v)
     j->n_envs++;
 }
 
+static void job_volume(jg_job_spec_t *j, const char *mount, const char *name)
+{
+    j->volumes = realloc(j->volumes, (j->n_volumes + 1) * sizeof *j->volumes);
+    j->volumes[j->n_volumes].key = strdup(mount);
+    j->volumes[j->n_volumes].value = strdup(name);
+    j->n_volumes++;
+}
+
 static void spec_free(jg_group_spec_t *s)
 {
     if (!s)
@@ -96,6 +106,11 @@ static void spec_free(jg_group_spec_t *s)
             free(j->envs[k].value);
         }
         free(j->envs);
+        for (size_t k = 0; k < j->n_volumes; k++) {
+            free(j->volumes[k].key);
+            free(j->volumes[k].value);
+        }
+        free(j->volumes);
     }
     free(s->jobs);
     free(s->name);
@@ -243,7 +258,7 @@ static void launch_on(jg_backend_t *b, int64_t gid, int attempt)
             refs[n++] = (jg_node_ref_t){.job_index = (int)j, .rank = r, .attempt = attempt};
     jg_launch_t req = {.group_id = gid, .spec = spec, .uid = getuid(), .gid = getgid(),
                        .user = NULL, .submitted_us = 1704164645123456LL, .nodes = refs,
-                       .n_nodes = n};
+                       .n_nodes = n, .volumes = volumes, .n_volumes = n_volumes};
     jg_error_t err = {{0}};
     cr_assert_eq(b->ops->launch(b, &req, &err), 0, "launch: %s", err.text);
 }
@@ -269,6 +284,8 @@ static void setup(void)
     n_evs = 0;
     n_shims = 0;
     spec = NULL;
+    volumes = NULL;
+    n_volumes = 0;
     be = new_backend();
     be2 = NULL;
 }
@@ -295,6 +312,11 @@ static void cleanup_all_groups(void)
         b->ops->destroy(b);
 }
 
+static char saved_path[4096];       /* $PATH before a test put a fake nvidia-smi first */
+static bool path_saved;
+static char made_dir[256];          /* a host directory a test expects cleanup to remove */
+static jg_group_spec_t *spec2;
+
 static void teardown(void)
 {
     if (be)
@@ -304,6 +326,12 @@ static void teardown(void)
     be = be2 = NULL;
     until = NULL;
     cleanup_all_groups();
+    if (made_dir[0])
+        rmdir(made_dir);            /* in case the test failed before cleanup */
+    made_dir[0] = '\0';
+    if (path_saved)
+        setenv("PATH", saved_path, 1);
+    path_saved = false;
     for (size_t i = 0; i < n_shims; i++) {
         kill(-shims[i], SIGKILL);
         kill(shims[i], SIGKILL);
@@ -314,6 +342,8 @@ static void teardown(void)
     loop = NULL;
     spec_free(spec);
     spec = NULL;
+    spec_free(spec2);
+    spec2 = NULL;
     nftw(state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -1073,7 +1103,8 @@ static void launch_node(int64_t gid, int job, int rank, int attempt)
 {
     jg_node_ref_t ref = {.job_index = job, .rank = rank, .attempt = attempt};
     jg_launch_t req = {.group_id = gid, .spec = spec, .uid = getuid(), .gid = getgid(),
-                       .submitted_us = 1, .nodes = &ref, .n_nodes = 1};
+                       .submitted_us = 1, .nodes = &ref, .n_nodes = 1, .volumes = volumes,
+                       .n_volumes = n_volumes};
     jg_error_t err = {{0}};
     cr_assert_eq(be->ops->launch(be, &req, &err), 0, "launch: %s", err.text);
 }
@@ -1477,4 +1508,474 @@ Test(local, a_shared_host_network_is_announced_never_silent)
         cr_assert_gt(read_file(node_file(54, "a", 0, "work/hosts"), buf, sizeof buf), 0);
         cr_assert(strstr(buf, "127.0.0.1\ta-0.shared a-0\n"), "%s", buf);
     }
+}
+
+/* ---- resources: the GPU allocator ----------------------------------------- */
+
+Test(gpu_pool, parses_nvidia_smi_and_hands_out_the_lowest_free_indices)
+{
+    jg_gpu_pool_t *p = jg_gpu_pool_create();
+    size_t added = jg_gpu_pool_parse(p, "2, NVIDIA H200\n0, NVIDIA H200\n1, Tesla T4\r\n"
+                                        "bogus line\n3, NVIDIA H200\n0, NVIDIA H200\n");
+    cr_assert_eq(added, 4, "a bad line and a repeated index are skipped");
+    cr_assert_eq(jg_gpu_pool_count(p, "h200", false), 3, "names match case-insensitively");
+    cr_assert_eq(jg_gpu_pool_count(p, "T4", true), 1);
+    cr_assert_eq(jg_gpu_pool_count(p, NULL, false), 4);
+    int got[2] = {-1, -1}, more[2] = {-1, -1};
+    cr_assert_eq(jg_gpu_pool_take(p, "H200", 2, got), 0);
+    cr_assert_eq(got[0], 0);
+    cr_assert_eq(got[1], 2);
+    cr_assert_eq(jg_gpu_pool_take(p, "H200", 2, more), -1, "only one H200 is left");
+    cr_assert_eq(jg_gpu_pool_count(p, "H200", true), 1, "a failed take takes nothing");
+    cr_assert_eq(jg_gpu_pool_take(p, "A100", 1, more), -1, "no such type");
+    jg_gpu_pool_release(p, got, 1);
+    cr_assert_eq(jg_gpu_pool_take(p, "H200", 2, more), 0);
+    cr_assert_eq(more[0], 0, "a released index is handed out again");
+    cr_assert_eq(more[1], 3);
+    cr_assert_eq(jg_gpu_pool_count(p, "H200", true), 0);
+    jg_gpu_pool_destroy(p);
+}
+
+Test(gpu_pool, a_claimed_index_is_held_once_and_release_ignores_strangers)
+{
+    jg_gpu_pool_t *p = jg_gpu_pool_create();
+    cr_assert_eq(jg_gpu_pool_parse(p, "0, NVIDIA A100-SXM4-80GB\n1, NVIDIA A100-SXM4-80GB"), 2);
+    cr_assert_eq(jg_gpu_pool_count(p, "A100", false), 2, "named as capacity names them");
+    cr_assert_eq(jg_gpu_pool_claim(p, 1), 0);
+    cr_assert_eq(jg_gpu_pool_claim(p, 1), -1, "held already");
+    cr_assert_eq(jg_gpu_pool_claim(p, 7), -1, "unknown");
+    int got = -1;
+    cr_assert_eq(jg_gpu_pool_take(p, "A100", 1, &got), 0);
+    cr_assert_eq(got, 0);
+    cr_assert_eq(jg_gpu_pool_take(p, "A100", 1, &got), -1);
+    int back[] = {1, 99};
+    jg_gpu_pool_release(p, back, 2);
+    cr_assert_eq(jg_gpu_pool_count(p, "A100", true), 1);
+    cr_assert_eq(jg_gpu_pool_take(p, "A100", 0, &got), 0, "zero is always there");
+    jg_gpu_pool_destroy(p);
+    jg_gpu_pool_destroy(NULL);
+}
+
+/* ---- resources: GPUs on nodes --------------------------------------------- */
+
+/* Puts an nvidia-smi printing csv first in $PATH and recreates the backend,
+ * which reads the host's GPUs at create. */
+static void fake_gpus(const char *csv)
+{
+    char dir[256], file[300];
+    snprintf(dir, sizeof dir, "%s/bin", state_dir);
+    cr_assert(mkdir(dir, 0755) == 0 || errno == EEXIST);
+    snprintf(file, sizeof file, "%s/nvidia-smi", dir);
+    FILE *f = fopen(file, "w");
+    cr_assert(f);
+    fprintf(f, "#!/bin/sh\nprintf '%s'\n", csv);
+    fclose(f);
+    cr_assert_eq(chmod(file, 0755), 0);
+    const char *old = getenv("PATH");
+    snprintf(saved_path, sizeof saved_path, "%s", old ? old : "/usr/bin:/bin");
+    path_saved = true;
+    char *path = NULL;
+    cr_assert_gt(asprintf(&path, "%s:%s", dir, saved_path), 0);
+    setenv("PATH", path, 1);
+    free(path);
+    be->ops->destroy(be);
+    be = new_backend();
+}
+
+static jg_job_spec_t *gpu_job(jg_group_spec_t *s, const char *name, int nodes, const char *gpu,
+                              int count, const char *run)
+{
+    jg_job_spec_t *j = spec_job(s, name, nodes, NULL, run);
+    j->accel.name = strdup(gpu);
+    j->accel.count = count;
+    return j;
+}
+
+static void launch_spec(jg_backend_t *b, jg_group_spec_t *s, int64_t gid)
+{
+    jg_group_spec_t *keep = spec;
+    spec = s;
+    launch_on(b, gid, 1);
+    spec = keep;
+}
+
+Test(local, gpu_nodes_get_distinct_indices_and_other_nodes_none)
+{
+    fake_gpus("0, NVIDIA H200\\n1, NVIDIA H200\\n");
+    const char *notes = be->ops->notes(be);
+    cr_assert(notes && strstr(notes, "GPUs: H200 x2"), "%s", notes ? notes : "(none)");
+    spec = spec_new("gpus");
+    const char *show = "echo \"${CUDA_VISIBLE_DEVICES-unset}|${NVIDIA_VISIBLE_DEVICES-unset}\" > cvd";
+    jg_job_spec_t *g = gpu_job(spec, "g", 2, "h200", 1, show);
+    job_env(g, "CUDA_VISIBLE_DEVICES", "7");        /* ours win */
+    spec_job(spec, "c", 1, NULL, show);
+    launch(61);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 3), "%s", dump());
+    cr_assert_eq(be->ops->release(be, 61, NULL), 0);
+    cr_assert(wait_final(3));
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 3, "%s", dump());
+    char a[64], b[64], c[64], log[2048];
+    cr_assert_gt(read_file(node_file(61, "g", 0, "work/cvd"), a, sizeof a), 0);
+    cr_assert_gt(read_file(node_file(61, "g", 1, "work/cvd"), b, sizeof b), 0);
+    cr_assert_gt(read_file(node_file(61, "c", 0, "work/cvd"), c, sizeof c), 0);
+    cr_assert_str_eq(a, "0|0\n");
+    cr_assert_str_eq(b, "1|1\n");
+    cr_assert_str_eq(c, "|unset\n", "a node that asks no GPU sees none");
+    cr_assert_gt(read_file(node_file(61, "g", 1, "output.log"), log, sizeof log), 0);
+    cr_assert(strstr(log, "jgsched: GPUs 1 (h200:1): CUDA_VISIBLE_DEVICES=1\n"), "%s", log);
+
+    /* The ended nodes gave them back. */
+    spec2 = spec_new("again");
+    gpu_job(spec2, "h", 2, "H200", 1, "true");
+    launch_spec(be, spec2, 62);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 5), "%s", dump());
+    cr_assert_eq(count(JG_BACKEND_LAUNCH_FAILED), 0, "%s", dump());
+}
+
+static const rec_t *find_in(int64_t gid, jg_backend_event_type_t type)
+{
+    for (size_t i = 0; i < n_evs; i++)
+        if (evs[i].ev.group_id == gid && evs[i].ev.type == type)
+            return &evs[i];
+    return NULL;
+}
+
+static int64_t wait_gid;
+static bool group_settled(void)     /* wait_gid's node reached the barrier or failed */
+{
+    return find_in(wait_gid, JG_BACKEND_SETUP_DONE) || find_in(wait_gid, JG_BACKEND_LAUNCH_FAILED);
+}
+
+static bool group63_ended(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < n_evs; i++)
+        n += evs[i].ev.group_id == 63 && evs[i].ev.type == JG_BACKEND_NODE_EXITED;
+    return n == 2;
+}
+
+Test(local, gpus_are_held_while_nodes_live_and_taken_back_on_reattach)
+{
+    fake_gpus("0, NVIDIA H200\\n1, NVIDIA H200\\n");
+    spec = spec_new("hold");
+    gpu_job(spec, "g", 2, "H200", 1, "exec sleep 300");
+    launch(63);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    spec2 = spec_new("more");
+    gpu_job(spec2, "h", 1, "H200", 1, "true");
+    launch_spec(be, spec2, 64);
+    cr_assert(wait_for(JG_BACKEND_LAUNCH_FAILED, 1), "%s", dump());
+    const rec_t *f = find_in(64, JG_BACKEND_LAUNCH_FAILED);
+    cr_assert(f && strstr(f->reason, "no GPU for this node: it asks H200:1, and 0 of the host's "
+                                     "2 H200 GPU(s) are free"), "%s", dump());
+
+    /* A restarted daemon takes the running nodes' GPUs back from their files. */
+    jg_node_handle_t hs[2];
+    char texts[2][1024];
+    size_t n = 0;
+    for (size_t i = 0; i < n_evs && n < 2; i++) {
+        if (evs[i].ev.group_id != 63 || evs[i].ev.type != JG_BACKEND_NODE_STARTED)
+            continue;
+        snprintf(texts[n], sizeof texts[n], "%s", evs[i].handle);
+        hs[n] = (jg_node_handle_t){.job_index = 0, .rank = evs[i].ev.rank, .attempt = 1,
+                                   .handle = texts[n]};
+        n++;
+    }
+    cr_assert_eq(n, 2);
+    be->ops->destroy(be);
+    be = NULL;
+    be2 = new_backend();
+    jg_error_t err;
+    cr_assert_eq(be2->ops->reattach(be2, 63, hs, n, &err), 0, "%s", err.text);
+    launch_spec(be2, spec2, 65);
+    cr_assert(wait_for(JG_BACKEND_LAUNCH_FAILED, 2), "%s", dump());
+    cr_assert(find_in(65, JG_BACKEND_LAUNCH_FAILED), "%s", dump());
+
+    /* Once they end, the GPUs are free again. */
+    cr_assert_eq(be2->ops->stop(be2, 63, -1, -1, 0, &err), 0);
+    cr_assert(run_until(group63_ended, WAIT_MS), "%s", dump());
+    launch_spec(be2, spec2, 66);
+    wait_gid = 66;
+    cr_assert(run_until(group_settled, WAIT_MS), "%s", dump());
+    cr_assert(find_in(66, JG_BACKEND_SETUP_DONE), "%s", dump());
+    cr_assert_null(find_in(66, JG_BACKEND_LAUNCH_FAILED));
+}
+
+Test(local, declared_gpus_without_nvidia_smi_export_nothing_and_say_so)
+{
+    if (access("/usr/bin/nvidia-smi", X_OK) == 0)
+        cr_skip_test("this host has nvidia-smi");
+    fake_gpus("");      /* an nvidia-smi that lists nothing: no index is known */
+    spec = spec_new("nosmi");
+    gpu_job(spec, "g", 1, "T4", 1, "echo \"${CUDA_VISIBLE_DEVICES-unset}\" > cvd");
+    launch(67);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
+    cr_assert_eq(be->ops->release(be, 67, NULL), 0);
+    cr_assert(wait_final(1));
+    char buf[2048];
+    cr_assert_gt(read_file(node_file(67, "g", 0, "work/cvd"), buf, sizeof buf), 0);
+    cr_assert_str_eq(buf, "unset\n");
+    cr_assert_gt(read_file(node_file(67, "g", 0, "output.log"), buf, sizeof buf), 0);
+    cr_assert(strstr(buf, "jgsched: warning: this node asks T4:1, but no GPU index is known"),
+              "%s", buf);
+}
+
+/* ---- resources: volumes ----------------------------------------------------- */
+
+static jg_kv_t registry[2];
+
+/* One volume `vol` whose directory is state_dir/vol (created). */
+static void volume_registry(void)
+{
+    static char dir[256];
+    snprintf(dir, sizeof dir, "%s/vol", state_dir);
+    cr_assert_eq(mkdir(dir, 0777), 0);
+    chmod(dir, 0777);
+    registry[0] = (jg_kv_t){.key = "vol", .value = dir};
+    registry[1] = (jg_kv_t){.key = "gone", .value = "/nonexistent/jgsched-volume"};
+    volumes = registry;
+    n_volumes = 2;
+}
+
+static void need_mounts(void)
+{
+    const char *w = be->ops->warning(be);
+    if (w && strstr(w, "hostnames do not resolve"))
+        cr_skip_test("no mount namespace per node here: %s", w);
+}
+
+/* Two nodes with the same volume on `mount`: the writer's file reaches the
+ * reader, also when the reader runs again (attempt 2 mounts again). */
+static void two_nodes_share(const char *mount, int64_t gid)
+{
+    volume_registry();
+    spec = spec_new("share");
+    char wr[512], rd[512];
+    snprintf(wr, sizeof wr, "echo \"Hello from writer\" > %s/test_file.txt", mount);
+    snprintf(rd, sizeof rd, "for i in $(seq 200); do [ -e %s/test_file.txt ] && break; "
+             "sleep 0.02; done; cat %s/test_file.txt", mount, mount);
+    job_volume(spec_job(spec, "writer", 1, NULL, wr), mount, "vol");
+    job_volume(spec_job(spec, "reader", 1, NULL, rd), mount, "vol");
+    launch(gid);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2), "%s", dump());
+    cr_assert_eq(be->ops->release(be, gid, NULL), 0);
+    cr_assert(wait_final(2));
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 2, "%s", dump());
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 1, 0)->ev.exit_code, 0, "%s", dump());
+    char buf[1024];
+    cr_assert_gt(read_file(node_file(gid, "reader", 0, "output.log"), buf, sizeof buf), 0);
+    cr_assert(strstr(buf, "Hello from writer\n"), "reader saw: %s", buf);
+    cr_assert_gt(read_file(path_in(registry[0].value, "test_file.txt"), buf, sizeof buf), 0,
+                 "the file is in the volume's host directory");
+
+    launch_node(gid, 1, 0, 2);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 3), "%s", dump());
+    cr_assert_eq(be->ops->release(be, gid, NULL), 0);
+    cr_assert(wait_final(3));
+    const rec_t *last = &evs[n_evs - 1];
+    cr_assert_eq(last->ev.attempt, 2);
+    cr_assert_eq(last->ev.exit_code, 0, "attempt 2 does not see the volume:%s", dump());
+}
+
+Test(local, nodes_with_a_volume_see_each_others_files)
+{
+    need_mounts();
+    if (geteuid() != 0)
+        cr_skip_test("needs root to create /mnt/jgtest");
+    struct stat st;
+    bool existed = stat("/mnt/jgtest", &st) == 0;
+    if (!existed)
+        snprintf(made_dir, sizeof made_dir, "/mnt/jgtest");
+    two_nodes_share("/mnt/jgtest", 71);
+    jg_error_t err;
+    cr_assert_eq(be->ops->cleanup(be, 71, false, &err), 0, "%s", err.text);
+    if (!existed)
+        cr_assert_neq(stat("/mnt/jgtest", &st), 0, "cleanup removes the mount point it made");
+    else
+        cr_assert_eq(stat("/mnt/jgtest", &st), 0, "cleanup keeps a mount point it did not make");
+}
+
+Test(local, a_volume_under_tmp_is_mounted_in_the_nodes_own_tmp)
+{
+    need_mounts();
+    two_nodes_share("/tmp/jgtest-volume/data", 72);
+    struct stat st;
+    cr_assert_neq(stat("/tmp/jgtest-volume", &st), 0, "nothing is made in the host's /tmp");
+}
+
+Test(local, a_bad_volume_fails_its_node_with_the_reason)
+{
+    need_mounts();
+    volume_registry();
+    spec = spec_new("badvol");
+    job_volume(spec_job(spec, "unknown", 1, NULL, "true"), "/mnt/jgtest-x", "nosuch");
+    job_volume(spec_job(spec, "missing", 1, NULL, "true"), "/mnt/jgtest-x", "gone");
+    job_volume(spec_job(spec, "system", 1, NULL, "true"), "/etc/cron.d/x", "vol");
+    job_volume(spec_job(spec, "relative", 1, NULL, "true"), "/mnt/../etc", "vol");
+    spec_job(spec, "fine", 1, NULL, "true");
+    launch(73);
+    cr_assert(wait_for(JG_BACKEND_LAUNCH_FAILED, 4), "%s", dump());
+    const char *want[] = {
+        "volume nosuch (for /mnt/jgtest-x) is not known to the daemon",
+        "volume gone (for /mnt/jgtest-x): its directory /nonexistent/jgsched-volume does not exist",
+        "volume vol: the mount path /etc/cron.d/x is under the system directory /etc",
+        "volume vol: the mount path /mnt/../etc has an empty, \".\" or \"..\" component",
+    };
+    for (int j = 0; j < 4; j++) {
+        const rec_t *f = find(JG_BACKEND_LAUNCH_FAILED, j, 0);
+        cr_assert(f && strstr(f->reason, want[j]), "job %d: %s", j, dump());
+    }
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "the node without volumes starts: %s", dump());
+    struct stat st;
+    cr_assert_neq(stat("/mnt/jgtest-x", &st), 0, "no mount point is made for a failed node");
+}
+
+Test(local, a_symbolic_link_cannot_redirect_a_volume_mount)
+{
+    need_mounts();
+    volume_registry();
+    spec = spec_new("link");
+    /* Attempt 1 plants /tmp/v -> /etc in its own /tmp; attempt 2's volume on
+     * /tmp/v/x must not land in /etc. */
+    jg_job_spec_t *j = spec_job(spec, "a", 1, NULL,
+                                "[ \"$JGSCHED_ATTEMPT\" = 1 ] && ln -s /etc /tmp/v; true");
+    launch(74);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
+    cr_assert_eq(be->ops->release(be, 74, NULL), 0);
+    cr_assert(wait_final(1));
+    job_volume(j, "/tmp/v/x", "vol");
+    launch_node(74, 0, 0, 2);
+    cr_assert(wait_final(2), "%s", dump());
+    const rec_t *f = find(JG_BACKEND_LAUNCH_FAILED, 0, 0);
+    cr_assert(f && strstr(f->reason, "cannot make the mount point /tmp/v/x: a component is a "
+                                     "symbolic link"), "%s", dump());
+    struct stat st;
+    cr_assert_neq(stat("/etc/x", &st), 0);
+}
+
+/* ---- resources: cgroups ------------------------------------------------------ */
+
+Test(local, notes_say_whether_nodes_are_limited)
+{
+    const char *n = be->ops->notes(be);
+    cr_assert(n && strncmp(n, "cgroups: ", 9) == 0, "%s", n ? n : "(none)");
+    cr_assert(strstr(n, "; GPUs: "), "%s", n);
+    if (strstr(n, "cgroups: unavailable ("))
+        cr_assert(strstr(n, "); nodes are not limited"), "%s", n);
+    else
+        cr_assert(strstr(n, "cgroups: v2, a cgroup per node under /"), "%s", n);
+}
+
+static const char *cgroup_base(void)
+{
+    static char base[512];
+    const char *n = be->ops->notes(be);
+    if (!n || sscanf(n, "cgroups: v2, a cgroup per node under %511s", base) != 1)
+        cr_skip_test("no cgroups here: %s", n ? n : "(no notes)");
+    return base;
+}
+
+Test(local, a_node_runs_in_its_cgroup_with_its_cpus_and_memory)
+{
+    const char *base = cgroup_base();
+    spec = spec_new("cg");
+    jg_job_spec_t *j = spec_job(spec, "a", 1, NULL, "cat /proc/self/cgroup > cg; exec sleep 300");
+    j->cpus = (jg_amount_t){.set = true, .value = 0.5};
+    j->memory_gb = (jg_amount_t){.set = true, .value = 0.25};
+    launch(75);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
+    cr_assert_eq(be->ops->release(be, 75, NULL), 0);
+    pid_path = node_file(75, "a", 0, "work/cg");
+    cr_assert(run_until(pid_file_exists, WAIT_MS));
+    run_until(NULL, 100);
+    char cg[1024], buf[256];
+    snprintf(cg, sizeof cg, "%s/g75-a-0.1/cpu.max", base);
+    cr_assert_gt(read_file(cg, buf, sizeof buf), 0, "%s", cg);
+    cr_assert_str_eq(buf, "50000 100000\n");
+    snprintf(cg, sizeof cg, "%s/g75-a-0.1/memory.max", base);
+    cr_assert_gt(read_file(cg, buf, sizeof buf), 0, "%s", cg);
+    cr_assert_str_eq(buf, "268435456\n");
+    cr_assert_gt(read_file(node_file(75, "a", 0, "work/cg"), buf, sizeof buf), 0);
+    cr_assert(strstr(buf, "/g75-a-0.1\n"), "%s", buf);
+    jg_error_t err;
+    cr_assert_eq(be->ops->cleanup(be, 75, false, &err), 0, "%s", err.text);
+    snprintf(cg, sizeof cg, "%s/g75-a-0.1", base);
+    struct stat st;
+    cr_assert_neq(stat(cg, &st), 0, "cleanup removes the node's cgroup");
+}
+
+Test(local, a_node_killed_by_the_oom_killer_says_so)
+{
+    cgroup_base();
+    spec = spec_new("oom");
+    jg_job_spec_t *j = spec_job(spec, "a", 1, NULL,
+                                "x=$(head -c 400000000 /dev/zero | tr '\\\\0' a); echo survived");
+    j->memory_gb = (jg_amount_t){.set = true, .value = 0.0625};
+    launch(76);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
+    cr_assert_eq(be->ops->release(be, 76, NULL), 0);
+    cr_assert(wait_final(1));
+    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert(e && e->ev.exit_code != 0, "%s", dump());
+    cr_assert(strstr(e->reason, "killed by the OOM killer (memory.max 0.0625GB)"), "%s", dump());
+}
+
+/* The cgroup plumbing, on a directory standing in for a delegated cgroup (the
+ * knobs are plain files the test made): what the backend writes, where the
+ * node's child puts itself, and how an OOM kill reads. */
+Test(local, node_cgroup_knobs_and_an_oom_kill_on_a_stand_in_cgroup)
+{
+    char fake[256], node[300], path[400], buf[256];
+    snprintf(fake, sizeof fake, "%s/cgroup", state_dir);
+    cr_assert_eq(mkdir(fake, 0755), 0);
+    snprintf(node, sizeof node, "%s/g77-a-0.1", fake);
+    cr_assert_eq(mkdir(node, 0755), 0);
+    const char *knobs[] = {"cpu.max", "memory.max", "memory.swap.max", "cgroup.procs",
+                           "cgroup.kill", "memory.events"};
+    for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", node, knobs[i]);
+        FILE *f = fopen(path, "w");
+        cr_assert(f);
+        if (strcmp(knobs[i], "memory.events") == 0)
+            fputs("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n", f);
+        fclose(f);
+    }
+    be->ops->destroy(be);
+    jg_local_config_t cfg = {.state_dir = state_dir, .shim_path = getenv("JGSCHED_SHIM"),
+                             .loop = loop, .on_event = on_event, .cgroup_dir = fake};
+    jg_error_t err;
+    be = jg_backend_local_create(&cfg, &err);
+    cr_assert(be, "%s", err.text);
+    char want[400];
+    snprintf(want, sizeof want, "cgroups: v2, a cgroup per node under %s (", fake);
+    cr_assert(strstr(be->ops->notes(be), want), "%s", be->ops->notes(be));
+
+    spec = spec_new("cg");
+    jg_job_spec_t *j = spec_job(spec, "a", 1, NULL, "kill -9 $$");
+    j->cpus = (jg_amount_t){.set = true, .value = 0.5};
+    j->memory_gb = (jg_amount_t){.set = true, .value = 0.25};
+    spec_job(spec, "b", 1, NULL, "true");       /* its cgroup cannot be made: no knobs */
+    launch(77);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
+    const rec_t *f = find(JG_BACKEND_LAUNCH_FAILED, 1, 0);
+    snprintf(want, sizeof want, "cannot open %s/g77-b-0.1/cgroup.procs", fake);
+    cr_assert(f && strstr(f->reason, want), "a node that cannot join its cgroup fails:%s",
+              dump());
+    cr_assert_eq(be->ops->release(be, 77, NULL), 0);
+    cr_assert(wait_final(2));
+    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    cr_assert(e && e->ev.exit_code == 137, "%s", dump());
+    cr_assert_str_eq(e->reason, "killed by the OOM killer (memory.max 0.25GB)", "%s", dump());
+    const char *expect[][2] = {{"cpu.max", "50000 100000"}, {"memory.max", "268435456"},
+                               {"memory.swap.max", "0"}, {"cgroup.procs", "0"}};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", node, expect[i][0]);
+        cr_assert_geq(read_file(path, buf, sizeof buf), 0);
+        cr_assert_str_eq(buf, expect[i][1], "%s", expect[i][0]);
+    }
+    static char kill_path[400];
+    snprintf(kill_path, sizeof kill_path, "%s/cgroup.kill", node);
+    pid_path = kill_path;
+    cr_assert(run_until(pid_file_ready, WAIT_MS), "the ended node's cgroup is not killed");
+    cr_assert_eq(read_pid(kill_path), 1);
 }

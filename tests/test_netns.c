@@ -530,3 +530,45 @@ Test(netns, an_unprivileged_user_gets_the_same_isolation_in_a_user_namespace)
         cr_skip_test("unprivileged user namespaces are not allowed here");
     cr_assert_eq(WEXITSTATUS(st), 0, "unprivileged path failed at step %d", WEXITSTATUS(st));
 }
+
+/* ---- jg_netns_open_dir: reaching a mount point without following links ---- */
+
+Test(netns, open_dir_creates_missing_directories_and_never_follows_a_link)
+{
+    char path[256], target[256];
+    snprintf(path, sizeof path, "%s/a/b/c", dir);
+    cr_assert_eq(jg_netns_open_dir(path, false), -1);
+    cr_assert_eq(errno, ENOENT, "without create nothing is made");
+    int fd = jg_netns_open_dir(path, true);
+    cr_assert_geq(fd, 0, "%s", strerror(errno));
+    close(fd);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert(S_ISDIR(st.st_mode));
+    mode_t mask = umask(0);
+    umask(mask);
+    cr_assert_eq(st.st_mode & 0777, 0755 & ~mask);
+
+    /* a/link -> a/b: reaching a/link/c must fail, even though it exists. */
+    snprintf(target, sizeof target, "%s/a/link", dir);
+    cr_assert_eq(symlink("b", target), 0);
+    snprintf(path, sizeof path, "%s/a/link/c", dir);
+    cr_assert_eq(jg_netns_open_dir(path, true), -1);
+    cr_assert_eq(errno, ELOOP);
+    snprintf(path, sizeof path, "%s/a/link/new", dir);
+    cr_assert_eq(jg_netns_open_dir(path, true), -1);
+    snprintf(path, sizeof path, "%s/a/b/new", dir);
+    cr_assert_neq(access(path, F_OK), 0, "nothing was made through the link");
+
+    /* A file in the way, "..", and a relative path are refused. */
+    snprintf(path, sizeof path, "%s/a/file", dir);
+    close(open(path, O_CREAT | O_WRONLY, 0644));
+    snprintf(path, sizeof path, "%s/a/file/x", dir);
+    cr_assert_eq(jg_netns_open_dir(path, true), -1);
+    cr_assert_eq(errno, ENOTDIR);
+    snprintf(path, sizeof path, "%s/a/../a/b", dir);
+    cr_assert_eq(jg_netns_open_dir(path, false), -1);
+    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(jg_netns_open_dir("tmp", false), -1);
+    cr_assert_eq(errno, EINVAL);
+}

@@ -145,11 +145,6 @@ typedef struct {
      * valid until destroy.  May be NULL (the op, or its result). */
     const char *(*notes)(jg_backend_t *b);
 
-    /* Facts about what nodes get that a user should know (e.g. "cgroups:
-     * unavailable here; nodes are not limited"); owned by the backend; NULL ok
-     * (op and result). */
-    const char *(*notes)(jg_backend_t *b);
-
     void (*destroy)(jg_backend_t *b);
 } jg_backend_ops_t;
 
@@ -209,6 +204,9 @@ typedef struct {
     void *event_ctx;
     bool share_host_network;    /* no network isolation, on purpose (warned about) */
     const jg_capacity_t *capacity;  /* declared capacity (copied); NULL: detect the host's */
+    const char *cgroup_dir;     /* a cgroup v2 directory (delegated to us, cpu and memory in
+                                 * its subtree_control) to put node cgroups under; NULL:
+                                 * found by probing the host */
 } jg_local_config_t;
 
 /* Returns a new backend (destroy with b->ops->destroy) or NULL + err. */

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tools/daemon.sh - helpers to kill and restart the instance's daemon, for the
 # integration tests about crashes (sourced after lib.sh, not run).
 #
@@ -33,6 +34,7 @@ daemon_kill() {
 
 # daemon_start [ARGS...]: starts "$JGSCHEDD" ARGS on $JGSCHED_HOME; it must
 # exit 0 once ready, write a fresh pid file and answer ping.  Sets JG_DAEMON_PID.
+# shellcheck disable=SC2120
 daemon_start() {
     local old=$JG_DAEMON_PID rc pid="" i
     timeout -k 5 30 "$JGSCHEDD" "$@" >"$JG_WORK/jgschedd.restart" 2>&1 </dev/null
@@ -46,7 +48,9 @@ daemon_start() {
         [ -n "$pid" ] && [ "$pid" != "$old" ] && kill -0 "$pid" 2>/dev/null && break
         sleep 0.1
     done
-    [ -n "$pid" ] && [ "$pid" != "$old" ] || fail "no fresh pid in $JGSCHED_HOME/jgschedd.pid after restart"
+    if [ -z "$pid" ] || [ "$pid" = "$old" ]; then
+        fail "no fresh pid in $JGSCHED_HOME/jgschedd.pid after restart"
+    fi
     JG_DAEMON_PID=$pid
     jgc daemon status
     [ "$RC" -eq 0 ] || fail "the restarted daemon does not answer 'daemon status'"
