@@ -62,6 +62,7 @@
 #include "jgsched/backend.h"
 #include "jgsched/capacity.h"
 #include "jgsched/netns.h"
+#include "jgsched/proc.h"
 #include "jgsched/paths.h"
 
 #include "shim_protocol.h"
@@ -213,32 +214,6 @@ static char *node_dir(const local_t *b, int64_t group_id, const char *job, int r
     return jg_xasprintf("%s/groups/%" PRId64 "/%s-%d", b->state_dir, group_id, job, rank);
 }
 
-/* Field 22 of /proc/<pid>/stat; -1 if the process does not exist. */
-static int read_starttime(pid_t pid, unsigned long long *out)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    p++;
-    for (int field = 3; field < 22; field++) {
-        p = strchr(p + 1, ' ');
-        if (!p)
-            return -1;
-    }
-    *out = strtoull(p + 1, NULL, 10);
-    return 0;
-}
-
 typedef struct {
     bool active;                /* run the node as another user */
     uid_t uid;
@@ -351,30 +326,6 @@ void jg_gpu_pool_destroy(jg_gpu_pool_t *p)
     free(p);
 }
 
-/* "NVIDIA A100-SXM4-80GB" -> "A100", "Tesla T4" -> "T4": the names capacity.c
- * gives the host's GPUs, so a job's accelerators match both. */
-static void short_gpu_name(const char *full, char *out, size_t len)
-{
-    const char *p = full;
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (strncasecmp(p, "NVIDIA ", 7) == 0)
-            p += 7;
-        else if (strncasecmp(p, "Tesla ", 6) == 0)
-            p += 6;
-        else if (strncasecmp(p, "GeForce ", 8) == 0)
-            p += 8;
-        else
-            break;
-    }
-    size_t n = strcspn(p, "- \t\r\n");
-    if (n >= len)
-        n = len - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
 size_t jg_gpu_pool_parse(jg_gpu_pool_t *p, const char *csv)
 {
     size_t added = 0;
@@ -392,7 +343,7 @@ size_t jg_gpu_pool_parse(jg_gpu_pool_t *p, const char *csv)
             for (size_t i = 0; i < p->n; i++)
                 dup = dup || p->v[i].index == index;
             if (end != buf && *end == ',' && errno == 0 && index >= 0 && index <= INT_MAX && !dup) {
-                short_gpu_name(end + 1, name, sizeof name);
+                jg_capacity_gpu_name(end + 1, name, sizeof name);
                 if (name[0]) {
                     size_t at = p->n;
                     while (at > 0 && p->v[at - 1].index > index)
@@ -1841,7 +1792,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     }
     pidfd = sys_pidfd_open(pid);
     unsigned long long start = 0;
-    if (pidfd < 0 || read_starttime(pid, &start) < 0) {
+    if (pidfd < 0 || jg_proc_starttime(pid, &start) < 0) {
         jg_errprintf(err, "cannot follow the shim (pid %d): %s", (int)pid, strerror(errno));
         goto done;
     }
@@ -2128,7 +2079,7 @@ static void kill_node_tree(const local_t *b, pid_t pid, unsigned long long start
         snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
         nsfd = open(path, O_RDONLY | O_CLOEXEC);
     }
-    if (read_starttime(pid, &now) == 0 && now == start) {
+    if (jg_proc_starttime(pid, &now) == 0 && now == start) {
         kill(-pid, SIGKILL);
         if (nsfd >= 0)
             jg_netns_kill_members(nsfd);
@@ -2381,7 +2332,7 @@ static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_ha
          * pidfd is our shim and cannot be confused with a later process. */
         unsigned long long now_start = 0;
         n->pidfd = sys_pidfd_open(pid);
-        bool alive = n->pidfd >= 0 && read_starttime(pid, &now_start) == 0 && now_start == start;
+        bool alive = n->pidfd >= 0 && jg_proc_starttime(pid, &now_start) == 0 && now_start == start;
         if (alive) {
             char *status = jg_xasprintf("%s/%s", n->dir, JG_SHIM_STATUS);
             n->wd = inotify_add_watch(b->inotify_fd, status, IN_MODIFY);

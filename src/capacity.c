@@ -65,12 +65,11 @@ int jg_capacity_accels(const jg_capacity_t *cap, const char *name)
     return 0;
 }
 
-/* "NVIDIA A100-SXM4-80GB" -> "A100", "Tesla T4" -> "T4", "NVIDIA H200" -> "H200". */
-static void short_gpu_name(const char *full, char *out, size_t len)
+void jg_capacity_gpu_name(const char *full, char *out, size_t len)
 {
     const char *p = full;
     for (;;) {
-        while (*p == ' ')
+        while (*p == ' ' || *p == '\t')
             p++;
         if (strncasecmp(p, "NVIDIA ", 7) == 0)
             p += 7;
@@ -81,7 +80,7 @@ static void short_gpu_name(const char *full, char *out, size_t len)
         else
             break;
     }
-    size_t n = strcspn(p, "- \n");
+    size_t n = strcspn(p, "- \t\r\n");
     if (n >= len)
         n = len - 1;
     memcpy(out, p, n);
@@ -98,7 +97,7 @@ static void detect_gpus(jg_capacity_t *out)
     char line[256];
     while (fgets(line, sizeof line, f)) {
         char name[64];
-        short_gpu_name(line, name, sizeof name);
+        jg_capacity_gpu_name(line, name, sizeof name);
         if (name[0])
             add_accel(&out->accels, &out->n_accels, name, 1);
     }

@@ -55,7 +55,7 @@ struct conn {
     char user[64];
     jg_linebuf_t in;
     char *out;
-    size_t out_len, out_off;
+    size_t out_len, out_off, out_cap;
     int64_t watch_id;           /* group being watched, 0 if none */
     bool close_after_flush;
     conn_t *prev, *next;
@@ -134,12 +134,19 @@ static int conn_send(conn_t *c, json_t *msg)
         conn_close(c);
         return -1;
     }
-    if (c->out_off > 0) {
+    if (c->out_len + len > c->out_cap && c->out_off > 0) {
         memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
         c->out_len -= c->out_off;
         c->out_off = 0;
     }
-    c->out = jg_xrealloc(c->out, c->out_len + len);
+    if (c->out_len + len > c->out_cap) {
+        /* Geometric growth: a slow reader costs amortised O(1) per byte. */
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < c->out_len + len)
+            cap *= 2;
+        c->out = jg_xrealloc(c->out, cap);
+        c->out_cap = cap;
+    }
     memcpy(c->out + c->out_len, line, len);
     c->out_len += len;
     free(line);

@@ -24,6 +24,7 @@
  * namespace (IFLA_NET_NS_FD), then a second socket to configure the inside.
  */
 #include "jgsched/netns.h"
+#include "jgsched/proc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -94,30 +95,6 @@ static int write_text(const char *path, const char *text)
     return n == (ssize_t)len ? 0 : -1;
 }
 
-static int read_starttime(pid_t pid, unsigned long long *out)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return -1;
-    p++;
-    for (int field = 3; field < 22; field++) {
-        p = strchr(p + 1, ' ');
-        if (!p)
-            return -1;
-    }
-    *out = strtoull(p + 1, NULL, 10);
-    return 0;
-}
 
 /* ---- rtnetlink ---------------------------------------------------------- */
 
@@ -456,7 +433,7 @@ int jg_netns_hub_create(jg_netns_mode_t mode, char *const hold_argv[], jg_netns_
         return jg_errprintf(err, "group network: %s", msg);
     }
     hub->pidfd = sys_pidfd_open(pid);
-    if (hub->pidfd < 0 || read_starttime(pid, &hub->start) < 0) {
+    if (hub->pidfd < 0 || jg_proc_starttime(pid, &hub->start) < 0) {
         jg_errprintf(err, "group network: cannot follow the keeper (pid %d): %s", (int)pid,
                      strerror(errno));
         kill(pid, SIGKILL);
@@ -482,7 +459,7 @@ int jg_netns_hub_open(pid_t pid, unsigned long long start, jg_netns_hub_t *hub, 
     /* pidfd first, then the start time: if it matches, the pidfd is the keeper. */
     int fd = sys_pidfd_open(pid);
     unsigned long long now = 0;
-    if (fd < 0 || read_starttime(pid, &now) < 0 || now != start) {
+    if (fd < 0 || jg_proc_starttime(pid, &now) < 0 || now != start) {
         if (fd >= 0)
             close(fd);
         return jg_errprintf(err, "group network: its keeper (pid %d) is gone", (int)pid);

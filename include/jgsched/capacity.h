@@ -20,6 +20,10 @@
 void jg_capacity_detect_host(jg_capacity_t *out);
 
 void jg_capacity_clear(jg_capacity_t *cap);     /* frees accels; NULL ok */
+
+/* The accelerator name jobs use for a GPU model nvidia-smi reports:
+ * "NVIDIA A100-SXM4-80GB" -> "A100", "Tesla T4" -> "T4", "NVIDIA H200" -> "H200". */
+void jg_capacity_gpu_name(const char *full, char *out, size_t len);
 void jg_capacity_copy(jg_capacity_t *dst, const jg_capacity_t *src);
 
 /* Count of accelerator `name` in cap (case-insensitive), 0 if none. */

@@ -56,6 +56,35 @@ int jg_cli_usage_error(const char *cmd, const char *fmt, ...)
 int jg_cli_getopt(int argc, char **argv, const char *shortopts,
                   const struct option *longopts);
 
+/* The end of a command's option switch: for 'h' prints usage on stdout and
+ * returns JG_EXIT_OK; for anything else (a bad option, already reported)
+ * returns JG_EXIT_USAGE. */
+int jg_cli_help_or_usage(int opt, const char *usage);
+
+/* Argument parsing for a command whose only options are --help and, when
+ * json is not NULL, --json (sets *json), then jg_cli_operands(min, max, what).
+ * Returns -1 to go on with the operands at optind, or the exit status after
+ * --help or a bad argument. */
+int jg_cli_getopt_simple(int argc, char **argv, const char *usage, bool *json, int min,
+                         int max, const char *what);
+
+/* Checks that at least min and at most max (-1: any number) operands follow
+ * optind.  JG_EXIT_OK when they do; otherwise prints "expected WHAT" or
+ * "unexpected argument 'X'" and returns JG_EXIT_USAGE. */
+int jg_cli_operands(int argc, char **argv, int min, int max, const char *what);
+
+/* A subcommand of a command such as `jgsched policy`. */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} jg_cli_sub_t;
+
+/* Runs the subcommand named by argv[1] with argv[0] = "CMD SUB" (for
+ * messages) and getopt reset; -h/--help prints usage.  Returns its exit
+ * status, or JG_EXIT_USAGE after naming a missing or unknown subcommand. */
+int jg_cli_dispatch(int argc, char **argv, const char *usage, const jg_cli_sub_t *subs,
+                    size_t nsubs);
+
 /* Parses a group id (a positive integer); false if s is not one. */
 bool jg_cli_parse_id(const char *s, long long *id);
 
@@ -91,6 +120,12 @@ json_t *jg_cli_call(jg_cli_client_t *c, json_t *req, jg_error_t *err);
  * *reply (caller decrefs), or prints the problem and returns JG_EXIT_FAIL (the
  * daemon refused) or JG_EXIT_NO_DAEMON.  c must be closed by the caller. */
 int jg_cli_request(jg_cli_client_t *c, json_t *req, json_t **reply);
+
+/* jg_cli_request, then requires the reply's field key to be of the given
+ * type: *field borrows it from *reply.  A missing one prints "bad reply from
+ * jgschedd: no KEY array|object" and returns JG_EXIT_FAIL (reply kept). */
+int jg_cli_request_get(jg_cli_client_t *c, json_t *req, const char *key, json_type type,
+                       json_t **reply, json_t **field);
 
 /* ---- output.c: tables, times, JSON ---- */
 

@@ -341,6 +341,23 @@ int jg_cli_request(jg_cli_client_t *c, json_t *req, json_t **reply)
     return JG_EXIT_OK;
 }
 
+int jg_cli_request_get(jg_cli_client_t *c, json_t *req, const char *key, json_type type,
+                       json_t **reply, json_t **field)
+{
+    *field = NULL;
+    int rc = jg_cli_request(c, req, reply);
+    if (rc != JG_EXIT_OK)
+        return rc;
+    json_t *v = json_object_get(*reply, key);
+    if (!v || json_typeof(v) != type) {
+        jg_cli_errorf("bad reply from jgschedd: no %s %s", key,
+                      type == JSON_ARRAY ? "array" : "object");
+        return JG_EXIT_FAIL;
+    }
+    *field = v;
+    return JG_EXIT_OK;
+}
+
 /* ---- jgsched daemon status|stop ---- */
 
 static const char daemon_usage[] =
@@ -426,22 +443,9 @@ done:
 
 int jg_cli_cmd_daemon(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    int opt;
-    while ((opt = jg_cli_getopt(argc, argv, "h", longopts)) != -1) {
-        if (opt == 'h') {
-            fputs(daemon_usage, stdout);
-            return JG_EXIT_OK;
-        }
-        return JG_EXIT_USAGE;
-    }
-    if (optind >= argc)
-        return jg_cli_usage_error(argv[0], "expected 'status' or 'stop'");
-    if (optind + 1 < argc)
-        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
+    int rc = jg_cli_getopt_simple(argc, argv, daemon_usage, NULL, 1, 1, "'status' or 'stop'");
+    if (rc >= 0)
+        return rc;
     if (strcmp(argv[optind], "status") == 0)
         return daemon_status();
     if (strcmp(argv[optind], "stop") == 0)

@@ -42,11 +42,7 @@ int jg_cli_cmd_cancel(int argc, char **argv)
             all = true;
             continue;
         }
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
-        }
-        return JG_EXIT_USAGE;
+        return jg_cli_help_or_usage(opt, usage);
     }
     if (all && optind < argc)
         return jg_cli_usage_error(argv[0], "give group IDs or -a, not both");

@@ -222,39 +222,17 @@ static void print_backend(const json_t *b, const char *config)
 
 int jg_cli_cmd_infra(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
     bool json = false;
-    int opt;
-    while ((opt = jg_cli_getopt(argc, argv, "h", longopts)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
-        default:
-            return JG_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+    int rc = jg_cli_getopt_simple(argc, argv, usage, &json, 0, 0, NULL);
+    if (rc >= 0)
+        return rc;
 
     jg_cli_client_t c = {.fd = -1};
-    json_t *reply = NULL;
-    int rc = jg_cli_request(&c, json_pack("{s:s}", "op", "infra"), &reply);
+    json_t *reply = NULL, *backends;
+    rc = jg_cli_request_get(&c, json_pack("{s:s}", "op", "infra"), "backends", JSON_ARRAY,
+                            &reply, &backends);
     if (rc != JG_EXIT_OK)
         goto done;
-    const json_t *backends = json_object_get(reply, "backends");
-    if (!json_is_array(backends)) {
-        jg_cli_errorf("bad reply from jgschedd: no backends array");
-        rc = JG_EXIT_FAIL;
-        goto done;
-    }
     if (json) {
         json_object_del(reply, "ok");
         jg_cli_print_json(reply);

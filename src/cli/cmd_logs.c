@@ -126,17 +126,13 @@ int jg_cli_cmd_logs(int argc, char **argv)
                 return jg_cli_usage_error(argv[0], "--rank takes a node rank, not '%s'", optarg);
             break;
         }
-        case 'h':
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
         default:
-            return JG_EXIT_USAGE;
+            return jg_cli_help_or_usage(opt, usage);
         }
     }
-    if (optind >= argc)
-        return jg_cli_usage_error(argv[0], "expected a group ID");
-    if (optind + 2 < argc)
-        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind + 2]);
+    int rc = jg_cli_operands(argc, argv, 1, 2, "a group ID");
+    if (rc != JG_EXIT_OK)
+        return rc;
     long long id;
     if (!jg_cli_parse_id(argv[optind], &id))
         return jg_cli_usage_error(argv[0], "'%s' is not a group ID", argv[optind]);
@@ -145,7 +141,6 @@ int jg_cli_cmd_logs(int argc, char **argv)
     jg_cli_client_t c = {.fd = -1};
     json_t *offsets = json_object();
     outs_t outs = {0};
-    int rc;
     for (;;) {
         json_t *req = json_pack("{s:s, s:I, s:o, s:o, s:O, s:i}", "op", "logs", "id",
                                 (json_int_t)id, "job", job ? json_string(job) : json_null(),

@@ -155,22 +155,11 @@ static int check_one(const char *arg)
 
 static int policy_check(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    int opt;
-    while ((opt = jg_cli_getopt(argc, argv, "h", longopts)) != -1) {
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
-        }
-        return JG_EXIT_USAGE;
-    }
-    if (optind >= argc)
-        return jg_cli_usage_error(argv[0], "expected a policy FILE or NAME");
+    int rc = jg_cli_getopt_simple(argc, argv, usage, NULL, 1, -1, "a policy FILE or NAME");
+    if (rc >= 0)
+        return rc;
     jg_policy_set_log(quiet_log, NULL);
-    int rc = JG_EXIT_OK;
+    rc = JG_EXIT_OK;
     for (int i = optind; i < argc; i++) {
         if (i > optind)
             putchar('\n');
@@ -765,25 +754,13 @@ done:
 
 static int policy_reload(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    int opt;
-    while ((opt = jg_cli_getopt(argc, argv, "h", longopts)) != -1) {
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
-        }
-        return JG_EXIT_USAGE;
-    }
-    if (optind < argc)
-        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+    int rc = jg_cli_getopt_simple(argc, argv, usage, NULL, 0, 0, NULL);
+    if (rc >= 0)
+        return rc;
 
     jg_cli_client_t c = {.fd = -1};
     json_t *reply = NULL;
     jg_error_t err;
-    int rc = JG_EXIT_OK;
     /* No autostart: a daemon started now would load the policies anyway. */
     if (jg_cli_connect(&c, false, &err) < 0) {
         jg_cli_errorf("%s", err.text);
@@ -816,29 +793,10 @@ done:
 
 int jg_cli_cmd_policy(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*run)(int argc, char **argv);
-    } subs[] = {
+    static const jg_cli_sub_t subs[] = {
         {"check", policy_check},
         {"test", policy_test},
         {"reload", policy_reload},
     };
-    if (argc < 2)
-        return jg_cli_usage_error(argv[0], "expected 'check', 'test' or 'reload'");
-    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fputs(usage, stdout);
-        return JG_EXIT_OK;
-    }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (strcmp(argv[1], subs[i].name) != 0)
-            continue;
-        /* The subcommand sees itself as argv[0], named for messages. */
-        char name[32];
-        snprintf(name, sizeof name, "policy %s", subs[i].name);
-        argv[1] = name;
-        optind = 0;
-        return subs[i].run(argc - 1, argv + 1);
-    }
-    return jg_cli_usage_error(argv[0], "unknown subcommand '%s' (check, test, reload)", argv[1]);
+    return jg_cli_dispatch(argc, argv, usage, subs, sizeof subs / sizeof subs[0]);
 }

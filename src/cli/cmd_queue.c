@@ -176,13 +176,9 @@ int jg_cli_cmd_queue(int argc, char **argv)
             user = jg_xstrdup(pw->pw_name);
             break;
         }
-        case 'h':
-            free(user);
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
         default:
             free(user);
-            return JG_EXIT_USAGE;
+            return jg_cli_help_or_usage(opt, usage);
         }
     }
     if (optind < argc) {
@@ -194,19 +190,12 @@ int jg_cli_cmd_queue(int argc, char **argv)
                             user ? json_string(user) : json_null());
     free(user);
     jg_cli_client_t c = {.fd = -1};
-    json_t *reply = NULL;
-    int rc = jg_cli_request(&c, req, &reply);
-    if (rc == JG_EXIT_OK) {
-        json_t *groups = json_object_get(reply, "groups");
-        if (!json_is_array(groups)) {
-            jg_cli_errorf("bad reply from jgschedd: no groups array");
-            rc = JG_EXIT_FAIL;
-        } else if (json) {
-            jg_cli_print_json(groups);
-        } else {
-            print_table(groups);
-        }
-    }
+    json_t *reply = NULL, *groups;
+    int rc = jg_cli_request_get(&c, req, "groups", JSON_ARRAY, &reply, &groups);
+    if (rc == JG_EXIT_OK && json)
+        jg_cli_print_json(groups);
+    else if (rc == JG_EXIT_OK)
+        print_table(groups);
     json_decref(reply);
     jg_cli_close(&c);
     return rc;

@@ -123,49 +123,25 @@ static void print_events(const json_t *g)
 
 int jg_cli_cmd_show(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
     bool json = false;
-    int opt;
-    while ((opt = jg_cli_getopt(argc, argv, "h", longopts)) != -1) {
-        if (opt == 'j') {
-            json = true;
-            continue;
-        }
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
-        }
-        return JG_EXIT_USAGE;
-    }
-    if (optind >= argc)
-        return jg_cli_usage_error(argv[0], "expected a group ID");
-    if (optind + 1 < argc)
-        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
+    int rc = jg_cli_getopt_simple(argc, argv, usage, &json, 1, 1, "a group ID");
+    if (rc >= 0)
+        return rc;
     long long id;
     if (!jg_cli_parse_id(argv[optind], &id))
         return jg_cli_usage_error(argv[0], "'%s' is not a group ID", argv[optind]);
 
     jg_cli_client_t c = {.fd = -1};
-    json_t *reply = NULL;
-    int rc = jg_cli_request(&c, json_pack("{s:s, s:I}", "op", "show", "id", (json_int_t)id),
-                            &reply);
-    if (rc == JG_EXIT_OK) {
-        json_t *g = json_object_get(reply, "group");
-        if (!json_is_object(g)) {
-            jg_cli_errorf("bad reply from jgschedd: no group object");
-            rc = JG_EXIT_FAIL;
-        } else if (json) {
-            jg_cli_print_json(g);
-        } else {
-            print_header(g);
-            print_jobs(g);
-            print_nodes(g);
-            print_events(g);
-        }
+    json_t *reply = NULL, *g;
+    rc = jg_cli_request_get(&c, json_pack("{s:s, s:I}", "op", "show", "id", (json_int_t)id),
+                            "group", JSON_OBJECT, &reply, &g);
+    if (rc == JG_EXIT_OK && json) {
+        jg_cli_print_json(g);
+    } else if (rc == JG_EXIT_OK) {
+        print_header(g);
+        print_jobs(g);
+        print_nodes(g);
+        print_events(g);
     }
     json_decref(reply);
     jg_cli_close(&c);

@@ -349,17 +349,13 @@ int jg_cli_cmd_submit(int argc, char **argv)
         case 'p': policy = optarg; break;
         case 'd': detach = true; break;
         case 'w': detach = false; break;
-        case 'h':
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
         default:
-            return JG_EXIT_USAGE;
+            return jg_cli_help_or_usage(opt, usage);
         }
     }
-    if (optind >= argc)
-        return jg_cli_usage_error(argv[0], "expected a FILE");
-    if (optind + 1 < argc)
-        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
+    int rc = jg_cli_operands(argc, argv, 1, 1, "a FILE");
+    if (rc != JG_EXIT_OK)
+        return rc;
     const char *path = argv[optind];
 
     jg_error_t err;
@@ -369,7 +365,6 @@ int jg_cli_cmd_submit(int argc, char **argv)
     json_t *reply = NULL;
     char *file = NULL;
     char *policy_path = NULL;
-    int rc;
     size_t len = 0;
     char *yaml = read_file(path, &len, &err);
     if (!yaml) {

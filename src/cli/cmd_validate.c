@@ -17,27 +17,13 @@ static const char usage[] =
 
 int jg_cli_cmd_validate(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    int opt;
-    while ((opt = jg_cli_getopt(argc, argv, "h", longopts)) != -1) {
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
-        }
-        return JG_EXIT_USAGE;
-    }
-    if (optind >= argc)
-        return jg_cli_usage_error(argv[0], "expected a FILE");
-    if (optind + 1 < argc)
-        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
+    int rc = jg_cli_getopt_simple(argc, argv, usage, NULL, 1, 1, "a FILE");
+    if (rc >= 0)
+        return rc;
     const char *path = argv[optind];
 
     jg_spec_errors_t errs = {0};
     jg_group_spec_t *spec = jg_spec_parse_file(path, &errs);
-    int rc;
     if (!spec) {
         for (size_t i = 0; i < errs.count; i++)
             fprintf(stderr, "%s\n", errs.messages[i]);

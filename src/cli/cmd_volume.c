@@ -35,23 +35,10 @@ static const char usage[] =
 /* Parses `volume create|rm NAME` (only --help as an option) into *name. */
 static int parse_name_args(int argc, char **argv, const char **name)
 {
-    static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    int opt;
-    while ((opt = jg_cli_getopt(argc, argv, "h", longopts)) != -1) {
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            *name = NULL;
-            return JG_EXIT_OK;
-        }
-        return JG_EXIT_USAGE;
-    }
-    if (optind >= argc)
-        return jg_cli_usage_error(argv[0], "expected a volume NAME");
-    if (argc - optind > 1)
-        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind + 1]);
+    *name = NULL;
+    int rc = jg_cli_getopt_simple(argc, argv, usage, NULL, 1, 1, "a volume NAME");
+    if (rc >= 0)
+        return rc;
     *name = argv[optind];
     return JG_EXIT_OK;
 }
@@ -121,44 +108,20 @@ static void print_table(const json_t *volumes)
 
 static int volume_ls(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
     bool json = false;
-    int opt;
-    while ((opt = jg_cli_getopt(argc, argv, "h", longopts)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = true;
-            break;
-        case 'h':
-            fputs(usage, stdout);
-            return JG_EXIT_OK;
-        default:
-            return JG_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+    int rc = jg_cli_getopt_simple(argc, argv, usage, &json, 0, 0, NULL);
+    if (rc >= 0)
+        return rc;
     jg_cli_client_t c = {.fd = -1};
-    json_t *reply = NULL;
-    int rc = jg_cli_request(&c, json_pack("{s:s}", "op", "volume_ls"), &reply);
-    if (rc != JG_EXIT_OK)
-        goto done;
-    const json_t *volumes = json_object_get(reply, "volumes");
-    if (!json_is_array(volumes)) {
-        jg_cli_errorf("bad reply from jgschedd: no volumes array");
-        rc = JG_EXIT_FAIL;
-    } else if (json) {
+    json_t *reply = NULL, *volumes;
+    rc = jg_cli_request_get(&c, json_pack("{s:s}", "op", "volume_ls"), "volumes", JSON_ARRAY,
+                            &reply, &volumes);
+    if (rc == JG_EXIT_OK && json)
         jg_cli_print_json(volumes);
-    } else if (json_array_size(volumes) == 0) {
+    else if (rc == JG_EXIT_OK && json_array_size(volumes) == 0)
         printf("No volumes (create one with: jgsched volume create NAME)\n");
-    } else {
+    else if (rc == JG_EXIT_OK)
         print_table(volumes);
-    }
-done:
     json_decref(reply);
     jg_cli_close(&c);
     return rc;
@@ -166,29 +129,10 @@ done:
 
 int jg_cli_cmd_volume(int argc, char **argv)
 {
-    static const struct {
-        const char *name;
-        int (*run)(int argc, char **argv);
-    } subs[] = {
+    static const jg_cli_sub_t subs[] = {
         {"create", volume_create},
         {"ls", volume_ls},
         {"rm", volume_rm},
     };
-    if (argc < 2)
-        return jg_cli_usage_error(argv[0], "expected 'create', 'ls' or 'rm'");
-    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-        fputs(usage, stdout);
-        return JG_EXIT_OK;
-    }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (strcmp(argv[1], subs[i].name) != 0)
-            continue;
-        /* The subcommand sees itself as argv[0], named for messages. */
-        char name[32];
-        snprintf(name, sizeof name, "volume %s", subs[i].name);
-        argv[1] = name;
-        optind = 0;
-        return subs[i].run(argc - 1, argv + 1);
-    }
-    return jg_cli_usage_error(argv[0], "unknown subcommand '%s' (create, ls, rm)", argv[1]);
+    return jg_cli_dispatch(argc, argv, usage, subs, sizeof subs / sizeof subs[0]);
 }

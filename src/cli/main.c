@@ -94,6 +94,75 @@ int jg_cli_getopt(int argc, char **argv, const char *shortopts,
     return c;
 }
 
+int jg_cli_help_or_usage(int opt, const char *usage)
+{
+    if (opt != 'h')
+        return JG_EXIT_USAGE;
+    fputs(usage, stdout);
+    return JG_EXIT_OK;
+}
+
+int jg_cli_getopt_simple(int argc, char **argv, const char *usage, bool *json, int min,
+                         int max, const char *what)
+{
+    static const struct option with_json[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const struct option *longopts = json ? with_json : with_json + 1;
+    int opt;
+    while ((opt = jg_cli_getopt(argc, argv, "h", longopts)) != -1) {
+        if (opt != 'j')
+            return jg_cli_help_or_usage(opt, usage);
+        *json = true;
+    }
+    return jg_cli_operands(argc, argv, min, max, what) == JG_EXIT_OK ? -1 : JG_EXIT_USAGE;
+}
+
+int jg_cli_operands(int argc, char **argv, int min, int max, const char *what)
+{
+    if (argc - optind < min)
+        return jg_cli_usage_error(argv[0], "expected %s", what);
+    if (max >= 0 && argc - optind > max)
+        return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind + max]);
+    return JG_EXIT_OK;
+}
+
+int jg_cli_dispatch(int argc, char **argv, const char *usage, const jg_cli_sub_t *subs,
+                    size_t nsubs)
+{
+    jg_cli_buf_t quoted = {0}, plain = {0};
+    for (size_t i = 0; i < nsubs; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == nsubs ? " or " : ", ";
+        jg_cli_buf_printf(&quoted, "%s'%s'", sep, subs[i].name);
+        jg_cli_buf_printf(&plain, "%s%s", i == 0 ? "" : ", ", subs[i].name);
+    }
+    int rc = -1;
+    if (argc < 2) {
+        rc = jg_cli_usage_error(argv[0], "expected %s", jg_cli_buf_str(&quoted));
+    } else if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        fputs(usage, stdout);
+        rc = JG_EXIT_OK;
+    }
+    for (size_t i = 0; rc < 0 && i < nsubs; i++) {
+        if (strcmp(argv[1], subs[i].name) != 0)
+            continue;
+        /* The subcommand sees itself as argv[0], named for messages. */
+        char name[32];
+        snprintf(name, sizeof name, "%s %s", argv[0], subs[i].name);
+        argv[1] = name;
+        optind = 0;
+        rc = subs[i].run(argc - 1, argv + 1);
+    }
+    if (rc < 0)
+        rc = jg_cli_usage_error(argv[0], "unknown subcommand '%s' (%s)", argv[1],
+                                jg_cli_buf_str(&plain));
+    jg_cli_buf_free(&quoted);
+    jg_cli_buf_free(&plain);
+    return rc;
+}
+
 bool jg_cli_parse_id(const char *s, long long *id)
 {
     if (!s || *s < '0' || *s > '9')

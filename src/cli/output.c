@@ -386,24 +386,28 @@ bool jg_cli_stdout_is_tty(void)
     return isatty(STDOUT_FILENO) == 1;
 }
 
-int jg_cli_term_width(void)
+/* The terminal's columns (or rows), else the environment variable env, else def. */
+static int term_size(bool columns, const char *env, int def)
 {
     struct winsize ws;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-        return ws.ws_col;
-    const char *cols = getenv("COLUMNS");
-    int n = cols ? atoi(cols) : 0;
-    return n > 0 ? n : 80;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0) {
+        int n = columns ? ws.ws_col : ws.ws_row;
+        if (n > 0)
+            return n;
+    }
+    const char *v = getenv(env);
+    int n = v ? atoi(v) : 0;
+    return n > 0 ? n : def;
+}
+
+int jg_cli_term_width(void)
+{
+    return term_size(true, "COLUMNS", 80);
 }
 
 int jg_cli_term_height(void)
 {
-    struct winsize ws;
-    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
-        return ws.ws_row;
-    const char *lines = getenv("LINES");
-    int n = lines ? atoi(lines) : 0;
-    return n > 0 ? n : 24;
+    return term_size(false, "LINES", 24);
 }
 
 bool jg_cli_state_wants_reason(const char *state)
