@@ -7,7 +7,8 @@
 #   d. `jgsched queue` latency with the N groups in the store (median of 30 runs)
 #   e. daemon peak memory (VmHWM) after the run
 #   f. parsing a 10,000-job YAML and a default-policy hook call (when built)
-# Usage: bench/bench.sh [BUILD_DIR]   (N=1000 R=10 by default; override via env)
+# Usage: bench/bench.sh [BUILD_DIR]   (N=1000 R=10 by default; override via env;
+#        BENCH_DIR=/dev/shm puts the instance on tmpfs, BENCH_NETWORK=host turns isolation off)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -15,7 +16,7 @@ N=${N:-1000}
 R=${R:-10}
 JG=$build/jgsched
 export JGSCHED_HOME
-JGSCHED_HOME=$(mktemp -d /tmp/jgbench.XXXXXX)
+JGSCHED_HOME=$(mktemp -d "${BENCH_DIR:-/tmp}/jgbench.XXXXXX")
 cleanup() {
   "$JG" cancel -a >/dev/null 2>&1 || true
   "$JG" daemon stop >/dev/null 2>&1 || true
@@ -61,8 +62,13 @@ num_nodes: 2
 run: "true"
 Y
 
+# BENCH_NETWORK=host measures without per-node namespaces (the isolation the
+# Slurm peer runs with: none); the default is the local backend's isolation.
+if [ -n "${BENCH_NETWORK:-}" ]; then
+  printf 'backends:\n  local:\n    network: %s\n' "$BENCH_NETWORK" >"$JGSCHED_HOME/config.yaml"
+fi
 "$build/jgschedd"
-echo "jgsched bench: N=$N two-job groups, R=$R runs of a 7-node group, $(nproc) cores"
+echo "jgsched bench: network ${BENCH_NETWORK:-isolated}, state in $(dirname "$JGSCHED_HOME"), N=$N two-job groups, R=$R runs of a 7-node group, $(nproc) cores"
 
 t0=$(now)
 for _ in $(seq "$N"); do "$JG" submit -d "$JGSCHED_HOME/two.yaml" >/dev/null; done
@@ -93,4 +99,5 @@ awk '/VmHWM|VmRSS/ { printf "e. jgschedd %s %.1f MiB\n", $1, $2/1024 }' "/proc/$
 
 [ -x "$build/bench_spec" ] && "$build/bench_spec" | sed 's/^/f. /'
 [ -x "$build/bench_policy" ] && "$build/bench_policy" | sed 's/^/f. /'
+if [ -x "$build/bench_netns" ] && [ "$(id -u)" -eq 0 ]; then "$build/bench_netns" | sed 's/^/g. /'; fi
 exit 0
