@@ -331,18 +331,21 @@ static json_t *op_submit(conn_t *c, json_t *req)
     }
     jg_group_row_t row;
     const char *state = "PENDING";
+    char *reason = NULL;
     if (jg_store_get_group(c->daemon->store, id, &row, &err) == 0) {
         jg_backend_t *b = jg_sched_backend_for(c->daemon->sched, row.infra);
         const char *w = b && b->ops->warning ? b->ops->warning(b) : NULL;
         if (w)
             json_array_append_new(warnings, json_string(w));
-        state = jg_state_name(row.state);
-        if (row.state != JG_PENDING && row.reason && *row.reason)
-            json_array_append_new(warnings, json_string(row.reason));
+        state = jg_state_name(row.state);   /* FAILED_NO_RESOURCE when it can never fit */
+        reason = row.reason;
+        row.reason = NULL;
         jg_group_row_clear(&row);
     }
-    json_t *r = json_pack("{s:b, s:I, s:s, s:s, s:o}", "ok", 1, "id", (json_int_t)id, "name",
-                          group_name, "state", state, "warnings", warnings);
+    json_t *r = json_pack("{s:b, s:I, s:s, s:s, s:s, s:o}", "ok", 1, "id", (json_int_t)id, "name",
+                          group_name, "state", state, "reason", reason ? reason : "", "warnings",
+                          warnings);
+    free(reason);
     free(group_name);
     return r;
 }

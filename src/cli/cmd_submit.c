@@ -418,7 +418,14 @@ int jg_cli_cmd_submit(int argc, char **argv)
     f.name = jg_xstrdup(jg_cli_jstr(reply, "name"));
     if (detach) {
         printf("%lld\n", f.id);
+        /* A group that ended at submit (it can never fit) did not succeed. */
+        const char *state = jg_cli_jstr(reply, "state");
         rc = JG_EXIT_OK;
+        if (strncmp(state, "FAILED", 6) == 0) {
+            jg_cli_errorf("group %lld (%s) %s: %s", f.id, f.name, state,
+                          jg_cli_jstr(reply, "reason"));
+            rc = JG_EXIT_FAIL;
+        }
         goto done;
     }
     printf("Submitted group %lld (%s)\n", f.id, f.name);

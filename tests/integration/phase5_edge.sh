@@ -34,9 +34,12 @@ assert_no_leftovers k8s-failure-test "$G51"
 check_5_2() {
     fast_copy "$JG_SEED/5_2_resource_unavailable.yaml" "$JG_WORK/5_2.yaml"
     jgc submit "$JG_WORK/5_2.yaml" --infra local -d
-    if [ "$RC" -eq 0 ]; then
-        # Accepted, then failed by admission: the group must end FAILED_NO_RESOURCE
-        # without anything launched, and say why.
+    if [[ $OUT =~ ^[0-9]+$ ]]; then
+        # Stored, and failed at once by admission: submit -d says so on stderr
+        # and exits 1; the group must end FAILED_NO_RESOURCE without anything
+        # launched, and say why.
+        [ "$RC" -eq 1 ] || fail "submit -d of a group that can never fit exited $RC, expected 1"
+        contains_ci "$ERR" "cpus=1000" || fail "submit -d does not say what cannot fit: $ERR"
         G52=$OUT
         [[ $G52 =~ ^[0-9]+$ ]] || fail "submit -d printed '$G52', expected only a numeric id"
         wait_end "$G52" 15
