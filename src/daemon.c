@@ -369,18 +369,24 @@ static json_t *op_queue(conn_t *c, json_t *req)
     jg_error_t err;
     if (jg_store_list_groups(c->daemon->store, &filter, &rows, &n, &err) < 0)
         return jg_proto_error("%s", err.text);
-    json_t *groups = json_array();
-    for (size_t i = 0; i < n; i++) {
-        jg_job_row_t *jobs = NULL;
-        size_t n_jobs = 0;
-        if (jg_store_list_jobs(c->daemon->store, rows[i].id, &jobs, &n_jobs, &err) < 0) {
-            json_decref(groups);
-            jg_group_rows_free(rows, n);
-            return jg_proto_error("%s", err.text);
-        }
-        json_array_append_new(groups, group_json(&rows[i], jobs, n_jobs));
-        jg_job_rows_free(jobs, n_jobs);
+    /* One query for every listed group's jobs, merged by group id. */
+    jg_job_row_t *jobs = NULL;
+    size_t n_jobs = 0;
+    if (n && jg_store_list_jobs_from(c->daemon->store, rows[0].id, &jobs, &n_jobs, &err) < 0) {
+        jg_group_rows_free(rows, n);
+        return jg_proto_error("%s", err.text);
     }
+    json_t *groups = json_array();
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        while (k < n_jobs && jobs[k].group_id < rows[i].id)
+            k++;
+        size_t first = k;
+        while (k < n_jobs && jobs[k].group_id == rows[i].id)
+            k++;
+        json_array_append_new(groups, group_json(&rows[i], jobs + first, k - first));
+    }
+    jg_job_rows_free(jobs, n_jobs);
     jg_group_rows_free(rows, n);
     return json_pack("{s:b, s:o}", "ok", 1, "groups", groups);
 }

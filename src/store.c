@@ -140,6 +140,7 @@ enum stmt_id {
     ST_JOBS_ALL,
     ST_NODES,
     ST_EVENTS,
+    ST_JOBS_FROM,
     ST_INSERT_VOLUME,
     ST_GET_VOLUME,
     ST_VOLUMES,
@@ -408,6 +409,7 @@ static const char *const stmt_sql[ST_COUNT] = {
         " ORDER BY id",
     [ST_JOBS_OF_GROUP] = "SELECT " JOB_COLS " FROM jobs WHERE group_id = ?1 ORDER BY idx",
     [ST_JOBS_ALL] = "SELECT " JOB_COLS " FROM jobs ORDER BY group_id, idx",
+    [ST_JOBS_FROM] = "SELECT " JOB_COLS " FROM jobs WHERE group_id >= ?1 ORDER BY group_id, idx",
     [ST_NODES] =
         "SELECT group_id, job_idx, rank, state, attempt, exit_code, hostname, address, handle "
         "FROM nodes WHERE group_id = ?1 ORDER BY job_idx, rank",
@@ -1007,6 +1009,17 @@ int jg_store_list_jobs(jg_store_t *s, int64_t group_id, jg_job_row_t **out, size
     sqlite3_stmt *st = use(s, group_id ? ST_JOBS_OF_GROUP : ST_JOBS_ALL);
     if (group_id)
         sqlite3_bind_int64(st, 1, group_id);
+    void *rows;
+    int rc = collect(s, st, sizeof **out, read_job, free_jobs_v, &rows, n, err);
+    *out = rows;
+    return rc;
+}
+
+int jg_store_list_jobs_from(jg_store_t *s, int64_t first_group_id, jg_job_row_t **out,
+                            size_t *n, jg_error_t *err)
+{
+    sqlite3_stmt *st = use(s, ST_JOBS_FROM);
+    sqlite3_bind_int64(st, 1, first_group_id);
     void *rows;
     int rc = collect(s, st, sizeof **out, read_job, free_jobs_v, &rows, n, err);
     *out = rows;
