@@ -818,8 +818,12 @@ static json_t *op_infra(conn_t *c, json_t *req)
         }
         json_array_append_new(list, item);
     }
-    return json_pack("{s:b, s:o, s:s}", "ok", 1, "backends", list, "config",
-                     d->config->loaded ? d->config->path : "(none: defaults)");
+    char *settings = jg_config_describe(d->config);
+    json_t *reply = json_pack("{s:b, s:o, s:s, s:s}", "ok", 1, "backends", list, "config",
+                              d->config->loaded ? d->config->path : "(none: defaults)",
+                              "settings", settings);
+    free(settings);
+    return reply;
 }
 
 static void reload_result(void *ctx, const char *policy, const char *error)
@@ -1230,6 +1234,9 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     if (!(d->config = load_config(d->paths.config, err)))
         goto fail;
+    if (d->config->local.nat)
+        jg_log("warn", "%s: backends.local.nat is not implemented yet: nodes reach only their "
+                       "own group", d->paths.config);
     if (!(d->store = jg_store_open(d->paths.store, err)))
         goto fail;
     policy_dir = find_policy_dir();

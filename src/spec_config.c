@@ -748,7 +748,7 @@ jg_config_t *jg_config_defaults(void)
     cfg->stop_grace_s = DEFAULT_STOP_GRACE_S;
     cfg->local.enabled = true;
     cfg->local.network = JG_CONFIG_NETWORK_ISOLATED;
-    cfg->local.nat = true;
+    cfg->local.nat = false;   /* not implemented yet: see docs/configuration.md */
     cfg->local.cgroups = JG_CONFIG_CGROUPS_AUTO;
     cfg->kubernetes.enabled = false;
     return cfg;

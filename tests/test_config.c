@@ -109,7 +109,7 @@ static void assert_defaults(const jg_config_t *c)
     cr_assert_not(c->local.max_node.has_cpus || c->local.max_node.has_memory ||
                   c->local.max_node.has_accels);
     cr_assert_eq(c->local.network, JG_CONFIG_NETWORK_ISOLATED);
-    cr_assert(c->local.nat);
+    cr_assert_not(c->local.nat, "NAT is off until it is implemented");
     cr_assert_eq(c->local.cgroups, JG_CONFIG_CGROUPS_AUTO);
     cr_assert_not(c->kubernetes.enabled);
     cr_assert_null(c->kubernetes.context);
@@ -624,7 +624,7 @@ Test(config, describe_defaults_marks_them)
         "    capacity:  cpus of the host, memory of the host, accelerators of the host\n",
         "    max_node:  cpus = capacity, memory = capacity, accelerators = capacity\n",
         "    network:   isolated (default)\n",
-        "    nat:       on (default)\n",
+        "    nat:       off (default)\n",
         "    cgroups:   auto (default)\n",
         "  kubernetes: disabled (default)\n",
         "volumes: none\n",

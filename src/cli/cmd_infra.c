@@ -248,6 +248,10 @@ int jg_cli_cmd_infra(int argc, char **argv)
         putchar('\n');
         print_backend(b, config);
     }
+    const char *settings = jg_cli_jstr(reply, "settings");
+    if (*settings)
+        printf("\nsettings in effect:\n%s%s", settings,
+               settings[strlen(settings) - 1] == '\n' ? "" : "\n");
 done:
     json_decref(reply);
     jg_cli_close(&c);
