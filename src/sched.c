@@ -209,21 +209,31 @@ void jg_sched_stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const 
                err.text);
 }
 
+/* The group cannot go on: it will end group_state (kept if an earlier reason
+ * already decided), the culprit job ends culprit_state, and every other job is
+ * stopped, CANCELLED, with "<why_siblings>: <reason>". */
+void jg_sched_end_group(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit, jg_state_t culprit_state,
+                        jg_state_t group_state, const char *why_siblings, const char *reason)
+{
+    if (g->end_override == JG_PENDING) {
+        g->end_override = group_state;
+        jg_strlcpy(g->end_reason, reason, sizeof g->end_reason);
+    }
+    jg_sched_stop_job(s, culprit, culprit_state, reason);
+    char sibling_reason[384];
+    snprintf(sibling_reason, sizeof sibling_reason, "%s: %s", why_siblings, reason);
+    for (size_t i = 0; i < g->spec->n_jobs; i++)
+        if (&g->jobs[i] != culprit)
+            jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, sibling_reason);
+}
+
 /* Setup failed (or a node was lost) before the barrier opened: the group cannot
  * start as a whole, so every other node is stopped. */
 void jg_sched_fail_before_barrier(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit,
                                   jg_state_t culprit_state, const char *reason)
 {
-    if (g->end_override == JG_PENDING) {
-        g->end_override = culprit_state;
-        jg_strlcpy(g->end_reason, reason, sizeof g->end_reason);
-    }
-    jg_sched_stop_job(s, culprit, culprit_state, reason);
-    char sibling_reason[384];
-    snprintf(sibling_reason, sizeof sibling_reason, "stopped before the barrier: %s", reason);
-    for (size_t i = 0; i < g->spec->n_jobs; i++)
-        if (&g->jobs[i] != culprit)
-            jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, sibling_reason);
+    jg_sched_end_group(s, g, culprit, culprit_state, culprit_state, "stopped before the barrier",
+                       reason);
 }
 
 /* The state a job ends in once every node of its current attempt is down. */

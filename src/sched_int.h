@@ -94,6 +94,8 @@ struct jg_sched {
 void jg_sched_changed(jg_sched_t *s, int64_t id);
 void jg_sched_set_job_state(jg_sched_t *s, job_rt_t *j, jg_state_t st, const char *reason);
 void jg_sched_stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const char *reason);
+void jg_sched_end_group(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit, jg_state_t culprit_state,
+                        jg_state_t group_state, const char *why_siblings, const char *reason);
 void jg_sched_fail_before_barrier(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit,
                                   jg_state_t culprit_state, const char *reason);
 void jg_sched_request_restart(jg_sched_t *s, job_rt_t *j, jg_attempt_count_t count,

@@ -184,23 +184,6 @@ static jg_attempt_count_t count_of(const jg_policy_decision_t *d)
     }
 }
 
-/* The group ends (CANCELLED or FAILED, as the policy said): the job whose
- * node ended keeps its own outcome, every other job is stopped. */
-static void end_group(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit, jg_state_t culprit_state,
-                      jg_state_t group_state, const char *reason)
-{
-    if (g->end_override == JG_PENDING) {
-        g->end_override = group_state;
-        jg_strlcpy(g->end_reason, reason, sizeof g->end_reason);
-    }
-    jg_sched_stop_job(s, culprit, culprit_state, reason);
-    char sibling[384];
-    snprintf(sibling, sizeof sibling, "stopped by the policy: %s", reason);
-    for (size_t i = 0; i < g->spec->n_jobs; i++)
-        if (&g->jobs[i] != culprit)
-            jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, sibling);
-}
-
 void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,
                          jg_policy_exit_reason_t why, int exit_code, bool failed,
                          const char *message)
@@ -252,10 +235,12 @@ void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,
                                      d.delay_s, reason);
         break;
     case JG_ACTION_CANCEL_GROUP:
-        end_group(s, g, j, failed ? failed_state : JG_CANCELLED, JG_CANCELLED, reason);
+        jg_sched_end_group(s, g, j, failed ? failed_state : JG_CANCELLED, JG_CANCELLED,
+                           "stopped by the policy", reason);
         break;
     case JG_ACTION_FAIL_GROUP:
-        end_group(s, g, j, failed ? failed_state : JG_CANCELLED, JG_FAILED, reason);
+        jg_sched_end_group(s, g, j, failed ? failed_state : JG_CANCELLED, JG_FAILED,
+                           "stopped by the policy", reason);
         break;
     default:
         break;
