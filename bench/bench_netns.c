@@ -7,12 +7,17 @@
  * /etc/hosts and /tmp; setup ends when every node reported ready.  Teardown
  * kills the 7 nodes and the keeper and waits until all are gone.  Prints the
  * median (and min / max) of N rounds (argv[1], default 15) in milliseconds.
+ * As root it then does the same with NAT on: each hub also gets its uplink
+ * and masquerade rule, nodes a default route; that series runs in a network
+ * namespace of the bench's own, so the host's forwarding and rules are left
+ * alone.
  * A benchmark, not a test: it prints figures and fails only if a step fails
  * (it needs root or unprivileged user namespaces; it says which it used).
  */
 #include "jgsched/netns.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,7 +51,8 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 }
 
 /* One round; fills the two times.  -1 on failure (message printed). */
-static int round_trip(const jg_netns_caps_t *caps, const char *dir, double *setup, double *down)
+static int round_trip(const jg_netns_caps_t *caps, const jg_netns_uplink_t *uplink,
+                      const char *dir, double *setup, double *down)
 {
     char hosts[512], tmp[NODES][512], names[NODES][32];
     snprintf(hosts, sizeof hosts, "%s/hosts", dir);
@@ -61,7 +67,7 @@ static int round_trip(const jg_netns_caps_t *caps, const char *dir, double *setu
     jg_error_t err;
 
     double t0 = now_ms();
-    if (jg_netns_hub_create(caps->mode, NULL, &hub, &err) < 0) {
+    if (jg_netns_hub_create(caps->mode, uplink, NULL, &hub, &err) < 0) {
         fprintf(stderr, "bench_netns: %s\n", err.text);
         goto done;
     }
@@ -78,7 +84,8 @@ static int round_trip(const jg_netns_caps_t *caps, const char *dir, double *setu
         if (pid == 0) {
             jg_netns_node_t node = {.mode = caps->mode, .own_mounts = caps->own_mounts,
                                     .hub_pidfd = hub.pidfd, .index = i, .hostname = names[i],
-                                    .hosts_path = hosts, .tmp_path = tmp[i], .gid = getegid()};
+                                    .hosts_path = hosts, .tmp_path = tmp[i], .gid = getegid(),
+                                    .default_route = uplink != NULL};
             char msg[256] = "";
             if (jg_netns_node_enter(&node, msg, sizeof msg) < 0) {
                 char line[300];
@@ -130,6 +137,31 @@ done:
     return rc;
 }
 
+/* `rounds` round trips; prints their medians.  0, or 1 if one failed. */
+static int series(const jg_netns_caps_t *caps, const jg_netns_uplink_t *uplink, const char *dir,
+                  int rounds, const char *what)
+{
+    double *setup = calloc((size_t)rounds, sizeof *setup);
+    double *down = calloc((size_t)rounds, sizeof *down);
+    int rc = 0;
+    for (int r = 0; r < rounds && rc == 0; r++)
+        if (round_trip(caps, uplink, dir, &setup[r], &down[r]) < 0)
+            rc = 1;
+    if (rc == 0) {
+        qsort(setup, (size_t)rounds, sizeof *setup, cmp);
+        qsort(down, (size_t)rounds, sizeof *down, cmp);
+        printf("bench_netns: %d-node group network, %d rounds, mode %s%s\n", NODES, rounds,
+               caps->mode == JG_NETNS_ROOT ? "root" : "user namespace", what);
+        printf("  setup:    median %.2f ms (min %.2f, max %.2f)\n", setup[rounds / 2], setup[0],
+               setup[rounds - 1]);
+        printf("  teardown: median %.2f ms (min %.2f, max %.2f)\n", down[rounds / 2], down[0],
+               down[rounds - 1]);
+    }
+    free(setup);
+    free(down);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 15;
@@ -163,24 +195,21 @@ int main(int argc, char **argv)
         mkdir(path, 01777);
     }
 
-    double *setup = calloc((size_t)rounds, sizeof *setup);
-    double *down = calloc((size_t)rounds, sizeof *down);
-    int rc = 0;
-    for (int r = 0; r < rounds && rc == 0; r++)
-        if (round_trip(&caps, dir, &setup[r], &down[r]) < 0)
+    int rc = series(&caps, NULL, dir, rounds, "");
+    if (rc == 0 && caps.mode == JG_NETNS_ROOT) {
+        jg_netns_uplink_t up;
+        jg_error_t err;
+        jg_netns_uplink_parse(JG_NETNS_UPLINK_DEFAULT, &up, err.text, sizeof err.text);
+        if (unshare(CLONE_NEWNET) < 0) {
+            perror("bench_netns: unshare");
             rc = 1;
-    if (rc == 0) {
-        qsort(setup, (size_t)rounds, sizeof *setup, cmp);
-        qsort(down, (size_t)rounds, sizeof *down, cmp);
-        printf("bench_netns: %d-node group network, %d rounds, mode %s\n", NODES, rounds,
-               caps.mode == JG_NETNS_ROOT ? "root" : "user namespace");
-        printf("  setup:    median %.2f ms (min %.2f, max %.2f)\n", setup[rounds / 2], setup[0],
-               setup[rounds - 1]);
-        printf("  teardown: median %.2f ms (min %.2f, max %.2f)\n", down[rounds / 2], down[0],
-               down[rounds - 1]);
+        } else if (jg_netns_nat_host_enable(&err) < 0) {
+            fprintf(stderr, "bench_netns: %s\n", err.text);
+            rc = 1;
+        } else {
+            rc = series(&caps, &up, dir, rounds, ", with NAT (uplink + masquerade per hub)");
+        }
     }
-    free(setup);
-    free(down);
     nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     return rc;
 }

@@ -92,6 +92,7 @@
 #define MAX_GROUPS 256              /* supplementary groups carried to a node */
 #define GROUP_NET "net"             /* <group dir>/net: "keeper <pid> <starttime>" */
 #define GROUP_HOSTS "hosts"         /* <group dir>/hosts: the nodes' /etc/hosts */
+#define GROUP_RESOLV "resolv.conf"  /* <group dir>/resolv.conf: theirs (with NAT) */
 #define NODE_TMP "tmp"              /* <node dir>/tmp: the node's /tmp, kept across attempts */
 #define GROUP_MOUNTS "mountpoints"  /* <group dir>/mountpoints: volume mount points (shim_protocol.h) */
 #define CG_PERIOD_US 100000         /* cpu.max period */
@@ -170,6 +171,9 @@ struct local {
     bool flushing;
     stop_timer_t *stops;
     jg_netns_caps_t net;        /* what nodes get: decided once, at create */
+    bool nat;                   /* hubs get an uplink: nodes reach out */
+    jg_netns_uplink_t uplink;
+    char *nat_note;             /* outbound traffic, in a few words (for notes()) */
     char *warning;              /* NULL when nodes are fully isolated */
     gnet_t *gnets;
     jg_capacity_t capacity;     /* declared in the config, else the host's */
@@ -1429,7 +1433,7 @@ static gnet_t *group_hub(local_t *b, int64_t group_id, jg_error_t *err)
     char *argv[] = {b->shim_path, "--hold", gdir, NULL};
     char *text = NULL;
     const creds_t none = {0};
-    if (jg_netns_hub_create(b->net.mode, argv, &hub, err) < 0)
+    if (jg_netns_hub_create(b->net.mode, b->nat ? &b->uplink : NULL, argv, &hub, err) < 0)
         goto done;
     text = jg_xasprintf("keeper %d %llu\n", (int)hub.pid, hub.start);
     if (write_file(&none, gdir, GROUP_NET, text, strlen(text), 0644, err) < 0) {
@@ -1506,6 +1510,7 @@ static char *env_blob(char **env, const struct passwd *pw, const char *user,
 typedef struct {
     int hub_pidfd;              /* -1 when nodes share the host network */
     const char *hosts_path;     /* NULL when nodes keep the host's /etc/hosts */
+    const char *resolv_path;    /* NULL when nodes keep the host's /etc/resolv.conf */
 } group_net_t;
 
 /* Closes every descriptor from 3 on but a and b. */
@@ -1730,6 +1735,8 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         .index = index,
         .hostname = hostname,
         .hosts_path = gnet->hosts_path,
+        .resolv_path = gnet->resolv_path,
+        .default_route = b->nat,
         .tmp_path = tmp,
         .binds = binds,
         .n_binds = binds ? job->n_volumes : 0,
@@ -1925,7 +1932,7 @@ static int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *
     jg_error_t neterr = {{0}};
     bool net_ok = true;
     char *gdir = group_dir(b, req->group_id);
-    char *hosts = NULL;
+    char *hosts = NULL, *resolv = NULL;
     if ((isolated(b) || b->net.own_mounts) && jg_mkdir_p(gdir, 0711, &neterr) < 0)
         net_ok = false;
     if (net_ok && isolated(b)) {
@@ -1942,6 +1949,19 @@ static int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *
         hosts = jg_xasprintf("%s/" GROUP_HOSTS, gdir);
         gnet.hosts_path = hosts;
     }
+    if (net_ok && b->nat && b->net.own_mounts) {
+        /* Read at each launch: the host's resolvers may have changed since. */
+        char host[8192], upstream[8192];
+        const creds_t none = {0};
+        bool have_host = read_small("/etc/resolv.conf", host, sizeof host) >= 0;
+        bool have_up = read_small("/run/systemd/resolve/resolv.conf", upstream,
+                                  sizeof upstream) >= 0;
+        char *text = jg_netns_resolv_conf(have_host ? host : NULL, have_up ? upstream : NULL);
+        net_ok = write_file(&none, gdir, GROUP_RESOLV, text, strlen(text), 0644, &neterr) == 0;
+        free(text);
+        resolv = jg_xasprintf("%s/" GROUP_RESOLV, gdir);
+        gnet.resolv_path = resolv;
+    }
 
     /* Every node in one pass; none waits for another. */
     for (size_t i = 0; i < req->n_nodes; i++) {
@@ -1954,6 +1974,7 @@ static int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *
                         r->attempt, e.text, NULL, false, 0, 0);
     }
     free(hosts);
+    free(resolv);
     free(gdir);
     return 0;
 }
@@ -2157,7 +2178,8 @@ static int cleanup_network(local_t *b, int64_t group_id, const char *gdir, jg_er
     else if (read_net_file(b, group_id, &pid, &start) == 0 &&
              jg_netns_hub_open(pid, start, &hub, NULL) == 0)
         rc = jg_netns_hub_destroy(&hub, CLEANUP_WAIT_MS, err);
-    const char *names[] = {GROUP_NET, GROUP_HOSTS, "." GROUP_NET ".tmp", "." GROUP_HOSTS ".tmp"};
+    const char *names[] = {GROUP_NET, GROUP_HOSTS, GROUP_RESOLV, "." GROUP_NET ".tmp",
+                           "." GROUP_HOSTS ".tmp", "." GROUP_RESOLV ".tmp"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char *path = jg_xasprintf("%s/%s", gdir, names[i]);
         if (unlink(path) < 0 && errno != ENOENT && rc == 0)
@@ -2488,13 +2510,42 @@ static char *make_notes(const local_t *b, const char *cg_why)
     } else {
         gpus = jg_xasprintf("GPUs: none (%s)", b->gpus_why);
     }
-    char *notes = jg_xasprintf("%s; %s", cg, gpus);
+    char *notes = jg_xasprintf("%s; %s; %s", cg, gpus, b->nat_note);
     free(cg);
     free(gpus);
     return notes;
 }
 
 /* ---- create, destroy ---------------------------------------------------- */
+
+/* Decides whether hubs get an uplink, and prepares the host for it.  Fails
+ * only on a bad nat_network; a host that refuses NAT is noted and logged. */
+static int setup_nat(local_t *b, const jg_local_config_t *cfg, jg_error_t *err)
+{
+    const char *network = cfg->nat_network ? cfg->nat_network : JG_NETNS_UPLINK_DEFAULT;
+    char why[200];
+    if (jg_netns_uplink_parse(network, &b->uplink, why, sizeof why) < 0)
+        return jg_errprintf(err, "local backend: nat_network: %s", why);
+    jg_error_t e = {{0}};
+    if (!isolated(b))
+        b->nat_note = jg_xstrdup("outbound: the host's own network (nodes share it)");
+    else if (!cfg->nat)
+        b->nat_note = jg_xstrdup("outbound: none, NAT is off by configuration "
+                                 "(backends.local.nat); nodes reach only their own group");
+    else if (b->net.mode != JG_NETNS_ROOT)
+        b->nat_note = jg_xstrdup("outbound: none, NAT needs a daemon running as root; nodes "
+                                 "reach only their own group");
+    else if (jg_netns_nat_host_enable(&e) < 0) {
+        b->nat_note = jg_xasprintf("outbound: none (%s); nodes reach only their own group",
+                                   e.text);
+        jg_log("warn", "local backend: %s", b->nat_note);
+    } else {
+        b->nat = true;
+        b->nat_note = jg_xasprintf("outbound: NAT, each group's uplink from %s (nftables table "
+                                   "ip jgsched, IPv4 forwarding on)", network);
+    }
+    return 0;
+}
 
 static void local_destroy(jg_backend_t *base)
 {
@@ -2507,6 +2558,7 @@ static void local_destroy(jg_backend_t *base)
         node_free(b, b->nodes);     /* before the GPU pool they return to goes */
     jg_gpu_pool_destroy(b->gpus);
     free(b->cg_base);
+    free(b->nat_note);
     free(b->notes);
     while (b->gnets)
         gnet_free(b, b->gnets, false, NULL);
@@ -2625,6 +2677,8 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     }
     if (b->warning)
         jg_log("warn", "local backend: %s", b->warning);
+    if (setup_nat(b, cfg, err) < 0)
+        goto fail;
     if (cfg->capacity) {
         jg_capacity_copy(&b->capacity, cfg->capacity);
     } else {

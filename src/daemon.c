@@ -1234,9 +1234,6 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     if (!(d->config = load_config(d->paths.config, err)))
         goto fail;
-    if (d->config->local.nat)
-        jg_log("warn", "%s: backends.local.nat is not implemented yet: nodes reach only their "
-                       "own group", d->paths.config);
     if (!(d->store = jg_store_open(d->paths.store, err)))
         goto fail;
     policy_dir = find_policy_dir();
@@ -1256,7 +1253,9 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
                                .loop = d->loop, .on_event = jg_sched_backend_event,
                                .event_ctx = d->sched, .capacity = &capacity,
                                .share_host_network =
-                                   d->config->local.network == JG_CONFIG_NETWORK_HOST};
+                                   d->config->local.network == JG_CONFIG_NETWORK_HOST,
+                               .nat = d->config->local.nat,
+                               .nat_network = d->config->local.nat_network};
     jg_backend_t *b = jg_backend_local_create(&local, err);
     jg_capacity_clear(&capacity);
     if (!b)

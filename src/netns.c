@@ -10,6 +10,8 @@
  *    mount, so killing the processes removes everything, the veth pairs too.
  *  - Nothing collides: no object is named in the host, so two daemons (each
  *    with a group 1) or two groups with the same name live side by side.
+ *    The one exception, a hub's uplink (NAT), is named after the address it
+ *    holds, so the kernel's "name exists" is the lock on that address.
  *  - Volumes: a node's shared volumes are bind mounts in its own mount
  *    namespace, made after its /tmp; the mount point is reached without
  *    following symbolic links (jg_netns_open_dir), since a node may plant one
@@ -25,6 +27,7 @@
  */
 #include "jgsched/netns.h"
 #include "jgsched/proc.h"
+#include "netns_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,6 +59,7 @@
 #define BRIDGE "br0"
 #define NODE_IF "eth0"
 #define HUB_BASE 0x0ac80000u        /* 10.200.0.0 */
+#define UPLINK_IF "up0"             /* the hub's end of its uplink */
 
 /* ---- small helpers (no heap: the node child uses them) ------------------ */
 
@@ -158,8 +162,10 @@ static void nl_nest_end(nlreq_t *r, struct rtattr *nest)
     nest->rta_len = (uint16_t)(r->buf + NLMSG_ALIGN(nl_hdr(r)->nlmsg_len) - (char *)nest);
 }
 
-/* Sends one request and waits for its acknowledgement; 0 or -errno. */
-static int nl_talk(int fd, nlreq_t *r)
+/* Sends one request and waits for its acknowledgement; 0 or -errno.  When
+ * ifindex is not NULL, the index of a link the kernel answers with is stored
+ * there (RTM_GETLINK). */
+static int nl_talk(int fd, nlreq_t *r, int *ifindex)
 {
     static uint32_t seq;
     struct nlmsghdr *req = nl_hdr(r);
@@ -183,6 +189,9 @@ static int nl_talk(int fd, nlreq_t *r)
              h = NLMSG_NEXT(h, left)) {
             if (h->nlmsg_seq != req->nlmsg_seq)
                 continue;
+            if (h->nlmsg_type == RTM_NEWLINK && ifindex &&
+                h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+                *ifindex = ((const struct ifinfomsg *)NLMSG_DATA(h))->ifi_index;
             if (h->nlmsg_type == NLMSG_ERROR) {
                 const struct nlmsgerr *e = NLMSG_DATA(h);
                 return e->error;
@@ -197,7 +206,7 @@ static int link_up(int fd, int ifindex)
     struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = ifindex,
                             .ifi_flags = IFF_UP, .ifi_change = IFF_UP};
     nl_init(&r, RTM_NEWLINK, 0, &ifi, sizeof ifi);
-    return nl_talk(fd, &r);
+    return nl_talk(fd, &r, NULL);
 }
 
 static int link_del(int fd, const char *name)
@@ -206,7 +215,7 @@ static int link_del(int fd, const char *name)
     struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
     nl_init(&r, RTM_DELLINK, 0, &ifi, sizeof ifi);
     nl_attr_str(&r, IFLA_IFNAME, name);
-    return nl_talk(fd, &r);
+    return nl_talk(fd, &r, NULL);
 }
 
 static int bridge_add(int fd, const char *name)
@@ -218,7 +227,7 @@ static int bridge_add(int fd, const char *name)
     struct rtattr *info = nl_attr(&r, IFLA_LINKINFO, NULL, 0);
     nl_attr_str(&r, IFLA_INFO_KIND, "bridge");
     nl_nest_end(&r, info);
-    return nl_talk(fd, &r);
+    return nl_talk(fd, &r, NULL);
 }
 
 /* A veth pair: `name` here, up, a port of `master`; `peer` in the namespace
@@ -244,19 +253,48 @@ static int veth_add(int fd, const char *name, int master, const char *peer, int 
     nl_nest_end(&r, p);
     nl_nest_end(&r, data);
     nl_nest_end(&r, info);
-    return nl_talk(fd, &r);
+    return nl_talk(fd, &r, NULL);
 }
 
-static int addr_add(int fd, int ifindex, uint32_t addr_host_order, int prefix)
+/* An address on ifindex: `local`/prefix, or with peer != local a
+ * point-to-point one (local/32 with a route to peer through the link). */
+static int addr_add(int fd, int ifindex, uint32_t local, uint32_t peer, int prefix)
 {
     nlreq_t r;
     struct ifaddrmsg ifa = {.ifa_family = AF_INET, .ifa_prefixlen = (unsigned char)prefix,
                             .ifa_index = (unsigned)ifindex};
     nl_init(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &ifa, sizeof ifa);
-    uint32_t a = htonl(addr_host_order);
+    uint32_t a = htonl(local), p = htonl(peer);
     nl_attr(&r, IFA_LOCAL, &a, sizeof a);
-    nl_attr(&r, IFA_ADDRESS, &a, sizeof a);
-    return nl_talk(fd, &r);
+    nl_attr(&r, IFA_ADDRESS, &p, sizeof p);
+    return nl_talk(fd, &r, NULL);
+}
+
+/* The default route: through gateway on link oif. */
+static int route_default(int fd, int oif, uint32_t gateway)
+{
+    nlreq_t r;
+    struct rtmsg rt = {.rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN,
+                       .rtm_protocol = RTPROT_BOOT, .rtm_scope = RT_SCOPE_UNIVERSE,
+                       .rtm_type = RTN_UNICAST};
+    nl_init(&r, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &rt, sizeof rt);
+    uint32_t gw = htonl(gateway), o = (uint32_t)oif;
+    nl_attr(&r, RTA_GATEWAY, &gw, sizeof gw);
+    nl_attr(&r, RTA_OIF, &o, sizeof o);
+    return nl_talk(fd, &r, NULL);
+}
+
+/* The index of link `name` in the namespace of socket fd (if_nametoindex
+ * only sees the caller's): > 0, or -errno. */
+static int link_index(int fd, const char *name)
+{
+    nlreq_t r;
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
+    nl_init(&r, RTM_GETLINK, 0, &ifi, sizeof ifi);
+    nl_attr_str(&r, IFLA_IFNAME, name);
+    int index = 0;
+    int e = nl_talk(fd, &r, &index);
+    return e < 0 ? e : index > 0 ? index : -ENODEV;
 }
 
 /* ---- addresses and the hosts file ---------------------------------------- */
@@ -307,6 +345,99 @@ char *jg_netns_hosts(const jg_group_spec_t *spec, bool isolated)
     return buf;
 }
 
+int jg_netns_uplink_parse(const char *text, jg_netns_uplink_t *out, char *why, size_t len)
+{
+    char addr[INET_ADDRSTRLEN];
+    const char *slash = text ? strchr(text, '/') : NULL;
+    struct in_addr a;
+    char *end;
+    if (!slash || (size_t)(slash - text) >= sizeof addr)
+        return fail(why, len, "'%s' is not an IPv4 network: write it as address/prefix, "
+                    "e.g. %s", text ? text : "", JG_NETNS_UPLINK_DEFAULT);
+    memcpy(addr, text, (size_t)(slash - text));
+    addr[slash - text] = '\0';
+    errno = 0;
+    long prefix = strtol(slash + 1, &end, 10);
+    if (inet_pton(AF_INET, addr, &a) != 1 || end == slash + 1 || *end || errno)
+        return fail(why, len, "'%s' is not an IPv4 network: write it as address/prefix, "
+                    "e.g. %s", text, JG_NETNS_UPLINK_DEFAULT);
+    if (prefix < JG_NETNS_UPLINK_MIN_PREFIX || prefix > JG_NETNS_UPLINK_MAX_PREFIX)
+        return fail(why, len, "prefix /%ld of '%s' is out of range: it must be between /%d "
+                    "and /%d", prefix, text, JG_NETNS_UPLINK_MIN_PREFIX,
+                    JG_NETNS_UPLINK_MAX_PREFIX);
+    uint32_t net = ntohl(a.s_addr), mask = ~0u << (32 - prefix);
+    if (net & ~mask)
+        return fail(why, len, "'%s' has host bits set: the network is %u.%u.%u.%u/%ld", text,
+                    (net & mask) >> 24, ((net & mask) >> 16) & 255u, ((net & mask) >> 8) & 255u,
+                    net & mask & 255u, prefix);
+    uint32_t hub_mask = ~0u << (32 - JG_NETNS_PREFIX);
+    uint32_t common = prefix < JG_NETNS_PREFIX ? mask : hub_mask;
+    if ((net & common) == (HUB_BASE & common))
+        return fail(why, len, "'%s' overlaps 10.200.0.0/16, the network of every group's "
+                    "nodes", text);
+    out->network = net;
+    out->prefix = (int)prefix;
+    return 0;
+}
+
+/* A "nameserver" line whose address is on loopback (127/8, ::1). */
+static bool loopback_nameserver(const char *line, size_t n)
+{
+    const char *p = line, *e = line + n;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    if ((size_t)(e - p) < 10 || strncmp(p, "nameserver", 10) != 0)
+        return false;
+    p += 10;
+    if (p < e && *p != ' ' && *p != '\t')
+        return false;
+    while (p < e && (*p == ' ' || *p == '\t'))
+        p++;
+    return (e - p >= 4 && strncmp(p, "127.", 4) == 0) ||
+           (e - p >= 3 && strncmp(p, "::1", 3) == 0 &&
+            (e - p == 3 || p[3] == ' ' || p[3] == '\t' || p[3] == '\r'));
+}
+
+/* Appends text without loopback nameservers to f; returns how many
+ * nameservers were kept. */
+static int copy_resolv(FILE *f, const char *text)
+{
+    int kept = 0;
+    for (const char *line = text; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        const char *p = line;
+        while (p < line + n && (*p == ' ' || *p == '\t'))
+            p++;
+        if (loopback_nameserver(line, n))
+            fprintf(f, "# (left out: on the host's loopback) %.*s\n", (int)n, line);
+        else {
+            fprintf(f, "%.*s\n", (int)n, line);
+            kept += (size_t)(line + n - p) > 10 && strncmp(p, "nameserver", 10) == 0;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return kept;
+}
+
+char *jg_netns_resolv_conf(const char *host_resolv, const char *upstream)
+{
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f)
+        abort();
+    fprintf(f, "# jgsched: the host's resolv.conf, less what a node cannot reach\n");
+    int kept = copy_resolv(f, host_resolv);
+    if (kept == 0 && upstream) {
+        fprintf(f, "# the host's resolver forwards to:\n");
+        copy_resolv(f, upstream);
+    }
+    if (fclose(f) != 0 || !buf)
+        abort();
+    return buf;
+}
+
 /* ---- the hub ------------------------------------------------------------ */
 
 /* mode USERNS: the calling process's new user namespace maps its own uid and
@@ -332,35 +463,95 @@ static int enter_own_userns(char *errbuf, size_t len)
     return 0;
 }
 
-/* In the keeper, before it execs: the hub's namespace and bridge. */
-static int hub_setup(jg_netns_mode_t mode, char *errbuf, size_t len)
+/* In the keeper, in the hub's new namespace: claims an address of the uplink
+ * network by creating the pair whose host end is named after it (EEXIST:
+ * another hub holds it, try the next), addresses both ends point to point,
+ * routes the hub out through it and masquerades there.  host_nl and host_ns
+ * were opened in the host's namespace, before the keeper left it. */
+static int uplink_setup(int hub_nl, int host_nl, int host_ns, const jg_netns_uplink_t *up,
+                        char *errbuf, size_t len)
 {
+    uint32_t size = 1u << (32 - up->prefix);
+    uint32_t usable = size - 3u;    /* less the network, the host's end and broadcast */
+    uint32_t gateway = up->network + 1u;
+    uint32_t first = ((uint32_t)getpid() * 2654435761u) % usable;  /* spread the claims */
+    char host_if[IFNAMSIZ];
+    uint32_t addr = 0;
+    int e = -EEXIST;
+    for (uint32_t i = 0; i < usable && e == -EEXIST; i++) {
+        addr = up->network + 2u + (first + i) % usable;
+        snprintf(host_if, sizeof host_if, JG_NETNS_UPLINK_HOST_PREFIX "%08" PRIx32, addr);
+        e = veth_add(hub_nl, UPLINK_IF, 0, host_if, host_ns);
+    }
+    if (e == -EEXIST)
+        return fail(errbuf, len, "no free address for the group's uplink: all %" PRIu32
+                    " of the uplink network are held by running groups (widen "
+                    "backends.local.nat_network)", usable);
+    if (e < 0)
+        return fail(errbuf, len, "cannot create the group's uplink: %s", strerror(-e));
+    int host_idx = link_index(host_nl, host_if);
+    int hub_idx = (int)if_nametoindex(UPLINK_IF);
+    if (host_idx < 0 || hub_idx <= 0)
+        return fail(errbuf, len, "cannot find the group's uplink %s: %s", host_if,
+                    strerror(host_idx < 0 ? -host_idx : errno));
+    if ((e = addr_add(host_nl, host_idx, gateway, addr, 32)) < 0 ||
+        (e = link_up(host_nl, host_idx)) < 0 ||
+        (e = addr_add(hub_nl, hub_idx, addr, gateway, 32)) < 0 ||
+        (e = route_default(hub_nl, hub_idx, gateway)) < 0)
+        return fail(errbuf, len, "cannot configure the group's uplink %s: %s", host_if,
+                    strerror(-e));
+    if (write_text("/proc/sys/net/ipv4/ip_forward", "1") < 0)
+        return fail(errbuf, len, "cannot turn on forwarding in the group's network: %s",
+                    strerror(errno));
+    return jg_netns_nat_hub(UPLINK_IF, errbuf, len);
+}
+
+/* In the keeper, before it execs: the hub's namespace, bridge and uplink. */
+static int hub_setup(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink, char *errbuf,
+                     size_t len)
+{
+    if (uplink && mode != JG_NETNS_ROOT)
+        return fail(errbuf, len, "an uplink (NAT) needs a daemon running as root");
     if (mode == JG_NETNS_USERNS && enter_own_userns(errbuf, len) < 0)
         return -1;
-    if (unshare(CLONE_NEWNET) < 0)
-        return fail(errbuf, len, "cannot create the group's network namespace: %s",
-                    strerror(errno));
-    int fd = nl_open();
-    if (fd < 0)
-        return fail(errbuf, len, "cannot open a netlink socket: %s", strerror(errno));
-    int rc = -1, e;
+    int host_ns = -1, host_nl = -1, fd = -1, rc = -1, e;
+    if (uplink && ((host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) < 0 ||
+                   (host_nl = nl_open()) < 0)) {
+        fail(errbuf, len, "cannot open the host's network namespace: %s", strerror(errno));
+        goto done;
+    }
+    if (unshare(CLONE_NEWNET) < 0) {
+        fail(errbuf, len, "cannot create the group's network namespace: %s", strerror(errno));
+        goto done;
+    }
+    if ((fd = nl_open()) < 0) {
+        fail(errbuf, len, "cannot open a netlink socket: %s", strerror(errno));
+        goto done;
+    }
     if ((e = bridge_add(fd, BRIDGE)) < 0) {
         fail(errbuf, len, "cannot create the group's bridge: %s", strerror(-e));
         goto done;
     }
     int br = (int)if_nametoindex(BRIDGE);
-    if (br <= 0 || (e = addr_add(fd, br, HUB_BASE + 1u, JG_NETNS_PREFIX)) < 0) {
+    if (br <= 0 || (e = addr_add(fd, br, HUB_BASE + 1u, HUB_BASE + 1u, JG_NETNS_PREFIX)) < 0) {
         fail(errbuf, len, "cannot address the group's bridge: %s", strerror(br <= 0 ? errno : -e));
         goto done;
     }
+    if (uplink && uplink_setup(fd, host_nl, host_ns, uplink, errbuf, len) < 0)
+        goto done;
     rc = 0;
 done:
-    close(fd);
+    if (fd >= 0)
+        close(fd);
+    if (host_nl >= 0)
+        close(host_nl);
+    if (host_ns >= 0)
+        close(host_ns);
     return rc;
 }
 
-int jg_netns_hub_create(jg_netns_mode_t mode, char *const hold_argv[], jg_netns_hub_t *hub,
-                        jg_error_t *err)
+int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
+                        char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err)
 {
     hub->pid = -1;
     hub->pidfd = -1;
@@ -385,7 +576,7 @@ int jg_netns_hub_create(jg_netns_mode_t mode, char *const hold_argv[], jg_netns_
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (setsid() < 0 || hub_setup(mode, msg, sizeof msg) < 0) {
+        if (setsid() < 0 || hub_setup(mode, uplink, msg, sizeof msg) < 0) {
             if (msg[0] == '\0')
                 snprintf(msg, sizeof msg, "setsid: %s", strerror(errno));
             (void)!write(pipefd[1], msg, strlen(msg));
@@ -694,6 +885,14 @@ static int node_mounts(const jg_netns_node_t *node, char *errbuf, size_t len)
                         strerror(errno));
         (void)remount_ro("/etc/hosts");     /* best effort: it is root's file anyway */
     }
+    /* A host without /etc/resolv.conf resolves nothing by DNS; neither does the node. */
+    struct stat st;
+    if (node->resolv_path && stat("/etc/resolv.conf", &st) == 0) {
+        if (mount(node->resolv_path, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+            return fail(errbuf, len, "cannot bind %s on /etc/resolv.conf: %s",
+                        node->resolv_path, strerror(errno));
+        (void)remount_ro("/etc/resolv.conf");
+    }
     if (node->tmp_path && cover_tmp(node, errbuf, len) < 0)
         return -1;
     return bind_volumes(node, errbuf, len);
@@ -753,8 +952,9 @@ int jg_netns_node_enter(const jg_netns_node_t *node, char *errbuf, size_t len)
     struct in_addr a;
     inet_pton(AF_INET, ip, &a);
     if (lo <= 0 || eth <= 0 || (e = link_up(node_nl, lo)) < 0 ||
-        (e = addr_add(node_nl, eth, ntohl(a.s_addr), JG_NETNS_PREFIX)) < 0 ||
-        (e = link_up(node_nl, eth)) < 0) {
+        (e = addr_add(node_nl, eth, ntohl(a.s_addr), ntohl(a.s_addr), JG_NETNS_PREFIX)) < 0 ||
+        (e = link_up(node_nl, eth)) < 0 ||
+        (node->default_route && (e = route_default(node_nl, eth, HUB_BASE + 1u)) < 0)) {
         fail(errbuf, len, "cannot configure the node's network (%s on %s): %s", ip, NODE_IF,
              strerror(lo <= 0 || eth <= 0 ? errno : -e));
         goto done;
@@ -818,7 +1018,7 @@ int jg_netns_kill_members(int nsfd)
 /* In the probe child: can we make a hub and a node, as the real thing does? */
 static int probe_child(jg_netns_mode_t mode, char *errbuf, size_t len)
 {
-    if (hub_setup(mode, errbuf, len) < 0)
+    if (hub_setup(mode, NULL, errbuf, len) < 0)
         return -1;
     int fd = nl_open(), nsfd = -1, rc = -1, e;
     if (fd < 0)

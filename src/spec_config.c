@@ -20,6 +20,7 @@
  * the group at call time, so a group created later counts.
  */
 #include "jgsched/config.h"
+#include "jgsched/netns.h"
 #include "spec_yaml.h"
 
 #include <errno.h>
@@ -46,7 +47,7 @@ static const char *const limits_keys[] = {"default", "users", NULL};
 static const char *const limit_keys[] = {"running_groups", "nodes", "cpus", NULL};
 static const char *const backend_keys[] = {"local", "kubernetes", NULL};
 static const char *const local_keys[] = {
-    "enabled", "capacity", "network", "nat", "cgroups", NULL,
+    "enabled", "capacity", "network", "nat", "nat_network", "cgroups", NULL,
 };
 static const char *const capacity_keys[] = {"cpus", "memory", "accelerators", "max_node", NULL};
 static const char *const max_node_keys[] = {"cpus", "memory", "accelerators", NULL};
@@ -527,7 +528,7 @@ static void parse_local(cctx_t *c, yaml_node_t *v)
 {
     static const char *field = "backends.local";
     jg_config_local_t *l = &c->cfg->local;
-    if (!want_map(c, v, field, "enabled, capacity, network, nat, cgroups"))
+    if (!want_map(c, v, field, "enabled, capacity, network, nat, nat_network, cgroups"))
         return;
     JG_SPEC_FOR_PAIRS(v, p) {
         const char *key = jg_spec_key(&c->r, v, p, field);
@@ -558,6 +559,18 @@ static void parse_local(cctx_t *c, yaml_node_t *v)
             }
         } else if (!strcmp(key, "nat")) {
             l->has_nat = parse_bool(c, val, f, &l->nat) || l->has_nat;
+        } else if (!strcmp(key, "nat_network")) {
+            const char *text = jg_spec_scalar(&c->r, val, f, "an IPv4 network such as "
+                                              JG_NETNS_UPLINK_DEFAULT);
+            jg_netns_uplink_t up;
+            char why[200];
+            if (text && jg_netns_uplink_parse(text, &up, why, sizeof why) < 0) {
+                jg_spec_err(&c->r, val, f, "%s", why);
+            } else if (text) {
+                free(l->nat_network);
+                l->nat_network = jg_xstrdup(text);
+                l->has_nat_network = true;
+            }
         } else if (!strcmp(key, "cgroups")) {
             i = parse_word(c, val, f, cgroups_modes, "auto or off");
             if (i >= 0) {
@@ -748,7 +761,8 @@ jg_config_t *jg_config_defaults(void)
     cfg->stop_grace_s = DEFAULT_STOP_GRACE_S;
     cfg->local.enabled = true;
     cfg->local.network = JG_CONFIG_NETWORK_ISOLATED;
-    cfg->local.nat = false;   /* not implemented yet: see docs/configuration.md */
+    cfg->local.nat = true;
+    cfg->local.nat_network = jg_xstrdup(JG_NETNS_UPLINK_DEFAULT);
     cfg->local.cgroups = JG_CONFIG_CGROUPS_AUTO;
     cfg->kubernetes.enabled = false;
     return cfg;
@@ -844,6 +858,7 @@ void jg_config_free(jg_config_t *cfg)
     free(cfg->user_limits);
     free_shape(&cfg->local.capacity);
     free_shape(&cfg->local.max_node);
+    free(cfg->local.nat_network);
     free(cfg->kubernetes.context);
     free(cfg->kubernetes.namespace);
     for (size_t i = 0; i < cfg->n_volumes; i++) {
@@ -985,7 +1000,9 @@ char *jg_config_describe(const jg_config_t *cfg)
     put_shape(f, "max_node:", &l->max_node, "= capacity");
     fprintf(f, "    %-11s%s%s\n", "network:",
             l->network == JG_CONFIG_NETWORK_HOST ? "host" : "isolated", dflt(l->has_network));
-    fprintf(f, "    %-11s%s%s\n", "nat:", l->nat ? "on" : "off", dflt(l->has_nat));
+    fprintf(f, "    %-11s%s%s\n", "nat:", l->nat ? "on (when the daemon runs as root)" : "off",
+            dflt(l->has_nat));
+    fprintf(f, "    nat_network: %s%s\n", l->nat_network, dflt(l->has_nat_network));
     fprintf(f, "    %-11s%s%s\n", "cgroups:",
             l->cgroups == JG_CONFIG_CGROUPS_OFF ? "off" : "auto", dflt(l->has_cgroups));
     const jg_config_kubernetes_t *k = &cfg->kubernetes;

@@ -109,7 +109,9 @@ static void assert_defaults(const jg_config_t *c)
     cr_assert_not(c->local.max_node.has_cpus || c->local.max_node.has_memory ||
                   c->local.max_node.has_accels);
     cr_assert_eq(c->local.network, JG_CONFIG_NETWORK_ISOLATED);
-    cr_assert_not(c->local.nat, "NAT is off until it is implemented");
+    cr_assert(c->local.nat, "nodes reach out through NAT by default (when root)");
+    cr_assert_str_eq(c->local.nat_network, "10.201.0.0/16");
+    cr_assert_not(c->local.has_nat_network);
     cr_assert_eq(c->local.cgroups, JG_CONFIG_CGROUPS_AUTO);
     cr_assert_not(c->kubernetes.enabled);
     cr_assert_null(c->kubernetes.context);
@@ -225,6 +227,8 @@ Test(config, full_file_sets_every_field)
     cr_assert(l->has_network);
     cr_assert_not(l->nat);
     cr_assert(l->has_nat);
+    cr_assert_str_eq(l->nat_network, "172.31.240.0/20");
+    cr_assert(l->has_nat_network);
     cr_assert_eq(l->cgroups, JG_CONFIG_CGROUPS_OFF);
 
     cr_assert(cfg->kubernetes.enabled);
@@ -354,6 +358,26 @@ Test(config, wrong_shapes_say_what_was_expected)
     expect_error("backends: {local: {capacity: {accelerators: [T4]}}}\n",
                  "accelerators: expected a mapping of name: count, e.g. {T4: 2}, got a list",
                  NULL);
+}
+
+Test(config, nat_network_must_be_a_usable_ipv4_network)
+{
+    expect_error("backends: {local: {nat_network: 10.201.0.0}}\n",
+                 "c.yaml:1:33: backends.local.nat_network", "write it as address/prefix");
+    expect_error("backends: {local: {nat_network: 10.201.0.0/33}}\n",
+                 "backends.local.nat_network", "must be between /8 and /29");
+    expect_error("backends: {local: {nat_network: 10.201.0.1/16}}\n",
+                 "host bits set", "10.201.0.0/16");
+    expect_error("backends: {local: {nat_network: 10.0.0.0/8}}\n",
+                 "overlaps 10.200.0.0/16", NULL);
+    expect_error("backends: {local: {nat_network: 10.200.128.0/24}}\n",
+                 "overlaps 10.200.0.0/16", NULL);
+    expect_error("backends: {local: {nat_network: 300.1.0.0/16}}\n",
+                 "is not an IPv4 network", NULL);
+    expect_error("backends: {local: {nat_network: [1]}}\n",
+                 "backends.local.nat_network: expected an IPv4 network", "got a list");
+    cr_assert_not_null(parse("backends: {local: {nat_network: 192.168.77.0/29}}\n"));
+    cr_assert_str_eq(cfg->local.nat_network, "192.168.77.0/29");
 }
 
 Test(config, counts_sizes_and_durations_are_checked)
@@ -592,6 +616,7 @@ Test(config, describe_full_file)
         "    max_node:  cpus 32, memory 128 GiB, accelerators A100:4\n",
         "    network:   host\n",
         "    nat:       off\n",
+        "    nat_network: 172.31.240.0/20\n",
         "    cgroups:   off\n",
         "  kubernetes: enabled\n",
         "    context:   my-cluster\n",
@@ -624,7 +649,8 @@ Test(config, describe_defaults_marks_them)
         "    capacity:  cpus of the host, memory of the host, accelerators of the host\n",
         "    max_node:  cpus = capacity, memory = capacity, accelerators = capacity\n",
         "    network:   isolated (default)\n",
-        "    nat:       off (default)\n",
+        "    nat:       on (when the daemon runs as root) (default)\n",
+        "    nat_network: 10.201.0.0/16 (default)\n",
         "    cgroups:   auto (default)\n",
         "  kubernetes: disabled (default)\n",
         "volumes: none\n",

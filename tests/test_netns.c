@@ -96,7 +96,7 @@ static jg_netns_hub_t *new_hub(jg_netns_mode_t mode)
 {
     cr_assert_lt(n_hubs, 4);
     jg_error_t err;
-    cr_assert_eq(jg_netns_hub_create(mode, NULL, &hubs[n_hubs], &err), 0, "%s", err.text);
+    cr_assert_eq(jg_netns_hub_create(mode, NULL, NULL, &hubs[n_hubs], &err), 0, "%s", err.text);
     return &hubs[n_hubs++];
 }
 
@@ -250,6 +250,56 @@ Test(netns, hosts_file_names_every_node_with_and_without_its_own_address)
     cr_assert(strstr(h, "127.0.0.1\ttrainer-1.rl trainer-1\n"), "%s", h);
     cr_assert_null(strstr(h, "10.200."), "%s", h);
     free(h);
+}
+
+Test(netns, uplink_network_is_parsed_and_checked)
+{
+    jg_netns_uplink_t up;
+    char why[200];
+    cr_assert_eq(jg_netns_uplink_parse(JG_NETNS_UPLINK_DEFAULT, &up, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(up.network, 0x0ac90000u);
+    cr_assert_eq(up.prefix, 16);
+    cr_assert_eq(jg_netns_uplink_parse("100.64.8.0/29", &up, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(up.network, 0x64400800u);
+    const char *bad[] = {"", "10.201.0.0", "10.201.0.0/", "10.201.0.0/x", "10.201.0/16",
+                         "10.201.0.0/7", "10.201.0.0/30", "10.201.0.1/16", "10.0.0.0/8",
+                         "10.200.5.0/24", "10.201.0.0/16 ", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        why[0] = '\0';
+        cr_expect_eq(jg_netns_uplink_parse(bad[i], &up, why, sizeof why), -1, "'%s' accepted",
+                     bad[i]);
+        cr_expect(why[0], "no reason for '%s'", bad[i]);
+    }
+    cr_assert_eq(jg_netns_uplink_parse(NULL, &up, why, sizeof why), -1);
+}
+
+Test(netns, resolv_conf_leaves_out_loopback_nameservers)
+{
+    char *r = jg_netns_resolv_conf("search lab\nnameserver 127.0.0.53\nnameserver ::1\n"
+                                   "nameserver 192.0.2.53\noptions edns0\n", NULL);
+    cr_assert(strstr(r, "search lab\n"), "%s", r);
+    cr_assert(strstr(r, "\nnameserver 192.0.2.53\n"), "%s", r);
+    cr_assert(strstr(r, "options edns0\n"), "%s", r);
+    cr_assert(strstr(r, "# (left out: on the host's loopback) nameserver 127.0.0.53\n"), "%s", r);
+    cr_assert_null(strstr(r, "\nnameserver 127."), "%s", r);
+    cr_assert_null(strstr(r, "\nnameserver ::1"), "%s", r);
+    cr_assert_null(strstr(r, "the host's resolver forwards"), "%s", r);
+    free(r);
+
+    /* systemd-resolved's stub only: its upstream list is used instead. */
+    r = jg_netns_resolv_conf("nameserver 127.0.0.53\noptions edns0 trust-ad\n",
+                             "nameserver 198.51.100.53\nnameserver 127.0.0.1\n");
+    cr_assert(strstr(r, "\nnameserver 198.51.100.53\n"), "%s", r);
+    cr_assert_null(strstr(r, "\nnameserver 127."), "%s", r);
+    free(r);
+
+    /* A nameserver on a name that merely starts like loopback stays. */
+    r = jg_netns_resolv_conf("nameserver 1270.0.0.1\nnameserver ::10\n", NULL);
+    cr_assert(strstr(r, "\nnameserver ::10\n"), "%s", r);
+    free(r);
+    r = jg_netns_resolv_conf(NULL, NULL);
+    cr_assert(strstr(r, "# jgsched:"), "%s", r);
+    free(r);
 }
 
 /* ---- namespaces --------------------------------------------------------- */
@@ -490,7 +540,7 @@ static int unprivileged(const struct passwd *pw)
     }
     jg_netns_hub_t hub;
     jg_error_t err;
-    if (jg_netns_hub_create(JG_NETNS_USERNS, NULL, &hub, &err) < 0) {
+    if (jg_netns_hub_create(JG_NETNS_USERNS, NULL, NULL, &hub, &err) < 0) {
         fprintf(stderr, "%s\n", err.text);
         return 2;
     }

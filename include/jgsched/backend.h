@@ -203,6 +203,8 @@ typedef struct {
     jg_backend_event_f on_event;
     void *event_ctx;
     bool share_host_network;    /* no network isolation, on purpose (warned about) */
+    bool nat;                   /* nodes reach out through NAT (needs root; notes() says) */
+    const char *nat_network;    /* the uplinks' "a.b.c.d/p"; NULL: JG_NETNS_UPLINK_DEFAULT */
     const jg_capacity_t *capacity;  /* declared capacity (copied); NULL: detect the host's */
     const char *cgroup_dir;     /* a cgroup v2 directory (delegated to us, cpu and memory in
                                  * its subtree_control) to put node cgroups under; NULL:

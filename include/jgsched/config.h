@@ -69,6 +69,9 @@ typedef struct {
     bool has_network;
     bool nat;                       /* outbound NAT for nodes when root; default true */
     bool has_nat;
+    char *nat_network;              /* the hubs' uplink addresses, "a.b.c.d/p" (checked);
+                                       default JG_NETNS_UPLINK_DEFAULT */
+    bool has_nat_network;
     jg_config_cgroups_t cgroups;    /* default auto */
     bool has_cgroups;
 } jg_config_local_t;

@@ -21,8 +21,19 @@
  * (jg_netns_bind_t) are then bound on their mount points, created in the
  * node's view when missing.  Those namespaces are held by the shim and
  * its descendants: when the node ends they go, and its veth pair with them.
- * Nothing is named in the host: two instances, or two groups with the same
- * name, cannot collide.
+ * Nothing else is named in the host: two instances, or two groups with the
+ * same name, cannot collide.
+ *
+ * Outbound traffic (mode ROOT, when asked for): the hub also gets an *uplink*,
+ * a veth pair whose hub end `up0` is its default route and whose host end
+ * `jgu<address in hex>` carries the hub's own address from the uplink network
+ * (JG_NETNS_UPLINK_DEFAULT).  The hub masquerades what its nodes send out of
+ * up0 (every hub uses the same node network); the host, set up once by
+ * jg_netns_nat_host_enable(), forwards and masquerades what comes from any
+ * jgu* link, and drops what one hub sends to another.  The host end's name is
+ * the claim on the address: creating it fails while another hub (of any
+ * instance) holds that address, and it goes with the hub.  Nodes of such a hub
+ * get a default route through br0.
  *
  * Three modes, found by jg_netns_probe() at backend start:
  *   ROOT    the daemon is real root: namespaces in the host's user namespace;
@@ -38,6 +49,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "jgsched/error.h"
@@ -46,6 +58,7 @@
 #define JG_NETNS_GATEWAY "10.200.0.1"   /* br0 in every hub; nodes from .0.2 on */
 #define JG_NETNS_PREFIX 16
 #define JG_NETNS_MAX_NODES 65000        /* nodes of one group that get an address */
+#define JG_NETNS_UPLINK_DEFAULT "10.201.0.0/16"     /* host <-> hub links, when NAT is on */
 
 typedef enum {
     JG_NETNS_HOST = 0,
@@ -82,13 +95,37 @@ typedef struct {
     int pidfd;              /* -1 when closed */
 } jg_netns_hub_t;
 
+/* The network hubs' uplinks take their addresses from (host byte order):
+ * `network`/`prefix`; its first address is the host's end of every uplink. */
+typedef struct {
+    uint32_t network;
+    int prefix;             /* JG_NETNS_UPLINK_MIN_PREFIX..JG_NETNS_UPLINK_MAX_PREFIX */
+} jg_netns_uplink_t;
+
+#define JG_NETNS_UPLINK_MIN_PREFIX 8
+#define JG_NETNS_UPLINK_MAX_PREFIX 29
+
+/* Parses "a.b.c.d/p" into an uplink network: 0, or -1 with a message in why
+ * (not an IPv4 network, host bits set, a prefix out of range, or overlapping
+ * the nodes' own 10.200.0.0/16). */
+int jg_netns_uplink_parse(const char *text, jg_netns_uplink_t *out, char *why, size_t len);
+
+/* Prepares this process's network namespace (the host's, for the daemon) for
+ * hub uplinks: turns on IPv4 forwarding and installs the nftables table
+ * `ip jgsched` (masquerade what comes from jgu* and leaves by another link;
+ * drop jgu* to jgu*).  Idempotent, shared by every instance on the host (the
+ * rules do not depend on any instance), left in place at exit.  Needs root.
+ * 0, or -1 + err (nothing half-installed: the rules go in one transaction). */
+int jg_netns_nat_host_enable(jg_error_t *err);
+
 /* Creates a group's hub: forks the keeper, which (mode USERNS: creates and
- * maps its user namespace,) creates the network namespace and br0, then execs
- * hold_argv (NULL: stays a forked copy of the caller that only waits for
- * SIGKILL; for tests and the bench).  Returns once the bridge is up.  On
- * failure nothing is left.  The hub's pidfd is close-on-exec. */
-int jg_netns_hub_create(jg_netns_mode_t mode, char *const hold_argv[], jg_netns_hub_t *hub,
-                        jg_error_t *err);
+ * maps its user namespace,) creates the network namespace and br0 (uplink not
+ * NULL, mode ROOT only: and the uplink, see the top), then execs hold_argv
+ * (NULL: stays a forked copy of the caller that only waits for SIGKILL; for
+ * tests and the bench).  Returns once the network is up.  On failure nothing
+ * is left.  The hub's pidfd is close-on-exec. */
+int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
+                        char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err);
 
 /* Finds a keeper again (after a daemon restart): fails when no process with
  * that pid and start time runs. */
@@ -116,6 +153,8 @@ typedef struct {
     int index;              /* jg_netns_node_index(): link name and address */
     const char *hostname;   /* "<job>-<rank>" */
     const char *hosts_path; /* bound read-only on /etc/hosts; NULL: none */
+    const char *resolv_path;    /* bound read-only on /etc/resolv.conf; NULL: none */
+    bool default_route;     /* the hub has an uplink: route everything through br0 */
     const char *tmp_path;   /* covers /tmp (host entries bound back in); NULL: none */
     const jg_netns_bind_t *binds;   /* volumes, bound after /tmp (own_mounts only) */
     size_t n_binds;
@@ -134,6 +173,13 @@ int jg_netns_open_dir(const char *path, bool create);
  * changes the process for good, uses no heap, and on failure writes a message
  * into errbuf and returns -1 (the child must then exit). */
 int jg_netns_node_enter(const jg_netns_node_t *node, char *errbuf, size_t len);
+
+/* A node's resolv.conf from the host's (host_resolv, NULL if unreadable):
+ * the same, less the nameservers on loopback (a local resolver such as
+ * systemd-resolved's 127.0.0.53 is unreachable from a node); when that leaves
+ * none, upstream (the resolver's own list, e.g. /run/systemd/resolve/
+ * resolv.conf, NULL if none) is used the same way.  Caller frees. */
+char *jg_netns_resolv_conf(const char *host_resolv, const char *upstream);
 
 /* Sends SIGKILL to every process (but the caller) whose network namespace is
  * the one `nsfd` refers to, as far as we may see and signal them; returns how

@@ -24,6 +24,7 @@
 JG_CONFIG='backends:
   local:
     capacity: {cpus: 4, memory: 64GB}
+    nat: false
 stop_grace: 5s'
 jg_setup
 

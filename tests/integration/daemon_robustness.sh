@@ -23,6 +23,7 @@ PROTO=$(cd "$(dirname "$0")" && pwd)/tools/jgproto.py
 JG_CONFIG='backends:
   local:
     capacity: {cpus: 1, memory: 16GB}
+    nat: false
 stop_grace: 1s'
 jg_setup
 SOCK=$JGSCHED_HOME/jgsched.sock

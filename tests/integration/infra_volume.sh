@@ -179,7 +179,7 @@ part1=$?
 
 # ---------------------------------------------------------------- part 2
 (
-JG_CONFIG='backends: {local: {capacity: {cpus: 2}}}'
+JG_CONFIG='backends: {local: {capacity: {cpus: 2}, nat: false}}'
 jg_setup
 
 jgc_ok infra --json

@@ -19,7 +19,8 @@
 # Environment: JGSCHED, JGSCHEDD, JGSCHED_SHIM (absolute paths of the built
 # binaries), JG_SOURCE_ROOT (the repository root).  JG_KEEP=1 keeps the
 # temporary directories of a failed test for inspection.  JG_DAEMON_ARGS adds
-# arguments to the jgschedd that jg_setup starts (e.g. --system).
+# arguments to the jgschedd that jg_setup starts (e.g. --system), JG_DAEMON_WRAP
+# a command it runs under (e.g. nsenter --net=...).
 
 # Variables set here are read by the tests that source this file; jq filters
 # are single-quoted on purpose.
@@ -430,8 +431,11 @@ jg_setup() {
 
     # The seed plan's groups ask for more CPUs and memory than a CI machine has
     # (the RL architecture: 26 cpus, 56 GB): declare a larger local capacity on
-    # purpose, as the seed plan's users would on a shared test box.  A test may
-    # write its own config.yaml before jg_setup by setting JG_CONFIG.
+    # purpose, as the seed plan's users would on a shared test box.  NAT is off:
+    # as root it would turn on forwarding and add nftables rules in this host's
+    # network namespace (nat.sh tests it in namespaces of its own).  A test may
+    # write its own config.yaml before jg_setup by setting JG_CONFIG (with
+    # `nat: false` unless its daemon runs in a network namespace of its own).
     if [ -n "${JG_CONFIG:-}" ]; then
         printf '%s\n' "$JG_CONFIG" >"$JGSCHED_HOME/config.yaml"
     else
@@ -439,6 +443,7 @@ jg_setup() {
 backends:
   local:
     capacity: {cpus: 64, memory: 256GB}
+    nat: false
 CFG
     fi
 
@@ -446,7 +451,9 @@ CFG
     # with $(...) (a daemon holding the pipe would hang the test).
     # JG_DAEMON_ARGS (optional, word-split): extra daemon arguments, e.g. --system.
     # shellcheck disable=SC2086
-    timeout -k 5 30 "$JGSCHEDD" ${JG_DAEMON_ARGS:-} >"$JG_WORK/jgschedd.start" 2>&1
+    # JG_DAEMON_WRAP (optional, word-split): a command the daemon runs under,
+    # e.g. `nsenter --net=/run/netns/X` to give it a network namespace.
+    timeout -k 5 30 ${JG_DAEMON_WRAP:-} "$JGSCHEDD" ${JG_DAEMON_ARGS:-} >"$JG_WORK/jgschedd.start" 2>&1
     local rc=$?
     if [ "$rc" -ne 0 ]; then
         cat "$JG_WORK/jgschedd.start" >&2
@@ -468,6 +475,8 @@ jg_teardown() {
     local rc=$? i active pids p
     set +e
     trap - EXIT
+    # A test's own resources (namespaces, servers) go first: jg_extra_teardown.
+    if declare -F jg_extra_teardown >/dev/null; then jg_extra_teardown; fi
     [ -n "$JG_HOME_CREATED" ] || exit "$rc"
     # Our own background commands (followers, logs -f).
     for p in $(jobs -p); do kill "$p" 2>/dev/null; done

@@ -74,6 +74,7 @@ MU_USERS+=("$UC")
 JG_CONFIG="backends:
   local:
     capacity: {cpus: 64, memory: 256GB}
+    nat: false
 admins: [$UC]
 limits:
   users:

@@ -1,0 +1,94 @@
+/* netns_nat.c - the nftables rules behind a node's outbound traffic.
+ *
+ * Every hub uses the same node network (10.200.0.0/16), so a node's packet is
+ * masqueraded twice: in its hub, to the hub's own uplink address (unique on
+ * the host), then on the host, to whatever address the host leaves by.  The
+ * rules go in through libnftables in one transaction each; the netlink socket
+ * it opens belongs to the caller's network namespace, which is how the same
+ * code serves the host (the daemon) and a hub (its keeper).
+ *
+ * The host's table names links by the uplink prefix only, never by instance
+ * or address, so every jgsched daemon on the host installs the very same
+ * rules and any of them may (re)install them at any time.
+ */
+#include "jgsched/netns.h"
+#include "netns_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nftables/libnftables.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TABLE "jgsched"
+#define UPLINKS JG_NETNS_UPLINK_HOST_PREFIX "*"     /* every hub's host end */
+
+/* Runs an nft script in the caller's network namespace; the first line of
+ * nft's complaint goes to errbuf. */
+static int nft_apply(const char *script, char *errbuf, size_t len)
+{
+    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (!nft) {
+        snprintf(errbuf, len, "nftables: cannot create a context");
+        return -1;
+    }
+    nft_ctx_buffer_output(nft);
+    nft_ctx_buffer_error(nft);
+    int rc = nft_run_cmd_from_buffer(nft, script) == 0 ? 0 : -1;
+    if (rc < 0) {
+        const char *msg = nft_ctx_get_error_buffer(nft);
+        msg = msg && *msg ? msg : "the kernel refused the rules";
+        int n = (int)strcspn(msg, "\n");
+        snprintf(errbuf, len, "nftables: %.*s", n, msg);
+    }
+    nft_ctx_free(nft);
+    return rc;
+}
+
+static int set_ip_forward(char *errbuf, size_t len)
+{
+    int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "1", 1) != 1) {
+        snprintf(errbuf, len, "cannot turn on IPv4 forwarding (/proc/sys/net/ipv4/ip_forward): "
+                 "%s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int jg_netns_nat_hub(const char *uplink_if, char *errbuf, size_t len)
+{
+    char script[512];
+    snprintf(script, sizeof script,
+             "table ip " TABLE " {\n"
+             "  chain postrouting {\n"
+             "    type nat hook postrouting priority srcnat; policy accept;\n"
+             "    oifname \"%s\" masquerade\n"
+             "  }\n"
+             "}\n", uplink_if);
+    return nft_apply(script, errbuf, len);
+}
+
+int jg_netns_nat_host_enable(jg_error_t *err)
+{
+    /* Declaring the chains is idempotent; flushing them first makes the
+     * rules exactly these, however many daemons ran this before. */
+    static const char script[] =
+        "table ip " TABLE " {\n"
+        "  chain postrouting { type nat hook postrouting priority srcnat; policy accept; }\n"
+        "  chain forward { type filter hook forward priority filter; policy accept; }\n"
+        "}\n"
+        "flush chain ip " TABLE " postrouting\n"
+        "flush chain ip " TABLE " forward\n"
+        "add rule ip " TABLE " forward iifname \"" UPLINKS "\" oifname \"" UPLINKS "\" drop\n"
+        "add rule ip " TABLE " postrouting iifname \"" UPLINKS "\" oifname != \"" UPLINKS "\" "
+        "masquerade\n";
+    char why[512];
+    if (nft_apply(script, why, sizeof why) < 0 || set_ip_forward(why, sizeof why) < 0)
+        return jg_errprintf(err, "outbound NAT: %s", why);
+    return 0;
+}
