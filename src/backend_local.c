@@ -1738,6 +1738,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         .resolv_path = gnet->resolv_path,
         .default_route = b->nat,
         .tmp_path = tmp,
+        .keep_path = dir,
         .binds = binds,
         .n_binds = binds ? job->n_volumes : 0,
         .gid = creds->active ? creds->gid : getegid(),

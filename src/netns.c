@@ -715,91 +715,6 @@ static int remount_ro(const char *path)
     return mount(NULL, path, NULL, flags, NULL);
 }
 
-/* A mount point for host entry `name` in the node's /tmp (dirfd): a
- * directory, or an empty file for anything else. */
-static int make_stub(int dirfd, const char *name, bool dir)
-{
-    if (dir)
-        return mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST ? -1 : 0;
-    int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return -1;
-    close(fd);
-    return 0;
-}
-
-/* The node's own /tmp: its directory covers /tmp, and every entry the host's
- * /tmp has now is bound back in place (a symbolic link is copied), so paths
- * prepared on the host (a state directory, a test's scratch files) stay
- * where they are, shared; what the node creates next to them is its own.
- * Walks the host's /tmp with getdents64 on a stack buffer (no heap). */
-static int cover_tmp(const jg_netns_node_t *node, char *errbuf, size_t len)
-{
-    int host = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int mine = -1, rc = -1;
-    if (host < 0)
-        return fail(errbuf, len, "cannot open /tmp: %s", strerror(errno));
-    if (mount(node->tmp_path, "/tmp", NULL, MS_BIND, NULL) < 0) {
-        fail(errbuf, len, "cannot bind %s on /tmp: %s", node->tmp_path, strerror(errno));
-        goto done;
-    }
-    if ((mine = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        fail(errbuf, len, "cannot open the node's /tmp: %s", strerror(errno));
-        goto done;
-    }
-    char buf[4096] __attribute__((aligned(8)));
-    for (;;) {
-        long n = syscall(SYS_getdents64, host, buf, sizeof buf);
-        if (n < 0) {
-            fail(errbuf, len, "cannot read the host's /tmp: %s", strerror(errno));
-            goto done;
-        }
-        if (n == 0)
-            break;
-        for (long off = 0; off < n;) {
-            struct {
-                uint64_t ino;
-                int64_t off;
-                unsigned short reclen;
-                unsigned char type;
-                char name[];
-            } *de = (void *)(buf + off);
-            off += de->reclen;
-            const char *name = de->name;
-            if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-                continue;
-            struct stat st;
-            if (fstatat(host, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                continue;           /* gone meanwhile */
-            if (S_ISLNK(st.st_mode)) {
-                char target[PATH_MAX];
-                ssize_t l = readlinkat(host, name, target, sizeof target - 1);
-                if (l > 0) {
-                    target[l] = '\0';
-                    (void)symlinkat(target, mine, name);    /* may exist from an earlier attempt */
-                }
-                continue;
-            }
-            /* Best effort: an entry that vanished meanwhile (or that even
-             * root may not look into) is left out, never a failed node. */
-            char from[64 + 256], to[16 + 256];
-            snprintf(from, sizeof from, "/proc/self/fd/%d/%s", host, name);
-            snprintf(to, sizeof to, "/tmp/%s", name);
-            struct stat had;
-            bool existed = fstatat(mine, name, &had, AT_SYMLINK_NOFOLLOW) == 0;
-            if (make_stub(mine, name, S_ISDIR(st.st_mode)) == 0 &&
-                mount(from, to, NULL, MS_BIND | MS_REC, NULL) < 0 && !existed)
-                (void)unlinkat(mine, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
-        }
-    }
-    rc = 0;
-done:
-    close(host);
-    if (mine >= 0)
-        close(mine);
-    return rc;
-}
-
 int jg_netns_open_dir(const char *path, bool create)
 {
     if (!path || path[0] != '/') {
@@ -840,37 +755,30 @@ int jg_netns_open_dir(const char *path, bool create)
     return -1;
 }
 
-/* Binds every volume on its mount point (made in the node's view if missing:
- * under /tmp that is the node's own /tmp).  Both ends are opened first and
- * mounted through /proc/self/fd, so no path is looked up twice. */
-static int bind_volumes(const jg_netns_node_t *node, char *errbuf, size_t len)
+/* Binds directory descriptor src on path target, made in the node's view if
+ * missing (under /tmp: in the node's own /tmp) and reached without following
+ * links; both ends go through /proc/self/fd, so no path is looked up twice. */
+static int bind_dir_at(int src, const char *target, const char *what, char *errbuf, size_t len)
 {
-    for (size_t i = 0; i < node->n_binds; i++) {
-        const jg_netns_bind_t *v = &node->binds[i];
-        int src = open(v->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (src < 0)
-            return fail(errbuf, len, "volume directory %s: %s", v->source, strerror(errno));
-        int dst = jg_netns_open_dir(v->target, true);
-        if (dst < 0) {
-            int e = errno;
-            close(src);
-            return fail(errbuf, len, "cannot make the mount point %s: %s", v->target,
-                        e == ELOOP ? "a component is a symbolic link" : strerror(e));
-        }
-        char from[32], to[32];
-        snprintf(from, sizeof from, "/proc/self/fd/%d", src);
-        snprintf(to, sizeof to, "/proc/self/fd/%d", dst);
-        int r = mount(from, to, NULL, MS_BIND | MS_REC, NULL);
-        int e = errno;
-        close(src);
-        close(dst);
-        if (r < 0)
-            return fail(errbuf, len, "cannot mount volume %s on %s: %s", v->source, v->target,
-                        strerror(e));
-    }
+    int dst = jg_netns_open_dir(target, true);
+    if (dst < 0)
+        return fail(errbuf, len, "cannot make the mount point %s: %s (for %s)", target,
+                    errno == ELOOP ? "a component is a symbolic link" : strerror(errno), what);
+    char from[32], to[32];
+    snprintf(from, sizeof from, "/proc/self/fd/%d", src);
+    snprintf(to, sizeof to, "/proc/self/fd/%d", dst);
+    int r = mount(from, to, NULL, MS_BIND | MS_REC, NULL);
+    int e = errno;
+    close(dst);
+    if (r < 0)
+        return fail(errbuf, len, "cannot mount %s on %s: %s", what, target, strerror(e));
     return 0;
 }
 
+/* The node's files: /etc/hosts, /etc/resolv.conf, its own /tmp (hiding the
+ * host's), the one host directory it must keep seeing, and its volumes.
+ * Every host directory is opened before /tmp is covered, since a volume's
+ * source or the kept directory may lie in the host's /tmp. */
 static int node_mounts(const jg_netns_node_t *node, char *errbuf, size_t len)
 {
     if (node->hostname && sethostname(node->hostname, strlen(node->hostname)) < 0)
@@ -893,9 +801,44 @@ static int node_mounts(const jg_netns_node_t *node, char *errbuf, size_t len)
                         node->resolv_path, strerror(errno));
         (void)remount_ro("/etc/resolv.conf");
     }
-    if (node->tmp_path && cover_tmp(node, errbuf, len) < 0)
-        return -1;
-    return bind_volumes(node, errbuf, len);
+
+    size_t n = node->n_binds;
+    int src[n + 1];                 /* the volumes', then the kept directory's */
+    size_t opened = 0;
+    int rc = -1;
+    for (; opened < n; opened++) {
+        src[opened] = open(node->binds[opened].source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (src[opened] < 0) {
+            fail(errbuf, len, "volume directory %s: %s", node->binds[opened].source,
+                 strerror(errno));
+            goto done;
+        }
+    }
+    bool keep = node->tmp_path && node->keep_path && strncmp(node->keep_path, "/tmp/", 5) == 0;
+    if (keep) {
+        if ((src[n] = open(node->keep_path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            fail(errbuf, len, "cannot open %s: %s", node->keep_path, strerror(errno));
+            goto done;
+        }
+        opened++;
+    }
+    if (node->tmp_path && mount(node->tmp_path, "/tmp", NULL, MS_BIND, NULL) < 0) {
+        fail(errbuf, len, "cannot bind %s on /tmp: %s", node->tmp_path, strerror(errno));
+        goto done;
+    }
+    if (keep && bind_dir_at(src[n], node->keep_path, node->keep_path, errbuf, len) < 0)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        char what[300];
+        snprintf(what, sizeof what, "volume %s", node->binds[i].source);
+        if (bind_dir_at(src[i], node->binds[i].target, what, errbuf, len) < 0)
+            goto done;
+    }
+    rc = 0;
+done:
+    for (size_t i = 0; i < opened; i++)
+        close(src[i]);
+    return rc;
 }
 
 int jg_netns_node_enter(const jg_netns_node_t *node, char *errbuf, size_t len)

@@ -274,7 +274,8 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 static void setup(void)
 {
-    snprintf(state_dir, sizeof state_dir, "/tmp/jg-localbackend-XXXXXX");
+    /* Not under /tmp: nodes do not see the host's /tmp, and they write to scratch. */
+    snprintf(state_dir, sizeof state_dir, "/var/tmp/jg-localbackend-XXXXXX");
     cr_assert(mkdtemp(state_dir));
     snprintf(scratch, sizeof scratch, "%s/scratch", state_dir);
     cr_assert_eq(mkdir(scratch, 0755), 0);

@@ -123,7 +123,7 @@ static pid_t node(jg_netns_mode_t mode, const jg_netns_hub_t *hub, int index, ch
         jg_netns_node_t n = {.mode = mode, .own_mounts = true,
                              .hub_pidfd = hub ? hub->pidfd : -1, .index = index,
                              .hostname = name, .hosts_path = access(hosts, F_OK) == 0 ? hosts : NULL,
-                             .tmp_path = tmp, .gid = getegid()};
+                             .tmp_path = tmp, .keep_path = dir, .gid = getegid()};
         char msg[256];
         unsigned char code = 0;
         if (jg_netns_node_enter(&n, msg, sizeof msg) < 0) {
@@ -315,9 +315,9 @@ Test(netns, probe_as_root_finds_root_mode)
     cr_assert_str_eq(caps.why, "");
 }
 
+/* arg: a path in the host's /tmp the node must not see. */
 static int identity(int index, void *arg)
 {
-    (void)arg;
     char buf[256], want[32];
     if (gethostname(buf, sizeof buf) < 0)
         return 20;
@@ -338,7 +338,9 @@ static int identity(int index, void *arg)
         return 24;
     fclose(f);
     if (access(dir, F_OK) < 0)
-        return 25;              /* a kept path under /tmp must stay visible */
+        return 25;              /* the kept path under /tmp must stay visible */
+    if (arg && access(arg, F_OK) == 0)
+        return 27;              /* the host's /tmp shows through */
     if (try_connect("10.200.0.1", 9, 200) == 0)
         return 26;              /* nothing listens on the bridge */
     return 0;
@@ -353,12 +355,18 @@ Test(netns, a_node_has_its_name_hosts_and_own_tmp)
     FILE *f = fopen(hosts, "w");
     fputs("127.0.0.1\tlocalhost\n10.200.0.2\tnode-0.g node-0\n10.200.0.3\tnode-1.g node-1\n", f);
     fclose(f);
+    char hidden[64];
+    snprintf(hidden, sizeof hidden, "/tmp/jg-netns-hidden-%d", (int)getpid());
+    cr_assert_eq(mkdir(hidden, 0755), 0, "%s: %s", hidden, strerror(errno));
     jg_netns_hub_t *hub = new_hub(caps.mode);
     int r0, r1;
-    node(caps.mode, hub, 0, identity, NULL, false, &r0);
-    cr_assert_eq(result(r0), 0);
-    node(caps.mode, hub, 1, identity, NULL, false, &r1);
-    cr_assert_eq(result(r1), 0, "node 1 saw node 0's /tmp or lacks its identity");
+    node(caps.mode, hub, 0, identity, hidden, false, &r0);
+    int c0 = result(r0);
+    node(caps.mode, hub, 1, identity, hidden, false, &r1);
+    int c1 = result(r1);
+    rmdir(hidden);
+    cr_assert_eq(c0, 0, "node 0: check %d failed", c0);
+    cr_assert_eq(c1, 0, "node 1 saw node 0's /tmp or lacks its identity (check %d)", c1);
     char mine[512];
     snprintf(mine, sizeof mine, "%s/tmp-%d-1/mine", dir, hub->pid);
     cr_assert_eq(access(mine, F_OK), 0, "the node's /tmp is its directory on the host");

@@ -15,11 +15,12 @@
  * network namespace of its own, with address jg_netns_node_address(index) and
  * loopback up; it gets its own UTS namespace (hostname `<job>-<rank>`) and
  * mount namespace, where the group's hosts file covers /etc/hosts and a
- * per-node directory covers /tmp: every entry the host's /tmp holds at that
- * moment is bound back in place (shared with the host), and what the node
- * creates beside them is its own, kept in that directory.  Shared volumes
- * (jg_netns_bind_t) are then bound on their mount points, created in the
- * node's view when missing.  Those namespaces are held by the shim and
+ * per-node directory covers /tmp: the node sees none of the host's /tmp, only
+ * what it writes there itself, kept in that directory across its attempts.
+ * The one host path under /tmp it still sees is keep_path (its own directory,
+ * when the instance's state lives under /tmp: its shim works there).  Shared
+ * volumes (jg_netns_bind_t, whose sources may lie in the host's /tmp) are then
+ * bound on their mount points, created in the node's view when missing.  Those namespaces are held by the shim and
  * its descendants: when the node ends they go, and its veth pair with them.
  * Nothing else is named in the host: two instances, or two groups with the
  * same name, cannot collide.
@@ -155,7 +156,9 @@ typedef struct {
     const char *hosts_path; /* bound read-only on /etc/hosts; NULL: none */
     const char *resolv_path;    /* bound read-only on /etc/resolv.conf; NULL: none */
     bool default_route;     /* the hub has an uplink: route everything through br0 */
-    const char *tmp_path;   /* covers /tmp (host entries bound back in); NULL: none */
+    const char *tmp_path;   /* covers /tmp, hiding the host's; NULL: the host's /tmp */
+    const char *keep_path;  /* a host directory that stays visible at its own path even
+                             * under /tmp (the node's directory); NULL: none */
     const jg_netns_bind_t *binds;   /* volumes, bound after /tmp (own_mounts only) */
     size_t n_binds;
     gid_t gid;              /* mode USERNS: the node's group, allowed to ping */

@@ -14,7 +14,8 @@
 #                   ("not ok - MSG") with exit 1.  jg_done prints the summary.
 #   - scratch files (YAMLs written by a test, files written by nodes) go to
 #                   $JG_WORK, a second temporary directory, so that nothing the
-#                   test itself runs mentions $JGSCHED_HOME on its command line.
+#                   test itself runs mentions $JGSCHED_HOME on its command line;
+#                   under /var/tmp, since a node does not see the host's /tmp.
 #
 # Environment: JGSCHED, JGSCHEDD, JGSCHED_SHIM (absolute paths of the built
 # binaries), JG_SOURCE_ROOT (the repository root).  JG_KEEP=1 keeps the
@@ -424,7 +425,8 @@ jg_setup() {
     JG_HOME_CREATED=$JGSCHED_HOME
     # A marker every process we start inherits: teardown kills what carries it.
     export JGSCHED_TEST_HOME=$JGSCHED_HOME
-    JG_WORK=$(mktemp -d /tmp/jgwork.XXXXXX) || { echo "not ok - mktemp" >&2; exit 1; }
+    # Not under /tmp: nodes have a /tmp of their own and would not see it.
+    JG_WORK=$(mktemp -d /var/tmp/jgwork.XXXXXX) || { echo "not ok - mktemp" >&2; exit 1; }
     chmod 755 "$JG_WORK"
     trap jg_teardown EXIT
     trap 'exit 130' INT TERM
