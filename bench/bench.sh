@@ -8,7 +8,9 @@
 #   e. daemon peak memory (VmHWM) after the run
 #   f. parsing a 10,000-job YAML and a default-policy hook call (when built)
 # Usage: bench/bench.sh [BUILD_DIR]   (N=1000 R=10 by default; override via env;
-#        BENCH_DIR=/dev/shm puts the instance on tmpfs, BENCH_NETWORK=host turns isolation off)
+#        BENCH_DIR=/dev/shm puts the instance on tmpfs, BENCH_NETWORK=host turns isolation off,
+#        BENCH_NAT=true turns outbound NAT on: off by default, so the bench leaves this host's
+#        forwarding and nftables rules alone; bench_netns measures what NAT adds per group)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -64,11 +66,10 @@ Y
 
 # BENCH_NETWORK=host measures without per-node namespaces (the isolation the
 # Slurm peer runs with: none); the default is the local backend's isolation.
-if [ -n "${BENCH_NETWORK:-}" ]; then
-  printf 'backends:\n  local:\n    network: %s\n' "$BENCH_NETWORK" >"$JGSCHED_HOME/config.yaml"
-fi
+printf 'backends:\n  local:\n    network: %s\n    nat: %s\n' "${BENCH_NETWORK:-isolated}" \
+  "${BENCH_NAT:-false}" >"$JGSCHED_HOME/config.yaml"
 "$build/jgschedd"
-echo "jgsched bench: network ${BENCH_NETWORK:-isolated}, state in $(dirname "$JGSCHED_HOME"), N=$N two-job groups, R=$R runs of a 7-node group, $(nproc) cores"
+echo "jgsched bench: network ${BENCH_NETWORK:-isolated}, nat ${BENCH_NAT:-false}, state in $(dirname "$JGSCHED_HOME"), N=$N two-job groups, R=$R runs of a 7-node group, $(nproc) cores"
 
 t0=$(now)
 for _ in $(seq "$N"); do "$JG" submit -d "$JGSCHED_HOME/two.yaml" >/dev/null; done

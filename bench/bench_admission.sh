@@ -5,7 +5,7 @@
 # blocked queue head instead of rescanning every pending group per event).
 #
 # For each N (default 1000 and 2000), in a fresh instance whose config.yaml
-# declares `backends: {local: {capacity: {cpus: 4}}}`:
+# declares `backends: {local: {capacity: {cpus: 4}, nat: false}}`:
 #   - a blocker group asking all 4 cpus is submitted and held running, so the
 #     N groups submitted next all queue up PENDING (the whole queue is there
 #     when the drain starts, the worst case for a scheduler that rescans);
@@ -26,7 +26,7 @@ NS=${NS:-1000 2000}
 JG=$build/jgsched
 TICK=$(getconf CLK_TCK)
 export JGSCHED_HOME=""
-WORK=$(mktemp -d /tmp/jgbench-adm.XXXXXX)
+WORK=$(mktemp -d /var/tmp/jgbench-adm.XXXXXX)     # seen by nodes: not under /tmp
 
 stop_instance() {
   [ -n "$JGSCHED_HOME" ] || return 0
@@ -68,7 +68,7 @@ prev_per=""
 for N in $NS; do
   JGSCHED_HOME=$(mktemp -d /tmp/jgbench-adm-home.XXXXXX)
   rm -f "$WORK/release"
-  printf 'backends: {local: {capacity: {cpus: 4}}}\n' >"$JGSCHED_HOME/config.yaml"
+  printf 'backends: {local: {capacity: {cpus: 4}, nat: false}}\n' >"$JGSCHED_HOME/config.yaml"
   "$build/jgschedd"
   pid=$(cat "$JGSCHED_HOME/jgschedd.pid")
 
