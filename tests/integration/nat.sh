@@ -14,6 +14,8 @@
 # Needs root (NAT is a root-only feature): skipped otherwise.
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=SCRIPTDIR/tools/daemon.sh
+. "$(dirname "$0")/tools/daemon.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "skip - outbound NAT needs root"
@@ -148,19 +150,10 @@ ok "cancel removes the uplink"
 
 # ---------------------------------------------------------------- nat: false
 jgc_ok daemon stop
-for ((i = 0; i < 50; i++)); do
-    kill -0 "$JG_DAEMON_PID" 2>/dev/null || break
-    sleep 0.2
-done
+wait_pid_gone "$JG_DAEMON_PID" 10 || fail "the daemon (pid $JG_DAEMON_PID) is alive after 'daemon stop'"
 printf 'backends:\n  local:\n    capacity: {cpus: 64, memory: 256GB}\n    nat: false\n' \
     >"$JGSCHED_HOME/config.yaml"
-nsenter --net="/run/netns/$HNS" timeout -k 5 30 "$JGSCHEDD" >"$JG_WORK/restart.out" 2>&1 ||
-    fail "jgschedd did not restart: $(cat "$JG_WORK/restart.out")"
-for ((i = 0; i < 25; i++)); do
-    JG_DAEMON_PID=$(tr -dc '0-9' <"$JGSCHED_HOME/jgschedd.pid" 2>/dev/null)
-    [ -n "$JG_DAEMON_PID" ] && kill -0 "$JG_DAEMON_PID" 2>/dev/null && break
-    sleep 0.2
-done
+daemon_start
 jgc_ok infra
 assert_contains "$OUT" "NAT is off by configuration" "infra's notes with nat: false"
 : >"$JG_WORK/server.log"

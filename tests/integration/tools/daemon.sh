@@ -32,12 +32,14 @@ daemon_kill() {
     wait_pid_gone "$pid" 10 || fail "the daemon (pid $pid) is still alive 10 s after SIG$sig"
 }
 
-# daemon_start [ARGS...]: starts "$JGSCHEDD" ARGS on $JGSCHED_HOME; it must
-# exit 0 once ready, write a fresh pid file and answer ping.  Sets JG_DAEMON_PID.
+# daemon_start [ARGS...]: starts "$JGSCHEDD" ARGS on $JGSCHED_HOME (under
+# $JG_DAEMON_WRAP, as jg_setup does); it must exit 0 once ready, write a fresh
+# pid file and answer ping.  Sets JG_DAEMON_PID.
 # shellcheck disable=SC2120
 daemon_start() {
     local old=$JG_DAEMON_PID rc pid="" i
-    timeout -k 5 30 "$JGSCHEDD" "$@" >"$JG_WORK/jgschedd.restart" 2>&1 </dev/null
+    # shellcheck disable=SC2086
+    timeout -k 5 30 ${JG_DAEMON_WRAP:-} "$JGSCHEDD" "$@" >"$JG_WORK/jgschedd.restart" 2>&1 </dev/null
     rc=$?
     if [ "$rc" -ne 0 ]; then
         cat "$JG_WORK/jgschedd.restart" >&2
