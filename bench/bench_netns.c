@@ -203,7 +203,7 @@ int main(int argc, char **argv)
         if (unshare(CLONE_NEWNET) < 0) {
             perror("bench_netns: unshare");
             rc = 1;
-        } else if (jg_netns_nat_host_enable(&err) < 0) {
+        } else if (jg_netns_nat_host_enable(NULL, 0, &err) < 0) {
             fprintf(stderr, "bench_netns: %s\n", err.text);
             rc = 1;
         } else {

@@ -2524,7 +2524,7 @@ static char *make_notes(const local_t *b, const char *cg_why)
 static int setup_nat(local_t *b, const jg_local_config_t *cfg, jg_error_t *err)
 {
     const char *network = cfg->nat_network ? cfg->nat_network : JG_NETNS_UPLINK_DEFAULT;
-    char why[200];
+    char why[200], firewall[512];
     if (jg_netns_uplink_parse(network, &b->uplink, why, sizeof why) < 0)
         return jg_errprintf(err, "local backend: nat_network: %s", why);
     jg_error_t e = {{0}};
@@ -2536,14 +2536,17 @@ static int setup_nat(local_t *b, const jg_local_config_t *cfg, jg_error_t *err)
     else if (b->net.mode != JG_NETNS_ROOT)
         b->nat_note = jg_xstrdup("outbound: none, NAT needs a daemon running as root; nodes "
                                  "reach only their own group");
-    else if (jg_netns_nat_host_enable(&e) < 0) {
+    else if (jg_netns_nat_host_enable(firewall, sizeof firewall, &e) < 0) {
         b->nat_note = jg_xasprintf("outbound: none (%s); nodes reach only their own group",
                                    e.text);
         jg_log("warn", "local backend: %s", b->nat_note);
     } else {
         b->nat = true;
         b->nat_note = jg_xasprintf("outbound: NAT, each group's uplink from %s (nftables table "
-                                   "ip jgsched, IPv4 forwarding on)", network);
+                                   "ip jgsched, IPv4 forwarding on)%s%s", network,
+                                   firewall[0] ? ", but " : "", firewall);
+        if (firewall[0])
+            jg_log("warn", "local backend: outbound NAT is on, but %s", firewall);
     }
     return 0;
 }

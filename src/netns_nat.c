@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <nftables/libnftables.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 
 #define TABLE "jgsched"
 #define UPLINKS JG_NETNS_UPLINK_HOST_PREFIX "*"     /* every hub's host end */
+#define UPLINKS_IPTABLES JG_NETNS_UPLINK_HOST_PREFIX "+"    /* the same, as iptables says it */
 
 /* Runs an nft script in the caller's network namespace; the first line of
  * nft's complaint goes to errbuf. */
@@ -73,7 +75,46 @@ int jg_netns_nat_hub(const char *uplink_if, char *errbuf, size_t len)
     return nft_apply(script, errbuf, len);
 }
 
-int jg_netns_nat_host_enable(jg_error_t *err)
+/* Names (in list, "" if none) the base chains of other tables that drop
+ * forwarded IPv4 packets by default, as Docker's `ip filter FORWARD` does: a
+ * packet any base chain drops is dropped, whatever ours accepts.  Best
+ * effort: a ruleset that cannot be listed names nothing. */
+static void find_forward_drops(char *list, size_t len)
+{
+    list[0] = '\0';
+    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (!nft)
+        return;
+    nft_ctx_output_set_flags(nft, NFT_CTX_OUTPUT_JSON);
+    nft_ctx_buffer_output(nft);
+    nft_ctx_buffer_error(nft);
+    json_t *root = NULL;
+    if (nft_run_cmd_from_buffer(nft, "list chains") == 0)
+        root = json_loads(nft_ctx_get_output_buffer(nft), 0, NULL);
+    size_t i, off = 0;
+    json_t *item;
+    json_array_foreach(json_object_get(root, "nftables"), i, item) {
+        json_t *c = json_object_get(item, "chain");
+        const char *family = json_string_value(json_object_get(c, "family"));
+        const char *table = json_string_value(json_object_get(c, "table"));
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const char *hook = json_string_value(json_object_get(c, "hook"));
+        const char *policy = json_string_value(json_object_get(c, "policy"));
+        if (!family || !table || !name || !hook || !policy || strcmp(hook, "forward") != 0 ||
+            strcmp(policy, "drop") != 0 || (strcmp(family, "ip") != 0 &&
+                                             strcmp(family, "inet") != 0) ||
+            (strcmp(family, "ip") == 0 && strcmp(table, TABLE) == 0))
+            continue;
+        int n = snprintf(list + off, len - off, "%s%s %s %s", off ? ", " : "", family, table, name);
+        if (n < 0 || (size_t)n >= len - off)
+            break;
+        off += (size_t)n;
+    }
+    json_decref(root);
+    nft_ctx_free(nft);
+}
+
+int jg_netns_nat_host_enable(char *warning, size_t warning_len, jg_error_t *err)
 {
     /* Declaring the chains is idempotent; flushing them first makes the
      * rules exactly these, however many daemons ran this before. */
@@ -90,5 +131,18 @@ int jg_netns_nat_host_enable(jg_error_t *err)
     char why[512];
     if (nft_apply(script, why, sizeof why) < 0 || set_ip_forward(why, sizeof why) < 0)
         return jg_errprintf(err, "outbound NAT: %s", why);
+    if (!warning || warning_len == 0)
+        return 0;
+    char drops[256];
+    find_forward_drops(drops, sizeof drops);
+    if (drops[0])
+        snprintf(warning, warning_len,
+                 "the host's firewall drops forwarded packets by default (nftables chain %s, "
+                 "policy drop; Docker sets this), so nodes' outbound traffic is dropped there "
+                 "unless it is allowed, e.g. iptables -I DOCKER-USER -i " UPLINKS_IPTABLES
+                 " -j ACCEPT; iptables -I DOCKER-USER -o " UPLINKS_IPTABLES " -m conntrack "
+                 "--ctstate RELATED,ESTABLISHED -j ACCEPT", drops);
+    else
+        warning[0] = '\0';
     return 0;
 }

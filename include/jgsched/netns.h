@@ -116,8 +116,12 @@ int jg_netns_uplink_parse(const char *text, jg_netns_uplink_t *out, char *why, s
  * `ip jgsched` (masquerade what comes from jgu* and leaves by another link;
  * drop jgu* to jgu*).  Idempotent, shared by every instance on the host (the
  * rules do not depend on any instance), left in place at exit.  Needs root.
+ * Then looks for another table's forward chain that drops by default (which
+ * would drop the nodes' traffic whatever ours accepts): warning gets a
+ * sentence naming it and saying how to allow the uplinks, or "" (warning
+ * NULL: no look).
  * 0, or -1 + err (nothing half-installed: the rules go in one transaction). */
-int jg_netns_nat_host_enable(jg_error_t *err);
+int jg_netns_nat_host_enable(char *warning, size_t warning_len, jg_error_t *err);
 
 /* Creates a group's hub: forks the keeper, which (mode USERNS: creates and
  * maps its user namespace,) creates the network namespace and br0 (uplink not

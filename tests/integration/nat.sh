@@ -3,7 +3,9 @@
 # a node fetches a page from a server outside the host and the server sees the
 # host's own address (masqueraded twice: in the group's hub, then on the
 # host); two groups do so at once; a node cannot reach another group's hub;
-# every uplink goes with its group; with `nat: false` nothing leaves.
+# every uplink goes with its group; with `nat: false` nothing leaves; a host
+# firewall that drops forwarded packets (as Docker's) is named, with the rules
+# that allow jgsched, and those rules work.
 #
 # No packet leaves the namespaces this test creates: the daemon runs in a
 # network namespace "host" of the test's own, whose only way out is a veth to
@@ -23,6 +25,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 0
 fi
 command -v nsenter >/dev/null || { echo "not ok - nsenter (util-linux) is needed" >&2; exit 1; }
+command -v nft >/dev/null || { echo "not ok - nft (nftables) is needed" >&2; exit 1; }
 
 HNS=jgnat-h-$$          # the daemon's "host"
 WNS=jgnat-w-$$          # the world outside it
@@ -80,18 +83,24 @@ assert_contains "$OUT" "outbound: NAT" "infra's notes"
 assert_eq "$(ip netns exec "$HNS" cat /proc/sys/net/ipv4/ip_forward)" 1 "forwarding in the daemon's namespace"
 ok "the daemon (root, nat by default) turns on forwarding and says so in infra"
 
-cat >"$JG_WORK/out.yaml" <<EOF
+# fetch_yaml FILE SECONDS: a group of two nodes that fetch from and ping the
+# outside server, giving up after SECONDS (short where nothing may get out).
+fetch_yaml() {
+    cat >"$1" <<EOF
 name: reach-out
 execution: parallel
 ---
 name: fetch
 num_nodes: 2
 run: |
-  curl -s --max-time 10 http://$SERVER_IP:8080/ || echo "curl failed: \$?"
-  ping -c1 -W5 $SERVER_IP >/dev/null && echo PING_OK
+  curl -s --max-time $2 http://$SERVER_IP:8080/ || echo "curl failed: \$?"
+  ping -c1 -W$2 $SERVER_IP >/dev/null && echo PING_OK
   head -n1 /etc/resolv.conf
   ip route | grep '^default' || true
 EOF
+}
+fetch_yaml "$JG_WORK/out.yaml" 10
+fetch_yaml "$JG_WORK/blocked.yaml" 2
 submit_follow "$JG_WORK/out.yaml"
 [ "$RC" -eq 0 ] || fail_group "$GID" "the group fetching from outside exited $RC"
 jgc_ok logs "$GID"
@@ -157,12 +166,42 @@ daemon_start
 jgc_ok infra
 assert_contains "$OUT" "NAT is off by configuration" "infra's notes with nat: false"
 : >"$JG_WORK/server.log"
-submit_follow "$JG_WORK/out.yaml"
+submit_follow "$JG_WORK/blocked.yaml"
 jgc_ok logs "$GID"
 assert_eq "$(printf '%s\n' "$OUT" | grep -c 'curl failed: 7$')" 2 "nodes fetching with nat: false"
 assert_not_contains "$OUT" "PING_OK" "nodes pinging outside with nat: false"
 assert_eq "$(cat "$JG_WORK/server.log")" "" "requests the server saw with nat: false"
 ok "with nat: false nothing leaves the group (no route out)"
+
+# ---------------------------------------------------------------- a firewall that drops forwarding
+# As Docker leaves it: a forward chain of another table with policy drop.  The
+# daemon says so at start, and the nodes' traffic is dropped until allowed.
+ip netns exec "$HNS" nft 'add table ip filter
+add chain ip filter FORWARD { type filter hook forward priority filter; policy drop; }' ||
+    fail "cannot add the test's drop-by-default forward chain"
+jgc_ok daemon stop
+wait_pid_gone "$JG_DAEMON_PID" 10 || fail "the daemon (pid $JG_DAEMON_PID) is alive after 'daemon stop'"
+printf 'backends:\n  local:\n    capacity: {cpus: 64, memory: 256GB}\n' >"$JGSCHED_HOME/config.yaml"
+daemon_start
+jgc_ok infra
+assert_contains "$OUT" "drops forwarded packets by default (nftables chain ip filter FORWARD" "infra's notes under a dropping firewall"
+assert_contains "$OUT" "iptables -I DOCKER-USER -i jgu+ -j ACCEPT" "infra's advice"
+grep -q "outbound NAT is on, but the host's firewall drops" "$JGSCHED_HOME/jgschedd.log" ||
+    fail "the daemon's log does not warn about the dropping firewall"
+: >"$JG_WORK/server.log"
+submit_follow "$JG_WORK/blocked.yaml"
+jgc_ok logs "$GID"
+assert_eq "$(printf '%s\n' "$OUT" | grep -c 'curl failed')" 2 "nodes fetching through a dropping firewall"
+ok "a firewall that drops forwarded packets is named in infra and the log, with the way to allow jgsched"
+
+# The advice, in nft's words (the test has no iptables): then it works.
+ip netns exec "$HNS" nft 'add rule ip filter FORWARD iifname "jgu*" accept
+add rule ip filter FORWARD oifname "jgu*" ct state related,established accept' ||
+    fail "cannot add the allowing rules"
+submit_follow "$JG_WORK/out.yaml"
+jgc_ok logs "$GID"
+assert_eq "$(printf '%s\n' "$OUT" | grep -c "seen from $HOST_IP\$")" 2 "nodes fetching once the firewall allows jgu*"
+ok "allowing jgu* in that firewall, as advised, lets the nodes out"
 
 # ---------------------------------------------------------------- the real host
 assert_eq "$(cat /proc/sys/net/ipv4/ip_forward)" "$REAL_FORWARD" "the real host's ip_forward"
