@@ -18,9 +18,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,8 @@
 static char dir[128];
 static pid_t kids[MAX_KIDS];
 static int n_kids;
-static jg_netns_hub_t hubs[4];
+static jg_netns_hub_t hubs[8];
+static bool nodes_route_out;        /* node(): default route through the hub (NAT tests) */
 static int n_hubs;
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
@@ -94,9 +97,17 @@ static void need_namespaces(jg_netns_caps_t *caps)
 
 static jg_netns_hub_t *new_hub(jg_netns_mode_t mode)
 {
-    cr_assert_lt(n_hubs, 4);
+    cr_assert_lt(n_hubs, 8);
     jg_error_t err;
     cr_assert_eq(jg_netns_hub_create(mode, NULL, NULL, &hubs[n_hubs], &err), 0, "%s", err.text);
+    return &hubs[n_hubs++];
+}
+
+static jg_netns_hub_t *new_hub_up(const jg_netns_uplink_t *up, jg_error_t *err)
+{
+    cr_assert_lt(n_hubs, 8);
+    if (jg_netns_hub_create(JG_NETNS_ROOT, up, NULL, &hubs[n_hubs], err) < 0)
+        return NULL;
     return &hubs[n_hubs++];
 }
 
@@ -123,7 +134,8 @@ static pid_t node(jg_netns_mode_t mode, const jg_netns_hub_t *hub, int index, ch
         jg_netns_node_t n = {.mode = mode, .own_mounts = true,
                              .hub_pidfd = hub ? hub->pidfd : -1, .index = index,
                              .hostname = name, .hosts_path = access(hosts, F_OK) == 0 ? hosts : NULL,
-                             .tmp_path = tmp, .keep_path = dir, .gid = getegid()};
+                             .tmp_path = tmp, .keep_path = dir, .gid = getegid(),
+                             .default_route = nodes_route_out};
         char msg[256];
         unsigned char code = 0;
         if (jg_netns_node_enter(&n, msg, sizeof msg) < 0) {
@@ -531,6 +543,107 @@ Test(netns, a_hundred_groups_in_a_row_leave_nothing_behind)
     cr_assert_eq(count_lines("/proc/self/mountinfo"), mounts, "mounts were left in the host");
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     cr_log_info("100 groups of 2 nodes: %.0f ms", ms);
+}
+
+/* ---- uplinks (NAT) ------------------------------------------------------ */
+
+/* The test's own process (Criterion forks one per test) moves to a network
+ * namespace of its own, standing in for the host: forwarding, the nftables
+ * table and the uplinks' host ends all land there and go with it. */
+static void own_host_namespace(void)
+{
+    if (geteuid() != 0)
+        cr_skip_test("uplinks (NAT) need root");
+    cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare: %s", strerror(errno));
+    jg_error_t err;
+    char warning[512];
+    cr_assert_eq(jg_netns_nat_host_enable(warning, sizeof warning, &err), 0, "%s", err.text);
+    cr_assert_str_eq(warning, "", "a fresh namespace has no firewall");
+    char fwd[4] = "";
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_forward", "r");
+    cr_assert(f && fgets(fwd, sizeof fwd, f));
+    fclose(f);
+    cr_assert_eq(fwd[0], '1', "forwarding is on in the daemon's namespace");
+}
+
+/* How many uplink host ends (jgu*) this namespace has, once that settles
+ * (a dead hub's links go asynchronously) at want, or after 2 s. */
+static int uplinks_settled(int want)
+{
+    int n = -1;
+    for (int tries = 0; tries < 100 && n != want; tries++) {
+        if (tries)
+            usleep(20000);
+        struct if_nameindex *all = if_nameindex();
+        n = 0;
+        for (struct if_nameindex *i = all; i && i->if_index; i++)
+            n += strncmp(i->if_name, "jgu", 3) == 0;
+        if_freenameindex(all);
+    }
+    return n;
+}
+
+Test(netns, uplinks_take_distinct_addresses_until_their_network_is_full)
+{
+    own_host_namespace();
+    jg_netns_uplink_t up;
+    char why[200];
+    cr_assert_eq(jg_netns_uplink_parse("10.250.0.0/29", &up, why, sizeof why), 0, "%s", why);
+    jg_error_t err;
+    for (int i = 0; i < 5; i++)     /* 8 addresses less network, host end, broadcast */
+        cr_assert_not_null(new_hub_up(&up, &err), "hub %d: %s", i, err.text);
+    cr_assert_eq(uplinks_settled(5), 5, "one host end per hub, each its own address");
+    jg_netns_hub_t extra;
+    cr_assert_eq(jg_netns_hub_create(JG_NETNS_ROOT, &up, NULL, &extra, &err), -1);
+    cr_assert(strstr(err.text, "no free address for the group's uplink: all 5"), "%s", err.text);
+    cr_assert_eq(uplinks_settled(5), 5, "a failed hub leaves no link");
+    for (int i = 0; i < n_hubs; i++)
+        cr_assert_eq(jg_netns_hub_destroy(&hubs[i], 2000, &err), 0, "%s", err.text);
+    n_hubs = 0;
+    cr_assert_eq(uplinks_settled(0), 0, "uplinks go with their hubs");
+
+    /* A hundred in a row: an address comes free with its hub. */
+    for (int g = 0; g < 100; g++) {
+        jg_netns_hub_t *hub = new_hub_up(&up, &err);
+        cr_assert_not_null(hub, "round %d: %s", g, err.text);
+        cr_assert_eq(jg_netns_hub_destroy(hub, 2000, &err), 0, "%s", err.text);
+        n_hubs = 0;
+        cr_assert_eq(uplinks_settled(0), 0, "round %d left its uplink", g);
+    }
+}
+
+/* A node of an uplinked hub reaches its "host" (the test's namespace) on the
+ * uplink network's first address, masqueraded as its hub. */
+static int reach_host_end(int index, void *arg)
+{
+    (void)index;
+    return try_connect(arg, PORT, 2000) == 0 ? 0 : 30;
+}
+
+Test(netns, a_node_goes_out_through_its_hub_masqueraded_as_the_hub)
+{
+    own_host_namespace();
+    int s = listen_on(PORT);        /* every address of the "host", the uplinks' end too */
+    cr_assert_geq(s, 0, "listen: %s", strerror(errno));
+    jg_netns_uplink_t up;
+    char why[200];
+    cr_assert_eq(jg_netns_uplink_parse(JG_NETNS_UPLINK_DEFAULT, &up, why, sizeof why), 0);
+    jg_error_t err;
+    jg_netns_hub_t *hub = new_hub_up(&up, &err);
+    cr_assert_not_null(hub, "%s", err.text);
+    nodes_route_out = true;
+    int r;
+    node(JG_NETNS_ROOT, hub, 0, reach_host_end, "10.201.0.1", false, &r);
+    cr_assert_eq(result(r), 0, "the node cannot reach 10.201.0.1 through its hub");
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer;
+    int c = accept(s, (struct sockaddr *)&peer, &len);
+    cr_assert_geq(c, 0, "accept: %s", strerror(errno));
+    uint32_t a = ntohl(peer.sin_addr.s_addr);
+    cr_assert_eq(a >> 16, 0x0ac9u, "the peer is %u.%u.%u.%u, not the hub's uplink address",
+                 a >> 24, (a >> 16) & 255u, (a >> 8) & 255u, a & 255u);
+    close(c);
+    close(s);
 }
 
 /* In a child that became `nobody`: the whole unprivileged path, with a
