@@ -18,7 +18,9 @@ static const char usage[] =
     "\n"
     "Shows each backend: its capacity (detected on this host or declared in\n"
     "config.yaml), the largest node, what is in use and free, the groups holding\n"
-    "resources, the groups waiting for them, and notes on what the backend cannot do.\n"
+    "resources, the groups waiting for them, and notes: whether nodes are limited\n"
+    "(cgroups), which GPUs it hands out, and how nodes reach beyond their group\n"
+    "(outbound NAT, or why not).\n"
     "\n"
     "      --json   the daemon's reply as JSON\n";
 
