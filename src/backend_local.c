@@ -481,6 +481,19 @@ static void detect_gpus(local_t *b)
     free(smi);
 }
 
+/* The capacity offers the GPUs the pool holds, by type. */
+static void add_pool_to_capacity(local_t *b)
+{
+    for (size_t i = 0; i < b->gpus->n; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcasecmp(b->gpus->v[k].name, b->gpus->v[i].name) == 0;
+        if (!seen)
+            jg_capacity_add_accel(&b->capacity, b->gpus->v[i].name,
+                                  (int)jg_gpu_pool_count(b->gpus, b->gpus->v[i].name, false));
+    }
+}
+
 /* The node's GPUs go back to the pool (its attempt ended, or was replaced). */
 static void node_put_gpus(node_t *n)
 {
@@ -1353,6 +1366,28 @@ static int gnet_free(local_t *b, gnet_t *g, bool kill_keeper, jg_error_t *err)
     return rc;
 }
 
+/* Kills a shim's process group and, when nodes have their own network
+ * namespace, every process left in it (one that left the group by setsid).
+ * The namespace is held open across the kill, so its identity cannot be
+ * reused meanwhile; nothing is killed if the pid no longer has `start`. */
+static void kill_node_tree(const local_t *b, pid_t pid, unsigned long long start)
+{
+    int nsfd = -1;
+    unsigned long long now = 0;
+    if (isolated(b)) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+        nsfd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (jg_proc_starttime(pid, &now) == 0 && now == start) {
+        kill(-pid, SIGKILL);
+        if (nsfd >= 0)
+            jg_netns_kill_members(nsfd);
+    }
+    if (nsfd >= 0)
+        close(nsfd);
+}
+
 /* Kills the live nodes of a group, to be reported lost for `reason`. */
 static void lose_group_nodes(local_t *b, int64_t group_id, const char *reason)
 {
@@ -1361,7 +1396,7 @@ static void lose_group_nodes(local_t *b, int64_t group_id, const char *reason)
             continue;
         free(n->lost_reason);
         n->lost_reason = jg_xstrdup(reason);
-        kill(-n->pid, SIGKILL);
+        kill_node_tree(b, n->pid, n->start);
     }
 }
 
@@ -2027,7 +2062,7 @@ static void on_stop_timer(jg_loop_t *loop, void *arg)
     local_t *b = t->b;
     for (node_t *n = b->nodes; n; n = n->next)
         if (n->stopping && matches(n, t->group_id, t->job_index, t->rank))
-            kill(-n->pid, SIGKILL);
+            kill_node_tree(b, n->pid, n->start);
     for (stop_timer_t **pp = &b->stops; *pp; pp = &(*pp)->next) {
         if (*pp == t) {
             *pp = t->next;
@@ -2048,7 +2083,10 @@ static int local_stop(jg_backend_t *base, int64_t group_id, int job_index, int r
             continue;
         any = true;
         n->stopping = true;
-        kill(-n->pid, grace_ms > 0 ? SIGTERM : SIGKILL);
+        if (grace_ms > 0)
+            kill(-n->pid, SIGTERM);
+        else
+            kill_node_tree(b, n->pid, n->start);
         if (!n->superseded && !n->released)
             write_fifo(n, JG_SHIM_RELEASE_CANCEL, NULL);
     }
@@ -2088,27 +2126,6 @@ static int local_open_log(jg_backend_t *base, int64_t group_id, const char *job,
     return fd;
 }
 
-/* Kills a shim's process group and, when nodes have their own network
- * namespace, every process left in it (one that left the group by setsid).
- * The namespace is held open across the kill, so its identity cannot be
- * reused meanwhile; nothing is killed if the pid no longer has `start`. */
-static void kill_node_tree(const local_t *b, pid_t pid, unsigned long long start)
-{
-    int nsfd = -1;
-    unsigned long long now = 0;
-    if (isolated(b)) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
-        nsfd = open(path, O_RDONLY | O_CLOEXEC);
-    }
-    if (jg_proc_starttime(pid, &now) == 0 && now == start) {
-        kill(-pid, SIGKILL);
-        if (nsfd >= 0)
-            jg_netns_kill_members(nsfd);
-    }
-    if (nsfd >= 0)
-        close(nsfd);
-}
 
 /* A node directory whose shim nobody follows (the daemon restarted and did
  * not reattach): kill the shim's process group if the last `started` line
@@ -2689,6 +2706,8 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
         jg_capacity_detect_host(&b->capacity);
     }
     detect_gpus(b);
+    if (!cfg->capacity || cfg->host_gpus)
+        add_pool_to_capacity(b);
     char cg_why[320] = "";
     struct stat cst;
     if (cfg->cgroup_dir && stat(cfg->cgroup_dir, &cst) == 0 && S_ISDIR(cst.st_mode))

@@ -87,21 +87,9 @@ void jg_capacity_gpu_name(const char *full, char *out, size_t len)
     out[n] = '\0';
 }
 
-static void detect_gpus(jg_capacity_t *out)
+void jg_capacity_add_accel(jg_capacity_t *cap, const char *name, int count)
 {
-    if (access("/usr/bin/nvidia-smi", X_OK) != 0 && access("/usr/local/bin/nvidia-smi", X_OK) != 0)
-        return;
-    FILE *f = popen("nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null", "r");
-    if (!f)
-        return;
-    char line[256];
-    while (fgets(line, sizeof line, f)) {
-        char name[64];
-        jg_capacity_gpu_name(line, name, sizeof name);
-        if (name[0])
-            add_accel(&out->accels, &out->n_accels, name, 1);
-    }
-    pclose(f);
+    add_accel(&cap->accels, &cap->n_accels, name, count);
 }
 
 void jg_capacity_detect_host(jg_capacity_t *out)
@@ -121,7 +109,6 @@ void jg_capacity_detect_host(jg_capacity_t *out)
         }
         fclose(f);
     }
-    detect_gpus(out);
     out->max_node_cpus = out->cpus;
     out->max_node_memory_gb = out->memory_gb;
     snprintf(out->source, sizeof out->source, "host");

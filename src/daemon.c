@@ -1252,6 +1252,7 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
     jg_local_config_t local = {.state_dir = d->paths.state_dir, .shim_path = shim,
                                .loop = d->loop, .on_event = jg_sched_backend_event,
                                .event_ctx = d->sched, .capacity = &capacity,
+                               .host_gpus = !d->config->local.capacity.has_accels,
                                .share_host_network =
                                    d->config->local.network == JG_CONFIG_NETWORK_HOST,
                                .nat = d->config->local.nat,

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "jgsched/backend.h"
+#include "jgsched/capacity.h"
 #include "jgsched/loop.h"
 
 #include <dirent.h>
@@ -1608,6 +1609,8 @@ Test(local, gpu_nodes_get_distinct_indices_and_other_nodes_none)
     fake_gpus("0, NVIDIA H200\\n1, NVIDIA H200\\n");
     const char *notes = be->ops->notes(be);
     cr_assert(notes && strstr(notes, "GPUs: H200 x2"), "%s", notes ? notes : "(none)");
+    cr_assert_eq(jg_capacity_accels(be->ops->capacity(be), "H200"), 2,
+                 "the capacity offers the GPUs the backend hands out (the same nvidia-smi)");
     spec = spec_new("gpus");
     const char *show = "echo \"${CUDA_VISIBLE_DEVICES-unset}|${NVIDIA_VISIBLE_DEVICES-unset}\" > cvd";
     jg_job_spec_t *g = gpu_job(spec, "g", 2, "h200", 1, show);

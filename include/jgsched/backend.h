@@ -206,6 +206,8 @@ typedef struct {
     bool nat;                   /* nodes reach out through NAT (needs root; notes() says) */
     const char *nat_network;    /* the uplinks' "a.b.c.d/p"; NULL: JG_NETNS_UPLINK_DEFAULT */
     const jg_capacity_t *capacity;  /* declared capacity (copied); NULL: detect the host's */
+    bool host_gpus;             /* capacity's accelerators are the host's GPUs, which the
+                                 * backend finds (always so when capacity is NULL) */
     const char *cgroup_dir;     /* a cgroup v2 directory (delegated to us, cpu and memory in
                                  * its subtree_control) to put node cgroups under; NULL:
                                  * found by probing the host */

@@ -14,10 +14,15 @@
 #include "jgsched/backend.h"
 #include "jgsched/spec.h"
 
-/* Fills out with this host's CPUs (online), memory (MemTotal) and NVIDIA GPUs
- * (nvidia-smi, when present: names shortened to "T4", "A100", "H200").
- * The largest node is the host itself.  Caller clears out. */
+/* Fills out with this host's CPUs (online) and memory (MemTotal), no
+ * accelerators: the backend that hands GPUs out by index finds them (one
+ * nvidia-smi call, one lookup) and adds them with jg_capacity_add_accel.  The
+ * largest node is the host itself.  Caller clears out. */
 void jg_capacity_detect_host(jg_capacity_t *out);
+
+/* Adds count accelerators called name (to an entry of the same name, case-
+ * insensitively, or a new one). */
+void jg_capacity_add_accel(jg_capacity_t *cap, const char *name, int count);
 
 void jg_capacity_clear(jg_capacity_t *cap);     /* frees accels; NULL ok */
 
