@@ -188,11 +188,6 @@ static const jg_backend_ops_t local_ops;
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int sys_pidfd_open(pid_t pid)
-{
-    return (int)syscall(SYS_pidfd_open, pid, 0u);
-}
-
 static bool isolated(const local_t *b)
 {
     return b->net.mode != JG_NETNS_HOST;
@@ -1833,7 +1828,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         close(cg_fd);
         cg_fd = -1;
     }
-    pidfd = sys_pidfd_open(pid);
+    pidfd = jg_proc_pidfd_open(pid);
     unsigned long long start = 0;
     if (pidfd < 0 || jg_proc_starttime(pid, &start) < 0) {
         jg_errprintf(err, "cannot follow the shim (pid %d): %s", (int)pid, strerror(errno));
@@ -2371,7 +2366,7 @@ static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_ha
         /* Open the pidfd first, then check the start time: if it matches, the
          * pidfd is our shim and cannot be confused with a later process. */
         unsigned long long now_start = 0;
-        n->pidfd = sys_pidfd_open(pid);
+        n->pidfd = jg_proc_pidfd_open(pid);
         bool alive = n->pidfd >= 0 && jg_proc_starttime(pid, &now_start) == 0 && now_start == start;
         if (alive) {
             char *status = jg_xasprintf("%s/%s", n->dir, JG_SHIM_STATUS);

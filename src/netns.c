@@ -63,11 +63,6 @@
 
 /* ---- small helpers (no heap: the node child uses them) ------------------ */
 
-static int sys_pidfd_open(pid_t pid)
-{
-    return (int)syscall(SYS_pidfd_open, pid, 0u);
-}
-
 static int sys_pidfd_send_signal(int pidfd, int sig)
 {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0u);
@@ -86,7 +81,7 @@ static int fail(char *buf, size_t len, const char *fmt, ...)
     return -1;
 }
 
-static int write_text(const char *path, const char *text)
+int jg_netns_write_text(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -452,13 +447,13 @@ static int enter_own_userns(char *errbuf, size_t len)
     if (unshare(CLONE_NEWUSER) < 0)
         return fail(errbuf, len, "cannot create a user namespace: %s", strerror(errno));
     char map[64];
-    if (write_text("/proc/self/setgroups", "deny") < 0)
+    if (jg_netns_write_text("/proc/self/setgroups", "deny") < 0)
         return fail(errbuf, len, "cannot write /proc/self/setgroups: %s", strerror(errno));
     snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-    if (write_text("/proc/self/uid_map", map) < 0)
+    if (jg_netns_write_text("/proc/self/uid_map", map) < 0)
         return fail(errbuf, len, "cannot write /proc/self/uid_map: %s", strerror(errno));
     snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-    if (write_text("/proc/self/gid_map", map) < 0)
+    if (jg_netns_write_text("/proc/self/gid_map", map) < 0)
         return fail(errbuf, len, "cannot write /proc/self/gid_map: %s", strerror(errno));
     return 0;
 }
@@ -500,7 +495,7 @@ static int uplink_setup(int hub_nl, int host_nl, int host_ns, const jg_netns_upl
         (e = route_default(hub_nl, hub_idx, gateway)) < 0)
         return fail(errbuf, len, "cannot configure the group's uplink %s: %s", host_if,
                     strerror(-e));
-    if (write_text("/proc/sys/net/ipv4/ip_forward", "1") < 0)
+    if (jg_netns_write_text("/proc/sys/net/ipv4/ip_forward", "1") < 0)
         return fail(errbuf, len, "cannot turn on forwarding in the group's network: %s",
                     strerror(errno));
     return jg_netns_nat_hub(UPLINK_IF, errbuf, len);
@@ -623,7 +618,7 @@ int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
             ;
         return jg_errprintf(err, "group network: %s", msg);
     }
-    hub->pidfd = sys_pidfd_open(pid);
+    hub->pidfd = jg_proc_pidfd_open(pid);
     if (hub->pidfd < 0 || jg_proc_starttime(pid, &hub->start) < 0) {
         jg_errprintf(err, "group network: cannot follow the keeper (pid %d): %s", (int)pid,
                      strerror(errno));
@@ -635,7 +630,6 @@ int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
         hub->pidfd = -1;
         return -1;
     }
-    fcntl(hub->pidfd, F_SETFD, FD_CLOEXEC);
     hub->pid = pid;
     return 0;
 }
@@ -648,7 +642,7 @@ int jg_netns_hub_open(pid_t pid, unsigned long long start, jg_netns_hub_t *hub, 
     if (pid <= 0)
         return jg_errprintf(err, "group network: no keeper recorded");
     /* pidfd first, then the start time: if it matches, the pidfd is the keeper. */
-    int fd = sys_pidfd_open(pid);
+    int fd = jg_proc_pidfd_open(pid);
     unsigned long long now = 0;
     if (fd < 0 || jg_proc_starttime(pid, &now) < 0 || now != start) {
         if (fd >= 0)
@@ -908,7 +902,7 @@ int jg_netns_node_enter(const jg_netns_node_t *node, char *errbuf, size_t len)
         snprintf(range, sizeof range, "%u %u", (unsigned)node->gid, (unsigned)node->gid);
     else
         snprintf(range, sizeof range, "0 2147483647");
-    if (write_text("/proc/sys/net/ipv4/ping_group_range", range) < 0) {
+    if (jg_netns_write_text("/proc/sys/net/ipv4/ping_group_range", range) < 0) {
         fail(errbuf, len, "cannot allow ping in the node: %s", strerror(errno));
         goto done;
     }

@@ -15,7 +15,6 @@
 #include "netns_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <nftables/libnftables.h>
 #include <stdio.h>
@@ -50,16 +49,11 @@ static int nft_apply(const char *script, char *errbuf, size_t len)
 
 static int set_ip_forward(char *errbuf, size_t len)
 {
-    int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, "1", 1) != 1) {
-        snprintf(errbuf, len, "cannot turn on IPv4 forwarding (/proc/sys/net/ipv4/ip_forward): "
-                 "%s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return 0;
+    if (jg_netns_write_text("/proc/sys/net/ipv4/ip_forward", "1") == 0)
+        return 0;
+    snprintf(errbuf, len, "cannot turn on IPv4 forwarding (/proc/sys/net/ipv4/ip_forward): %s",
+             strerror(errno));
+    return -1;
 }
 
 int jg_netns_nat_hub(const char *uplink_if, char *errbuf, size_t len)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int jg_proc_starttime(pid_t pid, unsigned long long *out)
@@ -31,4 +32,9 @@ int jg_proc_starttime(pid_t pid, unsigned long long *out)
     }
     *out = strtoull(p + 1, NULL, 10);
     return 0;
+}
+
+int jg_proc_pidfd_open(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0u);
 }

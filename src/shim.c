@@ -45,6 +45,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "jgsched/proc.h"
 #include "shim_protocol.h"
 
 static volatile sig_atomic_t got_term;
@@ -157,30 +158,6 @@ static __attribute__((noreturn)) void hold(void)
     signal(SIGPIPE, SIG_IGN);
     for (;;)
         pause();
-}
-
-static unsigned long long self_starttime(void)
-{
-    char buf[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return 0;
-    p++;
-    /* After the command name: field 3 (state) is the first; starttime is 22. */
-    for (int field = 3; field < 22; field++) {
-        p = strchr(p + 1, ' ');
-        if (!p)
-            return 0;
-    }
-    return strtoull(p + 1, NULL, 10);
 }
 
 /* Reads a whole small file; NULL if it does not exist or cannot be read. */
@@ -392,7 +369,9 @@ int main(int argc, char **argv)
     if (log > STDERR_FILENO)
         close(log);
 
-    record("started %d %llu", (int)getpid(), self_starttime());
+    unsigned long long start = 0;
+    (void)jg_proc_starttime(getpid(), &start);     /* 0: unknown, never matched */
+    record("started %d %llu", (int)getpid(), start);
 
     /* Opened now, read-write (so it never sees EOF), before anything can make
      * the backend replace it for a later attempt. */

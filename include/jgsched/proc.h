@@ -12,4 +12,8 @@
 /* The start time of pid; -1 if there is no such process. */
 int jg_proc_starttime(pid_t pid, unsigned long long *out);
 
+/* A pidfd for pid (close-on-exec, as pidfd_open(2) always makes it); -1 with
+ * errno if the process is gone or the kernel has no pidfds.  Caller closes. */
+int jg_proc_pidfd_open(pid_t pid);
+
 #endif
