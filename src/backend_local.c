@@ -680,10 +680,13 @@ done:
     return rc;
 }
 
-static char *cg_node_path(const local_t *b, int64_t group_id, const char *job, int rank,
-                          int attempt)
+/* An attempt's cgroup: g<group>-<job>-<rank>.<attempt>, named after the
+ * node directory (<group dir>/<job>-<rank>), at launch and at reattach alike. */
+static char *cg_node_path(const local_t *b, int64_t group_id, const char *node_dir, int attempt)
 {
-    return jg_xasprintf("%s/g%" PRId64 "-%s-%d.%d", b->cg_base, group_id, job, rank, attempt);
+    const char *slash = strrchr(node_dir, '/');
+    return jg_xasprintf("%s/g%" PRId64 "-%s.%d", b->cg_base, group_id,
+                        slash ? slash + 1 : node_dir, attempt);
 }
 
 /* The attempt's cgroup, limited to its job's cpus and memory. */
@@ -1433,9 +1436,11 @@ static gnet_t *gnet_watch(local_t *b, int64_t group_id, jg_netns_hub_t *hub, jg_
 static int read_net_file(const local_t *b, int64_t group_id, pid_t *pid,
                          unsigned long long *start)
 {
-    char *path = jg_xasprintf("%s/groups/%" PRId64 "/" GROUP_NET, b->state_dir, group_id);
+    char *gdir = group_dir(b, group_id);
+    char *path = jg_xasprintf("%s/" GROUP_NET, gdir);
     FILE *f = fopen(path, "re");
     free(path);
+    free(gdir);
     if (!f)
         return -1;
     int p = 0;
@@ -1660,7 +1665,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
 
     /* cgroup: the attempt's own, limited to the job's cpus and memory. */
     if (b->cg_base) {
-        cg = cg_node_path(b, req->group_id, job->name, ref->rank, ref->attempt);
+        cg = cg_node_path(b, req->group_id, dir, ref->attempt);
         if (cg_node_create(cg, job, err) < 0)
             goto done;
         path = jg_xasprintf("%s/cgroup.procs", cg);
@@ -2295,10 +2300,8 @@ static void reattach_network(local_t *b, int64_t group_id)
  * was given, from its gpus file. */
 static void reattach_resources(local_t *b, node_t *n, int64_t group_id, bool alive)
 {
-    const char *base = strrchr(n->dir, '/');    /* "/<job>-<rank>" */
-    if (b->cg_base && base) {
-        char *cg = jg_xasprintf("%s/g%" PRId64 "-%s.%d", b->cg_base, group_id, base + 1,
-                                n->attempt);
+    if (b->cg_base) {
+        char *cg = cg_node_path(b, group_id, n->dir, n->attempt);
         struct stat st;
         if (stat(cg, &st) == 0)
             n->cgroup = cg;
