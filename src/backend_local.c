@@ -1046,8 +1046,9 @@ static void on_flush_timer(jg_loop_t *loop, void *arg)
 }
 
 /* Queues an event; it reaches the core from the loop, never from inside the
- * operation that produced it. */
-static void queue_event(local_t *b, jg_backend_event_type_t type, int64_t group_id,
+ * operation that produced it.  Returns the entry, valid until the next call,
+ * for fields only some events carry (a node's address). */
+static queued_t *queue_event(local_t *b, jg_backend_event_type_t type, int64_t group_id,
                         int job_index, int rank, int attempt, const char *reason,
                         const char *handle, bool in_setup, int code, int sig)
 {
@@ -1070,6 +1071,7 @@ static void queue_event(local_t *b, jg_backend_event_type_t type, int64_t group_
     };
     if (!b->flush_timer && !b->flushing)
         b->flush_timer = jg_loop_add_timer(b->loop, 0, on_flush_timer, b);
+    return &b->queue[b->q_len - 1];
 }
 
 static void node_event(node_t *n, jg_backend_event_type_t type, const char *reason,
@@ -1865,8 +1867,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     const char *address = ips[ref->rank];
     handle = jg_xasprintf("pid=%d start=%llu addr=%s dir=%s", (int)pid, start, address, dir);
     queue_event(b, JG_BACKEND_NODE_STARTED, req->group_id, ref->job_index, ref->rank,
-                ref->attempt, NULL, handle, false, 0, 0);
-    b->queue[b->q_len - 1].address = jg_xstrdup(address);
+                ref->attempt, NULL, handle, false, 0, 0)->address = jg_xstrdup(address);
     n = NULL;
     pid = -1;
     pidfd = -1;
