@@ -1,6 +1,9 @@
 /* paths.c - resolves where an instance lives (see include/jgsched/paths.h).
  * The layout is shared by the daemon (which creates it) and the CLI (which
- * only needs the socket, and starts a daemon when none answers there). */
+ * only needs the socket, and starts a daemon when none answers there).  It
+ * describes the instance the environment names, whatever else runs on the
+ * machine: whether a plain user's CLI talks to the system daemon instead is
+ * the CLI's choice (src/cli/client.c). */
 #include "jgsched/paths.h"
 
 #include <errno.h>
@@ -55,18 +58,13 @@ int jg_paths_resolve(jg_paths_t *p, jg_error_t *err)
                         : jg_xasprintf("/tmp/jgsched-%u", (unsigned)getuid());
     }
     const char *sock = env_nonempty("JGSCHED_SOCKET");
-    struct stat st;
-    if (!sock && !home && !p->system && stat(JG_SYSTEM_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        p->system = 1;
-        sock = JG_SYSTEM_SOCKET;
-    }
     p->socket = sock ? jg_xstrdup(sock) : jg_xasprintf("%s/jgsched.sock", p->run_dir);
     p->store = jg_xasprintf("%s/jgsched.db", p->home);
     p->state_dir = jg_xasprintf("%s/state", p->home);
     p->daemon_log = jg_xasprintf("%s/jgschedd.log", p->home);
     p->pid_file = jg_xasprintf("%s/jgschedd.pid", p->home);
-    p->config = p->system && geteuid() == 0 && !home ? jg_xstrdup("/etc/jgsched/config.yaml")
-                                                     : jg_xasprintf("%s/config.yaml", p->home);
+    p->config = p->system ? jg_xstrdup("/etc/jgsched/config.yaml")
+                          : jg_xasprintf("%s/config.yaml", p->home);
     return 0;
 }
 

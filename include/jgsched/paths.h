@@ -10,8 +10,10 @@
  * System mode (the shared scheduler of a machine, DESIGN section 7): root
  * without JGSCHED_HOME gets /run/jgsched/jgsched.sock, the store and node
  * directories under /var/lib/jgsched and /etc/jgsched/config.yaml.  A plain
- * user without JGSCHED_HOME or JGSCHED_SOCKET talks to that system daemon when
- * its socket exists, else to a per-user daemon.
+ * user's CLI without JGSCHED_HOME or JGSCHED_SOCKET talks to that system daemon
+ * when its socket exists, else to a per-user daemon (jg_cli_connect decides;
+ * the resolver always describes the per-user instance, which such a user may
+ * still run).
  */
 #ifndef JGSCHED_PATHS_H
 #define JGSCHED_PATHS_H
@@ -27,7 +29,7 @@ typedef struct {
     char *daemon_log;
     char *pid_file;
     char *config;
-    int system;         /* the machine-wide instance (root's, or a user pointed at it) */
+    int system;         /* the machine-wide instance (root's, or jgschedd --system) */
 } jg_paths_t;
 
 #define JG_SYSTEM_SOCKET "/run/jgsched/jgsched.sock"

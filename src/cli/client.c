@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -218,6 +219,27 @@ done:
     return fd;
 }
 
+static bool env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v;
+}
+
+/* A plain user who names no instance (no JGSCHED_HOME, no JGSCHED_SOCKET)
+ * shares the machine's system daemon when its socket exists, instead of
+ * starting one of their own.  Decided here and not in jg_paths_resolve, so
+ * that jgschedd run by such a user still gets the per-user instance. */
+static void prefer_system_daemon(jg_paths_t *p)
+{
+    struct stat st;
+    if (p->system || env_set("JGSCHED_HOME") || env_set("JGSCHED_SOCKET") ||
+        stat(JG_SYSTEM_SOCKET, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return;
+    free(p->socket);
+    p->socket = jg_xstrdup(JG_SYSTEM_SOCKET);
+    p->system = 1;
+}
+
 int jg_cli_connect(jg_cli_client_t *c, bool start, jg_error_t *err)
 {
     memset(c, 0, sizeof *c);
@@ -225,6 +247,7 @@ int jg_cli_connect(jg_cli_client_t *c, bool start, jg_error_t *err)
     jg_linebuf_init(&c->lb);
     if (jg_paths_resolve(&c->paths, err) < 0)
         return -1;
+    prefer_system_daemon(&c->paths);
     c->fd = connect_socket(c->paths.socket);
     if (c->fd >= 0)
         return 0;

@@ -4,7 +4,9 @@
 # Three throwaway users: A (with a supplementary group, and a limit of one
 # running group), B, and C (listed in the config's admins).  They talk to
 # root's daemon through its socket; the daemon knows them by SO_PEERCRED only.
-# Checks: the shared socket and home modes; everyone sees everyone's groups in
+# Checks: the shared socket and home modes; with that socket at its system path
+# (in a mount namespace), a user's CLI naming no instance uses it while the user
+# can still start a jgschedd of their own; everyone sees everyone's groups in
 # the queue with the right USER (and -u / --me filter); A and B can neither
 # cancel, read the logs of nor show each other's groups ("permission denied:
 # group N belongs to USER"), while root and the admin C can; jobs run with the
@@ -166,6 +168,43 @@ assert_eq "$mode" 711 "mode of the --system home"
 as_ok "$UA" daemon status
 assert_contains "$OUT" "is running" "daemon status as $UA"
 ok "jgschedd --system: socket 0666, home 0711, another user reaches it"
+
+# ---- with the system socket in place, a plain user's CLI that names no instance
+# uses it, and the user may still run a per-user jgschedd of their own.  In a
+# mount namespace of its own, with a tmpfs on /run, the shared socket appears at
+# its real path (/run/jgsched/jgsched.sock) without touching the host's /run.
+mkdir -m 700 "$W/own-$UA" && chown "$UA" "$W/own-$UA"
+# shellcheck disable=SC2016
+unshare -m --propagation private env SOCK="$SOCK" W="$W" U="$UA" bash -c '
+    mount -t tmpfs -o mode=755 jgtest /run &&
+        mkdir -m 755 /run/jgsched && : >/run/jgsched/jgsched.sock &&
+        mount --bind "$SOCK" /run/jgsched/jgsched.sock || exit 99
+    plain() {   # the CLI or daemon as $U, with no jgsched variable but these
+        timeout -k 5 30 runuser -u "$U" -- env -u JGSCHED_HOME -u JGSCHED_SOCKET -u JGSCHEDD \
+            XDG_STATE_HOME="$W/own-$U/state" XDG_RUNTIME_DIR="$W/own-$U/run" "$@"
+    }
+    echo "--- default status"; plain "$JGSCHED" daemon status; echo "rc=$?"
+    echo "--- own daemon"; plain "$JGSCHEDD"; echo "rc=$?"
+    own=$W/own-$U/run/jgsched/jgsched.sock
+    echo "--- own status"; plain JGSCHED_SOCKET="$own" "$JGSCHED" daemon status; echo "rc=$?"
+    echo "--- own stop"; plain JGSCHED_SOCKET="$own" "$JGSCHED" daemon stop; echo "rc=$?"
+' >"$W/own.out" 2>&1
+RC=$?
+OUT=$(cat "$W/own.out")
+ERR=""
+LAST_CMD="(as $UA, /run/jgsched/jgsched.sock present) jgsched daemon status; jgschedd"
+[ "$RC" -ne 99 ] || fail "could not put the shared socket at /run/jgsched/jgsched.sock in a mount namespace"
+section() { sed -n "/^--- $1\$/,/^rc=/p" <<<"$OUT"; }
+s=$(section "default status")
+assert_contains "$s" "socket:  /run/jgsched/jgsched.sock" "status as $UA with no jgsched variable"
+assert_contains "$s" "home:    $JGSCHED_HOME" "status as $UA with no jgsched variable"
+assert_contains "$s" "rc=0" "status as $UA with no jgsched variable"
+s=$(section "own daemon")
+assert_contains "$s" "rc=0" "$UA's own jgschedd while the system socket exists"
+s=$(section "own status")
+assert_contains "$s" "home:    $W/own-$UA/state/jgsched" "status of $UA's own daemon"
+assert_contains "$(section "own stop")" "rc=0" "stop of $UA's own daemon"
+ok "a plain user's CLI uses the system daemon; the user may still run a jgschedd of their own"
 
 TAG=$(tr -dc 'a-z0-9' </dev/urandom 2>/dev/null | head -c 6)
 NA=ident-a-$TAG
