@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -95,12 +96,24 @@ int jg_paths_create_dirs(const jg_paths_t *p, jg_error_t *err)
     /* A root daemon runs nodes as their users, whose shims must reach their own
      * node directories below home and state_dir: traversable, not listable. */
     unsigned dir_mode = geteuid() == 0 ? 0711 : 0700;
+    /* Every user must reach the system socket.  The mode is set, not only
+     * given to mkdir: root's CLI creates run_dir (0700, for its autostart
+     * lock) before it starts the system daemon.  A run_dir that is home
+     * keeps home's mode, which lets the socket be reached already. */
+    bool open_run_dir = p->system && strcmp(p->run_dir, p->home) != 0;
     if (jg_mkdir_p(p->home, dir_mode, err) < 0 ||
-        jg_mkdir_p(p->run_dir, p->system ? 0755 : 0700, err) < 0 ||
+        jg_mkdir_p(p->run_dir, open_run_dir ? 0755 : 0700, err) < 0 ||
         jg_mkdir_p(p->state_dir, dir_mode, err) < 0)
         return -1;
-    if (geteuid() == 0 && (chmod(p->home, dir_mode) < 0 || chmod(p->state_dir, dir_mode) < 0))
-        return jg_errprintf(err, "cannot set the mode of %s: %s", p->state_dir, strerror(errno));
+    const char *failed = NULL;
+    if (geteuid() == 0 && chmod(p->home, dir_mode) < 0)
+        failed = p->home;
+    else if (geteuid() == 0 && chmod(p->state_dir, dir_mode) < 0)
+        failed = p->state_dir;
+    else if (open_run_dir && chmod(p->run_dir, 0755) < 0)
+        failed = p->run_dir;
+    if (failed)
+        return jg_errprintf(err, "cannot set the mode of %s: %s", failed, strerror(errno));
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* test_config.c - the daemon's config.yaml: what a full file yields, every
  * kind of error with its file:line:col, key path and value, a missing file as
- * all defaults, per-user limits, admin checks and the description.  Fixtures
+ * all defaults, per-user limits, admin checks and the description; and the
+ * mode of the directories a system instance creates.  Fixtures
  * live in fixtures/config/: full.yaml sets every key, bad.yaml holds one of
  * most error kinds.
  */
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "jgsched/config.h"
+#include "jgsched/paths.h"
 
 #ifndef JG_TEST_FIXTURES
 #define JG_TEST_FIXTURES "tests/fixtures"
@@ -658,4 +660,30 @@ Test(config, describe_defaults_marks_them)
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         cr_expect(strstr(d, lines[i]), "missing line '%s' in:\n%s", lines[i], d);
     free(d);
+}
+
+/* ---- the instance's directories ----------------------------------------- */
+
+/* Root's CLI creates the system run_dir 0700 (for its autostart lock) before
+ * the daemon runs: creating the directories must still open it to everyone,
+ * or no other user reaches the socket. */
+Test(config, system_run_dir_is_opened)
+{
+    make_tmpdir();
+    char home[128], run[128], state[128];
+    snprintf(home, sizeof home, "%s/home", tmpdir);
+    snprintf(run, sizeof run, "%s/run", tmpdir);
+    snprintf(state, sizeof state, "%s/home/state", tmpdir);
+    cr_assert_eq(mkdir(run, 0700), 0);
+    jg_paths_t p = {.home = home, .run_dir = run, .state_dir = state, .system = 1};
+    jg_error_t err;
+    int rc = jg_paths_create_dirs(&p, &err);
+    struct stat st;
+    int run_stat = stat(run, &st);
+    rmdir(state);
+    rmdir(home);
+    rmdir(run);
+    cr_assert_eq(rc, 0, "%s", err.text);
+    cr_assert_eq(run_stat, 0);
+    cr_assert_eq(st.st_mode & 07777, 0755, "run_dir mode %o", (unsigned)(st.st_mode & 07777));
 }

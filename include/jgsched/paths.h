@@ -37,7 +37,9 @@ typedef struct {
 /* Fills every field (malloc'd strings); creates nothing. */
 int jg_paths_resolve(jg_paths_t *paths, jg_error_t *err);
 
-/* Creates home, run_dir and state_dir (mode 0700) if missing. */
+/* Creates home, run_dir and state_dir if missing: 0700, or 0711 for root
+ * (users' shims reach their node directories); a system instance's separate
+ * run_dir is made 0755 even when it exists, so every user reaches the socket. */
 int jg_paths_create_dirs(const jg_paths_t *paths, jg_error_t *err);
 
 void jg_paths_free(jg_paths_t *paths);
