@@ -34,6 +34,7 @@
 #include "jgsched/capacity.h"
 #include "jgsched/config.h"
 #include "jgsched/loop.h"
+#include "jgsched/policy.h"
 #include "jgsched/proto.h"
 #include "jgsched/sched.h"
 #include "jgsched/spec.h"
@@ -1128,19 +1129,6 @@ static char *find_shim(void)
     return jg_xstrdup("jgsched-shim");
 }
 
-/* JGSCHED_POLICY_DIR, else the source tree's policies/ when running from a
- * build tree, else the installed ones. */
-static char *find_policy_dir(void)
-{
-    const char *env = getenv("JGSCHED_POLICY_DIR");
-    if (env && *env)
-        return jg_xstrdup(env);
-    struct stat st;
-    if (stat(JG_SOURCE_ROOT "/policies/default.lua", &st) == 0)
-        return jg_xstrdup(JG_SOURCE_ROOT "/policies");
-    return jg_xstrdup(JG_DATADIR "/policies");
-}
-
 /* After a crash: remove what groups that are no longer active left behind
  * (their namespaces, keepers, stray processes). */
 static void sweep_leftovers(jg_daemon_t *d, jg_backend_t *b)
@@ -1236,7 +1224,7 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     if (!(d->store = jg_store_open(d->paths.store, err)))
         goto fail;
-    policy_dir = find_policy_dir();
+    policy_dir = jg_policy_default_dir();
     jg_sched_options_t sopts = {.policy_dir = policy_dir,
                                 .default_policy = d->config->default_policy,
                                 .stop_grace_ms = (int)(d->config->stop_grace_s * 1000),

@@ -57,6 +57,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "jg_config.h"
 #include "policy_int.h"
 
 #define HOOK_EVERY 1000                 /* instructions between two count-hook checks */
@@ -135,6 +136,17 @@ void jg_policy_copy_text(char *dst, size_t size, const char *src, size_t n)
     if (n)
         memcpy(dst, src, n);
     dst[n] = '\0';
+}
+
+char *jg_policy_default_dir(void)
+{
+    const char *env = getenv("JGSCHED_POLICY_DIR");
+    if (env && *env)
+        return jg_xstrdup(env);
+    struct stat st;
+    if (stat(JG_SOURCE_ROOT "/policies/default.lua", &st) == 0)
+        return jg_xstrdup(JG_SOURCE_ROOT "/policies");
+    return jg_xstrdup(JG_DATADIR "/policies");
 }
 
 bool jg_policy_valid_name(const char *s, size_t n)

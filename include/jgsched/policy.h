@@ -199,12 +199,16 @@ void jg_policy_job_end_clear(jg_policy_job_end_t *je);       /* frees cancel; NU
 
 /* ---- loading ------------------------------------------------------------ */
 
+/* Where policies are found by name (malloc'd): $JGSCHED_POLICY_DIR, else the
+ * source tree's policies/ when running from a build tree, else the installed
+ * ones.  The daemon and `jgsched policy` share it, so both load the same file. */
+char *jg_policy_default_dir(void);
+
 /* Loads a policy.  name_or_path: a policy name ("fail-fast": [A-Za-z0-9_-]+,
  * read from <policy_dir>/<name>.lua) or, when it contains '/' or ends in
  * ".lua", a file path.  policy_dir holds default.lua (always loaded first) and
  * <policy_dir>/../lua/prelude.lua is the helper table; the daemon passes
- * JG_SOURCE_ROOT "/policies" in a build tree and JG_DATADIR "/policies" when
- * installed.  Returns a new policy (free with jg_policy_free) or NULL + err:
+ * jg_policy_default_dir().  Returns a new policy (free with jg_policy_free) or NULL + err:
  * unreadable file, syntax error ("x.lua:3: ... near ..."), an error or
  * overrun while running the chunk, a return value that is not a table of
  * known hook names mapped to functions. */

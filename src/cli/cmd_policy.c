@@ -23,11 +23,9 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "jg_config.h"
 #include "jgsched/policy.h"
 #include "jgsched/spec.h"
 
@@ -66,25 +64,10 @@ static const char usage[] =
 #define MAX_INFRAS 16
 #define MAX_COUNTER 1000000
 
-/* ---- the policy directory ---- */
-
-/* Where jgschedd finds policies by name (malloc'd): the same rule as the
- * daemon's find_policy_dir(). */
-static char *policy_dir(void)
-{
-    const char *env = getenv("JGSCHED_POLICY_DIR");
-    struct stat st;
-    if (env && *env)
-        return jg_xstrdup(env);
-    if (stat(JG_SOURCE_ROOT "/policies/default.lua", &st) == 0)
-        return jg_xstrdup(JG_SOURCE_ROOT "/policies");
-    return jg_xstrdup(JG_DATADIR "/policies");
-}
-
 /* Loads as the daemon does; prints the error on failure. */
 static jg_policy_t *load_policy(const char *name_or_path)
 {
-    char *dir = policy_dir();
+    char *dir = jg_policy_default_dir();
     jg_error_t err;
     jg_policy_t *p = jg_policy_load(name_or_path, dir, NULL, &err);
     if (!p)
