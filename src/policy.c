@@ -154,11 +154,18 @@ bool jg_policy_valid_name(const char *s, size_t n)
     if (n == 0 || n > 63)
         return false;
     for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!isalnum(ch) && ch != '-' && ch != '_')
+        char ch = s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
             return false;
     }
     return true;
+}
+
+bool jg_policy_is_path(const char *s)
+{
+    size_t n = strlen(s);
+    return strchr(s, '/') || (n > 4 && strcmp(s + n - 4, ".lua") == 0);
 }
 
 static uint64_t now_ns(void)
@@ -952,7 +959,7 @@ jg_policy_t *jg_policy_load(const char *name_or_path, const char *policy_dir,
         return NULL;
     }
     size_t n = strlen(name_or_path);
-    bool is_path = strchr(name_or_path, '/') || (n > 4 && strcmp(name_or_path + n - 4, ".lua") == 0);
+    bool is_path = jg_policy_is_path(name_or_path);
     jg_policy_t *p = NULL;
     char *path = NULL, *name = NULL, *text = NULL;
     size_t len = 0;

@@ -51,7 +51,4 @@ void jg_policy_builtin(jg_policy_call_t *c);
 /* Bounded copy of n bytes of src into dst (size bytes), always NUL-terminated. */
 void jg_policy_copy_text(char *dst, size_t size, const char *src, size_t n);
 
-/* True if s is a policy name: [A-Za-z0-9_-]{1,63}. */
-bool jg_policy_valid_name(const char *s, size_t n);
-
 #endif

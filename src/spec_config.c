@@ -21,6 +21,7 @@
  */
 #include "jgsched/config.h"
 #include "jgsched/netns.h"
+#include "jgsched/policy.h"
 #include "spec_yaml.h"
 
 #include <errno.h>
@@ -197,18 +198,6 @@ static bool user_exists(const char *name)
 
 /* ---- top-level keys ---------------------------------------------------- */
 
-static bool policy_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
-            return false;
-    return true;
-}
-
 static void parse_policy(cctx_t *c, yaml_node_t *v)
 {
     static const char *field = "default_policy";
@@ -217,9 +206,9 @@ static void parse_policy(cctx_t *c, yaml_node_t *v)
     if (!s)
         return;
     size_t n = strlen(s);
-    if (s[0] != '/' && !policy_name_ok(s)) {
+    if (s[0] != '/' && !jg_policy_valid_name(s, n)) {
         char *bare = n > 4 && !strcmp(s + n - 4, ".lua") ? jg_xstrndup(s, n - 4) : NULL;
-        if (bare && policy_name_ok(bare))
+        if (bare && jg_policy_valid_name(bare, n - 4))
             jg_spec_err(&c->r, v, field, "invalid policy name '%s' (did you mean '%s'? a "
                         "name has no '.lua'; a file is given by its absolute path)",
                         jg_spec_show(s, buf, sizeof buf), bare);

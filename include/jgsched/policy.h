@@ -199,6 +199,14 @@ void jg_policy_job_end_clear(jg_policy_job_end_t *je);       /* frees cancel; NU
 
 /* ---- loading ------------------------------------------------------------ */
 
+/* True if the n bytes at s are a policy name: [A-Za-z0-9_-]{1,63}, whatever
+ * the locale. */
+bool jg_policy_valid_name(const char *s, size_t n);
+
+/* True if name_or_path names a file rather than a policy: it contains '/' or
+ * ends in ".lua" (the rule of jg_policy_load). */
+bool jg_policy_is_path(const char *name_or_path);
+
 /* Where policies are found by name (malloc'd): $JGSCHED_POLICY_DIR, else the
  * source tree's policies/ when running from a build tree, else the installed
  * ones.  The daemon and `jgsched policy` share it, so both load the same file. */

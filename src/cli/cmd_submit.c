@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "jgsched/policy.h"
 #include "jgsched/state.h"
 
 static const char usage[] =
@@ -374,9 +375,8 @@ int jg_cli_cmd_submit(int argc, char **argv)
     }
     file = absolute_path(path);
     /* A policy file is read by the daemon, from its own working directory:
-     * send an absolute path (same rule as jg_policy_load for what is a path). */
-    size_t plen = policy ? strlen(policy) : 0;
-    if (policy && (strchr(policy, '/') || (plen > 4 && strcmp(policy + plen - 4, ".lua") == 0)))
+     * send an absolute path. */
+    if (policy && jg_policy_is_path(policy))
         policy_path = absolute_path(policy);
     json_t *req = json_pack("{s:s, s:s, s:s%, s:o, s:o, s:o}", "op", "submit", "file", file,
                             "yaml", yaml, len, "name", name ? json_string(name) : json_null(),
