@@ -962,20 +962,11 @@ static void parse_envs(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
     }
 }
 
-static bool volume_name_ok(const char *s)
-{
-    if (!*s || !strcmp(s, ".") || !strcmp(s, ".."))
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
-            return false;
-    return true;
-}
-
+/* A volume is named as the daemon names it (config.yaml, `jgsched volume
+ * create`): a DNS label, so a name that could never resolve fails here. */
 static void parse_volumes(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
 {
-    char buf[80], buf2[80];
+    char buf[80], buf2[80], why[160];
     if (jg_spec_is_null(v))
         return;
     if (v->type != YAML_MAPPING_NODE) {
@@ -994,10 +985,10 @@ static void parse_volumes(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
                         jg_spec_show(key, buf, sizeof buf));
         } else {
             const char *s = jg_spec_scalar(&c->r, val, f, "a volume name");
-            if (s && !volume_name_ok(s))
-                jg_spec_err(&c->r, val, f,
-                            "invalid volume name '%s' (letters, digits, '-', '_', '.')",
-                            jg_spec_show(s, buf2, sizeof buf2));
+            const char *bad = s ? jg_spec_dns_problem(s, why, sizeof why) : NULL;
+            if (bad)
+                jg_spec_err(&c->r, val, f, "invalid volume name '%s': %s",
+                            jg_spec_show(s, buf2, sizeof buf2), bad);
             else if (s)
                 kv_push(&job->volumes, &job->n_volumes, key, s);
         }

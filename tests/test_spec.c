@@ -823,16 +823,26 @@ Test(spec, workdir_forms)
 
 Test(spec, volumes)
 {
-    jg_group_spec_t *s = job_ok("name: a\nvolumes:\n  /mnt/a: vol-a\n  /mnt/b: vol_b\n");
+    jg_group_spec_t *s = job_ok("name: a\nvolumes:\n  /mnt/a: vol-a\n  /mnt/b: 2b\n");
     cr_assert_eq(s->jobs[0].n_volumes, 2);
     cr_assert_str_eq(s->jobs[0].volumes[1].key, "/mnt/b");
-    cr_assert_str_eq(s->jobs[0].volumes[1].value, "vol_b");
+    cr_assert_str_eq(s->jobs[0].volumes[1].value, "2b");
     jg_spec_free(s);
     job_error("name: a\nvolumes: {mnt/a: v}\n",
               "t.yaml:7:11: volumes: mount path 'mnt/a' must be absolute", NULL);
     job_error("name: a\nvolumes: {/mnt/a: {size: 10}}\n", "volumes./mnt/a: expected a volume "
               "name", NULL);
     job_error("name: a\nvolumes: {/mnt/a: 'a b'}\n", "invalid volume name 'a b'", NULL);
+    /* Volumes are named as config.yaml and `volume create` name them (DNS
+     * labels): anything else could never resolve at submit. */
+    job_error("name: a\nvolumes: {/d: My_Vol}\n",
+              "t.yaml:7:15: volumes./d: invalid volume name 'My_Vol': it contains uppercase "
+              "letter 'M'", NULL);
+    job_error("name: a\nvolumes: {/d: vol_b}\n", "invalid volume name 'vol_b': it contains '_'",
+              NULL);
+    job_error("name: a\nvolumes: {/d: v.1}\n", "invalid volume name 'v.1': it contains '.'",
+              NULL);
+    job_error("name: a\nvolumes: {/d: -v}\n", "invalid volume name '-v': it must start", NULL);
 }
 
 Test(spec, long_values_are_cut_in_messages_without_breaking_utf8)
