@@ -1244,7 +1244,9 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
                                .share_host_network =
                                    d->config->local.network == JG_CONFIG_NETWORK_HOST,
                                .nat = d->config->local.nat,
-                               .nat_network = d->config->local.nat_network};
+                               .nat_network = d->config->local.nat_network,
+                               .cgroups_off =
+                                   d->config->local.cgroups == JG_CONFIG_CGROUPS_OFF};
     jg_backend_t *b = jg_backend_local_create(&local, err);
     jg_capacity_clear(&capacity);
     if (!b)

@@ -192,10 +192,10 @@ struct jg_backend {
  *    return when the node ends and are taken again on reattach.  Declared
  *    GPUs with no nvidia-smi have no index: nothing is exported, and the
  *    node's log says so.
- *  - cgroups: where cgroup v2 with the cpu and memory controllers is usable,
- *    each node runs in a cgroup of its own with cpu.max = its job's cpus and
- *    memory.max = its memory; an OOM kill is named in NODE_EXITED's reason.
- *    notes() says whether that is the case. */
+ *  - cgroups: where cgroup v2 with the cpu and memory controllers is usable
+ *    and cgroups_off is not set, each node runs in a cgroup of its own with
+ *    cpu.max = its job's cpus and memory.max = its memory; an OOM kill is
+ *    named in NODE_EXITED's reason.  notes() says whether that is the case. */
 typedef struct {
     const char *state_dir;      /* node directories go under <state_dir>/groups/ */
     const char *shim_path;      /* the jgsched-shim executable */
@@ -211,6 +211,8 @@ typedef struct {
     const char *cgroup_dir;     /* a cgroup v2 directory (delegated to us, cpu and memory in
                                  * its subtree_control) to put node cgroups under; NULL:
                                  * found by probing the host */
+    bool cgroups_off;           /* no cgroups at all, on purpose (config `cgroups: off`):
+                                 * nodes are not limited; notes() says why */
 } jg_local_config_t;
 
 /* Returns a new backend (destroy with b->ops->destroy) or NULL + err. */

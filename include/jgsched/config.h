@@ -60,11 +60,14 @@ typedef enum {
 } jg_config_cgroups_t;
 
 typedef struct {
-    bool enabled;                   /* default true */
+    bool enabled;                   /* always true: the only backend built (false is
+                                       refused until another one exists) */
     bool has_enabled;
     jg_config_shape_t capacity;     /* fields not set: the host's own */
     jg_config_shape_t max_node;     /* fields not set: capacity's (set or detected);
-                                       set ones never exceed capacity's set ones */
+                                       set ones never exceed capacity's set ones.
+                                       Accelerators are never set: a per-node limit
+                                       is refused (nothing could apply it yet) */
     jg_config_network_t network;    /* default isolated */
     bool has_network;
     bool nat;                       /* outbound NAT for nodes when root; default true */
@@ -72,12 +75,13 @@ typedef struct {
     char *nat_network;              /* the hubs' uplink addresses, "a.b.c.d/p" (checked);
                                        default JG_NETNS_UPLINK_DEFAULT */
     bool has_nat_network;
-    jg_config_cgroups_t cgroups;    /* default auto */
+    jg_config_cgroups_t cgroups;    /* default auto; off: jg_local_config_t.cgroups_off */
     bool has_cgroups;
 } jg_config_local_t;
 
 typedef struct {
-    bool enabled;                   /* default false */
+    bool enabled;                   /* always false: the backend is not built yet (true is
+                                       refused); context and namespace are only checked */
     bool has_enabled;
     char *context;                  /* NULL: the kubeconfig's current context */
     char *namespace;                /* NULL: the context's namespace; else a DNS label */
