@@ -136,7 +136,8 @@ static void push_msg(char ***arr, size_t *n, jg_spec_pos_t **pos, size_t *pos_ca
     (*pos)[k - 1] = p;
 }
 
-void jg_spec_record(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, char *msg)
+/* Adds a finished message (takes ownership of msg) at position p. */
+static void record_msg(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, char *msg)
 {
     jg_spec_errors_t *e = r->errs;
     if (warning)
@@ -146,8 +147,9 @@ void jg_spec_record(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, char *ms
         push_msg(&e->messages, &e->count, &r->err_pos, &r->err_pos_cap, r->err0, p, msg);
 }
 
-void jg_spec_vreport(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const char *field,
-                     const char *fmt, va_list ap)
+/* "file:line:col: field: <fmt>"; field may be NULL. */
+static void vreport(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const char *field,
+                    const char *fmt, va_list ap)
 {
     char *body = xvasprintf(fmt, ap);
     char where[64];
@@ -160,10 +162,11 @@ void jg_spec_vreport(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const c
     char *msg = jg_xasprintf("%s%s: %s%s%s", r->file, where, field ? field : "",
                              field ? ": " : "", body);
     free(body);
-    jg_spec_record(r, warning, p, msg);
+    record_msg(r, warning, p, msg);
 }
 
-jg_spec_pos_t jg_spec_pos(const yaml_node_t *n)
+/* {0,0} for NULL */
+static jg_spec_pos_t node_pos(const yaml_node_t *n)
 {
     jg_spec_pos_t p = {0, 0};
     if (n) {
@@ -178,7 +181,7 @@ void jg_spec_err(jg_spec_reader_t *r, const yaml_node_t *n, const char *field, c
 {
     va_list ap;
     va_start(ap, fmt);
-    jg_spec_vreport(r, false, jg_spec_pos(n), field, fmt, ap);
+    vreport(r, false, node_pos(n), field, fmt, ap);
     va_end(ap);
 }
 
@@ -187,7 +190,7 @@ void jg_spec_warn(jg_spec_reader_t *r, const yaml_node_t *n, const char *field, 
 {
     va_list ap;
     va_start(ap, fmt);
-    jg_spec_vreport(r, true, jg_spec_pos(n), field, fmt, ap);
+    vreport(r, true, node_pos(n), field, fmt, ap);
     va_end(ap);
 }
 
@@ -196,7 +199,7 @@ void jg_spec_err_at(jg_spec_reader_t *r, jg_spec_pos_t p, const char *field, con
 {
     va_list ap;
     va_start(ap, fmt);
-    jg_spec_vreport(r, false, p, field, fmt, ap);
+    vreport(r, false, p, field, fmt, ap);
     va_end(ap);
 }
 
@@ -618,7 +621,7 @@ const char *jg_spec_key(jg_spec_reader_t *r, const yaml_node_t *map, const yaml_
         yaml_node_t *qk = jg_spec_node(r, q->key);
         if (qk && qk->type == YAML_SCALAR_NODE && !strcmp(JG_SPEC_SVAL(qk), key)) {
             char buf[80];
-            jg_spec_pos_t first = jg_spec_pos(qk);
+            jg_spec_pos_t first = node_pos(qk);
             jg_spec_err(r, k, field, "duplicate key '%s' (first given at line %d, column %d)",
                         jg_spec_show(key, buf, sizeof buf), first.line, first.col);
             return NULL;
@@ -881,7 +884,7 @@ static void parse_resources(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job,
                 jg_spec_err(&c->r, k, "resources.job_recovery",
                             "job_recovery is given twice (also at "
                             "line %d); keep one",
-                            jg_spec_pos(*recovery_key).line);
+                            node_pos(*recovery_key).line);
             else {
                 *recovery_key = k;
                 parse_recovery(c, val, "resources.job_recovery", &job->recovery);
@@ -1183,7 +1186,7 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
     char buf[80];
     jg_job_spec_t job = {0};
     job.num_nodes = 1;
-    job.line = jg_spec_pos(root).line;
+    job.line = node_pos(root).line;
     if (root->type != YAML_MAPPING_NODE) {
         jg_spec_err(&c->r, root, NULL,
                     "a job document must be a mapping (name, resources, run, ...), "
@@ -1241,7 +1244,7 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
                 jg_spec_err(&c->r, k, "job_recovery",
                             "job_recovery is given twice (also at line %d); "
                             "keep one",
-                            jg_spec_pos(recovery_key).line);
+                            node_pos(recovery_key).line);
             else {
                 recovery_key = k;
                 parse_recovery(c, v, "job_recovery", &job.recovery);
@@ -1262,7 +1265,7 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
         if (!name_node || jg_spec_is_null(name_node)) {
             char *msg = jg_xasprintf("job at %s:%d must have a \"name\" field", c->r.file,
                                      job.line);
-            jg_spec_record(&c->r, false, (jg_spec_pos_t){job.line, 0}, msg);
+            record_msg(&c->r, false, (jg_spec_pos_t){job.line, 0}, msg);
         }
         free_job(&job);
         return;
@@ -1301,7 +1304,7 @@ static void add_ref(pctx_t *c, const char *name, const yaml_node_t *n, const cha
         c->refs_cap = c->refs_cap ? c->refs_cap * 2 : 8;
         c->refs = jg_xrealloc(c->refs, c->refs_cap * sizeof *c->refs);
     }
-    c->refs[c->n_refs++] = (ref_t){name, jg_spec_pos(n), field};
+    c->refs[c->n_refs++] = (ref_t){name, node_pos(n), field};
 }
 
 static void parse_primary_tasks(pctx_t *c, yaml_node_t *v)
@@ -1396,7 +1399,7 @@ static void parse_header(pctx_t *c, yaml_node_t *root)
 {
     char buf[80];
     jg_group_spec_t *s = c->spec;
-    c->header_pos = jg_spec_pos(root);
+    c->header_pos = node_pos(root);
     if (root->type != YAML_MAPPING_NODE) {
         jg_spec_err(&c->r, root, NULL,
                     "the JobGroup header must be a mapping (name, placement, "
@@ -1453,7 +1456,7 @@ static void parse_header(pctx_t *c, yaml_node_t *root)
     if (!s->name) {
         char *msg = jg_xasprintf("%s:%d: the JobGroup header must have a \"name\" field",
                                  c->r.file, c->header_pos.line);
-        jg_spec_record(&c->r, false, (jg_spec_pos_t){c->header_pos.line, 0}, msg);
+        record_msg(&c->r, false, (jg_spec_pos_t){c->header_pos.line, 0}, msg);
     }
 }
 
@@ -1492,7 +1495,7 @@ static void resolve_refs(pctx_t *c)
         char *msg = jg_xasprintf("%s:%d: termination_delay: has no effect without "
                                  "primary_tasks (it is the grace auxiliary jobs get once the "
                                  "primary tasks end)", c->r.file, c->header_pos.line);
-        jg_spec_record(&c->r, true, c->header_pos, msg);
+        record_msg(&c->r, true, c->header_pos, msg);
     }
 }
 
@@ -1601,7 +1604,7 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
                     "first document must be the JobGroup header (name, placement, "
                     "execution); this one is a job");
     } else if (only_name(&c, first)) {
-        jg_spec_pos_t at = {jg_spec_pos(first).line, 0};
+        jg_spec_pos_t at = {node_pos(first).line, 0};
         jg_spec_err_at(&c.r, at, NULL, "a header with only 'name' is a chain (jobs run one "
                        "after another); jgsched runs JobGroups only: add 'execution: "
                        "parallel' to the header to run these jobs together");

@@ -12,7 +12,6 @@
 #ifndef JGSCHED_SPEC_YAML_H
 #define JGSCHED_SPEC_YAML_H
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -50,12 +49,7 @@ void jg_spec_reader_init(jg_spec_reader_t *r, const char *file, jg_spec_errors_t
  * frees the bookkeeping.  Returns true when the parse recorded an error. */
 bool jg_spec_reader_done(jg_spec_reader_t *r);
 
-/* Adds a finished message (takes ownership of msg) at position p. */
-void jg_spec_record(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, char *msg);
-
 /* "file:line:col: field: <fmt>"; field may be NULL. */
-void jg_spec_vreport(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const char *field,
-                     const char *fmt, va_list ap);
 void jg_spec_err(jg_spec_reader_t *r, const yaml_node_t *n, const char *field,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void jg_spec_warn(jg_spec_reader_t *r, const yaml_node_t *n, const char *field,
@@ -65,7 +59,6 @@ void jg_spec_err_at(jg_spec_reader_t *r, jg_spec_pos_t p, const char *field,
 
 /* ---- nodes ------------------------------------------------------------- */
 
-jg_spec_pos_t jg_spec_pos(const yaml_node_t *n);     /* {0,0} for NULL */
 yaml_node_t *jg_spec_node(jg_spec_reader_t *r, int id);
 
 /* A plain scalar spelling null: empty, ~, null, Null, NULL. */

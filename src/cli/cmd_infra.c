@@ -71,12 +71,12 @@ static void fmt_accels(const json_t *shape, jg_cli_buf_t *out)
 }
 
 /* "64 cpus, 256GB memory[, accelerators T4:2]" */
-static void fmt_shape(const json_t *shape, bool with_accels, jg_cli_buf_t *out)
+static void fmt_shape(const json_t *shape, jg_cli_buf_t *out)
 {
     char c[JG_CLI_FMT_SIZE], m[JG_CLI_FMT_SIZE];
     jg_cli_buf_printf(out, "%s cpus, %sGB memory", fmt_num(shape_cpus(shape), c, sizeof c),
                       fmt_num(shape_mem(shape), m, sizeof m));
-    if (with_accels && json_object_size(json_object_get(shape, "accelerators")) > 0) {
+    if (json_object_size(json_object_get(shape, "accelerators")) > 0) {
         jg_cli_buf_printf(out, ", accelerators ");
         fmt_accels(shape, out);
     }
@@ -194,14 +194,14 @@ static void print_backend(const json_t *b, const char *config)
         printf("  capacity:      unknown (the backend does not say)\n");
     } else {
         jg_cli_buf_t line = {0};
-        fmt_shape(cap, true, &line);
+        fmt_shape(cap, &line);
         printf("  capacity:      %s (%s)\n", jg_cli_buf_str(&line),
                source_text(jg_cli_jstr(b, "source"), config, src, sizeof src));
         jg_cli_buf_free(&line);
         const json_t *max = json_object_get(b, "max_node");
         if (json_is_object(max)) {
             jg_cli_buf_t m = {0};
-            fmt_shape(max, true, &m);
+            fmt_shape(max, &m);
             printf("  largest node:  %s\n", jg_cli_buf_str(&m));
             jg_cli_buf_free(&m);
         }
