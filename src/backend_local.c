@@ -2709,7 +2709,9 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
         add_pool_to_capacity(b);
     char cg_why[320] = "";
     struct stat cst;
-    if (cfg->cgroup_dir && stat(cfg->cgroup_dir, &cst) == 0 && S_ISDIR(cst.st_mode))
+    if (cfg->cgroups_off)
+        snprintf(cg_why, sizeof cg_why, "off by configuration (backends.local.cgroups)");
+    else if (cfg->cgroup_dir && stat(cfg->cgroup_dir, &cst) == 0 && S_ISDIR(cst.st_mode))
         b->cg_base = jg_xstrdup(cfg->cgroup_dir);
     else if (cfg->cgroup_dir)
         snprintf(cg_why, sizeof cg_why, "the configured cgroup %s is not a directory",

@@ -1876,6 +1876,20 @@ Test(local, notes_say_whether_nodes_are_limited)
         cr_assert(strstr(n, "cgroups: v2, a cgroup per node under /"), "%s", n);
 }
 
+Test(local, cgroups_off_in_the_config_means_no_cgroups)
+{
+    jg_local_config_t cfg = {.state_dir = state_dir, .shim_path = getenv("JGSCHED_SHIM"),
+                             .loop = loop, .on_event = on_event, .cgroups_off = true};
+    jg_error_t err = {{0}};
+    jg_backend_t *b = jg_backend_local_create(&cfg, &err);
+    cr_assert(b, "create: %s", err.text);
+    const char *n = b->ops->notes(b);
+    cr_expect(n && strstr(n, "cgroups: unavailable (off by configuration "
+                             "(backends.local.cgroups)); nodes are not limited"),
+              "%s", n ? n : "(none)");
+    b->ops->destroy(b);
+}
+
 static void teardown(void);
 
 static const char *cgroup_base(void)
