@@ -382,8 +382,11 @@ static void restart_due(jg_loop_t *loop, void *arg)
 {
     (void)loop;
     job_rt_t *j = arg;
+    jg_sched_t *s = j->group->sched;
+    int64_t id = j->group->id;
     j->restart_timer = 0;
-    evaluate(j->group->sched, j->group);
+    evaluate(s, j->group);      /* may end and free the group */
+    jg_sched_changed(s, id);
 }
 
 static void relaunch_when_due(jg_sched_t *s, group_rt_t *g, job_rt_t *j)
@@ -420,6 +423,10 @@ static void relaunch_when_due(jg_sched_t *s, group_rt_t *g, job_rt_t *j)
     jg_log("info", "group %lld: job %s attempt %d", (long long)g->id, job_name(j), j->attempt);
     launch_nodes(s, g, refs, (size_t)j->n_nodes);
     free(refs);
+    /* A restart asked for during the launch itself (a backend reporting an
+     * exit at once) has no event left to wake it: the loop's next turn does. */
+    if (j->restart_pending && !j->restart_timer)
+        j->restart_timer = jg_loop_add_timer(s->loop, 0, restart_due, j);
 }
 
 void jg_sched_request_restart(jg_sched_t *s, job_rt_t *j, jg_attempt_count_t count,
@@ -463,7 +470,10 @@ static void evaluate(jg_sched_t *s, group_rt_t *g)
             continue;
         if (j->restart_pending && !g->cancelling && g->end_override == JG_PENDING) {
             relaunch_when_due(s, g, j);
-            continue;
+            /* A launch refused at once leaves every node down and no event to
+             * come: the job ends now, as the failure it is. */
+            if (j->restart_pending || !job_all_nodes_down(j))
+                continue;
         }
         char reason[384];
         jg_state_t st = job_outcome(j, reason, sizeof reason);
