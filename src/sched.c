@@ -157,6 +157,35 @@ static void link_group(jg_sched_t *s, group_rt_t *g)
     s->n_active++;
 }
 
+static backend_slot_t *slot_of(jg_sched_t *s, const jg_backend_t *b)
+{
+    for (size_t i = 0; i < s->n_backends; i++)
+        if (s->backends[i].backend == b)
+            return &s->backends[i];
+    return NULL;
+}
+
+static void hold_resources(jg_sched_t *s, group_rt_t *g)
+{
+    backend_slot_t *slot = slot_of(s, g->backend);
+    if (slot && !g->holds_resources) {
+        jg_usage_add_group(&slot->used, g->spec, +1);
+        g->holds_resources = true;
+    }
+}
+
+static void release_resources(jg_sched_t *s, group_rt_t *g)
+{
+    backend_slot_t *slot = slot_of(s, g->backend);
+    if (slot && g->holds_resources) {
+        jg_usage_add_group(&slot->used, g->spec, -1);
+        g->holds_resources = false;
+        s->admission_dirty = true;
+    }
+}
+
+/* Every way out of the active list (an end, a failed recovery, shutdown) passes
+ * here, so what a group held is given back exactly once. */
 static void unlink_and_free(jg_sched_t *s, group_rt_t *g)
 {
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
@@ -165,6 +194,7 @@ static void unlink_and_free(jg_sched_t *s, group_rt_t *g)
         if (g->jobs[i].restart_timer)
             jg_loop_cancel_timer(s->loop, g->jobs[i].restart_timer);
     }
+    release_resources(s, g);
     if (g->prev)
         g->prev->next = g->next;
     else
@@ -322,33 +352,6 @@ static void release_group(jg_sched_t *s, group_rt_t *g)
         store_failed("commit", &err);
 }
 
-static backend_slot_t *slot_of(jg_sched_t *s, const jg_backend_t *b)
-{
-    for (size_t i = 0; i < s->n_backends; i++)
-        if (s->backends[i].backend == b)
-            return &s->backends[i];
-    return NULL;
-}
-
-static void hold_resources(jg_sched_t *s, group_rt_t *g)
-{
-    backend_slot_t *slot = slot_of(s, g->backend);
-    if (slot && !g->holds_resources) {
-        jg_usage_add_group(&slot->used, g->spec, +1);
-        g->holds_resources = true;
-    }
-}
-
-static void release_resources(jg_sched_t *s, group_rt_t *g)
-{
-    backend_slot_t *slot = slot_of(s, g->backend);
-    if (slot && g->holds_resources) {
-        jg_usage_add_group(&slot->used, g->spec, -1);
-        g->holds_resources = false;
-        s->admission_dirty = true;
-    }
-}
-
 static void finish_group(jg_sched_t *s, group_rt_t *g)
 {
     char reason[384];
@@ -359,7 +362,6 @@ static void finish_group(jg_sched_t *s, group_rt_t *g)
         jg_log("warn", "group %lld: cleanup: %s", (long long)g->id, err.text);
     jg_log("info", "group %lld (%s) ended %s: %s", (long long)g->id, g->spec->name,
            jg_state_name(st), reason);
-    release_resources(s, g);
     int64_t id = g->id;
     unlink_and_free(s, g);
     jg_sched_changed(s, id);

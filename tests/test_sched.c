@@ -152,6 +152,12 @@ static void start_sched(void)
     cr_assert_eq(jg_sched_recover(sched, &err), 0, "%s", err.text);
 }
 
+static void restart_sched(void)
+{
+    jg_sched_destroy(sched);
+    start_sched();
+}
+
 static void setup(void)
 {
     memset(&fake, 0, sizeof fake);
@@ -345,4 +351,22 @@ Test(sched, a_restart_asked_for_during_a_relaunch_is_carried_out)
     cr_expect_eq(fake.launches, 3, "the restart asked for inside launch 2 was carried out");
     cr_expect_eq(fake.last_attempt, 3);
     cr_expect_eq(jg_sched_active_count(sched), 1);
+}
+
+/* ---- recovery ----------------------------------------------------------------- */
+
+Test(sched, a_group_whose_recovery_fails_frees_what_it_held)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    cr_assert_eq(group_state(id, NULL, 0), JG_RUNNING);
+    fake.refuse_reattach = true;
+    restart_sched();
+    char reason[512];
+    cr_assert_eq(group_state(id, reason, sizeof reason), JG_FAILED, "%s", reason);
+    cr_expect(strstr(reason, "cannot find group"), "reason: %s", reason);
+    cr_expect_eq(jg_sched_active_count(sched), 0);
+    const jg_usage_t *used = jg_sched_usage(sched, jg_sched_backend_for(sched, NULL));
+    cr_assert_not_null(used);
+    cr_expect_eq(used->cpus, 0, "the failed group still holds %g cpus", used->cpus);
 }
