@@ -847,7 +847,7 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
                     int64_t *group_id, jg_error_t *err)
 {
     char notes[1024];
-    jg_backend_t *b = jg_sched_admit(s, spec, user, uid, notes, sizeof notes, err);
+    jg_backend_t *b = jg_sched_admit(s, spec, user, uid, gid, notes, sizeof notes, err);
     jg_kv_t *volumes = NULL;
     size_t n_volumes = 0;
     if (!b || resolve_volumes(s, spec, &volumes, &n_volumes, err) < 0) {
@@ -1093,7 +1093,8 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
     char notes[1024];
     jg_backend_t *b = row->infra && *row->infra
                           ? backend_for_infra(s, row->infra)
-                          : jg_sched_admit(s, spec, row->user, row->uid, notes, sizeof notes, err);
+                          : jg_sched_admit(s, spec, row->user, row->uid, row->gid, notes,
+                                           sizeof notes, err);
     if (!b) {
         jg_spec_free(spec);
         return jg_errprintf(err, "group %lld: infra %s is not available", (long long)row->id,

@@ -109,7 +109,8 @@ jg_policy_t *jg_sched_policy(jg_sched_t *s, const char *name, jg_error_t *err);
 void jg_sched_policies_free(jg_sched_t *s);
 /* on_submit + place: the backend the whole group runs on, or NULL + err. */
 jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, const char *user,
-                             uid_t uid, char *notes, size_t notes_len, jg_error_t *err);
+                             uid_t uid, gid_t gid, char *notes, size_t notes_len,
+                             jg_error_t *err);
 /* A node of a live job ended on its own (not stopped by us): ask on_node_exit and carry
  * the decision out. */
 void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,

@@ -117,7 +117,7 @@ static void hook_failed(jg_sched_t *s, int64_t group_id, const jg_error_t *err)
 /* ----------------------------------------------------------- admission */
 
 jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, const char *user,
-                             uid_t uid, char *notes, size_t notes_len, jg_error_t *err)
+                             uid_t uid, gid_t gid, char *notes, size_t notes_len, jg_error_t *err)
 {
     notes[0] = '\0';
     jg_error_t perr;
@@ -129,7 +129,8 @@ jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, const c
     }
     jg_policy_group_t pg = {.spec = spec, .user = user, .state = JG_PENDING,
                             .submitted_us = jg_now_wall_us()};
-    jg_policy_user_t pu = {.name = user, .uid = uid, .admin = uid == 0};
+    jg_policy_user_t pu = {.name = user, .uid = uid,
+                           .admin = jg_config_is_admin(s->opts.config, user, uid, gid)};
     jg_policy_admission_t adm;
     if (jg_policy_on_submit(p, &pg, &pu, &adm, &perr) < 0)
         snprintf(notes, notes_len, "on_submit failed (default decision used): %s", perr.text);

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "jgsched/backend.h"
+#include "jgsched/config.h"
 #include "jgsched/loop.h"
 #include "jgsched/sched.h"
 #include "jgsched/spec.h"
@@ -124,6 +125,7 @@ static char db_path[128];
 static jg_store_t *store;
 static jg_loop_t *loop;
 static int changes;             /* change callbacks since the test last cleared them */
+static jg_config_t *config;     /* the daemon's config.yaml; NULL: none */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -142,7 +144,8 @@ static void on_change(void *ctx, int64_t id)
 static void start_sched(void)
 {
     jg_error_t err = {{0}};
-    jg_sched_options_t opts = {.policy_dir = POLICY_DIR, .stop_grace_ms = 100};
+    jg_sched_options_t opts = {.policy_dir = POLICY_DIR, .stop_grace_ms = 100,
+                               .config = config};
     sched = jg_sched_create(store, loop, &opts, &err);
     cr_assert_not_null(sched, "%s", err.text);
     jg_backend_t *b = calloc(1, sizeof *b);
@@ -179,6 +182,8 @@ static void teardown(void)
     sched = NULL;
     jg_loop_destroy(loop);
     jg_store_close(store);
+    jg_config_free(config);
+    config = NULL;
     if (dir[0])
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -211,9 +216,10 @@ static const char *policy_file(const char *name, const char *lua)
     return path;
 }
 
-/* Submits a one-job, one-node group (2 cpus) under policy (NULL: default) whose
- * job restarts once on an error, and admits it. */
-static int64_t submit(const char *policy)
+/* Submits, as user, a one-job, one-node group (2 cpus) under policy (NULL:
+ * default) whose job restarts once on an error, and admits it.  0 if the
+ * submit was refused (err says why). */
+static int64_t submit_as(const char *policy, const char *user, uid_t uid, jg_error_t *err)
 {
     char yaml[512];
     snprintf(yaml, sizeof yaml,
@@ -225,11 +231,18 @@ static int64_t submit(const char *policy)
     jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
     cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
     jg_spec_errors_free(&errs);
-    jg_error_t err = {{0}};
     int64_t id = 0;
-    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), "alice", &id, &err), 0, "%s",
-                 err.text);
+    if (jg_sched_submit(sched, spec, uid, (gid_t)uid, user, &id, err) < 0)
+        return 0;
     jg_sched_pass(sched);
+    return id;
+}
+
+static int64_t submit(const char *policy)
+{
+    jg_error_t err = {{0}};
+    int64_t id = submit_as(policy, "alice", getuid(), &err);
+    cr_assert_gt(id, 0, "%s", err.text);
     return id;
 }
 
@@ -369,4 +382,27 @@ Test(sched, a_group_whose_recovery_fails_frees_what_it_held)
     const jg_usage_t *used = jg_sched_usage(sched, jg_sched_backend_for(sched, NULL));
     cr_assert_not_null(used);
     cr_expect_eq(used->cpus, 0, "the failed group still holds %g cpus", used->cpus);
+}
+
+/* ---- admission ---------------------------------------------------------------- */
+
+Test(sched, a_configured_admin_is_an_admin_to_the_policy)
+{
+    jg_spec_errors_t errs = {0};
+    const char *text = "admins: [alice]\n";
+    config = jg_config_parse(text, strlen(text), "config.yaml", &errs);
+    cr_assert_not_null(config, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    restart_sched();
+    const char *policy = policy_file("admins-only.lua",
+        "return {\n"
+        "  on_submit = function(group, user)\n"
+        "    if user.admin then return true end\n"
+        "    return nil, user.name .. ' is no admin'\n"
+        "  end,\n"
+        "}\n");
+    jg_error_t err = {{0}};
+    cr_expect_gt(submit_as(policy, "alice", 54321, &err), 0, "alice (in admins): %s", err.text);
+    cr_expect_eq(submit_as(policy, "bob", 54322, &err), 0, "bob (not in admins) was admitted");
+    cr_expect(strstr(err.text, "bob is no admin"), "bob's refusal: %s", err.text);
 }

@@ -32,7 +32,7 @@ typedef struct {
     int stop_grace_ms;          /* SIGTERM -> SIGKILL grace for cancel and stop (default 5000) */
     const char *policy_dir;     /* holds default.lua and the shipped policies; required */
     const char *default_policy; /* for groups that name none; NULL: "default" */
-    const jg_config_t *config;  /* per-user limits; borrowed, outlives sched; NULL: none */
+    const jg_config_t *config;  /* per-user limits, admins; borrowed, outlives sched; NULL: none */
     /* The host directory of a named volume (malloc'd), or NULL if there is no
      * such volume; NULL callback: no volumes exist. */
     char *(*volume_path)(void *ctx, const char *name);
