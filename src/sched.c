@@ -1141,6 +1141,17 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
             handles[n_handles++] = (jg_node_handle_t){.job_index = nr->job_index, .rank = nr->rank,
                                                       .attempt = nr->attempt, .handle = nr->handle};
     }
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        job_rt_t *j = &g->jobs[i];
+        /* A restart waiting for its delay when the daemon stopped: neither the
+         * delay nor the counter it was to be charged to is stored, so it goes
+         * ahead now, free (its attempt number still grows). */
+        if (j->state == JG_RECOVERING && job_all_nodes_down(j)) {
+            j->restart_pending = true;
+            j->restart_count = JG_COUNT_NONE;
+            j->restart_not_before_ms = jg_now_mono_ms();
+        }
+    }
     int rc = 0;
     if (n_handles && b->ops->reattach(b, row->id, handles, n_handles, err) < 0)
         rc = jg_errprefix(err, "group %lld: reattach", (long long)row->id);

@@ -384,6 +384,29 @@ Test(sched, a_group_whose_recovery_fails_frees_what_it_held)
     cr_expect_eq(used->cpus, 0, "the failed group still holds %g cpus", used->cpus);
 }
 
+Test(sched, a_restart_waiting_for_its_delay_survives_a_daemon_restart)
+{
+    int64_t id = submit(delayed_policy("600"));
+    run_attempt(id, 1);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 3);
+    jg_job_row_t j = job_row(id);
+    cr_assert_eq(j.state, JG_RECOVERING, "job %s", jg_state_name(j.state));
+    free(j.name);
+    free(j.reason);
+    fake.launches = 0;
+    restart_sched();
+    cr_expect_eq(jg_sched_active_count(sched), 1, "the group is still active");
+    cr_assert_eq(fake.launches, 1, "the job was relaunched after the restart");
+    cr_expect_eq(fake.last_attempt, 2);
+    j = job_row(id);
+    cr_expect_eq(j.attempt, 2);
+    free(j.name);
+    free(j.reason);
+    run_attempt(id, 2);
+    event(JG_BACKEND_NODE_EXITED, id, 2, 0);
+    cr_expect_eq(group_state(id, NULL, 0), JG_SUCCEEDED);
+}
+
 /* ---- admission ---------------------------------------------------------------- */
 
 Test(sched, a_configured_admin_is_an_admin_to_the_policy)

@@ -11,7 +11,8 @@
 # Then: SIGTERM leaves a running node alone and the next daemon finishes its
 # group; `jgsched daemon status|stop`; a corrupt store and one from a newer
 # schema are refused at start with a message naming the file, which is left
-# unchanged.
+# unchanged.  Last, kill -9 during a cancel's grace and during a restart's
+# delay: the next daemon finishes the cancel and carries the restart out.
 #
 # While the daemon is down the test never runs the CLI (it would start one);
 # it watches the nodes through files they write in $JG_WORK instead.
@@ -279,5 +280,30 @@ daemon_start
 wait_state "$GS" CANCELLED 15
 assert_no_leftovers "stubborn-$TAG" "$GS"
 ok "a cancel interrupted by kill -9 finishes: the TERM-ignoring node is killed, group CANCELLED"
+
+# ---- kill -9 while a restart waits for its delay: the next daemon carries the
+# restart out (at once: the delay itself is not kept) instead of failing the job
+cat >"$W/later.lua" <<'EOF'
+return {
+  on_node_exit = function(group, job, event)
+    if event.exit_code == 0 then return "continue" end
+    return { action = "restart_job", delay = 600, reason = "exit " .. event.exit_code .. ": again in 10 minutes" }
+  end,
+}
+EOF
+group_yaml "later-$TAG" 1 "" "if [ ! -e $W/later.once ]; then touch $W/later.once; echo first; exit 3; fi
+echo second"
+submit_detached "$W/later-$TAG.yaml" --policy "$W/later.lua"; GL=$GID
+wait_job_state "$GL" main RECOVERING 20
+daemon_kill 9
+daemon_start
+wait_state "$GL" SUCCEEDED 20
+show_json "$GL"
+assert_eq "$(job_field main attempt)" 2 "attempt of the job restarted across the crash"
+jgc_ok logs "$GL"
+assert_contains "$OUT" "(main-0) first" "logs of the restarted job"
+assert_contains "$OUT" "(main-0) second" "logs of the restarted job"
+assert_no_leftovers "later-$TAG" "$GL"
+ok "a restart waiting for its delay when the daemon is killed -9 happens after the restart: attempt 2, SUCCEEDED"
 
 jg_done
