@@ -373,7 +373,12 @@ static json_t *op_queue(conn_t *c, json_t *req)
     /* One query for every listed group's jobs, merged by group id. */
     jg_job_row_t *jobs = NULL;
     size_t n_jobs = 0;
-    if (n && jg_store_list_jobs_from(c->daemon->store, rows[0].id, &jobs, &n_jobs, &err) < 0) {
+    int64_t *ids = jg_xcalloc(n ? n : 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = rows[i].id;
+    int rc = n ? jg_store_list_jobs_of(c->daemon->store, ids, n, &jobs, &n_jobs, &err) : 0;
+    free(ids);
+    if (rc < 0) {
         jg_group_rows_free(rows, n);
         return jg_proto_error("%s", err.text);
     }

@@ -140,7 +140,7 @@ enum stmt_id {
     ST_JOBS_ALL,
     ST_NODES,
     ST_EVENTS,
-    ST_JOBS_FROM,
+    ST_JOBS_OF_GROUPS,
     ST_INSERT_VOLUME,
     ST_GET_VOLUME,
     ST_VOLUMES,
@@ -409,7 +409,9 @@ static const char *const stmt_sql[ST_COUNT] = {
         " ORDER BY id",
     [ST_JOBS_OF_GROUP] = "SELECT " JOB_COLS " FROM jobs WHERE group_id = ?1 ORDER BY idx",
     [ST_JOBS_ALL] = "SELECT " JOB_COLS " FROM jobs ORDER BY group_id, idx",
-    [ST_JOBS_FROM] = "SELECT " JOB_COLS " FROM jobs WHERE group_id >= ?1 ORDER BY group_id, idx",
+    [ST_JOBS_OF_GROUPS] = "SELECT " JOB_COLS " FROM jobs "
+                          "WHERE group_id IN (SELECT value FROM json_each(?1)) "
+                          "ORDER BY group_id, idx",
     [ST_NODES] =
         "SELECT group_id, job_idx, rank, state, attempt, exit_code, hostname, address, handle "
         "FROM nodes WHERE group_id = ?1 ORDER BY job_idx, rank",
@@ -1015,13 +1017,23 @@ int jg_store_list_jobs(jg_store_t *s, int64_t group_id, jg_job_row_t **out, size
     return rc;
 }
 
-int jg_store_list_jobs_from(jg_store_t *s, int64_t first_group_id, jg_job_row_t **out,
-                            size_t *n, jg_error_t *err)
+int jg_store_list_jobs_of(jg_store_t *s, const int64_t *group_ids, size_t n_ids,
+                          jg_job_row_t **out, size_t *n, jg_error_t *err)
 {
-    sqlite3_stmt *st = use(s, ST_JOBS_FROM);
-    sqlite3_bind_int64(st, 1, first_group_id);
+    /* The ids travel as one JSON array: a single prepared statement serves
+     * any number of them. */
+    size_t cap = 3 + n_ids * 21, len = 0;
+    char *ids = jg_xmalloc(cap);
+    ids[len++] = '[';
+    for (size_t i = 0; i < n_ids; i++)
+        len += (size_t)snprintf(ids + len, cap - len, "%s%lld", i ? "," : "",
+                                (long long)group_ids[i]);
+    snprintf(ids + len, cap - len, "]");
+    sqlite3_stmt *st = use(s, ST_JOBS_OF_GROUPS);
+    sqlite3_bind_text(st, 1, ids, -1, SQLITE_STATIC);
     void *rows;
     int rc = collect(s, st, sizeof **out, read_job, free_jobs_v, &rows, n, err);
+    free(ids);      /* collect's reset cleared the binding */
     *out = rows;
     return rc;
 }

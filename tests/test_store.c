@@ -828,20 +828,25 @@ Test(store, a_version_1_store_is_migrated_and_keeps_its_groups)
     sqlite3_close(db);
 }
 
-Test(store, jobs_from_a_group_id_come_in_group_then_index_order)
+Test(store, jobs_of_listed_groups_come_in_group_then_index_order)
 {
     jg_store_t *s = open_ok();
     int64_t a = add(s, "alice", 1), b = add(s, "bob", 2), c = add(s, "carol", 3);
     jg_error_t err = {{0}};
     jg_job_row_t *jobs;
     size_t n;
-    cr_assert_eq(jg_store_list_jobs_from(s, b, &jobs, &n, &err), 0, "%s", err.text);
-    cr_assert_eq(n, 4, "two jobs each of groups %lld and %lld, none of %lld", (long long)b,
-                 (long long)c, (long long)a);
-    cr_expect_eq(jobs[0].group_id, b);
+    int64_t ids[] = {c, a, 99999};
+    cr_assert_eq(jg_store_list_jobs_of(s, ids, 3, &jobs, &n, &err), 0, "%s", err.text);
+    cr_assert_eq(n, 4, "two jobs each of groups %lld and %lld, none of %lld", (long long)a,
+                 (long long)c, (long long)b);
+    cr_expect_eq(jobs[0].group_id, a);
     cr_expect_eq(jobs[0].index, 0);
     cr_expect_eq(jobs[1].index, 1);
+    cr_expect_eq(jobs[2].group_id, c);
     cr_expect_eq(jobs[3].group_id, c);
+    jg_job_rows_free(jobs, n);
+    cr_assert_eq(jg_store_list_jobs_of(s, ids, 0, &jobs, &n, &err), 0, "%s", err.text);
+    cr_expect_eq(n, 0, "no group listed: no job");
     jg_job_rows_free(jobs, n);
     jg_store_close(s);
 }

@@ -138,10 +138,11 @@ int jg_store_list_groups(jg_store_t *store, const jg_group_filter_t *filter,
 /* group_id 0: the jobs of every group, ordered by group id then index. */
 int jg_store_list_jobs(jg_store_t *store, int64_t group_id, jg_job_row_t **out, size_t *n,
                        jg_error_t *err);   /* by index */
-/* The jobs of every group whose id is >= first_group_id, ordered by group id then
- * index: one query for a listing of recent groups instead of one per group. */
-int jg_store_list_jobs_from(jg_store_t *store, int64_t first_group_id, jg_job_row_t **out,
-                            size_t *n, jg_error_t *err);
+/* The jobs of the n_ids groups listed (ids naming no group add nothing), ordered
+ * by group id then index: one query for a listing of groups instead of one per
+ * group. */
+int jg_store_list_jobs_of(jg_store_t *store, const int64_t *group_ids, size_t n_ids,
+                          jg_job_row_t **out, size_t *n, jg_error_t *err);
 int jg_store_list_nodes(jg_store_t *store, int64_t group_id, jg_node_row_t **out, size_t *n,
                         jg_error_t *err);  /* by job index, rank */
 int jg_store_list_events(jg_store_t *store, int64_t group_id, jg_event_row_t **out, size_t *n,
