@@ -157,7 +157,7 @@ static void link_group(jg_sched_t *s, group_rt_t *g)
     s->n_active++;
 }
 
-static backend_slot_t *slot_of(jg_sched_t *s, const jg_backend_t *b)
+static backend_slot_t *slot_of(const jg_sched_t *s, const jg_backend_t *b)
 {
     for (size_t i = 0; i < s->n_backends; i++)
         if (s->backends[i].backend == b)
@@ -770,10 +770,8 @@ jg_backend_t *jg_sched_backend_for(jg_sched_t *s, const char *infra)
 
 const jg_usage_t *jg_sched_usage(const jg_sched_t *s, const jg_backend_t *b)
 {
-    for (size_t i = 0; i < s->n_backends; i++)
-        if (s->backends[i].backend == b)
-            return &s->backends[i].used;
-    return NULL;
+    const backend_slot_t *slot = slot_of(s, b);
+    return slot ? &slot->used : NULL;
 }
 
 void jg_sched_foreach_active(const jg_sched_t *s, jg_sched_group_f cb, void *ctx)
@@ -873,7 +871,6 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
         return 0;
     s->n_pending++;
     s->admission_dirty = true;
-    *group_id = id;
     jg_log("info", "group %lld (%s) submitted by %s: %zu jobs, %zu nodes", (long long)id,
            spec->name, user, spec->n_jobs, jg_spec_total_nodes(spec));
     jg_sched_changed(s, id);
@@ -1125,7 +1122,6 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         j->restarts = jobs[i].restarts;
         j->recoveries = jobs[i].recoveries;
         j->exit_code = jobs[i].exit_code;
-
     }
     jg_node_handle_t *handles = jg_xcalloc(n_nodes ? n_nodes : 1, sizeof *handles);
     size_t n_handles = 0;
