@@ -6,7 +6,7 @@
 #   c. submit -> barrier release for a 7-node group (median of R runs)
 #   d. `jgsched queue` latency with the N groups in the store (median of 30 runs)
 #   e. daemon peak memory (VmHWM) after the run
-#   f. parsing a 10,000-job YAML and a default-policy hook call (when built)
+#   f. parsing a 10,000-job YAML, a default-policy hook call, 1000 store inserts
 # Usage: bench/bench.sh [BUILD_DIR]   (N=1000 R=10 by default; override via env;
 #        BENCH_DIR=/dev/shm puts the instance on tmpfs, BENCH_NETWORK=host turns isolation off,
 #        BENCH_NAT=true turns outbound NAT on: off by default, so the bench leaves this host's
@@ -14,6 +14,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
+# The bench programs are not built by default; switch them on in this build.
+if [ -f "$build/build.ninja" ]; then meson configure "$build" -Dbench=true >/dev/null; fi
+"$root/scripts/build.sh" "$build" -Dbench=true
 N=${N:-1000}
 R=${R:-10}
 JG=$build/jgsched
@@ -100,5 +103,6 @@ awk '/VmHWM|VmRSS/ { printf "e. jgschedd %s %.1f MiB\n", $1, $2/1024 }' "/proc/$
 
 [ -x "$build/bench_spec" ] && "$build/bench_spec" | sed 's/^/f. /'
 [ -x "$build/bench_policy" ] && "$build/bench_policy" | sed 's/^/f. /'
+[ -x "$build/bench_store" ] && "$build/bench_store" | sed 's/^/f. /'
 if [ -x "$build/bench_netns" ] && [ "$(id -u)" -eq 0 ]; then "$build/bench_netns" | sed 's/^/g. /'; fi
 exit 0

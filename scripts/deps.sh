@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential pkg-config meson ninja-build
-  liblua5.4-dev libyaml-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev libcriterion-dev
+  liblua5.4-dev libyaml-dev libjansson-dev libsqlite3-dev libcriterion-dev
   libnftables-dev nftables
   bash coreutils procps util-linux iproute2 iputils-ping curl python3 jq sqlite3
 )

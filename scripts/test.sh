@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite twice: in the
-# normal build and in an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# release build (the one users install and benchmark) and in an
+# AddressSanitizer + UndefinedBehaviorSanitizer debug build.
 # Ends with one summary line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ run_suite() {   # dir label [meson setup args...]
   failed=$((failed + ${fail:-0} + ${to:-0}))
   if [ -z "$ok" ]; then failed=$((failed + 1)); fi
 }
-run_suite build "normal build"
+run_suite build-release "release build" -Dbuildtype=release
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan "ASan+UBSan build" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
 echo "$passed passed, $failed failed"

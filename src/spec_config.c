@@ -862,7 +862,7 @@ bool jg_config_is_admin(const jg_config_t *cfg, const char *user, uid_t uid, gid
     for (size_t i = 0; user && i < cfg->n_admins; i++)
         if (!strcmp(cfg->admins[i], user))
             return true;
-    gid_t admin_gid;
+    gid_t admin_gid = (gid_t)-1;   /* set by group_gid; the initializer only quiets -O3 */
     if (!cfg->admin_group || group_gid(cfg->admin_group, &admin_gid) < 0)
         return false;
     if (gid == admin_gid)

@@ -750,34 +750,6 @@ Test(store, concurrent_writers_in_separate_processes_all_succeed)
     jg_store_close(s);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-Test(store, measure_thousand_add_group_calls)
-{
-    jg_store_t *s = open_ok();
-    double t0 = now_s();
-    for (int i = 0; i < 1000; i++)
-        add(s, "alice", i);
-    double dt = now_s() - t0;
-    cr_log_info("1000 jg_store_add_group calls (2 jobs, 3 nodes each): %.1f ms", dt * 1e3);
-    fprintf(stderr, "store: 1000 jg_store_add_group calls: %.1f ms\n", dt * 1e3);
-
-    t0 = now_s();
-    jg_group_row_t *rows;
-    size_t n;
-    cr_assert_eq(jg_store_list_groups(s, &(jg_group_filter_t){.active_only = true}, &rows, &n,
-                                      NULL), 0);
-    cr_expect_eq(n, 1000);
-    jg_group_rows_free(rows, n);
-    fprintf(stderr, "store: listing 1000 active groups: %.1f ms\n", (now_s() - t0) * 1e3);
-    jg_store_close(s);
-}
-
 Test(store, volumes_are_added_listed_found_and_removed_once)
 {
     jg_store_t *s = open_ok();
