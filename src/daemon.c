@@ -1227,7 +1227,7 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     if (!(d->config = load_config(d->paths.config, err)))
         goto fail;
-    if (!(d->store = jg_store_open(d->paths.store, err)))
+    if (!(d->store = jg_store_open_exclusive(d->paths.store, err)))
         goto fail;
     policy_dir = jg_policy_default_dir();
     jg_sched_options_t sopts = {.policy_dir = policy_dir,
