@@ -578,10 +578,13 @@ static json_t *cancel_one(conn_t *c, int64_t id)
     char reason[128];
     snprintf(reason, sizeof reason, "cancelled by %s", c->user);
     json_t *r;
-    if (jg_sched_cancel(c->daemon->sched, id, reason, &err) < 0)
+    int rc = jg_sched_cancel(c->daemon->sched, id, reason, &err);
+    if (rc < 0) {
         r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "error", err.text,
                       "name", row.name);
-    else
+        if (rc == JG_SCHED_STORE_FAILED)    /* nothing changed: the CLI exits 4 */
+            json_object_set_new(r, "kind", json_string("store"));
+    } else
         r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 1, "state", "CANCELLING",
                       "name", row.name);
     jg_group_row_clear(&row);

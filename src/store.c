@@ -137,6 +137,7 @@ enum stmt_id {
     ST_JOB_ATTEMPT_EVENT,
     ST_SET_JOB_EXIT,
     ST_SET_JOB_RESTART,
+    ST_PUT_JOB,
     ST_SET_NODE_STATE,
     ST_NODE_EVENT,
     ST_SET_NODE_HANDLE,
@@ -465,6 +466,9 @@ static const char *const stmt_sql[ST_COUNT] = {
         "SELECT ?1, ?3, 'job ' || name, ?4, 'attempt ' || attempt FROM jobs "
         "WHERE group_id = ?1 AND idx = ?2",
     [ST_SET_JOB_EXIT] = "UPDATE jobs SET exit_code = ?3 WHERE group_id = ?1 AND idx = ?2",
+    [ST_PUT_JOB] = "UPDATE jobs SET state = ?3, reason = ?4, attempt = ?5, restarts = ?6,"
+                   " recoveries = ?7, free_restarts = ?8, exit_code = ?9, restart_count = ?10,"
+                   " restart_due_us = ?11 WHERE group_id = ?1 AND idx = ?2",
     [ST_SET_JOB_RESTART] = "UPDATE jobs SET restart_count = ?3, restart_due_us = ?4 "
                            "WHERE group_id = ?1 AND idx = ?2",
     [ST_SET_NODE_STATE] =
@@ -868,6 +872,27 @@ int jg_store_set_job_restart(jg_store_t *s, int64_t group_id, int job_index, int
     sqlite3_bind_int(st, 3, count);
     sqlite3_bind_int64(st, 4, due_us);
     return op_end(s, update_one(s, st, "cannot record the pending restart", missing, err), err);
+}
+
+int jg_store_put_job(jg_store_t *s, const jg_job_row_t *row, jg_error_t *err)
+{
+    char missing[80];
+    job_missing(missing, sizeof missing, row->group_id, row->index);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_PUT_JOB);
+    sqlite3_bind_int64(st, 1, row->group_id);
+    sqlite3_bind_int(st, 2, row->index);
+    bind_text(st, 3, jg_state_name(row->state));
+    bind_text(st, 4, row->reason);
+    sqlite3_bind_int(st, 5, row->attempt);
+    sqlite3_bind_int(st, 6, row->restarts);
+    sqlite3_bind_int(st, 7, row->recoveries);
+    sqlite3_bind_int(st, 8, row->free_restarts);
+    sqlite3_bind_int(st, 9, row->exit_code);
+    sqlite3_bind_int(st, 10, row->restart_count);
+    sqlite3_bind_int64(st, 11, row->restart_due_us);
+    return op_end(s, update_one(s, st, "cannot rewrite the job", missing, err), err);
 }
 
 static void node_missing(char *buf, size_t size, int64_t group_id, int job_index, int rank)

@@ -1,8 +1,8 @@
 /* sched.h - the state machine of groups, jobs and nodes.
  *
  * sched owns the in-memory view of every active (non-terminal) group, writes
- * every transition to the store (one transaction per transition, each with a
- * reason), drives the backends, and turns backend events into decisions: the
+ * every transition to the store (one transaction per event and everything that
+ * follows from it, each change with a reason; see sched.c on store failures), drives the backends, and turns backend events into decisions: the
  * barrier, failure handling, cancellation, termination of auxiliary jobs.
  * Finished groups live only in the store.  Everything runs on the daemon's
  * single-threaded loop.
@@ -60,7 +60,11 @@ int jg_sched_submit(jg_sched_t *sched, jg_group_spec_t *spec, uid_t uid, gid_t g
                     const char *user, int64_t *group_id, jg_error_t *err);
 
 /* Cancels a group: a pending group ends CANCELLED at once; a running one goes
- * CANCELLING and every node is stopped.  Fails if the group already ended. */
+ * CANCELLING and every node is stopped.  The cancel is committed to the store
+ * before anything changes.  Returns 0, -1 if the group already ended or does
+ * not exist, or JG_SCHED_STORE_FAILED if the store could not record the cancel
+ * (nothing changed then; err says why). */
+#define JG_SCHED_STORE_FAILED (-2)
 int jg_sched_cancel(jg_sched_t *sched, int64_t group_id, const char *reason, jg_error_t *err);
 
 /* One admission pass (launches what can start); the daemon calls it once per

@@ -136,6 +136,10 @@ int jg_store_job_new_attempt(jg_store_t *store, int64_t group_id, int job_index,
                              jg_attempt_count_t count, int64_t now_us, jg_error_t *err);
 int jg_store_set_job_exit(jg_store_t *store, int64_t group_id, int job_index, int exit_code,
                           jg_error_t *err);
+/* Overwrites a job's state, reason, counters, exit code and pending restart
+ * with row's (name, num_nodes and times are left alone), without an event:
+ * for writing again what a failed transaction lost. */
+int jg_store_put_job(jg_store_t *store, const jg_job_row_t *row, jg_error_t *err);
 /* Records (count >= 0) or clears (count -1) a restart decided but not launched
  * yet: the counter it is charged to and when it may launch. */
 int jg_store_set_job_restart(jg_store_t *store, int64_t group_id, int job_index, int count,
