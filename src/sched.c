@@ -1382,15 +1382,13 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         j->free_restarts = jobs[i].free_restarts;
         j->exit_code = jobs[i].exit_code;
         jg_strlcpy(j->reason, jobs[i].reason ? jobs[i].reason : "", sizeof j->reason);
-        if (j->state == JG_RECOVERING) {
-            /* A restart decided before the daemon stopped goes ahead, charged
-             * as decided, after what is left of its delay; one stored before
-             * schema 3 has no record of either: free and now. */
-            int64_t left_ms = jobs[i].restart_count >= 0
-                                  ? (jobs[i].restart_due_us - now_us()) / 1000 : 0;
+        if (j->state == JG_RECOVERING && jobs[i].restart_count >= 0) {
+            /* A restart decided before the daemon stopped and not launched
+             * yet goes ahead, charged as decided, after what is left of its
+             * delay. */
+            int64_t left_ms = (jobs[i].restart_due_us - now_us()) / 1000;
             j->restart_pending = true;
-            j->restart_count = jobs[i].restart_count >= 0
-                                   ? (jg_attempt_count_t)jobs[i].restart_count : JG_COUNT_NONE;
+            j->restart_count = (jg_attempt_count_t)jobs[i].restart_count;
             j->restart_due_us = jobs[i].restart_due_us;
             j->restart_not_before_ms = jg_now_mono_ms() + (left_ms > 0 ? left_ms : 0);
         }
@@ -1410,6 +1408,16 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
             handles[n_handles++] = (jg_node_handle_t){.job_index = nr->job_index, .rank = nr->rank,
                                                       .attempt = nr->attempt, .handle = nr->handle};
     }
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        /* A restart stored before schema 3 (no counter, no deadline) whose
+         * nodes are down: it goes ahead now, free. */
+        job_rt_t *j = &g->jobs[i];
+        if (j->state == JG_RECOVERING && !j->restart_pending && job_all_nodes_down(j)) {
+            j->restart_pending = true;
+            j->restart_count = JG_COUNT_NONE;
+            j->restart_not_before_ms = jg_now_mono_ms();
+        }
+    }
     int rc = 0;
     if (n_handles && b->ops->reattach(b, row->id, handles, n_handles, err) < 0)
         rc = jg_errprefix(err, "group %lld: reattach", (long long)row->id);
@@ -1421,6 +1429,28 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
          * (a new grace period, then SIGKILL). */
         for (size_t i = 0; i < spec->n_jobs; i++)
             jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, "cancelled (resumed after a restart)");
+    }
+    for (size_t i = 0; rc == 0 && !g->cancelling && i < spec->n_jobs; i++) {
+        /* A job with a failed node that had not ended yet was being stopped
+         * for it: its exit code is decided, and its nodes (before the
+         * barrier, the group's) are stopped again. */
+        job_rt_t *j = &g->jobs[i];
+        if (jg_state_is_terminal(j->state) || j->restart_pending)
+            continue;
+        for (int r = 0; r < j->n_nodes; r++) {
+            jg_state_t fs = j->nodes[r].state;
+            if (fs != JG_FAILED && fs != JG_FAILED_SETUP)
+                continue;
+            char why[320];
+            snprintf(why, sizeof why, "node %d %s (stop resumed after a restart)", r,
+                     jg_state_name(fs));
+            j->exit_decided = true;
+            if (g->state == JG_STARTING)
+                jg_sched_fail_before_barrier(s, g, j, fs, why);
+            else
+                jg_sched_stop_job(s, j, fs, why);
+            break;
+        }
     }
     for (size_t i = 0; rc == 0 && !g->cancelling && i < spec->n_jobs; i++) {
         /* A restart cut off while its nodes were being stopped: stop them again. */
