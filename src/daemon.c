@@ -158,10 +158,10 @@ static int conn_send(conn_t *c, json_t *msg)
 
 static json_t *job_json(const jg_job_row_t *j)
 {
-    return json_pack("{s:i, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:o, s:o}", "index", j->index,
-                     "name", j->name, "state", jg_state_name(j->state), "num_nodes", j->num_nodes,
-                     "attempt", j->attempt, "restarts", j->restarts, "recoveries", j->recoveries,
-                     "exit_code", j->exit_code, "reason", j->reason ? j->reason : "",
+    return json_pack("{s:i, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:o, s:o}", "index",
+                     j->index, "name", j->name, "state", jg_state_name(j->state), "num_nodes",
+                     j->num_nodes, "attempt", j->attempt, "restarts", j->restarts, "recoveries",
+                     j->recoveries, "free_restarts", j->free_restarts, "exit_code", j->exit_code, "reason", j->reason ? j->reason : "",
                      "started", jg_proto_time(j->started_us), "ended",
                      jg_proto_time(j->ended_us));
 }
