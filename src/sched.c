@@ -1060,7 +1060,7 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
     free(json);
     if (rc < 0) {
         jg_spec_free(spec);
-        return -1;
+        return JG_SCHED_STORE_FAILED;
     }
     group_rt_t *g = group_new(s, spec, id, uid, gid, user, submitted, b);
     jg_strlcpy(g->reason, "submitted", sizeof g->reason);
@@ -1277,6 +1277,7 @@ void jg_sched_pass(jg_sched_t *s)
         }
     }
     int launched = 0;
+    txn_begin(s);       /* the reasons written this pass land together */
     for (;;) {
         group_rt_t *g;
         if (ranked) {
@@ -1328,8 +1329,11 @@ void jg_sched_pass(jg_sched_t *s)
         s->n_pending--;
         launched++;
         hold_resources(s, g);
+        txn_end(s);             /* a launch is committed on its own, before it starts */
         launch_group(s, g);     /* may end and free g, never another */
+        txn_begin(s);
     }
+    txn_end(s);
     for (size_t i = 0; i < n_uses; i++)
         free(uses[i].user);
     free(uses);

@@ -24,6 +24,10 @@
 
 typedef struct jg_sched jg_sched_t;
 
+/* What jg_sched_submit and jg_sched_cancel return when the store could not
+ * record the change: nothing changed (a full disk, ...). */
+#define JG_SCHED_STORE_FAILED (-2)
+
 /* Called after any change to a group (state, job, node); used to push updates
  * to watching clients.  May be called several times per loop turn. */
 typedef void (*jg_sched_change_f)(void *ctx, int64_t group_id);
@@ -55,7 +59,8 @@ void jg_sched_set_change_cb(jg_sched_t *sched, jg_sched_change_f cb, void *ctx);
 
 /* Accepts a validated spec (ownership passes to sched, also on failure): checks
  * placement against the configured backends, stores the group PENDING and
- * queues it.  Fails with nothing stored if the group cannot be placed. */
+ * queues it.  Fails (-1) with nothing stored if the group cannot be placed,
+ * JG_SCHED_STORE_FAILED if the store could not record it. */
 int jg_sched_submit(jg_sched_t *sched, jg_group_spec_t *spec, uid_t uid, gid_t gid,
                     const char *user, int64_t *group_id, jg_error_t *err);
 
@@ -64,7 +69,6 @@ int jg_sched_submit(jg_sched_t *sched, jg_group_spec_t *spec, uid_t uid, gid_t g
  * before anything changes.  Returns 0, -1 if the group already ended or does
  * not exist, or JG_SCHED_STORE_FAILED if the store could not record the cancel
  * (nothing changed then; err says why). */
-#define JG_SCHED_STORE_FAILED (-2)
 int jg_sched_cancel(jg_sched_t *sched, int64_t group_id, const char *reason, jg_error_t *err);
 
 /* One admission pass (launches what can start); the daemon calls it once per
