@@ -628,6 +628,12 @@ void jg_store_rollback(jg_store_t *s)
  * outside jg_store_begin, a savepoint inside it. */
 static int op_begin(jg_store_t *s, jg_error_t *err)
 {
+    /* SQLite rolls a whole transaction back on some errors (SQLITE_FULL,
+     * SQLITE_IOERR): a setter must not then commit on its own, half of what
+     * the caller meant to land together. */
+    if (s->depth > 0 && sqlite3_get_autocommit(s->db))
+        return jg_errprintf(err, "%s: the transaction was rolled back after an earlier error",
+                            s->path);
     if (s->depth > 0)
         return run(s, use(s, ST_SAVEPOINT), "cannot open a savepoint", err);
     return run(s, use(s, ST_BEGIN), "cannot begin a transaction", err);
