@@ -158,10 +158,10 @@ static int conn_send(conn_t *c, json_t *msg)
 
 static json_t *job_json(const jg_job_row_t *j)
 {
-    return json_pack("{s:i, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:o, s:o}", "index", j->index,
-                     "name", j->name, "state", jg_state_name(j->state), "num_nodes", j->num_nodes,
-                     "attempt", j->attempt, "restarts", j->restarts, "recoveries", j->recoveries,
-                     "exit_code", j->exit_code, "reason", j->reason ? j->reason : "",
+    return json_pack("{s:i, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:o, s:o}", "index",
+                     j->index, "name", j->name, "state", jg_state_name(j->state), "num_nodes",
+                     j->num_nodes, "attempt", j->attempt, "restarts", j->restarts, "recoveries",
+                     j->recoveries, "free_restarts", j->free_restarts, "exit_code", j->exit_code, "reason", j->reason ? j->reason : "",
                      "started", jg_proto_time(j->started_us), "ended",
                      jg_proto_time(j->ended_us));
 }
@@ -578,10 +578,13 @@ static json_t *cancel_one(conn_t *c, int64_t id)
     char reason[128];
     snprintf(reason, sizeof reason, "cancelled by %s", c->user);
     json_t *r;
-    if (jg_sched_cancel(c->daemon->sched, id, reason, &err) < 0)
+    int rc = jg_sched_cancel(c->daemon->sched, id, reason, &err);
+    if (rc < 0) {
         r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "error", err.text,
                       "name", row.name);
-    else
+        if (rc == JG_SCHED_STORE_FAILED)    /* nothing changed: the CLI exits 4 */
+            json_object_set_new(r, "kind", json_string("store"));
+    } else
         r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 1, "state", "CANCELLING",
                       "name", row.name);
     jg_group_row_clear(&row);
@@ -1227,7 +1230,7 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     if (!(d->config = load_config(d->paths.config, err)))
         goto fail;
-    if (!(d->store = jg_store_open(d->paths.store, err)))
+    if (!(d->store = jg_store_open_exclusive(d->paths.store, err)))
         goto fail;
     policy_dir = jg_policy_default_dir();
     jg_sched_options_t sopts = {.policy_dir = policy_dir,

@@ -41,14 +41,93 @@ void jg_sched_changed(jg_sched_t *s, int64_t id)
         s->change_cb(s->change_ctx, id);
 }
 
-static void store_failed(const char *what, const jg_error_t *err)
-{
-    jg_log("error", "store: %s: %s", what, err->text);
-}
-
 static int64_t now_us(void)
 {
     return jg_now_wall_us();
+}
+
+/* ------------------------------------------------------- store transactions
+ *
+ * A top-level entry (a backend event, a cancel, a timer, a launch, the
+ * recovery of a group) writes everything it changes inside one transaction,
+ * txn_begin .. txn_end; the helpers they call nest.  What a client is told was
+ * done (a cancel) and what starts processes (a launch) is committed before
+ * memory changes or anything runs: on failure nothing changed and the caller
+ * says so.  A backend event cannot be refused, it happened: memory follows it,
+ * and if its transaction fails the group is marked unsynced and its whole
+ * state is written again from memory every RESYNC_MS until the store takes it
+ * (an ended group stays in memory until then).  A daemon restart before that
+ * recovers from the last committed state and learns of node exits again from
+ * the backend's reattach. */
+
+#define RESYNC_MS 1000
+
+static void resync_fired(jg_loop_t *loop, void *arg);
+
+static void mark_unsynced(jg_sched_t *s, group_rt_t *g)
+{
+    if (!g->unsynced)
+        jg_log("error", "group %lld: the store missed a change; writing it again every %d ms "
+                        "until the store takes it", (long long)g->id, RESYNC_MS);
+    g->unsynced = true;
+    if (!s->resync_timer)
+        s->resync_timer = jg_loop_add_timer(s->loop, RESYNC_MS, resync_fired, s);
+}
+
+/* A write failed: the open transaction will be rolled back (and its groups
+ * rewritten); outside one, g is. */
+static void store_failed(jg_sched_t *s, group_rt_t *g, const char *what, const jg_error_t *err)
+{
+    jg_log("error", "store: %s%s%lld: %s", what, g ? " of group " : "", g ? (long long)g->id : 0LL,
+           err->text);
+    if (s->txn_depth > 0)
+        s->txn_failed = true;
+    else if (g)
+        mark_unsynced(s, g);
+}
+
+static void touch(jg_sched_t *s, group_rt_t *g)
+{
+    g->txn_serial = s->txn_serial;
+}
+
+static void txn_begin(jg_sched_t *s)
+{
+    if (s->txn_depth++ > 0)
+        return;
+    s->txn_serial++;
+    s->txn_failed = false;
+    jg_error_t err;
+    if (jg_store_begin(s->store, &err) < 0)
+        store_failed(s, NULL, "begin", &err);
+}
+
+static void unlink_and_free(jg_sched_t *s, group_rt_t *g);
+
+/* Ends the outermost transaction: commits it, or rolls it back if a write
+ * failed, and then marks the groups it touched unsynced.  Frees the ended
+ * groups whose end is in the store.  Returns -1 if the transaction failed. */
+static int txn_end(jg_sched_t *s)
+{
+    if (--s->txn_depth > 0)
+        return 0;
+    jg_error_t err;
+    if (s->txn_failed) {
+        jg_store_rollback(s->store);
+    } else if (jg_store_commit(s->store, &err) < 0) {
+        jg_log("error", "store: commit: %s", err.text);
+        s->txn_failed = true;
+    }
+    bool failed = s->txn_failed;
+    s->txn_failed = false;
+    for (group_rt_t *g = s->head, *next; g; g = next) {
+        next = g->next;
+        if (failed && g->txn_serial == s->txn_serial)
+            mark_unsynced(s, g);
+        else if (g->finished && !g->unsynced)
+            unlink_and_free(s, g);
+    }
+    return failed ? -1 : 0;
 }
 
 static group_rt_t *find_group(jg_sched_t *s, int64_t id)
@@ -63,16 +142,20 @@ static void set_group_state(jg_sched_t *s, group_rt_t *g, jg_state_t st, const c
 {
     jg_error_t err;
     g->state = st;
+    jg_strlcpy(g->reason, reason, sizeof g->reason);
+    touch(s, g);
     if (jg_store_set_group_state(s->store, g->id, st, reason, now_us(), &err) < 0)
-        store_failed("group state", &err);
+        store_failed(s, g, "state", &err);
 }
 
 void jg_sched_set_job_state(jg_sched_t *s, job_rt_t *j, jg_state_t st, const char *reason)
 {
     jg_error_t err;
     j->state = st;
+    jg_strlcpy(j->reason, reason, sizeof j->reason);
+    touch(s, j->group);
     if (jg_store_set_job_state(s->store, j->group->id, j->index, st, reason, now_us(), &err) < 0)
-        store_failed("job state", &err);
+        store_failed(s, j->group, "job state", &err);
 }
 
 static void set_node_state(jg_sched_t *s, job_rt_t *j, int rank, jg_state_t st, int exit_code,
@@ -80,9 +163,78 @@ static void set_node_state(jg_sched_t *s, job_rt_t *j, int rank, jg_state_t st, 
 {
     jg_error_t err;
     j->nodes[rank].state = st;
+    j->nodes[rank].exit_code = exit_code;
+    touch(s, j->group);
     if (jg_store_set_node_state(s->store, j->group->id, j->index, rank, st, j->nodes[rank].attempt,
                                 exit_code, reason, now_us(), &err) < 0)
-        store_failed("node state", &err);
+        store_failed(s, j->group, "node state", &err);
+}
+
+/* The job's exit code, kept in memory and the store together. */
+static void set_job_exit(jg_sched_t *s, job_rt_t *j, int exit_code)
+{
+    if (j->exit_code == exit_code)
+        return;
+    j->exit_code = exit_code;
+    touch(s, j->group);
+    jg_error_t err;
+    if (jg_store_set_job_exit(s->store, j->group->id, j->index, exit_code, &err) < 0)
+        store_failed(s, j->group, "job exit code", &err);
+}
+
+/* Writes the whole in-memory state of g in one transaction of its own. */
+static int write_group(jg_sched_t *s, group_rt_t *g, jg_error_t *err)
+{
+    if (jg_store_begin(s->store, err) < 0)
+        return -1;
+    int64_t now = now_us();
+    int rc = jg_store_set_group_state(s->store, g->id, g->state, g->reason, now, err);
+    if (rc == 0 && g->state != JG_PENDING && g->backend)
+        rc = jg_store_set_group_infra(s->store, g->id, g->backend->ops->name, err);
+    for (size_t i = 0; rc == 0 && i < g->spec->n_jobs; i++) {
+        const job_rt_t *j = &g->jobs[i];
+        jg_job_row_t row = {.group_id = g->id, .index = j->index, .state = j->state,
+                            .reason = (char *)j->reason, .attempt = j->attempt,
+                            .restarts = j->restarts, .recoveries = j->recoveries,
+                            .free_restarts = j->free_restarts, .exit_code = j->exit_code,
+                            .restart_count = j->restart_pending ? (int)j->restart_count : -1,
+                            .restart_due_us = j->restart_pending ? j->restart_due_us : 0};
+        rc = jg_store_put_job(s->store, &row, err);
+        for (int r = 0; rc == 0 && r < j->n_nodes; r++)
+            rc = jg_store_set_node_state(s->store, g->id, j->index, r, j->nodes[r].state,
+                                         j->nodes[r].attempt, j->nodes[r].exit_code,
+                                         "written again after a store failure", now, err);
+    }
+    if (rc == 0)
+        return jg_store_commit(s->store, err);
+    jg_store_rollback(s->store);
+    return -1;
+}
+
+static void resync_fired(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    jg_sched_t *s = arg;
+    s->resync_timer = 0;
+    bool left = false;
+    for (group_rt_t *g = s->head, *next; g; g = next) {
+        next = g->next;
+        if (!g->unsynced)
+            continue;
+        jg_error_t err;
+        if (write_group(s, g, &err) < 0) {
+            left = true;
+            continue;
+        }
+        g->unsynced = false;
+        jg_log("info", "group %lld: written to the store again", (long long)g->id);
+        int64_t id = g->id;
+        if (g->finished)
+            unlink_and_free(s, g);
+        jg_sched_changed(s, id);
+    }
+    if (left)
+        s->resync_timer = jg_loop_add_timer(s->loop, RESYNC_MS, resync_fired, s);
 }
 
 static const char *job_name(const job_rt_t *j)
@@ -141,7 +293,7 @@ static group_rt_t *group_new(jg_sched_t *s, jg_group_spec_t *spec, int64_t id, u
         j->n_nodes = spec->jobs[i].num_nodes;
         j->nodes = jg_xcalloc((size_t)j->n_nodes, sizeof *j->nodes);
         for (int r = 0; r < j->n_nodes; r++)
-            j->nodes[r] = (node_rt_t){.state = JG_PENDING, .attempt = 1};
+            j->nodes[r] = (node_rt_t){.state = JG_PENDING, .attempt = 1, .exit_code = -1};
     }
     return g;
 }
@@ -334,8 +486,6 @@ static void release_group(jg_sched_t *s, group_rt_t *g)
         jg_sched_fail_before_barrier(s, g, &g->jobs[0], JG_FAILED, err.text);
         return;
     }
-    if (jg_store_begin(s->store, &err) < 0)
-        store_failed("begin", &err);
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
         if (j->stopping || jg_state_is_terminal(j->state) || !job_all_nodes(j, JG_READY))
@@ -348,8 +498,25 @@ static void release_group(jg_sched_t *s, group_rt_t *g)
     }
     if (g->state == JG_STARTING)
         set_group_state(s, g, JG_RUNNING, "barrier released: every node of every job finished setup");
-    if (jg_store_commit(s->store, &err) < 0)
-        store_failed("commit", &err);
+}
+
+/* g ended (its terminal state written): it gives back what it held now and
+ * leaves memory once the end is committed (txn_end, or the resync). */
+static void end_group_rt(jg_sched_t *s, group_rt_t *g)
+{
+    g->finished = true;
+    release_resources(s, g);
+    for (size_t i = 0; i < g->spec->n_jobs; i++) {
+        job_rt_t *j = &g->jobs[i];
+        if (j->cancel_timer)
+            jg_loop_cancel_timer(s->loop, j->cancel_timer);
+        if (j->restart_timer)
+            jg_loop_cancel_timer(s->loop, j->restart_timer);
+        j->cancel_timer = j->restart_timer = 0;
+    }
+    jg_sched_changed(s, g->id);
+    if (s->txn_depth == 0 && !g->unsynced)
+        unlink_and_free(s, g);
 }
 
 static void finish_group(jg_sched_t *s, group_rt_t *g)
@@ -362,9 +529,7 @@ static void finish_group(jg_sched_t *s, group_rt_t *g)
         jg_log("warn", "group %lld: cleanup: %s", (long long)g->id, err.text);
     jg_log("info", "group %lld (%s) ended %s: %s", (long long)g->id, g->spec->name,
            jg_state_name(st), reason);
-    int64_t id = g->id;
-    unlink_and_free(s, g);
-    jg_sched_changed(s, id);
+    end_group_rt(s, g);
 }
 
 static void launch_nodes(jg_sched_t *s, group_rt_t *g, const jg_node_ref_t *refs, size_t n);
@@ -387,8 +552,10 @@ static void restart_due(jg_loop_t *loop, void *arg)
     jg_sched_t *s = j->group->sched;
     int64_t id = j->group->id;
     j->restart_timer = 0;
-    evaluate(s, j->group);      /* may end and free the group */
+    txn_begin(s);
+    evaluate(s, j->group);
     jg_sched_changed(s, id);
+    txn_end(s);                 /* may free the group */
 }
 
 static void relaunch_when_due(jg_sched_t *s, group_rt_t *g, job_rt_t *j)
@@ -402,16 +569,18 @@ static void relaunch_when_due(jg_sched_t *s, group_rt_t *g, job_rt_t *j)
     jg_error_t err;
     j->restart_pending = false;
     j->stopping = false;
+    j->exit_decided = false;
     j->attempt++;
     if (j->restart_count == JG_COUNT_RESTART)
         j->restarts++;
     else if (j->restart_count == JG_COUNT_RECOVERY)
         j->recoveries++;
+    else
+        j->free_restarts++;
     jg_node_ref_t *refs = jg_xcalloc((size_t)j->n_nodes, sizeof *refs);
-    if (jg_store_begin(s->store, &err) < 0)
-        store_failed("begin", &err);
+    touch(s, g);
     if (jg_store_job_new_attempt(s->store, g->id, j->index, j->restart_count, now_us(), &err) < 0)
-        store_failed("new attempt", &err);
+        store_failed(s, g, "new attempt", &err);
     char reason[96];
     snprintf(reason, sizeof reason, "attempt %d: relaunching", j->attempt);
     for (int r = 0; r < j->n_nodes; r++) {
@@ -420,8 +589,6 @@ static void relaunch_when_due(jg_sched_t *s, group_rt_t *g, job_rt_t *j)
         set_node_state(s, j, r, JG_STARTING, -1, reason);
         refs[r] = (jg_node_ref_t){.job_index = j->index, .rank = r, .attempt = j->attempt};
     }
-    if (jg_store_commit(s->store, &err) < 0)
-        store_failed("commit", &err);
     jg_log("info", "group %lld: job %s attempt %d", (long long)g->id, job_name(j), j->attempt);
     launch_nodes(s, g, refs, (size_t)j->n_nodes);
     free(refs);
@@ -439,7 +606,13 @@ void jg_sched_request_restart(jg_sched_t *s, job_rt_t *j, jg_attempt_count_t cou
     j->restart_pending = true;
     j->restart_count = count;
     j->restart_not_before_ms = jg_now_mono_ms() + (int64_t)(delay_s * 1000);
+    j->restart_due_us = now_us() + (int64_t)(delay_s * 1e6);
     jg_sched_set_job_state(s, j, JG_RECOVERING, reason);
+    /* So a daemon restart meanwhile charges the right counter and keeps the delay. */
+    jg_error_t serr;
+    if (jg_store_set_job_restart(s->store, j->group->id, j->index, (int)count, j->restart_due_us,
+                                 &serr) < 0)
+        store_failed(s, j->group, "pending restart", &serr);
     if (!job_all_nodes_down(j) && !j->stopping) {
         j->stopping = true;
         j->stop_state = JG_RECOVERING;
@@ -456,8 +629,11 @@ void jg_sched_record(jg_sched_t *s, int64_t group_id, const char *subject, const
                      const char *reason)
 {
     jg_error_t err;
+    group_rt_t *g = find_group(s, group_id);
+    if (g)
+        touch(s, g);
     if (jg_store_add_event(s->store, group_id, subject, what, reason, now_us(), &err) < 0)
-        store_failed("event", &err);
+        store_failed(s, g, "event", &err);
 }
 
 /* Derives everything that follows from the current node states. */
@@ -465,7 +641,6 @@ static void evaluate(jg_sched_t *s, group_rt_t *g)
 {
     if (g->launching || jg_state_is_terminal(g->state) || g->state == JG_PENDING)
         return;
-    jg_error_t err;
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
         if (jg_state_is_terminal(j->state) || !job_all_nodes_down(j))
@@ -483,8 +658,6 @@ static void evaluate(jg_sched_t *s, group_rt_t *g)
             jg_loop_cancel_timer(s->loop, j->cancel_timer);
             j->cancel_timer = 0;
         }
-        if (jg_store_set_job_exit(s->store, g->id, j->index, j->exit_code, &err) < 0)
-            store_failed("job exit", &err);
         jg_sched_set_job_state(s, j, st, reason);
         jg_sched_job_ended(s, g, j);
     }
@@ -514,14 +687,15 @@ static void evaluate(jg_sched_t *s, group_rt_t *g)
     finish_group(s, g);
 }
 
+static void retry_admission_later(jg_sched_t *s);
+
 static void launch_group(jg_sched_t *s, group_rt_t *g)
 {
     size_t total = jg_spec_total_nodes(g->spec);
     jg_node_ref_t *refs = jg_xcalloc(total, sizeof *refs);
     size_t n = 0;
     jg_error_t err;
-    if (jg_store_begin(s->store, &err) < 0)
-        store_failed("begin", &err);
+    txn_begin(s);
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
         for (int r = 0; r < j->n_nodes; r++) {
@@ -531,15 +705,33 @@ static void launch_group(jg_sched_t *s, group_rt_t *g)
         jg_sched_set_job_state(s, j, JG_STARTING, "launching: setup runs on every node");
     }
     if (jg_store_set_group_infra(s->store, g->id, g->backend->ops->name, &err) < 0)
-        store_failed("group infra", &err);
+        store_failed(s, g, "infra", &err);
     set_group_state(s, g, JG_STARTING, "admitted: launching every node in parallel");
-    if (jg_store_commit(s->store, &err) < 0)
-        store_failed("commit", &err);
-
+    if (txn_end(s) < 0) {
+        /* Nothing runs that the store does not know of: the group stays
+         * PENDING, as the store still has it, and is tried again later. */
+        g->unsynced = false;
+        g->state = JG_PENDING;
+        g->pending_reason[0] = '\0';
+        for (size_t i = 0; i < g->spec->n_jobs; i++) {
+            g->jobs[i].state = JG_PENDING;
+            for (int r = 0; r < g->jobs[i].n_nodes; r++)
+                g->jobs[i].nodes[r].state = JG_PENDING;
+        }
+        release_resources(s, g);
+        s->n_pending++;
+        jg_log("error", "group %lld: not launched, the store cannot record it; trying again in "
+                        "%d ms", (long long)g->id, RESYNC_MS);
+        retry_admission_later(s);
+        free(refs);
+        return;
+    }
+    txn_begin(s);
     launch_nodes(s, g, refs, n);
     free(refs);
     jg_sched_changed(s, g->id);
     evaluate(s, g);
+    txn_end(s);     /* may free g */
 }
 
 /* Asks the backend for these nodes; if it refuses outright, they fail (and,
@@ -640,19 +832,20 @@ void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev)
         return;
     jg_error_t err;
     char reason[600];
+    txn_begin(s);
 
     switch (ev->type) {
     case JG_BACKEND_NODE_STARTED:
+        touch(s, g);
         if (jg_store_set_node_handle(s->store, g->id, j->index, ev->rank,
                                      ev->handle ? ev->handle : "", ev->address, &err) < 0)
-            store_failed("node handle", &err);
+            store_failed(s, g, "node handle", &err);
         break;
     case JG_BACKEND_SETUP_DONE:
         if (node->state == JG_STARTING)
             set_node_state(s, j, ev->rank, JG_READY, -1, "setup finished: waiting at the barrier");
         break;
     case JG_BACKEND_NODE_EXITED: {
-        j->exit_code = ev->exit_code;
         if (ev->signal)
             snprintf(reason, sizeof reason, "%s killed by signal %d", ev->in_setup ? "setup" : "run",
                      ev->signal);
@@ -670,6 +863,13 @@ void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev)
             st = JG_CANCELLED;
         else
             st = ev->in_setup ? JG_FAILED_SETUP : JG_FAILED;
+        /* The job's exit is that of the node that decided its fate: the first
+         * failure of the attempt, else the last success; never a sibling that
+         * was stopped because of it (143 after SIGTERM). */
+        if (st != JG_CANCELLED && !j->exit_decided) {
+            j->exit_decided = st != JG_SUCCEEDED;
+            set_job_exit(s, j, ev->exit_code);
+        }
         set_node_state(s, j, ev->rank, st, ev->exit_code, reason);
         if (st != JG_CANCELLED)
             jg_sched_node_ended(s, g, j, ev->rank,
@@ -703,6 +903,7 @@ void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev)
     int64_t id = g->id;
     evaluate(s, g);
     jg_sched_changed(s, id);
+    txn_end(s);     /* may free g */
 }
 
 /* ------------------------------------------------------------- public API */
@@ -735,6 +936,10 @@ void jg_sched_destroy(jg_sched_t *s)
 {
     if (!s)
         return;
+    uint64_t timers[] = {s->kick_timer, s->resync_timer, s->retry_timer};
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+        if (timers[i])
+            jg_loop_cancel_timer(s->loop, timers[i]);
     while (s->head)
         unlink_and_free(s, s->head);
     for (size_t i = 0; i < s->n_backends; i++) {
@@ -819,9 +1024,7 @@ static bool fail_if_never_fits(jg_sched_t *s, group_rt_t *g)
         snprintf(why, sizeof why, "group %s can never start: even on an idle infra %s it %s",
                  g->spec->name, g->backend->ops->name, short_of + strlen("waiting for resources: "));
     }
-    jg_error_t err;
-    if (jg_store_begin(s->store, &err) < 0)
-        store_failed("begin", &err);
+    txn_begin(s);
     for (size_t k = 0; k < g->spec->n_jobs; k++) {
         job_rt_t *j = &g->jobs[k];
         for (int r = 0; r < j->n_nodes; r++)
@@ -832,12 +1035,9 @@ static bool fail_if_never_fits(jg_sched_t *s, group_rt_t *g)
                                    : "another job of the group can never fit; nothing was launched");
     }
     set_group_state(s, g, JG_FAILED_NO_RESOURCE, why);
-    if (jg_store_commit(s->store, &err) < 0)
-        store_failed("commit", &err);
     jg_log("info", "group %lld (%s): %s", (long long)g->id, g->spec->name, why);
-    int64_t id = g->id;
-    unlink_and_free(s, g);
-    jg_sched_changed(s, id);
+    end_group_rt(s, g);
+    txn_end(s);     /* frees g, or keeps it until the store takes its end */
     return true;
 }
 
@@ -860,12 +1060,13 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
     free(json);
     if (rc < 0) {
         jg_spec_free(spec);
-        return -1;
+        return JG_SCHED_STORE_FAILED;
     }
+    group_rt_t *g = group_new(s, spec, id, uid, gid, user, submitted, b);
+    jg_strlcpy(g->reason, "submitted", sizeof g->reason);
+    link_group(s, g);
     if (notes[0])
         jg_sched_record(s, id, "policy", "error", notes);
-    group_rt_t *g = group_new(s, spec, id, uid, gid, user, submitted, b);
-    link_group(s, g);
     *group_id = id;
     if (fail_if_never_fits(s, g))
         return 0;
@@ -878,9 +1079,38 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
     return 0;
 }
 
+/* Writes the cancel to the store alone, in one transaction: the group
+ * CANCELLED at once if pending, else CANCELLING, with its unfinished jobs. */
+static int store_cancel(jg_sched_t *s, group_rt_t *g, jg_state_t st, const char *reason,
+                        jg_error_t *err)
+{
+    if (jg_store_begin(s->store, err) < 0)
+        return -1;
+    int64_t now = now_us();
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < g->spec->n_jobs; i++) {
+        job_rt_t *j = &g->jobs[i];
+        for (int r = 0; rc == 0 && st == JG_CANCELLED && r < j->n_nodes; r++)
+            rc = jg_store_set_node_state(s->store, g->id, j->index, r, JG_CANCELLED,
+                                         j->nodes[r].attempt, -1, reason, now, err);
+        if (rc == 0 && !jg_state_is_terminal(j->state))
+            rc = jg_store_set_job_state(s->store, g->id, j->index, st, reason, now, err);
+    }
+    if (rc == 0)
+        rc = jg_store_set_group_state(s->store, g->id, st, reason, now, err);
+    if (rc == 0)
+        return jg_store_commit(s->store, err);
+    jg_store_rollback(s->store);
+    return -1;
+}
+
 int jg_sched_cancel(jg_sched_t *s, int64_t id, const char *reason, jg_error_t *err)
 {
     group_rt_t *g = find_group(s, id);
+    if (g && g->finished) {
+        jg_errprintf(err, "group %lld already ended: %s", (long long)id, jg_state_name(g->state));
+        return -1;
+    }
     if (!g) {
         jg_group_row_t row;
         if (jg_store_get_group(s->store, id, &row, err) < 0)
@@ -891,39 +1121,40 @@ int jg_sched_cancel(jg_sched_t *s, int64_t id, const char *reason, jg_error_t *e
     }
     if (g->cancelling)
         return 0;
-    g->cancelling = true;
-    if (g->state == JG_PENDING) {
-        if (jg_store_begin(s->store, err) < 0)
-            store_failed("begin", err);
-        for (size_t i = 0; i < g->spec->n_jobs; i++) {
-            job_rt_t *j = &g->jobs[i];
-            for (int r = 0; r < j->n_nodes; r++)
-                set_node_state(s, j, r, JG_CANCELLED, -1, reason);
-            jg_sched_set_job_state(s, j, JG_CANCELLED, reason);
-        }
-        set_group_state(s, g, JG_CANCELLED, reason);
-        if (jg_store_commit(s->store, err) < 0)
-            store_failed("commit", err);
-        s->n_pending--;
-        s->admission_dirty = true;
-        unlink_and_free(s, g);
-        jg_sched_changed(s, id);
-        return 0;
+    /* Committed before anything changes: a cancel the client is told of is
+     * never lost, and one that cannot be recorded changes nothing. */
+    bool pending = g->state == JG_PENDING;
+    jg_state_t st = pending ? JG_CANCELLED : JG_CANCELLING;
+    if (store_cancel(s, g, st, reason, err) < 0) {
+        jg_log("error", "store: cancel of group %lld: %s", (long long)id, err->text);
+        jg_errprefix(err, "group %lld was not cancelled: the store cannot record it", (long long)id);
+        return JG_SCHED_STORE_FAILED;
     }
-    if (jg_store_begin(s->store, err) < 0)
-        store_failed("begin", err);
-    set_group_state(s, g, JG_CANCELLING, reason);
+    g->cancelling = true;
+    g->state = st;
+    jg_strlcpy(g->reason, reason, sizeof g->reason);
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
-        if (!jg_state_is_terminal(j->state))
-            jg_sched_set_job_state(s, j, JG_CANCELLING, reason);
+        for (int r = 0; pending && r < j->n_nodes; r++)
+            j->nodes[r].state = JG_CANCELLED;
+        if (!jg_state_is_terminal(j->state)) {
+            j->state = st;
+            jg_strlcpy(j->reason, reason, sizeof j->reason);
+        }
     }
-    if (jg_store_commit(s->store, err) < 0)
-        store_failed("commit", err);
+    if (pending) {
+        s->n_pending--;
+        s->admission_dirty = true;
+        jg_log("info", "group %lld (%s) ended CANCELLED: %s", (long long)id, g->spec->name, reason);
+        end_group_rt(s, g);     /* not in a transaction: frees g */
+        return 0;
+    }
+    txn_begin(s);
     for (size_t i = 0; i < g->spec->n_jobs; i++)
         jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, reason);
     jg_sched_changed(s, id);
     evaluate(s, g);
+    txn_end(s);     /* may free g */
     return 0;
 }
 
@@ -940,6 +1171,22 @@ static void kick(jg_sched_t *s)
 {
     if (!s->kick_timer)
         s->kick_timer = jg_loop_add_timer(s->loop, 0, kick_fired, s);
+}
+
+static void retry_fired(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    jg_sched_t *s = arg;
+    s->retry_timer = 0;
+    s->admission_dirty = true;
+}
+
+/* A launch the store could not record: admission runs again in a while, not
+ * at once (the loop would spin while the disk is full). */
+static void retry_admission_later(jg_sched_t *s)
+{
+    if (!s->retry_timer)
+        s->retry_timer = jg_loop_add_timer(s->loop, RESYNC_MS, retry_fired, s);
 }
 
 /* What one user's admitted groups hold, for the per-user limits of the config. */
@@ -1010,8 +1257,13 @@ void jg_sched_pass(jg_sched_t *s)
     size_t n = 0, next = 0;
     bool ranked = jg_sched_ranked_order(s, &order, &n);
     group_rt_t *cursor = s->head;       /* FIFO: the list is already in submit order */
-    bool *blocked = jg_xcalloc(s->n_backends ? s->n_backends : 1, sizeof *blocked);
-    size_t n_blocked = 0;
+    /* The first group that does not fit blocks its backend; the groups behind
+     * it are told whom they wait for. */
+    typedef struct {
+        int64_t id;
+        char why[256];
+    } blocker_t;
+    blocker_t *blocked = jg_xcalloc(s->n_backends ? s->n_backends : 1, sizeof *blocked);
     user_use_t *uses = NULL;
     size_t n_uses = 0;
     if (s->opts.config) {
@@ -1025,7 +1277,8 @@ void jg_sched_pass(jg_sched_t *s)
         }
     }
     int launched = 0;
-    while (n_blocked < s->n_backends) {
+    txn_begin(s);       /* the reasons written this pass land together */
+    for (;;) {
         group_rt_t *g;
         if (ranked) {
             if (next == n)
@@ -1041,8 +1294,13 @@ void jg_sched_pass(jg_sched_t *s)
         }
         backend_slot_t *slot = slot_of(s, g->backend);
         size_t bi = slot ? (size_t)(slot - s->backends) : 0;
-        if (blocked[bi])
+        char why[384];
+        if (blocked[bi].id) {
+            snprintf(why, sizeof why, "waiting behind group %lld (%s)", (long long)blocked[bi].id,
+                     blocked[bi].why);
+            set_pending_reason(s, g, why);
             continue;
+        }
         if (launched == MAX_LAUNCHES_PER_PASS) {
             s->admission_dirty = true;      /* the rest next turn: keep the loop responsive */
             kick(s);
@@ -1050,7 +1308,6 @@ void jg_sched_pass(jg_sched_t *s)
         }
         const jg_capacity_t *cap = g->backend->ops->capacity ? g->backend->ops->capacity(g->backend)
                                                              : NULL;
-        char why[256];
         user_use_t *u = s->opts.config ? user_use(&uses, &n_uses, g->user) : NULL;
         if (u && !within_limits(jg_config_limits_for(s->opts.config, g->user), u, g, why,
                                 sizeof why)) {
@@ -1059,8 +1316,9 @@ void jg_sched_pass(jg_sched_t *s)
         }
         if (cap && slot && !jg_usage_group_fits(&slot->used, cap, g->spec, why, sizeof why)) {
             set_pending_reason(s, g, why);
-            blocked[bi] = true;
-            n_blocked++;
+            const char *need = strncmp(why, "waiting for resources: ", 23) == 0 ? why + 23 : why;
+            blocked[bi].id = g->id;
+            jg_strlcpy(blocked[bi].why, need, sizeof blocked[bi].why);
             continue;
         }
         if (u) {
@@ -1071,8 +1329,11 @@ void jg_sched_pass(jg_sched_t *s)
         s->n_pending--;
         launched++;
         hold_resources(s, g);
+        txn_end(s);             /* a launch is committed on its own, before it starts */
         launch_group(s, g);     /* may end and free g, never another */
+        txn_begin(s);
     }
+    txn_end(s);
     for (size_t i = 0; i < n_uses; i++)
         free(uses[i].user);
     free(uses);
@@ -1099,6 +1360,7 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
     }
     group_rt_t *g = group_new(s, spec, row->id, row->uid, row->gid, row->user, row->submitted_us, b);
     g->state = row->state;
+    jg_strlcpy(g->reason, row->reason ? row->reason : "", sizeof g->reason);
     g->cancelling = row->state == JG_CANCELLING;
     link_group(s, g);
     if (row->state == JG_PENDING) {
@@ -1121,7 +1383,19 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         j->attempt = jobs[i].attempt;
         j->restarts = jobs[i].restarts;
         j->recoveries = jobs[i].recoveries;
+        j->free_restarts = jobs[i].free_restarts;
         j->exit_code = jobs[i].exit_code;
+        jg_strlcpy(j->reason, jobs[i].reason ? jobs[i].reason : "", sizeof j->reason);
+        if (j->state == JG_RECOVERING && jobs[i].restart_count >= 0) {
+            /* A restart decided before the daemon stopped and not launched
+             * yet goes ahead, charged as decided, after what is left of its
+             * delay. */
+            int64_t left_ms = (jobs[i].restart_due_us - now_us()) / 1000;
+            j->restart_pending = true;
+            j->restart_count = (jg_attempt_count_t)jobs[i].restart_count;
+            j->restart_due_us = jobs[i].restart_due_us;
+            j->restart_not_before_ms = jg_now_mono_ms() + (left_ms > 0 ? left_ms : 0);
+        }
     }
     jg_node_handle_t *handles = jg_xcalloc(n_nodes ? n_nodes : 1, sizeof *handles);
     size_t n_handles = 0;
@@ -1132,17 +1406,17 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         node_rt_t *node = &g->jobs[nr->job_index].nodes[nr->rank];
         node->state = nr->state;
         node->attempt = nr->attempt;
+        node->exit_code = nr->exit_code;
         node->released = nr->state == JG_RUNNING;
         if (!jg_state_is_terminal(nr->state))
             handles[n_handles++] = (jg_node_handle_t){.job_index = nr->job_index, .rank = nr->rank,
                                                       .attempt = nr->attempt, .handle = nr->handle};
     }
     for (size_t i = 0; i < spec->n_jobs; i++) {
+        /* A restart stored before schema 3 (no counter, no deadline) whose
+         * nodes are down: it goes ahead now, free. */
         job_rt_t *j = &g->jobs[i];
-        /* A restart waiting for its delay when the daemon stopped: neither the
-         * delay nor the counter it was to be charged to is stored, so it goes
-         * ahead now, free (its attempt number still grows). */
-        if (j->state == JG_RECOVERING && job_all_nodes_down(j)) {
+        if (j->state == JG_RECOVERING && !j->restart_pending && job_all_nodes_down(j)) {
             j->restart_pending = true;
             j->restart_count = JG_COUNT_NONE;
             j->restart_not_before_ms = jg_now_mono_ms();
@@ -1160,6 +1434,41 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         for (size_t i = 0; i < spec->n_jobs; i++)
             jg_sched_stop_job(s, &g->jobs[i], JG_CANCELLED, "cancelled (resumed after a restart)");
     }
+    for (size_t i = 0; rc == 0 && !g->cancelling && i < spec->n_jobs; i++) {
+        /* A job with a failed node that had not ended yet was being stopped
+         * for it: its exit code is decided, and its nodes (before the
+         * barrier, the group's) are stopped again. */
+        job_rt_t *j = &g->jobs[i];
+        if (jg_state_is_terminal(j->state) || j->restart_pending)
+            continue;
+        for (int r = 0; r < j->n_nodes; r++) {
+            jg_state_t fs = j->nodes[r].state;
+            if (fs != JG_FAILED && fs != JG_FAILED_SETUP)
+                continue;
+            char why[320];
+            snprintf(why, sizeof why, "node %d %s (stop resumed after a restart)", r,
+                     jg_state_name(fs));
+            j->exit_decided = true;
+            if (g->state == JG_STARTING)
+                jg_sched_fail_before_barrier(s, g, j, fs, why);
+            else
+                jg_sched_stop_job(s, j, fs, why);
+            break;
+        }
+    }
+    for (size_t i = 0; rc == 0 && !g->cancelling && i < spec->n_jobs; i++) {
+        /* A restart cut off while its nodes were being stopped: stop them again. */
+        job_rt_t *j = &g->jobs[i];
+        if (j->restart_pending && !job_all_nodes_down(j)) {
+            j->stopping = true;
+            j->stop_state = JG_RECOVERING;
+            jg_strlcpy(j->stop_reason, j->reason, sizeof j->stop_reason);
+            jg_error_t serr;
+            if (b->ops->stop(b, g->id, j->index, -1, s->opts.stop_grace_ms, &serr) < 0)
+                jg_log("error", "group %lld: stopping job %s for a restart: %s",
+                       (long long)g->id, job_name(j), serr.text);
+        }
+    }
     if (rc == 0)
         evaluate(s, g);
     return rc;
@@ -1172,19 +1481,26 @@ int jg_sched_recover(jg_sched_t *s, jg_error_t *err)
     size_t n = 0;
     if (jg_store_list_groups(s->store, &filter, &rows, &n, err) < 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         jg_error_t gerr;
-        if (recover_group(s, &rows[i], &gerr) < 0) {
+        txn_begin(s);
+        int grc = recover_group(s, &rows[i], &gerr);
+        if (grc < 0) {
             jg_log("error", "recovery: %s; marking the group FAILED", gerr.text);
             group_rt_t *g = find_group(s, rows[i].id);
             if (g)
                 unlink_and_free(s, g);
             if (jg_store_set_group_state(s->store, rows[i].id, JG_FAILED, gerr.text, now_us(),
-                                         &gerr) < 0)
-                store_failed("group state", &gerr);
+                                         err) < 0)
+                rc = jg_errprefix(err, "recovery: cannot mark group %lld FAILED",
+                                  (long long)rows[i].id);
         }
+        txn_end(s);
     }
     jg_group_rows_free(rows, n);
+    if (rc < 0)
+        return -1;
     if (s->n_pending)
         kick(s);
     return 0;

@@ -14,6 +14,7 @@ typedef struct group_rt group_rt_t;
 typedef struct {
     jg_state_t state;
     int attempt;
+    int exit_code;              /* -1 if none */
     bool released;
 } node_rt_t;
 
@@ -22,16 +23,21 @@ typedef struct {
     int index;
     jg_state_t state;
     int attempt;
-    int exit_code;
+    int exit_code;              /* of the node that decided the job's fate (see exit_decided) */
+    bool exit_decided;          /* a failing exit of this attempt set exit_code: a later
+                                 * exit (a sibling stopped for it) does not replace it */
+    char reason[256];           /* last reason written with its state */
     node_rt_t *nodes;
     int n_nodes;
     int restarts;               /* attempts charged to errors */
     int recoveries;             /* attempts after preemption / lost nodes */
+    int free_restarts;          /* attempts charged to no counter */
     bool stopping;              /* a stop was requested for this job's nodes */
     jg_state_t stop_state;      /* what the job ends as once its nodes are down */
     char stop_reason[256];
     bool restart_pending;       /* relaunch once every node is down (and not before...) */
     int64_t restart_not_before_ms;
+    int64_t restart_due_us;     /* the same on the wall clock, as stored */
     jg_attempt_count_t restart_count;
     uint64_t restart_timer;     /* wakes evaluate() when a restart delay ends */
     uint64_t cancel_timer;      /* pending on_job_end cancel (termination_delay) */
@@ -57,6 +63,10 @@ struct group_rt {
     bool holds_resources;       /* admitted: counted in its backend's usage */
     signed char custom_priority; /* its policy defines priority(): -1 not known yet */
     char pending_reason[256];   /* why it waits, as last written to the store */
+    char reason[256];           /* last reason written with its state */
+    bool finished;              /* ended: freed once the end is committed */
+    bool unsynced;              /* the store missed a change: rewritten from memory later */
+    uint64_t txn_serial;        /* the sched transaction that last wrote it */
     group_rt_t *prev, *next;
 };
 
@@ -87,6 +97,11 @@ struct jg_sched {
     char *default_policy;
     policy_slot_t *policies;    /* loaded policies, by name (file path or shipped name) */
     size_t n_policies;
+    int txn_depth;              /* nesting of txn_begin (the store's transaction is one) */
+    bool txn_failed;            /* a write of the open transaction failed */
+    uint64_t txn_serial;
+    uint64_t resync_timer;      /* retries writing unsynced groups */
+    uint64_t retry_timer;       /* admission again after a launch the store refused */
 };
 
 

@@ -32,7 +32,9 @@
  */
 #include "jgsched/store.h"
 
+#include <errno.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -104,6 +106,12 @@ static const char *const migrations[] = {
     "  user TEXT NOT NULL,"
     "  created_us INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    /* 2 -> 3: a restart that waits for its delay (or for its nodes to stop)
+     * survives a daemon restart with the counter it is charged to and its
+     * deadline; the total of restarts of every kind. */
+    "ALTER TABLE jobs ADD COLUMN restart_count INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE jobs ADD COLUMN restart_due_us INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN free_restarts INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -128,6 +136,8 @@ enum stmt_id {
     ST_JOB_NEW_ATTEMPT,
     ST_JOB_ATTEMPT_EVENT,
     ST_SET_JOB_EXIT,
+    ST_SET_JOB_RESTART,
+    ST_PUT_JOB,
     ST_SET_NODE_STATE,
     ST_NODE_EVENT,
     ST_SET_NODE_HANDLE,
@@ -275,18 +285,68 @@ static int set_wal(jg_store_t *s, jg_error_t *err)
 
 static int prepare_all(jg_store_t *s, jg_error_t *err);
 
-jg_store_t *jg_store_open(const char *path, jg_error_t *err)
+/* A brand-new store is built under a temporary name and linked into place
+ * whole, so a store file that exists is never a half-created one: an empty
+ * file at path is then always damage (a store that lost its contents), which
+ * open refuses instead of starting over with ids from 1.  When several
+ * processes create the store at once, one link wins and the others use it. */
+static int create_store(const char *path, jg_error_t *err)
+{
+    char *tmp = jg_xasprintf("%s.new.%ld", path, (long)getpid());
+    int rc = -1;
+    unlink(tmp);        /* a leftover of a creator that died: our pid, so ours */
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        jg_errprintf(err, "%s: cannot create the store: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    close(fd);
+    jg_store_t *t = jg_xcalloc(1, sizeof *t);
+    t->path = jg_xstrdup(path);     /* messages name the store, not the temporary file */
+    if (sqlite3_open_v2(tmp, &t->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        if (t->db)
+            db_err(t, err, "cannot create the store");
+        else
+            jg_errprintf(err, "%s: cannot create the store: out of memory", path);
+    } else {
+        sqlite3_extended_result_codes(t->db, 1);
+        rc = migrate(t, err);
+    }
+    sqlite3_close_v2(t->db);
+    free(t->path);
+    free(t);
+    if (rc == 0 && link(tmp, path) < 0 && errno != EEXIST)
+        rc = jg_errprintf(err, "%s: cannot create the store: %s", path, strerror(errno));
+    unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+static jg_store_t *open_store(const char *path, bool exclusive, jg_error_t *err)
 {
     jg_store_t *s = jg_xcalloc(1, sizeof *s);
     bool ok = false;
     s->path = jg_xstrdup(path);
-    /* The store holds every group's scripts and environment: only its owner
-     * may read it.  SQLite gives the -wal and -shm files the same mode. */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0)
-        close(fd);
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        if (errno != ENOENT) {
+            jg_errprintf(err, "%s: cannot open the store: %s", path, strerror(errno));
+            goto done;
+        }
+        if (create_store(path, err) < 0)
+            goto done;
+    } else if (S_ISREG(st.st_mode) && st.st_size == 0) {
+        jg_errprintf(err, "%s is empty (0 bytes), not a jgsched store: the store lost its "
+                          "contents; refusing to start over with new group ids (move the file "
+                          "away to start a new store)", path);
+        goto done;
+    }
+    /* No SQLITE_OPEN_CREATE: the file exists now; had it vanished since, an
+     * empty one must not appear in its place. */
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
         if (s->db)
             db_err(s, err, "cannot open the store");
         else
@@ -295,6 +355,13 @@ jg_store_t *jg_store_open(const char *path, jg_error_t *err)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, JG_STORE_BUSY_MS);
+    /* Exclusive, before the first access: WAL then keeps its index in the
+     * heap instead of the mmap'd -shm file, whose truncation by anyone else
+     * would kill the process with SIGBUS (no error, no log line) at its next
+     * access.  Also keeps a second process from writing the store meanwhile. */
+    if (exclusive && exec_sql(s, "PRAGMA locking_mode = EXCLUSIVE",
+                              "cannot lock the store", err) < 0)
+        goto done;
 
     int version;
     if (probe(s, &version, err) < 0)
@@ -316,6 +383,24 @@ done:
     return s;
 }
 
+jg_store_t *jg_store_open(const char *path, jg_error_t *err)
+{
+    return open_store(path, false, err);
+}
+
+jg_store_t *jg_store_open_exclusive(const char *path, jg_error_t *err)
+{
+    return open_store(path, true, err);
+}
+
+int jg_store_limit_pages(jg_store_t *s, int64_t max_pages, jg_error_t *err)
+{
+    char *sql = jg_xasprintf("PRAGMA max_page_count = %lld", (long long)max_pages);
+    int rc = exec_sql(s, sql, "cannot limit the store's size", err);
+    free(sql);
+    return rc;
+}
+
 void jg_store_close(jg_store_t *s)
 {
     if (!s)
@@ -332,7 +417,8 @@ void jg_store_close(jg_store_t *s)
 #define GROUP_COLS "id, name, user, uid, gid, state, reason, spec_json, infra, " \
                    "submitted_us, started_us, ended_us"
 #define JOB_COLS "group_id, idx, name, num_nodes, state, reason, attempt, restarts, " \
-                 "recoveries, exit_code, started_us, ended_us"
+                 "recoveries, exit_code, started_us, ended_us, restart_count, restart_due_us, " \
+                 "free_restarts"
 #define GROUP_WHERE_USER "(?2 IS NULL OR user = ?2)"
 
 /* Filter parameters shared by the ST_GROUP* statements: ?1 group id, ?2 user,
@@ -372,13 +458,19 @@ static const char *const stmt_sql[ST_COUNT] = {
         "SELECT ?1, ?3, 'job ' || name, ?4, ?5 FROM jobs WHERE group_id = ?1 AND idx = ?2",
     [ST_JOB_NEW_ATTEMPT] =
         "UPDATE jobs SET attempt = attempt + 1, restarts = restarts + (?3 = 1),"
-        " recoveries = recoveries + (?3 = 2) "
+        " recoveries = recoveries + (?3 = 2), free_restarts = free_restarts + (?3 = 0),"
+        " restart_count = -1, restart_due_us = 0 "
         "WHERE group_id = ?1 AND idx = ?2",
     [ST_JOB_ATTEMPT_EVENT] =
         "INSERT INTO events (group_id, ts_us, subject, what, reason) "
         "SELECT ?1, ?3, 'job ' || name, ?4, 'attempt ' || attempt FROM jobs "
         "WHERE group_id = ?1 AND idx = ?2",
     [ST_SET_JOB_EXIT] = "UPDATE jobs SET exit_code = ?3 WHERE group_id = ?1 AND idx = ?2",
+    [ST_PUT_JOB] = "UPDATE jobs SET state = ?3, reason = ?4, attempt = ?5, restarts = ?6,"
+                   " recoveries = ?7, free_restarts = ?8, exit_code = ?9, restart_count = ?10,"
+                   " restart_due_us = ?11 WHERE group_id = ?1 AND idx = ?2",
+    [ST_SET_JOB_RESTART] = "UPDATE jobs SET restart_count = ?3, restart_due_us = ?4 "
+                           "WHERE group_id = ?1 AND idx = ?2",
     [ST_SET_NODE_STATE] =
         "UPDATE nodes SET state = ?4, attempt = ?5, exit_code = ?6 "
         "WHERE group_id = ?1 AND job_idx = ?2 AND rank = ?3",
@@ -536,6 +628,12 @@ void jg_store_rollback(jg_store_t *s)
  * outside jg_store_begin, a savepoint inside it. */
 static int op_begin(jg_store_t *s, jg_error_t *err)
 {
+    /* SQLite rolls a whole transaction back on some errors (SQLITE_FULL,
+     * SQLITE_IOERR): a setter must not then commit on its own, half of what
+     * the caller meant to land together. */
+    if (s->depth > 0 && sqlite3_get_autocommit(s->db))
+        return jg_errprintf(err, "%s: the transaction was rolled back after an earlier error",
+                            s->path);
     if (s->depth > 0)
         return run(s, use(s, ST_SAVEPOINT), "cannot open a savepoint", err);
     return run(s, use(s, ST_BEGIN), "cannot begin a transaction", err);
@@ -767,6 +865,42 @@ int jg_store_set_job_exit(jg_store_t *s, int64_t group_id, int job_index, int ex
     return op_end(s, update_one(s, st, "cannot set the job exit code", missing, err), err);
 }
 
+int jg_store_set_job_restart(jg_store_t *s, int64_t group_id, int job_index, int count,
+                             int64_t due_us, jg_error_t *err)
+{
+    char missing[80];
+    job_missing(missing, sizeof missing, group_id, job_index);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_SET_JOB_RESTART);
+    sqlite3_bind_int64(st, 1, group_id);
+    sqlite3_bind_int(st, 2, job_index);
+    sqlite3_bind_int(st, 3, count);
+    sqlite3_bind_int64(st, 4, due_us);
+    return op_end(s, update_one(s, st, "cannot record the pending restart", missing, err), err);
+}
+
+int jg_store_put_job(jg_store_t *s, const jg_job_row_t *row, jg_error_t *err)
+{
+    char missing[80];
+    job_missing(missing, sizeof missing, row->group_id, row->index);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_PUT_JOB);
+    sqlite3_bind_int64(st, 1, row->group_id);
+    sqlite3_bind_int(st, 2, row->index);
+    bind_text(st, 3, jg_state_name(row->state));
+    bind_text(st, 4, row->reason);
+    sqlite3_bind_int(st, 5, row->attempt);
+    sqlite3_bind_int(st, 6, row->restarts);
+    sqlite3_bind_int(st, 7, row->recoveries);
+    sqlite3_bind_int(st, 8, row->free_restarts);
+    sqlite3_bind_int(st, 9, row->exit_code);
+    sqlite3_bind_int(st, 10, row->restart_count);
+    sqlite3_bind_int64(st, 11, row->restart_due_us);
+    return op_end(s, update_one(s, st, "cannot rewrite the job", missing, err), err);
+}
+
 static void node_missing(char *buf, size_t size, int64_t group_id, int job_index, int rank)
 {
     snprintf(buf, size, "no node %d of job %d in group %lld", rank, job_index,
@@ -882,6 +1016,9 @@ static int read_job(jg_store_t *s, sqlite3_stmt *st, void *out, jg_error_t *err)
     r->exit_code = sqlite3_column_int(st, 9);
     r->started_us = sqlite3_column_int64(st, 10);
     r->ended_us = sqlite3_column_int64(st, 11);
+    r->restart_count = sqlite3_column_int(st, 12);
+    r->restart_due_us = sqlite3_column_int64(st, 13);
+    r->free_restarts = sqlite3_column_int(st, 14);
     return 0;
 }
 

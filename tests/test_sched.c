@@ -39,6 +39,9 @@ typedef struct {
                                  * the call (0: none does) */
     bool refuse_reattach;
     int reattached;             /* nodes handed to reattach() */
+    int stops;                  /* stop() calls */
+    int last_stop_job;          /* job_index of the last stop() (-1: the group) */
+    jg_capacity_t *capacity;    /* what the backend holds; NULL: unlimited */
 } fake_t;
 
 static fake_t fake;
@@ -82,8 +85,16 @@ static int fake_ok(jg_backend_t *b, int64_t group_id, jg_error_t *err)
 static int fake_stop(jg_backend_t *b, int64_t group_id, int job_index, int rank, int grace_ms,
                      jg_error_t *err)
 {
-    (void)b, (void)group_id, (void)job_index, (void)rank, (void)grace_ms, (void)err;
+    (void)b, (void)group_id, (void)rank, (void)grace_ms, (void)err;
+    fake.stops++;
+    fake.last_stop_job = job_index;
     return 0;
+}
+
+static const jg_capacity_t *fake_capacity(jg_backend_t *b)
+{
+    (void)b;
+    return fake.capacity;
 }
 
 static int fake_reattach(jg_backend_t *b, int64_t group_id, const jg_node_handle_t *nodes,
@@ -116,6 +127,7 @@ static const jg_backend_ops_t fake_ops = {
     .reattach = fake_reattach,
     .cleanup = fake_cleanup,
     .destroy = fake_destroy,
+    .capacity = fake_capacity,
 };
 
 /* ---- harness ---------------------------------------------------------------- */
@@ -386,7 +398,7 @@ Test(sched, a_group_whose_recovery_fails_frees_what_it_held)
 
 Test(sched, a_restart_waiting_for_its_delay_survives_a_daemon_restart)
 {
-    int64_t id = submit(delayed_policy("600"));
+    int64_t id = submit(delayed_policy("0.3"));
     run_attempt(id, 1);
     event(JG_BACKEND_NODE_EXITED, id, 1, 3);
     jg_job_row_t j = job_row(id);
@@ -396,10 +408,13 @@ Test(sched, a_restart_waiting_for_its_delay_survives_a_daemon_restart)
     fake.launches = 0;
     restart_sched();
     cr_expect_eq(jg_sched_active_count(sched), 1, "the group is still active");
-    cr_assert_eq(fake.launches, 1, "the job was relaunched after the restart");
+    cr_assert_eq(fake.launches, 0, "the restart kept its delay across the daemon restart");
+    run_for(600);
+    cr_assert_eq(fake.launches, 1, "the job was relaunched once the delay ended");
     cr_expect_eq(fake.last_attempt, 2);
     j = job_row(id);
     cr_expect_eq(j.attempt, 2);
+    cr_expect_eq(j.restarts, 1, "charged to restarts, as the policy decided");
     free(j.name);
     free(j.reason);
     run_attempt(id, 2);
@@ -428,4 +443,450 @@ Test(sched, a_configured_admin_is_an_admin_to_the_policy)
     cr_expect_gt(submit_as(policy, "alice", 54321, &err), 0, "alice (in admins): %s", err.text);
     cr_expect_eq(submit_as(policy, "bob", 54322, &err), 0, "bob (not in admins) was admitted");
     cr_expect(strstr(err.text, "bob is no admin"), "bob's refusal: %s", err.text);
+}
+
+/* ---- more harness: any spec, any node, the store's rows --------------------- */
+
+static int64_t submit_yaml(const char *yaml)
+{
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    int64_t id = 0;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), "alice", &id, &err), 0, "%s",
+                 err.text);
+    jg_sched_pass(sched);
+    return id;
+}
+
+static void node_event(jg_backend_event_type_t type, int64_t id, int job, int rank, int attempt,
+                       int exit_code, bool in_setup)
+{
+    jg_backend_event_t ev = {.type = type, .group_id = id, .job_index = job, .rank = rank,
+                             .attempt = attempt, .exit_code = exit_code, .in_setup = in_setup,
+                             .handle = "h", .reason = type == JG_BACKEND_NODE_LOST ? "gone" : NULL};
+    jg_sched_backend_event(sched, &ev);
+}
+
+/* Job index of group id, from the store (name and reason freed). */
+static jg_job_row_t job_at(int64_t id, int index)
+{
+    jg_job_row_t *jobs;
+    size_t n;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_list_jobs(store, id, &jobs, &n, &err), 0, "%s", err.text);
+    cr_assert_gt(n, (size_t)index);
+    jg_job_row_t j = jobs[index];
+    jg_job_rows_free(jobs, n);
+    j.name = j.reason = NULL;
+    return j;
+}
+
+static jg_state_t node_state(int64_t id, int job, int rank)
+{
+    jg_node_row_t *nodes;
+    size_t n;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_list_nodes(store, id, &nodes, &n, &err), 0, "%s", err.text);
+    jg_state_t st = JG_STATE_COUNT;
+    for (size_t i = 0; i < n; i++)
+        if (nodes[i].job_index == job && nodes[i].rank == rank)
+            st = nodes[i].state;
+    jg_node_rows_free(nodes, n);
+    return st;
+}
+
+static size_t event_count(int64_t id)
+{
+    jg_event_row_t *ev;
+    size_t n;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_list_events(store, id, &ev, &n, &err), 0, "%s", err.text);
+    jg_event_rows_free(ev, n);
+    return n;
+}
+
+/* A full disk: the store file is capped at its size and what room is left in
+ * its pages is filled, so the next write that adds a row fails. */
+static void fill_store(int64_t id)
+{
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_limit_pages(store, 1, &err), 0, "%s", err.text);
+    static const size_t sizes[] = {3000, 1000, 300, 100, 30, 10, 1};
+    char filler[3001];
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        memset(filler, 'f', sizes[k]);
+        filler[sizes[k]] = '\0';
+        for (int i = 0; i < 100000; i++)
+            if (jg_store_add_event(store, id, "filler", "x", filler, 1, &err) < 0)
+                break;
+    }
+    cr_assert(strstr(err.text, "full"), "the store did not fill up: %s", err.text);
+}
+
+static void unfill_store(void)
+{
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_store_limit_pages(store, 1 << 30, &err), 0, "%s", err.text);
+}
+
+#define TWO_NODES                                                                             \
+    "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n---\n"                         \
+    "name: main\nnum_nodes: 2\nresources:\n  cpus: 1\nrun: 'true'\n"
+
+/* ---- store failures ----------------------------------------------------------- */
+
+Test(sched, a_cancel_the_store_cannot_record_fails_and_changes_nothing)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    cr_assert_eq(group_state(id, NULL, 0), JG_RUNNING);
+    fill_store(id);
+    int stops = fake.stops;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, id, "cancelled by alice", &err), JG_SCHED_STORE_FAILED,
+                 "the cancel was acknowledged");
+    cr_expect(strstr(err.text, "was not cancelled") && strstr(err.text, "full"), "%s", err.text);
+    cr_expect_eq(fake.stops, stops, "a node was stopped for a cancel that was not recorded");
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING);
+    /* Memory kept the old state too: the group runs on and ends as it would. */
+    unfill_store();
+    restart_sched();
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING);
+    cr_assert_eq(jg_sched_cancel(sched, id, "cancelled by alice", &err), 0, "%s", err.text);
+    cr_expect_eq(group_state(id, NULL, 0), JG_CANCELLING);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 143);
+    cr_expect_eq(group_state(id, NULL, 0), JG_CANCELLED);
+}
+
+Test(sched, a_pending_cancel_the_store_cannot_record_leaves_the_group_pending)
+{
+    jg_capacity_t cap = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    int64_t first = submit(NULL);
+    int64_t second = submit(NULL);
+    cr_assert_eq(group_state(second, NULL, 0), JG_PENDING);
+    fill_store(second);
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, second, "cancelled by alice", &err), JG_SCHED_STORE_FAILED);
+    cr_expect_eq(jg_sched_active_count(sched), 2);
+    unfill_store();
+    run_attempt(first, 1);
+    event(JG_BACKEND_NODE_EXITED, first, 1, 0);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(second, NULL, 0), JG_STARTING, "the uncancelled group did not start");
+}
+
+Test(sched, an_event_the_store_misses_is_written_again_once_it_can)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    fill_store(id);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 0);
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING, "the failed transaction left a trace");
+    run_for(1200);
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING, "still full");
+    cr_expect_eq(jg_sched_active_count(sched), 1, "the group left memory before the store had it");
+    unfill_store();
+    run_for(1500);
+    cr_expect_eq(group_state(id, NULL, 0), JG_SUCCEEDED);
+    cr_expect_eq(node_state(id, 0, 0), JG_SUCCEEDED);
+    cr_expect_eq(jg_sched_active_count(sched), 0);
+}
+
+Test(sched, a_launch_the_store_cannot_record_starts_nothing_until_it_can)
+{
+    jg_capacity_t cap = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    int64_t first = submit(NULL);
+    int64_t second = submit(NULL);
+    run_attempt(first, 1);
+    event(JG_BACKEND_NODE_EXITED, first, 1, 0);
+    fill_store(second);
+    jg_sched_pass(sched);
+    cr_expect_eq(fake.launches, 1, "a group was launched that the store does not know of");
+    cr_expect_eq(group_state(second, NULL, 0), JG_PENDING);
+    unfill_store();
+    run_for(1300);
+    jg_sched_pass(sched);
+    cr_expect_eq(fake.launches, 2);
+    cr_expect_eq(group_state(second, NULL, 0), JG_STARTING);
+}
+
+/* ---- exit codes and counters ---------------------------------------------------- */
+
+Test(sched, the_job_exit_is_the_failing_ranks_not_a_stopped_siblings_even_after_a_restart)
+{
+    int64_t id = submit_yaml(TWO_NODES);
+    for (int r = 0; r < 2; r++) {
+        node_event(JG_BACKEND_NODE_STARTED, id, 0, r, 1, 0, false);
+        node_event(JG_BACKEND_SETUP_DONE, id, 0, r, 1, 0, false);
+    }
+    cr_assert_eq(group_state(id, NULL, 0), JG_RUNNING);
+    node_event(JG_BACKEND_NODE_EXITED, id, 0, 0, 1, 3, false);     /* no job_recovery: fails */
+    cr_expect_eq(job_at(id, 0).exit_code, 3, "the failing rank's exit is stored at once");
+    restart_sched();
+    node_event(JG_BACKEND_NODE_EXITED, id, 0, 1, 1, 143, false);   /* stopped for it */
+    jg_job_row_t j = job_at(id, 0);
+    cr_expect_eq(j.state, JG_FAILED, "job %s", jg_state_name(j.state));
+    cr_expect_eq(j.exit_code, 3, "job exit %d", j.exit_code);
+    cr_expect_eq(group_state(id, NULL, 0), JG_FAILED);
+}
+
+Test(sched, a_job_whose_ranks_all_succeed_exits_0)
+{
+    int64_t id = submit_yaml(TWO_NODES);
+    for (int r = 0; r < 2; r++) {
+        node_event(JG_BACKEND_NODE_STARTED, id, 0, r, 1, 0, false);
+        node_event(JG_BACKEND_SETUP_DONE, id, 0, r, 1, 0, false);
+    }
+    node_event(JG_BACKEND_NODE_EXITED, id, 0, 1, 1, 0, false);
+    node_event(JG_BACKEND_NODE_EXITED, id, 0, 0, 1, 0, false);
+    cr_expect_eq(job_at(id, 0).exit_code, 0);
+    cr_expect_eq(group_state(id, NULL, 0), JG_SUCCEEDED);
+}
+
+Test(sched, a_restart_in_place_is_counted_and_the_count_survives_a_daemon_restart)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 3);       /* max_restarts_on_errors: 1 */
+    cr_assert_eq(fake.launches, 2);
+    jg_job_row_t j = job_at(id, 0);
+    cr_expect_eq(j.attempt, 2);
+    cr_expect_eq(j.restarts, 1);
+    cr_expect_eq(j.state, JG_RECOVERING, "job %s", jg_state_name(j.state));
+    restart_sched();
+    run_attempt(id, 2);
+    event(JG_BACKEND_NODE_EXITED, id, 2, 3);       /* the limit reached: the job fails */
+    j = job_at(id, 0);
+    cr_expect_eq(j.state, JG_FAILED, "job %s", jg_state_name(j.state));
+    cr_expect_eq(j.restarts, 1);
+    cr_expect_eq(j.exit_code, 3);
+}
+
+Test(sched, a_lost_node_is_recovered_and_counted_as_a_recovery)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    event(JG_BACKEND_NODE_LOST, id, 1, 0);
+    cr_assert_eq(fake.launches, 2, "the job was relaunched");
+    jg_job_row_t j = job_at(id, 0);
+    cr_expect_eq(j.recoveries, 1);
+    cr_expect_eq(j.restarts, 0);
+    cr_expect_eq(j.attempt, 2);
+    run_attempt(id, 2);
+    cr_expect_eq(job_at(id, 0).state, JG_RUNNING);
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING);
+}
+
+Test(sched, a_free_restart_is_counted_apart)
+{
+    const char *yaml = "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n---\n"
+                       "name: main\njob_recovery:\n  recover_on_exit_codes: [7]\nrun: 'true'\n";
+    int64_t id = submit_yaml(yaml);
+    run_attempt(id, 1);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 7);
+    cr_assert_eq(fake.launches, 2);
+    jg_job_row_t j = job_at(id, 0);
+    cr_expect_eq(j.free_restarts, 1);
+    cr_expect_eq(j.restarts + j.recoveries, 0);
+}
+
+/* ---- why a group waits ------------------------------------------------------------ */
+
+Test(sched, a_group_behind_a_larger_one_says_whom_it_waits_for_and_says_it_once)
+{
+    jg_capacity_t cap = {.cpus = 4, .memory_gb = 64, .max_node_cpus = 4, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    int64_t running = submit(NULL);                                  /* 2 of 4 cpus */
+    int64_t big = submit_yaml("---\nname: big\nplacement: SAME_INFRA\nexecution: parallel\n---\n"
+                              "name: main\nresources:\n  cpus: 4\nrun: 'true'\n");
+    int64_t small = submit(NULL);                                    /* would fit */
+    char reason[512];
+    cr_assert_eq(group_state(big, reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "needs 4 cpus, 2 of 4 free"), "big: %s", reason);
+    cr_assert_eq(group_state(small, reason, sizeof reason), JG_PENDING);
+    char want[64];
+    snprintf(want, sizeof want, "waiting behind group %lld (needs 4 cpus", (long long)big);
+    cr_expect(strstr(reason, want), "small: %s", reason);
+    size_t events = event_count(small);
+    jg_error_t err = {{0}};
+    submit(NULL);       /* another pass: nothing changed for small */
+    cr_expect_eq(event_count(small), events, "an unchanged reason was written again");
+    cr_assert_eq(jg_sched_cancel(sched, big, "cancelled", &err), 0, "%s", err.text);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(small, NULL, 0), JG_STARTING);
+    (void)running;
+}
+
+/* ---- the state machine ------------------------------------------------------------- */
+
+Test(sched, a_failed_setup_fails_the_group_FAILED_SETUP_and_stops_the_rest)
+{
+    int64_t id = submit_yaml(TWO_NODES);
+    node_event(JG_BACKEND_NODE_STARTED, id, 0, 0, 1, 0, false);
+    node_event(JG_BACKEND_NODE_STARTED, id, 0, 1, 1, 0, false);
+    node_event(JG_BACKEND_SETUP_DONE, id, 0, 1, 1, 0, false);
+    node_event(JG_BACKEND_NODE_EXITED, id, 0, 0, 1, 5, true);
+    cr_expect_gt(fake.stops, 0, "the other node was not stopped");
+    cr_expect_eq(group_state(id, NULL, 0), JG_STARTING, "ended before every node was down");
+    node_event(JG_BACKEND_NODE_EXITED, id, 0, 1, 1, 143, false);
+    cr_expect_eq(group_state(id, NULL, 0), JG_FAILED_SETUP);
+    jg_job_row_t j = job_at(id, 0);
+    cr_expect_eq(j.state, JG_FAILED_SETUP);
+    cr_expect_eq(j.exit_code, 5);
+}
+
+Test(sched, a_group_that_can_never_fit_fails_FAILED_NO_RESOURCE_without_a_launch)
+{
+    jg_capacity_t cap = {.cpus = 1, .memory_gb = 64, .max_node_cpus = 1, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    int64_t id = submit(NULL);      /* 2 cpus on a 1-cpu backend */
+    char reason[512];
+    cr_expect_eq(group_state(id, reason, sizeof reason), JG_FAILED_NO_RESOURCE, "%s", reason);
+    cr_expect_eq(job_at(id, 0).state, JG_FAILED_NO_RESOURCE);
+    cr_expect_eq(node_state(id, 0, 0), JG_FAILED_NO_RESOURCE);
+    cr_expect_eq(fake.launches, 0);
+    cr_expect_eq(jg_sched_active_count(sched), 0);
+}
+
+Test(sched, the_barrier_waits_for_every_job)
+{
+    const char *yaml = "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n---\n"
+                       "name: a\nrun: 'true'\n---\nname: b\nrun: 'true'\n";
+    int64_t id = submit_yaml(yaml);
+    node_event(JG_BACKEND_NODE_STARTED, id, 0, 0, 1, 0, false);
+    node_event(JG_BACKEND_SETUP_DONE, id, 0, 0, 1, 0, false);
+    cr_expect_eq(node_state(id, 0, 0), JG_READY);
+    cr_expect_eq(group_state(id, NULL, 0), JG_STARTING, "released before job b was ready");
+    node_event(JG_BACKEND_NODE_STARTED, id, 1, 0, 1, 0, false);
+    node_event(JG_BACKEND_SETUP_DONE, id, 1, 0, 1, 0, false);
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING);
+    cr_expect_eq(node_state(id, 0, 0), JG_RUNNING);
+    cr_expect_eq(job_at(id, 1).state, JG_RUNNING);
+}
+
+static const char *PRIMARY =
+    "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\nprimary_tasks: [client]\n"
+    "termination_delay: %s\n---\nname: client\nrun: 'true'\n---\nname: server\nrun: 'true'\n";
+
+static int64_t primary_group(const char *delay)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, PRIMARY, delay);
+    int64_t id = submit_yaml(yaml);
+    for (int job = 0; job < 2; job++) {
+        node_event(JG_BACKEND_NODE_STARTED, id, job, 0, 1, 0, false);
+        node_event(JG_BACKEND_SETUP_DONE, id, job, 0, 1, 0, false);
+    }
+    cr_assert_eq(group_state(id, NULL, 0), JG_RUNNING);
+    return id;
+}
+
+Test(sched, an_auxiliary_job_is_stopped_after_the_termination_delay_once_the_primary_succeeds)
+{
+    int64_t id = primary_group("0.2s");
+    node_event(JG_BACKEND_NODE_EXITED, id, 0, 0, 1, 0, false);
+    cr_expect_eq(job_at(id, 0).state, JG_SUCCEEDED);
+    cr_expect_eq(fake.stops, 0, "stopped before its termination_delay");
+    run_for(500);
+    cr_assert_eq(fake.stops, 1, "the auxiliary job was not stopped after its delay");
+    cr_expect_eq(fake.last_stop_job, 1);
+    node_event(JG_BACKEND_NODE_EXITED, id, 1, 0, 1, 143, false);
+    cr_expect_eq(job_at(id, 1).state, JG_CANCELLED);
+    cr_expect_eq(group_state(id, NULL, 0), JG_SUCCEEDED);
+}
+
+Test(sched, an_auxiliary_job_is_stopped_at_once_when_the_primary_fails)
+{
+    int64_t id = primary_group("60s");
+    node_event(JG_BACKEND_NODE_EXITED, id, 0, 0, 1, 2, false);
+    cr_assert_eq(fake.last_stop_job, 1, "the auxiliary job was not stopped at once");
+    node_event(JG_BACKEND_NODE_EXITED, id, 1, 0, 1, 143, false);
+    cr_expect_eq(group_state(id, NULL, 0), JG_FAILED);
+    cr_expect_eq(job_at(id, 0).exit_code, 2);
+}
+
+Test(sched, a_cancel_during_a_restart_delay_ends_the_group_without_a_relaunch)
+{
+    int64_t id = submit(delayed_policy("0.2"));
+    run_attempt(id, 1);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 3);
+    cr_assert_eq(job_at(id, 0).state, JG_RECOVERING);
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, id, "cancelled by alice", &err), 0, "%s", err.text);
+    cr_expect_eq(group_state(id, NULL, 0), JG_CANCELLED);
+    run_for(400);
+    cr_expect_eq(fake.launches, 1, "relaunched after the cancel");
+    cr_expect_eq(jg_sched_active_count(sched), 0);
+}
+
+Test(sched, a_cancel_during_a_recovery_stops_it_and_ends_CANCELLED)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    event(JG_BACKEND_NODE_LOST, id, 1, 0);
+    cr_assert_eq(fake.launches, 2);
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, id, "cancelled by alice", &err), 0, "%s", err.text);
+    cr_expect_eq(group_state(id, NULL, 0), JG_CANCELLING);
+    event(JG_BACKEND_NODE_EXITED, id, 2, 143);
+    cr_expect_eq(group_state(id, NULL, 0), JG_CANCELLED);
+    cr_expect_eq(job_at(id, 0).state, JG_CANCELLED);
+}
+
+/* ---- a daemon restart in each state ------------------------------------------------ */
+
+Test(sched, a_daemon_restart_keeps_a_pending_group_pending_and_it_starts_later)
+{
+    jg_capacity_t cap = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    int64_t first = submit(NULL);
+    int64_t second = submit(NULL);
+    restart_sched();
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(second, NULL, 0), JG_PENDING);
+    run_attempt(first, 1);
+    event(JG_BACKEND_NODE_EXITED, first, 1, 0);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(second, NULL, 0), JG_STARTING);
+}
+
+Test(sched, a_daemon_restart_during_setup_reattaches_and_the_barrier_still_opens)
+{
+    int64_t id = submit(NULL);
+    event(JG_BACKEND_NODE_STARTED, id, 1, 0);
+    restart_sched();
+    cr_expect_eq(fake.reattached, 1);
+    cr_expect_eq(group_state(id, NULL, 0), JG_STARTING);
+    event(JG_BACKEND_SETUP_DONE, id, 1, 0);
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING);
+}
+
+Test(sched, a_daemon_restart_while_running_reattaches_and_the_group_ends)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    restart_sched();
+    cr_expect_eq(fake.reattached, 1);
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 0);
+    cr_expect_eq(group_state(id, NULL, 0), JG_SUCCEEDED);
+    cr_expect_eq(job_at(id, 0).exit_code, 0);
+}
+
+Test(sched, a_daemon_restart_while_cancelling_stops_again_and_ends_CANCELLED)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, id, "cancelled by alice", &err), 0, "%s", err.text);
+    restart_sched();
+    cr_expect_eq(group_state(id, NULL, 0), JG_CANCELLING);
+    cr_expect_gt(fake.stops, 1, "the stop was not issued again after the restart");
+    event(JG_BACKEND_NODE_EXITED, id, 1, 137);
+    cr_expect_eq(group_state(id, NULL, 0), JG_CANCELLED);
 }

@@ -1,8 +1,8 @@
 /* sched.h - the state machine of groups, jobs and nodes.
  *
  * sched owns the in-memory view of every active (non-terminal) group, writes
- * every transition to the store (one transaction per transition, each with a
- * reason), drives the backends, and turns backend events into decisions: the
+ * every transition to the store (one transaction per event and everything that
+ * follows from it, each change with a reason; see sched.c on store failures), drives the backends, and turns backend events into decisions: the
  * barrier, failure handling, cancellation, termination of auxiliary jobs.
  * Finished groups live only in the store.  Everything runs on the daemon's
  * single-threaded loop.
@@ -23,6 +23,10 @@
 #include "jgsched/store.h"
 
 typedef struct jg_sched jg_sched_t;
+
+/* What jg_sched_submit and jg_sched_cancel return when the store could not
+ * record the change: nothing changed (a full disk, ...). */
+#define JG_SCHED_STORE_FAILED (-2)
 
 /* Called after any change to a group (state, job, node); used to push updates
  * to watching clients.  May be called several times per loop turn. */
@@ -55,12 +59,16 @@ void jg_sched_set_change_cb(jg_sched_t *sched, jg_sched_change_f cb, void *ctx);
 
 /* Accepts a validated spec (ownership passes to sched, also on failure): checks
  * placement against the configured backends, stores the group PENDING and
- * queues it.  Fails with nothing stored if the group cannot be placed. */
+ * queues it.  Fails (-1) with nothing stored if the group cannot be placed,
+ * JG_SCHED_STORE_FAILED if the store could not record it. */
 int jg_sched_submit(jg_sched_t *sched, jg_group_spec_t *spec, uid_t uid, gid_t gid,
                     const char *user, int64_t *group_id, jg_error_t *err);
 
 /* Cancels a group: a pending group ends CANCELLED at once; a running one goes
- * CANCELLING and every node is stopped.  Fails if the group already ended. */
+ * CANCELLING and every node is stopped.  The cancel is committed to the store
+ * before anything changes.  Returns 0, -1 if the group already ended or does
+ * not exist, or JG_SCHED_STORE_FAILED if the store could not record the cancel
+ * (nothing changed then; err says why). */
 int jg_sched_cancel(jg_sched_t *sched, int64_t group_id, const char *reason, jg_error_t *err);
 
 /* One admission pass (launches what can start); the daemon calls it once per

@@ -49,7 +49,11 @@ typedef struct {
     int attempt;            /* 1-based; a restart increments it */
     int restarts;           /* restarts on errors so far (job_recovery accounting) */
     int recoveries;         /* restarts after preemption / node loss */
-    int exit_code;          /* last exit code, -1 if none */
+    int free_restarts;      /* restarts charged to no counter (recover_on_exit_codes, ...) */
+    int exit_code;          /* exit code of the node that decided the job's fate, -1 if none */
+    int restart_count;      /* a restart waiting to happen: the jg_attempt_count_t it is
+                             * charged to; -1 if none is pending */
+    int64_t restart_due_us; /* wall-clock time that pending restart may launch at */
     int64_t started_us;
     int64_t ended_us;
 } jg_job_row_t;
@@ -86,7 +90,18 @@ typedef struct {
  * message naming the file, a file that is not a jgsched store, is corrupt, or
  * comes from a newer version (nothing is modified then). */
 jg_store_t *jg_store_open(const char *path, jg_error_t *err);
+/* The same, for the one process that owns the store (the daemon): holds the
+ * file locked for as long as it is open, and keeps WAL's index in memory
+ * rather than in the mmap'd -shm file, so damage to that file by another
+ * program is an error returned to the caller, never a SIGBUS.  An existing
+ * empty (0-byte) file is refused by both: a brand-new store is one whose file
+ * does not exist. */
+jg_store_t *jg_store_open_exclusive(const char *path, jg_error_t *err);
 void jg_store_close(jg_store_t *store);     /* accepts NULL */
+
+/* Caps the store file at max_pages pages (PRAGMA max_page_count): a write that
+ * needs more fails as it would on a full disk.  For tests of store failures. */
+int jg_store_limit_pages(jg_store_t *store, int64_t max_pages, jg_error_t *err);
 
 int jg_store_begin(jg_store_t *store, jg_error_t *err);     /* BEGIN IMMEDIATE */
 int jg_store_commit(jg_store_t *store, jg_error_t *err);
@@ -115,11 +130,20 @@ typedef enum {
     JG_COUNT_RECOVERY,      /* recoveries + 1 (preemption, lost node) */
 } jg_attempt_count_t;
 
-/* Records a new attempt of the job: attempt+1 and the counter named by count. */
+/* Records a new attempt of the job: attempt+1 and the counter named by count
+ * (JG_COUNT_NONE: free_restarts), and clears the pending restart. */
 int jg_store_job_new_attempt(jg_store_t *store, int64_t group_id, int job_index,
                              jg_attempt_count_t count, int64_t now_us, jg_error_t *err);
 int jg_store_set_job_exit(jg_store_t *store, int64_t group_id, int job_index, int exit_code,
                           jg_error_t *err);
+/* Overwrites a job's state, reason, counters, exit code and pending restart
+ * with row's (name, num_nodes and times are left alone), without an event:
+ * for writing again what a failed transaction lost. */
+int jg_store_put_job(jg_store_t *store, const jg_job_row_t *row, jg_error_t *err);
+/* Records (count >= 0) or clears (count -1) a restart decided but not launched
+ * yet: the counter it is charged to and when it may launch. */
+int jg_store_set_job_restart(jg_store_t *store, int64_t group_id, int job_index, int count,
+                             int64_t due_us, jg_error_t *err);
 int jg_store_set_node_state(jg_store_t *store, int64_t group_id, int job_index, int rank,
                             jg_state_t state, int attempt, int exit_code, const char *reason,
                             int64_t now_us, jg_error_t *err);

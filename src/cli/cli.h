@@ -24,6 +24,8 @@ enum {
     JG_EXIT_FAIL = 1,           /* the daemon said no, or the group did not succeed */
     JG_EXIT_USAGE = 2,          /* bad arguments, a file that does not validate */
     JG_EXIT_NO_DAEMON = 3,      /* jgschedd cannot be reached or started */
+    JG_EXIT_STORE = 4,          /* the daemon could not record the change (its store failed,
+                                 * e.g. a full disk): nothing was changed */
     JG_EXIT_INTERRUPTED = 130,  /* Ctrl-C while following */
 };
 

@@ -357,8 +357,9 @@ int jg_cli_request(jg_cli_client_t *c, json_t *req, json_t **reply)
     if (!jg_cli_jbool(r, "ok")) {
         const char *e = jg_cli_jstr(r, "error");
         jg_cli_errorf("%s", *e ? e : "jgschedd refused the request");
+        int rc = strcmp(jg_cli_jstr(r, "kind"), "store") == 0 ? JG_EXIT_STORE : JG_EXIT_FAIL;
         json_decref(r);
-        return JG_EXIT_FAIL;
+        return rc;
     }
     *reply = r;
     return JG_EXIT_OK;

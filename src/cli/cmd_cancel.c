@@ -1,11 +1,13 @@
 /* cmd_cancel.c - `jgsched cancel ID... | -a`: asks the daemon to take whole
  * groups down (every job, every node).  One request for all the ids; each
- * result is reported on its own line, and any refusal makes the exit status 1.
+ * result is reported on its own line, and any refusal makes the exit status 1
+ * (4 when the daemon's store could not record a cancel: that group runs on).
  * The daemon answers with ids; names come from the result when the daemon
  * includes them, else from a `show` on the same connection. */
 #include "cli.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static const char usage[] =
     "usage: jgsched cancel ID... | -a\n"
@@ -80,7 +82,10 @@ int jg_cli_cmd_cancel(int argc, char **argv)
                 jg_cli_errorf("%s", e);
             else
                 jg_cli_errorf("cannot cancel group %lld", id);
-            rc = JG_EXIT_FAIL;
+            if (strcmp(jg_cli_jstr(r, "kind"), "store") == 0)
+                rc = JG_EXIT_STORE;
+            else if (rc != JG_EXIT_STORE)
+                rc = JG_EXIT_FAIL;
             continue;
         }
         char *name = group_name(&c, r, id);

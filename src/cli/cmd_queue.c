@@ -17,7 +17,8 @@
 static const char usage[] =
     "usage: jgsched queue [-a|--all] [-u USER | --me] [--json]\n"
     "\n"
-    "Lists job groups: ID NAME USER STATE JOBS SUBMITTED DURATION [REASON].\n"
+    "Lists job groups: ID NAME USER STATE JOBS SUBMITTED DURATION RESTARTS [REASON].\n"
+    "RESTARTS counts the restarts of every job of the group, recoveries included.\n"
     "Groups that ended more than an hour ago are left out unless --all.\n"
     "\n"
     "  -a, --all         include groups that ended long ago\n"
@@ -26,10 +27,10 @@ static const char usage[] =
     "      --json        the daemon's groups array as JSON\n";
 
 enum { COL_ID, COL_NAME, COL_USER, COL_STATE, COL_JOBS, COL_SUBMITTED, COL_DURATION,
-       COL_REASON, NCOLS };
+       COL_RESTARTS, COL_REASON, NCOLS };
 
 static const char *const headers[NCOLS] = {"ID", "NAME", "USER", "STATE", "JOBS",
-                                           "SUBMITTED", "DURATION", "REASON"};
+                                           "SUBMITTED", "DURATION", "RESTARTS", "REASON"};
 
 #define JOBS_MIN_WIDTH 24
 #define REASON_MIN_WIDTH 12
@@ -64,6 +65,18 @@ static void format_jobs(const json_t *group, size_t width, jg_cli_buf_t *out)
     }
 }
 
+/* Restarts of every kind of every job of the group. */
+static long long group_restarts(const json_t *group)
+{
+    long long n = 0;
+    size_t i;
+    json_t *job;
+    json_array_foreach(json_object_get(group, "jobs"), i, job)
+        n += jg_cli_jint(job, "restarts", 0) + jg_cli_jint(job, "recoveries", 0) +
+             jg_cli_jint(job, "free_restarts", 0);
+    return n;
+}
+
 static const char *group_reason(const json_t *group)
 {
     const char *state = jg_cli_jstr(group, "state");
@@ -77,11 +90,13 @@ static jg_cli_table_t *build(const json_t *groups, bool with_reason, size_t jobs
 {
     jg_cli_table_t *t = jg_cli_table_new(with_reason ? NCOLS : NCOLS - 1, headers);
     jg_cli_table_align_right(t, COL_ID);
+    jg_cli_table_align_right(t, COL_RESTARTS);
     size_t i;
     json_t *g;
     json_array_foreach(groups, i, g) {
-        char id[32], submitted[JG_CLI_FMT_SIZE], duration[JG_CLI_FMT_SIZE];
+        char id[32], submitted[JG_CLI_FMT_SIZE], duration[JG_CLI_FMT_SIZE], restarts[32];
         snprintf(id, sizeof id, "%lld", jg_cli_jint(g, "id", 0));
+        snprintf(restarts, sizeof restarts, "%lld", group_restarts(g));
         jg_cli_fmt_when(jg_cli_jnum(g, "submitted"), submitted, sizeof submitted);
         jg_cli_fmt_span(jg_cli_jnum(g, "started"), jg_cli_jnum(g, "ended"), duration,
                         sizeof duration);
@@ -92,7 +107,7 @@ static jg_cli_table_t *build(const json_t *groups, bool with_reason, size_t jobs
             jg_cli_truncate(reason, reason_width);
         const char *cells[NCOLS] = {id, jg_cli_jstr(g, "name"), jg_cli_jstr(g, "user"),
                                     jg_cli_jstr(g, "state"), jg_cli_buf_str(&jobs),
-                                    submitted, duration, reason};
+                                    submitted, duration, restarts, reason};
         jg_cli_table_add(t, cells);
         jg_cli_buf_free(&jobs);
         free(reason);

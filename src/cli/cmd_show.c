@@ -51,6 +51,29 @@ static void print_header(const json_t *g)
                                              buf, sizeof buf));
 }
 
+/* Every restart of the job, "0", "1" or, when they are of several kinds or
+ * not on errors, "3 (1 on errors, 2 recoveries)". */
+static void format_restarts(const json_t *j, char *out, size_t len)
+{
+    long long errors = jg_cli_jint(j, "restarts", 0), recoveries = jg_cli_jint(j, "recoveries", 0),
+              free_ = jg_cli_jint(j, "free_restarts", 0);
+    long long total = errors + recoveries + free_;
+    if (total == errors) {
+        snprintf(out, len, "%lld", total);
+        return;
+    }
+    char parts[80] = "";
+    size_t used = 0;
+    if (errors)
+        used += (size_t)snprintf(parts + used, sizeof parts - used, "%lld on errors", errors);
+    if (recoveries)
+        used += (size_t)snprintf(parts + used, sizeof parts - used, "%s%lld recover%s",
+                                 used ? ", " : "", recoveries, recoveries == 1 ? "y" : "ies");
+    if (free_)
+        snprintf(parts + used, sizeof parts - used, "%s%lld free", used ? ", " : "", free_);
+    snprintf(out, len, "%lld (%s)", total, parts);
+}
+
 static void print_jobs(const json_t *g)
 {
     static const char *const h[] = {"JOB", "STATE", "NODES", "ATTEMPT", "RESTARTS", "EXIT",
@@ -61,10 +84,10 @@ static void print_jobs(const json_t *g)
     size_t i;
     json_t *j;
     json_array_foreach(json_object_get(g, "jobs"), i, j) {
-        char nodes[32], attempt[32], restarts[32], code[JG_CLI_FMT_SIZE];
+        char nodes[32], attempt[32], restarts[96], code[JG_CLI_FMT_SIZE];
         snprintf(nodes, sizeof nodes, "%lld", jg_cli_jint(j, "num_nodes", 1));
         snprintf(attempt, sizeof attempt, "%lld", jg_cli_jint(j, "attempt", 0));
-        snprintf(restarts, sizeof restarts, "%lld", jg_cli_jint(j, "restarts", 0));
+        format_restarts(j, restarts, sizeof restarts);
         jg_cli_fmt_exit(jg_cli_jint(j, "exit_code", -1), code, sizeof code);
         const char *cells[] = {jg_cli_jstr(j, "name"), jg_cli_jstr(j, "state"), nodes,
                                attempt, restarts, code, jg_cli_jstr(j, "reason")};

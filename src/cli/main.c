@@ -45,7 +45,8 @@ static const char usage_text[] =
     "  -V, --version           print the version\n"
     "\n"
     "exit codes: 0 success, 1 failure (or the group did not succeed), 2 usage or\n"
-    "validation error, 3 the daemon cannot be reached, 130 interrupted.\n"
+    "validation error, 3 the daemon cannot be reached, 4 the daemon's store could not\n"
+    "record the change (nothing changed), 130 interrupted.\n"
     "environment: JGSCHED_HOME (instance directory), JGSCHED_SOCKET (daemon socket),\n"
     "JGSCHEDD (daemon executable to start), JGSCHED_POLICY_DIR (where policies are).\n";
 

@@ -9,10 +9,12 @@
 # twice, cancels finish, the pending group is still PENDING and starts when
 # capacity frees, and nothing is left behind (processes, network keepers).
 # Then: SIGTERM leaves a running node alone and the next daemon finishes its
-# group; `jgsched daemon status|stop`; a corrupt store and one from a newer
-# schema are refused at start with a message naming the file, which is left
-# unchanged.  Last, kill -9 during a cancel's grace and during a restart's
-# delay: the next daemon finishes the cancel and carries the restart out.
+# group; `jgsched daemon status|stop`; a corrupt store, an empty (0 byte) one
+# and one from a newer schema are refused at start with a message naming the
+# file, which is left unchanged.  Then kill -9 during a cancel's grace and
+# during a restart's delay: the next daemon finishes the cancel and carries the
+# restart out after the rest of its delay.  Last, a job's exit code is its
+# failing rank's, not a stopped sibling's 143, also after a restart.
 #
 # While the daemon is down the test never runs the CLI (it would start one);
 # it watches the nodes through files they write in $JG_WORK instead.
@@ -241,6 +243,17 @@ jgc daemon status
 assert_eq "$RC" 3 "exit status of 'daemon status' after a refused start"
 ok "a garbage store is refused at start (exit $rc): $(head -n 1 <<<"$msg")"
 
+: >"$DB"
+timeout -k 5 30 "$JGSCHEDD" >"$W/empty.out" 2>&1 </dev/null
+rc=$?
+msg=$(cat "$W/empty.out")
+LAST_CMD="jgschedd (store emptied to 0 bytes)"; OUT=$msg; ERR=""; RC=$rc
+[ "$rc" -ne 0 ] || { JG_DAEMON_PID=$(daemon_pidfile_pid); fail "jgschedd took an empty store for a new one"; }
+assert_contains "$msg" "$DB" "jgschedd's message about an empty store"
+assert_contains "$msg" "empty" "jgschedd's message about an empty store"
+[ ! -s "$DB" ] || fail "jgschedd wrote into the empty store file"
+ok "an empty (0 byte) store is refused at start (exit $rc), not restarted with id 1"
+
 if command -v sqlite3 >/dev/null; then
     cp "$W/good.db" "$DB"
     sqlite3 "$DB" 'PRAGMA user_version = 999;' || fail "sqlite3 could not set user_version"
@@ -282,12 +295,12 @@ assert_no_leftovers "stubborn-$TAG" "$GS"
 ok "a cancel interrupted by kill -9 finishes: the TERM-ignoring node is killed, group CANCELLED"
 
 # ---- kill -9 while a restart waits for its delay: the next daemon carries the
-# restart out (at once: the delay itself is not kept) instead of failing the job
+# restart out after what is left of the delay, charged to the counter decided
 cat >"$W/later.lua" <<'EOF'
 return {
   on_node_exit = function(group, job, event)
     if event.exit_code == 0 then return "continue" end
-    return { action = "restart_job", delay = 600, reason = "exit " .. event.exit_code .. ": again in 10 minutes" }
+    return { action = "restart_job", count = "restarts", delay = 5, reason = "exit " .. event.exit_code .. ": again in 5 s" }
   end,
 }
 EOF
@@ -300,10 +313,41 @@ daemon_start
 wait_state "$GL" SUCCEEDED 20
 show_json "$GL"
 assert_eq "$(job_field main attempt)" 2 "attempt of the job restarted across the crash"
+assert_eq "$(job_field main restarts)" 1 "restarts of the job restarted across the crash"
+waited=$(sq '(job_events("main"; "RECOVERING") | first | .ts) as $r |
+    [grp.events[] | select(.reason | startswith("attempt 2: relaunching")) | .ts] | first - $r')
+fle 4.5 "$waited" || fail "the relaunch came $waited s after the restart was decided, not after its 5 s delay"
 jgc_ok logs "$GL"
 assert_contains "$OUT" "(main-0) first" "logs of the restarted job"
 assert_contains "$OUT" "(main-0) second" "logs of the restarted job"
 assert_no_leftovers "later-$TAG" "$GL"
-ok "a restart waiting for its delay when the daemon is killed -9 happens after the restart: attempt 2, SUCCEEDED"
+ok "a restart waiting for its delay when the daemon is killed -9 keeps its delay (${waited}s) and counter: attempt 2, SUCCEEDED"
+
+# ---- the job's exit code is that of the rank that failed, not that of a
+# sibling stopped because of it (143), and a daemon restart keeps it
+cat >"$W/ranks-$TAG.yaml" <<EOF
+---
+name: ranks-$TAG
+placement: SAME_INFRA
+execution: parallel
+---
+name: main
+num_nodes: 2
+resources:
+  cpus: 1
+run: |
+  if [ "\$SKYPILOT_NODE_RANK" = 0 ]; then sleep 1; exit 3; fi
+  while true; do sleep 0.2; done
+EOF
+submit_detached "$W/ranks-$TAG.yaml"; GR=$GID
+wait_state "$GR" FAILED 30
+show_json "$GR"
+assert_eq "$(job_field main exit_code)" 3 "exit code of a job whose rank 0 exited 3"
+daemon_kill TERM
+daemon_start
+show_json "$GR"
+assert_eq "$(job_field main exit_code)" 3 "exit code of the job after a daemon restart"
+assert_no_leftovers "ranks-$TAG" "$GR"
+ok "a job's exit code is its failing rank's (3), not its stopped sibling's, also after a restart"
 
 jg_done
