@@ -17,6 +17,7 @@
 #include "jgsched/store.h"
 
 #include <ftw.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,4 +500,59 @@ Test(sched, a_submitted_policy_that_does_not_load_is_refused_with_its_own_error)
                            "mallory", 1003, &err), 0);
     cr_expect(strstr(err.text, "broken.lua:1:"), "%s", err.text);
     cr_expect_eq(jg_sched_active_count(sched), 0);
+}
+
+/* Issue 11: a submitted policy whose on_submit returns the group unchanged was
+ * recorded as a hook failure ("on_submit set policy to '/abs/x.lua', which is
+ * not a policy name") while `jgsched policy test` accepted it.  Sent as text
+ * under its label, the group's policy is a name: nothing to report. */
+Test(sched, a_submitted_policy_returning_the_group_unchanged_is_no_error)
+{
+    jg_error_t err = {{0}};
+    int64_t id = submit_as(own_policy("pass-through",
+                                      "return { on_submit = function(group) return group end }"),
+                           "mallory", 1003, &err);
+    cr_assert_gt(id, 0, "%s", err.text);
+    jg_event_row_t *events;
+    size_t n;
+    cr_assert_eq(jg_store_list_events(store, id, &events, &n, &err), 0, "%s", err.text);
+    for (size_t i = 0; i < n; i++)
+        cr_expect(strcmp(events[i].subject, "policy") != 0, "policy event: %s: %s",
+                  events[i].what, events[i].reason);
+    jg_event_rows_free(events, n);
+}
+
+/* A group stored by an older jgschedd with a path as its policy: after the
+ * upgrade the path is not read; the default policy governs the group, and an
+ * event says why. */
+Test(sched, a_group_stored_with_a_policy_path_runs_under_the_default_policy)
+{
+    int64_t id = submit(NULL);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    char *sql = sqlite3_mprintf("UPDATE groups SET spec_json = json_set(spec_json, '$.policy', "
+                                "'/home/mallory/x.lua') WHERE id = %lld", (long long)id);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_free(sql);
+    sqlite3_close(db);
+    restart_sched();
+    run_attempt(id, 1);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 3);
+    jg_job_row_t j = job_row(id);
+    cr_expect_eq(j.state, JG_RECOVERING, "default's job_recovery restarts it: %s",
+                 jg_state_name(j.state));
+    free(j.name);
+    free(j.reason);
+    jg_error_t err = {{0}};
+    jg_event_row_t *events;
+    size_t n;
+    cr_assert_eq(jg_store_list_events(store, id, &events, &n, &err), 0, "%s", err.text);
+    bool said = false;
+    for (size_t i = 0; i < n; i++)
+        said = said || (strcmp(events[i].subject, "policy") == 0 &&
+                        strstr(events[i].reason, "names its policy by the path "
+                                                 "/home/mallory/x.lua, which this jgschedd no "
+                                                 "longer reads"));
+    jg_event_rows_free(events, n);
+    cr_expect(said, "no policy event explains the fallback to the default policy");
 }
