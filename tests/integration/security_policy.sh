@@ -232,9 +232,9 @@ return {
   end,
 }
 EOF
-# Three submits of it at once, then bob asks the daemon for its status.
+# Two submits of it at once, then bob asks the daemon for its status.
 HOGS=()
-for i in 1 2 3; do
+for i in 1 2; do
     (cd "$W" && timeout -k 5 120 runuser -u "$UM" -- env -u JGSCHED_HOME -u JGSCHEDD \
         JGSCHED_SOCKET="$SOCK" "$JGSCHED" submit "$W/quick.yaml" --infra local -d \
         -n "hog-$i-$$" --policy "$MDIR/hog.lua" >"$W/hog-$i.out" 2>&1 </dev/null) &
@@ -242,7 +242,7 @@ for i in 1 2 3; do
 done
 as "$UB" 60 daemon status
 assert_eq "$RC" 0 "daemon status as $UB while $UM's hogs are submitted"
-fle "$TOOK" 5 || fail "daemon status took ${TOOK}s while three hog policies ran (bound: 5 s)"
+fle "$TOOK" 5 || fail "daemon status took ${TOOK}s while two hog policies ran (bound: 5 s)"
 STATUS_TOOK=$TOOK
 for p in "${HOGS[@]}"; do
     wait "$p" || fail "a submit of the hog policy failed: $(cat "$W"/hog-*.out)"
