@@ -7,6 +7,14 @@
  * (subject "policy"), so `jgsched show` says why a job was restarted or a group
  * failed.  A hook that fails still yields a decision (default.lua's, see
  * policy.h), so a broken policy never stalls a group.
+ *
+ * Whose policy decides what: a group's own policy (an installed one it names,
+ * or Lua text its submitter sent, kept in the store with the group) decides
+ * for that group alone: placement, node and job ends, and it may refuse its
+ * own group.  What is decided between groups stays with the daemon's
+ * configured policy: it admits every group first, and only its priority()
+ * orders the queue.  The daemon never loads a policy from a path a user
+ * named; only the configured default may be a path (root's config).
  */
 #include <stdio.h>
 #include <stdlib.h>
