@@ -288,15 +288,33 @@ static json_t *op_ping(conn_t *c, json_t *req)
 static json_t *op_submit(conn_t *c, json_t *req)
 {
     const char *file = NULL, *yaml = NULL, *name = NULL, *infra = NULL, *policy = NULL;
-    json_t *name_j = NULL, *infra_j = NULL, *policy_j = NULL;
+    const char *policy_text = NULL;
+    json_t *name_j = NULL, *infra_j = NULL, *policy_j = NULL, *policy_text_j = NULL;
     json_error_t jerr;
-    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?s, s:s, s?o, s?o, s?o !}", "op", &(const char *){0},
-                       "file", &file, "yaml", &yaml, "name", &name_j, "infra", &infra_j, "policy",
-                       &policy_j) < 0)
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?s, s:s, s?o, s?o, s?o, s?o !}", "op",
+                       &(const char *){0}, "file", &file, "yaml", &yaml, "name", &name_j, "infra",
+                       &infra_j, "policy", &policy_j, "policy_text", &policy_text_j) < 0)
         return jg_proto_error("malformed submit request: %s", jerr.text);
     if (nullable_string(name_j, "name", &name) < 0 || nullable_string(infra_j, "infra", &infra) < 0 ||
-        nullable_string(policy_j, "policy", &policy) < 0)
-        return jg_proto_error("malformed submit request: name, infra and policy are strings or null");
+        nullable_string(policy_j, "policy", &policy) < 0 ||
+        nullable_string(policy_text_j, "policy_text", &policy_text) < 0)
+        return jg_proto_error("malformed submit request: name, infra, policy and policy_text are "
+                              "strings or null");
+    /* The daemon never opens a policy file a request names (it may run as
+     * root): a user's own policy arrives as text, under a name. */
+    size_t policy_len = policy_text ? json_string_length(policy_text_j) : 0;
+    if (policy_text && (!policy || !jg_policy_valid_name(policy, strlen(policy))))
+        return jg_proto_error("malformed submit request: policy_text needs a policy name in "
+                              "policy (letters, digits, '-' and '_')");
+    if (policy_text && memchr(policy_text, '\0', policy_len))
+        return jg_proto_error("the policy text holds a NUL byte; a policy is Lua source text");
+    if (policy_len > JG_POLICY_MAX_TEXT)
+        return jg_proto_error("the policy text is larger than a policy may be (%u KiB)",
+                              JG_POLICY_MAX_TEXT >> 10);
+    if (policy && !policy_text && jg_policy_is_path(policy))
+        return jg_proto_error("policy '%s' is a file path: jgschedd never opens a file a request "
+                              "names; jgsched submit --policy FILE reads the file as you and "
+                              "sends its text", policy);
     jg_spec_errors_t errs = {0};
     jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), file, &errs);
     if (!spec) {
@@ -325,7 +343,8 @@ static json_t *op_submit(conn_t *c, json_t *req)
     }
     char *group_name = jg_xstrdup(spec->name);
     int64_t id;
-    if (jg_sched_submit(c->daemon->sched, spec, c->uid, c->gid, c->user, &id, &err) < 0) {
+    if (jg_sched_submit_own_policy(c->daemon->sched, spec, policy_text, policy_len, c->uid,
+                                   c->gid, c->user, &id, &err) < 0) {
         free(group_name);
         json_decref(warnings);
         return jg_proto_error("%s", err.text);

@@ -103,11 +103,14 @@ void jg_log(const char *level, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     char ts[32];
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    char msg[2048];
+    char raw[2048], msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        n = 0;
+    jg_escape_controls(msg, sizeof msg, raw, (size_t)n < sizeof raw ? (size_t)n : sizeof raw - 1);
     fprintf(stderr, "%s.%03dZ %s %s\n", ts, (int)(tv.tv_usec / 1000), level, msg);
     fflush(stderr);
 }
@@ -119,5 +122,34 @@ char *jg_strlcpy(char *dst, const char *src, size_t size)
     size_t n = strnlen(src, size - 1);
     memcpy(dst, src, n);
     dst[n] = '\0';
+    return dst;
+}
+
+char *jg_escape_controls(char *dst, size_t size, const char *src, size_t n)
+{
+    if (size == 0)
+        return dst;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        char esc[5];
+        size_t w;
+        if (ch == '\n' || ch == '\r') {
+            esc[0] = '\\';
+            esc[1] = ch == '\n' ? 'n' : 'r';
+            w = 2;
+        } else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", ch);
+            w = 4;
+        } else {
+            esc[0] = (char)ch;
+            w = 1;
+        }
+        if (o + w > size - 1)
+            break;
+        memcpy(dst + o, esc, w);
+        o += w;
+    }
+    dst[o] = '\0';
     return dst;
 }

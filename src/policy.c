@@ -18,13 +18,20 @@
  *    (finalizers run with hooks disabled, so one could loop forever) and
  *    xpcall runs its handler after unwinding (a handler runs with hooks
  *    disabled when the error came from the count hook); the
- *    string metatable is hidden behind __metatable.  C functions that can
- *    loop for a long time without running a Lua instruction (string.rep of
- *    an empty string, pattern matching, table.move) are wrapped with a bound.
+ *    string metatable is hidden behind __metatable.  print escapes control
+ *    characters and writes at most PRINT_MAX_LINES lines per call.
+ *  - No hook holds the daemon much past its time budget, whatever it calls:
+ *    the hook also fires on every function call (a coarse clock read); C
+ *    functions that can work long in one call (table.move, insert, remove,
+ *    concat, unpack, string.rep) do it in slices with a clock check between
+ *    them, table.sort compares through a function the hook sees, and the
+ *    rest refuse inputs whose cost is out of proportion (patterns, formats);
+ *    no single allocation may exceed 1 MiB, which bounds what one VM
+ *    instruction (a string comparison, a concatenation) can cost.
  *  - Scripts are loaded as text only (mode "t") with their own _ENV, built
  *    fresh from copies of the libraries, so one script cannot tamper with
  *    another's view (prelude, default, the policy).
- *  - A count hook fires every 1000 instructions and checks an instruction
+ *  - A count hook fires every 32 instructions and checks an instruction
  *    budget and a monotonic deadline.  Once tripped it re-arms itself to fire
  *    on every instruction and raise each time, so a script's own pcall cannot
  *    swallow the kill (Redis's luaMaskCountHook).
@@ -47,11 +54,14 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -60,10 +70,14 @@
 #include "jg_config.h"
 #include "policy_int.h"
 
-#define HOOK_EVERY 1000                 /* instructions between two count-hook checks */
-#define MAX_SCRIPT_BYTES (1u << 20)     /* a policy file larger than this is refused */
-#define PATTERN_MAX_STEPS 1e8           /* see guard_pattern() */
-#define TABLE_MOVE_MAX (1 << 24)        /* elements one table.move may touch */
+#define HOOK_EVERY 32                   /* instructions between two count-hook checks */
+#define MAX_BLOCK (1u << 20)            /* largest single allocation: see capped_alloc() */
+#define PATTERN_MAX_STEPS 1e7           /* see guard_pattern() */
+#define SLICE_ELEMENTS 4096             /* table elements a wrapper handles between clock checks */
+#define SLICE_BYTES (256u << 10)        /* bytes string.rep copies between clock checks */
+#define FORMAT_MAX_INPUT (1u << 20)     /* format string + string arguments of string.format */
+#define SHORT_FORMAT_MAX 256            /* format of os.date, string.pack/unpack/packsize */
+#define PRINT_MAX_LINES 32              /* print lines one call may write to the log */
 #define LOG_LINE_MAX 1024
 
 enum { TRIP_NONE = 0, TRIP_INSTRUCTIONS, TRIP_TIME };
@@ -77,6 +91,8 @@ typedef struct {
     unsigned time_ms;
     uint64_t deadline_ns;
     int tripped;
+    unsigned printed;           /* print lines of this call */
+    char first_error[sizeof(jg_error_t)];   /* msgh's text of the call's first error */
     char traceback[LOG_LINE_MAX];   /* kept by msgh for the log; C-side so that reading it
                                      * back never needs the Lua heap outside a pcall */
 } vm_t;
@@ -186,8 +202,12 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         vm->used -= old;
         return NULL;
     }
-    if (nsize > old && nsize - old > vm->cap - vm->used)
-        return NULL;                    /* Lua collects and retries, then raises LUA_ERRMEM */
+    /* Lua collects and retries, then raises LUA_ERRMEM.  The block limit
+     * bounds what one VM instruction can cost: comparing two strings (a
+     * strcoll per '\0'-separated piece), concatenating, hashing is linear in
+     * their length, and the count hook only runs between instructions. */
+    if (nsize > old && (nsize - old > vm->cap - vm->used || nsize > MAX_BLOCK))
+        return NULL;
     void *q = realloc(ptr, nsize);
     if (!q)
         return NULL;
@@ -197,50 +217,118 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* ---- instruction budget and deadline -------------------------------------- */
 
-static void count_hook(lua_State *L, lua_Debug *ar)
+/* The count hook fires every HOOK_EVERY instructions, but one instruction can
+ * be a call to a C function that works for a long time (table.move of 2^24
+ * elements: 0.3 s), and a loop makes hundreds of such calls between two count
+ * events.  So the hook also fires on every call (LUA_MASKCALL), where a cheap
+ * coarse clock read stops the script before it starts one more; and the C
+ * functions whose single call could still run long are replaced by wrappers
+ * that look at the clock between slices of their work (checkpoint()).  The
+ * overrun past the deadline is then one slice, whatever the script calls. */
+#define HOOK_MASK (LUA_MASKCOUNT | LUA_MASKCALL)
+
+static uint64_t coarse_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static vm_t *vm_of(lua_State *L)
 {
     void *ud;
     lua_getallocf(L, &ud);
-    vm_t *vm = ud;
-    if (vm->tripped == TRIP_NONE) {
-        vm->executed += HOOK_EVERY;
-        if (vm->executed > vm->instructions)
-            vm->tripped = TRIP_INSTRUCTIONS;
-        else if (now_ns() > vm->deadline_ns)
-            vm->tripped = TRIP_TIME;
-        else
-            return;
-        /* From now on fire on every instruction: each pcall the script wraps
-         * around the loop only buys it one more instruction. */
-        lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
-    }
-    lua_getinfo(L, "Sl", ar);
+    return ud;
+}
+
+/* Raises the budget error; from now on the hook fires on every instruction
+ * and raises each time, so each pcall the script wraps around its loop only
+ * buys it one more instruction. */
+static int raise_tripped(lua_State *L, vm_t *vm)
+{
+    lua_sethook(L, lua_gethook(L), HOOK_MASK, 1);
+    /* No position here: msgh prefixes the policy's file:line (the innermost
+     * frame may be a C function). */
     if (vm->tripped == TRIP_INSTRUCTIONS)
-        lua_pushfstring(L, "%s:%d: policy ran past its budget of %I instructions",
-                        ar->short_src, ar->currentline, (lua_Integer)vm->instructions);
+        lua_pushfstring(L, "policy ran past its budget of %I instructions",
+                        (lua_Integer)vm->instructions);
     else
-        lua_pushfstring(L, "%s:%d: policy ran past its time budget of %d ms",
-                        ar->short_src, ar->currentline, (int)vm->time_ms);
-    lua_error(L);
+        lua_pushfstring(L, "policy ran past its time budget of %d ms", (int)vm->time_ms);
+    return lua_error(L);
+}
+
+static int msgh(lua_State *L);
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    vm_t *vm = vm_of(L);
+    if (vm->tripped != TRIP_NONE && ar->event == LUA_HOOKCALL) {
+        /* The message handler of the error we raised must run, or the error
+         * loses its position and traceback. */
+        lua_getinfo(L, "f", ar);
+        bool handler = lua_tocfunction(L, -1) == msgh;
+        lua_pop(L, 1);
+        if (handler)
+            return;
+    }
+    if (vm->tripped == TRIP_NONE) {
+        if (ar->event == LUA_HOOKCALL) {
+            if (coarse_now_ns() <= vm->deadline_ns)
+                return;
+            vm->tripped = TRIP_TIME;
+        } else {
+            vm->executed += HOOK_EVERY;
+            if (vm->executed > vm->instructions)
+                vm->tripped = TRIP_INSTRUCTIONS;
+            else if (now_ns() > vm->deadline_ns)
+                vm->tripped = TRIP_TIME;
+            else
+                return;
+        }
+    }
+    raise_tripped(L, vm);
+}
+
+/* For wrappers of C functions that work in slices: raises the budget error
+ * once the deadline has passed. */
+static void checkpoint(lua_State *L)
+{
+    vm_t *vm = vm_of(L);
+    if (vm->tripped == TRIP_NONE && now_ns() <= vm->deadline_ns)
+        return;
+    if (vm->tripped == TRIP_NONE)
+        vm->tripped = TRIP_TIME;
+    raise_tripped(L, vm);
 }
 
 static void reset_budget(lua_State *L, vm_t *vm)
 {
     vm->executed = 0;
     vm->tripped = TRIP_NONE;
+    vm->printed = 0;
     vm->deadline_ns = now_ns() + (uint64_t)vm->time_ms * 1000000u;
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    lua_sethook(L, count_hook, HOOK_MASK, HOOK_EVERY);
 }
 
 /* ---- sandboxed library functions -------------------------------------------- */
 
+/* One log line per call, control characters escaped (a policy must not be
+ * able to write what looks like a line of the daemon's own), at most
+ * PRINT_MAX_LINES lines per hook call so that a loop cannot flood the log. */
 static int sandbox_print(lua_State *L)
 {
     jg_policy_t *p = lua_touserdata(L, lua_upvalueindex(1));
+    vm_t *vm = vm_of(L);
+    if (vm->printed >= PRINT_MAX_LINES) {
+        if (vm->printed++ == PRINT_MAX_LINES)
+            log_line(p->name, "(more print output of this call suppressed)");
+        return 0;
+    }
+    vm->printed++;
     int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    for (int i = 1; i <= n; i++) {
+    for (int i = 1; i <= n && luaL_bufflen(&b) < LOG_LINE_MAX; i++) {
         if (i > 1)
             luaL_addchar(&b, '\t');
         luaL_tolstring(L, i, NULL);     /* honours __tostring (Lua code: budgeted) */
@@ -250,7 +338,7 @@ static int sandbox_print(lua_State *L)
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
     char line[LOG_LINE_MAX];
-    jg_policy_copy_text(line, sizeof line, s, len);
+    jg_escape_controls(line, sizeof line, s, len);
     log_line(p->name, line);
     return 0;
 }
@@ -296,20 +384,43 @@ static int sandbox_xpcall(lua_State *L)
     return 2;
 }
 
-/* string.rep("", 2^62) loops 2^62 times in C copying nothing. */
+/* string.rep: Lua's own copies piece by piece (string.rep("", 2^62) loops
+ * 2^62 times copying nothing; string.rep("x", 2^25) makes 2^25 one-byte
+ * copies).  This one doubles what it has written, at most SLICE_BYTES at a
+ * time with a clock check in between; the memory cap bounds the result. */
 static int sandbox_rep(lua_State *L)
 {
-    size_t l, lsep = 0;
-    luaL_checklstring(L, 1, &l);
+    size_t l, lsep;
+    const char *s = luaL_checklstring(L, 1, &l);
     lua_Integer n = luaL_checkinteger(L, 2);
-    luaL_optlstring(L, 3, "", &lsep);
-    if (n > 0 && l + lsep == 0) {
+    const char *sep = luaL_optlstring(L, 3, "", &lsep);
+    if (n <= 0 || l + lsep == 0) {
         lua_pushliteral(L, "");
         return 1;
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
+    size_t unit = l + lsep;
+    if (unit < l || (lua_Unsigned)n > (SIZE_MAX / 2) / unit)
+        return luaL_error(L, "resulting string too large");
+    size_t total = (size_t)n * unit - lsep;
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, total);      /* the memory cap may refuse it */
+    memcpy(out, s, l);
+    if (lsep && total > l)
+        memcpy(out + l, sep, lsep);
+    size_t done = total < unit ? total : unit;
+    while (done < total) {
+        /* out is periodic with period unit: copying from the offset
+         * done % unit continues the pattern. */
+        size_t from = done % unit, chunk = done - from;
+        if (chunk > total - done)
+            chunk = total - done;
+        if (chunk > SLICE_BYTES)
+            chunk = SLICE_BYTES;
+        memcpy(out + done, out + from, chunk);
+        done += chunk;
+        checkpoint(L);
+    }
+    luaL_pushresultsize(&b, total);
     return 1;
 }
 
@@ -354,18 +465,194 @@ static int guard_pattern(lua_State *L)
     return lua_gettop(L);
 }
 
-/* table.move(a, 1, 2^62, 2) loops in C; nils cost no memory to write. */
-static int sandbox_move(lua_State *L)
+/* Calls the original function (upvalue 1) with every argument. */
+static int call_original(lua_State *L)
 {
-    lua_Integer f = luaL_checkinteger(L, 2);
-    lua_Integer e = luaL_checkinteger(L, 3);
-    if (e >= f && (lua_Unsigned)e - (lua_Unsigned)f >= TABLE_MOVE_MAX)
-        return luaL_error(L, "table.move of more than %d elements is not allowed in policies",
-                          TABLE_MOVE_MAX);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* table.move(a, 1, 2^40, 2) loops in C (nils cost no memory to write): the
+ * original is called on slices of SLICE_ELEMENTS, in the order that keeps an
+ * overlapping move correct, with a clock check between them. */
+static int sandbox_move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int tt = lua_isnoneornil(L, 5) ? 1 : 5;
+    if (e < f || (lua_Unsigned)e - (lua_Unsigned)f < SLICE_ELEMENTS)
+        return call_original(L);
+    luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+    lua_Integer n = e - f + 1;
+    luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4, "destination wrap around");
+    /* Overlapping within one table with the destination above the source:
+     * the original moves downwards from the end, and so do the slices. */
+    bool down = t > f && t <= e && (tt == 1 || lua_rawequal(L, 1, tt));
+    lua_Integer slices = (n - 1) / SLICE_ELEMENTS + 1;
+    for (lua_Integer i = 0; i < slices; i++) {
+        lua_Integer k = (down ? slices - 1 - i : i) * SLICE_ELEMENTS;
+        lua_Integer len = n - k < SLICE_ELEMENTS ? n - k : SLICE_ELEMENTS;
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_pushvalue(L, 1);
+        lua_pushinteger(L, f + k);
+        lua_pushinteger(L, f + k + len - 1);
+        lua_pushinteger(L, t + k);
+        lua_pushvalue(L, tt);
+        lua_call(L, 5, 0);
+        checkpoint(L);
+    }
+    lua_pushvalue(L, tt);
+    return 1;
+}
+
+/* table.insert(t, pos, v) and table.remove(t, pos) shift every element after
+ * pos, and #t can be anything a __len metamethod says: the same shifts as
+ * Lua's (ltablib.c tinsert/tremove), with a clock check every SLICE_ELEMENTS. */
+static lua_Integer table_len(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    return luaL_len(L, 1);
+}
+
+static int sandbox_insert(lua_State *L)
+{
+    lua_Integer e = table_len(L);
+    e = (lua_Integer)((lua_Unsigned)e + 1u);   /* first empty element */
+    lua_Integer pos;
+    switch (lua_gettop(L)) {
+    case 2:
+        pos = e;
+        break;
+    case 3:
+        pos = luaL_checkinteger(L, 2);
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+        for (lua_Integer i = e; i > pos; i--) {
+            lua_geti(L, 1, i - 1);
+            lua_seti(L, 1, i);
+            if ((e - i) % SLICE_ELEMENTS == SLICE_ELEMENTS - 1)
+                checkpoint(L);
+        }
+        break;
+    default:
+        return luaL_error(L, "wrong number of arguments to 'insert'");
+    }
+    lua_seti(L, 1, pos);
+    return 0;
+}
+
+static int sandbox_remove(lua_State *L)
+{
+    lua_Integer size = table_len(L);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size)
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 2,
+                      "position out of bounds");
+    lua_geti(L, 1, pos);
+    for (lua_Integer done = 0; pos < size; pos++, done++) {
+        lua_geti(L, 1, pos + 1);
+        lua_seti(L, 1, pos);
+        if (done % SLICE_ELEMENTS == SLICE_ELEMENTS - 1)
+            checkpoint(L);
+    }
+    lua_pushnil(L);
+    lua_seti(L, 1, pos);
+    return 1;
+}
+
+/* table.concat(t, sep, i, j): Lua's, with a clock check every SLICE_ELEMENTS
+ * elements (each lua_geti may run an __index function written in C). */
+static int sandbox_concat(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t lsep;
+    const char *sep = luaL_optlstring(L, 2, "", &lsep);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    lua_Integer last = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (lua_Integer done = 0; i <= last; i++, done++) {
+        lua_geti(L, 1, i);
+        if (!lua_isstring(L, -1))
+            return luaL_error(L, "invalid value (at index %I) in table for 'concat'", i);
+        luaL_addvalue(&b);
+        if (i == last)
+            break;                      /* i + 1 could overflow */
+        luaL_addlstring(&b, sep, lsep);
+        if (done % SLICE_ELEMENTS == SLICE_ELEMENTS - 1)
+            checkpoint(L);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* table.unpack(t, i, j): up to a million values (the stack limit), each
+ * lua_geti possibly a C __index: a clock check every SLICE_ELEMENTS. */
+static int sandbox_unpack(lua_State *L)
+{
+    lua_Integer i = luaL_optinteger(L, 2, 1);
+    lua_Integer e = lua_isnoneornil(L, 3) ? luaL_len(L, 1) : luaL_checkinteger(L, 3);
+    if (i > e)
+        return 0;
+    lua_Unsigned n = (lua_Unsigned)e - (lua_Unsigned)i;
+    if (n >= (unsigned int)INT_MAX || !lua_checkstack(L, (int)(++n)))
+        return luaL_error(L, "too many results to unpack");
+    for (lua_Unsigned k = 0; k < n; k++) {
+        lua_geti(L, 1, i + (lua_Integer)k);
+        if (k % SLICE_ELEMENTS == SLICE_ELEMENTS - 1)
+            checkpoint(L);
+    }
+    return (int)n;
+}
+
+static int sort_less(lua_State *L)
+{
+    lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
+    return 1;
+}
+
+/* table.sort without a comparison function compares in C, n log n times,
+ * without a call the hook would see: give it one (sort_less), so the call
+ * hook looks at the clock between comparisons. */
+static int sandbox_sort(lua_State *L)
+{
+    if (lua_isnoneornil(L, 2)) {
+        lua_settop(L, 1);
+        lua_pushcfunction(L, sort_less);
+    }
+    return call_original(L);
+}
+
+/* string.format: the work is linear in the format and the strings it copies
+ * (%q escapes byte by byte); refuse inputs no policy message needs. */
+static int sandbox_format(lua_State *L)
+{
+    size_t total = 0, len;
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        if (lua_type(L, i) == LUA_TSTRING) {
+            lua_tolstring(L, i, &len);
+            total += len;
+        }
+    }
+    if (total > FORMAT_MAX_INPUT)
+        return luaL_error(L, "string.format of more than %d bytes of text is not allowed in "
+                             "policies", (int)FORMAT_MAX_INPUT);
+    return call_original(L);
+}
+
+/* os.date and string.pack/unpack/packsize do work per character of their
+ * format (strftime for each %c): policies need short formats only. */
+static int sandbox_short_format(lua_State *L)
+{
+    size_t len;
+    int arg = (int)lua_tointeger(L, lua_upvalueindex(2));
+    if (lua_type(L, arg) == LUA_TSTRING && (lua_tolstring(L, arg, &len), len > SHORT_FORMAT_MAX))
+        return luaL_error(L, "a format of more than %d characters is not allowed in policies",
+                          SHORT_FORMAT_MAX);
+    return call_original(L);
 }
 
 /* Replaces lib[name] (table at the top) by cfn with the original as upvalue 1
@@ -409,6 +696,7 @@ static void open_sandbox(lua_State *L, jg_policy_t *p)
         lua_getfield(L, -2, os_keep[i]);
         lua_setfield(L, -2, os_keep[i]);
     }
+    wrap_field(L, "date", sandbox_short_format, 1, 1);
     lua_setglobal(L, "os");
     lua_pop(L, 1);
 
@@ -439,10 +727,20 @@ static void open_sandbox(lua_State *L, jg_policy_t *p)
     wrap_field(L, "match", guard_pattern, 1, PAT_MATCH);
     wrap_field(L, "gmatch", guard_pattern, 1, PAT_GMATCH);
     wrap_field(L, "gsub", guard_pattern, 1, PAT_MATCH);
+    wrap_field(L, "format", sandbox_format, 0, 0);
+    wrap_field(L, "pack", sandbox_short_format, 1, 1);
+    wrap_field(L, "packsize", sandbox_short_format, 1, 1);
+    wrap_field(L, "unpack", sandbox_short_format, 1, 1);
     lua_pop(L, 1);
 
     lua_getglobal(L, LUA_TABLIBNAME);
     wrap_field(L, "move", sandbox_move, 0, 0);
+    wrap_field(L, "sort", sandbox_sort, 0, 0);
+    static const luaL_Reg table_own[] = {
+        { "insert", sandbox_insert }, { "remove", sandbox_remove },
+        { "concat", sandbox_concat }, { "unpack", sandbox_unpack }, { NULL, NULL },
+    };
+    luaL_setfuncs(L, table_own, 0);
     lua_pop(L, 1);
 
     /* getmetatable("") returns false: the shared string metatable (and, via
@@ -539,13 +837,17 @@ static int msgh(lua_State *L)
             }
         }
     }
-    luaL_traceback(L, L, msg, 1);
-    void *ud;
-    lua_getallocf(L, &ud);
-    vm_t *vm = ud;
-    size_t n;
-    const char *tb = lua_tolstring(L, -1, &n);
-    jg_policy_copy_text(vm->traceback, sizeof vm->traceback, tb, n);
+    /* Only the first error of a call is kept: once a budget is tripped, the
+     * closing of to-be-closed values (a luaL_Buffer's box) raises it again,
+     * from where no policy line is on the stack. */
+    vm_t *vm = vm_of(L);
+    if (!vm->first_error[0]) {
+        jg_policy_copy_text(vm->first_error, sizeof vm->first_error, msg, strlen(msg));
+        luaL_traceback(L, L, msg, 1);
+        size_t n;
+        const char *tb = lua_tolstring(L, -1, &n);
+        jg_policy_copy_text(vm->traceback, sizeof vm->traceback, tb, n);
+    }
     lua_pushstring(L, msg);
     return 1;
 }
@@ -557,8 +859,11 @@ static void copy_error(jg_policy_t *p, int st, const char *what, jg_error_t *err
 {
     lua_State *L = p->L;
     const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (p->vm.first_error[0])
+        msg = p->vm.first_error;
     if (st == LUA_ERRMEM)
-        msg = "not enough memory (policy memory limit reached)";
+        msg = "not enough memory (policy memory limit reached, or a single string or table "
+              "over 1 MiB)";
     else if (st == LUA_ERRERR)
         msg = "error while reporting an error (memory limit reached?)";
     else if (!msg)
@@ -570,6 +875,7 @@ static void copy_error(jg_policy_t *p, int st, const char *what, jg_error_t *err
     if (p->vm.traceback[0])
         log_line(p->name, p->vm.traceback);
     p->vm.traceback[0] = '\0';
+    p->vm.first_error[0] = '\0';
 }
 
 /* ---- the one call helper ------------------------------------------------------ */
@@ -585,6 +891,7 @@ static int protected_run(jg_policy_t *p, lua_CFunction fn, void *ud, const char 
         return jg_errprintf(err, "%s: not enough memory", what ? what : p->name);
     reset_budget(L, &p->vm);
     p->vm.traceback[0] = '\0';
+    p->vm.first_error[0] = '\0';
     lua_pushcfunction(L, msgh);
     lua_pushcfunction(L, fn);
     lua_pushlightuserdata(L, ud);
@@ -842,34 +1149,46 @@ fail:
     return NULL;
 }
 
-static char *read_file(const char *path, size_t *len, jg_error_t *err)
+/* Never blocks and reads regular files only: a FIFO or a device given as a
+ * policy must not hang `jgsched policy` or the submitting CLI. */
+char *jg_policy_read_file(const char *path, size_t *len, jg_error_t *err)
 {
     char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
         jg_errprintf(err, "cannot read %s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         jg_errprintf(err, "cannot read %s: not a regular file", path);
         goto done;
     }
-    if ((size_t)st.st_size > MAX_SCRIPT_BYTES) {
-        jg_errprintf(err, "%s is larger than %u bytes", path, MAX_SCRIPT_BYTES);
+    if ((size_t)st.st_size > JG_POLICY_MAX_TEXT) {
+        jg_errprintf(err, "cannot read %s: larger than a policy may be (%u KiB)", path,
+                     JG_POLICY_MAX_TEXT >> 10);
         goto done;
     }
     buf = jg_xmalloc((size_t)st.st_size + 1);
-    *len = fread(buf, 1, (size_t)st.st_size, f);
-    if (ferror(f)) {
-        jg_errprintf(err, "cannot read %s: %s", path, strerror(errno));
-        free(buf);
-        buf = NULL;
-        goto done;
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            jg_errprintf(err, "cannot read %s: %s", path, strerror(errno));
+            free(buf);
+            buf = NULL;
+            goto done;
+        }
+        if (r == 0)
+            break;      /* shrank while reading: take what is there */
+        got += (size_t)r;
     }
-    buf[*len] = '\0';
+    buf[got] = '\0';
+    *len = got;
 done:
-    fclose(f);
+    close(fd);
     return buf;
 }
 
@@ -915,8 +1234,9 @@ static jg_policy_t *load_common(const char *name, const char *path, const char *
     }
     prelude_path = jg_xasprintf("%s/../lua/prelude.lua", policy_dir);
     default_path = jg_xasprintf("%s/default.lua", policy_dir);
-    if (!(prelude_text = read_file(prelude_path, &prelude_len, err)) ||
-        (!(is_default && text) && !(default_text = read_file(default_path, &default_len, err)))) {
+    if (!(prelude_text = jg_policy_read_file(prelude_path, &prelude_len, err)) ||
+        (!(is_default && text) &&
+         !(default_text = jg_policy_read_file(default_path, &default_len, err)))) {
         jg_errprefix(err, "cannot load policy %s", name);
         goto done;
     }
@@ -986,7 +1306,7 @@ jg_policy_t *jg_policy_load(const char *name_or_path, const char *policy_dir,
             goto done;
         }
     }
-    if (!(text = read_file(path, &len, err))) {
+    if (!(text = jg_policy_read_file(path, &len, err))) {
         if (!is_path) {
             char avail[256];
             list_policies(policy_dir, avail, sizeof avail);

@@ -281,7 +281,7 @@ static group_rt_t *group_new(jg_sched_t *s, jg_group_spec_t *spec, int64_t id, u
     g->state = JG_PENDING;
     g->backend = backend;
     g->end_override = JG_PENDING;
-    g->custom_priority = -1;
+    g->own_policy = -1;
     g->jobs = jg_xcalloc(spec->n_jobs, sizeof *g->jobs);
     for (size_t i = 0; i < spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
@@ -1044,8 +1044,16 @@ static bool fail_if_never_fits(jg_sched_t *s, group_rt_t *g)
 int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, const char *user,
                     int64_t *group_id, jg_error_t *err)
 {
+    return jg_sched_submit_own_policy(s, spec, NULL, 0, uid, gid, user, group_id, err);
+}
+
+int jg_sched_submit_own_policy(jg_sched_t *s, jg_group_spec_t *spec, const char *policy_text,
+                               size_t policy_len, uid_t uid, gid_t gid, const char *user,
+                               int64_t *group_id, jg_error_t *err)
+{
     char notes[1024];
-    jg_backend_t *b = jg_sched_admit(s, spec, user, uid, gid, notes, sizeof notes, err);
+    jg_backend_t *b = jg_sched_admit(s, spec, 0, policy_text, policy_len, user, uid, gid, notes,
+                                     sizeof notes, err);
     jg_kv_t *volumes = NULL;
     size_t n_volumes = 0;
     if (!b || resolve_volumes(s, spec, &volumes, &n_volumes, err) < 0) {
@@ -1056,7 +1064,16 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
     char *json = jg_spec_to_json(spec);
     int64_t submitted = now_us();
     int64_t id;
-    int rc = jg_store_add_group(s->store, spec, json, uid, gid, user, submitted, &id, err);
+    /* The group and the policy text it runs under are stored together or not at all. */
+    int rc = jg_store_begin(s->store, err);
+    if (rc == 0)
+        rc = jg_store_add_group(s->store, spec, json, uid, gid, user, submitted, &id, err);
+    if (rc == 0 && policy_text)
+        rc = jg_store_set_group_policy_text(s->store, id, policy_text, policy_len, err);
+    if (rc == 0)
+        rc = jg_store_commit(s->store, err);
+    else
+        jg_store_rollback(s->store);
     free(json);
     if (rc < 0) {
         jg_spec_free(spec);
@@ -1064,6 +1081,7 @@ int jg_sched_submit(jg_sched_t *s, jg_group_spec_t *spec, uid_t uid, gid_t gid, 
     }
     group_rt_t *g = group_new(s, spec, id, uid, gid, user, submitted, b);
     jg_strlcpy(g->reason, "submitted", sizeof g->reason);
+    jg_sched_bind_own_policy(s, g, policy_text, policy_len);
     link_group(s, g);
     if (notes[0])
         jg_sched_record(s, id, "policy", "error", notes);
@@ -1351,8 +1369,8 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
     char notes[1024];
     jg_backend_t *b = row->infra && *row->infra
                           ? backend_for_infra(s, row->infra)
-                          : jg_sched_admit(s, spec, row->user, row->uid, row->gid, notes,
-                                           sizeof notes, err);
+                          : jg_sched_admit(s, spec, row->id, NULL, 0, row->user, row->uid,
+                                           row->gid, notes, sizeof notes, err);
     if (!b) {
         jg_spec_free(spec);
         return jg_errprintf(err, "group %lld: infra %s is not available", (long long)row->id,

@@ -61,7 +61,10 @@ struct group_rt {
     jg_state_t end_override;    /* JG_PENDING when none; e.g. FAILED_SETUP */
     char end_reason[256];
     bool holds_resources;       /* admitted: counted in its backend's usage */
-    signed char custom_priority; /* its policy defines priority(): -1 not known yet */
+    signed char own_policy;     /* -1 not known yet; 0 an installed policy; 1 Lua text its
+                                 * submitter sent (in the store); 2 a file path stored by
+                                 * an older jgschedd: the default policy is used */
+    struct policy_slot *own_slot;   /* own_policy 1: the loaded text; NULL if it failed */
     char pending_reason[256];   /* why it waits, as last written to the store */
     char reason[256];           /* last reason written with its state */
     bool finished;              /* ended: freed once the end is committed */
@@ -75,9 +78,16 @@ typedef struct {
     jg_usage_t used;            /* what admitted groups hold on it */
 } backend_slot_t;
 
-typedef struct {
-    char *name;
+/* A loaded policy: an installed one (by name, shared by every group that
+ * names it) or the Lua text one user submitted with a group (shared only by
+ * that user's groups with the very same text, freed once none is active). */
+typedef struct policy_slot {
+    char *name;                 /* installed: the name (or configured path); own: its label */
     jg_policy_t *policy;
+    bool own;
+    uid_t uid;                  /* own: whose text it is */
+    char *text;                 /* own: the text (for reload) */
+    size_t len;
 } policy_slot_t;
 
 struct jg_sched {
@@ -95,7 +105,7 @@ struct jg_sched {
     bool admission_dirty;       /* something changed that may let a pending group start */
     char *policy_dir;
     char *default_policy;
-    policy_slot_t *policies;    /* loaded policies, by name (file path or shipped name) */
+    policy_slot_t **policies;   /* loaded policies */
     size_t n_policies;
     int txn_depth;              /* nesting of txn_begin (the store's transaction is one) */
     bool txn_failed;            /* a write of the open transaction failed */
@@ -122,10 +132,17 @@ void jg_sched_record(jg_sched_t *s, int64_t group_id, const char *subject, const
 /* Loads (once) and returns the named policy, "" or NULL meaning the daemon's default. */
 jg_policy_t *jg_sched_policy(jg_sched_t *s, const char *name, jg_error_t *err);
 void jg_sched_policies_free(jg_sched_t *s);
-/* on_submit + place: the backend the whole group runs on, or NULL + err. */
-jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, const char *user,
+/* on_submit + place: the backend the whole group runs on, or NULL + err.
+ * own_text (own_len bytes): Lua text the submitter sent as the group's policy
+ * (spec->policy is its label); NULL: none, or, with group_id != 0 (a stored
+ * group admitted again after a restart), whatever the store holds for it. */
+jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, int64_t group_id,
+                             const char *own_text, size_t own_len, const char *user,
                              uid_t uid, gid_t gid, char *notes, size_t notes_len,
                              jg_error_t *err);
+/* Ties a new group to the text it was admitted with (jg_sched_admit). */
+void jg_sched_bind_own_policy(jg_sched_t *s, group_rt_t *g, const char *own_text,
+                              size_t own_len);
 /* A node of a live job ended on its own (not stopped by us): ask on_node_exit and carry
  * the decision out. */
 void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,
@@ -133,9 +150,11 @@ void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,
                          const char *message);
 /* A job reached a terminal state: ask on_job_end (primary/auxiliary rule). */
 void jg_sched_job_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j);
-/* Admission order.  false: FIFO (submit order, the active list's own order:
- * walk it, no array).  true: *order (malloc'd, caller frees) holds the *n
- * pending groups ranked by their policies' priority hooks. */
+/* Admission order, decided by the daemon's configured policy alone (a
+ * group's own policy never ranks it against other users' groups).  false:
+ * FIFO (submit order, the active list's own order: walk it, no array).  true:
+ * *order (malloc'd, caller frees) holds the *n pending groups ranked by the
+ * configured policy's priority hook. */
 bool jg_sched_ranked_order(jg_sched_t *s, group_rt_t ***order, size_t *n);
 
 #endif

@@ -7,6 +7,14 @@
  * (subject "policy"), so `jgsched show` says why a job was restarted or a group
  * failed.  A hook that fails still yields a decision (default.lua's, see
  * policy.h), so a broken policy never stalls a group.
+ *
+ * Whose policy decides what: a group's own policy (an installed one it names,
+ * or Lua text its submitter sent, kept in the store with the group) decides
+ * for that group alone: placement, node and job ends, and it may refuse its
+ * own group.  What is decided between groups stays with the daemon's
+ * configured policy: it admits every group first, and only its priority()
+ * orders the queue.  The daemon never loads a policy from a path a user
+ * named; only the configured default may be a path (root's config).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +27,24 @@
 static void policy_print(void *ctx, const char *policy, const char *line)
 {
     (void)ctx;
-    jg_log("info", "policy %s: %s", policy, line);
+    jg_log("info", "policy %s: %s", policy, line);     /* jg_log escapes both */
+}
+
+static void slot_free(policy_slot_t *slot)
+{
+    if (!slot)
+        return;
+    jg_policy_free(slot->policy);
+    free(slot->name);
+    free(slot->text);
+    free(slot);
+}
+
+static policy_slot_t *slot_add(jg_sched_t *s, policy_slot_t *slot)
+{
+    s->policies = jg_xrealloc(s->policies, (s->n_policies + 1) * sizeof *s->policies);
+    s->policies[s->n_policies++] = slot;
+    return slot;
 }
 
 jg_policy_t *jg_sched_policy(jg_sched_t *s, const char *name, jg_error_t *err)
@@ -27,24 +52,63 @@ jg_policy_t *jg_sched_policy(jg_sched_t *s, const char *name, jg_error_t *err)
     if (!name || !*name)
         name = s->default_policy;
     for (size_t i = 0; i < s->n_policies; i++)
-        if (strcmp(s->policies[i].name, name) == 0)
-            return s->policies[i].policy;
+        if (!s->policies[i]->own && strcmp(s->policies[i]->name, name) == 0)
+            return s->policies[i]->policy;
     if (s->n_policies == 0)
         jg_policy_set_log(policy_print, NULL);
     jg_policy_t *p = jg_policy_load(name, s->policy_dir, NULL, err);
     if (!p)
         return NULL;
-    s->policies = jg_xrealloc(s->policies, (s->n_policies + 1) * sizeof *s->policies);
-    s->policies[s->n_policies++] = (policy_slot_t){.name = jg_xstrdup(name), .policy = p};
-    return p;
+    policy_slot_t *slot = jg_xcalloc(1, sizeof *slot);
+    *slot = (policy_slot_t){.name = jg_xstrdup(name), .policy = p};
+    return slot_add(s, slot)->policy;
+}
+
+/* Frees the submitted policies no active group uses any more. */
+static void sweep_own_policies(jg_sched_t *s)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < s->n_policies; i++) {
+        policy_slot_t *slot = s->policies[i];
+        bool used = !slot->own;
+        for (group_rt_t *g = s->head; g && !used; g = g->next)
+            used = g->own_slot == slot;
+        if (used)
+            s->policies[kept++] = slot;
+        else
+            slot_free(slot);
+    }
+    s->n_policies = kept;
+}
+
+/* The policy of the Lua text uid submitted under label: loaded once per
+ * (user, label, text), never shared between users (a policy's globals persist
+ * between its calls). */
+static policy_slot_t *own_slot(jg_sched_t *s, uid_t uid, const char *label, const char *text,
+                               size_t len, jg_error_t *err)
+{
+    for (size_t i = 0; i < s->n_policies; i++) {
+        policy_slot_t *slot = s->policies[i];
+        if (slot->own && slot->uid == uid && slot->len == len && strcmp(slot->name, label) == 0 &&
+            memcmp(slot->text, text, len) == 0)
+            return slot;
+    }
+    if (s->n_policies == 0)
+        jg_policy_set_log(policy_print, NULL);
+    sweep_own_policies(s);
+    jg_policy_t *p = jg_policy_load_text(label, text, len, s->policy_dir, NULL, err);
+    if (!p)
+        return NULL;
+    policy_slot_t *slot = jg_xcalloc(1, sizeof *slot);
+    *slot = (policy_slot_t){.name = jg_xstrdup(label), .policy = p, .own = true, .uid = uid,
+                            .text = jg_xstrndup(text, len), .len = len};
+    return slot_add(s, slot);
 }
 
 void jg_sched_policies_free(jg_sched_t *s)
 {
-    for (size_t i = 0; i < s->n_policies; i++) {
-        jg_policy_free(s->policies[i].policy);
-        free(s->policies[i].name);
-    }
+    for (size_t i = 0; i < s->n_policies; i++)
+        slot_free(s->policies[i]);
     free(s->policies);
     s->policies = NULL;
     s->n_policies = 0;
@@ -53,30 +117,75 @@ void jg_sched_policies_free(jg_sched_t *s)
 void jg_sched_reload_policies(jg_sched_t *s, jg_sched_reload_f cb, void *ctx)
 {
     for (size_t i = 0; i < s->n_policies; i++) {
+        policy_slot_t *slot = s->policies[i];
         jg_error_t err;
-        jg_policy_t *p = jg_policy_load(s->policies[i].name, s->policy_dir, NULL, &err);
+        jg_policy_t *p = slot->own ? jg_policy_load_text(slot->name, slot->text, slot->len,
+                                                         s->policy_dir, NULL, &err)
+                                   : jg_policy_load(slot->name, s->policy_dir, NULL, &err);
         if (p) {
-            jg_policy_free(s->policies[i].policy);
-            s->policies[i].policy = p;
-            jg_log("info", "policy %s reloaded", s->policies[i].name);
+            jg_policy_free(slot->policy);
+            slot->policy = p;
+            if (!slot->own)
+                jg_log("info", "policy %s reloaded", slot->name);
         } else {
             jg_log("warn", "policy %s: reload failed, keeping the loaded version: %s",
-                   s->policies[i].name, err.text);
+                   slot->name, err.text);
         }
-        if (cb)
-            cb(ctx, s->policies[i].name, p ? NULL : err.text);
+        if (cb && !slot->own)
+            cb(ctx, slot->name, p ? NULL : err.text);
     }
 }
 
-/* The group's policy; if it cannot be loaded (a file removed since submit),
- * the default one, with the problem recorded. */
+static const char path_refused[] =
+    "policy '%s' is a file path: jgschedd never opens a file a request names; "
+    "use `jgsched submit --policy FILE`, which reads the file as you and sends its text";
+
+void jg_sched_bind_own_policy(jg_sched_t *s, group_rt_t *g, const char *own_text,
+                              size_t own_len)
+{
+    g->own_policy = own_text ? 1 : 0;
+    if (own_text)
+        g->own_slot = own_slot(s, g->uid, g->spec->policy ? g->spec->policy : "policy",
+                               own_text, own_len, NULL);
+}
+
+/* The group's policy: its own submitted text, the installed one it names, or,
+ * when that cannot be loaded (a file removed since submit, a path stored by
+ * an older jgschedd), the default one, with the problem recorded once. */
 static jg_policy_t *group_policy(jg_sched_t *s, group_rt_t *g)
 {
     jg_error_t err;
-    jg_policy_t *p = jg_sched_policy(s, g->spec->policy, &err);
-    if (p)
-        return p;
-    jg_sched_record(s, g->id, "policy", "error", err.text);
+    if (g->own_policy < 0) {
+        char *text = NULL;
+        size_t len = 0;
+        if (jg_store_get_group_policy_text(s->store, g->id, &text, &len, &err) < 0)
+            jg_sched_record(s, g->id, "policy", "error", err.text);
+        if (text) {
+            g->own_policy = 1;
+            g->own_slot = own_slot(s, g->uid, g->spec->policy ? g->spec->policy : "policy",
+                                   text, len, &err);
+            if (!g->own_slot)
+                jg_sched_record(s, g->id, "policy", "error", err.text);
+        } else if (g->spec->policy && jg_policy_is_path(g->spec->policy)) {
+            g->own_policy = 2;
+            jg_errprintf(&err, "the group names its policy by the path %s, which this jgschedd "
+                               "no longer reads (it never opens a file a user names): the "
+                               "default policy governs it", g->spec->policy);
+            jg_log("warn", "group %lld: %s", (long long)g->id, err.text);
+            jg_sched_record(s, g->id, "policy", "error", err.text);
+        } else {
+            g->own_policy = 0;
+        }
+        free(text);
+    }
+    if (g->own_policy == 1 && g->own_slot)
+        return g->own_slot->policy;
+    if (g->own_policy == 0) {
+        jg_policy_t *p = jg_sched_policy(s, g->spec->policy, &err);
+        if (p)
+            return p;
+        jg_sched_record(s, g->id, "policy", "error", err.text);
+    }
     return jg_sched_policy(s, NULL, &err);
 }
 
@@ -116,13 +225,44 @@ static void hook_failed(jg_sched_t *s, int64_t group_id, const jg_error_t *err)
 
 /* ----------------------------------------------------------- admission */
 
-jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, const char *user,
+static void add_note(char *notes, size_t notes_len, const char *fmt, const char *what)
+{
+    size_t used = strlen(notes);
+    snprintf(notes + used, notes_len - used, fmt, used ? "; " : "", what);
+}
+
+jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, int64_t group_id,
+                             const char *own_text, size_t own_len, const char *user,
                              uid_t uid, gid_t gid, char *notes, size_t notes_len, jg_error_t *err)
 {
     notes[0] = '\0';
     jg_error_t perr;
-    jg_policy_t *p = jg_sched_policy(s, spec->policy, &perr);
-    if (!p) {
+    char *stored = NULL;
+    size_t stored_len = 0;
+    if (!own_text && group_id &&
+        jg_store_get_group_policy_text(s->store, group_id, &stored, &stored_len, &perr) == 0 &&
+        stored) {
+        own_text = stored;
+        own_len = stored_len;
+    }
+    jg_policy_t *site = jg_sched_policy(s, NULL, &perr);
+    jg_policy_t *p = NULL;
+    if (own_text) {
+        policy_slot_t *slot = own_slot(s, uid, spec->policy ? spec->policy : "policy", own_text,
+                                       own_len, &perr);
+        p = slot ? slot->policy : NULL;
+    } else if (spec->policy && jg_policy_is_path(spec->policy)) {
+        if (!group_id) {
+            free(stored);
+            jg_errprintf(err, path_refused, spec->policy);
+            return NULL;
+        }
+        p = site;       /* stored by an older jgschedd: group_policy() says so */
+    } else {
+        p = jg_sched_policy(s, spec->policy, &perr);
+    }
+    free(stored);
+    if (!p || !site) {
         jg_errprintf(err, "policy %s cannot be used: %s", spec->policy ? spec->policy : "default",
                      perr.text);
         return NULL;
@@ -132,8 +272,19 @@ jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, const c
     jg_policy_user_t pu = {.name = user, .uid = uid,
                            .admin = jg_config_is_admin(s->opts.config, user, uid, gid)};
     jg_policy_admission_t adm;
+    /* The daemon's configured policy admits first: a group that picks its own
+     * policy does not thereby pick its own admission rules. */
+    if (site != p) {
+        if (jg_policy_on_submit(site, &pg, &pu, &adm, &perr) < 0)
+            add_note(notes, notes_len, "%son_submit of the configured policy failed (default "
+                                       "decision used): %s", perr.text);
+        if (!adm.accepted) {
+            jg_errprintf(err, "rejected by policy %s: %s", jg_policy_name(site), adm.reason);
+            return NULL;
+        }
+    }
     if (jg_policy_on_submit(p, &pg, &pu, &adm, &perr) < 0)
-        snprintf(notes, notes_len, "on_submit failed (default decision used): %s", perr.text);
+        add_note(notes, notes_len, "%son_submit failed (default decision used): %s", perr.text);
     if (!adm.accepted) {
         jg_errprintf(err, "rejected by policy %s: %s", jg_policy_name(p), adm.reason);
         return NULL;
@@ -144,11 +295,8 @@ jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, const c
         infras[i] = (jg_policy_infra_t){.name = s->backends[i].backend->ops->name, .fits = true};
     jg_policy_placement_t pl;
     jg_backend_t *chosen = NULL;
-    if (jg_policy_place(p, &pg, infras, s->n_backends, &pl, &perr) < 0) {
-        size_t used = strlen(notes);
-        snprintf(notes + used, notes_len - used, "%splace failed (default decision used): %s",
-                 used ? "; " : "", perr.text);
-    }
+    if (jg_policy_place(p, &pg, infras, s->n_backends, &pl, &perr) < 0)
+        add_note(notes, notes_len, "%splace failed (default decision used): %s", perr.text);
     if (!pl.accepted) {
         jg_errprintf(err, "cannot place group %s: %s", spec->name, pl.reason);
         goto done;
@@ -330,34 +478,26 @@ static jg_policy_usage_t *current_usage(jg_sched_t *s, size_t *n)
     return u;
 }
 
-/* Only a policy other than default.lua that defines priority() changes the
- * order; known once per group (a reload does not turn FIFO into ranking). */
-static bool custom_priority(jg_sched_t *s, group_rt_t *g)
-{
-    if (g->custom_priority < 0) {
-        jg_policy_t *p = group_policy(s, g);
-        g->custom_priority = p && strcmp(jg_policy_name(p), "default") != 0 &&
-                             (jg_policy_hooks(p) & (1u << JG_HOOK_PRIORITY));
-    }
-    return g->custom_priority;
-}
-
-/* With default.lua's priority (FIFO by submit time) the order is the list's
- * own, so admission costs no Lua call and no sort: only groups whose policy
- * defines priority() pay for ranking the queue. */
+/* Admission order between groups is the daemon's to decide: only the
+ * configured policy's priority() ranks them.  A group's own policy (which a
+ * user may have written) is never asked, or it could put its group ahead of
+ * everyone else's (-1e300).  With default.lua's priority (FIFO by submit
+ * time) the order is the list's own, so admission costs no Lua call and no
+ * sort. */
 bool jg_sched_ranked_order(jg_sched_t *s, group_rt_t ***order, size_t *n)
 {
-    size_t n_pending = 0;
-    bool any_custom = false;
-    for (group_rt_t *g = s->head; g; g = g->next) {
-        if (g->state != JG_PENDING || g->cancelling)
-            continue;
-        n_pending++;
-        any_custom = any_custom || custom_priority(s, g);
-    }
     *order = NULL;
     *n = 0;
-    if (!any_custom)
+    jg_error_t err;
+    jg_policy_t *site = jg_sched_policy(s, NULL, &err);
+    if (!site || strcmp(jg_policy_name(site), "default") == 0 ||
+        !(jg_policy_hooks(site) & (1u << JG_HOOK_PRIORITY)))
+        return false;
+    size_t n_pending = 0;
+    for (group_rt_t *g = s->head; g; g = g->next)
+        if (g->state == JG_PENDING && !g->cancelling)
+            n_pending++;
+    if (n_pending == 0)
         return false;
     ranked_t *ranked = jg_xcalloc(n_pending, sizeof *ranked);
     size_t n_usage;
@@ -367,14 +507,10 @@ bool jg_sched_ranked_order(jg_sched_t *s, group_rt_t ***order, size_t *n)
         if (g->state != JG_PENDING || g->cancelling)
             continue;
         double key = (double)g->submitted_us / 1e6;
-        jg_policy_t *p = group_policy(s, g);
-        if (p) {
-            jg_policy_group_t pg = {.spec = g->spec, .id = g->id, .user = g->user,
-                                    .state = g->state, .submitted_us = g->submitted_us};
-            jg_error_t err;
-            if (jg_policy_priority(p, &pg, usage, n_usage, &key, &err) < 0)
-                hook_failed(s, g->id, &err);
-        }
+        jg_policy_group_t pg = {.spec = g->spec, .id = g->id, .user = g->user,
+                                .state = g->state, .submitted_us = g->submitted_us};
+        if (jg_policy_priority(site, &pg, usage, n_usage, &key, &err) < 0)
+            hook_failed(s, g->id, &err);
         ranked[k++] = (ranked_t){.group = g, .key = key};
     }
     qsort(ranked, k, sizeof *ranked, by_key);

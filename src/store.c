@@ -112,6 +112,10 @@ static const char *const migrations[] = {
     "ALTER TABLE jobs ADD COLUMN restart_count INTEGER NOT NULL DEFAULT -1;"
     "ALTER TABLE jobs ADD COLUMN restart_due_us INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE jobs ADD COLUMN free_restarts INTEGER NOT NULL DEFAULT 0;",
+    /* 3 -> 4: a policy the submitter sent as Lua text (jgsched submit --policy
+     * FILE), kept with its group so that a restarted daemon still has it; NULL
+     * when the group uses an installed policy (by name) */
+    "ALTER TABLE groups ADD COLUMN policy_text TEXT;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -155,6 +159,8 @@ enum stmt_id {
     ST_GET_VOLUME,
     ST_VOLUMES,
     ST_DELETE_VOLUME,
+    ST_SET_POLICY_TEXT,
+    ST_GET_POLICY_TEXT,
     ST_COUNT
 };
 
@@ -515,6 +521,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET_VOLUME] = "SELECT name, path, uid, user, created_us FROM volumes WHERE name = ?1",
     [ST_VOLUMES] = "SELECT name, path, uid, user, created_us FROM volumes ORDER BY name",
     [ST_DELETE_VOLUME] = "DELETE FROM volumes WHERE name = ?1",
+    [ST_SET_POLICY_TEXT] = "UPDATE groups SET policy_text = ?2 WHERE id = ?1",
+    [ST_GET_POLICY_TEXT] = "SELECT policy_text FROM groups WHERE id = ?1",
 };
 
 /* "'PENDING','STARTING',...": the states a group can still leave. */
@@ -1088,6 +1096,48 @@ done:
     *out = rows;
     *n = count;
     return rc;
+}
+
+int jg_store_set_group_policy_text(jg_store_t *s, int64_t group_id, const char *text,
+                                   size_t len, jg_error_t *err)
+{
+    char missing[64];
+    snprintf(missing, sizeof missing, "no group %lld", (long long)group_id);
+    if (op_begin(s, err) < 0)
+        return -1;
+    sqlite3_stmt *st = use(s, ST_SET_POLICY_TEXT);
+    sqlite3_bind_int64(st, 1, group_id);
+    if (text)
+        sqlite3_bind_text(st, 2, text, (int)len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    int rc = update_one(s, st, "cannot store the group's policy", missing, err);
+    return op_end(s, rc, err);
+}
+
+int jg_store_get_group_policy_text(jg_store_t *s, int64_t group_id, char **text, size_t *len,
+                                   jg_error_t *err)
+{
+    *text = NULL;
+    *len = 0;
+    sqlite3_stmt *st = use(s, ST_GET_POLICY_TEXT);
+    sqlite3_bind_int64(st, 1, group_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+            const char *t = (const char *)sqlite3_column_text(st, 0);
+            *len = (size_t)sqlite3_column_bytes(st, 0);
+            *text = jg_xstrndup(t ? t : "", *len);
+        }
+        reset_stmt(st);
+        return 0;
+    }
+    if (rc == SQLITE_DONE)
+        jg_errprintf(err, "no group %lld", (long long)group_id);
+    else
+        db_err(s, err, "cannot read the group's policy");
+    reset_stmt(st);
+    return -1;
 }
 
 static void free_groups_v(void *rows, size_t n) { jg_group_rows_free(rows, n); }

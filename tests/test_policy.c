@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jgsched/policy.h"
 
@@ -251,6 +252,34 @@ Test(policy, print_goes_to_the_log_callback_and_state_persists)
 
 /* ---- the sandbox --------------------------------------------------------------- */
 
+/* A policy must not be able to write what reads as a line of the daemon's own
+ * log (issue 10: "...\n...Z info group 1 deleted by root"), nor drive the
+ * terminal of whoever reads it, nor flood it from a loop. */
+Test(policy, print_escapes_control_characters_and_is_bounded_per_call)
+{
+    jg_policy_t *p = load_src("return { on_submit = function()\n"
+                              "  print('x\\n2026-12-02T16:00:00.000Z info group 1 deleted by root')\n"
+                              "  print('\\27[2J\\r\\0end')\n"
+                              "  for i = 1, 1000 do print('flood', i) end\n"
+                              "  return true end }");
+    jg_policy_admission_t a;
+    jg_error_t err = { "" };
+    cr_assert_eq(jg_policy_on_submit(p, &group, NULL, &a, &err), 0, "%s", err.text);
+    cr_assert(strstr(logbuf, "[t] x\\n2026-12-02T16:00:00.000Z info group 1 deleted by root\n"),
+              "%s", logbuf);
+    cr_assert(strstr(logbuf, "[t] \\x1b[2J\\r\\x00end\n"), "%s", logbuf);
+    cr_assert_null(strstr(logbuf, "\n2026"), "a forged line: %s", logbuf);
+    cr_assert_null(strchr(logbuf, 27), "a raw ESC reached the log");
+    cr_assert(strstr(logbuf, "flood\t30\n"), "%s", logbuf);
+    cr_assert_null(strstr(logbuf, "flood\t31\n"), "print is bounded per call");
+    cr_assert(strstr(logbuf, "(more print output of this call suppressed)"), "%s", logbuf);
+    /* The bound is per call: the next call prints again. */
+    logbuf[0] = '\0';
+    cr_assert_eq(jg_policy_on_submit(p, &group, NULL, &a, &err), 0, "%s", err.text);
+    cr_assert(strstr(logbuf, "flood\t1\n"), "%s", logbuf);
+    jg_policy_free(p);
+}
+
 Test(policy, io_is_absent)
 {
     expect_submit_error("local f = io.open('/etc/passwd') return true", "global 'io'");
@@ -372,15 +401,17 @@ Test(policy, endless_loop_is_stopped)
                                              "instructions");
 }
 
+/* Whichever budget trips first (under a sanitizer the clock may beat the
+ * instruction count), the script's own pcall cannot swallow it. */
 Test(policy, pcall_cannot_swallow_the_kill)
 {
     expect_submit_error("while true do pcall(function() while true do end end) end",
-                        "ran past its budget");
+                        "policy ran past its");
     expect_submit_error("for i = 1, 1e12 do pcall(error, 'x') end return true",
-                        "ran past its budget");
+                        "policy ran past its");
     expect_submit_error("while true do xpcall(function() while true do end end,\n"
                         "  function(e) while true do end end) end",
-                        "ran past its budget");
+                        "policy ran past its");
 }
 
 Test(policy, xpcall_still_works_for_honest_code)
@@ -497,9 +528,38 @@ Test(policy, c_loops_without_instructions_are_bounded)
     expect_submit_error("local s = string.rep('a', 100000) for w in s:gmatch('(a-)b') do end",
                         "pattern too costly");
     expect_submit_error("table.move({}, 1, math.maxinteger, 2) return true",
-                        "table.move of more than");
+                        "destination wrap around");
     expect_submit_error("table.move({}, math.mininteger, math.maxinteger, 2) return true",
-                        "table.move");
+                        "too many elements to move");
+    /* The bounded replacements behave as Lua's own. */
+    expect_submit_ok("local t = {} for i = 1, 10000 do t[i] = i end\n"
+                     "table.move(t, 1, 10000, 3)\n"
+                     "for i = 3, 10002 do if t[i] ~= i - 2 then return nil, 'up ' .. i end end\n"
+                     "table.move(t, 3, 10002, 1)\n"
+                     "for i = 1, 10000 do if t[i] ~= i then return nil, 'down ' .. i end end\n"
+                     "local u = table.move(t, 1, 10000, 1, {})\n"
+                     "if #u ~= 10000 or u[10000] ~= 10000 then return nil, 'copy' end\n"
+                     "local parts = {} for i = 1, 5000 do parts[i] = 'ab' end\n"
+                     "if string.rep('ab', 5000, ',') ~= table.concat(parts, ',') then\n"
+                     "  return nil, 'rep with sep' end\n"
+                     "if string.rep('xyz', 3) ~= 'xyzxyzxyz' or string.rep('a', 1) ~= 'a'\n"
+                     "   or string.rep('', 3, '-') ~= '--' or string.rep('q', 0) ~= '' then\n"
+                     "  return nil, 'rep' end\n"
+                     "local v = {1, 2, 3} table.insert(v, 1, 0) table.insert(v, 9)\n"
+                     "if table.concat(v, ',') ~= '0,1,2,3,9' then return nil, 'insert' end\n"
+                     "if table.remove(v, 1) ~= 0 or table.remove(v) ~= 9 or #v ~= 3 then\n"
+                     "  return nil, 'remove' end\n"
+                     "local a, b, c = table.unpack(v) if a + b + c ~= 6 then return nil, 'unpack' end\n"
+                     "if select('#', table.unpack({}, 1, 3)) ~= 3 then return nil, 'unpack n' end\n"
+                     "local w = {5, 3, 9, 1} table.sort(w) if table.concat(w, ' ') ~= '1 3 5 9' then\n"
+                     "  return nil, 'sort' end\n"
+                     "table.sort(w, function(x, y) return x > y end)\n"
+                     "if table.concat(w, ' ') ~= '9 5 3 1' then return nil, 'sort desc' end\n"
+                     "if not pcall(os.date, '%Y') or string.format('%5.1f|%q', 2.25, 'a') ~= "
+                     "'  2.2|\"a\"' then\n"
+                     "  return nil, 'format' end\n"
+                     "return true");
+    expect_submit_error("return table.concat({1, {}, 3})", "invalid value (at index 2)");
     expect_submit_ok("local name = 'trainer-12'\n"
                      "local a, b = name:match('^(.-)%-(%d+)$')\n"
                      "return a == 'trainer' and b == '12' and ('a,b'):gsub(',', ';') == 'a;b'");
@@ -1098,6 +1158,80 @@ Test(policy, job_end_returns_are_validated)
                 cr_assert_float_eq(je.cancel[k].delay_s, je.cancel[k].job == 0 ? 5 : 2, 1e-9);
         }
         jg_policy_job_end_clear(&je);
+        jg_policy_free(p);
+    }
+}
+
+/* ---- the time budget holds whatever the script calls ---------------------------- */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Each body loops on one C library call that does a lot of work without
+ * running a Lua instruction (the count hook only fires between instructions).
+ * The hook must still be stopped within twice its time budget (plus a little
+ * for the machine); the budget is large enough that scheduling noise on a
+ * loaded 2-core machine is small against it.  The instruction budget is out
+ * of reach, so only the clock can stop them. */
+Test(policy, no_c_call_holds_a_hook_past_twice_its_time_budget, .timeout = 120)
+{
+    /* Sizes stay under the sandbox's 1 MiB block limit, so that it is the
+     * clock that has to stop them. */
+    static const char *const attacks[] = {
+        "while true do table.move({}, 1, (1 << 24) - 2, 2) end",
+        "local t = {} while true do table.move(t, 1, 1 << 40, 2) end",
+        "while true do local s = string.rep('x', 1000000) end",
+        "while true do local s = string.rep('ab', 300000, ',') end",
+        "local t = setmetatable({}, {__index = tostring})\n"
+        "while true do pcall(table.concat, t, '', 1, 1 << 40) end",
+        "local t = setmetatable({}, {__index = tostring})\n"
+        "while true do pcall(table.unpack, t, 1, 60000) end",
+        "local t = setmetatable({}, {__len = function() return 1 << 40 end})\n"
+        "while true do table.remove(t, 1) end",
+        "local t = setmetatable({}, {__len = function() return 1 << 40 end})\n"
+        "while true do table.insert(t, 1, 0) end",
+        "local t = {} for i = 1, 60000 do t[i] = (i * 7919) % 60013 end\n"
+        "while true do table.sort(t) table.sort(t, function(a, b) return a > b end) end",
+        "local s = string.rep('\\0', 200000) while true do local q = string.format('%q', s) end",
+        "local s = string.rep('\\0', 1000000) local x = string.rep('\\0', 1000000)\n"
+        "while true do local lt = s < x end",
+        "local s = string.rep('a', 500000) while true do local x = s .. s end",
+        "local f = string.rep('%c', 100000) while true do pcall(os.date, f) end",
+        "local f = string.rep('x', 1000000) while true do pcall(string.pack, f) end",
+        "local s = string.rep('a', 1000000) while true do local r = s:gsub('', '') end",
+        "local s = string.rep('a', 1000000) while true do local r = s:upper() end",
+        "local t = {} for i = 1, 60000 do t[i] = i end for i = 1, 59999 do t[i] = nil end\n"
+        "while true do local k = next(t) end",
+        "local t = {} for i = 1, 30000 do t[i] = 'x' end\n"
+        "while true do print(table.unpack(t)) end",
+    };
+    const unsigned budget_ms = 300;
+    jg_policy_limits_t lim = { .instructions = 1000000000000ull, .time_ms = budget_ms };
+    for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
+        char src[1024];
+        snprintf(src, sizeof src, "return { on_submit = function()\n%s\nend }\n", attacks[i]);
+        jg_error_t err = { "" };
+        jg_policy_t *p = jg_policy_load_text("attack", src, strlen(src), POLICY_DIR, &lim, &err);
+        cr_assert_not_null(p, "%s", err.text);
+        jg_policy_admission_t a;
+        double t0 = mono_s();
+        int rc = jg_policy_on_submit(p, &group, NULL, &a, &err);
+        double took = mono_s() - t0;
+        cr_log_info("attack %zu took %.3f s: %s", i, took, err.text);
+        fprintf(stderr, "attack %zu: %.3f s: %s\n", i, took, err.text);
+        cr_expect_eq(rc, -1, "attack %zu was not stopped:\n%s", i, attacks[i]);
+        cr_expect(strstr(err.text, "ran past its time budget") ||
+                      strstr(err.text, "not allowed in policies") ||
+                      strstr(err.text, "pattern too costly"),
+                  "attack %zu: %s", i, err.text);
+        cr_expect(took < 2 * budget_ms / 1e3 + 0.15,
+                  "attack %zu held the hook %.3f s against a budget of %u ms: %s\n%s", i, took,
+                  budget_ms, err.text, attacks[i]);
+        cr_expect(a.accepted, "the default decision is used");
         jg_policy_free(p);
     }
 }

@@ -17,6 +17,7 @@
 #include "jgsched/store.h"
 
 #include <ftw.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,41 +217,46 @@ static void run_for(int64_t ms)
     cr_assert_eq(jg_loop_run(loop, &err), 0, "%s", err.text);
 }
 
-/* Writes a policy file into the test's directory; returns its path (static). */
-static const char *policy_file(const char *name, const char *lua)
+/* A policy its submitter wrote, sent as text the way `jgsched submit
+ * --policy FILE` sends it (static: one at a time). */
+typedef struct {
+    const char *label;
+    char text[1024];
+} own_policy_t;
+
+static const own_policy_t *own_policy(const char *label, const char *lua)
 {
-    static char path[192];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(lua, f);
-    fclose(f);
-    return path;
+    static own_policy_t p;
+    p.label = label;
+    snprintf(p.text, sizeof p.text, "%s", lua);
+    return &p;
 }
 
 /* Submits, as user, a one-job, one-node group (2 cpus) under policy (NULL:
  * default) whose job restarts once on an error, and admits it.  0 if the
  * submit was refused (err says why). */
-static int64_t submit_as(const char *policy, const char *user, uid_t uid, jg_error_t *err)
+static int64_t submit_as(const own_policy_t *policy, const char *user, uid_t uid, jg_error_t *err)
 {
     char yaml[512];
     snprintf(yaml, sizeof yaml,
              "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n%s%s%s---\n"
              "name: main\nresources:\n  cpus: 2\njob_recovery:\n  max_restarts_on_errors: 1\n"
              "run: 'true'\n",
-             policy ? "policy: " : "", policy ? policy : "", policy ? "\n" : "");
+             policy ? "policy: " : "", policy ? policy->label : "", policy ? "\n" : "");
     jg_spec_errors_t errs = {0};
     jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
     cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
     jg_spec_errors_free(&errs);
     int64_t id = 0;
-    if (jg_sched_submit(sched, spec, uid, (gid_t)uid, user, &id, err) < 0)
+    if (jg_sched_submit_own_policy(sched, spec, policy ? policy->text : NULL,
+                                   policy ? strlen(policy->text) : 0, uid, (gid_t)uid, user, &id,
+                                   err) < 0)
         return 0;
     jg_sched_pass(sched);
     return id;
 }
 
-static int64_t submit(const char *policy)
+static int64_t submit(const own_policy_t *policy)
 {
     jg_error_t err = {{0}};
     int64_t id = submit_as(policy, "alice", getuid(), &err);
@@ -345,11 +351,11 @@ static const char *DELAYED =
     "  end,\n"
     "}\n";
 
-static const char *delayed_policy(const char *delay)
+static const own_policy_t *delayed_policy(const char *delay)
 {
     char lua[512];
     snprintf(lua, sizeof lua, DELAYED, delay);
-    return policy_file("delayed.lua", lua);
+    return own_policy("delayed", lua);
 }
 
 Test(sched, a_relaunch_after_a_delay_is_announced_to_watchers)
@@ -432,7 +438,7 @@ Test(sched, a_configured_admin_is_an_admin_to_the_policy)
     cr_assert_not_null(config, "%s", errs.count ? errs.messages[0] : "?");
     jg_spec_errors_free(&errs);
     restart_sched();
-    const char *policy = policy_file("admins-only.lua",
+    const own_policy_t *policy = own_policy("admins-only",
         "return {\n"
         "  on_submit = function(group, user)\n"
         "    if user.admin then return true end\n"
@@ -889,4 +895,117 @@ Test(sched, a_daemon_restart_while_cancelling_stops_again_and_ends_CANCELLED)
     cr_expect_gt(fake.stops, 1, "the stop was not issued again after the restart");
     event(JG_BACKEND_NODE_EXITED, id, 1, 137);
     cr_expect_eq(group_state(id, NULL, 0), JG_CANCELLED);
+}
+
+/* ---- a user's own policy decides for its own group only -------------------- */
+
+/* Issue 10: a policy whose priority() says -1e300 was used to rank its group
+ * against other users' groups.  Room for one group at a time: bob's group,
+ * submitted before mallory's, starts first whatever mallory's policy says. */
+Test(sched, a_users_own_priority_does_not_jump_the_queue)
+{
+    static jg_capacity_t room_for_one = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2,
+                                               .max_node_memory_gb = 64, .source = "config"};
+    fake.capacity = &room_for_one;
+    jg_error_t err = {{0}};
+    int64_t first = submit_as(NULL, "alice", 1001, &err);
+    cr_assert_gt(first, 0, "%s", err.text);
+    cr_assert_eq(group_state(first, NULL, 0), JG_STARTING);
+    int64_t bob = submit_as(NULL, "bob", 1002, &err);
+    cr_assert_gt(bob, 0, "%s", err.text);
+    int64_t mallory = submit_as(own_policy("me-first",
+                                           "return { priority = function() return -1e300 end }"),
+                                "mallory", 1003, &err);
+    cr_assert_gt(mallory, 0, "%s", err.text);
+    cr_assert_eq(group_state(bob, NULL, 0), JG_PENDING);
+    cr_assert_eq(group_state(mallory, NULL, 0), JG_PENDING);
+
+    run_attempt(first, 1);
+    event(JG_BACKEND_NODE_EXITED, first, 1, 0);
+    cr_assert_eq(group_state(first, NULL, 0), JG_SUCCEEDED);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(bob, NULL, 0), JG_STARTING, "bob's earlier group starts first");
+    cr_expect_eq(group_state(mallory, NULL, 0), JG_PENDING, "mallory's group jumped the queue");
+}
+
+/* The daemon never opens a file a request names: a path as a group's policy
+ * is refused, nothing is stored. */
+Test(sched, a_policy_path_in_a_submitted_group_is_refused)
+{
+    const char *yaml = "---\nname: g\npolicy: /etc/shadow\n---\nname: main\nrun: 'true'\n";
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    int64_t id = 0;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_submit(sched, spec, 1003, 1003, "mallory", &id, &err), -1);
+    cr_expect(strstr(err.text, "policy '/etc/shadow' is a file path: jgschedd never opens"),
+              "%s", err.text);
+    cr_expect_eq(jg_sched_active_count(sched), 0);
+}
+
+/* A submitted policy's load error quotes the submitter's own text only. */
+Test(sched, a_submitted_policy_that_does_not_load_is_refused_with_its_own_error)
+{
+    jg_error_t err = {{0}};
+    cr_assert_eq(submit_as(own_policy("broken", "return { on_submit = function() 'x end }"),
+                           "mallory", 1003, &err), 0);
+    cr_expect(strstr(err.text, "broken.lua:1:"), "%s", err.text);
+    cr_expect_eq(jg_sched_active_count(sched), 0);
+}
+
+/* Issue 11: a submitted policy whose on_submit returns the group unchanged was
+ * recorded as a hook failure ("on_submit set policy to '/abs/x.lua', which is
+ * not a policy name") while `jgsched policy test` accepted it.  Sent as text
+ * under its label, the group's policy is a name: nothing to report. */
+Test(sched, a_submitted_policy_returning_the_group_unchanged_is_no_error)
+{
+    jg_error_t err = {{0}};
+    int64_t id = submit_as(own_policy("pass-through",
+                                      "return { on_submit = function(group) return group end }"),
+                           "mallory", 1003, &err);
+    cr_assert_gt(id, 0, "%s", err.text);
+    jg_event_row_t *events;
+    size_t n;
+    cr_assert_eq(jg_store_list_events(store, id, &events, &n, &err), 0, "%s", err.text);
+    for (size_t i = 0; i < n; i++)
+        cr_expect(strcmp(events[i].subject, "policy") != 0, "policy event: %s: %s",
+                  events[i].what, events[i].reason);
+    jg_event_rows_free(events, n);
+}
+
+/* A group stored by an older jgschedd with a path as its policy: after the
+ * upgrade the path is not read; the default policy governs the group, and an
+ * event says why. */
+Test(sched, a_group_stored_with_a_policy_path_runs_under_the_default_policy)
+{
+    int64_t id = submit(NULL);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+    char *sql = sqlite3_mprintf("UPDATE groups SET spec_json = json_set(spec_json, '$.policy', "
+                                "'/home/mallory/x.lua') WHERE id = %lld", (long long)id);
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    sqlite3_free(sql);
+    sqlite3_close(db);
+    restart_sched();
+    run_attempt(id, 1);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 3);
+    jg_job_row_t j = job_row(id);
+    cr_expect_eq(j.state, JG_RECOVERING, "default's job_recovery restarts it: %s",
+                 jg_state_name(j.state));
+    free(j.name);
+    free(j.reason);
+    jg_error_t err = {{0}};
+    jg_event_row_t *events;
+    size_t n;
+    cr_assert_eq(jg_store_list_events(store, id, &events, &n, &err), 0, "%s", err.text);
+    bool said = false;
+    for (size_t i = 0; i < n; i++)
+        said = said || (strcmp(events[i].subject, "policy") == 0 &&
+                        strstr(events[i].reason, "names its policy by the path "
+                                                 "/home/mallory/x.lua, which this jgschedd no "
+                                                 "longer reads"));
+    jg_event_rows_free(events, n);
+    cr_expect(said, "no policy event explains the fallback to the default policy");
 }

@@ -119,7 +119,7 @@ Test(store, open_creates_schema_in_wal_with_version_and_app_id)
 {
     jg_store_close(open_ok());
     sqlite3 *db = raw_open(db_path);
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 3);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 4);
     cr_expect_neq(raw_int(db, "PRAGMA application_id"), 0);
     cr_expect_eq(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
                              "name IN ('groups', 'jobs', 'nodes', 'events')"), 4);
@@ -759,7 +759,7 @@ Test(store, refuses_a_newer_schema_without_touching_it)
     cr_assert_null(jg_store_open(db_path, &err));
     char want[256];
     snprintf(want, sizeof want,
-             "%s was written by a newer jgsched (schema 99, this build knows 3); "
+             "%s was written by a newer jgsched (schema 99, this build knows 4); "
              "refusing to open it", db_path);
     cr_expect_str_eq(err.text, want);
 
@@ -903,7 +903,8 @@ Test(store, a_version_1_store_is_migrated_and_keeps_its_groups)
     sqlite3 *db = raw_open(db_path);
     raw_exec(db, "DROP TABLE volumes; ALTER TABLE jobs DROP COLUMN restart_count;"
                  "ALTER TABLE jobs DROP COLUMN restart_due_us;"
-                 "ALTER TABLE jobs DROP COLUMN free_restarts; PRAGMA user_version = 1;");
+                 "ALTER TABLE jobs DROP COLUMN free_restarts;"
+                 "ALTER TABLE groups DROP COLUMN policy_text; PRAGMA user_version = 1;");
     sqlite3_close(db);
     s = open_ok();
     jg_error_t err = {{0}};
@@ -913,7 +914,41 @@ Test(store, a_version_1_store_is_migrated_and_keeps_its_groups)
     cr_assert_eq(jg_store_add_volume(s, "v", "/v", 0, "root", 1, &err), 0, "%s", err.text);
     jg_store_close(s);
     db = raw_open(db_path);
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 3);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 4);
+    sqlite3_close(db);
+}
+
+/* Groups stored before policies could travel as text have none, and keep
+ * working; a group's text round-trips whole. */
+Test(store, a_version_2_store_gets_policy_text_and_old_groups_have_none)
+{
+    jg_store_t *s = open_ok();
+    int64_t old = add(s, "alice", 5);
+    jg_store_close(s);
+    sqlite3 *db = raw_open(db_path);
+    raw_exec(db, "ALTER TABLE groups DROP COLUMN policy_text; PRAGMA user_version = 3;");
+    sqlite3_close(db);
+    s = open_ok();
+    jg_error_t err = {{0}};
+    char *text = (char *)"untouched";
+    size_t len = 7;
+    cr_assert_eq(jg_store_get_group_policy_text(s, old, &text, &len, &err), 0, "%s", err.text);
+    cr_expect_null(text);
+    cr_expect_eq(len, 0);
+    int64_t id = add(s, "bob", 6);
+    const char *lua = "return { on_node_exit = function() return 'fail_group' end }\n";
+    cr_assert_eq(jg_store_set_group_policy_text(s, id, lua, strlen(lua), &err), 0, "%s",
+                 err.text);
+    cr_assert_eq(jg_store_get_group_policy_text(s, id, &text, &len, &err), 0, "%s", err.text);
+    cr_expect_str_eq(text, lua);
+    cr_expect_eq(len, strlen(lua));
+    free(text);
+    cr_expect_eq(jg_store_get_group_policy_text(s, 99999, &text, &len, &err), -1);
+    cr_expect_str_eq(err.text, "no group 99999");
+    cr_expect_eq(jg_store_set_group_policy_text(s, 99999, lua, 3, &err), -1);
+    jg_store_close(s);
+    db = raw_open(db_path);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 4);
     sqlite3_close(db);
 }
 

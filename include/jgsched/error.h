@@ -36,8 +36,18 @@ char *jg_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * purpose); always NUL-terminates when size > 0. Returns dst. */
 char *jg_strlcpy(char *dst, const char *src, size_t size);
 
+/* Copies the n bytes at src into dst[size] with every control character but
+ * the tab (0x00-0x1f, 0x7f: newline, carriage return, ESC, NUL...) written as
+ * \n, \r or \xHH, truncating (never inside an escape); always NUL-terminates
+ * when size > 0.  Text that came from a user goes through it before it
+ * reaches a log, so it can neither start a line of its own nor drive the
+ * reader's terminal.  Returns dst. */
+char *jg_escape_controls(char *dst, size_t size, const char *src, size_t n);
+
 /* Daemon log: one line "2026-11-28T10:00:00.123Z LEVEL message" to stderr,
- * which the daemon points at its log file.  level: "info", "warn", "error". */
+ * which the daemon points at its log file.  level: "info", "warn", "error".
+ * The message is passed through jg_escape_controls, so whatever user text it
+ * holds (a policy's print, an error message, a group name) stays on its line. */
 void jg_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -41,6 +41,8 @@ typedef struct jg_policy jg_policy_t;
 #define JG_POLICY_DEFAULT_INSTRUCTIONS  5000000u        /* VM instructions per hook call */
 #define JG_POLICY_DEFAULT_TIME_MS       200u            /* wall time per hook call */
 
+#define JG_POLICY_MAX_TEXT              (256u << 10)    /* bytes of one policy's Lua source */
+
 /* Zero fields take the defaults above; a NULL limits pointer means all defaults. */
 typedef struct {
     size_t memory_bytes;    /* hard cap on each Lua state's heap (a policy other than
@@ -206,6 +208,12 @@ bool jg_policy_valid_name(const char *s, size_t n);
 /* True if name_or_path names a file rather than a policy: it contains '/' or
  * ends in ".lua" (the rule of jg_policy_load). */
 bool jg_policy_is_path(const char *name_or_path);
+
+/* Reads a policy file (at most JG_POLICY_MAX_TEXT bytes) for the caller,
+ * with the caller's own rights: returns the text (malloc'd, NUL-terminated,
+ * *len bytes) or NULL + err ("cannot read PATH: Permission denied").  Never
+ * blocks: anything but a regular file (a FIFO, a device) is refused. */
+char *jg_policy_read_file(const char *path, size_t *len, jg_error_t *err);
 
 /* Where policies are found by name (malloc'd): $JGSCHED_POLICY_DIR, else the
  * source tree's policies/ when running from a build tree, else the installed

@@ -64,6 +64,17 @@ void jg_sched_set_change_cb(jg_sched_t *sched, jg_sched_change_f cb, void *ctx);
 int jg_sched_submit(jg_sched_t *sched, jg_group_spec_t *spec, uid_t uid, gid_t gid,
                     const char *user, int64_t *group_id, jg_error_t *err);
 
+/* The same for a group governed by a policy its submitter wrote: policy_text
+ * (policy_len bytes of Lua, read by the CLI as the user; NULL: none) is
+ * stored with the group (a restarted daemon loads it from the store) and
+ * spec->policy must be its label, a policy name.  The daemon never opens a
+ * policy file a request names: a spec->policy that is a path is refused.
+ * The text decides its own group's placement, failure and recovery; the
+ * configured policy still admits the group first and alone orders the queue. */
+int jg_sched_submit_own_policy(jg_sched_t *sched, jg_group_spec_t *spec, const char *policy_text,
+                               size_t policy_len, uid_t uid, gid_t gid, const char *user,
+                               int64_t *group_id, jg_error_t *err);
+
 /* Cancels a group: a pending group ends CANCELLED at once; a running one goes
  * CANCELLING and every node is stopped.  The cancel is committed to the store
  * before anything changes.  Returns 0, -1 if the group already ended or does

@@ -155,6 +155,16 @@ int jg_store_add_event(jg_store_t *store, int64_t group_id, const char *subject,
                        const char *what, const char *reason, int64_t now_us, jg_error_t *err);
 
 /* Queries.  Arrays are malloc'd; free with the matching function. */
+/* The Lua text of a policy the submitter sent with the group (len bytes; NULL
+ * text: none, the group uses an installed policy).  Set once, at submit, in
+ * the caller's transaction with jg_store_add_group. */
+int jg_store_set_group_policy_text(jg_store_t *store, int64_t group_id, const char *text,
+                                   size_t len, jg_error_t *err);
+/* *text (malloc'd, NUL-terminated, *len bytes) or NULL when the group has none;
+ * -1 + "no group N" if absent. */
+int jg_store_get_group_policy_text(jg_store_t *store, int64_t group_id, char **text,
+                                   size_t *len, jg_error_t *err);
+
 int jg_store_get_group(jg_store_t *store, int64_t group_id, jg_group_row_t *out,
                        jg_error_t *err);   /* -1 + "no group N" if absent */
 int jg_store_list_groups(jg_store_t *store, const jg_group_filter_t *filter,

@@ -585,7 +585,8 @@ static void print_results(const json_t *r)
 
     const json_t *pr = json_object_get(r, "priority");
     print_hook_error("priority", pr);
-    printf("priority: %.6f (the smallest key is admitted first)\n", jg_cli_jnum(pr, "key"));
+    printf("priority: %.6f (the smallest key is admitted first; only the daemon's configured "
+           "policy orders the queue)\n", jg_cli_jnum(pr, "key"));
 
     const json_t *ev = json_object_get(r, "event");
     if (!ev)

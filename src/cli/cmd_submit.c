@@ -30,7 +30,8 @@ static const char usage[] =
     "\n"
     "  -n, --name NAME     run the group under another name\n"
     "      --infra INFRA   run every job on INFRA (local, kubernetes[/CONTEXT])\n"
-    "      --policy P      govern the group by policy P\n"
+    "      --policy P      govern the group by policy P: an installed policy's name,\n"
+    "                      or a .lua file (read here, as you, and sent to jgschedd)\n"
     "  -d, --detach        print the group id and return at once\n"
     "      --wait          follow the group until it ends (the default)\n";
 
@@ -96,6 +97,26 @@ static char *absolute_path(const char *path)
     if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
         return jg_xstrdup(path);
     return jg_xasprintf("%s/%s", cwd, path);
+}
+
+/* The name a policy file goes by in the daemon ("my-site" for
+ * ~/p/my-site.lua): its base name without .lua, odd characters made '-'. */
+static char *policy_label_of(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strlen(base);
+    if (n > 4 && strcmp(base + n - 4, ".lua") == 0)
+        n -= 4;
+    if (n > 63)
+        n = 63;
+    if (n == 0)
+        return jg_xstrdup("policy");
+    char *label = jg_xstrndup(base, n);
+    for (char *c = label; *c; c++)
+        if (!jg_policy_valid_name(c, 1))
+            *c = '-';
+    return label;
 }
 
 static double group_elapsed(const json_t *g)
@@ -365,8 +386,8 @@ int jg_cli_cmd_submit(int argc, char **argv)
                   .group_state = jg_xstrdup("PENDING")};
     json_t *reply = NULL;
     char *file = NULL;
-    char *policy_path = NULL;
-    size_t len = 0;
+    char *policy_text = NULL, *policy_label = NULL;
+    size_t len = 0, policy_len = 0;
     char *yaml = read_file(path, &len, &err);
     if (!yaml) {
         jg_cli_errorf("%s", err.text);
@@ -374,15 +395,34 @@ int jg_cli_cmd_submit(int argc, char **argv)
         goto done;
     }
     file = absolute_path(path);
-    /* A policy file is read by the daemon, from its own working directory:
-     * send an absolute path. */
-    if (policy && jg_policy_is_path(policy))
-        policy_path = absolute_path(policy);
-    json_t *req = json_pack("{s:s, s:s, s:s%, s:o, s:o, s:o}", "op", "submit", "file", file,
+    /* A policy file is read here, as the user, and travels as text: the
+     * daemon (perhaps root's) never opens a file a user names. */
+    if (policy && jg_policy_is_path(policy)) {
+        policy_text = jg_policy_read_file(policy, &policy_len, &err);
+        if (!policy_text) {
+            jg_cli_errorf("--policy: %s", err.text);
+            rc = JG_EXIT_USAGE;
+            goto done;
+        }
+        if (memchr(policy_text, '\0', policy_len)) {
+            jg_cli_errorf("--policy: %s is not a text file", policy);
+            rc = JG_EXIT_USAGE;
+            goto done;
+        }
+        policy_label = policy_label_of(policy);
+    }
+    json_t *policy_text_j = policy_text ? json_stringn(policy_text, policy_len) : json_null();
+    if (!policy_text_j) {
+        jg_cli_errorf("--policy: %s is not valid UTF-8 text", policy);
+        rc = JG_EXIT_USAGE;
+        goto done;
+    }
+    json_t *req = json_pack("{s:s, s:s, s:s%, s:o, s:o, s:o, s:o}", "op", "submit", "file", file,
                             "yaml", yaml, len, "name", name ? json_string(name) : json_null(),
                             "infra", infra ? json_string(infra) : json_null(), "policy",
-                            policy_path ? json_string(policy_path)
-                                        : policy ? json_string(policy) : json_null());
+                            policy_label ? json_string(policy_label)
+                                         : policy ? json_string(policy) : json_null(),
+                            "policy_text", policy_text_j);
     if (!req) {
         jg_cli_errorf("%s is not valid UTF-8 text", path);
         rc = JG_EXIT_USAGE;
@@ -438,7 +478,8 @@ done:
     free(f.group_state);
     free(f.name);
     free(file);
-    free(policy_path);
+    free(policy_text);
+    free(policy_label);
     free(yaml);
     jg_cli_close(&c);
     return rc;

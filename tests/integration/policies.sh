@@ -5,7 +5,8 @@
 # simulated (a node's process group killed from outside: node_lost, recovered),
 # SAME_INFRA refused at submit, primary_tasks with termination_delay, a policy
 # whose on_node_exit raises (the default decision is used and the error is
-# recorded with file:line), `policy reload`, and --policy given a relative path.
+# recorded with file:line), `policy reload` (installed policies only), and
+# --policy given a relative path (read by the CLI, sent as text).
 # Every decision is checked in the group's events (subject "policy").
 # jq filters are single-quoted on purpose; `A && B || fail` is meant.
 # shellcheck disable=SC2015,SC2016
@@ -283,13 +284,9 @@ assert_contains "$(policy_events "on_node_exit: restart_job")" "flaky rank 0: ex
 ok "a policy raising in on_node_exit: error event names faulty.lua:3, default's decision used (restart, group SUCCEEDED)"
 
 # ================================================================ policy reload
-jgc policy reload
-assert_eq "$RC" 0 "exit status of policy reload"
-assert_contains "$OUT" "default: reloaded" "policy reload output"
-assert_contains "$OUT" "fail-fast: reloaded" "policy reload output"
-assert_contains "$OUT" "$FAULTY: reloaded" "policy reload output"
-ok "policy reload answers 'reloaded' for every loaded policy (default, fail-fast, $FAULTY)"
-
+# Reload re-reads the installed policies.  A policy a user submitted as a file
+# was read by the CLI and lives in the daemon as text: editing the file
+# afterwards (here: breaking it) changes nothing, and reload does not read it.
 cat >"$FAULTY" <<'EOF'
 return {
   on_node_exit = function(group, job, event)
@@ -299,14 +296,15 @@ return {
 }
 EOF
 jgc policy reload
-assert_eq "$RC" 1 "exit status of policy reload when a policy no longer loads"
-assert_match "$OUT" "faulty\.lua: FAILED: .*faulty\.lua:[45]:.*previous version stays in use" "policy reload output"
+assert_eq "$RC" 0 "exit status of policy reload"
 assert_contains "$OUT" "default: reloaded" "policy reload output"
-ok "policy reload of a policy that no longer loads exits 1 naming file:line; the others reload"
+assert_contains "$OUT" "fail-fast: reloaded" "policy reload output"
+assert_not_contains "$OUT" "faulty" "policy reload output (a submitted policy is not re-read from its file)"
+ok "policy reload answers 'reloaded' for the installed policies and never reads a user's file"
 
 # ================================================================ --policy with a relative path
-# The daemon does not share the CLI's working directory: a relative FILE must
-# reach it as an absolute path.
+# The CLI reads the file (relative to its own working directory) and sends its
+# text: the daemon never opens it.
 mkdir -p "$JG_WORK/rel"
 cat >"$JG_WORK/rel/mine.lua" <<'EOF'
 return {
@@ -327,8 +325,8 @@ EOF
 cd "$JG_WORK" || fail "cd $JG_WORK"
 jgc submit one.yaml --infra local --policy rel/mine.lua
 cd - >/dev/null || fail "cd back"
-assert_ne "$RC" 2 "exit status of submit --policy rel/mine.lua (refused: the path did not reach the daemon absolute)"
+assert_ne "$RC" 2 "exit status of submit --policy rel/mine.lua (refused)"
 assert_contains "$OUT" "relative policy decided" "submit --policy rel/mine.lua (the policy's decision)"
-ok "submit --policy with a relative path uses that file (made absolute by the CLI)"
+ok "submit --policy with a relative path uses that file (read by the CLI)"
 
 jg_done

@@ -19,6 +19,8 @@ usage: jgproto.py SOCKET SCENARIO [ARGS...]
   half                      half a request, then SIGKILL ourselves (no close, no reply)
   flood ID SECONDS          watch group ID, then pipeline requests for ~24 MiB of
                             replies and never read; hold the connection SECONDS
+  request JSON              one request as given (a crafted one), then prints the
+                            reply line as it came
 """
 import json
 import os
@@ -232,6 +234,16 @@ def flood(path, gid, seconds):
     print("ok: watch plus %d unread requests held for %gs" % (sent, seconds), flush=True)
 
 
+def request(path, text):
+    s = connect(path)
+    send(s, text.rstrip("\n") + "\n")
+    line = Reader(s).line(30.0)
+    s.close()
+    if line is None:
+        fail("the daemon closed the connection without a reply")
+    print(line.decode("utf-8", "replace"), flush=True)
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -251,6 +263,8 @@ def main(argv):
         half(path)
     elif scenario == "flood":
         flood(path, int(args[0]), float(args[1]))
+    elif scenario == "request":
+        request(path, args[0])
     else:
         print("unknown scenario %r" % scenario, file=sys.stderr)
         return 2
