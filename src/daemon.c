@@ -44,6 +44,8 @@
 #define RECENT_WINDOW_US (3600LL * 1000000LL)
 #define LOG_CHUNK_DEFAULT 65536
 #define LOG_CHUNK_MAX (512 * 1024)
+#define QUEUE_PAGE_GROUPS 1000          /* groups per queue page at most */
+#define QUEUE_PAGE_BYTES (512 * 1024)   /* JSON per queue page, about (one group at least) */
 
 typedef struct conn conn_t;
 
@@ -351,50 +353,75 @@ static json_t *op_submit(conn_t *c, json_t *req)
     return r;
 }
 
+/* One page of the queue: the groups after the cursor `after_id`, lowest ids
+ * first, at most `limit` of them and no more than QUEUE_PAGE_BYTES of JSON, so
+ * that a reply stays far below the protocol's 1 MiB line whatever the store
+ * holds; `more` tells the client to ask again from `next_after_id`. */
 static json_t *op_queue(conn_t *c, json_t *req)
 {
     int all = 0;
     const char *user = NULL;
     json_t *user_j = NULL;
+    json_int_t after_id = 0, limit = QUEUE_PAGE_GROUPS;
     json_error_t jerr;
-    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?b, s?o !}", "op", &(const char *){0}, "all", &all,
-                       "user", &user_j) < 0)
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?b, s?o, s?I, s?I !}", "op", &(const char *){0},
+                       "all", &all, "user", &user_j, "after_id", &after_id, "limit",
+                       &limit) < 0)
         return jg_proto_error("malformed queue request: %s", jerr.text);
     if (nullable_string(user_j, "user", &user) < 0)
         return jg_proto_error("malformed queue request: user is a string or null");
-    jg_group_filter_t filter = {.user = user};
+    if (after_id < 0 || limit <= 0)
+        return jg_proto_error("malformed queue request: after_id is >= 0 and limit > 0");
+    if (limit > QUEUE_PAGE_GROUPS)
+        limit = QUEUE_PAGE_GROUPS;
+    /* One row past the page says whether another page follows. */
+    jg_group_filter_t filter = {.user = user, .after_id = after_id, .limit = (size_t)limit + 1};
     if (!all)
         filter.ended_after_us = jg_now_wall_us() - RECENT_WINDOW_US;
     jg_group_row_t *rows = NULL;
     size_t n = 0;
     jg_error_t err;
     if (jg_store_list_groups(c->daemon->store, &filter, &rows, &n, &err) < 0)
-        return jg_proto_error("%s", err.text);
+        return jg_proto_failure("%s", err.text);
+    bool more = n > (size_t)limit;
+    size_t listed = more ? (size_t)limit : n;
     /* One query for every listed group's jobs, merged by group id. */
     jg_job_row_t *jobs = NULL;
     size_t n_jobs = 0;
-    int64_t *ids = jg_xcalloc(n ? n : 1, sizeof *ids);
-    for (size_t i = 0; i < n; i++)
+    int64_t *ids = jg_xcalloc(listed ? listed : 1, sizeof *ids);
+    for (size_t i = 0; i < listed; i++)
         ids[i] = rows[i].id;
-    int rc = n ? jg_store_list_jobs_of(c->daemon->store, ids, n, &jobs, &n_jobs, &err) : 0;
+    int rc = listed ? jg_store_list_jobs_of(c->daemon->store, ids, listed, &jobs, &n_jobs, &err)
+                    : 0;
     free(ids);
     if (rc < 0) {
         jg_group_rows_free(rows, n);
-        return jg_proto_error("%s", err.text);
+        return jg_proto_failure("%s", err.text);
     }
     json_t *groups = json_array();
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t k = 0, bytes = 0;
+    int64_t last_id = after_id;
+    for (size_t i = 0; i < listed; i++) {
         while (k < n_jobs && jobs[k].group_id < rows[i].id)
             k++;
         size_t first = k;
         while (k < n_jobs && jobs[k].group_id == rows[i].id)
             k++;
-        json_array_append_new(groups, group_json(&rows[i], jobs + first, k - first));
+        json_t *g = group_json(&rows[i], jobs + first, k - first);
+        size_t size = json_dumpb(g, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII) + 1;
+        if (i > 0 && bytes + size > QUEUE_PAGE_BYTES) {
+            json_decref(g);
+            more = true;        /* the rest comes in the next page */
+            break;
+        }
+        bytes += size;
+        json_array_append_new(groups, g);
+        last_id = rows[i].id;
     }
     jg_job_rows_free(jobs, n_jobs);
     jg_group_rows_free(rows, n);
-    return json_pack("{s:b, s:o}", "ok", 1, "groups", groups);
+    return json_pack("{s:b, s:o, s:b, s:I}", "ok", 1, "groups", groups, "more", more,
+                     "next_after_id", (json_int_t)last_id);
 }
 
 static json_t *op_show(conn_t *c, json_t *req, bool watch)

@@ -289,6 +289,7 @@ int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *er
 {
     long long deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
     *msg = NULL;
+    c->lost = false;
     for (;;) {
         int too_long;
         char *line = jg_linebuf_next(&c->lb, &too_long);
@@ -312,6 +313,7 @@ int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *er
         if (n < 0) {
             if (errno == EINTR)
                 return 0;
+            c->lost = true;
             return jg_errprintf(err, "cannot wait for jgschedd: %s", strerror(errno));
         }
         if (n == 0)
@@ -321,23 +323,40 @@ int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *er
         if (r < 0) {
             if (errno == EINTR)
                 return 0;
+            c->lost = true;
             return jg_errprintf(err, "cannot read from jgschedd: %s", strerror(errno));
         }
-        if (r == 0)
+        if (r == 0) {
+            c->lost = true;
             return jg_errprintf(err, "jgschedd closed the connection");
+        }
         jg_linebuf_append(&c->lb, buf, (size_t)r);
     }
 }
 
 json_t *jg_cli_call(jg_cli_client_t *c, json_t *req, jg_error_t *err)
 {
-    if (jg_cli_send(c, req, err) < 0)
+    if (jg_cli_send(c, req, err) < 0) {
+        c->lost = true;
         return NULL;
+    }
     json_t *reply = NULL;
     int r;
     while ((r = jg_cli_recv(c, -1, &reply, err)) == 0)
         ;
     return r > 0 ? reply : NULL;
+}
+
+int jg_cli_failure_code(const json_t *reply, int refused)
+{
+    return strcmp(jg_cli_jstr(reply, "code"), JG_PROTO_DAEMON_FAILED) == 0
+               ? JG_EXIT_DAEMON_FAILED
+               : refused;
+}
+
+int jg_cli_call_failure_code(const jg_cli_client_t *c)
+{
+    return c->lost ? JG_EXIT_NO_DAEMON : JG_EXIT_DAEMON_FAILED;
 }
 
 int jg_cli_request(jg_cli_client_t *c, json_t *req, json_t **reply)
@@ -352,13 +371,14 @@ int jg_cli_request(jg_cli_client_t *c, json_t *req, json_t **reply)
     json_t *r = jg_cli_call(c, req, &err);
     if (!r) {
         jg_cli_errorf("%s", err.text);
-        return JG_EXIT_NO_DAEMON;
+        return jg_cli_call_failure_code(c);
     }
     if (!jg_cli_jbool(r, "ok")) {
         const char *e = jg_cli_jstr(r, "error");
         jg_cli_errorf("%s", *e ? e : "jgschedd refused the request");
+        int rc = jg_cli_failure_code(r, JG_EXIT_FAIL);
         json_decref(r);
-        return JG_EXIT_FAIL;
+        return rc;
     }
     *reply = r;
     return JG_EXIT_OK;
@@ -375,7 +395,7 @@ int jg_cli_request_get(jg_cli_client_t *c, json_t *req, const char *key, json_ty
     if (!v || json_typeof(v) != type) {
         jg_cli_errorf("bad reply from jgschedd: no %s %s", key,
                       type == JSON_ARRAY ? "array" : "object");
-        return JG_EXIT_FAIL;
+        return JG_EXIT_DAEMON_FAILED;
     }
     *field = v;
     return JG_EXIT_OK;

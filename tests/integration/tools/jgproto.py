@@ -19,6 +19,9 @@ usage: jgproto.py SOCKET SCENARIO [ARGS...]
   half                      half a request, then SIGKILL ourselves (no close, no reply)
   flood ID SECONDS          watch group ID, then pipeline requests for ~24 MiB of
                             replies and never read; hold the connection SECONDS
+  submit_many N FILE        submit the YAML FILE N times, pipelined in batches,
+                            for tests that need a big store quickly (not a misuse);
+                            every submit must be answered ok
 """
 import json
 import os
@@ -232,6 +235,25 @@ def flood(path, gid, seconds):
     print("ok: watch plus %d unread requests held for %gs" % (sent, seconds), flush=True)
 
 
+def submit_many(path, count, yaml_path):
+    with open(yaml_path) as f:
+        text = f.read()
+    request = (json.dumps({"op": "submit", "file": yaml_path, "yaml": text}) + "\n").encode()
+    s = connect(path)
+    r = Reader(s)
+    done = 0
+    while done < count:
+        batch = min(200, count - done)
+        send(s, request * batch)
+        for _ in range(batch):
+            msg = r.reply("submit %d" % (done + 1), timeout=60.0)
+            if msg.get("ok") is not True:
+                fail("submit %d refused: %r" % (done + 1, msg))
+            done += 1
+    s.close()
+    print("ok: %d groups submitted" % done, flush=True)
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -251,6 +273,8 @@ def main(argv):
         half(path)
     elif scenario == "flood":
         flood(path, int(args[0]), float(args[1]))
+    elif scenario == "submit_many":
+        submit_many(path, int(args[0]), args[1])
     else:
         print("unknown scenario %r" % scenario, file=sys.stderr)
         return 2
