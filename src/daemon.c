@@ -330,6 +330,11 @@ static json_t *op_submit(conn_t *c, json_t *req)
     if (jg_sched_submit(c->daemon->sched, spec, c->uid, c->gid, c->user, &id, &err) < 0) {
         free(group_name);
         json_decref(warnings);
+        /* A refusal blames the group; a store failure (its messages start with
+         * the store's path) is ours, and the group may be submitted again. */
+        size_t n = strlen(c->daemon->paths.store);
+        if (strncmp(err.text, c->daemon->paths.store, n) == 0 && err.text[n] == ':')
+            return jg_proto_failure("%s", err.text);
         return jg_proto_error("%s", err.text);
     }
     jg_group_row_t row;

@@ -2,7 +2,9 @@
  *
  * A plain user needs no set-up: when nothing answers on the instance's socket
  * (no socket file, or a stale one), a command that needs the daemon starts
- * one.  It runs the jgschedd found in $JGSCHEDD, next to this executable, or in
+ * one.  Never for JGSCHED_SOCKET: it names a daemon to talk to, and a
+ * mistyped path would otherwise quietly get a second daemon of its own (for
+ * the same instance directory, whose lock it then holds).  It runs the jgschedd found in $JGSCHEDD, next to this executable, or in
  * PATH, with no arguments; that process daemonizes and exits 0 once its socket
  * accepts connections, or exits non-zero after saying why on stderr, which we
  * relay.  Two CLIs starting at once serialise on flock(<run_dir>/autostart.lock)
@@ -253,7 +255,13 @@ int jg_cli_connect(jg_cli_client_t *c, bool start, jg_error_t *err)
         return 0;
     int e = errno;
     bool others_daemon = c->paths.system && geteuid() != 0;
-    if (nobody_home(e) && start && !others_daemon)
+    bool named_socket = env_set("JGSCHED_SOCKET");
+    if (nobody_home(e) && named_socket)
+        jg_errprintf(err, "no jgschedd answers at %s, the socket JGSCHED_SOCKET names (it "
+                          "names a running daemon and never starts one): check the path, or "
+                          "unset JGSCHED_SOCKET to use %s", c->paths.socket,
+                     env_set("JGSCHED_HOME") ? "the instance of JGSCHED_HOME" : "your own daemon");
+    else if (nobody_home(e) && start && !others_daemon)
         c->fd = autostart(&c->paths, err);
     else if (nobody_home(e) && others_daemon)
         jg_errprintf(err, "the system jgschedd at %s does not answer (is the jgsched service "

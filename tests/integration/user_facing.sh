@@ -5,6 +5,17 @@
 # starts a daemon, and the small messages of infra, logs and submit.
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
+# The disk-full instance below lives on a tmpfs of its own.
+FULL_HOME=""
+jg_extra_teardown() {
+    [ -n "$FULL_HOME" ] || return 0
+    JGSCHED_HOME=$FULL_HOME timeout 10 "$JGSCHED" daemon stop >/dev/null 2>&1
+    local p
+    for p in $(pgrep -f -- "$(jg_regex_escape "$FULL_HOME")" 2>/dev/null); do kill -9 "$p"; done
+    sleep 0.2
+    umount "$FULL_HOME" 2>/dev/null
+    rmdir "$FULL_HOME" 2>/dev/null
+}
 jg_setup
 TOOLS="$(dirname "$0")/tools"
 SOCK="$JGSCHED_HOME/jgsched.sock"
@@ -131,5 +142,53 @@ ok "logs -f shows a python print while the program still runs (PYTHONUNBUFFERED)
 jgc_ok cancel "$PY"
 wait_end "$PY" 30
 wait "$FOLLOW"
+
+# ---- JGSCHED_SOCKET names a daemon; it never starts one
+TYPO="$JG_WORK/typo.sock"
+LAST_CMD="JGSCHED_SOCKET=$TYPO jgsched queue"
+OUT=$(JGSCHED_SOCKET=$TYPO timeout -k 5 30 "$JGSCHED" queue 2>"$JG_WORK/typo.err" </dev/null)
+RC=$?
+ERR=$(cat "$JG_WORK/typo.err")
+assert_eq "$RC" 3 "exit status with a JGSCHED_SOCKET where nothing answers"
+assert_contains "$ERR" "no jgschedd answers at $TYPO" "message for a mistyped JGSCHED_SOCKET"
+assert_contains "$ERR" "never starts one" "message for a mistyped JGSCHED_SOCKET"
+[ ! -e "$TYPO" ] || fail "a daemon was started at the mistyped socket $TYPO"
+jgc_ok daemon status
+assert_contains "$OUT" "pid:     $JG_DAEMON_PID" "the instance's daemon after the mistyped socket"
+ok "a mistyped JGSCHED_SOCKET starts no daemon and says what to do (exit 3)"
+
+# A second daemon for the same instance names the socket of the first.
+LAST_CMD="JGSCHED_SOCKET=$JG_WORK/second.sock jgschedd"
+OUT=""
+ERR=$(JGSCHED_SOCKET=$JG_WORK/second.sock timeout -k 5 30 "$JGSCHEDD" 2>&1 </dev/null)
+RC=$?
+assert_eq "$RC" 1 "exit status of a second daemon for the same instance"
+assert_contains "$ERR" "already serves the instance $JGSCHED_HOME, on socket $SOCK" \
+    "lock message of a second daemon"
+assert_contains "$ERR" "JGSCHED_SOCKET=$SOCK" "lock message of a second daemon"
+ok "a second daemon for an instance names the socket where the first one answers"
+
+# ---- a store that cannot write: the daemon failed (exit 4), not the YAML (2)
+FULL_HOME=$(mktemp -d /tmp/jgfull.XXXXXX)
+if mount -t tmpfs -o size=2m tmpfs "$FULL_HOME" 2>/dev/null; then
+    printf 'backends:\n  local:\n    nat: false\n' >"$FULL_HOME/config.yaml"
+    JGSCHED_HOME=$FULL_HOME timeout -k 5 30 "$JGSCHEDD" >"$JG_WORK/full.start" 2>&1 ||
+        fail "jgschedd on the small tmpfs: $(cat "$JG_WORK/full.start")"
+    JGSCHED_HOME=$FULL_HOME timeout 30 "$JGSCHED" queue >/dev/null 2>&1 || fail "queue on the small tmpfs"
+    dd if=/dev/zero of="$FULL_HOME/filler" bs=4k >/dev/null 2>&1
+    printf 'name: small\nrun: echo hi\n' >"$JG_WORK/small.yaml"
+    LAST_CMD="jgsched submit small.yaml -d (disk full)"
+    OUT=$(JGSCHED_HOME=$FULL_HOME timeout -k 5 30 "$JGSCHED" submit "$JG_WORK/small.yaml" \
+        --infra local -d 2>"$JG_WORK/full.err" </dev/null)
+    RC=$?
+    ERR=$(cat "$JG_WORK/full.err")
+    assert_eq "$RC" 4 "exit status of a submit the store could not write"
+    assert_contains "$ERR" "full" "message of a submit the store could not write"
+    ok "a submit the store cannot write exits 4 (the daemon failed), not 2"
+else
+    rmdir "$FULL_HOME"
+    FULL_HOME=""
+    echo "# skipped the disk-full submit: cannot mount a tmpfs here"
+fi
 
 jg_done
