@@ -241,16 +241,22 @@ int jg_cli_cmd_infra(int argc, char **argv)
         goto done;
     }
     const char *config = jg_cli_jstr(reply, "config");
-    printf("config: %s\n", *config ? config : "(unknown)");
+    const char *settings = jg_cli_jstr(reply, "settings");
+    bool first = true;
+    if (!*settings) {       /* else "settings in effect" names the file, once */
+        printf("config: %s\n", *config ? config : "(unknown)");
+        first = false;
+    }
     if (json_array_size(backends) == 0)
-        printf("\nno backend is enabled\n");
+        printf("%sno backend is enabled\n", first ? "" : "\n");
     size_t i;
     json_t *b;
     json_array_foreach(backends, i, b) {
-        putchar('\n');
+        if (!first)
+            putchar('\n');
+        first = false;
         print_backend(b, config);
     }
-    const char *settings = jg_cli_jstr(reply, "settings");
     if (*settings)
         printf("\nsettings in effect:\n%s%s", settings,
                settings[strlen(settings) - 1] == '\n' ? "" : "\n");

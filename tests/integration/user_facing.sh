@@ -143,6 +143,22 @@ jgc_ok cancel "$PY"
 wait_end "$PY" 30
 wait "$FOLLOW"
 
+# ---- infra names its config file once
+jgc_ok infra
+assert_eq "$(printf '%s\n' "$OUT" | grep -c '^config: ')" 1 "lines 'config: ...' in infra"
+ok "infra prints the config file once"
+
+# ---- a group pinned to kubernetes is refused with the way to run it here
+cat >"$JG_WORK/k8s.yaml" <<'YAML'
+name: k8s-only
+resources: {infra: kubernetes}
+run: echo hi
+YAML
+jgc submit "$JG_WORK/k8s.yaml" -d
+assert_eq "$RC" 2 "exit status of a submit pinned to kubernetes"
+assert_contains "$ERR" "jgsched submit $JG_WORK/k8s.yaml --infra local" "hint of a kubernetes submit"
+ok "a group refused for infra kubernetes is told to use --infra local"
+
 # ---- JGSCHED_SOCKET names a daemon; it never starts one
 TYPO="$JG_WORK/typo.sock"
 LAST_CMD="JGSCHED_SOCKET=$TYPO jgsched queue"
