@@ -1025,6 +1025,9 @@ static json_t *op_infra(conn_t *c, json_t *req)
             json_object_set_new(item, "max_node",
                                 shape_json(cap->max_node_cpus, cap->max_node_memory_gb, NULL, 0));
             json_object_set_new(item, "source", json_string(cap->source));
+            if (strcmp(b->ops->name, "local") == 0 && c->daemon->config->local.oversubscribe > 1)
+                json_object_set_new(item, "oversubscribe",
+                                    json_real(c->daemon->config->local.oversubscribe));
         }
         json_array_append_new(list, item);
     }
@@ -1414,6 +1417,12 @@ static void local_capacity(const jg_config_local_t *lc, jg_capacity_t *cap)
     }
     cap->max_node_cpus = m->has_cpus ? m->cpus : cap->cpus;
     cap->max_node_memory_gb = m->has_memory ? m->memory_gb : cap->memory_gb;
+    /* backends.local.oversubscribe: admission hands out more CPUs than there
+     * are (memory and accelerators never); nodes then share the cores. */
+    if (lc->oversubscribe > 1) {
+        cap->cpus *= lc->oversubscribe;
+        cap->max_node_cpus *= lc->oversubscribe;
+    }
     snprintf(cap->source, sizeof cap->source, "%s", declared ? "config" : "host");
 }
 

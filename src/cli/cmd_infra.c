@@ -195,8 +195,12 @@ static void print_backend(const json_t *b, const char *config)
     } else {
         jg_cli_buf_t line = {0};
         fmt_shape(cap, &line);
-        printf("  capacity:      %s (%s)\n", jg_cli_buf_str(&line),
-               source_text(jg_cli_jstr(b, "source"), config, src, sizeof src));
+        double over = jg_cli_jnum(b, "oversubscribe");
+        char over_text[96] = "";
+        if (over > 1)
+            snprintf(over_text, sizeof over_text, ", cpus oversubscribed %g times", over);
+        printf("  capacity:      %s (%s%s)\n", jg_cli_buf_str(&line),
+               source_text(jg_cli_jstr(b, "source"), config, src, sizeof src), over_text);
         jg_cli_buf_free(&line);
         const json_t *max = json_object_get(b, "max_node");
         if (json_is_object(max)) {

@@ -16,6 +16,12 @@ jg_extra_teardown() {
     umount "$FULL_HOME" 2>/dev/null
     rmdir "$FULL_HOME" 2>/dev/null
 }
+# A declared capacity of 16 CPUs handed out 4 times (backends.local.oversubscribe).
+JG_CONFIG='backends:
+  local:
+    capacity: {cpus: 16, memory: 64GB}
+    oversubscribe: 4
+    nat: false'
 jg_setup
 TOOLS="$(dirname "$0")/tools"
 SOCK="$JGSCHED_HOME/jgsched.sock"
@@ -147,6 +153,20 @@ wait "$FOLLOW"
 jgc_ok infra
 assert_eq "$(printf '%s\n' "$OUT" | grep -c '^config: ')" 1 "lines 'config: ...' in infra"
 ok "infra prints the config file once"
+
+# ---- oversubscribe: admission hands out 4 CPUs per CPU; infra says so
+assert_contains "$OUT" "capacity:      64 cpus, 64GB memory (declared in $JGSCHED_HOME/config.yaml, cpus oversubscribed 4 times)" \
+    "capacity line of infra with oversubscribe"
+assert_contains "$OUT" "oversubscribe: 4 CPUs handed out per CPU of the capacity" \
+    "settings of infra with oversubscribe"
+cat >"$JG_WORK/wide.yaml" <<'YAML'
+name: wide
+resources: {cpus: 40}
+run: echo wide ran
+YAML
+submit_follow "$JG_WORK/wide.yaml"
+[ "$RC" -eq 0 ] || fail_group "$GID" "a 40-cpu node on 16 cpus oversubscribed 4 times exited $RC"
+ok "oversubscribe 4 admits a 40-cpu node on a 16-cpu capacity, and infra shows it"
 
 # ---- a group pinned to kubernetes is refused with the way to run it here
 cat >"$JG_WORK/k8s.yaml" <<'YAML'
