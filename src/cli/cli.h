@@ -100,7 +100,8 @@ typedef struct {
 } jg_cli_client_t;
 
 /* Connects to the daemon's socket.  With autostart, a socket where nothing
- * answers makes it start jgschedd (once, under a lock) and connect again.
+ * answers makes it start jgschedd (once, under a lock) and connect again;
+ * never for a socket JGSCHED_SOCKET names (the message says so).
  * Fails (-1 + err, client closed) when no daemon can be reached: exit 3. */
 int jg_cli_connect(jg_cli_client_t *c, bool autostart, jg_error_t *err);
 
