@@ -232,17 +232,19 @@ static int own(const creds_t *c, const char *path, jg_error_t *err)
 
 /* Appends "<attempt> <offset>" to the node's attempts file, so `jgsched logs`
  * can mark where each attempt's output starts.  Only decoration: a failure is
- * logged, never fatal; O_NONBLOCK and the S_ISREG check keep a FIFO or device
- * planted in the node directory from blocking or receiving the line. */
+ * logged, never fatal.  The node directory belongs to the node's user: O_NOFOLLOW,
+ * O_NONBLOCK and the S_ISREG check keep a symlink, FIFO or device planted there
+ * from redirecting, blocking or receiving the line, and a link count of 1 a
+ * hard link to some other file. */
 static void note_attempt_start(const char *dir, int attempt, int64_t offset)
 {
     char *path = jg_xasprintf("%s/%s", dir, JG_SHIM_ATTEMPTS);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
                   0644);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
         jg_log("warn", "cannot record attempt %d in %s: %s", attempt, path,
-               fd < 0 ? strerror(errno) : "not a regular file");
+               fd < 0 ? strerror(errno) : "not a regular file of its own");
     } else {
         char line[64];
         int len = snprintf(line, sizeof line, "%d %lld\n", attempt, (long long)offset);

@@ -887,6 +887,13 @@ Test(local, relaunch_runs_a_new_attempt_in_the_same_node)
     char buf[256];
     cr_assert_gt(read_file(node_file(2, "a", 0, "output.log"), buf, sizeof buf), 0);
     cr_assert_str_eq(buf, "attempt-1\nattempt-2\n");
+    /* Where each attempt's output starts, for `jgsched logs`. */
+    jg_log_attempt_t at[4];
+    cr_assert_eq(be->ops->log_attempts(be, 2, "a", 0, at, 4), 2);
+    cr_expect(at[0].attempt == 1 && at[0].offset == 0);
+    cr_expect(at[1].attempt == 2 && at[1].offset == (int64_t)strlen("attempt-1\n"));
+    cr_expect_eq(be->ops->log_attempts(be, 2, "../a", 0, at, 4), 0);
+    cr_expect_eq(be->ops->log_attempts(be, 2, "nope", 0, at, 4), 0);
 }
 
 /* ---- cleanup ------------------------------------------------------------ */
