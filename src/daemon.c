@@ -453,8 +453,8 @@ static json_t *op_show(conn_t *c, json_t *req, bool watch)
 /* Replaces every byte that is not part of valid UTF-8 with '?', in place:
  * program output is arbitrary bytes, JSON strings are not.  Overlong forms,
  * surrogates and code points past U+10FFFF count as invalid, as jansson
- * refuses them too.  A sequence cut off by the end of buf is left alone
- * (the caller stops before it). */
+ * refuses them too.  A sequence cut off by the end of buf becomes '?' as
+ * well: read_log_chunk leaves out one that more output will complete. */
 static size_t utf8_seq_len(const unsigned char *p, size_t avail)
 {
     if (p[0] < 0x80)
