@@ -17,4 +17,20 @@ if [ -n "$id" ]; then
   echo
   echo "== next: build/jgsched show $id    build/jgsched queue    build/jgsched daemon stop"
 fi
+if grep -q FAILED_NO_RESOURCE "$out"; then
+  # A small machine: the group asks for more CPUs than this host has.
+  home=$(build/jgsched daemon status 2>/dev/null | sed -n 's/^  home: *//p')
+  cat <<EOF
+
+== this machine has fewer CPUs than the group asks for ($(nproc) here).  Declare what the
+   local backend may hand out in ${home:-<instance home>}/config.yaml, e.g.
+
+     backends:
+       local:
+         oversubscribe: true            # hand out 4 CPUs per core (or a factor: 2, 8)
+         # or: capacity: {cpus: 8}      # a declared capacity instead of the host's
+
+   then: build/jgsched daemon stop && scripts/quickstart.sh   (docs/configuration.md)
+EOF
+fi
 exit "$rc"

@@ -228,6 +228,33 @@ static int own(const creds_t *c, const char *path, jg_error_t *err)
     return 0;
 }
 
+#define ATTEMPTS_FILE_MAX 16384     /* what we read of a node's "attempts" file */
+
+/* Appends "<attempt> <offset>" to the node's attempts file, so `jgsched logs`
+ * can mark where each attempt's output starts.  Only decoration: a failure is
+ * logged, never fatal.  The node directory belongs to the node's user: O_NOFOLLOW,
+ * O_NONBLOCK and the S_ISREG check keep a symlink, FIFO or device planted there
+ * from redirecting, blocking or receiving the line, and a link count of 1 a
+ * hard link to some other file. */
+static void note_attempt_start(const char *dir, int attempt, int64_t offset)
+{
+    char *path = jg_xasprintf("%s/%s", dir, JG_SHIM_ATTEMPTS);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+                  0644);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        jg_log("warn", "cannot record attempt %d in %s: %s", attempt, path,
+               fd < 0 ? strerror(errno) : "not a regular file of its own");
+    } else {
+        char line[64];
+        int len = snprintf(line, sizeof line, "%d %lld\n", attempt, (long long)offset);
+        (void)!write(fd, line, (size_t)len);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(path);
+}
+
 /* Writes dir/name through a temporary file and rename(), so a process still
  * reading the previous version keeps it whole. */
 static int write_file(const creds_t *c, const char *dir, const char *name, const char *data,
@@ -1737,6 +1764,9 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         jg_errprintf(err, "cannot create %s: %s", path, strerror(errno));
         goto done;
     }
+    struct stat log_st;
+    if (fstat(fd, &log_st) == 0)
+        note_attempt_start(dir, ref->attempt, (int64_t)log_st.st_size);
     if (b->warning) {       /* never silently: the user reads it with the node's output */
         char *line = jg_xasprintf("jgsched: warning: %s\n", b->warning);
         (void)!write(fd, line, strlen(line));
@@ -2105,6 +2135,50 @@ static int local_stop(jg_backend_t *base, int64_t group_id, int job_index, int r
 }
 
 /* ---- logs, cleanup ------------------------------------------------------ */
+
+/* Reads back the "attempts" lines of a node directory (shim_protocol.h): a
+ * bounded, non-blocking read of a regular file, parsed line by line; anything
+ * odd ends the list where it is. */
+static size_t local_log_attempts(jg_backend_t *base, int64_t group_id, const char *job, int rank,
+                                 jg_log_attempt_t *out, size_t max)
+{
+    local_t *b = base->impl;
+    if (!job || !*job || strchr(job, '/') || job[0] == '.' || max == 0)
+        return 0;
+    char *dir = node_dir(b, group_id, job, rank);
+    char *path = jg_xasprintf("%s/%s", dir, JG_SHIM_ATTEMPTS);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    free(path);
+    free(dir);
+    if (fd < 0)
+        return 0;
+    char buf[ATTEMPTS_FILE_MAX + 1];
+    struct stat st;
+    ssize_t r = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, ATTEMPTS_FILE_MAX)
+                                                           : -1;
+    close(fd);
+    if (r <= 0)
+        return 0;
+    buf[r] = '\0';
+    size_t n = 0;
+    char *line = buf;
+    while (n < max) {
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        *nl = '\0';
+        int attempt;
+        long long offset;
+        char extra;
+        if (sscanf(line, "%d %lld%c", &attempt, &offset, &extra) != 2 || attempt < 1 ||
+            offset < 0 || (n > 0 && (attempt <= out[n - 1].attempt ||
+                                     offset < out[n - 1].offset)))
+            break;
+        out[n++] = (jg_log_attempt_t){.attempt = attempt, .offset = offset};
+        line = nl + 1;
+    }
+    return n;
+}
 
 static int local_open_log(jg_backend_t *base, int64_t group_id, const char *job, int rank,
                           jg_error_t *err)
@@ -2742,6 +2816,7 @@ static const jg_backend_ops_t local_ops = {
     .release = local_release,
     .stop = local_stop,
     .open_log = local_open_log,
+    .log_attempts = local_log_attempts,
     .reattach = local_reattach,
     .cleanup = local_cleanup,
     .sweep = local_sweep,

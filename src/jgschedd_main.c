@@ -36,21 +36,40 @@ static void usage(FILE *out)
           out);
 }
 
+/* The instance lock.  Its holder writes its socket path into the lock file,
+ * so that a second daemon (started by hand, or through a JGSCHED_SOCKET that
+ * differs from the first one's) can say where the running one answers.  The
+ * file is in the instance's own home, written only by its daemons; what is
+ * read back is bounded and only quoted in a message. */
 static int take_lock(const jg_paths_t *paths, jg_error_t *err)
 {
     char *path = jg_xasprintf("%s/jgschedd.lock", paths->home);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         jg_errprintf(err, "cannot open %s: %s", path, strerror(errno));
         free(path);
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        jg_errprintf(err, "another jgschedd already runs for %s (lock %s is held)", paths->home, path);
+        char holder[256] = "";
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        if (holder[0] && strcmp(holder, paths->socket) != 0)
+            jg_errprintf(err, "another jgschedd already serves the instance %s, on socket %s "
+                              "(lock %s is held): talk to it with JGSCHED_SOCKET=%s, or stop it "
+                              "first", paths->home, holder, path, holder);
+        else
+            jg_errprintf(err, "another jgschedd already serves the instance %s%s%s (lock %s is "
+                              "held)", paths->home, holder[0] ? ", on socket " : "", holder, path);
         free(path);
         close(fd);
         return -1;
     }
+    char *line = jg_xasprintf("%s\n", paths->socket);
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, line, strlen(line), 0) < 0)
+        fprintf(stderr, "jgschedd: cannot note the socket in %s: %s\n", path, strerror(errno));
+    free(line);
     free(path);
     return fd;      /* kept open (and locked) until exit */
 }

@@ -7,8 +7,11 @@
  *   1. ours: SKYPILOT_* and JGSCHED_* (these win: a user `envs` entry with one
  *      of these names is dropped, since a node that lies about its rank or
  *      its peers breaks the group);
- *   2. process defaults: PATH, SHELL, LANG (a job's `envs` may override them,
- *      e.g. to put a virtualenv first in PATH);
+ *   2. process defaults: PATH, SHELL, LANG and PYTHONUNBUFFERED=1 (a job's
+ *      `envs` may override them, e.g. to put a virtualenv first in PATH).
+ *      PYTHONUNBUFFERED because a node's stdout is a file, not a terminal:
+ *      Python would hold its prints in a block buffer until it exits, and
+ *      `jgsched logs -f` would show nothing of a long training run;
  *   3. the job's `envs`, in file order.
  *
  * Account variables (HOME, USER, LOGNAME) depend on who runs the node, which
@@ -133,6 +136,8 @@ char **jg_node_env(const jg_group_spec_t *spec, int64_t group_id, int job_index,
         env_push(&e, jg_xstrdup("SHELL=/bin/bash"));
     if (!user_sets(job, "LANG"))
         env_push(&e, jg_xstrdup("LANG=C.UTF-8"));
+    if (!user_sets(job, "PYTHONUNBUFFERED"))
+        env_push(&e, jg_xstrdup("PYTHONUNBUFFERED=1"));
 
     /* Layer 3: the job's envs; a later duplicate replaces an earlier one. */
     for (size_t i = 0; i < job->n_envs; i++) {

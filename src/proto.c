@@ -151,6 +151,16 @@ json_t *jg_proto_error(const char *fmt, ...)
     return json_pack("{s:b, s:s}", "ok", 0, "error", text);
 }
 
+json_t *jg_proto_failure(const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", text, "code", JG_PROTO_DAEMON_FAILED);
+}
+
 json_t *jg_proto_ok(void)
 {
     return json_pack("{s:b}", "ok", 1);

@@ -12,6 +12,9 @@
  *              before setup (only if the job has a workdir)
  *   work/      the node's working directory (cwd of setup and run)
  *   output.log stdout+stderr of setup and run; O_APPEND, so attempts follow each other
+ *   attempts   "<attempt> <offset>" lines: where each attempt starts in output.log
+ *              (backend writes at launch; read back only to mark attempts in
+ *              `jgsched logs`, so a bad line is skipped, never trusted further)
  *   release    a FIFO, the barrier: the backend writes 'R' (run) or 'C' (cancel)
  *   status     append-only, one line per step, written only by the shim
  *   tmp/       the node's /tmp (its own mount namespace), kept across attempts
@@ -55,6 +58,7 @@
 #define JG_SHIM_RELEASE "release"
 #define JG_SHIM_STATUS "status"
 #define JG_SHIM_GPUS "gpus"
+#define JG_SHIM_ATTEMPTS "attempts"
 
 #define JG_SHIM_RELEASE_RUN 'R'
 #define JG_SHIM_RELEASE_CANCEL 'C'

@@ -51,10 +51,11 @@ static const char *const job_only_keys[] = {
 };
 static const char *const header_keys[] = {
     "name", "placement", "execution", "primary_tasks", "termination_delay",
-    "policy", NULL,
+    "policy", "inter_connection", NULL,
 };
 static const char *const header_only_keys[] = {
-    "placement", "execution", "primary_tasks", "termination_delay", "policy", NULL,
+    "placement", "execution", "primary_tasks", "termination_delay", "policy",
+    "inter_connection", NULL,
 };
 static const char *const resource_keys[] = {
     "cpus", "memory", "accelerators", "infra", "job_recovery",
@@ -1441,6 +1442,16 @@ static void parse_header(pctx_t *c, yaml_node_t *root)
             parse_primary_tasks(c, v);
         } else if (!strcmp(key, "termination_delay")) {
             parse_termination_delay(c, v);
+        } else if (!strcmp(key, "inter_connection")) {
+            /* SkyPilot 0.14: true promises one infra with working names. */
+            const char *n = jg_spec_scalar(&c->r, v, "inter_connection", "true or false");
+            if (n && (!strcmp(n, "true") || !strcmp(n, "True")))
+                s->inter_connection_off = false;
+            else if (n && (!strcmp(n, "false") || !strcmp(n, "False")))
+                s->inter_connection_off = true;
+            else if (n)
+                jg_spec_err(&c->r, v, "inter_connection", "expected true or false, got '%s'",
+                            jg_spec_show(n, buf, sizeof buf));
         } else if (!strcmp(key, "policy")) {
             if (jg_spec_is_null(v))
                 continue;

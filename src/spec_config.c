@@ -48,7 +48,7 @@ static const char *const limits_keys[] = {"default", "users", NULL};
 static const char *const limit_keys[] = {"running_groups", "nodes", "cpus", NULL};
 static const char *const backend_keys[] = {"local", "kubernetes", NULL};
 static const char *const local_keys[] = {
-    "enabled", "capacity", "network", "nat", "nat_network", "cgroups", NULL,
+    "enabled", "capacity", "network", "nat", "nat_network", "cgroups", "oversubscribe", NULL,
 };
 static const char *const capacity_keys[] = {"cpus", "memory", "accelerators", "max_node", NULL};
 static const char *const max_node_keys[] = {"cpus", "memory", "accelerators", NULL};
@@ -496,11 +496,40 @@ static void check_max_node(cctx_t *c, const jg_config_shape_t *cap, const jg_con
                     "(%g GiB)", max->memory_gb, cap->memory_gb);
 }
 
+/* oversubscribe: true (Slurm's OverSubscribe=FORCE count, 4), false (1), or
+ * a factor from 1 to 64: how many CPUs admission may hand out per CPU. */
+#define OVERSUBSCRIBE_TRUE 4.0
+#define OVERSUBSCRIBE_MAX 64.0
+static void parse_oversubscribe(cctx_t *c, yaml_node_t *v, const char *field,
+                                jg_config_local_t *l)
+{
+    char buf[80];
+    const char *s = jg_spec_scalar(&c->r, v, field, "true, false or a factor such as 2");
+    if (!s)
+        return;
+    char *end;
+    errno = 0;
+    double factor = strtod(s, &end);
+    if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
+        factor = OVERSUBSCRIBE_TRUE;
+    else if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off"))
+        factor = 1;
+    else if (end == s || *end || errno || !(factor >= 1 && factor <= OVERSUBSCRIBE_MAX)) {
+        jg_spec_err(&c->r, v, field, "expected true, false or a factor from 1 to %g (CPUs "
+                    "handed out per CPU), got '%s'", OVERSUBSCRIBE_MAX,
+                    jg_spec_show(s, buf, sizeof buf));
+        return;
+    }
+    l->oversubscribe = factor;
+    l->has_oversubscribe = true;
+}
+
 static void parse_local(cctx_t *c, yaml_node_t *v)
 {
     static const char *field = "backends.local";
     jg_config_local_t *l = &c->cfg->local;
-    if (!want_map(c, v, field, "enabled, capacity, network, nat, nat_network, cgroups"))
+    if (!want_map(c, v, field,
+                  "enabled, capacity, network, nat, nat_network, cgroups, oversubscribe"))
         return;
     JG_SPEC_FOR_PAIRS(v, p) {
         const char *key = jg_spec_key(&c->r, v, p, field);
@@ -544,6 +573,8 @@ static void parse_local(cctx_t *c, yaml_node_t *v)
                 l->nat_network = jg_xstrdup(text);
                 l->has_nat_network = true;
             }
+        } else if (!strcmp(key, "oversubscribe")) {
+            parse_oversubscribe(c, val, f, l);
         } else if (!strcmp(key, "cgroups")) {
             i = parse_word(c, val, f, cgroups_modes, "auto or off");
             if (i >= 0) {
@@ -738,6 +769,7 @@ jg_config_t *jg_config_defaults(void)
     cfg->local.enabled = true;
     cfg->local.network = JG_CONFIG_NETWORK_ISOLATED;
     cfg->local.nat = true;
+    cfg->local.oversubscribe = 1;
     cfg->local.nat_network = jg_xstrdup(JG_NETNS_UPLINK_DEFAULT);
     cfg->local.cgroups = JG_CONFIG_CGROUPS_AUTO;
     cfg->kubernetes.enabled = false;
@@ -981,6 +1013,11 @@ char *jg_config_describe(const jg_config_t *cfg)
     fprintf(f, "    nat_network: %s%s\n", l->nat_network, dflt(l->has_nat_network));
     fprintf(f, "    %-11s%s%s\n", "cgroups:",
             l->cgroups == JG_CONFIG_CGROUPS_OFF ? "off" : "auto", dflt(l->has_cgroups));
+    if (l->oversubscribe > 1)
+        fprintf(f, "    oversubscribe: %g CPUs handed out per CPU of the capacity%s\n",
+                l->oversubscribe, dflt(l->has_oversubscribe));
+    else
+        fprintf(f, "    oversubscribe: off%s\n", dflt(l->has_oversubscribe));
     const jg_config_kubernetes_t *k = &cfg->kubernetes;
     fprintf(f, "  kubernetes: %s%s\n", k->enabled ? "enabled" : "disabled",
             dflt(k->has_enabled));

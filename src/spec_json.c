@@ -83,7 +83,7 @@ char *jg_spec_to_json(const jg_group_spec_t *spec)
     json_t *primary = json_array();
     for (size_t i = 0; i < spec->n_primary_tasks; i++)
         json_array_append_new(primary, json_string(spec->primary_tasks[i]));
-    json_t *root = json_pack("{s:o, s:o, s:s, s:s, s:o, s:f, s:o, s:o, s:o}",
+    json_t *root = json_pack("{s:o, s:o, s:s, s:s, s:o, s:f, s:o, s:o, s:b, s:o}",
                              "name", str_or_null(spec->name),
                              "source", str_or_null(spec->source),
                              "placement", "SAME_INFRA",
@@ -93,6 +93,7 @@ char *jg_spec_to_json(const jg_group_spec_t *spec)
                              "termination_delays",
                              kv_json(spec->termination_delays, spec->n_termination_delays),
                              "policy", str_or_null(spec->policy),
+                             "inter_connection", !spec->inter_connection_off,
                              "jobs", jobs);
     if (root)
         out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -268,11 +269,13 @@ jg_group_spec_t *jg_spec_from_json(const char *json, jg_error_t *err)
         jg_errprintf(err, "spec JSON: %s", json ? jerr.text : "no input");
         goto fail;
     }
-    if (json_unpack_ex(root, &jerr, 0, "{s:o, s?o, s?s, s?s, s?o, s?o, s?o, s?o, s:o !}",
+    int inter_connection = 1;   /* absent in specs stored before it existed */
+    if (json_unpack_ex(root, &jerr, 0, "{s:o, s?o, s?s, s?s, s?o, s?o, s?o, s?o, s?b, s:o !}",
                        "name", &name, "source", &source, "placement", &placement,
                        "execution", &execution, "primary_tasks", &primary,
                        "termination_delay_s", &delay, "termination_delays", &delays,
-                       "policy", &policy, "jobs", &jobs) < 0) {
+                       "policy", &policy, "inter_connection", &inter_connection,
+                       "jobs", &jobs) < 0) {
         jg_errprintf(err, "spec JSON: %s", jerr.text);
         goto fail;
     }
@@ -284,6 +287,7 @@ jg_group_spec_t *jg_spec_from_json(const char *json, jg_error_t *err)
     }
     if (get_str(source, true, &spec->source, "source", err) < 0)
         goto fail;
+    spec->inter_connection_off = !inter_connection;
     if (strcmp(placement, "SAME_INFRA") || strcmp(execution, "parallel")) {
         jg_errprintf(err, "placement/execution: unknown mode '%s'/'%s'", placement, execution);
         goto fail;

@@ -428,7 +428,8 @@ void jg_store_close(jg_store_t *s)
 #define GROUP_WHERE_USER "(?2 IS NULL OR user = ?2)"
 
 /* Filter parameters shared by the ST_GROUP* statements: ?1 group id, ?2 user,
- * ?3 active only, ?4 ended after.  @ACTIVE@ becomes the quoted names of the
+ * ?3 active only, ?4 ended after; the listings also take ?5 "ids above" and
+ * ?6 a row limit (-1: none), which page a long queue.  @ACTIVE@ becomes the quoted names of the
  * non-terminal states, computed from state.h at open. */
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -492,19 +493,21 @@ static const char *const stmt_sql[ST_COUNT] = {
         "SELECT " GROUP_COLS " FROM groups WHERE id = ?1 AND " GROUP_WHERE_USER
         " AND (state IN (@ACTIVE@) OR (?3 = 0 AND (?4 = 0 OR ended_us > ?4)))",
     [ST_GROUPS_ALL] =
-        "SELECT " GROUP_COLS " FROM groups WHERE " GROUP_WHERE_USER " ORDER BY id",
+        "SELECT " GROUP_COLS " FROM groups WHERE id > ?5 AND " GROUP_WHERE_USER
+        " ORDER BY id LIMIT ?6",
     /* INDEXED BY: left to itself the planner may scan the whole table in id
      * order to save a sort, which is the wrong bet with 100k finished groups. */
     [ST_GROUPS_ACTIVE] =
         "SELECT " GROUP_COLS " FROM groups INDEXED BY groups_state"
-        " WHERE state IN (@ACTIVE@) AND " GROUP_WHERE_USER " ORDER BY id",
+        " WHERE state IN (@ACTIVE@) AND id > ?5 AND " GROUP_WHERE_USER
+        " ORDER BY id LIMIT ?6",
     [ST_GROUPS_RECENT] =
         "SELECT " GROUP_COLS " FROM groups INDEXED BY groups_state"
-        " WHERE state IN (@ACTIVE@) AND " GROUP_WHERE_USER
+        " WHERE state IN (@ACTIVE@) AND id > ?5 AND " GROUP_WHERE_USER
         " UNION ALL "
         "SELECT " GROUP_COLS " FROM groups INDEXED BY groups_ended"
-        " WHERE ended_us > ?4 AND state NOT IN (@ACTIVE@) AND " GROUP_WHERE_USER
-        " ORDER BY id",
+        " WHERE ended_us > ?4 AND state NOT IN (@ACTIVE@) AND id > ?5 AND " GROUP_WHERE_USER
+        " ORDER BY id LIMIT ?6",
     [ST_JOBS_OF_GROUP] = "SELECT " JOB_COLS " FROM jobs WHERE group_id = ?1 ORDER BY idx",
     [ST_JOBS_ALL] = "SELECT " JOB_COLS " FROM jobs ORDER BY group_id, idx",
     [ST_JOBS_OF_GROUPS] = "SELECT " JOB_COLS " FROM jobs "
@@ -1186,6 +1189,8 @@ int jg_store_list_groups(jg_store_t *s, const jg_group_filter_t *filter, jg_grou
         sqlite3_bind_null(st, 2);
     sqlite3_bind_int(st, 3, f->active_only);
     sqlite3_bind_int64(st, 4, f->ended_after_us);
+    sqlite3_bind_int64(st, 5, f->after_id);
+    sqlite3_bind_int64(st, 6, f->limit ? (int64_t)f->limit : -1);
     void *rows;
     int rc = collect(s, st, sizeof **out, read_group, free_groups_v, &rows, n, err);
     *out = rows;

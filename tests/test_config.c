@@ -698,3 +698,34 @@ Test(config, system_run_dir_is_opened)
     cr_assert_eq(run_stat, 0);
     cr_assert_eq(st.st_mode & 07777, 0755, "run_dir mode %o", (unsigned)(st.st_mode & 07777));
 }
+
+Test(config, oversubscribe_is_off_true_or_a_bounded_factor)
+{
+    cfg = jg_config_defaults();
+    cr_assert_eq(cfg->local.oversubscribe, 1, "off by default");
+    cr_assert_not(cfg->local.has_oversubscribe);
+    cr_assert_not_null(parse("backends: {local: {oversubscribe: true}}\n"));
+    cr_assert_eq(cfg->local.oversubscribe, 4, "true is Slurm's OverSubscribe=FORCE count");
+    cr_assert(cfg->local.has_oversubscribe);
+    cr_assert_not_null(parse("backends: {local: {oversubscribe: 2.5}}\n"));
+    cr_assert_eq(cfg->local.oversubscribe, 2.5);
+    cr_assert_not_null(parse("backends: {local: {oversubscribe: false}}\n"));
+    cr_assert_eq(cfg->local.oversubscribe, 1);
+    char *text = jg_config_describe(cfg);
+    cr_assert(strstr(text, "oversubscribe: off"), "%s", text);
+    free(text);
+    cr_assert_not_null(parse("backends: {local: {oversubscribe: 3}}\n"));
+    text = jg_config_describe(cfg);
+    cr_assert(strstr(text, "oversubscribe: 3 CPUs handed out per CPU"), "%s", text);
+    free(text);
+    expect_error("backends: {local: {oversubscribe: 0.5}}\n",
+                 "c.yaml:1:35: backends.local.oversubscribe", "got '0.5'");
+    expect_error("backends: {local: {oversubscribe: 65}}\n",
+                 "backends.local.oversubscribe", "a factor from 1 to 64");
+    expect_error("backends: {local: {oversubscribe: lots}}\n",
+                 "backends.local.oversubscribe", "got 'lots'");
+    expect_error("backends: {local: {oversubscribe: [2]}}\n",
+                 "backends.local.oversubscribe", NULL);
+    expect_error("backends: {local: {oversubscrib: 2}}\n",
+                 "did you mean 'oversubscribe'", NULL);
+}

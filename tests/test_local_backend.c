@@ -674,6 +674,7 @@ Test(local, node_env_has_every_variable_and_ours_win)
     job_env(t, "FOO", "bar baz");
     job_env(t, "SKYPILOT_NODE_RANK", "99");
     job_env(t, "PATH", "/custom/bin:/usr/bin");
+    job_env(t, "PYTHONUNBUFFERED", "");
     spec_job(spec, "worker", 1, NULL, "true");
     const char *ips[] = {"10.0.0.1", "10.0.0.2"};
     char **env = jg_node_env(spec, 42, 0, 1, 1, 1704164645123456LL, ips);
@@ -693,6 +694,7 @@ Test(local, node_env_has_every_variable_and_ours_win)
     cr_assert_str_eq(env_get(env, "PATH"), "/custom/bin:/usr/bin");
     cr_assert_str_eq(env_get(env, "LANG"), "C.UTF-8");
     cr_assert_str_eq(env_get(env, "SHELL"), "/bin/bash");
+    cr_assert_str_eq(env_get(env, "PYTHONUNBUFFERED"), "", "the user's own setting wins");
     jg_env_free(env);
 
     env = jg_node_env(spec, 42, 1, 0, 3, 1704164645123456LL, ips);
@@ -704,6 +706,8 @@ Test(local, node_env_has_every_variable_and_ours_win)
     cr_assert_str_eq(env_get(env, "PATH"),
                      "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     cr_assert_null(env_get(env, "FOO"));
+    cr_assert_str_eq(env_get(env, "PYTHONUNBUFFERED"), "1",
+                     "Python output must reach the log as it is printed");
     jg_env_free(env);
 }
 
@@ -883,6 +887,13 @@ Test(local, relaunch_runs_a_new_attempt_in_the_same_node)
     char buf[256];
     cr_assert_gt(read_file(node_file(2, "a", 0, "output.log"), buf, sizeof buf), 0);
     cr_assert_str_eq(buf, "attempt-1\nattempt-2\n");
+    /* Where each attempt's output starts, for `jgsched logs`. */
+    jg_log_attempt_t at[4];
+    cr_assert_eq(be->ops->log_attempts(be, 2, "a", 0, at, 4), 2);
+    cr_expect(at[0].attempt == 1 && at[0].offset == 0);
+    cr_expect(at[1].attempt == 2 && at[1].offset == (int64_t)strlen("attempt-1\n"));
+    cr_expect_eq(be->ops->log_attempts(be, 2, "../a", 0, at, 4), 0);
+    cr_expect_eq(be->ops->log_attempts(be, 2, "nope", 0, at, 4), 0);
 }
 
 /* ---- cleanup ------------------------------------------------------------ */

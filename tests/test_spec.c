@@ -900,6 +900,50 @@ Test(spec, termination_delay_mapping)
     jg_spec_free(s);
 }
 
+/* SkyPilot 0.14's header field, next to termination_delay in both forms. */
+Test(spec, inter_connection_is_accepted_recorded_and_round_trips)
+{
+    static const struct {
+        const char *text;
+        bool off;
+    } forms[] = {{"true", false}, {"false", true}, {"True", false}, {"False", true}};
+    static const char *const delays[] = {"30s", "{default: 10s, b: 1m}"};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        for (size_t d = 0; d < 2; d++) {
+            char yaml[320];
+            snprintf(yaml, sizeof yaml,
+                     "---\nname: g\nexecution: parallel\ninter_connection: %s\n"
+                     "primary_tasks: [a]\ntermination_delay: %s\n---\nname: a\n---\nname: b\n",
+                     forms[i].text, delays[d]);
+            jg_group_spec_t *s = expect_ok(yaml);
+            cr_expect_eq(s->inter_connection_off, forms[i].off, "%s", forms[i].text);
+            cr_expect_eq(jg_spec_termination_delay(s, "b"), d ? 60 : 30, "%s", delays[d]);
+            char *json = jg_spec_to_json(s);
+            jg_error_t err;
+            jg_group_spec_t *back = jg_spec_from_json(json, &err);
+            cr_assert_not_null(back, "%s", err.text);
+            cr_expect_eq(back->inter_connection_off, forms[i].off, "round trip of %s",
+                         forms[i].text);
+            free(json);
+            jg_spec_free(back);
+            jg_spec_free(s);
+        }
+    }
+    jg_group_spec_t *s = expect_ok("---\nname: g\nexecution: parallel\n---\nname: a\n");
+    cr_expect_not(s->inter_connection_off, "default: true");
+    jg_spec_free(s);
+    /* A spec stored before the field existed reads as true. */
+    jg_error_t err;
+    s = jg_spec_from_json("{\"name\":\"g\",\"jobs\":[{\"name\":\"a\"}]}", &err);
+    if (s)
+        cr_expect_not(s->inter_connection_off);
+    jg_spec_free(s);
+    expect_error("---\nname: g\nexecution: parallel\ninter_connection: maybe\n---\nname: a\n",
+                 "t.yaml:4:19: inter_connection: expected true or false, got 'maybe'", NULL);
+    expect_error("---\nname: g\nexecution: parallel\ninter_conection: true\n---\nname: a\n",
+                 "did you mean 'inter_connection'", NULL);
+}
+
 Test(spec, termination_delay_errors)
 {
     expect_error("---\nname: g\nexecution: parallel\ntermination_delay: 30x\n---\nname: a\n",

@@ -556,6 +556,37 @@ static size_t list_ids(jg_store_t *s, jg_group_filter_t f, int64_t *ids, size_t 
     return n;
 }
 
+/* The queue's pages: after_id is a cursor, limit takes the lowest ids, and
+ * both combine with every filter (each statement binds them). */
+Test(store, list_groups_pages_from_a_cursor)
+{
+    jg_store_t *s = open_ok();
+    int64_t g[6];
+    for (int i = 0; i < 6; i++)
+        g[i] = add(s, i % 2 ? "bob" : "alice", 1);
+    cr_assert_eq(jg_store_set_group_state(s, g[1], JG_SUCCEEDED, "", 100, NULL), 0);
+    cr_assert_eq(jg_store_set_group_state(s, g[4], JG_SUCCEEDED, "", 300, NULL), 0);
+    int64_t ids[8];
+
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.limit = 4}, ids, 8), 4);
+    cr_expect(ids[0] == g[0] && ids[3] == g[3]);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.after_id = g[3], .limit = 4}, ids, 8), 2);
+    cr_expect(ids[0] == g[4] && ids[1] == g[5], "the next page starts after the cursor");
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.after_id = g[5], .limit = 4}, ids, 8), 0);
+
+    /* active only: g0 g2 g3 g5 */
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.active_only = true, .after_id = g[0],
+                                                  .limit = 2}, ids, 8), 2);
+    cr_expect(ids[0] == g[2] && ids[1] == g[3]);
+    /* recent (the UNION): active plus g4 ended at 300 */
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.ended_after_us = 200, .after_id = g[2],
+                                                  .limit = 2}, ids, 8), 2);
+    cr_expect(ids[0] == g[3] && ids[1] == g[4], "the limit applies to the merged list");
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.user = "bob", .after_id = g[1]}, ids, 8), 2);
+    cr_expect(ids[0] == g[3] && ids[1] == g[5]);
+    jg_store_close(s);
+}
+
 Test(store, list_groups_filter_semantics)
 {
     jg_store_t *s = open_ok();

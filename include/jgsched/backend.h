@@ -79,6 +79,11 @@ typedef struct {
 
 typedef struct jg_backend jg_backend_t;
 
+typedef struct {
+    int attempt;            /* 1 for the first */
+    int64_t offset;         /* where its output starts in the node's log */
+} jg_log_attempt_t;
+
 /* What a backend can hold: the total (admission is all-or-nothing against it)
  * and the largest single node (a job whose node is larger can never run). */
 typedef struct {
@@ -113,6 +118,13 @@ typedef struct {
      * after a daemon restart, until cleanup(purge). */
     int (*open_log)(jg_backend_t *b, int64_t group_id, const char *job, int rank,
                     jg_error_t *err);
+
+    /* Optional (NULL: the log is one undivided stream): where each attempt's
+     * output starts in the log open_log reads.  Fills at most max entries in
+     * attempt order and returns how many, 0 when unknown; never fails (these
+     * only decorate `jgsched logs`). */
+    size_t (*log_attempts)(jg_backend_t *b, int64_t group_id, const char *job, int rank,
+                           jg_log_attempt_t *out, size_t max);
 
     /* After a daemon restart: find these nodes again from their handles and
      * resume reporting their events (including exits that happened meanwhile). */

@@ -77,6 +77,11 @@ typedef struct {
     bool has_nat_network;
     jg_config_cgroups_t cgroups;    /* default auto; off: jg_local_config_t.cgroups_off */
     bool has_cgroups;
+    double oversubscribe;           /* CPUs admission counts per CPU of the capacity:
+                                       1 (default: none), `true` = 4 as Slurm's
+                                       OverSubscribe=FORCE, or a factor in [1, 64].
+                                       Memory and accelerators are never oversubscribed */
+    bool has_oversubscribe;
 } jg_config_local_t;
 
 typedef struct {

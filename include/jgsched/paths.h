@@ -5,7 +5,8 @@
  * <home>/jgschedd.log, <home>/jgschedd.pid, <home>/config.yaml.
  * Otherwise a per-user instance: the socket under $XDG_RUNTIME_DIR/jgsched (or
  * /tmp/jgsched-<uid>), everything else under $XDG_STATE_HOME/jgsched (or
- * ~/.local/state/jgsched).  JGSCHED_SOCKET overrides only the socket path.
+ * ~/.local/state/jgsched).  JGSCHED_SOCKET overrides only the socket path; for
+ * the CLI it names a running daemon, and the CLI never starts one for it.
  *
  * System mode (the shared scheduler of a machine, DESIGN section 7): root
  * without JGSCHED_HOME gets /run/jgsched/jgsched.sock, the store and node

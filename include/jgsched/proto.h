@@ -45,6 +45,13 @@ json_t *jg_proto_recv(int fd, jg_linebuf_t *lb, jg_error_t *err);
 json_t *jg_proto_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 json_t *jg_proto_ok(void);
 
+/* {"ok":false,"error":text,"code":"daemon_failed"}: the request was fine but
+ * the daemon could not carry it out (its store failed, the disk is full); the
+ * CLI exits JG_PROTO_DAEMON_FAILED's code 4 for it instead of blaming the
+ * user's input.  New reference. */
+#define JG_PROTO_DAEMON_FAILED "daemon_failed"
+json_t *jg_proto_failure(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Wall-clock microseconds as the protocol's seconds-with-fraction number. */
 json_t *jg_proto_time(long long us);
 

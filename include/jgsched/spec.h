@@ -73,6 +73,11 @@ typedef struct {
     jg_kv_t *termination_delays;     /* per job: key job name, value seconds as text */
     size_t n_termination_delays;
     char *policy;           /* NULL: the daemon's default */
+    bool inter_connection_off;  /* `inter_connection: false` (SkyPilot 0.14): jobs may be
+                                 * spread over infras and peers are not promised names.
+                                 * Default (true): one infra, working names, a network
+                                 * failure fails the group.  Recorded; on local every
+                                 * node is on one machine and gets its names anyway */
     jg_job_spec_t *jobs;
     size_t n_jobs;
 } jg_group_spec_t;

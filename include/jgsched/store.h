@@ -84,6 +84,8 @@ typedef struct {
     bool active_only;       /* only non-terminal groups */
     int64_t ended_after_us; /* with !active_only: also terminal groups ended after this (0: all) */
     const char *user;       /* NULL: every user */
+    int64_t after_id;       /* only groups with a larger id (0: from the first); a page cursor */
+    size_t limit;           /* at most this many groups, the lowest ids (0: all) */
 } jg_group_filter_t;
 
 /* Opens (creating if needed) and migrates the store at path.  Refuses, with a

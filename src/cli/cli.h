@@ -23,9 +23,9 @@ enum {
     JG_EXIT_OK = 0,
     JG_EXIT_FAIL = 1,           /* the daemon said no, or the group did not succeed */
     JG_EXIT_USAGE = 2,          /* bad arguments, a file that does not validate */
-    JG_EXIT_NO_DAEMON = 3,      /* jgschedd cannot be reached or started */
-    JG_EXIT_STORE = 4,          /* the daemon could not record the change (its store failed,
-                                 * e.g. a full disk): nothing was changed */
+    JG_EXIT_NO_DAEMON = 3,      /* jgschedd cannot be reached or started, or went away */
+    JG_EXIT_DAEMON_FAILED = 4,  /* jgschedd could not act (its store, the disk) or
+                                 * answered something unreadable */
     JG_EXIT_INTERRUPTED = 130,  /* Ctrl-C while following */
 };
 
@@ -96,10 +96,12 @@ typedef struct {
     int fd;                 /* -1 when not connected */
     jg_linebuf_t lb;
     jg_paths_t paths;
+    bool lost;              /* the last failure was the connection itself */
 } jg_cli_client_t;
 
 /* Connects to the daemon's socket.  With autostart, a socket where nothing
- * answers makes it start jgschedd (once, under a lock) and connect again.
+ * answers makes it start jgschedd (once, under a lock) and connect again;
+ * never for a socket JGSCHED_SOCKET names (the message says so).
  * Fails (-1 + err, client closed) when no daemon can be reached: exit 3. */
 int jg_cli_connect(jg_cli_client_t *c, bool autostart, jg_error_t *err);
 
@@ -111,7 +113,8 @@ int jg_cli_send(jg_cli_client_t *c, json_t *req, jg_error_t *err);
 
 /* Waits up to timeout_ms (-1: forever) for the next message.  Returns 1 with a
  * new reference in *msg, 0 on timeout or when a signal interrupted the wait,
- * -1 + err when the connection failed or closed. */
+ * -1 + err when the connection failed or closed (c->lost set) or the daemon
+ * sent something that is not a message (c->lost clear). */
 int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *err);
 
 /* Sends req (stolen) and waits for its reply (new reference), or NULL + err. */
@@ -120,8 +123,17 @@ json_t *jg_cli_call(jg_cli_client_t *c, json_t *req, jg_error_t *err);
 /* The usual shape of a command: connect (starting a daemon if needed), send
  * req (stolen), and require "ok": true.  Returns JG_EXIT_OK with the reply in
  * *reply (caller decrefs), or prints the problem and returns JG_EXIT_FAIL (the
- * daemon refused) or JG_EXIT_NO_DAEMON.  c must be closed by the caller. */
+ * daemon refused), JG_EXIT_DAEMON_FAILED (jg_cli_failure_code) or
+ * JG_EXIT_NO_DAEMON.  c must be closed by the caller. */
 int jg_cli_request(jg_cli_client_t *c, json_t *req, json_t **reply);
+
+/* The exit status for a reply with "ok": false: JG_EXIT_DAEMON_FAILED when
+ * the daemon says it could not act (docs/protocol.md, "code"), else refused. */
+int jg_cli_failure_code(const json_t *reply, int refused);
+
+/* The exit status for a failed jg_cli_call/jg_cli_recv on c: the daemon went
+ * away (JG_EXIT_NO_DAEMON) or answered garbage (JG_EXIT_DAEMON_FAILED). */
+int jg_cli_call_failure_code(const jg_cli_client_t *c);
 
 /* jg_cli_request, then requires the reply's field key to be of the given
  * type: *field borrows it from *reply.  A missing one prints "bad reply from

@@ -2,7 +2,9 @@
  *
  * A plain user needs no set-up: when nothing answers on the instance's socket
  * (no socket file, or a stale one), a command that needs the daemon starts
- * one.  It runs the jgschedd found in $JGSCHEDD, next to this executable, or in
+ * one.  Never for JGSCHED_SOCKET: it names a daemon to talk to, and a
+ * mistyped path would otherwise quietly get a second daemon of its own (for
+ * the same instance directory, whose lock it then holds).  It runs the jgschedd found in $JGSCHEDD, next to this executable, or in
  * PATH, with no arguments; that process daemonizes and exits 0 once its socket
  * accepts connections, or exits non-zero after saying why on stderr, which we
  * relay.  Two CLIs starting at once serialise on flock(<run_dir>/autostart.lock)
@@ -253,7 +255,13 @@ int jg_cli_connect(jg_cli_client_t *c, bool start, jg_error_t *err)
         return 0;
     int e = errno;
     bool others_daemon = c->paths.system && geteuid() != 0;
-    if (nobody_home(e) && start && !others_daemon)
+    bool named_socket = env_set("JGSCHED_SOCKET");
+    if (nobody_home(e) && named_socket)
+        jg_errprintf(err, "no jgschedd answers at %s, the socket JGSCHED_SOCKET names (it "
+                          "names a running daemon and never starts one): check the path, or "
+                          "unset JGSCHED_SOCKET to use %s", c->paths.socket,
+                     env_set("JGSCHED_HOME") ? "the instance of JGSCHED_HOME" : "your own daemon");
+    else if (nobody_home(e) && start && !others_daemon)
         c->fd = autostart(&c->paths, err);
     else if (nobody_home(e) && others_daemon)
         jg_errprintf(err, "the system jgschedd at %s does not answer (is the jgsched service "
@@ -289,6 +297,7 @@ int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *er
 {
     long long deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
     *msg = NULL;
+    c->lost = false;
     for (;;) {
         int too_long;
         char *line = jg_linebuf_next(&c->lb, &too_long);
@@ -312,6 +321,7 @@ int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *er
         if (n < 0) {
             if (errno == EINTR)
                 return 0;
+            c->lost = true;
             return jg_errprintf(err, "cannot wait for jgschedd: %s", strerror(errno));
         }
         if (n == 0)
@@ -321,23 +331,40 @@ int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *er
         if (r < 0) {
             if (errno == EINTR)
                 return 0;
+            c->lost = true;
             return jg_errprintf(err, "cannot read from jgschedd: %s", strerror(errno));
         }
-        if (r == 0)
+        if (r == 0) {
+            c->lost = true;
             return jg_errprintf(err, "jgschedd closed the connection");
+        }
         jg_linebuf_append(&c->lb, buf, (size_t)r);
     }
 }
 
 json_t *jg_cli_call(jg_cli_client_t *c, json_t *req, jg_error_t *err)
 {
-    if (jg_cli_send(c, req, err) < 0)
+    if (jg_cli_send(c, req, err) < 0) {
+        c->lost = true;
         return NULL;
+    }
     json_t *reply = NULL;
     int r;
     while ((r = jg_cli_recv(c, -1, &reply, err)) == 0)
         ;
     return r > 0 ? reply : NULL;
+}
+
+int jg_cli_failure_code(const json_t *reply, int refused)
+{
+    return strcmp(jg_cli_jstr(reply, "code"), JG_PROTO_DAEMON_FAILED) == 0
+               ? JG_EXIT_DAEMON_FAILED
+               : refused;
+}
+
+int jg_cli_call_failure_code(const jg_cli_client_t *c)
+{
+    return c->lost ? JG_EXIT_NO_DAEMON : JG_EXIT_DAEMON_FAILED;
 }
 
 int jg_cli_request(jg_cli_client_t *c, json_t *req, json_t **reply)
@@ -352,12 +379,12 @@ int jg_cli_request(jg_cli_client_t *c, json_t *req, json_t **reply)
     json_t *r = jg_cli_call(c, req, &err);
     if (!r) {
         jg_cli_errorf("%s", err.text);
-        return JG_EXIT_NO_DAEMON;
+        return jg_cli_call_failure_code(c);
     }
     if (!jg_cli_jbool(r, "ok")) {
         const char *e = jg_cli_jstr(r, "error");
         jg_cli_errorf("%s", *e ? e : "jgschedd refused the request");
-        int rc = strcmp(jg_cli_jstr(r, "kind"), "store") == 0 ? JG_EXIT_STORE : JG_EXIT_FAIL;
+        int rc = jg_cli_failure_code(r, JG_EXIT_FAIL);
         json_decref(r);
         return rc;
     }
@@ -376,7 +403,7 @@ int jg_cli_request_get(jg_cli_client_t *c, json_t *req, const char *key, json_ty
     if (!v || json_typeof(v) != type) {
         jg_cli_errorf("bad reply from jgschedd: no %s %s", key,
                       type == JSON_ARRAY ? "array" : "object");
-        return JG_EXIT_FAIL;
+        return JG_EXIT_DAEMON_FAILED;
     }
     *field = v;
     return JG_EXIT_OK;

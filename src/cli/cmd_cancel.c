@@ -82,9 +82,10 @@ int jg_cli_cmd_cancel(int argc, char **argv)
                 jg_cli_errorf("%s", e);
             else
                 jg_cli_errorf("cannot cancel group %lld", id);
-            if (strcmp(jg_cli_jstr(r, "kind"), "store") == 0)
-                rc = JG_EXIT_STORE;
-            else if (rc != JG_EXIT_STORE)
+            /* A daemon failure outranks a refusal in the exit code. */
+            if (jg_cli_failure_code(r, JG_EXIT_FAIL) == JG_EXIT_DAEMON_FAILED)
+                rc = JG_EXIT_DAEMON_FAILED;
+            else if (rc != JG_EXIT_DAEMON_FAILED)
                 rc = JG_EXIT_FAIL;
             continue;
         }

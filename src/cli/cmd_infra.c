@@ -195,8 +195,12 @@ static void print_backend(const json_t *b, const char *config)
     } else {
         jg_cli_buf_t line = {0};
         fmt_shape(cap, &line);
-        printf("  capacity:      %s (%s)\n", jg_cli_buf_str(&line),
-               source_text(jg_cli_jstr(b, "source"), config, src, sizeof src));
+        double over = jg_cli_jnum(b, "oversubscribe");
+        char over_text[96] = "";
+        if (over > 1)
+            snprintf(over_text, sizeof over_text, ", cpus oversubscribed %g times", over);
+        printf("  capacity:      %s (%s%s)\n", jg_cli_buf_str(&line),
+               source_text(jg_cli_jstr(b, "source"), config, src, sizeof src), over_text);
         jg_cli_buf_free(&line);
         const json_t *max = json_object_get(b, "max_node");
         if (json_is_object(max)) {
@@ -241,16 +245,22 @@ int jg_cli_cmd_infra(int argc, char **argv)
         goto done;
     }
     const char *config = jg_cli_jstr(reply, "config");
-    printf("config: %s\n", *config ? config : "(unknown)");
+    const char *settings = jg_cli_jstr(reply, "settings");
+    bool first = true;
+    if (!*settings) {       /* else "settings in effect" names the file, once */
+        printf("config: %s\n", *config ? config : "(unknown)");
+        first = false;
+    }
     if (json_array_size(backends) == 0)
-        printf("\nno backend is enabled\n");
+        printf("%sno backend is enabled\n", first ? "" : "\n");
     size_t i;
     json_t *b;
     json_array_foreach(backends, i, b) {
-        putchar('\n');
+        if (!first)
+            putchar('\n');
+        first = false;
         print_backend(b, config);
     }
-    const char *settings = jg_cli_jstr(reply, "settings");
     if (*settings)
         printf("\nsettings in effect:\n%s%s", settings,
                settings[strlen(settings) - 1] == '\n' ? "" : "\n");

@@ -3,11 +3,14 @@
  * readable and greppable.
  *
  * The daemon is polled with the offset reached in each node's log; it returns
- * whole lines, except the last piece of a node that ended.  A piece without
- * its newline is held until the rest arrives; it is printed as a line of its
- * own when the node's log ends (a short chunk not ending in '\n') or when
- * nothing more will come.  Without -f we stop once nothing new arrives; with
- * -f we poll every 200 ms until the daemon says the group is done.
+ * whole lines, except the last piece of an attempt or of a node that ended.  A
+ * piece without its newline is held until the rest arrives; it is printed as a
+ * line of its own when its attempt or the node's log ends (the daemon says
+ * so) or when nothing more will come.  Each chunk says which attempt its
+ * output belongs to: a new attempt is announced "== attempt N (why)", and the
+ * end of a node's log "== exit CODE".  Without -f we stop once nothing new
+ * arrives; with -f we poll every 200 ms until the daemon says the group is
+ * done.
  */
 #include "cli.h"
 
@@ -22,7 +25,8 @@
 static const char usage[] =
     "usage: jgsched logs ID [JOB] [--rank N] [-f|--follow]\n"
     "\n"
-    "Prints the output of a group's nodes, each line prefixed (job-rank).\n"
+    "Prints the output of a group's nodes, each line prefixed (job-rank).  A restart\n"
+    "shows as '== attempt N (why)', the end of a node as '== exit CODE'.\n"
     "\n"
     "  JOB             only this job's nodes\n"
     "      --rank N    only the node of rank N\n"
@@ -32,6 +36,8 @@ typedef struct {
     char *node;
     char *prefix;           /* "(job-rank) " */
     jg_cli_buf_t partial;   /* output after the last newline */
+    long long attempt;      /* the attempt whose output is being printed */
+    bool ended_shown;       /* "== exit" printed for this attempt */
 } node_out_t;
 
 typedef struct {
@@ -51,6 +57,7 @@ static node_out_t *node_out(outs_t *o, const json_t *chunk)
     no->node = jg_xstrdup(node);
     no->prefix = jg_xasprintf("(%s-%lld) ", jg_cli_jstr(chunk, "job"),
                               jg_cli_jint(chunk, "rank", 0));
+    no->attempt = 1;
     return no;
 }
 
@@ -63,7 +70,7 @@ static void flush_partial(node_out_t *no)
     }
 }
 
-/* Prints the complete lines of data; keeps the rest unless the node ended. */
+/* Prints the complete lines of data; keeps the rest for the next chunk. */
 static void emit(node_out_t *no, const char *data, size_t len)
 {
     const char *end = data + len;
@@ -83,8 +90,40 @@ static void emit(node_out_t *no, const char *data, size_t len)
         fwrite(p, 1, (size_t)(nl - p) + 1, stdout);
         p = nl + 1;
     }
-    if (len > 0 && len < LOGS_MAX && data[len - 1] != '\n')
-        flush_partial(no);      /* a short piece without newline: the node's last words */
+}
+
+/* One chunk of a node: a new attempt's banner first, then its output, then
+ * the node's exit once its log ended.  Returns whether it printed anything. */
+static bool print_chunk(node_out_t *no, const json_t *chunk)
+{
+    bool printed = false;
+    long long attempt = jg_cli_jint(chunk, "attempt", no->attempt);
+    if (attempt > no->attempt) {
+        flush_partial(no);      /* the last words of the attempt before */
+        const char *why = jg_cli_jstr(chunk, "attempt_reason");
+        printf("%s== attempt %lld%s%s%s\n", no->prefix, attempt, *why ? " (" : "", why,
+               *why ? ")" : "");
+        no->attempt = attempt;
+        no->ended_shown = false;
+        printed = true;
+    }
+    json_t *data = json_object_get(chunk, "data");
+    size_t len = json_string_length(data);
+    if (len > 0) {
+        emit(no, json_string_value(data), len);
+        printed = true;
+    }
+    if (jg_cli_jbool(chunk, "eof") && !no->ended_shown) {
+        flush_partial(no);
+        long long code = jg_cli_jint(chunk, "exit_code", -1);
+        if (code >= 0)
+            printf("%s== exit %lld\n", no->prefix, code);
+        else
+            printf("%s== %s\n", no->prefix, jg_cli_jstr(chunk, "node_state"));
+        no->ended_shown = true;
+        printed = true;
+    }
+    return printed;
 }
 
 static void outs_free(outs_t *o)
@@ -141,6 +180,7 @@ int jg_cli_cmd_logs(int argc, char **argv)
     jg_cli_client_t c = {.fd = -1};
     json_t *offsets = json_object();
     outs_t outs = {0};
+    bool any_chunk = false;     /* some node has a log */
     for (;;) {
         json_t *req = json_pack("{s:s, s:I, s:o, s:o, s:O, s:i}", "op", "logs", "id",
                                 (json_int_t)id, "job", job ? json_string(job) : json_null(),
@@ -154,19 +194,35 @@ int jg_cli_cmd_logs(int argc, char **argv)
         size_t i;
         json_t *chunk;
         json_array_foreach(json_object_get(reply, "chunks"), i, chunk) {
-            json_t *data = json_object_get(chunk, "data");
             const char *node = jg_cli_jstr(chunk, "node");
             if (!*node)
                 continue;
-            json_object_set_new(offsets, node,
-                                json_integer((json_int_t)jg_cli_jint(chunk, "offset", 0)));
-            size_t len = json_string_length(data);
-            if (len == 0)
-                continue;
-            got = true;
-            emit(node_out(&outs, chunk), json_string_value(data), len);
+            long long offset = jg_cli_jint(chunk, "offset", 0);
+            json_t *before = json_object_get(offsets, node);
+            if (!before || json_integer_value(before) != offset)
+                got = true;     /* progress, even when nothing printable came */
+            json_object_set_new(offsets, node, json_integer((json_int_t)offset));
+            if (print_chunk(node_out(&outs, chunk), chunk))
+                got = true;
+            any_chunk = true;
         }
         bool done = jg_cli_jbool(reply, "done");
+        if (!any_chunk && (done || !follow)) {
+            /* Nothing to show: say why rather than print nothing. */
+            const char *state = jg_cli_jstr(reply, "state");
+            const char *why = jg_cli_jstr(reply, "reason");
+            if (job)
+                jg_cli_errorf("job %s of group %lld has no output%s: it %s (group %s%s%s)", job,
+                              id, done ? "" : " yet", done ? "never launched" : "has not launched",
+                              state, *why ? ": " : "", why);
+            else
+                jg_cli_errorf("group %lld has no output%s: it %s (%s%s%s)", id,
+                              done ? "" : " yet", done ? "never launched" : "has not launched",
+                              state, *why ? ": " : "", why);
+            rc = JG_EXIT_FAIL;
+            json_decref(reply);
+            break;
+        }
         json_decref(reply);
         fflush(stdout);
         if (done || (!got && !follow))

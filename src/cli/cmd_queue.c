@@ -159,6 +159,47 @@ static void print_table(const json_t *groups)
     jg_cli_table_free(t);
 }
 
+/* Every listed group, page by page (docs/protocol.md, queue): one reply holds
+ * a bounded page, so a store of any size lists whole.  Pages come in id
+ * order and each starts after the last id of the one before, so a group
+ * submitted meanwhile shows at the end and none shows twice. */
+static int fetch_groups(jg_cli_client_t *c, bool all, const char *user, json_t **out)
+{
+    json_t *groups = json_array();
+    long long after_id = 0;
+    int rc;
+    for (;;) {
+        json_t *req = json_pack("{s:s, s:b, s:o, s:I}", "op", "queue", "all", all, "user",
+                                user ? json_string(user) : json_null(), "after_id",
+                                (json_int_t)after_id);
+        json_t *reply = NULL, *page;
+        rc = jg_cli_request_get(c, req, "groups", JSON_ARRAY, &reply, &page);
+        if (rc != JG_EXIT_OK) {
+            json_decref(reply);
+            break;
+        }
+        json_array_extend(groups, page);
+        long long next = jg_cli_jint(reply, "next_after_id", 0);
+        bool more = jg_cli_jbool(reply, "more");
+        json_decref(reply);
+        if (!more)
+            break;
+        if (next <= after_id) {
+            jg_cli_errorf("bad reply from jgschedd: queue page after %lld does not advance",
+                          after_id);
+            rc = JG_EXIT_DAEMON_FAILED;
+            break;
+        }
+        after_id = next;
+    }
+    if (rc != JG_EXIT_OK) {
+        json_decref(groups);
+        groups = NULL;
+    }
+    *out = groups;
+    return rc;
+}
+
 int jg_cli_cmd_queue(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -201,17 +242,15 @@ int jg_cli_cmd_queue(int argc, char **argv)
         return jg_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
     }
 
-    json_t *req = json_pack("{s:s, s:b, s:o}", "op", "queue", "all", all, "user",
-                            user ? json_string(user) : json_null());
-    free(user);
     jg_cli_client_t c = {.fd = -1};
-    json_t *reply = NULL, *groups;
-    int rc = jg_cli_request_get(&c, req, "groups", JSON_ARRAY, &reply, &groups);
+    json_t *groups = NULL;
+    int rc = fetch_groups(&c, all, user, &groups);
+    free(user);
     if (rc == JG_EXIT_OK && json)
         jg_cli_print_json(groups);
     else if (rc == JG_EXIT_OK)
         print_table(groups);
-    json_decref(reply);
+    json_decref(groups);
     jg_cli_close(&c);
     return rc;
 }

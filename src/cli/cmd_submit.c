@@ -1,6 +1,7 @@
 /* cmd_submit.c - `jgsched submit FILE`: hands a JobGroup YAML to the daemon,
  * then follows the group until it ends so the exit status says whether it
- * succeeded (0), did not (1), was refused (2) or could not be submitted (3).
+ * succeeded (0), did not (1), was refused (2), found no daemon (3) or the
+ * daemon failed to store it (4).
  *
  * The YAML travels as text with the file's absolute path (the daemon parses
  * and validates it, and resolves a relative workdir against that path).
@@ -26,7 +27,8 @@ static const char usage[] =
     "usage: jgsched submit FILE [-n NAME] [--infra INFRA] [--policy P] [-d|--detach]\n"
     "\n"
     "Submits a JobGroup YAML and follows it until it ends.  Exit status: 0 if the\n"
-    "group SUCCEEDED, 1 if it did not, 2 if it was refused, 3 if no daemon.\n"
+    "group SUCCEEDED, 1 if it did not, 2 if it was refused, 3 if no daemon,\n"
+    "4 if the daemon failed to act (e.g. its disk is full).\n"
     "\n"
     "  -n, --name NAME     run the group under another name\n"
     "      --infra INFRA   run every job on INFRA (local, kubernetes[/CONTEXT])\n"
@@ -437,7 +439,7 @@ int jg_cli_cmd_submit(int argc, char **argv)
     reply = jg_cli_call(&c, req, &err);
     if (!reply) {
         jg_cli_errorf("%s", err.text);
-        rc = JG_EXIT_NO_DAEMON;
+        rc = jg_cli_call_failure_code(&c);
         goto done;
     }
     if (!jg_cli_jbool(reply, "ok")) {
@@ -447,7 +449,12 @@ int jg_cli_cmd_submit(int argc, char **argv)
             fprintf(stderr, "%s\n", json_string_value(e) ? json_string_value(e) : "?");
         const char *msg = jg_cli_jstr(reply, "error");
         jg_cli_errorf("%s", *msg ? msg : "jgschedd refused the group");
-        rc = JG_EXIT_USAGE;
+        rc = jg_cli_failure_code(reply, JG_EXIT_USAGE);
+        /* Until jgsched has a Kubernetes backend, SkyPilot YAMLs that say
+         * `infra: kubernetes` run here only with --infra local. */
+        if (!infra && rc == JG_EXIT_USAGE && strstr(msg, "pins kubernetes"))
+            fprintf(stderr, "hint: this jgsched has no Kubernetes backend yet; run the group "
+                            "on this machine with: jgsched submit %s --infra local\n", path);
         goto done;
     }
     size_t i;

@@ -45,9 +45,10 @@ static const char usage_text[] =
     "  -V, --version           print the version\n"
     "\n"
     "exit codes: 0 success, 1 failure (or the group did not succeed), 2 usage or\n"
-    "validation error, 3 the daemon cannot be reached, 4 the daemon's store could not\n"
-    "record the change (nothing changed), 130 interrupted.\n"
-    "environment: JGSCHED_HOME (instance directory), JGSCHED_SOCKET (daemon socket),\n"
+    "validation error, 3 the daemon cannot be reached, 4 the daemon failed to act\n"
+    "(e.g. its disk is full), 130 interrupted.\n"
+    "environment: JGSCHED_HOME (instance directory), JGSCHED_SOCKET (the socket of a\n"
+    "running daemon; never starts one),\n"
     "JGSCHEDD (daemon executable to start), JGSCHED_POLICY_DIR (where policies are).\n";
 
 void jg_cli_errorf(const char *fmt, ...)

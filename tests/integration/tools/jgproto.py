@@ -21,6 +21,9 @@ usage: jgproto.py SOCKET SCENARIO [ARGS...]
                             replies and never read; hold the connection SECONDS
   request JSON              one request as given (a crafted one), then prints the
                             reply line as it came
+  submit_many N FILE        submit the YAML FILE N times, pipelined in batches,
+                            for tests that need a big store quickly (not a misuse);
+                            every submit must be answered ok
 """
 import json
 import os
@@ -244,6 +247,25 @@ def request(path, text):
     print(line.decode("utf-8", "replace"), flush=True)
 
 
+def submit_many(path, count, yaml_path):
+    with open(yaml_path) as f:
+        text = f.read()
+    request = (json.dumps({"op": "submit", "file": yaml_path, "yaml": text}) + "\n").encode()
+    s = connect(path)
+    r = Reader(s)
+    done = 0
+    while done < count:
+        batch = min(200, count - done)
+        send(s, request * batch)
+        for _ in range(batch):
+            msg = r.reply("submit %d" % (done + 1), timeout=60.0)
+            if msg.get("ok") is not True:
+                fail("submit %d refused: %r" % (done + 1, msg))
+            done += 1
+    s.close()
+    print("ok: %d groups submitted" % done, flush=True)
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -265,6 +287,8 @@ def main(argv):
         flood(path, int(args[0]), float(args[1]))
     elif scenario == "request":
         request(path, args[0])
+    elif scenario == "submit_many":
+        submit_many(path, int(args[0]), args[1])
     else:
         print("unknown scenario %r" % scenario, file=sys.stderr)
         return 2
