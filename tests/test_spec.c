@@ -120,9 +120,9 @@ Test(spec, valid_jobgroup_detected)
 Test(spec, missing_job_name_names_file_and_line)
 {
     expect_error(HDR "name: a\nrun: echo a\n---\nrun: echo hello\n",
-                 "job at t.yaml:9 must have a \"name\" field", NULL);
-    expect_error(HDR "name:\nrun: echo hello\n", "job at t.yaml:6 must have a \"name\" field",
-                 NULL);
+                 "t.yaml:9:1: name: this job has no name (every job needs one: add name: "
+                 "<job-name>, a DNS label)", NULL);
+    expect_error(HDR "name:\nrun: echo hello\n", "t.yaml:6:6: name: this job has no name", NULL);
 }
 
 Test(spec, duplicate_job_names_point_at_first_definition)
@@ -172,8 +172,9 @@ Test(spec, header_plus_one_job_is_a_valid_group)
 Test(spec, header_with_only_name_is_a_chain_not_a_jobgroup)
 {
     expect_error("name: foo\n---\nname: a\nrun: x\n---\nname: b\nrun: y\n",
-                 "t.yaml:1: a header with only 'name' is a chain (jobs run one after another); "
-                 "jgsched runs JobGroups only: add 'execution: parallel' to the header",
+                 "t.yaml:1:1: execution: a header with only 'name' is a chain (jobs run one "
+                 "after another); jgsched runs JobGroups only: add 'execution: parallel' to the "
+                 "header",
                  NULL);
 }
 
@@ -203,7 +204,7 @@ Test(spec, single_document_is_a_group_of_one_job)
 
 Test(spec, single_document_without_name_is_an_error)
 {
-    expect_error("run: echo hi\n", "job at t.yaml:1 must have a \"name\" field", NULL);
+    expect_error("run: echo hi\n", "t.yaml:1:1: name: this job has no name", NULL);
 }
 
 Test(spec, empty_stream_is_an_error)
@@ -216,14 +217,17 @@ Test(spec, empty_stream_is_an_error)
 Test(spec, first_document_that_is_a_job_is_rejected)
 {
     expect_error("---\nname: a\nrun: x\n---\nname: b\nrun: y\n",
-                 "t.yaml:2:1: first document must be the JobGroup header (name, placement, "
-                 "execution)", NULL);
+                 "t.yaml:3:1: run: a JobGroup's first document is its header (name, "
+                 "placement, execution, primary_tasks, termination_delay, policy), and 'run' may "
+                 "not be in it: put it in a job document after the header, or add a header "
+                 "document before this one", NULL);
 }
 
 Test(spec, header_requires_a_name)
 {
     expect_error("---\nplacement: SAME_INFRA\nexecution: parallel\n---\nname: a\n",
-                 "t.yaml:2: the JobGroup header must have a \"name\" field", NULL);
+                 "t.yaml:2:1: name: the JobGroup header has no name (add name: <group-name>, "
+                 "a DNS label)", NULL);
 }
 
 /* ---- every YAML of the user's test plan parses ------------------------- */
@@ -679,8 +683,8 @@ Test(spec, yaml_syntax_error_names_position_and_problem)
                  "t.yaml:8:1: YAML syntax error: did not find expected ',' or ']'",
                  "while parsing a flow sequence started at line 7, column 6");
     expect_error(HDR "name: a\n\trun: x\n", "YAML syntax error:", "tab");
-    expect_error(HDR "name: a\nrun: *nope\n", "t.yaml:7:6: YAML syntax error: found undefined "
-                 "alias", NULL);
+    expect_error(HDR "name: a\nrun: *nope\n", "t.yaml:7:6: run: found undefined alias *nope "
+                 "(no anchor &nope comes before it)", NULL);
     expect_error(HDR "name: a\nrun: \xff\n", "t.yaml:7:6: YAML syntax error: invalid leading "
                  "UTF-8 octet", NULL);
 }
@@ -707,7 +711,7 @@ Test(spec, all_errors_are_collected_in_file_order)
     cr_assert(strstr(errs.messages[0], "t.yaml:4:17: primary_tasks: 'ghost' is not a job"));
     cr_assert(strstr(errs.messages[1], "t.yaml:7:12: num_nodes"));
     cr_assert(strstr(errs.messages[2], "t.yaml:8:19: resources.cpus: invalid value 'x'"));
-    cr_assert(strstr(errs.messages[3], "job at t.yaml:10 must have"));
+    cr_assert(strstr(errs.messages[3], "t.yaml:10:1: name: this job has no name"));
     cr_assert(strstr(errs.messages[4], "t.yaml:12:7: name: duplicate job name 'a' "
                                        "(first defined at t.yaml:6)"));
     /* the duplicate is still checked field by field */
@@ -1152,14 +1156,17 @@ Test(spec, many_jobs_parse_and_duplicates_are_found)
     for (int i = 0; i < 2000; i++)
         len += (size_t)snprintf(y + len, cap - len, "---\nname: job-%d\nrun: echo %d\n", i, i);
     len += (size_t)snprintf(y + len, cap - len, "---\nname: job-1234\n");
-    jg_group_spec_t *s = jg_spec_parse(y, len, "big.yaml", &errs);
+    /* 2000 jobs: over the default bound of nodes per group, raised here */
+    jg_spec_limits_t lim = jg_spec_limits_default();
+    lim.max_nodes_per_group = 4000;
+    jg_group_spec_t *s = jg_spec_parse_with(y, len, "big.yaml", &lim, &errs);
     cr_assert_null(s);
     cr_assert_eq(errs.count, 1);
     cr_assert(strstr(errs.messages[0], "duplicate job name 'job-1234' (first defined at "
                                        "big.yaml:"), "%s", errs.messages[0]);
     jg_spec_errors_free(&errs);
     len -= strlen("---\nname: job-1234\n");
-    s = jg_spec_parse(y, len, "big.yaml", &errs);
+    s = jg_spec_parse_with(y, len, "big.yaml", &lim, &errs);
     cr_assert_not_null(s);
     cr_assert_eq(s->n_jobs, 2000);
     cr_assert_str_eq(s->jobs[1999].name, "job-1999");
