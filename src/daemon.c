@@ -297,8 +297,11 @@ static json_t *op_submit(conn_t *c, json_t *req)
     if (nullable_string(name_j, "name", &name) < 0 || nullable_string(infra_j, "infra", &infra) < 0 ||
         nullable_string(policy_j, "policy", &policy) < 0)
         return jg_proto_error("malformed submit request: name, infra and policy are strings or null");
+    /* The CLI checked the default bounds; the daemon never trusts that and
+     * checks its own (config.yaml spec_limits) with the same parser. */
     jg_spec_errors_t errs = {0};
-    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), file, &errs);
+    jg_group_spec_t *spec = jg_spec_parse_with(yaml, strlen(yaml), file,
+                                               &c->daemon->config->spec_limits, &errs);
     if (!spec) {
         json_t *list = json_array();
         for (size_t i = 0; i < errs.count; i++)

@@ -1194,7 +1194,9 @@ const char *jg_spec_key(jg_spec_reader_t *r, const yaml_node_t *map, const yaml_
 void jg_spec_unknown_key(jg_spec_reader_t *r, const yaml_node_t *k, const char *field,
                          const char *key, const char *const *cands)
 {
-    char buf[80];
+    char buf[80], kbuf[80];
+    if (!field)         /* at the top of a document the key is the field */
+        field = jg_spec_show(key, buf, sizeof buf);
     if (jg_spec_reader_full(r)) {   /* counted only: spare the suggestion */
         jg_spec_err(r, k, field, "unknown key");
         return;
@@ -1207,9 +1209,9 @@ void jg_spec_unknown_key(jg_spec_reader_t *r, const yaml_node_t *k, const char *
     }
     if (meant)
         jg_spec_err(r, k, field, "unknown key '%s' (did you mean '%s'?)",
-                    jg_spec_show(key, buf, sizeof buf), meant);
+                    jg_spec_show(key, kbuf, sizeof kbuf), meant);
     else
-        jg_spec_err(r, k, field, "unknown key '%s'", jg_spec_show(key, buf, sizeof buf));
+        jg_spec_err(r, k, field, "unknown key '%s'", jg_spec_show(key, kbuf, sizeof kbuf));
 }
 
 char *jg_spec_join_field(const char *a, const char *b)
