@@ -866,6 +866,31 @@ bool jg_spec_check_size(jg_spec_reader_t *r, const char *text, size_t len)
     return false;
 }
 
+/* libyaml keeps a document's %TAG directives in a list it scans for each new
+ * one and for each tag, which is quadratic in their number; a JobGroup needs
+ * none, so a few are allowed and more refused before libyaml sees them.  A
+ * directive is a line starting with '%'; such a line inside a multi-line
+ * string counts too, which a real file never comes near. */
+#define MAX_DIRECTIVES 16
+
+static bool check_directives(jg_spec_reader_t *r, const char *text, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '%' && (i == 0 || text[i - 1] == '\n') && ++n > MAX_DIRECTIVES) {
+            jg_spec_err_at(r, offset_pos(text, len, i), "directives",
+                           "more than %d lines start with '%%' (YAML directives such as %%TAG; "
+                           "a JobGroup needs none)", MAX_DIRECTIVES);
+            return false;
+        }
+        const char *nl = memchr(text + i, '\n', len - i);
+        if (!nl)
+            break;
+        i = (size_t)(nl - text);
+    }
+    return true;
+}
+
 /* A collection being loaded. */
 typedef struct {
     int id;
@@ -983,11 +1008,42 @@ static bool loader_attach(loader_t *l, int id, size_t weight, yaml_mark_t at)
     return true;
 }
 
-static void set_marks(yaml_document_t *doc, int id, yaml_mark_t start, yaml_mark_t end)
+/* Adds node to doc and returns its id.  As libyaml's own loader does, the
+ * node takes the event's strings rather than copies (yaml_document_add_*
+ * would copy the value, check its UTF-8 again and duplicate a default tag:
+ * three allocations a node, most of a parse's time).  Tags stay NULL: the
+ * spec module reads no tags.  doc->nodes is grown with realloc, the
+ * allocator libyaml frees it with. */
+static int push_node(yaml_document_t *doc, const yaml_node_t *node)
 {
-    yaml_node_t *n = yaml_document_get_node(doc, id);
-    n->start_mark = start;
-    n->end_mark = end;
+    if (doc->nodes.top == doc->nodes.end) {
+        size_t n = (size_t)(doc->nodes.end - doc->nodes.start), cap = n ? n * 2 : 16;
+        yaml_node_t *p = jg_xrealloc(doc->nodes.start, cap * sizeof *p);
+        doc->nodes.start = p;
+        doc->nodes.top = p + n;
+        doc->nodes.end = p + cap;
+    }
+    *doc->nodes.top++ = *node;
+    return (int)(doc->nodes.top - doc->nodes.start);
+}
+
+/* A new empty mapping or sequence node (its item stack starts small). */
+static int push_collection(yaml_document_t *doc, bool mapping, int style, yaml_mark_t start)
+{
+    yaml_node_t n = {.type = mapping ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE,
+                     .start_mark = start, .end_mark = start};
+    if (mapping) {
+        n.data.mapping.pairs.start = jg_xmalloc(8 * sizeof(yaml_node_pair_t));
+        n.data.mapping.pairs.top = n.data.mapping.pairs.start;
+        n.data.mapping.pairs.end = n.data.mapping.pairs.start + 8;
+        n.data.mapping.style = (yaml_mapping_style_t)style;
+    } else {
+        n.data.sequence.items.start = jg_xmalloc(8 * sizeof(yaml_node_item_t));
+        n.data.sequence.items.top = n.data.sequence.items.start;
+        n.data.sequence.items.end = n.data.sequence.items.start + 8;
+        n.data.sequence.style = (yaml_sequence_style_t)style;
+    }
+    return push_node(doc, &n);
 }
 
 /* Anchors are looked up by hashing (libyaml's own loader scans a list, which
@@ -1070,14 +1126,13 @@ static int load_nodes(loader_t *l, yaml_parser_t *parser)
                 rc = -1;
                 break;
             }
-            id = yaml_document_add_scalar(l->doc, NULL, ev.data.scalar.value, (int)len,
-                                          ev.data.scalar.style);
-            if (!id) {
-                loader_err(l, ev.start_mark, false, "this string is not valid UTF-8");
-                rc = -1;
-                break;
-            }
-            set_marks(l->doc, id, ev.start_mark, ev.end_mark);
+            yaml_node_t n = {.type = YAML_SCALAR_NODE, .start_mark = ev.start_mark,
+                             .end_mark = ev.end_mark};
+            n.data.scalar.value = ev.data.scalar.value;     /* taken from the event */
+            n.data.scalar.length = len;
+            n.data.scalar.style = ev.data.scalar.style;
+            ev.data.scalar.value = NULL;
+            id = push_node(l->doc, &n);
             set_weight(l, id, len + 1);
             loader_anchor(l, ev.data.scalar.anchor, id);
             if (!loader_attach(l, id, len + 1, ev.start_mark))
@@ -1093,13 +1148,9 @@ static int load_nodes(loader_t *l, yaml_parser_t *parser)
                 rc = -1;
                 break;
             }
-            id = mapping ? yaml_document_add_mapping(l->doc, NULL,
-                                                     ev.data.mapping_start.style)
-                         : yaml_document_add_sequence(l->doc, NULL,
-                                                      ev.data.sequence_start.style);
-            if (!id)
-                abort();
-            set_marks(l->doc, id, ev.start_mark, ev.end_mark);
+            id = push_collection(l->doc, mapping,
+                                 mapping ? (int)ev.data.mapping_start.style
+                                         : (int)ev.data.sequence_start.style, ev.start_mark);
             set_weight(l, id, 0);       /* open: an alias to it is a cycle */
             loader_anchor(l, mapping ? ev.data.mapping_start.anchor
                                      : ev.data.sequence_start.anchor, id);
@@ -1517,6 +1568,13 @@ static void parse_envs(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
         if (!key)
             continue;
         yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        bool reserved = !strncmp(key, "SKYPILOT_", 9) || !strncmp(key, "JGSCHED_", 8);
+        if (env_name_ok(key) && !reserved && val->type == YAML_SCALAR_NODE &&
+            !jg_spec_is_null(val) && strlen(JG_SPEC_SVAL(val)) == val->data.scalar.length) {
+            /* the common case, without building a field name for messages */
+            kv_push(&job->envs, &job->n_envs, key, JG_SPEC_SVAL(val));
+            continue;
+        }
         char *f = jg_spec_join_field("envs", key);
         if (!env_name_ok(key)) {
             jg_spec_err(&c->r, k, "envs",
@@ -1532,7 +1590,7 @@ static void parse_envs(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
             const char *s = jg_spec_scalar(&c->r, val, f, "a string, number or boolean");
             if (s) {
                 kv_push(&job->envs, &job->n_envs, key, s);
-                if (!strncmp(key, "SKYPILOT_", 9) || !strncmp(key, "JGSCHED_", 8))
+                if (reserved)
                     jg_spec_warn(&c->r, k, f,
                                  "jgsched sets this variable on every node; your value may "
                                  "be overridden");
@@ -1867,7 +1925,8 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
         c->group_nodes_reported = true;
         jg_spec_err(&c->r, num_nodes_node ? num_nodes_node : root, "num_nodes",
                     "with this job the group has %zu nodes, over the limit of %zu nodes per "
-                    "group (spec_limits.max_nodes_per_group)", c->group_nodes, group_max);
+                    "group (spec_limits.max_nodes_per_group); the documents after this one "
+                    "are not read", c->group_nodes, group_max);
     }
     if (!job.name) {
         if (!name_node || jg_spec_is_null(name_node))
@@ -2179,7 +2238,7 @@ jg_group_spec_t *jg_spec_parse_with(const char *text, size_t len, const char *fi
     yaml_parser_t parser;
     yaml_document_t docs[2];
     bool live[2] = {false, false};
-    if (!jg_spec_check_size(&c.r, text, len)) {
+    if (!jg_spec_check_size(&c.r, text, len) || !check_directives(&c.r, text, len)) {
         bool failed = jg_spec_reader_done(&c.r);
         (void)failed;
         if (errs == &scratch)
@@ -2252,7 +2311,10 @@ jg_group_spec_t *jg_spec_parse_with(const char *text, size_t len, const char *fi
     yaml_document_delete(&docs[1]);
     live[1] = false;
     int r;
-    while ((r = jg_spec_next_doc(&c.r, &parser, &docs[0], text, len)) == 1) {
+    /* Past the group's node bound the rest of the stream is not read: that
+     * bounds the jobs, so the work of every later check. */
+    while (!c.group_nodes_reported &&
+           (r = jg_spec_next_doc(&c.r, &parser, &docs[0], text, len)) == 1) {
         c.r.doc = &docs[0];
         parse_job(&c, yaml_document_get_root_node(&docs[0]));
         yaml_document_delete(&docs[0]);

@@ -1424,14 +1424,16 @@ Test(spec, nodes_per_group_bound_at_and_over)
     expect_ok_lim(HDR "name: a\nnum_nodes: 512\n---\nname: b\nnum_nodes: 512\n", NULL);
     expect_one_error(HDR "name: a\nnum_nodes: 512\n---\nname: b\nnum_nodes: 513\n", NULL,
                      "t.yaml:10:12: num_nodes: with this job the group has 1025 nodes, over the "
-                     "limit of 1024 nodes per group (spec_limits.max_nodes_per_group)");
+                     "limit of 1024 nodes per group (spec_limits.max_nodes_per_group); the documents after this "
+                     "one are not read");
     /* jobs of one node each count too: the error is at the job that passes it */
     jg_spec_limits_t lim = jg_spec_limits_default();
     lim.max_nodes_per_group = 2;
     expect_ok_lim(HDR "name: a\n---\nname: b\n", &lim);
-    expect_one_error(HDR "name: a\n---\nname: b\n---\nname: c\n", &lim,
+    expect_one_error(HDR "name: a\n---\nname: b\n---\nname: c\n---\nname: NOT_READ\n", &lim,
                      "t.yaml:10:1: num_nodes: with this job the group has 3 nodes, over the "
-                     "limit of 2 nodes per group (spec_limits.max_nodes_per_group)");
+                     "limit of 2 nodes per group (spec_limits.max_nodes_per_group); the documents after this one "
+                     "are not read");
 }
 
 Test(spec, alias_expansion_counts_against_the_size_bound)
@@ -1520,4 +1522,20 @@ Test(spec, every_error_names_file_line_column_and_field)
                          "not file:line:column: field: message: %s", errs.messages[k]);
     }
     regfree(&re);
+}
+
+Test(spec, yaml_directives_are_bounded)
+{
+    text_t t = {0};
+    for (int i = 0; i < 16; i++)
+        add(&t, "%%TAG !t%d! tag:x,2026:%d\n", i, i);
+    add(&t, "---\nname: a\n");
+    expect_ok_lim(t.p, NULL);
+    t.len = 0;
+    for (int i = 0; i < 17; i++)
+        add(&t, "%%TAG !t%d! tag:x,2026:%d\n", i, i);
+    add(&t, "---\nname: a\n");
+    expect_one_error(t.p, NULL, "t.yaml:17:1: directives: more than 16 lines start with '%' "
+                     "(YAML directives such as %TAG; a JobGroup needs none)");
+    free(t.p);
 }
