@@ -1995,21 +1995,24 @@ static void parse_primary_tasks(pctx_t *c, yaml_node_t *v)
         return;
     }
     s->primary_tasks = jg_xcalloc(n, sizeof *s->primary_tasks);
+    strmap_t listed = {0};          /* duplicates by hashing: the list may be long */
     for (size_t i = 0; i < n; i++) {
         const char *name = jg_spec_scalar(&c->r, items[i], "primary_tasks", "a job name");
         if (!name)
             continue;
-        bool dup = false;
-        for (size_t j = 0; j < s->n_primary_tasks && !dup; j++)
-            dup = !strcmp(s->primary_tasks[j], name);
-        if (dup) {
-            jg_spec_err(&c->r, items[i], "primary_tasks", "job '%s' is listed twice", name);
+        int *seen = strmap_slot(&listed, name, strlen(name), true);     /* names borrowed */
+        if (*seen) {
+            char buf[80];
+            jg_spec_err(&c->r, items[i], "primary_tasks", "job '%s' is listed twice",
+                        jg_spec_show(name, buf, sizeof buf));
             continue;
         }
+        *seen = 1;
         s->primary_tasks[s->n_primary_tasks] = jg_xstrdup(name);
         add_ref(c, s->primary_tasks[s->n_primary_tasks], items[i], "primary_tasks");
         s->n_primary_tasks++;
     }
+    strmap_free(&listed);
     free(items);
 }
 
