@@ -205,8 +205,8 @@ static void vreport(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const ch
     }
     char *body = xvasprintf(fmt, ap);
     size_t blen = strlen(body);
-    if (blen > MAX_BODY) {
-        size_t cut = MAX_BODY;
+    if (blen > MAX_BODY) {      /* "..." and the NUL end at body[MAX_BODY] at most */
+        size_t cut = MAX_BODY - 3;
         while (cut > 0 && ((unsigned char)body[cut] & 0xc0) == 0x80)
             cut--;
         memcpy(body + cut, "...", 4);

@@ -1539,3 +1539,22 @@ Test(spec, yaml_directives_are_bounded)
                      "(YAML directives such as %TAG; a JobGroup needs none)");
     free(t.p);
 }
+
+Test(spec, a_message_quoting_a_long_value_is_cut)
+{
+    text_t t = {0}, name = {0};
+    for (int i = 0; i < 1000; i++)
+        add(&name, "a");
+    add(&t, HDR "name: %s\n---\nname: %s\n", name.p, name.p);
+    jg_group_spec_t *s = parse_lim(t.p, t.len, NULL);
+    cr_assert_null(s);
+    bool cut = false;
+    for (size_t i = 0; i < errs.count; i++) {
+        cr_assert_leq(strlen(errs.messages[i]), 400 + 64, "%s", errs.messages[i]);
+        cut = cut || (strstr(errs.messages[i], "duplicate job name 'aaaa") &&
+                      strcmp(errs.messages[i] + strlen(errs.messages[i]) - 3, "...") == 0);
+    }
+    cr_assert(cut, "the duplicate-name message quoting 1000 bytes is cut with '...'");
+    free(t.p);
+    free(name.p);
+}
