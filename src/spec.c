@@ -160,7 +160,7 @@ bool jg_spec_reader_full(const jg_spec_reader_t *r)
 static void *grow_pow2(void *arr, size_t n, size_t elem)
 {
     if (n == 0 || (n & (n - 1)) == 0)
-        arr = jg_xrealloc(arr, (n ? n * 2 : 4) * elem);
+        arr = jg_xrealloc(arr, (n ? n * 2 : 1) * elem);
     return arr;
 }
 
@@ -181,12 +181,6 @@ static void push_msg(char ***arr, size_t *n, jg_spec_pos_t **pos, size_t *pos_ca
 static void record_msg(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, char *msg)
 {
     jg_spec_errors_t *e = r->errs;
-    size_t held = warning ? e->n_warnings - r->warn0 : e->count - r->err0;
-    if (held >= JG_SPEC_MAX_MESSAGES) {
-        (*(warning ? &r->warn_dropped : &r->err_dropped))++;
-        free(msg);
-        return;
-    }
     if (warning)
         push_msg(&e->warnings, &e->n_warnings, &r->warn_pos, &r->warn_pos_cap, r->warn0, p,
                  msg);
