@@ -36,6 +36,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -695,12 +696,25 @@ static char *fmt_seconds(double s)
 
 /* ---- hashing ----------------------------------------------------------- */
 
+/* FNV-1a from a per-process random basis, then a finaliser so the high bits
+ * reach the low ones a table uses: keys chosen to collide in one run's
+ * tables (which would make lookups quadratic) cannot be computed ahead. */
 static size_t hash_bytes(const void *data, size_t len)
 {
+    static uint64_t seed;
+    if (!seed) {
+        uint64_t r = 0;
+        if (getentropy(&r, sizeof r) < 0)
+            r = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
+        seed = r | 1;
+    }
     const unsigned char *s = data;
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 1469598103934665603ull ^ seed;
     for (size_t i = 0; i < len; i++)
         h = (h ^ s[i]) * 1099511628211ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
     return (size_t)h;
 }
 
@@ -1727,10 +1741,7 @@ static void parse_workdir(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
 
 static size_t hash_name(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)h;
+    return hash_bytes(s, strlen(s));
 }
 
 static long index_find(const pctx_t *c, const char *name)
