@@ -317,8 +317,11 @@ static json_t *op_submit(conn_t *c, json_t *req)
         return jg_proto_error("policy '%s' is a file path: jgschedd never opens a file a request "
                               "names; jgsched submit --policy FILE reads the file as you and "
                               "sends its text", policy);
+    /* The CLI checked the default bounds; the daemon never trusts that and
+     * checks its own (config.yaml spec_limits) with the same parser. */
     jg_spec_errors_t errs = {0};
-    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), file, &errs);
+    jg_group_spec_t *spec = jg_spec_parse_with(yaml, strlen(yaml), file,
+                                               &c->daemon->config->spec_limits, &errs);
     if (!spec) {
         json_t *list = json_array();
         for (size_t i = 0; i < errs.count; i++)

@@ -1052,6 +1052,28 @@ int jg_sched_submit_own_policy(jg_sched_t *s, jg_group_spec_t *spec, const char 
                                int64_t *group_id, jg_error_t *err)
 {
     char notes[1024];
+    /* The parser bounds node counts; a spec that reaches here another way
+     * must not make the loop walk millions of nodes either. */
+    if (s->opts.config) {
+        const jg_spec_limits_t *lim = &s->opts.config->spec_limits;
+        size_t total = jg_spec_total_nodes(spec);
+        for (size_t i = 0; i < spec->n_jobs; i++) {
+            if (spec->jobs[i].num_nodes > lim->max_nodes_per_job) {
+                jg_errprintf(err, "job %s has %d nodes, over the limit of %d nodes per job "
+                             "(spec_limits.max_nodes_per_job)", spec->jobs[i].name,
+                             spec->jobs[i].num_nodes, lim->max_nodes_per_job);
+                jg_spec_free(spec);
+                return -1;
+            }
+        }
+        if (total > (size_t)lim->max_nodes_per_group) {
+            jg_errprintf(err, "group %s has %zu nodes, over the limit of %d nodes per group "
+                         "(spec_limits.max_nodes_per_group)", spec->name, total,
+                         lim->max_nodes_per_group);
+            jg_spec_free(spec);
+            return -1;
+        }
+    }
     jg_backend_t *b = jg_sched_admit(s, spec, 0, policy_text, policy_len, user, uid, gid, notes,
                                      sizeof notes, err);
     jg_kv_t *volumes = NULL;

@@ -34,7 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -100,6 +102,9 @@ typedef struct {
     size_t n_refs, refs_cap;
     jg_spec_pos_t header_pos;
     bool header_has_delay;
+    jg_spec_pos_t delay_pos;    /* of termination_delay's value */
+    size_t group_nodes;         /* num_nodes over the jobs so far */
+    bool group_nodes_reported;
 } pctx_t;
 
 /* ---- messages (spec_yaml.h) ------------------------------------------- */
@@ -114,6 +119,27 @@ static char *xvasprintf(const char *fmt, va_list ap)
     return s;
 }
 
+/* Did-you-mean comparisons one parse may make: plenty for any real typo,
+ * bounded for a file of thousands of wrong names. */
+#define SUGGEST_BUDGET 4096
+/* A message body longer than this is cut: values are shown shortened
+ * already; this bounds the rest, whatever a message quotes. */
+#define MAX_BODY 400
+
+jg_spec_limits_t jg_spec_limits_default(void)
+{
+    return (jg_spec_limits_t){
+        .max_bytes = JG_SPEC_MAX_BYTES_CEILING,
+        .max_depth = 64,
+        .max_keys_per_mapping = 1024,
+        .max_keys = 65536,
+        .max_envs = 1024,
+        .max_string = 128 * 1024,
+        .max_nodes_per_job = 1024,
+        .max_nodes_per_group = 1024,
+    };
+}
+
 void jg_spec_reader_init(jg_spec_reader_t *r, const char *file, jg_spec_errors_t *errs)
 {
     *r = (jg_spec_reader_t){
@@ -121,13 +147,29 @@ void jg_spec_reader_init(jg_spec_reader_t *r, const char *file, jg_spec_errors_t
         .errs = errs,
         .err0 = errs->count,
         .warn0 = errs->n_warnings,
+        .limits = jg_spec_limits_default(),
+        .suggest_left = SUGGEST_BUDGET,
     };
+}
+
+bool jg_spec_reader_full(const jg_spec_reader_t *r)
+{
+    return r->errs->count - r->err0 >= JG_SPEC_MAX_MESSAGES;
+}
+
+/* Grows an array this module alone appends to (from empty) at powers of two,
+ * so n appends cost O(n) whatever the allocator does. */
+static void *grow_pow2(void *arr, size_t n, size_t elem)
+{
+    if (n == 0 || (n & (n - 1)) == 0)
+        arr = jg_xrealloc(arr, (n ? n * 2 : 1) * elem);
+    return arr;
 }
 
 static void push_msg(char ***arr, size_t *n, jg_spec_pos_t **pos, size_t *pos_cap,
                      size_t base, jg_spec_pos_t p, char *msg)
 {
-    *arr = jg_xrealloc(*arr, (*n + 1) * sizeof **arr);
+    *arr = jg_xrealloc(*arr, (*n + 1) * sizeof **arr);    /* at most JG_SPEC_MAX_MESSAGES */
     (*arr)[(*n)++] = msg;
     size_t k = *n - base;
     if (k > *pos_cap) {
@@ -152,7 +194,19 @@ static void record_msg(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, char 
 static void vreport(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const char *field,
                     const char *fmt, va_list ap)
 {
+    size_t held = warning ? r->errs->n_warnings - r->warn0 : r->errs->count - r->err0;
+    if (held >= JG_SPEC_MAX_MESSAGES) {     /* counted, not formatted */
+        (*(warning ? &r->warn_dropped : &r->err_dropped))++;
+        return;
+    }
     char *body = xvasprintf(fmt, ap);
+    size_t blen = strlen(body);
+    if (blen > MAX_BODY) {      /* "..." and the NUL end at body[MAX_BODY] at most */
+        size_t cut = MAX_BODY - 3;
+        while (cut > 0 && ((unsigned char)body[cut] & 0xc0) == 0x80)
+            cut--;
+        memcpy(body + cut, "...", 4);
+    }
     char where[64];
     if (p.line > 0 && p.col > 0)
         snprintf(where, sizeof where, ":%d:%d", p.line, p.col);
@@ -204,6 +258,17 @@ void jg_spec_err_at(jg_spec_reader_t *r, jg_spec_pos_t p, const char *field, con
     va_end(ap);
 }
 
+static void vreport_at(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const char *field,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void vreport_at(jg_spec_reader_t *r, bool warning, jg_spec_pos_t p, const char *field,
+                       const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(r, warning, p, field, fmt, ap);
+    va_end(ap);
+}
+
 typedef struct {
     jg_spec_pos_t p;
     size_t seq;
@@ -240,10 +305,29 @@ bool jg_spec_reader_done(jg_spec_reader_t *r)
     jg_spec_errors_t *e = r->errs;
     sort_msgs(e->messages, r->err0, e->count, r->err_pos);
     sort_msgs(e->warnings, r->warn0, e->n_warnings, r->warn_pos);
+    /* After sorting, so the count comes last. */
+    if (r->err_dropped) {
+        e->messages = jg_xrealloc(e->messages, (e->count + 1) * sizeof *e->messages);
+        e->messages[e->count++] =
+            jg_xasprintf("%s: %zu more error%s not shown (only the first %d are listed)",
+                         r->file, r->err_dropped, r->err_dropped == 1 ? "" : "s",
+                         JG_SPEC_MAX_MESSAGES);
+    }
+    if (r->warn_dropped) {
+        e->warnings = jg_xrealloc(e->warnings, (e->n_warnings + 1) * sizeof *e->warnings);
+        e->warnings[e->n_warnings++] =
+            jg_xasprintf("%s: %zu more warning%s not shown", r->file, r->warn_dropped,
+                         r->warn_dropped == 1 ? "" : "s");
+    }
     free(r->err_pos);
     free(r->warn_pos);
     r->err_pos = r->warn_pos = NULL;
     r->err_pos_cap = r->warn_pos_cap = 0;
+    free(r->pair_base);
+    free(r->dup_of);
+    r->pair_base = NULL;
+    r->dup_of = NULL;
+    r->dup_doc = NULL;
     return e->count > r->err0;
 }
 
@@ -323,10 +407,11 @@ const char *jg_spec_scalar(jg_spec_reader_t *r, const yaml_node_t *n, const char
 
 /* ---- words ------------------------------------------------------------- */
 
+/* Edit distance of a and b when it is at most 2, else SIZE_MAX. */
 static size_t levenshtein(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
+    if (la > 64 || lb > 64 || la > lb + 2 || lb > la + 2)
         return SIZE_MAX;
     size_t row[65];
     for (size_t j = 0; j <= lb; j++)
@@ -344,6 +429,11 @@ static size_t levenshtein(const char *a, const char *b)
             row[j] = best;
             diag = up;
         }
+        size_t low = row[0];
+        for (size_t j = 1; j <= lb; j++)
+            low = row[j] < low ? row[j] : low;
+        if (low > 2)
+            return SIZE_MAX;    /* only distances up to 2 are ever used */
     }
     return row[lb];
 }
@@ -605,6 +695,534 @@ static char *fmt_seconds(double s)
     return t;
 }
 
+/* ---- hashing ----------------------------------------------------------- */
+
+/* FNV-1a from a per-process random basis, then a finaliser so the high bits
+ * reach the low ones a table uses: keys chosen to collide in one run's
+ * tables (which would make lookups quadratic) cannot be computed ahead. */
+static size_t hash_bytes(const void *data, size_t len)
+{
+    static uint64_t seed;
+    if (!seed) {
+        uint64_t r = 0;
+        if (getentropy(&r, sizeof r) < 0)
+            r = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)time(NULL);
+        seed = r | 1;
+    }
+    const unsigned char *s = data;
+    uint64_t h = 1469598103934665603ull ^ seed;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ s[i]) * 1099511628211ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return (size_t)h;
+}
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t cap = 16;
+    while (cap < n)
+        cap *= 2;
+    return cap;
+}
+
+/* A string -> int map by open addressing; the strings are borrowed. */
+typedef struct {
+    const char **keys;
+    size_t *lens;
+    int *vals;
+    size_t cap, n;
+} strmap_t;
+
+static int *strmap_slot(strmap_t *m, const char *key, size_t len, bool insert)
+{
+    if (insert && (m->n + 1) * 2 > m->cap) {
+        strmap_t bigger = {.cap = m->cap ? m->cap * 2 : 64};
+        bigger.keys = jg_xcalloc(bigger.cap, sizeof *bigger.keys);
+        bigger.lens = jg_xcalloc(bigger.cap, sizeof *bigger.lens);
+        bigger.vals = jg_xcalloc(bigger.cap, sizeof *bigger.vals);
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i])
+                *strmap_slot(&bigger, m->keys[i], m->lens[i], true) = m->vals[i];
+        free(m->keys);
+        free(m->lens);
+        free(m->vals);
+        *m = bigger;
+    }
+    if (!m->cap)
+        return NULL;
+    size_t mask = m->cap - 1;
+    for (size_t i = hash_bytes(key, len) & mask;; i = (i + 1) & mask) {
+        if (!m->keys[i]) {
+            if (!insert)
+                return NULL;
+            m->keys[i] = key;
+            m->lens[i] = len;
+            m->n++;
+            return &m->vals[i];
+        }
+        if (m->lens[i] == len && !memcmp(m->keys[i], key, len))
+            return &m->vals[i];
+    }
+}
+
+static void strmap_free(strmap_t *m)
+{
+    free(m->keys);
+    free(m->lens);
+    free(m->vals);
+    *m = (strmap_t){0};
+}
+
+/* ---- duplicate keys ------------------------------------------------------ */
+
+/* One pass over every mapping of r->doc: for each pair whose key repeats an
+ * earlier scalar key of the same mapping, dup_of holds that key's node id.
+ * Linear in the document (a per-mapping table, reused by generation). */
+static void find_duplicate_keys(jg_spec_reader_t *r)
+{
+    yaml_document_t *doc = r->doc;
+    size_t n_nodes = (size_t)(doc->nodes.top - doc->nodes.start), pairs = 0, widest = 0;
+    free(r->pair_base);
+    free(r->dup_of);
+    r->pair_base = jg_xcalloc(n_nodes ? n_nodes : 1, sizeof *r->pair_base);
+    for (size_t i = 0; i < n_nodes; i++) {
+        yaml_node_t *n = &doc->nodes.start[i];
+        if (n->type != YAML_MAPPING_NODE)
+            continue;
+        size_t k = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+        r->pair_base[i] = pairs;
+        pairs += k;
+        widest = k > widest ? k : widest;
+    }
+    r->dup_of = jg_xcalloc(pairs ? pairs : 1, sizeof *r->dup_of);
+    size_t cap = pow2_at_least(widest * 2);
+    int *slot = jg_xcalloc(cap, sizeof *slot);          /* pair index + 1 */
+    unsigned *gen = jg_xcalloc(cap, sizeof *gen);
+    unsigned g = 0;
+    for (size_t i = 0; i < n_nodes; i++) {
+        yaml_node_t *n = &doc->nodes.start[i];
+        if (n->type != YAML_MAPPING_NODE)
+            continue;
+        yaml_node_pair_t *first = n->data.mapping.pairs.start;
+        size_t k = (size_t)(n->data.mapping.pairs.top - first);
+        if (k < 2)
+            continue;
+        size_t mask = pow2_at_least(k * 2) - 1;
+        g++;
+        for (size_t j = 0; j < k; j++) {
+            yaml_node_t *key = yaml_document_get_node(doc, first[j].key);
+            if (!key || key->type != YAML_SCALAR_NODE)
+                continue;
+            const char *v = (const char *)key->data.scalar.value;
+            size_t len = key->data.scalar.length;
+            for (size_t h = hash_bytes(v, len) & mask;; h = (h + 1) & mask) {
+                if (gen[h] != g) {
+                    gen[h] = g;
+                    slot[h] = (int)j + 1;
+                    break;
+                }
+                yaml_node_t *other = yaml_document_get_node(doc, first[slot[h] - 1].key);
+                if (other->data.scalar.length == len && !memcmp(other->data.scalar.value, v, len)) {
+                    r->dup_of[r->pair_base[i] + j] = first[slot[h] - 1].key;
+                    break;
+                }
+            }
+        }
+    }
+    free(slot);
+    free(gen);
+    r->dup_doc = doc;
+}
+
+/* ---- loading documents -------------------------------------------------- */
+
+/* A size for limit messages: "512 KiB" when exact, else "524289 bytes". */
+static const char *show_bytes(size_t n, char *buf, size_t size)
+{
+    if (n >= 1024 * 1024 && n % (1024 * 1024) == 0)
+        snprintf(buf, size, "%zu MiB", n / (1024 * 1024));
+    else if (n >= 1024 && n % 1024 == 0)
+        snprintf(buf, size, "%zu KiB", n / 1024);
+    else
+        snprintf(buf, size, "%zu bytes", n);
+    return buf;
+}
+
+/* Line and column of byte offset `at` of text. */
+static jg_spec_pos_t offset_pos(const char *text, size_t len, size_t at)
+{
+    jg_spec_pos_t p = {1, 1};
+    for (size_t i = 0; i < at && i < len; i++) {
+        if (text[i] == '\n')
+            p.line++, p.col = 1;
+        else
+            p.col++;
+    }
+    return p;
+}
+
+bool jg_spec_check_size(jg_spec_reader_t *r, const char *text, size_t len)
+{
+    size_t max = r->limits.max_bytes;
+    if (len <= max)
+        return true;
+    char b[64];
+    jg_spec_err_at(r, offset_pos(text, len, max), "size",
+                   "the YAML is %zu bytes, over the limit of %s (spec_limits.max_bytes = %zu); "
+                   "the limit is passed here", len, show_bytes(max, b, sizeof b), max);
+    return false;
+}
+
+/* libyaml keeps a document's %TAG directives in a list it scans for each new
+ * one and for each tag, which is quadratic in their number; a JobGroup needs
+ * none, so a few are allowed and more refused before libyaml sees them.  A
+ * directive is a line starting with '%'; such a line inside a multi-line
+ * string counts too, which a real file never comes near. */
+#define MAX_DIRECTIVES 16
+
+static bool check_directives(jg_spec_reader_t *r, const char *text, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '%' && (i == 0 || text[i - 1] == '\n') && ++n > MAX_DIRECTIVES) {
+            jg_spec_err_at(r, offset_pos(text, len, i), "directives",
+                           "more than %d lines start with '%%' (YAML directives such as %%TAG; "
+                           "a JobGroup needs none)", MAX_DIRECTIVES);
+            return false;
+        }
+        const char *nl = memchr(text + i, '\n', len - i);
+        if (!nl)
+            break;
+        i = (size_t)(nl - text);
+    }
+    return true;
+}
+
+/* A collection being loaded. */
+typedef struct {
+    int id;
+    bool mapping;
+    bool await_value;       /* mapping: a key was read, its value comes next */
+    int key;                /* mapping: the last key read (node id) */
+    size_t n;               /* keys (mapping) or items (list) so far */
+    size_t weight;          /* bytes of its children, aliases expanded */
+} frame_t;
+
+typedef struct {
+    jg_spec_reader_t *r;
+    yaml_document_t *doc;
+    frame_t *stack;
+    int depth;
+    strmap_t anchors;       /* anchor name -> node id, this document */
+    size_t *weight;         /* per node id - 1, once complete; 0 while open */
+    size_t weight_cap;
+    size_t text_len;
+} loader_t;
+
+/* The key path of the collection being loaded ("envs", "a[3].b"), for
+ * messages; `self`: the message is about the innermost collection itself,
+ * not about its current child.  Cut at about 60 bytes. */
+static char *loader_path(loader_t *l, bool self)
+{
+    char *out = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&out, &size);
+    if (!f)
+        abort();
+    for (int i = 0; i < l->depth && ftell(f) < 60; i++) {
+        const frame_t *fr = &l->stack[i];
+        bool top = i == l->depth - 1;
+        if (self && top)
+            break;
+        /* Below the top we are inside the value of the frame's last key or
+         * item; at the top, inside a key's value only if one is awaited. */
+        if (fr->mapping && fr->key && (!top || fr->await_value)) {
+            yaml_node_t *k = yaml_document_get_node(l->doc, fr->key);
+            char buf[80];
+            const char *name = k && k->type == YAML_SCALAR_NODE
+                                   ? jg_spec_show(JG_SPEC_SVAL(k), buf, sizeof buf) : "?";
+            fprintf(f, "%s%s", ftell(f) ? "." : "", name);
+        } else if (!fr->mapping) {
+            fprintf(f, "[%zu]", top ? fr->n : fr->n - 1);
+        }
+    }
+    if (ftell(f) >= 60)
+        fputs("...", f);
+    if (fclose(f) != 0 || !out)
+        abort();
+    return out;
+}
+
+static void loader_err(loader_t *l, yaml_mark_t at, bool self, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void loader_err(loader_t *l, yaml_mark_t at, bool self, const char *fmt, ...)
+{
+    char *path = loader_path(l, self);
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(l->r, false, (jg_spec_pos_t){(int)at.line + 1, (int)at.column + 1},
+            *path ? path : "document", fmt, ap);
+    va_end(ap);
+    free(path);
+}
+
+static void set_weight(loader_t *l, int id, size_t w)
+{
+    size_t i = (size_t)id - 1;
+    if (i >= l->weight_cap) {
+        size_t cap = pow2_at_least(i + 1);
+        l->weight = jg_xrealloc(l->weight, cap * sizeof *l->weight);
+        memset(l->weight + l->weight_cap, 0, (cap - l->weight_cap) * sizeof *l->weight);
+        l->weight_cap = cap;
+    }
+    l->weight[i] = w;
+}
+
+/* Counts node `id` (new or aliased, of `weight` bytes) into the collection
+ * being loaded, checking the per-collection and stream-wide counts. */
+static bool loader_attach(loader_t *l, int id, size_t weight, yaml_mark_t at)
+{
+    if (l->depth == 0)
+        return true;        /* the root */
+    frame_t *fr = &l->stack[l->depth - 1];
+    const jg_spec_limits_t *lim = &l->r->limits;
+    fr->weight += weight;
+    if (fr->mapping && fr->await_value) {
+        if (!yaml_document_append_mapping_pair(l->doc, fr->id, fr->key, id))
+            abort();
+        fr->await_value = false;
+        return true;
+    }
+    if (fr->n >= (size_t)lim->max_keys_per_mapping) {
+        loader_err(l, at, true, "more than %d %s in one %s, the limit "
+                   "(spec_limits.max_keys_per_mapping)", lim->max_keys_per_mapping,
+                   fr->mapping ? "keys" : "items", fr->mapping ? "mapping" : "list");
+        return false;
+    }
+    if (l->r->keys_seen >= (size_t)lim->max_keys) {
+        loader_err(l, at, true, "more than %d keys and list items in the whole YAML, the "
+                   "limit (spec_limits.max_keys)", lim->max_keys);
+        return false;
+    }
+    l->r->keys_seen++;
+    fr->n++;
+    if (fr->mapping) {
+        fr->key = id;
+        fr->await_value = true;
+    } else if (!yaml_document_append_sequence_item(l->doc, fr->id, id)) {
+        abort();
+    }
+    return true;
+}
+
+/* Adds node to doc and returns its id.  As libyaml's own loader does, the
+ * node takes the event's strings rather than copies (yaml_document_add_*
+ * would copy the value, check its UTF-8 again and duplicate a default tag:
+ * three allocations a node, most of a parse's time).  Tags stay NULL: the
+ * spec module reads no tags.  doc->nodes is grown with realloc, the
+ * allocator libyaml frees it with. */
+static int push_node(yaml_document_t *doc, const yaml_node_t *node)
+{
+    if (doc->nodes.top == doc->nodes.end) {
+        size_t n = (size_t)(doc->nodes.end - doc->nodes.start), cap = n ? n * 2 : 16;
+        yaml_node_t *p = jg_xrealloc(doc->nodes.start, cap * sizeof *p);
+        doc->nodes.start = p;
+        doc->nodes.top = p + n;
+        doc->nodes.end = p + cap;
+    }
+    *doc->nodes.top++ = *node;
+    return (int)(doc->nodes.top - doc->nodes.start);
+}
+
+/* A new empty mapping or sequence node (its item stack starts small). */
+static int push_collection(yaml_document_t *doc, bool mapping, int style, yaml_mark_t start)
+{
+    yaml_node_t n = {.type = mapping ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE,
+                     .start_mark = start, .end_mark = start};
+    if (mapping) {
+        n.data.mapping.pairs.start = jg_xmalloc(8 * sizeof(yaml_node_pair_t));
+        n.data.mapping.pairs.top = n.data.mapping.pairs.start;
+        n.data.mapping.pairs.end = n.data.mapping.pairs.start + 8;
+        n.data.mapping.style = (yaml_mapping_style_t)style;
+    } else {
+        n.data.sequence.items.start = jg_xmalloc(8 * sizeof(yaml_node_item_t));
+        n.data.sequence.items.top = n.data.sequence.items.start;
+        n.data.sequence.items.end = n.data.sequence.items.start + 8;
+        n.data.sequence.style = (yaml_sequence_style_t)style;
+    }
+    return push_node(doc, &n);
+}
+
+/* Anchors are looked up by hashing (libyaml's own loader scans a list, which
+ * is quadratic in the number of anchors).  The map owns its copies of the
+ * names (loader_free).  A name defined again means the later node, as YAML
+ * says. */
+static void loader_anchor(loader_t *l, const yaml_char_t *anchor, int id)
+{
+    if (!anchor)
+        return;
+    char *name = jg_xstrdup((const char *)anchor);
+    int *v = strmap_slot(&l->anchors, name, strlen(name), true);
+    if (*v)
+        free(name);         /* the map keeps the first copy of the name */
+    *v = id;
+}
+
+static void loader_free(loader_t *l)
+{
+    for (size_t i = 0; i < l->anchors.cap; i++)
+        free((char *)l->anchors.keys[i]);
+    strmap_free(&l->anchors);
+    free(l->weight);
+    free(l->stack);
+}
+
+/* Loads one document's nodes from the events of parser (after its
+ * DOCUMENT-START): 1 done, -1 error recorded. */
+static int load_nodes(loader_t *l, yaml_parser_t *parser)
+{
+    const jg_spec_limits_t *lim = &l->r->limits;
+    char b[64];
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(parser, &ev))
+            return -2;      /* syntax error: the caller reports it */
+        int rc = 0, id = 0;
+        switch (ev.type) {
+        case YAML_DOCUMENT_END_EVENT:
+            l->doc->end_implicit = ev.data.document_end.implicit;
+            l->doc->end_mark = ev.end_mark;
+            rc = 1;
+            break;
+        case YAML_ALIAS_EVENT: {
+            const char *name = (const char *)ev.data.alias.anchor;
+            int *v = strmap_slot(&l->anchors, name, strlen(name), false);
+            char buf[80];
+            if (!v) {
+                loader_err(l, ev.start_mark, false, "found undefined alias *%s (no anchor "
+                           "&%s comes before it)", jg_spec_show(name, buf, sizeof buf), buf);
+                rc = -1;
+                break;
+            }
+            size_t w = (size_t)*v - 1 < l->weight_cap ? l->weight[*v - 1] : 0;
+            if (w == 0) {
+                loader_err(l, ev.start_mark, false, "alias *%s refers to a node that "
+                           "contains it", jg_spec_show(name, buf, sizeof buf));
+                rc = -1;
+                break;
+            }
+            l->r->alias_bytes += w;
+            if (l->text_len + l->r->alias_bytes > lim->max_bytes) {
+                loader_err(l, ev.start_mark, false, "with its aliases expanded the YAML "
+                           "would be over %zu bytes, the limit of %s (spec_limits.max_bytes)",
+                           l->text_len + l->r->alias_bytes,
+                           show_bytes(lim->max_bytes, b, sizeof b));
+                rc = -1;
+                break;
+            }
+            if (!loader_attach(l, *v, w, ev.start_mark))
+                rc = -1;
+            break;
+        }
+        case YAML_SCALAR_EVENT: {
+            size_t len = ev.data.scalar.length;
+            if (len > lim->max_string) {
+                loader_err(l, ev.start_mark, false, "a string of %zu bytes, over the limit "
+                           "of %s (spec_limits.max_string = %zu)", len,
+                           show_bytes(lim->max_string, b, sizeof b), lim->max_string);
+                rc = -1;
+                break;
+            }
+            yaml_node_t n = {.type = YAML_SCALAR_NODE, .start_mark = ev.start_mark,
+                             .end_mark = ev.end_mark};
+            n.data.scalar.value = ev.data.scalar.value;     /* taken from the event */
+            n.data.scalar.length = len;
+            n.data.scalar.style = ev.data.scalar.style;
+            ev.data.scalar.value = NULL;
+            id = push_node(l->doc, &n);
+            set_weight(l, id, len + 1);
+            loader_anchor(l, ev.data.scalar.anchor, id);
+            if (!loader_attach(l, id, len + 1, ev.start_mark))
+                rc = -1;
+            break;
+        }
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT: {
+            bool mapping = ev.type == YAML_MAPPING_START_EVENT;
+            if (l->depth >= lim->max_depth) {
+                loader_err(l, ev.start_mark, false, "nested more than %d levels deep, the "
+                           "limit (spec_limits.max_depth)", lim->max_depth);
+                rc = -1;
+                break;
+            }
+            id = push_collection(l->doc, mapping,
+                                 mapping ? (int)ev.data.mapping_start.style
+                                         : (int)ev.data.sequence_start.style, ev.start_mark);
+            set_weight(l, id, 0);       /* open: an alias to it is a cycle */
+            loader_anchor(l, mapping ? ev.data.mapping_start.anchor
+                                     : ev.data.sequence_start.anchor, id);
+            if (!loader_attach(l, id, 0, ev.start_mark)) {
+                rc = -1;
+                break;
+            }
+            l->stack[l->depth++] = (frame_t){.id = id, .mapping = mapping};
+            break;
+        }
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT: {
+            frame_t *fr = &l->stack[--l->depth];
+            yaml_node_t *n = yaml_document_get_node(l->doc, fr->id);
+            n->end_mark = ev.end_mark;
+            size_t w = fr->weight + 1;
+            set_weight(l, fr->id, w);
+            if (l->depth > 0)
+                l->stack[l->depth - 1].weight += w;
+            break;
+        }
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+        if (rc)
+            return rc;
+    }
+}
+
+/* The next document of the stream into doc: 1 loaded, 0 end, -2 syntax
+ * error (unreported), -1 limit passed (reported). */
+static int load_document(jg_spec_reader_t *r, yaml_parser_t *parser, yaml_document_t *doc,
+                         size_t text_len)
+{
+    yaml_event_t ev;
+    for (;;) {
+        if (!yaml_parser_parse(parser, &ev))
+            return -2;
+        if (ev.type == YAML_STREAM_END_EVENT || ev.type == YAML_NO_EVENT) {
+            yaml_event_delete(&ev);
+            return 0;
+        }
+        if (ev.type == YAML_DOCUMENT_START_EVENT)
+            break;
+        yaml_event_delete(&ev);     /* STREAM-START */
+    }
+    if (!yaml_document_initialize(doc, NULL, NULL, NULL, ev.data.document_start.implicit, 1))
+        abort();
+    doc->start_mark = ev.start_mark;
+    yaml_event_delete(&ev);
+    loader_t l = {.r = r, .doc = doc, .text_len = text_len};
+    l.stack = jg_xcalloc((size_t)(r->limits.max_depth > 0 ? r->limits.max_depth : 1),
+                         sizeof *l.stack);
+    int rc = load_nodes(&l, parser);
+    loader_free(&l);
+    if (rc < 0) {
+        yaml_document_delete(doc);
+        return rc;
+    }
+    return 1;
+}
+
 /* ---- mappings ---------------------------------------------------------- */
 
 /* Iterates a mapping's pairs with checks every mapping needs: keys are
@@ -618,15 +1236,16 @@ const char *jg_spec_key(jg_spec_reader_t *r, const yaml_node_t *map, const yaml_
         return NULL;
     }
     const char *key = JG_SPEC_SVAL(k);
-    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-        yaml_node_t *qk = jg_spec_node(r, q->key);
-        if (qk && qk->type == YAML_SCALAR_NODE && !strcmp(JG_SPEC_SVAL(qk), key)) {
-            char buf[80];
-            jg_spec_pos_t first = node_pos(qk);
-            jg_spec_err(r, k, field, "duplicate key '%s' (first given at line %d, column %d)",
-                        jg_spec_show(key, buf, sizeof buf), first.line, first.col);
-            return NULL;
-        }
+    if (r->dup_doc != r->doc)
+        find_duplicate_keys(r);
+    size_t m = (size_t)(map - r->doc->nodes.start);
+    int first_id = r->dup_of[r->pair_base[m] + (size_t)(p - map->data.mapping.pairs.start)];
+    if (first_id) {
+        char buf[80];
+        jg_spec_pos_t first = node_pos(jg_spec_node(r, first_id));
+        jg_spec_err(r, k, field, "duplicate key '%s' (first given at line %d, column %d)",
+                    jg_spec_show(key, buf, sizeof buf), first.line, first.col);
+        return NULL;
     }
     return key;
 }
@@ -635,13 +1254,24 @@ const char *jg_spec_key(jg_spec_reader_t *r, const yaml_node_t *map, const yaml_
 void jg_spec_unknown_key(jg_spec_reader_t *r, const yaml_node_t *k, const char *field,
                          const char *key, const char *const *cands)
 {
-    char buf[80];
-    const char *meant = jg_spec_suggest(key, cands, jg_spec_list_len(cands));
+    char buf[80], kbuf[80];
+    if (!field)         /* at the top of a document the key is the field */
+        field = jg_spec_show(key, buf, sizeof buf);
+    if (jg_spec_reader_full(r)) {   /* counted only: spare the suggestion */
+        jg_spec_err(r, k, field, "unknown key");
+        return;
+    }
+    size_t n = jg_spec_list_len(cands);
+    const char *meant = NULL;
+    if (r->suggest_left >= n) {
+        r->suggest_left -= n;
+        meant = jg_spec_suggest(key, cands, n);
+    }
     if (meant)
         jg_spec_err(r, k, field, "unknown key '%s' (did you mean '%s'?)",
-                    jg_spec_show(key, buf, sizeof buf), meant);
+                    jg_spec_show(key, kbuf, sizeof kbuf), meant);
     else
-        jg_spec_err(r, k, field, "unknown key '%s'", jg_spec_show(key, buf, sizeof buf));
+        jg_spec_err(r, k, field, "unknown key '%s'", jg_spec_show(key, kbuf, sizeof kbuf));
 }
 
 char *jg_spec_join_field(const char *a, const char *b)
@@ -920,7 +1550,7 @@ static bool env_name_ok(const char *s)
 
 static void kv_push(jg_kv_t **kv, size_t *n, const char *k, const char *v)
 {
-    *kv = jg_xrealloc(*kv, (*n + 1) * sizeof **kv);
+    *kv = grow_pow2(*kv, *n, sizeof **kv);
     (*kv)[*n].key = jg_xstrdup(k);
     (*kv)[*n].value = jg_xstrdup(v);
     (*n)++;
@@ -936,11 +1566,24 @@ static void parse_envs(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
                     jg_spec_kind(v));
         return;
     }
+    size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+    if (n > (size_t)c->r.limits.max_envs) {
+        jg_spec_err(&c->r, v, "envs", "%zu variables, over the limit of %d per job "
+                    "(spec_limits.max_envs)", n, c->r.limits.max_envs);
+        return;
+    }
     JG_SPEC_FOR_PAIRS(v, p) {
         const char *key = jg_spec_key(&c->r, v, p, "envs");
         if (!key)
             continue;
         yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        bool reserved = !strncmp(key, "SKYPILOT_", 9) || !strncmp(key, "JGSCHED_", 8);
+        if (env_name_ok(key) && !reserved && val->type == YAML_SCALAR_NODE &&
+            !jg_spec_is_null(val) && strlen(JG_SPEC_SVAL(val)) == val->data.scalar.length) {
+            /* the common case, without building a field name for messages */
+            kv_push(&job->envs, &job->n_envs, key, JG_SPEC_SVAL(val));
+            continue;
+        }
         char *f = jg_spec_join_field("envs", key);
         if (!env_name_ok(key)) {
             jg_spec_err(&c->r, k, "envs",
@@ -956,7 +1599,7 @@ static void parse_envs(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
             const char *s = jg_spec_scalar(&c->r, val, f, "a string, number or boolean");
             if (s) {
                 kv_push(&job->envs, &job->n_envs, key, s);
-                if (!strncmp(key, "SKYPILOT_", 9) || !strncmp(key, "JGSCHED_", 8))
+                if (reserved)
                     jg_spec_warn(&c->r, k, f,
                                  "jgsched sets this variable on every node; your value may "
                                  "be overridden");
@@ -1099,10 +1742,7 @@ static void parse_workdir(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
 
 static size_t hash_name(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return (size_t)h;
+    return hash_bytes(s, strlen(s));
 }
 
 static long index_find(const pctx_t *c, const char *name)
@@ -1173,6 +1813,19 @@ static bool has_any_key(pctx_t *c, const yaml_node_t *map, const char *const *ke
     return false;
 }
 
+/* The first key of map that is in keys, or NULL. */
+static yaml_node_t *first_key_in(pctx_t *c, const yaml_node_t *map, const char *const *keys)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return NULL;
+    JG_SPEC_FOR_PAIRS(map, p) {
+        yaml_node_t *k = jg_spec_node(&c->r, p->key);
+        if (k && k->type == YAML_SCALAR_NODE && in_list(JG_SPEC_SVAL(k), keys))
+            return k;
+    }
+    return NULL;
+}
+
 static bool only_name(pctx_t *c, const yaml_node_t *map)
 {
     if (map->type != YAML_MAPPING_NODE ||
@@ -1195,7 +1848,7 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
                     jg_spec_kind(root));
         return;
     }
-    yaml_node_t *name_node = NULL, *recovery_key = NULL;
+    yaml_node_t *name_node = NULL, *recovery_key = NULL, *num_nodes_node = NULL;
     bool name_ok = false;
     JG_SPEC_FOR_PAIRS(root, p) {
         const char *key = jg_spec_key(&c->r, root, p, NULL);
@@ -1215,8 +1868,17 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
             long long x;
             const char *s = jg_spec_scalar(&c->r, v, "num_nodes", "an integer >= 1");
             int rc = s ? jg_spec_parse_int(s, 1, INT_MAX, &x) : -3;
-            if (rc == 0)
+            int max = c->r.limits.max_nodes_per_job;
+            if (rc == 0 && x > max) {
+                jg_spec_err(&c->r, v, "num_nodes", "%lld nodes, over the limit of %d nodes "
+                            "per job (spec_limits.max_nodes_per_job)", x, max);
+            } else if (rc == 0) {
                 job.num_nodes = (int)x;
+                num_nodes_node = v;
+            } else if (rc == -2 && strtod(s, NULL) >= 1)    /* past INT_MAX */
+                jg_spec_err(&c->r, v, "num_nodes", "'%s' nodes, over the limit of %d nodes "
+                            "per job (spec_limits.max_nodes_per_job)",
+                            jg_spec_show(s, buf, sizeof buf), max);
             else if (rc == -2)
                 jg_spec_err(&c->r, v, "num_nodes", "expected an integer >= 1, got '%s'",
                             jg_spec_show(s, buf, sizeof buf));
@@ -1262,12 +1924,21 @@ static void parse_job(pctx_t *c, yaml_node_t *root)
         }
     }
 
+    /* Counted before the name is checked, so a nameless job still counts. */
+    c->group_nodes += (size_t)job.num_nodes;
+    size_t group_max = (size_t)c->r.limits.max_nodes_per_group;
+    if (c->group_nodes > group_max && !c->group_nodes_reported) {
+        c->group_nodes_reported = true;
+        jg_spec_err(&c->r, num_nodes_node ? num_nodes_node : root, "num_nodes",
+                    "with this job the group has %zu nodes, over the limit of %zu nodes per "
+                    "group (spec_limits.max_nodes_per_group); the documents after this one "
+                    "are not read", c->group_nodes, group_max);
+    }
     if (!job.name) {
-        if (!name_node || jg_spec_is_null(name_node)) {
-            char *msg = jg_xasprintf("job at %s:%d must have a \"name\" field", c->r.file,
-                                     job.line);
-            record_msg(&c->r, false, (jg_spec_pos_t){job.line, 0}, msg);
-        }
+        if (!name_node || jg_spec_is_null(name_node))
+            jg_spec_err(&c->r, name_node ? name_node : root, "name",
+                        "this job has no name (every job needs one: add name: <job-name>, "
+                        "a DNS label)");
         free_job(&job);
         return;
     }
@@ -1330,21 +2001,24 @@ static void parse_primary_tasks(pctx_t *c, yaml_node_t *v)
         return;
     }
     s->primary_tasks = jg_xcalloc(n, sizeof *s->primary_tasks);
+    strmap_t listed = {0};          /* duplicates by hashing: the list may be long */
     for (size_t i = 0; i < n; i++) {
         const char *name = jg_spec_scalar(&c->r, items[i], "primary_tasks", "a job name");
         if (!name)
             continue;
-        bool dup = false;
-        for (size_t j = 0; j < s->n_primary_tasks && !dup; j++)
-            dup = !strcmp(s->primary_tasks[j], name);
-        if (dup) {
-            jg_spec_err(&c->r, items[i], "primary_tasks", "job '%s' is listed twice", name);
+        int *seen = strmap_slot(&listed, name, strlen(name), true);     /* names borrowed */
+        if (*seen) {
+            char buf[80];
+            jg_spec_err(&c->r, items[i], "primary_tasks", "job '%s' is listed twice",
+                        jg_spec_show(name, buf, sizeof buf));
             continue;
         }
+        *seen = 1;
         s->primary_tasks[s->n_primary_tasks] = jg_xstrdup(name);
         add_ref(c, s->primary_tasks[s->n_primary_tasks], items[i], "primary_tasks");
         s->n_primary_tasks++;
     }
+    strmap_free(&listed);
     free(items);
 }
 
@@ -1357,6 +2031,7 @@ static void parse_termination_delay(pctx_t *c, yaml_node_t *v)
     if (jg_spec_is_null(v))
         return;
     c->header_has_delay = true;
+    c->delay_pos = node_pos(v);
     if (v->type == YAML_SCALAR_NODE) {
         if (jg_spec_parse_duration(JG_SPEC_SVAL(v), &secs))
             s->termination_delay_s = secs;
@@ -1400,6 +2075,7 @@ static void parse_header(pctx_t *c, yaml_node_t *root)
 {
     char buf[80];
     jg_group_spec_t *s = c->spec;
+    yaml_node_t *name_node = NULL;
     c->header_pos = node_pos(root);
     if (root->type != YAML_MAPPING_NODE) {
         jg_spec_err(&c->r, root, NULL,
@@ -1414,6 +2090,7 @@ static void parse_header(pctx_t *c, yaml_node_t *root)
             continue;
         yaml_node_t *k = jg_spec_node(&c->r, p->key), *v = jg_spec_node(&c->r, p->value);
         if (!strcmp(key, "name")) {
+            name_node = v;
             if (jg_spec_is_null(v))
                 continue;   /* reported below as a missing name */
             const char *n = jg_spec_scalar(&c->r, v, "name", "a JobGroup name");
@@ -1464,11 +2141,9 @@ static void parse_header(pctx_t *c, yaml_node_t *root)
             jg_spec_unknown_key(&c->r, k, NULL, key, header_keys);
         }
     }
-    if (!s->name) {
-        char *msg = jg_xasprintf("%s:%d: the JobGroup header must have a \"name\" field",
-                                 c->r.file, c->header_pos.line);
-        record_msg(&c->r, false, (jg_spec_pos_t){c->header_pos.line, 0}, msg);
-    }
+    if (!s->name)
+        jg_spec_err(&c->r, name_node ? name_node : root, "name",
+                    "the JobGroup header has no name (add name: <group-name>, a DNS label)");
 }
 
 /* Checks the header's references to jobs, now that every job is known. */
@@ -1489,7 +2164,11 @@ static void resolve_refs(pctx_t *c)
         size_t n = s->n_jobs;
         if (delay)
             names[n++] = "default";
-        const char *meant = jg_spec_suggest(r->name, names, n);
+        const char *meant = NULL;
+        if (!jg_spec_reader_full(&c->r) && c->r.suggest_left >= n) {
+            c->r.suggest_left -= n;
+            meant = jg_spec_suggest(r->name, names, n);
+        }
         char buf[80];
         if (meant)
             jg_spec_err_at(&c->r, r->pos, r->field,
@@ -1502,20 +2181,25 @@ static void resolve_refs(pctx_t *c)
                            delay ? " (keys are job names or 'default')" : "");
     }
     free(names);
-    if (c->header_has_delay && s->n_primary_tasks == 0) {
-        char *msg = jg_xasprintf("%s:%d: termination_delay: has no effect without "
-                                 "primary_tasks (it is the grace auxiliary jobs get once the "
-                                 "primary tasks end)", c->r.file, c->header_pos.line);
-        record_msg(&c->r, true, c->header_pos, msg);
-    }
+    if (c->header_has_delay && s->n_primary_tasks == 0)
+        vreport_at(&c->r, true, c->delay_pos, "termination_delay",
+                   "has no effect without primary_tasks (it is the grace auxiliary jobs get "
+                   "once the primary tasks end)");
 }
 
 /* Loads the next non-empty document (spec_yaml.h). */
 int jg_spec_next_doc(jg_spec_reader_t *r, yaml_parser_t *parser, yaml_document_t *doc,
                      const char *text, size_t len)
 {
+    if (r->dup_doc == doc)
+        r->dup_doc = NULL;      /* its duplicate table is about to be stale */
     for (;;) {
-        if (!yaml_parser_load(parser, doc)) {
+        int loaded = load_document(r, parser, doc, len);
+        if (loaded == -1)
+            return -1;
+        if (loaded == 0)
+            return 0;
+        if (loaded == -2) {
             jg_spec_pos_t p = {(int)parser->problem_mark.line + 1,
                                (int)parser->problem_mark.column + 1};
             const char *problem = parser->problem ? parser->problem : "invalid YAML";
@@ -1544,11 +2228,7 @@ int jg_spec_next_doc(jg_spec_reader_t *r, yaml_parser_t *parser, yaml_document_t
             return -1;
         }
         yaml_node_t *root = yaml_document_get_root_node(doc);
-        if (!root) {
-            yaml_document_delete(doc);
-            return 0;
-        }
-        if (!jg_spec_is_null(root))
+        if (root && !jg_spec_is_null(root))
             return 1;
         yaml_document_delete(doc);   /* an empty document (`---` alone): skip it */
     }
@@ -1557,11 +2237,19 @@ int jg_spec_next_doc(jg_spec_reader_t *r, yaml_parser_t *parser, yaml_document_t
 jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filename,
                                jg_spec_errors_t *errs)
 {
+    return jg_spec_parse_with(text, len, filename, NULL, errs);
+}
+
+jg_group_spec_t *jg_spec_parse_with(const char *text, size_t len, const char *filename,
+                                    const jg_spec_limits_t *limits, jg_spec_errors_t *errs)
+{
     jg_spec_errors_t scratch = {0};
     if (!errs)
         errs = &scratch;
     pctx_t c = {.path = filename};
     jg_spec_reader_init(&c.r, filename, errs);
+    if (limits)
+        c.r.limits = *limits;
     jg_group_spec_t *spec = jg_xcalloc(1, sizeof *spec);
     spec->source = jg_xstrdup(filename);
     c.spec = spec;
@@ -1569,6 +2257,14 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
     yaml_parser_t parser;
     yaml_document_t docs[2];
     bool live[2] = {false, false};
+    if (!jg_spec_check_size(&c.r, text, len) || !check_directives(&c.r, text, len)) {
+        bool failed = jg_spec_reader_done(&c.r);
+        (void)failed;
+        if (errs == &scratch)
+            jg_spec_errors_free(&scratch);
+        jg_spec_free(spec);
+        return NULL;
+    }
     if (!yaml_parser_initialize(&parser)) {
         jg_spec_err_at(&c.r, (jg_spec_pos_t){0, 0}, NULL, "cannot initialise the YAML parser");
         jg_spec_free(spec);
@@ -1610,15 +2306,17 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
 
     /* Several documents: the first is the header. */
     bool header_ok = false;
-    if (first->type == YAML_MAPPING_NODE && has_any_key(&c, first, job_only_keys)) {
-        jg_spec_err(&c.r, first, NULL,
-                    "first document must be the JobGroup header (name, placement, "
-                    "execution); this one is a job");
+    yaml_node_t *job_key = first_key_in(&c, first, job_only_keys);
+    if (job_key) {
+        jg_spec_err(&c.r, job_key, JG_SPEC_SVAL(job_key),
+                    "a JobGroup's first document is its header (name, placement, execution, "
+                    "primary_tasks, termination_delay, policy), and '%s' may not be in it: "
+                    "put it in a job document after the header, or add a header document "
+                    "before this one", JG_SPEC_SVAL(job_key));
     } else if (only_name(&c, first)) {
-        jg_spec_pos_t at = {node_pos(first).line, 0};
-        jg_spec_err_at(&c.r, at, NULL, "a header with only 'name' is a chain (jobs run one "
-                       "after another); jgsched runs JobGroups only: add 'execution: "
-                       "parallel' to the header to run these jobs together");
+        jg_spec_err(&c.r, first, "execution", "a header with only 'name' is a chain (jobs "
+                    "run one after another); jgsched runs JobGroups only: add 'execution: "
+                    "parallel' to the header to run these jobs together");
     } else {
         parse_header(&c, first);
         header_ok = true;
@@ -1632,7 +2330,10 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
     yaml_document_delete(&docs[1]);
     live[1] = false;
     int r;
-    while ((r = jg_spec_next_doc(&c.r, &parser, &docs[0], text, len)) == 1) {
+    /* Past the group's node bound the rest of the stream is not read: that
+     * bounds the jobs, so the work of every later check. */
+    while (!c.group_nodes_reported &&
+           (r = jg_spec_next_doc(&c.r, &parser, &docs[0], text, len)) == 1) {
         c.r.doc = &docs[0];
         parse_job(&c, yaml_document_get_root_node(&docs[0]));
         yaml_document_delete(&docs[0]);
@@ -1688,19 +2389,85 @@ int jg_spec_read_file(const char *path, char **text, size_t *len)
     return 0;
 }
 
+/* One error of a file that cannot be used at all. */
+static void file_error(jg_spec_errors_t *errs, char *msg)
+{
+    errs->messages = jg_xrealloc(errs->messages, (errs->count + 1) * sizeof(char *));
+    errs->messages[errs->count++] = msg;
+}
+
+char *jg_spec_read_bounded(const char *path, const jg_spec_limits_t *limits, size_t *len,
+                           jg_spec_errors_t *errs)
+{
+    jg_spec_limits_t lim = limits ? *limits : jg_spec_limits_default();
+    jg_spec_errors_t scratch = {0};
+    if (!errs)
+        errs = &scratch;
+    /* No blocking open of a FIFO, and only regular files are read. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    char *text = NULL;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        file_error(errs, jg_xasprintf("%s: cannot read: %s", path, strerror(errno)));
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        file_error(errs, jg_xasprintf("%s: cannot read: not a regular file", path));
+        goto done;
+    }
+    size_t want = lim.max_bytes + 1, n = 0;
+    text = jg_xmalloc(want + 1);
+    while (n < want) {
+        ssize_t got = read(fd, text + n, want - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            file_error(errs, jg_xasprintf("%s: cannot read: %s", path, strerror(errno)));
+            free(text);
+            text = NULL;
+            goto done;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    text[n] = '\0';
+    if (n > lim.max_bytes) {
+        /* The same message as a parse of the whole text gives, with the
+         * file's real size where it has one. */
+        jg_spec_reader_t r;
+        jg_spec_reader_init(&r, path, errs);
+        r.limits = lim;
+        size_t size = (size_t)st.st_size > n ? (size_t)st.st_size : n;
+        char b[64];
+        jg_spec_err_at(&r, offset_pos(text, n, lim.max_bytes), "size",
+                       "the YAML is %s%zu bytes, over the limit of %s (spec_limits.max_bytes "
+                       "= %zu); the limit is passed here",
+                       (size_t)st.st_size > lim.max_bytes ? "" : "more than ", size,
+                       show_bytes(lim.max_bytes, b, sizeof b), lim.max_bytes);
+        jg_spec_reader_done(&r);
+        free(text);
+        text = NULL;
+        goto done;
+    }
+    *len = n;
+done:
+    if (fd >= 0)
+        close(fd);
+    if (errs == &scratch)
+        jg_spec_errors_free(&scratch);
+    return text;
+}
+
 jg_group_spec_t *jg_spec_parse_file(const char *path, jg_spec_errors_t *errs)
 {
     jg_spec_errors_t scratch = {0};
     if (!errs)
         errs = &scratch;
     jg_group_spec_t *spec = NULL;
-    char *text = NULL;
     size_t len = 0;
-    if (jg_spec_read_file(path, &text, &len) < 0) {
-        char *msg = jg_xasprintf("%s: cannot read: %s", path, strerror(errno));
-        errs->messages = jg_xrealloc(errs->messages, (errs->count + 1) * sizeof(char *));
-        errs->messages[errs->count++] = msg;
-    } else {
+    char *text = jg_spec_read_bounded(path, NULL, &len, errs);
+    if (text) {
         spec = jg_spec_parse(text, len, path, errs);
         free(text);
     }

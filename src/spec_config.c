@@ -28,6 +28,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,11 @@ enum { LIMIT_NOT_GIVEN = -2 };
 
 static const char *const top_keys[] = {
     "default_policy", "admins", "admin_group", "limits", "stop_grace", "backends", "volumes",
-    NULL,
+    "spec_limits", NULL,
+};
+static const char *const spec_limit_keys[] = {
+    "max_bytes", "max_depth", "max_keys_per_mapping", "max_keys", "max_envs", "max_string",
+    "max_nodes_per_job", "max_nodes_per_group", NULL,
 };
 static const char *const limits_keys[] = {"default", "users", NULL};
 static const char *const limit_keys[] = {"running_groups", "nodes", "cpus", NULL};
@@ -356,6 +361,103 @@ static void parse_stop_grace(cctx_t *c, yaml_node_t *v)
         c->cfg->stop_grace_s = secs;
         c->cfg->has_stop_grace = true;
     }
+}
+
+/* ---- spec_limits --------------------------------------------------------- */
+
+/* `524288`, `512KiB`, `512K`, `1MiB`: a byte count (units binary). */
+static bool parse_byte_count(const char *s, long long *out)
+{
+    static const struct {
+        const char *unit;
+        long long mult;
+    } units[] = {
+        {"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024},
+        {"m", 1024 * 1024}, {"mb", 1024 * 1024}, {"mib", 1024 * 1024},
+    };
+    size_t digits = strspn(s, "0123456789");
+    if (digits == 0 || digits > 12)
+        return false;
+    char num[16];
+    memcpy(num, s, digits);
+    num[digits] = '\0';
+    long long v = strtoll(num, NULL, 10);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (!strcasecmp(s + digits, units[i].unit)) {
+            *out = v * units[i].mult;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Each bound has a range: the low end keeps every real JobGroup parseable,
+ * the high end keeps the parse bounded (max_bytes: one protocol message). */
+static void parse_spec_limits(cctx_t *c, yaml_node_t *v)
+{
+    static const struct {
+        const char *key;
+        long long lo, hi;
+        bool bytes;
+    } ranges[] = {
+        {"max_bytes", 1024, JG_SPEC_MAX_BYTES_CEILING, true},
+        {"max_depth", 8, 256, false},
+        {"max_keys_per_mapping", 16, 1 << 20, false},
+        {"max_keys", 64, 1 << 22, false},
+        {"max_envs", 0, 1 << 20, false},
+        {"max_string", 1024, JG_SPEC_MAX_BYTES_CEILING, true},
+        {"max_nodes_per_job", 1, 1 << 20, false},
+        {"max_nodes_per_group", 1, 1 << 20, false},
+    };
+    jg_spec_limits_t *l = &c->cfg->spec_limits;
+    yaml_node_t *job_node = NULL, *group_node = NULL;
+    char buf[80];
+    if (!want_map(c, v, "spec_limits", "max_bytes, max_depth, max_keys_per_mapping, ..."))
+        return;
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, "spec_limits");
+        if (!key)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        size_t i = 0;
+        while (i < sizeof ranges / sizeof ranges[0] && strcmp(ranges[i].key, key))
+            i++;
+        if (i == sizeof ranges / sizeof ranges[0]) {
+            jg_spec_unknown_key(&c->r, k, "spec_limits", key, spec_limit_keys);
+            continue;
+        }
+        char *f = jg_spec_join_field("spec_limits", key);
+        const char *s = jg_spec_scalar(&c->r, val, f, ranges[i].bytes ? "a size like 512KiB"
+                                                                       : "an integer");
+        long long x = 0;
+        bool ok = s && (ranges[i].bytes ? parse_byte_count(s, &x)
+                                        : jg_spec_parse_int(s, LLONG_MIN, LLONG_MAX, &x) == 0);
+        if (s && !ok) {
+            jg_spec_err(&c->r, val, f, "expected %s, got '%s'",
+                        ranges[i].bytes ? "a size (bytes, or with KiB or MiB: 512KiB)"
+                                        : "an integer", jg_spec_show(s, buf, sizeof buf));
+        } else if (s && (x < ranges[i].lo || x > ranges[i].hi)) {
+            jg_spec_err(&c->r, val, f, "%lld is out of range (%lld..%lld)", x, ranges[i].lo,
+                        ranges[i].hi);
+        } else if (s) {
+            c->cfg->has_spec_limits = true;
+            switch (i) {
+            case 0: l->max_bytes = (size_t)x; break;
+            case 1: l->max_depth = (int)x; break;
+            case 2: l->max_keys_per_mapping = (int)x; break;
+            case 3: l->max_keys = (int)x; break;
+            case 4: l->max_envs = (int)x; break;
+            case 5: l->max_string = (size_t)x; break;
+            case 6: l->max_nodes_per_job = (int)x; job_node = val; break;
+            default: l->max_nodes_per_group = (int)x; group_node = val; break;
+            }
+        }
+        free(f);
+    }
+    if ((job_node || group_node) && l->max_nodes_per_job > l->max_nodes_per_group)
+        jg_spec_err(&c->r, job_node ? job_node : group_node, "spec_limits.max_nodes_per_job",
+                    "%d is more than max_nodes_per_group (%d): no job could have that many",
+                    l->max_nodes_per_job, l->max_nodes_per_group);
 }
 
 /* ---- backends ---------------------------------------------------------- */
@@ -728,6 +830,8 @@ static void parse_root(cctx_t *c, yaml_node_t *root)
             parse_stop_grace(c, v);
         } else if (!strcmp(key, "backends")) {
             parse_backends(c, v);
+        } else if (!strcmp(key, "spec_limits")) {
+            parse_spec_limits(c, v);
         } else {
             parse_volumes(c, v);
         }
@@ -773,6 +877,7 @@ jg_config_t *jg_config_defaults(void)
     cfg->local.nat_network = jg_xstrdup(JG_NETNS_UPLINK_DEFAULT);
     cfg->local.cgroups = JG_CONFIG_CGROUPS_AUTO;
     cfg->kubernetes.enabled = false;
+    cfg->spec_limits = jg_spec_limits_default();
     return cfg;
 }
 
@@ -786,6 +891,12 @@ jg_config_t *jg_config_parse(const char *text, size_t len, const char *filename,
     c.cfg->path = jg_xstrdup(filename);
     c.cfg->loaded = true;
     jg_spec_reader_init(&c.r, filename, errs);
+    /* The file is the admin's, not a user's: only nesting is bounded (a
+     * site may list thousands of users under limits.users). */
+    c.r.limits.max_bytes = SIZE_MAX;
+    c.r.limits.max_keys_per_mapping = INT_MAX;
+    c.r.limits.max_keys = INT_MAX;
+    c.r.limits.max_string = SIZE_MAX;
 
     yaml_parser_t parser;
     yaml_document_t doc, extra;
@@ -1023,6 +1134,12 @@ char *jg_config_describe(const jg_config_t *cfg)
             dflt(k->has_enabled));
     fprintf(f, "    %-11s%s\n", "context:", k->context ? k->context : "the current one");
     fprintf(f, "    %-11s%s\n", "namespace:", k->namespace ? k->namespace : "the context's");
+    const jg_spec_limits_t *sl = &cfg->spec_limits;
+    fprintf(f, "spec_limits:%s\n  max_bytes=%zu max_depth=%d max_keys_per_mapping=%d "
+            "max_keys=%d\n  max_envs=%d max_string=%zu max_nodes_per_job=%d "
+            "max_nodes_per_group=%d\n", cfg->has_spec_limits ? "" : " (defaults)",
+            sl->max_bytes, sl->max_depth, sl->max_keys_per_mapping, sl->max_keys, sl->max_envs,
+            sl->max_string, sl->max_nodes_per_job, sl->max_nodes_per_group);
     fprintf(f, "volumes:%s\n", cfg->n_volumes ? "" : " none");
     for (size_t i = 0; i < cfg->n_volumes; i++)
         fprintf(f, "  %-14s %s\n", cfg->volumes[i].name, cfg->volumes[i].path);

@@ -30,6 +30,20 @@ typedef struct {
     size_t err0, warn0;         /* entries present before this parse */
     jg_spec_pos_t *err_pos, *warn_pos;  /* positions of entries err0.., warn0.. */
     size_t err_pos_cap, warn_pos_cap;
+    size_t err_dropped, warn_dropped;   /* past JG_SPEC_MAX_MESSAGES: counted only */
+
+    /* Bounds checked while documents load (jg_spec_next_doc); the defaults
+     * unless the caller sets them after jg_spec_reader_init. */
+    jg_spec_limits_t limits;
+    size_t keys_seen;           /* keys and list items of the stream so far */
+    size_t alias_bytes;         /* what aliases add when expanded, stream so far */
+    size_t suggest_left;        /* did-you-mean comparisons this parse may still make */
+
+    /* Duplicate keys of `doc`, found with one hashing pass the first time
+     * jg_spec_key looks at it (dup_doc says for which document). */
+    const yaml_document_t *dup_doc;
+    size_t *pair_base;          /* per node: index of its first pair in dup_of */
+    int *dup_of;                /* per pair: node id of an earlier equal key, 0 */
 } jg_spec_reader_t;
 
 /* The text of a scalar node (NUL-terminated by libyaml). */
@@ -44,6 +58,13 @@ typedef struct {
 
 /* Starts a parse whose messages go to errs (not NULL); file: display name. */
 void jg_spec_reader_init(jg_spec_reader_t *r, const char *file, jg_spec_errors_t *errs);
+
+/* True once this parse holds JG_SPEC_MAX_MESSAGES errors: later ones are only
+ * counted, so costly message work (suggestions) can be skipped. */
+bool jg_spec_reader_full(const jg_spec_reader_t *r);
+
+/* Records "size: ..." when len passes r->limits.max_bytes; true if within. */
+bool jg_spec_check_size(jg_spec_reader_t *r, const char *text, size_t len);
 
 /* Ends it: sorts the messages this parse added into file order (stably) and
  * frees the bookkeeping.  Returns true when the parse recorded an error. */
@@ -90,8 +111,12 @@ void jg_spec_unknown_key(jg_spec_reader_t *r, const yaml_node_t *k, const char *
 char *jg_spec_join_field(const char *a, const char *b);
 
 /* Loads the next non-empty document of parser into doc: 1 loaded, 0 end of
- * stream, -1 syntax error (recorded with its position).  text/len: the input,
- * to place reader errors. */
+ * stream, -1 syntax error or a bound of r->limits passed (recorded with its
+ * position; the stream is then abandoned).  Loading is event by event, so it
+ * stops at the first bound passed: nesting, keys per mapping and in all,
+ * string length, alias expansion.  Anchors are found by hashing and duplicate
+ * keys with one pass, so the whole load is linear.  text/len: the input, to
+ * place reader errors. */
 int jg_spec_next_doc(jg_spec_reader_t *r, yaml_parser_t *parser, yaml_document_t *doc,
                      const char *text, size_t len);
 

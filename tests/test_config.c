@@ -119,6 +119,9 @@ static void assert_defaults(const jg_config_t *c)
     cr_assert_null(c->kubernetes.context);
     cr_assert_null(c->kubernetes.namespace);
     cr_assert_eq(c->n_volumes, 0);
+    jg_spec_limits_t d = jg_spec_limits_default();
+    cr_assert_not(c->has_spec_limits);
+    cr_assert_eq(memcmp(&c->spec_limits, &d, sizeof d), 0, "spec_limits are the spec defaults");
 }
 
 Test(config, defaults_hold_every_documented_default)
@@ -281,7 +284,7 @@ Test(config, bad_file_lists_every_error_in_file_order)
                         "whitespace",
         FIX("bad.yaml") ":2:29: admins[2]: user 'alice' is listed twice",
         FIX("bad.yaml") ":3:14: admin_group: invalid group name 'a:b': it contains ':'",
-        FIX("bad.yaml") ":4:1: unknown key 'limit' (did you mean 'limits'?)",
+        FIX("bad.yaml") ":4:1: limit: unknown key 'limit' (did you mean 'limits'?)",
         FIX("bad.yaml") ":7:29: limits.default.running_groups: expected an integer >= 0 or "
                         "unlimited, got '-1'",
         FIX("bad.yaml") ":7:33: limits.default: unknown key 'node' (did you mean 'nodes'?)",
@@ -320,7 +323,7 @@ Test(config, bad_file_lists_every_error_in_file_order)
 
 Test(config, unknown_keys_at_every_level_suggest_the_key_meant)
 {
-    expect_error("admin: [x]\n", "c.yaml:1:1: unknown key 'admin' (did you mean 'admins'?)",
+    expect_error("admin: [x]\n", "c.yaml:1:1: admin: unknown key 'admin' (did you mean 'admins'?)",
                  NULL);
     expect_error("volume: {}\n", "unknown key 'volume' (did you mean 'volumes'?)", NULL);
     expect_error("stop_grase: 5s\n", "did you mean 'stop_grace'?", NULL);
@@ -339,7 +342,7 @@ Test(config, unknown_keys_at_every_level_suggest_the_key_meant)
                  "backends.local.capacity.max_node: unknown key 'max_node'", NULL);
     expect_error("backends: {kubernetes: {contxt: a}}\n",
                  "backends.kubernetes: unknown key 'contxt' (did you mean 'context'?)", NULL);
-    expect_error("bogus: 1\n", "c.yaml:1:1: unknown key 'bogus'", NULL);
+    expect_error("bogus: 1\n", "c.yaml:1:1: bogus: unknown key 'bogus'", NULL);
 }
 
 Test(config, wrong_shapes_say_what_was_expected)
@@ -671,6 +674,118 @@ Test(config, describe_defaults_marks_them)
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         cr_expect(strstr(d, lines[i]), "missing line '%s' in:\n%s", lines[i], d);
     free(d);
+}
+
+/* ---- spec_limits ---------------------------------------------------------- */
+
+Test(config, spec_limits_set_every_bound)
+{
+    cfg = parse("spec_limits:\n  max_bytes: 256KiB\n  max_depth: 32\n"
+                "  max_keys_per_mapping: 200\n  max_keys: 5000\n  max_envs: 50\n"
+                "  max_string: 4096\n  max_nodes_per_job: 64\n  max_nodes_per_group: 256\n");
+    if (!cfg)
+        dump();
+    cr_assert_not_null(cfg);
+    const jg_spec_limits_t *l = &cfg->spec_limits;
+    cr_assert(cfg->has_spec_limits);
+    cr_assert_eq(l->max_bytes, 256 * 1024);
+    cr_assert_eq(l->max_depth, 32);
+    cr_assert_eq(l->max_keys_per_mapping, 200);
+    cr_assert_eq(l->max_keys, 5000);
+    cr_assert_eq(l->max_envs, 50);
+    cr_assert_eq(l->max_string, 4096);
+    cr_assert_eq(l->max_nodes_per_job, 64);
+    cr_assert_eq(l->max_nodes_per_group, 256);
+    char *d = jg_config_describe(cfg);
+    cr_assert(strstr(d, "spec_limits:\n  max_bytes=262144 max_depth=32 max_keys_per_mapping=200 "
+                        "max_keys=5000\n  max_envs=50 max_string=4096 max_nodes_per_job=64 "
+                        "max_nodes_per_group=256\n"), "%s", d);
+    free(d);
+}
+
+Test(config, spec_limits_left_out_keep_their_defaults)
+{
+    cfg = parse("spec_limits: {max_nodes_per_group: 4096, max_bytes: 1MiB}\n");
+    cr_assert_null(cfg, "1 MiB is above the 512 KiB ceiling");
+    cr_assert(has(errs.messages, errs.count, "c.yaml:1:53: spec_limits.max_bytes: 1048576 is "
+                                             "out of range (1024..524288)"));
+    cfg = parse("spec_limits: {max_nodes_per_group: 4096, max_bytes: 524288}\n");
+    cr_assert_not_null(cfg);
+    jg_spec_limits_t d = jg_spec_limits_default();
+    cr_assert_eq(cfg->spec_limits.max_nodes_per_group, 4096);
+    cr_assert_eq(cfg->spec_limits.max_bytes, JG_SPEC_MAX_BYTES_CEILING);
+    cr_assert_eq(cfg->spec_limits.max_depth, d.max_depth);
+    cr_assert_eq(cfg->spec_limits.max_nodes_per_job, d.max_nodes_per_job);
+    char *desc = jg_config_describe(cfg);
+    cr_assert(strstr(desc, "spec_limits:\n"), "%s", desc);
+    free(desc);
+    cfg = parse("spec_limits:\n");
+    cr_assert_not_null(cfg);
+    cr_assert_not(cfg->has_spec_limits);
+    desc = jg_config_describe(cfg);
+    cr_assert(strstr(desc, "spec_limits: (defaults)\n  max_bytes=524288 max_depth=64 "
+                           "max_keys_per_mapping=1024 max_keys=65536\n  max_envs=1024 "
+                           "max_string=131072 max_nodes_per_job=1024 max_nodes_per_group=1024\n"),
+              "%s", desc);
+    free(desc);
+}
+
+Test(config, spec_limits_are_checked)
+{
+    expect_error("spec_limits: {max_depth: 7}\n", "c.yaml:1:26: spec_limits.max_depth: 7 is out "
+                 "of range (8..256)", NULL);
+    expect_error("spec_limits: {max_depth: 257}\n", "spec_limits.max_depth: 257 is out of "
+                 "range (8..256)", NULL);
+    expect_error("spec_limits: {max_nodes_per_job: 0}\n", "spec_limits.max_nodes_per_job: 0 is "
+                 "out of range (1..1048576)", NULL);
+    expect_error("spec_limits: {max_nodes_per_group: many}\n", "c.yaml:1:36: "
+                 "spec_limits.max_nodes_per_group: expected an integer, got 'many'", NULL);
+    expect_error("spec_limits: {max_bytes: 512GB}\n", "spec_limits.max_bytes: expected a size "
+                 "(bytes, or with KiB or MiB: 512KiB), got '512GB'", NULL);
+    expect_error("spec_limits: {max_bytes: 1000}\n", "spec_limits.max_bytes: 1000 is out of "
+                 "range (1024..524288)", NULL);
+    expect_error("spec_limits: {max_string: 600KiB}\n", "spec_limits.max_string: 614400 is out "
+                 "of range (1024..524288)", NULL);
+    expect_error("spec_limits: {max_node_per_group: 10}\n", "c.yaml:1:15: spec_limits: unknown "
+                 "key 'max_node_per_group' (did you mean 'max_nodes_per_group'?)", NULL);
+    expect_error("spec_limits: [1]\n", "c.yaml:1:14: spec_limits: expected a mapping", NULL);
+    expect_error("spec_limits: {max_nodes_per_group: 10, max_nodes_per_job: 11}\n",
+                 "spec_limits.max_nodes_per_job: 11 is more than max_nodes_per_group (10): no "
+                 "job could have that many", NULL);
+    /* the ends of each range are accepted */
+    cfg = parse("spec_limits: {max_depth: 8, max_bytes: 1KiB, max_envs: 0, max_keys: 64,\n"
+                "  max_keys_per_mapping: 16, max_string: 1K, max_nodes_per_job: 1,\n"
+                "  max_nodes_per_group: 1}\n");
+    if (!cfg)
+        dump();
+    cr_assert_not_null(cfg);
+    cr_assert_eq(cfg->spec_limits.max_bytes, 1024);
+    cr_assert_eq(cfg->spec_limits.max_envs, 0);
+    cfg = parse("spec_limits: {max_depth: 256, max_bytes: 512KiB, max_keys: 4194304,\n"
+                "  max_keys_per_mapping: 1048576, max_string: 512K,\n"
+                "  max_nodes_per_job: 1048576, max_nodes_per_group: 1048576}\n");
+    if (!cfg)
+        dump();
+    cr_assert_not_null(cfg);
+    cr_assert_eq(cfg->spec_limits.max_string, 512 * 1024);
+}
+
+Test(config, a_config_may_list_more_users_than_a_jobgroup_may_keys)
+{
+    /* JobGroup bounds are for users' files; the admin's file has none but depth. */
+    size_t cap = 1 << 20, len = 0;
+    char *y = malloc(cap);
+    cr_assert_not_null(y);
+    len += (size_t)snprintf(y + len, cap - len, "limits:\n  users:\n");
+    for (int i = 0; i < 2000; i++)
+        len += (size_t)snprintf(y + len, cap - len, "    u%d: {nodes: 1}\n", i);
+    jg_config_free(cfg);
+    cfg = jg_config_parse(y, len, "c.yaml", &errs);
+    if (!cfg)
+        dump();
+    cr_assert_not_null(cfg);
+    cr_assert_eq(cfg->n_user_limits, 2000);
+    free(y);
 }
 
 /* ---- the instance's directories ----------------------------------------- */

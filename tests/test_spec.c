@@ -7,9 +7,12 @@
 #include <criterion/criterion.h>
 
 #include <limits.h>
+#include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "jgsched/spec.h"
@@ -120,9 +123,9 @@ Test(spec, valid_jobgroup_detected)
 Test(spec, missing_job_name_names_file_and_line)
 {
     expect_error(HDR "name: a\nrun: echo a\n---\nrun: echo hello\n",
-                 "job at t.yaml:9 must have a \"name\" field", NULL);
-    expect_error(HDR "name:\nrun: echo hello\n", "job at t.yaml:6 must have a \"name\" field",
-                 NULL);
+                 "t.yaml:9:1: name: this job has no name (every job needs one: add name: "
+                 "<job-name>, a DNS label)", NULL);
+    expect_error(HDR "name:\nrun: echo hello\n", "t.yaml:6:6: name: this job has no name", NULL);
 }
 
 Test(spec, duplicate_job_names_point_at_first_definition)
@@ -172,8 +175,9 @@ Test(spec, header_plus_one_job_is_a_valid_group)
 Test(spec, header_with_only_name_is_a_chain_not_a_jobgroup)
 {
     expect_error("name: foo\n---\nname: a\nrun: x\n---\nname: b\nrun: y\n",
-                 "t.yaml:1: a header with only 'name' is a chain (jobs run one after another); "
-                 "jgsched runs JobGroups only: add 'execution: parallel' to the header",
+                 "t.yaml:1:1: execution: a header with only 'name' is a chain (jobs run one "
+                 "after another); jgsched runs JobGroups only: add 'execution: parallel' to the "
+                 "header",
                  NULL);
 }
 
@@ -203,7 +207,7 @@ Test(spec, single_document_is_a_group_of_one_job)
 
 Test(spec, single_document_without_name_is_an_error)
 {
-    expect_error("run: echo hi\n", "job at t.yaml:1 must have a \"name\" field", NULL);
+    expect_error("run: echo hi\n", "t.yaml:1:1: name: this job has no name", NULL);
 }
 
 Test(spec, empty_stream_is_an_error)
@@ -216,14 +220,17 @@ Test(spec, empty_stream_is_an_error)
 Test(spec, first_document_that_is_a_job_is_rejected)
 {
     expect_error("---\nname: a\nrun: x\n---\nname: b\nrun: y\n",
-                 "t.yaml:2:1: first document must be the JobGroup header (name, placement, "
-                 "execution)", NULL);
+                 "t.yaml:3:1: run: a JobGroup's first document is its header (name, "
+                 "placement, execution, primary_tasks, termination_delay, policy), and 'run' may "
+                 "not be in it: put it in a job document after the header, or add a header "
+                 "document before this one", NULL);
 }
 
 Test(spec, header_requires_a_name)
 {
     expect_error("---\nplacement: SAME_INFRA\nexecution: parallel\n---\nname: a\n",
-                 "t.yaml:2: the JobGroup header must have a \"name\" field", NULL);
+                 "t.yaml:2:1: name: the JobGroup header has no name (add name: <group-name>, "
+                 "a DNS label)", NULL);
 }
 
 /* ---- every YAML of the user's test plan parses ------------------------- */
@@ -563,8 +570,8 @@ Test(spec, job_recovery_errors)
 Test(spec, unknown_keys_with_did_you_mean)
 {
     expect_error("---\nname: g\nexecution: parallel\npolcy: x\n---\nname: a\n",
-                 "t.yaml:4:1: unknown key 'polcy' (did you mean 'policy'?)", NULL);
-    job_error("name: a\nrnu: x\n", "t.yaml:7:1: unknown key 'rnu' (did you mean 'run'?)", NULL);
+                 "t.yaml:4:1: polcy: unknown key 'polcy' (did you mean 'policy'?)", NULL);
+    job_error("name: a\nrnu: x\n", "t.yaml:7:1: rnu: unknown key 'rnu' (did you mean 'run'?)", NULL);
     job_error("name: a\nRun: x\n", "unknown key 'Run' (did you mean 'run'?)", NULL);
     job_error("name: a\nresources: {cpu: 2}\n",
               "resources: unknown key 'cpu' (did you mean 'cpus'?)", NULL);
@@ -679,8 +686,8 @@ Test(spec, yaml_syntax_error_names_position_and_problem)
                  "t.yaml:8:1: YAML syntax error: did not find expected ',' or ']'",
                  "while parsing a flow sequence started at line 7, column 6");
     expect_error(HDR "name: a\n\trun: x\n", "YAML syntax error:", "tab");
-    expect_error(HDR "name: a\nrun: *nope\n", "t.yaml:7:6: YAML syntax error: found undefined "
-                 "alias", NULL);
+    expect_error(HDR "name: a\nrun: *nope\n", "t.yaml:7:6: run: found undefined alias *nope "
+                 "(no anchor &nope comes before it)", NULL);
     expect_error(HDR "name: a\nrun: \xff\n", "t.yaml:7:6: YAML syntax error: invalid leading "
                  "UTF-8 octet", NULL);
 }
@@ -707,7 +714,7 @@ Test(spec, all_errors_are_collected_in_file_order)
     cr_assert(strstr(errs.messages[0], "t.yaml:4:17: primary_tasks: 'ghost' is not a job"));
     cr_assert(strstr(errs.messages[1], "t.yaml:7:12: num_nodes"));
     cr_assert(strstr(errs.messages[2], "t.yaml:8:19: resources.cpus: invalid value 'x'"));
-    cr_assert(strstr(errs.messages[3], "job at t.yaml:10 must have"));
+    cr_assert(strstr(errs.messages[3], "t.yaml:10:1: name: this job has no name"));
     cr_assert(strstr(errs.messages[4], "t.yaml:12:7: name: duplicate job name 'a' "
                                        "(first defined at t.yaml:6)"));
     /* the duplicate is still checked field by field */
@@ -1196,17 +1203,402 @@ Test(spec, many_jobs_parse_and_duplicates_are_found)
     for (int i = 0; i < 2000; i++)
         len += (size_t)snprintf(y + len, cap - len, "---\nname: job-%d\nrun: echo %d\n", i, i);
     len += (size_t)snprintf(y + len, cap - len, "---\nname: job-1234\n");
-    jg_group_spec_t *s = jg_spec_parse(y, len, "big.yaml", &errs);
+    /* 2000 jobs: over the default bound of nodes per group, raised here */
+    jg_spec_limits_t lim = jg_spec_limits_default();
+    lim.max_nodes_per_group = 4000;
+    jg_group_spec_t *s = jg_spec_parse_with(y, len, "big.yaml", &lim, &errs);
     cr_assert_null(s);
     cr_assert_eq(errs.count, 1);
     cr_assert(strstr(errs.messages[0], "duplicate job name 'job-1234' (first defined at "
                                        "big.yaml:"), "%s", errs.messages[0]);
     jg_spec_errors_free(&errs);
     len -= strlen("---\nname: job-1234\n");
-    s = jg_spec_parse(y, len, "big.yaml", &errs);
+    s = jg_spec_parse_with(y, len, "big.yaml", &lim, &errs);
     cr_assert_not_null(s);
     cr_assert_eq(s->n_jobs, 2000);
     cr_assert_str_eq(s->jobs[1999].name, "job-1999");
     jg_spec_free(s);
     free(y);
+}
+
+/* ---- bounds (jg_spec_limits_t): at the limit, and one over ------------- */
+
+static jg_group_spec_t *parse_lim(const char *yaml, size_t len, const jg_spec_limits_t *lim)
+{
+    jg_spec_errors_free(&errs);
+    return jg_spec_parse_with(yaml, len, "t.yaml", lim, &errs);
+}
+
+/* The parse with lim fails with exactly one error, equal to want. */
+static void expect_one_error(const char *yaml, const jg_spec_limits_t *lim, const char *want)
+{
+    jg_group_spec_t *s = parse_lim(yaml, strlen(yaml), lim);
+    if (s || errs.count != 1)
+        dump();
+    jg_spec_free(s);
+    cr_assert_null(s);
+    cr_assert_eq(errs.count, 1);
+    cr_assert_str_eq(errs.messages[0], want);
+}
+
+static void expect_ok_lim(const char *yaml, const jg_spec_limits_t *lim)
+{
+    jg_group_spec_t *s = parse_lim(yaml, strlen(yaml), lim);
+    if (!s)
+        dump();
+    cr_assert_not_null(s, "expected success for:\n%s", yaml);
+    jg_spec_free(s);
+}
+
+/* A growing text built with printf-like appends. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} text_t;
+
+static void add(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (t->len + (size_t)n + 1 > t->cap) {
+        t->cap = (t->len + (size_t)n + 1) * 2;
+        t->p = realloc(t->p, t->cap);
+        cr_assert_not_null(t->p);
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+Test(spec, default_limits_are_documented_values)
+{
+    jg_spec_limits_t l = jg_spec_limits_default();
+    cr_assert_eq(l.max_bytes, 512 * 1024);
+    cr_assert_eq(l.max_depth, 64);
+    cr_assert_eq(l.max_keys_per_mapping, 1024);
+    cr_assert_eq(l.max_keys, 65536);
+    cr_assert_eq(l.max_envs, 1024);
+    cr_assert_eq(l.max_string, 128 * 1024);
+    cr_assert_eq(l.max_nodes_per_job, 1024);
+    cr_assert_eq(l.max_nodes_per_group, 1024);
+}
+
+Test(spec, size_bound_at_and_over)
+{
+    jg_spec_limits_t lim = jg_spec_limits_default();
+    const char *yaml = "name: a\nrun: echo 123456789\n";    /* 28 bytes */
+    lim.max_bytes = strlen(yaml);
+    expect_ok_lim(yaml, &lim);
+    lim.max_bytes = strlen(yaml) - 1;
+    expect_one_error(yaml, &lim, "t.yaml:2:20: size: the YAML is 28 bytes, over the limit of 27 "
+                     "bytes (spec_limits.max_bytes = 27); the limit is passed here");
+    /* the default: 512 KiB exactly passes the size check, one byte more does not */
+    text_t t = {0};
+    add(&t, "name: a\nrun: echo\n");
+    while (t.len < 512 * 1024 - 80)
+        add(&t, "# %070d\n", 0);
+    add(&t, "#");
+    while (t.len < 512 * 1024 - 1)
+        add(&t, "x");
+    add(&t, "\n");
+    cr_assert_eq(t.len, 512 * 1024);
+    jg_group_spec_t *s = parse_lim(t.p, t.len, NULL);
+    jg_spec_free(s);
+    cr_assert_not_null(s);
+    add(&t, "\n");
+    s = parse_lim(t.p, t.len, NULL);
+    cr_assert_null(s);
+    cr_assert_eq(errs.count, 1);
+    cr_assert(strstr(errs.messages[0], ": size: the YAML is 524289 bytes, over the limit of "
+                                       "512 KiB (spec_limits.max_bytes = 524288)"),
+              "%s", errs.messages[0]);
+    free(t.p);
+}
+
+Test(spec, reading_a_file_stops_past_the_size_bound)
+{
+    char path[] = "/tmp/jg-spec-big-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("name: a\nrun: |\n", f);
+    for (int i = 0; i < 70000; i++)         /* about 5 MB */
+        fprintf(f, "  echo %070d\n", i);
+    fclose(f);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    jg_group_spec_t *s = jg_spec_parse_file(path, &errs);
+    char want[256];
+    snprintf(want, sizeof want, "%s:6724:36: size: the YAML is %lld bytes, over the limit of "
+             "512 KiB (spec_limits.max_bytes = 524288); the limit is passed here", path,
+             (long long)st.st_size);
+    unlink(path);
+    cr_assert_null(s);
+    cr_assert_eq(errs.count, 1);
+    cr_assert_str_eq(errs.messages[0], want);
+    /* a FIFO is refused, not waited on */
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    s = jg_spec_parse_file(path, &errs);
+    unlink(path);
+    cr_assert_null(s);
+    cr_assert(has(errs.messages, errs.count, ": cannot read: not a regular file"));
+}
+
+Test(spec, depth_bound_at_and_over)
+{
+    /* the root mapping and resources: 2 levels, then 62 lists */
+    text_t t = {0};
+    add(&t, "name: a\nresources:\n  labels: ");
+    for (int i = 0; i < 62; i++)
+        add(&t, "[");
+    add(&t, "x");
+    for (int i = 0; i < 62; i++)
+        add(&t, "]");
+    add(&t, "\n");
+    expect_ok_lim(t.p, NULL);       /* 64 levels: the default limit */
+    t.len = 0;
+    add(&t, "name: a\nresources:\n  labels: ");
+    for (int i = 0; i < 100000; i++)
+        add(&t, "[");
+    for (int i = 0; i < 100000; i++)
+        add(&t, "]");
+    add(&t, "\n");
+    expect_one_error(t.p, NULL, "t.yaml:3:73: resources.labels[0][0][0][0][0][0][0][0][0][0]"
+                     "[0][0][0][0][0]...: nested more than 64 levels deep, the limit "
+                     "(spec_limits.max_depth)");
+    free(t.p);
+    jg_spec_limits_t lim = jg_spec_limits_default();
+    lim.max_depth = 3;
+    expect_ok_lim("name: a\nresources: {labels: {a: x}}\n", &lim);
+    expect_one_error("name: a\nresources: {labels: {a: {b: x}}}\n", &lim,
+                     "t.yaml:2:25: resources.labels.a: nested more than 3 levels deep, the limit "
+                     "(spec_limits.max_depth)");
+}
+
+Test(spec, keys_per_mapping_bound_at_and_over)
+{
+    text_t t = {0};
+    add(&t, "name: a\nenvs:\n");
+    for (int i = 0; i < 1024; i++)
+        add(&t, "  K%d: v\n", i);
+    expect_ok_lim(t.p, NULL);
+    add(&t, "  K1024: v\n");
+    expect_one_error(t.p, NULL, "t.yaml:1027:3: envs: more than 1024 keys in one mapping, the "
+                     "limit (spec_limits.max_keys_per_mapping)");
+    /* list items count the same way */
+    t.len = 0;
+    add(&t, "name: a\njob_recovery:\n  recover_on_exit_codes: [1");
+    for (int i = 1; i < 1024; i++)
+        add(&t, ", 1");
+    add(&t, "]\n");
+    expect_ok_lim(t.p, NULL);
+    t.p[t.len - 2] = ',';
+    add(&t, " 1]\n");
+    t.p[t.len - 5] = ' ';
+    jg_group_spec_t *s = parse_lim(t.p, t.len, NULL);
+    cr_assert_null(s);
+    cr_assert_eq(errs.count, 1);
+    cr_assert(strstr(errs.messages[0], ": job_recovery.recover_on_exit_codes: more than 1024 "
+                                       "items in one list, the limit "
+                                       "(spec_limits.max_keys_per_mapping)"),
+              "%s", errs.messages[0]);
+    free(t.p);
+}
+
+Test(spec, total_keys_bound_at_and_over)
+{
+    jg_spec_limits_t lim = jg_spec_limits_default();
+    const char *yaml = "name: a\nenvs: {A: '1', B: '2'}\n";     /* name, envs, A, B */
+    lim.max_keys = 4;
+    expect_ok_lim(yaml, &lim);
+    lim.max_keys = 3;
+    expect_one_error(yaml, &lim, "t.yaml:2:16: envs: more than 3 keys and list items in the "
+                     "whole YAML, the limit (spec_limits.max_keys)");
+    /* the count runs over every document of the stream */
+    lim.max_keys = 5;
+    expect_ok_lim(HDR "name: a\n---\nname: b\n", &lim);    /* 3 + 1 + 1 */
+    lim.max_keys = 4;
+    expect_one_error(HDR "name: a\n---\nname: b\n", &lim, "t.yaml:8:1: document: more than 4 "
+                     "keys and list items in the whole YAML, the limit (spec_limits.max_keys)");
+}
+
+Test(spec, envs_bound_at_and_over)
+{
+    jg_spec_limits_t lim = jg_spec_limits_default();
+    lim.max_envs = 2;
+    expect_ok_lim("name: a\nenvs: {A: '1', B: '2'}\n", &lim);
+    expect_one_error("name: a\nenvs: {A: '1', B: '2', C: '3'}\n", &lim,
+                     "t.yaml:2:7: envs: 3 variables, over the limit of 2 per job "
+                     "(spec_limits.max_envs)");
+}
+
+Test(spec, string_bound_at_and_over)
+{
+    jg_spec_limits_t lim = jg_spec_limits_default();
+    lim.max_string = 9;
+    expect_ok_lim("name: a\nrun: echo 1234\n", &lim);
+    expect_one_error("name: a\nrun: echo 12345\n", &lim, "t.yaml:2:6: run: a string of 10 "
+                     "bytes, over the limit of 9 bytes (spec_limits.max_string = 9)");
+    /* keys are strings too */
+    expect_one_error("name: a\nenvs: {ABCDEFGHIJ: x}\n", &lim, "t.yaml:2:8: envs: a string of "
+                     "10 bytes, over the limit of 9 bytes (spec_limits.max_string = 9)");
+}
+
+Test(spec, nodes_per_job_bound_at_and_over)
+{
+    expect_ok_lim("name: a\nnum_nodes: 1024\n", NULL);
+    expect_one_error("name: a\nnum_nodes: 1025\n", NULL, "t.yaml:2:12: num_nodes: 1025 nodes, "
+                     "over the limit of 1024 nodes per job (spec_limits.max_nodes_per_job)");
+    expect_one_error("name: a\nnum_nodes: 2000000\n", NULL, "t.yaml:2:12: num_nodes: 2000000 "
+                     "nodes, over the limit of 1024 nodes per job "
+                     "(spec_limits.max_nodes_per_job)");
+    expect_one_error("name: a\nnum_nodes: 99999999999999999999\n", NULL, "t.yaml:2:12: "
+                     "num_nodes: '99999999999999999999' nodes, over the limit of 1024 nodes per "
+                     "job (spec_limits.max_nodes_per_job)");
+    expect_one_error("name: a\nnum_nodes: 0\n", NULL,
+                     "t.yaml:2:12: num_nodes: expected an integer >= 1, got '0'");
+}
+
+Test(spec, nodes_per_group_bound_at_and_over)
+{
+    expect_ok_lim(HDR "name: a\nnum_nodes: 512\n---\nname: b\nnum_nodes: 512\n", NULL);
+    expect_one_error(HDR "name: a\nnum_nodes: 512\n---\nname: b\nnum_nodes: 513\n", NULL,
+                     "t.yaml:10:12: num_nodes: with this job the group has 1025 nodes, over the "
+                     "limit of 1024 nodes per group (spec_limits.max_nodes_per_group); the documents after this "
+                     "one are not read");
+    /* jobs of one node each count too: the error is at the job that passes it */
+    jg_spec_limits_t lim = jg_spec_limits_default();
+    lim.max_nodes_per_group = 2;
+    expect_ok_lim(HDR "name: a\n---\nname: b\n", &lim);
+    expect_one_error(HDR "name: a\n---\nname: b\n---\nname: c\n---\nname: NOT_READ\n", &lim,
+                     "t.yaml:10:1: num_nodes: with this job the group has 3 nodes, over the "
+                     "limit of 2 nodes per group (spec_limits.max_nodes_per_group); the documents after this one "
+                     "are not read");
+}
+
+Test(spec, alias_expansion_counts_against_the_size_bound)
+{
+    jg_spec_limits_t lim = jg_spec_limits_default();
+    const char *yaml = "name: a\nresources: {labels: &x '0123456789'}\n"
+                       "envs: {A: *x, B: *x}\n";
+    lim.max_bytes = strlen(yaml) + 22;          /* two aliases of 11 bytes each */
+    expect_ok_lim(yaml, &lim);
+    lim.max_bytes = strlen(yaml) + 21;
+    char want[200];
+    snprintf(want, sizeof want, "t.yaml:3:18: envs.B: with its aliases expanded the YAML would be "
+             "over %zu bytes, the limit of %zu bytes (spec_limits.max_bytes)",
+             strlen(yaml) + 22, lim.max_bytes);
+    expect_one_error(yaml, &lim, want);
+    expect_one_error("name: a\nresources: {labels: &x [*x]}\n", NULL,
+                     "t.yaml:2:25: resources.labels[0]: alias *x refers to a node that contains "
+                     "it");
+}
+
+Test(spec, billion_laughs_is_refused_early)
+{
+    text_t t = {0};
+    add(&t, "name: a\nresources:\n  labels:\n    l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for (int i = 1; i < 10; i++)
+        add(&t, "    l%d: &l%d [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d]\n",
+            i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+    jg_group_spec_t *s = parse_lim(t.p, t.len, NULL);
+    cr_assert_null(s);
+    cr_assert_eq(errs.count, 1);
+    cr_assert(strstr(errs.messages[0], "with its aliases expanded the YAML would be over"),
+              "%s", errs.messages[0]);
+    free(t.p);
+}
+
+Test(spec, duplicate_keys_in_a_large_mapping_name_the_first)
+{
+    text_t t = {0};
+    add(&t, "name: a\nenvs:\n");
+    for (int i = 0; i < 1000; i++)
+        add(&t, "  K%d: v\n", i);
+    add(&t, "  K7: w\n");
+    expect_one_error(t.p, NULL, "t.yaml:1003:3: envs: duplicate key 'K7' (first given at line "
+                     "10, column 3)");
+    free(t.p);
+}
+
+Test(spec, errors_past_the_cap_are_counted_not_listed)
+{
+    text_t t = {0};
+    add(&t, "name: a\nresources:\n");
+    for (int i = 0; i < 150; i++)
+        add(&t, "  bogus%d: 1\n", i);
+    jg_group_spec_t *s = parse_lim(t.p, t.len, NULL);
+    cr_assert_null(s);
+    cr_assert_eq(errs.count, JG_SPEC_MAX_MESSAGES + 1);
+    cr_assert(strstr(errs.messages[0], "t.yaml:3:3: resources: unknown key 'bogus0'"), "%s",
+              errs.messages[0]);
+    cr_assert_str_eq(errs.messages[JG_SPEC_MAX_MESSAGES],
+                     "t.yaml: 50 more errors not shown (only the first 100 are listed)");
+    free(t.p);
+}
+
+/* Every message about a place in a file reads file:line:column: field: message. */
+Test(spec, every_error_names_file_line_column_and_field)
+{
+    static const char *const bad[] = {
+        HDR "name: a\nrun: echo a\n---\nrun: echo hello\n",     /* job without a name */
+        "---\nplacement: SAME_INFRA\nexecution: parallel\n---\nname: a\n",  /* header */
+        "name: foo\n---\nname: a\nrun: x\n",                    /* chain */
+        "---\nname: a\nrun: x\n---\nname: b\n",                 /* header holding run */
+        HDR "name: a\nrun: *nope\n",
+        HDR "name: a\nnum_nodes: 5000\n",
+        HDR "name: a\nenvs: {A: 1, A: 2}\n",
+        HDR "name: a\nnum_node: 2\n",
+        HDR "name: a\nrun: [\n",
+    };
+    regex_t re;
+    cr_assert_eq(regcomp(&re, "^t\\.yaml:[0-9]+:[0-9]+: [A-Za-z_.]+[^:]*: [^ ]", REG_EXTENDED), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jg_group_spec_t *s = parse(bad[i]);
+        cr_assert_null(s);
+        cr_assert_gt(errs.count, 0);
+        for (size_t k = 0; k < errs.count; k++)
+            cr_expect_eq(regexec(&re, errs.messages[k], 0, NULL, 0), 0,
+                         "not file:line:column: field: message: %s", errs.messages[k]);
+    }
+    regfree(&re);
+}
+
+Test(spec, yaml_directives_are_bounded)
+{
+    text_t t = {0};
+    for (int i = 0; i < 16; i++)
+        add(&t, "%%TAG !t%d! tag:x,2026:%d\n", i, i);
+    add(&t, "---\nname: a\n");
+    expect_ok_lim(t.p, NULL);
+    t.len = 0;
+    for (int i = 0; i < 17; i++)
+        add(&t, "%%TAG !t%d! tag:x,2026:%d\n", i, i);
+    add(&t, "---\nname: a\n");
+    expect_one_error(t.p, NULL, "t.yaml:17:1: directives: more than 16 lines start with '%' "
+                     "(YAML directives such as %TAG; a JobGroup needs none)");
+    free(t.p);
+}
+
+Test(spec, a_message_quoting_a_long_value_is_cut)
+{
+    text_t t = {0}, name = {0};
+    for (int i = 0; i < 1000; i++)
+        add(&name, "a");
+    add(&t, HDR "name: %s\n---\nname: %s\n", name.p, name.p);
+    jg_group_spec_t *s = parse_lim(t.p, t.len, NULL);
+    cr_assert_null(s);
+    bool cut = false;
+    for (size_t i = 0; i < errs.count; i++) {
+        cr_assert_leq(strlen(errs.messages[i]), 400 + 64, "%s", errs.messages[i]);
+        cut = cut || (strstr(errs.messages[i], "duplicate job name 'aaaa") &&
+                      strcmp(errs.messages[i] + strlen(errs.messages[i]) - 3, "...") == 0);
+    }
+    cr_assert(cut, "the duplicate-name message quoting 1000 bytes is cut with '...'");
+    free(t.p);
+    free(name.p);
 }

@@ -116,6 +116,12 @@ typedef struct {
     jg_config_kubernetes_t kubernetes;
     jg_config_volume_t *volumes;    /* named shared volumes, in file order */
     size_t n_volumes;
+
+    /* What a submitted JobGroup YAML may hold (config key spec_limits; every
+     * field defaults to jg_spec_limits_default()'s).  The daemon parses
+     * submits with these; the CLI knows only the defaults. */
+    jg_spec_limits_t spec_limits;
+    bool has_spec_limits;           /* the file set at least one of them */
 } jg_config_t;
 
 /* A new config holding every default (caller frees).  Never fails. */

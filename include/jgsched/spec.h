@@ -93,15 +93,59 @@ typedef struct {
 
 void jg_spec_errors_free(jg_spec_errors_t *errs);
 
+/* At most this many errors (and as many warnings) are kept per parse; the
+ * rest are counted in one last message, so a hostile file cannot make a reply
+ * that outgrows the protocol. */
+#define JG_SPEC_MAX_MESSAGES 100
+
+/* Bounds on what one JobGroup YAML may hold, so that parsing a file a user
+ * sends costs the daemon a bounded, linear amount of time and memory.  Every
+ * bound that is passed is one error naming the limit (its config.yaml key,
+ * spec_limits.<field>) and the value found.  The daemon checks its configured
+ * bounds (config.yaml `spec_limits`); the CLI (`validate`, `submit`) checks the
+ * defaults, since it does not know the daemon's config. */
+typedef struct {
+    size_t max_bytes;           /* the YAML text, also with its aliases expanded */
+    int max_depth;              /* nesting of mappings and lists */
+    int max_keys_per_mapping;   /* keys of one mapping; items of one list */
+    int max_keys;               /* keys and list items of the whole stream */
+    int max_envs;               /* envs of one job */
+    size_t max_string;          /* bytes of one scalar (key or value) */
+    int max_nodes_per_job;      /* num_nodes */
+    int max_nodes_per_group;    /* num_nodes over the group's jobs */
+} jg_spec_limits_t;
+
+/* The request travels as JSON in one protocol message (JG_PROTO_MAX_MESSAGE,
+ * 1 MiB) and escaping can double the text: max_bytes may not exceed this. */
+#define JG_SPEC_MAX_BYTES_CEILING (512 * 1024)
+
+/* The defaults: 512 KiB, depth 64, 1024 keys per mapping, 65536 keys in all,
+ * 1024 envs, 128 KiB per string, 1024 nodes per job and per group. */
+jg_spec_limits_t jg_spec_limits_default(void);
+
+/* Reads at most limits->max_bytes + 1 bytes of the file at path (NULL limits:
+ * the defaults) into *text (malloc'd, caller frees, NUL-terminated) and *len.
+ * A file that cannot be read or is too large is one error in errs (formatted
+ * like every other: "file:line:col: size: ..."), NULL returned. */
+char *jg_spec_read_bounded(const char *path, const jg_spec_limits_t *limits, size_t *len,
+                           jg_spec_errors_t *errs);
+
 /* Parses a YAML stream.  `filename` names the input in messages (NULL:
  * "<input>") and is the base a relative `workdir` is resolved against (NULL:
  * the current directory); workdir always comes out absolute.  Returns a new
  * spec (caller frees) or NULL with errs->count > 0; warnings may be added
- * either way.  errs may be NULL (messages dropped). */
+ * either way.  errs may be NULL (messages dropped).  The default limits apply
+ * (jg_spec_limits_default). */
 jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filename,
                                jg_spec_errors_t *errs);
 
-/* Reads and parses a file; a file that cannot be read is one error in errs. */
+/* As jg_spec_parse, checking limits (NULL: the defaults) instead of the
+ * defaults.  jg_spec_parse is this with the defaults. */
+jg_group_spec_t *jg_spec_parse_with(const char *text, size_t len, const char *filename,
+                                    const jg_spec_limits_t *limits, jg_spec_errors_t *errs);
+
+/* Reads (jg_spec_read_bounded) and parses a file with the default limits; a
+ * file that cannot be read or is too large is one error in errs. */
 jg_group_spec_t *jg_spec_parse_file(const char *path, jg_spec_errors_t *errs);
 
 void jg_spec_free(jg_group_spec_t *spec);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "jgsched/policy.h"
+#include "jgsched/spec.h"
 #include "jgsched/state.h"
 
 static const char usage[] =
@@ -57,39 +58,22 @@ typedef struct {
     int drawn;              /* lines of the frame on screen (tty) */
 } follow_t;
 
-/* The whole file, or NULL + err. */
-static char *read_file(const char *path, size_t *len, jg_error_t *err)
+/* The whole file, or NULL after printing why.  The size bound and its
+ * message are the spec module's (jg_spec_read_bounded with the default
+ * limits), so `submit` refuses exactly what `validate` refuses; the daemon
+ * checks again with its own configured limits. */
+static char *read_file(const char *path, size_t *len)
 {
-    char *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        jg_errprintf(err, "cannot read %s: %s", path, strerror(errno));
+    jg_spec_errors_t errs = {0};
+    char *text = jg_spec_read_bounded(path, NULL, len, &errs);
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "%s\n", errs.messages[i]);
+    jg_spec_errors_free(&errs);
+    if (text && memchr(text, '\0', *len)) {
+        jg_cli_errorf("%s is not a text file", path);
+        free(text);
         return NULL;
     }
-    jg_cli_buf_t b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.len + n > JG_PROTO_MAX_MESSAGE / 2) {
-            jg_errprintf(err, "%s is too large to submit (more than %d KiB)", path,
-                         JG_PROTO_MAX_MESSAGE / 2048);
-            goto done;
-        }
-        if (memchr(chunk, '\0', n)) {
-            jg_errprintf(err, "%s is not a text file", path);
-            goto done;
-        }
-        jg_cli_buf_printf(&b, "%.*s", (int)n, chunk);
-    }
-    if (ferror(f)) {
-        jg_errprintf(err, "cannot read %s: %s", path, strerror(errno));
-        goto done;
-    }
-    *len = b.len;
-    text = jg_xstrdup(jg_cli_buf_str(&b));
-done:
-    jg_cli_buf_free(&b);
-    fclose(f);
     return text;
 }
 
@@ -390,9 +374,8 @@ int jg_cli_cmd_submit(int argc, char **argv)
     char *file = NULL;
     char *policy_text = NULL, *policy_label = NULL;
     size_t len = 0, policy_len = 0;
-    char *yaml = read_file(path, &len, &err);
+    char *yaml = read_file(path, &len);
     if (!yaml) {
-        jg_cli_errorf("%s", err.text);
         rc = JG_EXIT_USAGE;
         goto done;
     }

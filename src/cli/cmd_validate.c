@@ -1,6 +1,9 @@
 /* cmd_validate.c - `jgsched validate FILE`: the spec module's verdict on a
  * JobGroup YAML, locally, without a daemon.  Every error is printed (the
- * parser collects them all), so one run fixes a whole file. */
+ * parser collects them all), so one run fixes a whole file.  The bounds on
+ * size, nesting, keys, strings and nodes are the defaults, the ones `submit`
+ * checks too; a daemon configured with other spec_limits checks its own when
+ * the file is submitted (the CLI does not know the daemon's config). */
 #include "cli.h"
 
 #include <stdlib.h>
@@ -13,7 +16,10 @@ static const char usage[] =
     "\n"
     "Parses and checks a JobGroup YAML without submitting it.  On success prints\n"
     "the resolved group (and any warnings on stderr), exit 0; otherwise prints every\n"
-    "error as file:line:column on stderr, exit 2.\n";
+    "error as file:line:column on stderr, exit 2.  The default bounds apply (512 KiB,\n"
+    "nesting 64, 1024 keys per mapping, 1024 nodes per job and per group, ...: see\n"
+    "spec_limits in docs/configuration.md), as they do for submit; a daemon configured\n"
+    "with other bounds checks its own at submit.\n";
 
 int jg_cli_cmd_validate(int argc, char **argv)
 {

@@ -17,6 +17,9 @@ usage: jgproto.py SOCKET SCENARIO [ARGS...]
   oversize                  a line over 1 MiB -> an error reply, then the daemon closes
   idle SECONDS              connect, say nothing for SECONDS (prints "connected" first)
   half                      half a request, then SIGKILL ourselves (no close, no reply)
+  submit FILE [TIMEOUT]     a submit request carrying FILE's bytes as the YAML, as the
+                            CLI would but without its checks; prints the reply as one
+                            JSON line ("reply: {...}") and the seconds it took
   flood ID SECONDS          watch group ID, then pipeline requests for ~24 MiB of
                             replies and never read; hold the connection SECONDS
   request JSON              one request as given (a crafted one), then prints the
@@ -266,6 +269,26 @@ def submit_many(path, count, yaml_path):
     print("ok: %d groups submitted" % done, flush=True)
 
 
+def submit(path, yaml_path, timeout):
+    """Submits the raw bytes of yaml_path, bypassing every CLI check."""
+    with open(yaml_path, "rb") as f:
+        text = f.read().decode("utf-8")
+    req = json.dumps({"op": "submit", "file": os.path.abspath(yaml_path), "yaml": text},
+                     separators=(",", ":")).encode() + b"\n"
+    s = connect(path, timeout)
+    r = Reader(s)
+    t0 = time.monotonic()
+    try:
+        send(s, req)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    msg = r.reply("submit of %s (%d bytes)" % (yaml_path, len(req)), timeout)
+    took = time.monotonic() - t0
+    s.close()
+    print("reply: " + json.dumps(msg, separators=(",", ":")), flush=True)
+    print("seconds: %.3f" % took, flush=True)
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__, file=sys.stderr)
@@ -283,6 +306,8 @@ def main(argv):
         idle(path, float(args[0]))
     elif scenario == "half":
         half(path)
+    elif scenario == "submit":
+        submit(path, args[0], float(args[1]) if len(args) > 1 else 60.0)
     elif scenario == "flood":
         flood(path, int(args[0]), float(args[1]))
     elif scenario == "request":
