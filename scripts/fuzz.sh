@@ -5,8 +5,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [HARNESS...]      HARNESS: spec, config, proto (default: all)
 #
-# Prints one line per harness, "fuzz_NAME: N executions in S s, clean" or
-# "..., FAILED (crash|leak|timeout|...)"; on a failure the input that caused it
+# Prints one line per harness, "fuzz_NAME: N executions in S s (coverage: C
+# edges), clean" or "..., FAILED (crash|leak|timeout|...)"; on a failure the input that caused it
 # is kept under build-fuzz/findings/ and its path printed, with the command
 # that replays it.  Exits non-zero when any harness failed.  Extra libFuzzer
 # flags can be passed in FUZZ_FLAGS (e.g. FUZZ_FLAGS=-jobs=2).
@@ -75,6 +75,9 @@ for h in "${harnesses[@]}"; do
   if [ -z "$runs" ]; then
     runs="$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\)/\1/p' "$out" | tail -1) executions"
   fi
+  # Coverage reached: "cov: N" of libFuzzer's last status line.
+  cov=$(grep -o 'cov: [0-9]*' "$out" | tail -1 | cut -d' ' -f2)
+  runs="$runs${cov:+ (coverage: $cov edges)}"
   if [ $rc -eq 0 ] && grep -q '^Done [0-9]* runs' "$out"; then
     echo "$name: $runs, clean"
     continue
