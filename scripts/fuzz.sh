@@ -35,14 +35,15 @@ if ! command -v clang >/dev/null; then
   echo "scripts/fuzz.sh: clang is needed (scripts/deps.sh installs it)" >&2
   exit 1
 fi
-if [ ! -f "$dir/build.ninja" ]; then
-  CC=clang meson setup "$dir" -Dfuzz=true -Dtests=false >"$dir.setup.log" 2>&1 ||
-    { cat "$dir.setup.log"; rm -f "$dir.setup.log"; exit 1; }
-  rm -f "$dir.setup.log"
-fi
 targets=()
 for h in "${harnesses[@]}"; do targets+=("tests/fuzz/fuzz_$h"); done
 log=$(mktemp)
+if [ ! -f "$dir/build.ninja" ] &&
+   ! CC=clang meson setup "$dir" -Dfuzz=true -Dtests=false >"$log" 2>&1; then
+  cat "$log"
+  rm -f "$log"
+  exit 1
+fi
 if ! ninja -C "$dir" "${targets[@]}" >"$log" 2>&1; then
   cat "$log"
   rm -f "$log"

@@ -4,10 +4,12 @@
  * The daemon appends whatever recv() returned to the connection's
  * jg_linebuf_t, takes complete lines out, decodes each with jg_proto_decode,
  * reads the string field "op", and for `submit` parses the "yaml" field with
- * jg_spec_parse (named by the request's "file").  The request handlers
- * themselves are static in daemon.c and act on the store and the backends
- * (a valid submit launches processes), so they are left to the integration
- * tests; everything before them is here.
+ * jg_spec_parse (named by the request's "file") and applies the request's
+ * "name" and "infra" with jg_spec_set_name / jg_spec_set_infra; a volume
+ * name is checked with jg_spec_is_dns_label.  The request handlers themselves
+ * are static in daemon.c and act on the store and the backends (a valid
+ * submit launches processes), so they are left to the integration tests;
+ * the side-effect-free steps they take on a client's input are here.
  *
  * Checks beyond "no crash, no leak, no UB":
  *  - framing does not depend on how the stream is cut: the whole input in
@@ -86,12 +88,32 @@ static void handle_line(const char *line)
     const char *op = json_string_value(json_object_get(req, "op"));
     const char *yaml = json_string_value(json_object_get(req, "yaml"));
     if (op && strcmp(op, "submit") == 0 && yaml) {
+        /* op_submit: parse, then `-n NAME` and `--infra INFRA` from the request. */
         const char *file = json_string_value(json_object_get(req, "file"));
+        const char *name = json_string_value(json_object_get(req, "name"));
+        const char *infra = json_string_value(json_object_get(req, "infra"));
         jg_spec_errors_t errs = {0};
         jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), file, &errs);
+        if (spec && name && jg_spec_set_name(spec, name, &err) == 0 &&
+            strcmp(spec->name, name) != 0)
+            fail("jg_spec_set_name accepted a name but did not set it");
+        if (spec && infra)
+            (void)jg_spec_set_infra(spec, infra, &err);
+        if (spec) {
+            /* The store keeps the renamed, re-pinned spec as JSON and reads it back. */
+            char *json = jg_spec_to_json(spec);
+            jg_group_spec_t *stored = json ? jg_spec_from_json(json, &err) : NULL;
+            if (!stored)
+                fail("a submitted spec cannot be read back from its JSON form");
+            jg_spec_free(stored);
+            free(json);
+        }
         jg_spec_free(spec);
         jg_spec_errors_free(&errs);
     }
+    const char *volume = json_string_value(json_object_get(req, "name"));
+    if (op && strncmp(op, "volume_", 7) == 0 && volume)
+        (void)jg_spec_is_dns_label(volume);     /* op_volume_create's check of the name */
     json_decref(req);
 }
 
