@@ -4,7 +4,8 @@
  * system mode, so jg_spec_parse sees whatever a hostile local user sends.
  * The harness feeds the input to it exactly as given (the buffer is not
  * NUL-terminated, so a read past `len` is caught), and for every spec that
- * parses checks the promise of spec.h that the JSON form is lossless:
+ * parses checks two promises of spec.h: delays are bounded, and the JSON
+ * form is lossless:
  * YAML -> spec -> JSON -> spec -> JSON must give the same JSON twice.
  *
  * An input whose first byte is 0x01 is instead a JSON spec (the rest of the
@@ -12,6 +13,7 @@
  * stream cannot start with that control character, so the YAML seeds need no
  * mode byte.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +33,10 @@ static void check(int ok, const char *what, const char *a, const char *b)
     abort();
 }
 
-/* Everything a caller does with a spec after parsing, then the JSON round trip. */
-static void exercise(jg_group_spec_t *spec)
+/* Everything a caller does with a spec after parsing, then the JSON round trip;
+ * from_yaml: the spec came from the YAML parser, which promises bounds the
+ * JSON reader (of what the daemon itself stored) does not check. */
+static void exercise(jg_group_spec_t *spec, bool from_yaml)
 {
     char *described = jg_spec_describe(spec);
     free(described);
@@ -42,6 +46,16 @@ static void exercise(jg_group_spec_t *spec)
         (void)jg_spec_termination_delay(spec, spec->jobs[i].name);
         check(jg_spec_find_job(spec, spec->jobs[i].name) >= 0, "a parsed job is not found by name",
               spec->jobs[i].name, NULL);
+    }
+
+    /* The scheduler turns delays into millisecond timers (spec.h bounds them). */
+    check(!from_yaml || (spec->termination_delay_s >= 0 &&
+                         spec->termination_delay_s <= JG_SPEC_MAX_TERMINATION_DELAY_S),
+          "termination_delay out of bounds", spec->name, NULL);
+    for (size_t i = 0; from_yaml && i < spec->n_termination_delays; i++) {
+        double d = strtod(spec->termination_delays[i].value, NULL);
+        check(d >= 0 && d <= JG_SPEC_MAX_TERMINATION_DELAY_S, "a job's termination_delay out of bounds",
+              spec->termination_delays[i].key, spec->termination_delays[i].value);
     }
 
     char *json = jg_spec_to_json(spec);
@@ -66,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         jg_group_spec_t *spec = jg_spec_from_json(json, &err);
         free(json);
         if (spec)
-            exercise(spec);
+            exercise(spec, false);
         jg_spec_free(spec);
         return 0;
     }
@@ -79,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check((spec != NULL) == (errs.count == 0), "a parse result disagrees with its error count",
           spec ? "spec" : "NULL", NULL);
     if (spec)
-        exercise(spec);
+        exercise(spec, true);
     jg_spec_free(spec);
     jg_spec_errors_free(&errs);
     return 0;
