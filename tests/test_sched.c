@@ -429,3 +429,47 @@ Test(sched, a_configured_admin_is_an_admin_to_the_policy)
     cr_expect_eq(submit_as(policy, "bob", 54322, &err), 0, "bob (not in admins) was admitted");
     cr_expect(strstr(err.text, "bob is no admin"), "bob's refusal: %s", err.text);
 }
+
+/* ---- admission arithmetic on what a user wrote ------------------------------ */
+
+#include "jgsched/capacity.h"
+
+static jg_group_spec_t *parse_or_fail(const char *yaml)
+{
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), "t.yaml", &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "no spec");
+    jg_spec_errors_free(&errs);
+    return spec;
+}
+
+/* Found by tests/fuzz/fuzz_spec: 29 digits of cpus made the reason's number a
+ * double -> long long conversion out of range (undefined behaviour). */
+Test(sched, a_node_asking_more_cpus_than_a_long_long_holds_is_refused_with_its_number)
+{
+    jg_group_spec_t *spec = parse_or_fail("---\nname: g\nexecution: parallel\n---\nname: a\n"
+                                          "resources: {cpus: 99999999999999999999999999999}\n");
+    jg_capacity_t cap = {.cpus = 8, .memory_gb = 16, .max_node_cpus = 8, .max_node_memory_gb = 16};
+    char why[512];
+    cr_assert_not(jg_capacity_node_fits(&cap, "local", &spec->jobs[0], why, sizeof why));
+    cr_assert(strstr(why, "asks cpus=1e+29 memory=0GB"), "%s", why);
+    jg_spec_free(spec);
+}
+
+/* Found by tests/fuzz/fuzz_spec: num_nodes x accelerators per node overflowed
+ * int (undefined behaviour), and in practice wrapped negative, so a group
+ * asking 4e9 GPUs "fitted" 2. */
+Test(sched, a_group_asking_more_accelerators_than_an_int_holds_never_fits)
+{
+    jg_group_spec_t *spec = parse_or_fail("---\nname: g\nexecution: parallel\n---\nname: a\n"
+                                          "num_nodes: 2000000000\nresources: {accelerators: T4:2}\n");
+    jg_accel_t t4 = {.name = "T4", .count = 2};
+    jg_capacity_t cap = {.cpus = 8, .memory_gb = 16, .max_node_cpus = 8, .max_node_memory_gb = 16,
+                         .accels = &t4, .n_accels = 1};
+    char why[512];
+    cr_assert(jg_capacity_node_fits(&cap, "local", &spec->jobs[0], why, sizeof why), "%s", why);
+    jg_usage_t idle = {0};
+    cr_assert_not(jg_usage_group_fits(&idle, &cap, spec, why, sizeof why));
+    cr_assert(strstr(why, "T4, 2 of 2 free"), "%s", why);
+    jg_spec_free(spec);
+}

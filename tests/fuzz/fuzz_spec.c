@@ -6,7 +6,9 @@
  * NUL-terminated, so a read past `len` is caught), and for every spec that
  * parses checks two promises of spec.h: delays are bounded, and the JSON
  * form is lossless:
- * YAML -> spec -> JSON -> spec -> JSON must give the same JSON twice.
+ * YAML -> spec -> JSON -> spec -> JSON must give the same JSON twice.  It
+ * also takes each spec through the admission arithmetic the scheduler applies
+ * at submit (capacity.h), where the numbers a user wrote are first used.
  *
  * An input whose first byte is 0x01 is instead a JSON spec (the rest of the
  * input) for jg_spec_from_json, the reader of what the store holds; a YAML
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jgsched/capacity.h"
 #include "jgsched/spec.h"
 
 #define JSON_MODE_BYTE 0x01
@@ -33,6 +36,24 @@ static void check(int ok, const char *what, const char *a, const char *b)
     abort();
 }
 
+/* What the scheduler does with every submitted spec (sched.c
+ * fail_if_never_fits): can each job's node fit the largest node, and can the
+ * whole group ever fit an idle backend.  Both format what was asked into the
+ * reason the user reads. */
+static void admit(const jg_group_spec_t *spec)
+{
+    static jg_accel_t accels[] = {{"T4", 2}, {"A100", 8}};
+    static const jg_capacity_t cap = {.cpus = 64, .memory_gb = 256, .accels = accels,
+                                      .n_accels = 2, .max_node_cpus = 32,
+                                      .max_node_memory_gb = 128};
+    char why[512];
+    for (size_t i = 0; i < spec->n_jobs; i++)
+        if (!jg_capacity_node_fits(&cap, "local", &spec->jobs[i], why, sizeof why))
+            return;
+    jg_usage_t idle = {0};
+    (void)jg_usage_group_fits(&idle, &cap, spec, why, sizeof why);
+}
+
 /* Everything a caller does with a spec after parsing, then the JSON round trip;
  * from_yaml: the spec came from the YAML parser, which promises bounds the
  * JSON reader (of what the daemon itself stored) does not check. */
@@ -40,6 +61,7 @@ static void exercise(jg_group_spec_t *spec, bool from_yaml)
 {
     char *described = jg_spec_describe(spec);
     free(described);
+    admit(spec);
     (void)jg_spec_total_nodes(spec);
     for (size_t i = 0; i < spec->n_jobs; i++) {
         (void)jg_spec_job_is_primary(spec, i);
