@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "jgsched/backend.h"
+#include "jgsched/capacity.h"
 #include "jgsched/config.h"
 #include "jgsched/loop.h"
 #include "jgsched/sched.h"
@@ -431,8 +432,6 @@ Test(sched, a_configured_admin_is_an_admin_to_the_policy)
 }
 
 /* ---- admission arithmetic on what a user wrote ------------------------------ */
-
-#include "jgsched/capacity.h"
 
 static jg_group_spec_t *parse_or_fail(const char *yaml)
 {
