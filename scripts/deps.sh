@@ -7,16 +7,27 @@ packages=(
   liblua5.4-dev libyaml-dev libjansson-dev libsqlite3-dev libcriterion-dev
   libnftables-dev nftables
   bash coreutils procps util-linux iproute2 iputils-ping curl python3 jq sqlite3
+  clang   # the fuzz harnesses (scripts/fuzz.sh); libFuzzer's runtime is added below
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "jgsched: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt_install() {
+  echo "jgsched: installing $*"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
+fi
+# libFuzzer's runtime (libclang_rt.fuzzer) ships in libclang-rt-N-dev for the
+# installed clang-N (Debian 12: clang-14), which clang only recommends, and
+# this script installs without recommends.
+clang_major=$(clang -dumpversion 2>/dev/null | cut -d. -f1)
+if [ -n "$clang_major" ] &&
+   ! ls "$(clang -print-resource-dir)"/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1; then
+  apt_install "libclang-rt-$clang_major-dev"
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite twice: in the
 # release build (the one users install and benchmark) and in an
-# AddressSanitizer + UndefinedBehaviorSanitizer debug build.
+# AddressSanitizer + UndefinedBehaviorSanitizer debug build, then each fuzz
+# harness briefly (scripts/fuzz.sh, one test per harness).
 # Ends with one summary line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +30,16 @@ run_suite() {   # dir label [meson setup args...]
 run_suite build-release "release build" -Dbuildtype=release
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan "ASan+UBSan build" -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+# 40 s per harness (three: about two minutes); longer runs are by hand,
+# tests/fuzz/README.md says how.
+echo "== fuzzing: 40 s per harness"
+fuzz_log=$(mktemp)
+scripts/fuzz.sh 40 2>&1 | tee "$fuzz_log"
+fuzz_ok=$(grep -c '^fuzz_[a-z]*: .*, clean$' "$fuzz_log")
+fuzz_fail=$(grep -c '^fuzz_[a-z]*: .*, FAILED' "$fuzz_log")
+passed=$((passed + fuzz_ok))
+failed=$((failed + fuzz_fail))
+if [ $((fuzz_ok + fuzz_fail)) -eq 0 ]; then failed=$((failed + 1)); fi   # did not build
+rm -f "$fuzz_log"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -9,6 +9,8 @@
 #include "jgsched/capacity.h"
 
 #include <ctype.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,16 +38,25 @@ void jg_capacity_clear(jg_capacity_t *cap)
     cap->n_accels = 0;
 }
 
-static void add_accel(jg_accel_t **list, size_t *n, const char *name, int count)
+/* Accelerator counts saturate at the ends of int: a job may ask INT_MAX nodes
+ * of 8 GPUs each, and the total is only ever compared with a capacity, which
+ * is an int too.  A group whose need saturates never fits, so it is never
+ * added to the usage of running groups, whose sums stay exact. */
+static int saturate(long long v)
+{
+    return v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
+}
+
+static void add_accel(jg_accel_t **list, size_t *n, const char *name, long long count)
 {
     for (size_t i = 0; i < *n; i++) {
         if (strcasecmp((*list)[i].name, name) == 0) {
-            (*list)[i].count += count;
+            (*list)[i].count = saturate((*list)[i].count + count);
             return;
         }
     }
     *list = jg_xrealloc(*list, (*n + 1) * sizeof **list);
-    (*list)[(*n)++] = (jg_accel_t){.name = jg_xstrdup(name), .count = count};
+    (*list)[(*n)++] = (jg_accel_t){.name = jg_xstrdup(name), .count = saturate(count)};
 }
 
 void jg_capacity_copy(jg_capacity_t *dst, const jg_capacity_t *src)
@@ -116,7 +127,11 @@ void jg_capacity_detect_host(jg_capacity_t *out)
 
 static void fmt_num(char *buf, size_t len, double v)
 {
-    if (v == (double)(long long)v)
+    /* Range first: converting a double long long cannot hold (a user's
+     * `cpus: 1e30` written out in digits) is undefined behaviour. */
+    if (!(fabs(v) < 1e15))
+        snprintf(buf, len, "%g", v);
+    else if (v == (double)(long long)v)
         snprintf(buf, len, "%lld", (long long)v);
     else
         snprintf(buf, len, "%.2f", v);
@@ -175,7 +190,8 @@ void jg_usage_add_group(jg_usage_t *u, const jg_group_spec_t *spec, int sign)
         u->cpus += sign * j->num_nodes * jg_node_cpus(j);
         u->memory_gb += sign * j->num_nodes * jg_node_memory_gb(j);
         if (j->accel.name)
-            add_accel(&u->accels, &u->n_accels, j->accel.name, sign * j->num_nodes * j->accel.count);
+            add_accel(&u->accels, &u->n_accels, j->accel.name,
+                      (long long)sign * j->num_nodes * j->accel.count);
     }
     /* Floating-point dust from repeated add/remove must not block admission. */
     if (u->cpus < 1e-9)
@@ -208,7 +224,7 @@ bool jg_usage_group_fits(const jg_usage_t *u, const jg_capacity_t *cap,
                 if (strcasecmp(u->accels[k].name, need.accels[i].name) == 0)
                     used = u->accels[k].count;
             int total = jg_capacity_accels(cap, need.accels[i].name);
-            if (used + need.accels[i].count > total) {
+            if ((long long)used + need.accels[i].count > total) {
                 snprintf(why, len, "waiting for resources: needs %d %s, %d of %d free",
                          need.accels[i].count, need.accels[i].name, total - used, total);
                 ok = false;

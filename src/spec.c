@@ -2022,10 +2022,29 @@ static void parse_primary_tasks(pctx_t *c, yaml_node_t *v)
     free(items);
 }
 
+/* One delay of termination_delay.  Bounded: the scheduler turns it into a
+ * timer of int64 milliseconds, and 10^60 hours does not fit in one. */
+static bool parse_delay(pctx_t *c, yaml_node_t *v, const char *field, const char *text,
+                        double *secs)
+{
+    char buf[80];
+    if (!jg_spec_parse_duration(text, secs)) {
+        jg_spec_err(&c->r, v, field,
+                    "invalid duration '%s' (expected seconds like 30, 30s, 1m or 2h)",
+                    jg_spec_show(text, buf, sizeof buf));
+        return false;
+    }
+    if (!(*secs <= JG_SPEC_MAX_TERMINATION_DELAY_S)) {
+        jg_spec_err(&c->r, v, field, "'%s' is too long (at most 7 days, 168h)",
+                    jg_spec_show(text, buf, sizeof buf));
+        return false;
+    }
+    return true;
+}
+
 static void parse_termination_delay(pctx_t *c, yaml_node_t *v)
 {
     static const char *field = "termination_delay";
-    char buf[80];
     jg_group_spec_t *s = c->spec;
     double secs;
     if (jg_spec_is_null(v))
@@ -2033,12 +2052,8 @@ static void parse_termination_delay(pctx_t *c, yaml_node_t *v)
     c->header_has_delay = true;
     c->delay_pos = node_pos(v);
     if (v->type == YAML_SCALAR_NODE) {
-        if (jg_spec_parse_duration(JG_SPEC_SVAL(v), &secs))
+        if (parse_delay(c, v, field, JG_SPEC_SVAL(v), &secs))
             s->termination_delay_s = secs;
-        else
-            jg_spec_err(&c->r, v, field,
-                        "invalid duration '%s' (expected seconds like 30, 30s, 1m or 2h)",
-                        jg_spec_show(JG_SPEC_SVAL(v), buf, sizeof buf));
         return;
     }
     if (v->type != YAML_MAPPING_NODE) {
@@ -2055,13 +2070,11 @@ static void parse_termination_delay(pctx_t *c, yaml_node_t *v)
         yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
         char *f = jg_spec_join_field(field, key);
         const char *d = jg_spec_scalar(&c->r, val, f, "a duration like 30s");
-        if (d && !jg_spec_parse_duration(d, &secs)) {
-            jg_spec_err(&c->r, val, f,
-                        "invalid duration '%s' (expected seconds like 30, 30s, 1m or 2h)",
-                        jg_spec_show(d, buf, sizeof buf));
-        } else if (d && !strcmp(key, "default")) {
+        if (!d || !parse_delay(c, val, f, d, &secs)) {
+            /* reported */
+        } else if (!strcmp(key, "default")) {
             s->termination_delay_s = secs;
-        } else if (d) {
+        } else {
             char *txt = fmt_seconds(secs);
             kv_push(&s->termination_delays, &s->n_termination_delays, key, txt);
             free(txt);

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "jgsched/backend.h"
+#include "jgsched/capacity.h"
 #include "jgsched/config.h"
 #include "jgsched/loop.h"
 #include "jgsched/sched.h"
@@ -17,6 +18,7 @@
 #include "jgsched/store.h"
 
 #include <ftw.h>
+#include <stdint.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1008,4 +1010,50 @@ Test(sched, a_group_stored_with_a_policy_path_runs_under_the_default_policy)
                                                  "longer reads"));
     jg_event_rows_free(events, n);
     cr_expect(said, "no policy event explains the fallback to the default policy");
+}
+
+/* ---- admission arithmetic on what a user wrote ------------------------------ */
+
+/* Parses with node bounds wide open: these tests reach admission with
+ * numbers the parser's spec_limits would refuse first. */
+static jg_group_spec_t *parse_or_fail(const char *yaml)
+{
+    jg_spec_errors_t errs = {0};
+    jg_spec_limits_t wide = jg_spec_limits_default();
+    wide.max_nodes_per_job = wide.max_nodes_per_group = INT32_MAX;
+    jg_group_spec_t *spec = jg_spec_parse_with(yaml, strlen(yaml), "t.yaml", &wide, &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "no spec");
+    jg_spec_errors_free(&errs);
+    return spec;
+}
+
+/* Found by tests/fuzz/fuzz_spec: 29 digits of cpus made the reason's number a
+ * double -> long long conversion out of range (undefined behaviour). */
+Test(sched, a_node_asking_more_cpus_than_a_long_long_holds_is_refused_with_its_number)
+{
+    jg_group_spec_t *spec = parse_or_fail("---\nname: g\nexecution: parallel\n---\nname: a\n"
+                                          "resources: {cpus: 99999999999999999999999999999}\n");
+    jg_capacity_t cap = {.cpus = 8, .memory_gb = 16, .max_node_cpus = 8, .max_node_memory_gb = 16};
+    char why[512];
+    cr_assert_not(jg_capacity_node_fits(&cap, "local", &spec->jobs[0], why, sizeof why));
+    cr_assert(strstr(why, "asks cpus=1e+29 memory=0GB"), "%s", why);
+    jg_spec_free(spec);
+}
+
+/* Found by tests/fuzz/fuzz_spec: num_nodes x accelerators per node overflowed
+ * int (undefined behaviour), and in practice wrapped negative, so a group
+ * asking 4e9 GPUs "fitted" 2. */
+Test(sched, a_group_asking_more_accelerators_than_an_int_holds_never_fits)
+{
+    jg_group_spec_t *spec = parse_or_fail("---\nname: g\nexecution: parallel\n---\nname: a\n"
+                                          "num_nodes: 2000000000\nresources: {accelerators: T4:2}\n");
+    jg_accel_t t4 = {.name = "T4", .count = 2};
+    jg_capacity_t cap = {.cpus = 8, .memory_gb = 16, .max_node_cpus = 8, .max_node_memory_gb = 16,
+                         .accels = &t4, .n_accels = 1};
+    char why[512];
+    cr_assert(jg_capacity_node_fits(&cap, "local", &spec->jobs[0], why, sizeof why), "%s", why);
+    jg_usage_t idle = {0};
+    cr_assert_not(jg_usage_group_fits(&idle, &cap, spec, why, sizeof why));
+    cr_assert(strstr(why, "T4, 2 of 2 free"), "%s", why);
+    jg_spec_free(spec);
 }

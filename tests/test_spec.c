@@ -963,6 +963,25 @@ Test(spec, termination_delay_errors)
                  "---\nname: a\n", "termination_delay.a: invalid duration '-1'", NULL);
 }
 
+/* The scheduler arms a timer of int64 milliseconds from the delay; 10^60 hours
+ * made that conversion undefined behaviour in the daemon (found while fuzzing). */
+Test(spec, a_termination_delay_too_long_for_a_timer_is_refused)
+{
+    expect_error("---\nname: g\nexecution: parallel\nprimary_tasks: [a]\n"
+                 "termination_delay: 999999999999999999999999999999999999999999999999999999999999h\n"
+                 "---\nname: a\n---\nname: b\n",
+                 "t.yaml:5:20: termination_delay: '99999", "is too long (at most 7 days, 168h)");
+    expect_error("---\nname: g\nexecution: parallel\nprimary_tasks: [a]\n"
+                 "termination_delay: {default: 10s, b: 169h}\n---\nname: a\n---\nname: b\n",
+                 "termination_delay.b: '169h' is too long", NULL);
+    jg_group_spec_t *s = expect_ok("---\nname: g\nexecution: parallel\nprimary_tasks: [a]\n"
+                                   "termination_delay: {default: 168h, b: 604800}\n"
+                                   "---\nname: a\n---\nname: b\n");
+    cr_assert_eq(s->termination_delay_s, JG_SPEC_MAX_TERMINATION_DELAY_S);
+    cr_assert_eq(jg_spec_termination_delay(s, "b"), JG_SPEC_MAX_TERMINATION_DELAY_S);
+    jg_spec_free(s);
+}
+
 Test(spec, termination_delay_without_primary_tasks_warns)
 {
     jg_group_spec_t *s = expect_ok("---\nname: g\nexecution: parallel\ntermination_delay: 5s\n"

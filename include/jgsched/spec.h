@@ -62,6 +62,10 @@ typedef struct {
 typedef enum { JG_PLACEMENT_SAME_INFRA = 0 } jg_placement_t;
 typedef enum { JG_EXECUTION_PARALLEL = 0 } jg_execution_t;
 
+/* The longest termination_delay a spec may give: the longest delay a policy
+ * may return too, and one the scheduler's millisecond timers always hold. */
+#define JG_SPEC_MAX_TERMINATION_DELAY_S (7 * 24 * 3600.0)
+
 typedef struct {
     char *name;             /* DNS label (<= 63) */
     char *source;           /* file the spec came from, for messages; may be NULL */
@@ -71,6 +75,7 @@ typedef struct {
     size_t n_primary_tasks;
     double termination_delay_s;      /* default delay; 0 when not given */
     jg_kv_t *termination_delays;     /* per job: key job name, value seconds as text */
+                                     /* every delay: 0..JG_SPEC_MAX_TERMINATION_DELAY_S */
     size_t n_termination_delays;
     char *policy;           /* NULL: the daemon's default */
     bool inter_connection_off;  /* `inter_connection: false` (SkyPilot 0.14): jobs may be
