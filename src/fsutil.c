@@ -59,6 +59,7 @@
 #define INNER_PASSES 3          /* re-reads of a directory that still has entries */
 #define TOP_PASSES 100000       /* the top also takes what was moved up to it */
 #define NOBODY_GID 65534        /* a user with no passwd entry deletes with no group */
+#define TRASH_ROUNDS 5          /* the deleter's tries at what stayed, a second apart */
 
 /* ---- opening a path without following links ----------------------------- */
 
@@ -370,26 +371,37 @@ static __attribute__((noreturn)) void trash_child(int tfd, const char *dir)
     syscall(SYS_close_range, (unsigned)tfd + 1, ~0u, 0u);
     (void)setpriority(PRIO_PROCESS, 0, 10);
     char buf[4096] __attribute__((aligned(8)));
-    for (int pass = 0; pass < 100; pass++) {
-        bool any = false;
-        if (lseek(tfd, 0, SEEK_SET) < 0)
-            break;
-        long n;
-        while ((n = syscall(SYS_getdents64, tfd, buf, sizeof buf)) > 0) {
-            for (long off = 0; off < n;) {
-                const struct raw_dirent *d = (const void *)(buf + off);
-                off += d->d_reclen;
-                if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-                    continue;
-                jg_error_t e;
-                if (jg_fs_remove_tree_at(tfd, d->d_name, &e) < 0)
-                    jg_log("warn", "trash %s: %s", dir, e.text);
-                else
-                    any = true;
+    /* A user still holding a directory of a tree open can change it while
+     * it goes (the walk then leaves what moved): a few rounds, a second
+     * apart, and only the last one's failures are logged. */
+    for (int round = 0; round < TRASH_ROUNDS; round++) {
+        bool failed = false, last = round == TRASH_ROUNDS - 1;
+        for (int pass = 0; pass < 100; pass++) {
+            bool any = false;
+            failed = false;
+            if (lseek(tfd, 0, SEEK_SET) < 0)
+                break;
+            long n;
+            while ((n = syscall(SYS_getdents64, tfd, buf, sizeof buf)) > 0) {
+                for (long off = 0; off < n;) {
+                    const struct raw_dirent *d = (const void *)(buf + off);
+                    off += d->d_reclen;
+                    if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+                        continue;
+                    jg_error_t e;
+                    if (jg_fs_remove_tree_at(tfd, d->d_name, &e) == 0)
+                        any = true;
+                    else if ((failed = true) && last)
+                        jg_log("warn", "trash %s: %s", dir, e.text);
+                }
             }
+            if (!any)
+                break;
         }
-        if (!any)
+        if (!failed)
             break;
+        if (!last)
+            sleep(1);
     }
     _exit(0);
 }
