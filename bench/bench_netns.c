@@ -84,7 +84,7 @@ static int round_trip(const jg_netns_caps_t *caps, const jg_netns_uplink_t *upli
         if (pid == 0) {
             jg_netns_node_t node = {.mode = caps->mode, .own_mounts = caps->own_mounts,
                                     .hub_pidfd = hub.pidfd, .index = i, .hostname = names[i],
-                                    .hosts_path = hosts, .tmp_path = tmp[i], .gid = getegid(),
+                                    .hosts_path = hosts, .tmp_path = tmp[i], .uid = geteuid(), .gid = getegid(),
                                     .default_route = uplink != NULL};
             char msg[256] = "";
             if (jg_netns_node_enter(&node, msg, sizeof msg) < 0) {

@@ -44,10 +44,14 @@
  *
  * Resources (docs/local-backend.md, "Resources"):
  *  - Volumes are bind mounts made by the node's child in the node's mount
- *    namespace (netns.c).  A mount point missing on the host is created by
- *    the backend first (without following symbolic links) and recorded in
- *    <group dir>/mountpoints, so cleanup() removes exactly what it created,
- *    unless another group of this instance still lists the path.
+ *    namespace (netns.c).  A mount point missing on the host is made first
+ *    by a child that became the node's user (host_mount_point), so root
+ *    never makes a directory where the user could not, and it is left in
+ *    place: another group's or instance's node may have it mounted.
+ *  - Deleting: a node's work and tmp trees and a purged group directory are
+ *    moved into <state_dir>/trash and deleted there by a background child
+ *    through directory descriptors, as their owner (fsutil.h): never a full
+ *    path into a tree the user can change, never on the loop.
  *  - GPUs: a jg_gpu_pool_t of the host's GPUs (nvidia-smi's index and name,
  *    read once at create).  A node takes its job's count at launch and keeps
  *    them until its final event (or its record goes); the indices are written
@@ -61,6 +65,7 @@
  */
 #include "jgsched/backend.h"
 #include "jgsched/capacity.h"
+#include "jgsched/fsutil.h"
 #include "jgsched/netns.h"
 #include "jgsched/proc.h"
 #include "jgsched/paths.h"
@@ -70,7 +75,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -94,7 +98,8 @@
 #define GROUP_HOSTS "hosts"         /* <group dir>/hosts: the nodes' /etc/hosts */
 #define GROUP_RESOLV "resolv.conf"  /* <group dir>/resolv.conf: theirs (with NAT) */
 #define NODE_TMP "tmp"              /* <node dir>/tmp: the node's /tmp, kept across attempts */
-#define GROUP_MOUNTS "mountpoints"  /* <group dir>/mountpoints: volume mount points (shim_protocol.h) */
+#define GROUP_MOUNTS "mountpoints"  /* <group dir>/mountpoints: left by older versions; removed */
+#define TRASH_DIR "trash"           /* <state_dir>/trash: trees being deleted (fsutil.h) */
 #define CG_PERIOD_US 100000         /* cpu.max period */
 #define MAX_GPUS_PER_NODE 64
 
@@ -182,6 +187,7 @@ struct local {
     char gpus_why[128];         /* !gpus_known: why ("nvidia-smi not found") */
     char *cg_base;              /* this instance's cgroup (v2), or NULL: nodes are not limited */
     char *notes;                /* notes(): cgroups and GPUs, one line */
+    jg_trash_t *trash;          /* <state_dir>/trash: users' trees go there to be deleted */
 };
 
 static const jg_backend_ops_t local_ops;
@@ -302,26 +308,6 @@ done:
     free(tmp);
     free(path);
     return rc;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
-    return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
-/* rm -rf without following symbolic links or leaving the file system. */
-static int remove_tree(const char *path, jg_error_t *err)
-{
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return errno == ENOENT ? 0 : jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
-    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0)
-        return jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
-    return 0;
 }
 
 /* ---- GPUs --------------------------------------------------------------- */
@@ -857,73 +843,61 @@ static int check_mount_path(const char *path, char *why, size_t len)
     return 0;
 }
 
-static void append_line(const char *path, const char *kind, const char *what)
+/* Makes sure mount point `target` exists on the host as the node's user would:
+ * a child that became the user walks the path without following links and
+ * makes what is missing (0755, the user's).  So root makes nothing in a
+ * directory of the host, and a path the user could not make (another user's
+ * home, /mnt when /mnt is root's) is refused.  Under /tmp nothing is made
+ * here: the node's own /tmp gets it (netns.c).  What is made is never
+ * removed: a node of another group or instance may have its volume mounted
+ * there, and removing the directory would unmount it from under that node
+ * (rmdir detaches a mount point in every other mount namespace). */
+static int host_mount_point(const creds_t *c, const char *user, const char *volume,
+                            const char *target, jg_error_t *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0)
-        return;
-    char *line = jg_xasprintf("%s %s\n", kind, what);
-    (void)!write(fd, line, strlen(line));
-    free(line);
-    close(fd);
-}
-
-/* Makes mount point `target` exist on the host (unless it lies under /tmp,
- * which is the node's own: its child makes it there), recording in the
- * group's mountpoints file that the group uses it and each directory that
- * had to be created. */
-static int host_mount_point(const char *gdir, const char *target, jg_error_t *err)
-{
-    char *record = jg_xasprintf("%s/%s", gdir, GROUP_MOUNTS);
-    char *partial = jg_xstrdup(target);
-    int rc = -1;
-    append_line(record, "uses", target);
-    if (strncmp(target, "/tmp/", 5) == 0) {
-        rc = 0;
-        goto done;
+    if (strncmp(target, "/tmp/", 5) == 0)
+        return 0;
+    pid_t pid = fork();
+    if (pid < 0)
+        return jg_errprintf(err, "volume %s on %s: cannot fork: %s", volume, target,
+                            strerror(errno));
+    if (pid == 0) {
+        /* Exit status: 0 ready; errno not reaching it; 128 + errno not making it. */
+        if (c->active && (setgroups((size_t)c->n_groups, c->groups) < 0 || setgid(c->gid) < 0 ||
+                          setuid(c->uid) < 0))
+            _exit(errno > 0 && errno < 128 ? errno : EIO);
+        int fd = jg_fs_open_dir(target, false, (uid_t)-1, (gid_t)-1);
+        if (fd < 0 && errno != ENOENT)
+            _exit(errno > 0 && errno < 128 ? errno : EIO);
+        if (fd < 0 && (fd = jg_fs_open_dir(target, true, (uid_t)-1, (gid_t)-1)) < 0)
+            _exit(128 + (errno > 0 && errno < 128 ? errno : EIO));
+        _exit(0);
     }
-    /* Walk down one component at a time, without following links. */
-    for (char *slash = partial + 1;; slash++) {
-        slash = strchr(slash, '/');
-        if (slash)
-            *slash = '\0';
-        int fd = jg_netns_open_dir(partial, false);
-        if (fd < 0 && errno == ENOENT) {
-            int pfd;
-            char *last = strrchr(partial, '/');
-            *last = '\0';
-            pfd = jg_netns_open_dir(partial[0] ? partial : "/", false);
-            *last = '/';
-            if (pfd >= 0 && mkdirat(pfd, last + 1, 0755) == 0) {
-                append_line(record, "created", partial);
-                fd = jg_netns_open_dir(partial, false);
-            } else if (pfd >= 0 && errno == EEXIST) {
-                fd = jg_netns_open_dir(partial, false);
-            }
-            if (pfd >= 0)
-                close(pfd);
-        }
-        if (fd < 0) {
-            jg_errprintf(err, "mount point %s: cannot make %s: %s", target, partial,
-                         errno == ELOOP ? "a symbolic link is in the way" : strerror(errno));
-            goto done;
-        }
-        close(fd);
-        if (!slash)
-            break;
-        *slash = '/';
-    }
-    rc = 0;
-done:
-    free(partial);
-    free(record);
-    return rc;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + EIO;
+    if (code == 0)
+        return 0;
+    int e = code & 127;
+    const char *why = e == ELOOP ? "a component is a symbolic link" : strerror(e);
+    char who[80];
+    if (c->active)
+        snprintf(who, sizeof who, "%s", user ? user : "the group's user");
+    else
+        snprintf(who, sizeof who, "uid %d", (int)geteuid());
+    if (code & 128)
+        return jg_errprintf(err, "volume %s: the mount path %s does not exist and %s may not "
+                            "create it (%s); create it first, or mount under a directory %s "
+                            "may write", volume, target, who, why, who);
+    return jg_errprintf(err, "volume %s: the mount path %s cannot be reached by %s (%s)", volume,
+                        target, who, why);
 }
 
 /* The binds of one node: every volume its job names, each checked.
  * *out points into req and job (borrowed); caller frees the array. */
 static int plan_volumes(const local_t *b, const jg_launch_t *req, const jg_job_spec_t *job,
-                        const char *gdir, jg_netns_bind_t **out, jg_error_t *err)
+                        const creds_t *creds, jg_netns_bind_t **out, jg_error_t *err)
 {
     *out = NULL;
     if (job->n_volumes == 0)
@@ -958,7 +932,7 @@ static int plan_volumes(const local_t *b, const jg_launch_t *req, const jg_job_s
                          target, source);
             goto fail;
         }
-        if (host_mount_point(gdir, target, err) < 0)
+        if (host_mount_point(creds, req->user, name, target, err) < 0)
             goto fail;
         binds[i] = (jg_netns_bind_t){.source = source, .target = target};
     }
@@ -967,80 +941,6 @@ static int plan_volumes(const local_t *b, const jg_launch_t *req, const jg_job_s
 fail:
     free(binds);
     return -1;
-}
-
-/* Whether a mountpoints file other than skip_group's lists path (as used or
- * created); that group then takes over its removal. */
-static bool mount_point_handed_over(const local_t *b, int64_t skip_group, const char *path)
-{
-    char *groups = jg_xasprintf("%s/groups", b->state_dir);
-    DIR *d = opendir(groups);
-    bool found = false;
-    struct dirent *de;
-    while (d && !found && (de = readdir(d))) {
-        char *end;
-        long long id = strtoll(de->d_name, &end, 10);
-        if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end || id == skip_group)
-            continue;
-        char *file = jg_xasprintf("%s/%s/%s", groups, de->d_name, GROUP_MOUNTS);
-        FILE *f = fopen(file, "re");
-        char line[PATH_MAX + 16];
-        while (f && !found && fgets(line, sizeof line, f)) {
-            line[strcspn(line, "\n")] = '\0';
-            const char *p = strchr(line, ' ');
-            size_t l = strlen(path);
-            found = p && strncmp(p + 1, path, l) == 0 && (p[1 + l] == '\0' || p[1 + l] == '/');
-        }
-        if (f)
-            fclose(f);
-        if (found)
-            append_line(file, "created", path);
-        free(file);
-    }
-    if (d)
-        closedir(d);
-    free(groups);
-    return found;
-}
-
-static int cmp_len_desc(const void *a, const void *b)
-{
-    size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
-    return la < lb ? 1 : la > lb ? -1 : 0;
-}
-
-/* Removes the mount points the group created on the host (deepest first,
- * only if empty) unless another group uses them, then the record. */
-static void cleanup_mount_points(const local_t *b, int64_t group_id, const char *gdir)
-{
-    char *file = jg_xasprintf("%s/%s", gdir, GROUP_MOUNTS);
-    FILE *f = fopen(file, "re");
-    char **created = NULL;
-    size_t n = 0;
-    char line[PATH_MAX + 16];
-    while (f && fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (strncmp(line, "created /", 9) != 0)
-            continue;
-        created = jg_xrealloc(created, (n + 1) * sizeof *created);
-        created[n++] = jg_xstrdup(line + 8);
-    }
-    if (f)
-        fclose(f);
-    if (n)
-        qsort(created, n, sizeof *created, cmp_len_desc);
-    for (size_t i = 0; i < n; i++) {
-        bool dup = false;
-        for (size_t k = 0; k < i; k++)
-            dup = dup || strcmp(created[k], created[i]) == 0;
-        if (!dup && !mount_point_handed_over(b, group_id, created[i]))
-            (void)rmdir(created[i]);        /* only if empty: anything put there stays */
-    }
-    for (size_t i = 0; i < n; i++)
-        free(created[i]);
-    free(created);
-    unlink(file);
-    free(file);
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -1644,7 +1544,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     }
 
     /* Volumes: checked, their host mount points made, before anything runs. */
-    if (plan_volumes(b, req, job, gdir, &binds, err) < 0)
+    if (plan_volumes(b, req, job, creds, &binds, err) < 0)
         goto done;
 
     /* GPUs: the job's count of its type, by index; an earlier attempt's go
@@ -1808,6 +1708,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         .keep_path = dir,
         .binds = binds,
         .n_binds = binds ? job->n_volumes : 0,
+        .uid = creds->active ? creds->uid : geteuid(),
         .gid = creds->active ? creds->gid : getegid(),
     };
     bool namespaces = isolated(b) || b->net.own_mounts;
@@ -2231,8 +2132,10 @@ static void kill_untracked(const local_t *b, const char *dir)
         kill_node_tree(b, pid, start);
 }
 
-/* Removes a node directory's runtime files: everything but output.log and status. */
-static int clean_node_dir(const char *dir, jg_error_t *err)
+/* Removes a node directory's runtime files: everything but output.log and status.
+ * Its work and tmp trees are the user's: they go to the trash (fsutil.h),
+ * moved through the node directory's descriptor and deleted off the loop. */
+static int clean_node_dir(local_t *b, const char *dir, jg_error_t *err)
 {
     static const char *const names[] = {
         JG_SHIM_ENV, JG_SHIM_SETUP, JG_SHIM_RUN, JG_SHIM_WORKDIR, JG_SHIM_RELEASE,
@@ -2247,13 +2150,16 @@ static int clean_node_dir(const char *dir, jg_error_t *err)
             rc = jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
         free(path);
     }
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return rc == 0 && errno != ENOENT ? jg_errprintf(err, "cannot open %s: %s", dir,
+                                                         strerror(errno)) : rc;
     for (size_t i = 0; i < sizeof trees / sizeof trees[0]; i++) {
-        char *tree = jg_xasprintf("%s/%s", dir, trees[i]);
         jg_error_t e;
-        if (remove_tree(tree, &e) < 0 && rc == 0)
-            rc = jg_errprintf(err, "%s", e.text);
-        free(tree);
+        if (jg_trash_put(b->trash, dfd, trees[i], &e) < 0 && rc == 0)
+            rc = jg_errprintf(err, "%s: %s", dir, e.text);
     }
+    close(dfd);
     return rc;
 }
 
@@ -2272,13 +2178,29 @@ static int cleanup_network(local_t *b, int64_t group_id, const char *gdir, jg_er
              jg_netns_hub_open(pid, start, &hub, NULL) == 0)
         rc = jg_netns_hub_destroy(&hub, CLEANUP_WAIT_MS, err);
     const char *names[] = {GROUP_NET, GROUP_HOSTS, GROUP_RESOLV, "." GROUP_NET ".tmp",
-                           "." GROUP_HOSTS ".tmp", "." GROUP_RESOLV ".tmp"};
+                           "." GROUP_HOSTS ".tmp", "." GROUP_RESOLV ".tmp", GROUP_MOUNTS};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char *path = jg_xasprintf("%s/%s", gdir, names[i]);
         if (unlink(path) < 0 && errno != ENOENT && rc == 0)
             rc = jg_errprintf(err, "cannot remove %s: %s", path, strerror(errno));
         free(path);
     }
+    return rc;
+}
+
+/* The whole group directory, logs too: into the trash in one rename. */
+static int purge_group_dir(local_t *b, int64_t group_id, jg_error_t *err)
+{
+    char *groups = jg_xasprintf("%s/groups", b->state_dir);
+    char name[32];
+    snprintf(name, sizeof name, "%" PRId64, group_id);
+    int gfd = open(groups, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = gfd < 0 ? (errno == ENOENT ? 0 : jg_errprintf(err, "cannot open %s: %s", groups,
+                                                            strerror(errno)))
+                     : jg_trash_put(b->trash, gfd, name, err);
+    if (gfd >= 0)
+        close(gfd);
+    free(groups);
     return rc;
 }
 
@@ -2312,7 +2234,6 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
     }
     free(live);
     cg_group_remove(b, group_id, CLEANUP_WAIT_MS);
-    cleanup_mount_points(b, group_id, gdir);
 
     jg_error_t e;
     d = opendir(gdir);
@@ -2331,7 +2252,7 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
         struct stat st;
         if (lstat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
             kill_untracked(b, dir);
-            if (clean_node_dir(dir, &e) < 0 && rc == 0)
+            if (clean_node_dir(b, dir, &e) < 0 && rc == 0)
                 rc = jg_errprintf(err, "%s", e.text);
         }
         free(dir);
@@ -2339,7 +2260,7 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
     if (cleanup_network(b, group_id, gdir, &e) < 0 && rc == 0)
         rc = jg_errprintf(err, "%s", e.text);
     if (purge)
-        rc = remove_tree(gdir, err);    /* the whole directory: earlier errors do not matter */
+        rc = purge_group_dir(b, group_id, err);     /* earlier errors do not matter */
 done:
     if (d)
         closedir(d);
@@ -2676,6 +2597,7 @@ static void local_destroy(jg_backend_t *base)
     }
     if (b->shim_fd >= 0)
         close(b->shim_fd);
+    jg_trash_close(b->trash);
     free(b->state_dir);
     free(b->shim_path);
     free(b->warning);
@@ -2736,6 +2658,9 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
         goto fail;
     }
     b->loop = cfg->loop;
+    char *trash = jg_xasprintf("%s/%s", b->state_dir, TRASH_DIR);
+    b->trash = jg_trash_create(trash, b->loop);
+    free(trash);
     b->on_event = cfg->on_event;
     b->event_ctx = cfg->event_ctx;
     b->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +32,7 @@
 #include "jgsched/backend.h"
 #include "jgsched/capacity.h"
 #include "jgsched/config.h"
+#include "jgsched/fsutil.h"
 #include "jgsched/loop.h"
 #include "jgsched/policy.h"
 #include "jgsched/proto.h"
@@ -73,6 +73,7 @@ struct jg_daemon {
     int listen_fd;
     int signal_fd;
     conn_t *conns;
+    jg_trash_t *trash;          /* <home>/volumes/.trash: removed volumes, deleted off the loop */
     int64_t *dirty;             /* groups changed since the last prepare */
     size_t n_dirty, cap_dirty;
     bool stopping;
@@ -878,12 +879,21 @@ static char *volume_path(void *ctx, const char *name)
     return path;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+/* The directory holding a volume's directory (<home>/volumes), opened for
+ * work through its descriptor.  It must be ours and closed to others: the
+ * volume directories in it belong to users, the names in it to us alone. */
+static int open_volume_parent(const char *dir, jg_error_t *err)
 {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return jg_errprintf(err, "cannot open %s: %s", dir, strerror(errno));
+    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022)) {
+        close(fd);
+        return jg_errprintf(err, "%s must belong to uid %d and be writable by no one else",
+                            dir, (int)geteuid());
+    }
+    return fd;
 }
 
 static json_t *op_volume_create(conn_t *c, json_t *req)
@@ -903,7 +913,8 @@ static json_t *op_volume_create(conn_t *c, json_t *req)
     char *path = jg_xasprintf("%s/%s", dir, name);
     json_t *reply = NULL;
     jg_error_t err;
-    if (jg_mkdir_p(dir, 0711, &err) < 0) {
+    int vfd = -1, fd = -1;
+    if (jg_mkdir_p(dir, 0711, &err) < 0 || (vfd = open_volume_parent(dir, &err)) < 0) {
         reply = jg_proto_error("%s", err.text);
         goto done;
     }
@@ -911,8 +922,14 @@ static json_t *op_volume_create(conn_t *c, json_t *req)
         reply = jg_proto_error("%s", err.text);
         goto done;
     }
+    /* A directory left by an earlier volume of that name is not handed to a
+     * new owner: it goes to the trash, and the volume starts empty. */
+    int made = mkdirat(vfd, name, 0750);
+    if (made < 0 && errno == EEXIST && jg_trash_put(d->trash, vfd, name, &err) == 0)
+        made = mkdirat(vfd, name, 0750);
     /* The volume's files belong to whoever created it, as their jobs write them. */
-    if ((mkdir(path, 0750) < 0 && errno != EEXIST) || chown(path, c->uid, c->gid) < 0) {
+    if (made < 0 || (fd = openat(vfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+        fchown(fd, c->uid, c->gid) < 0) {
         int e = errno;
         jg_store_remove_volume(d->store, name, NULL);
         reply = jg_proto_error("cannot create %s: %s", path, strerror(e));
@@ -921,6 +938,10 @@ static json_t *op_volume_create(conn_t *c, json_t *req)
     jg_log("info", "volume %s created by %s at %s", name, c->user, path);
     reply = json_pack("{s:b, s:s, s:s}", "ok", 1, "name", name, "path", path);
 done:
+    if (fd >= 0)
+        close(fd);
+    if (vfd >= 0)
+        close(vfd);
     free(path);
     free(dir);
     return reply;
@@ -979,8 +1000,18 @@ static json_t *op_volume_rm(conn_t *c, json_t *req)
     else if (jg_store_remove_volume(d->store, name, &err) < 0)
         reply = jg_proto_error("%s", err.text);
     if (!reply) {
-        if (nftw(v.path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
-            jg_log("warn", "volume %s: cannot remove %s: %s", name, v.path, strerror(errno));
+        /* Its files are its owner's: moved to the trash through the
+         * descriptor of the directory holding it, deleted off the loop as
+         * that owner (fsutil.h); no path into the user's tree is followed. */
+        char *slash = strrchr(v.path, '/');
+        char *parent = slash && slash != v.path ? jg_xstrndup(v.path, (size_t)(slash - v.path))
+                                                : jg_xstrdup("/");
+        int pfd = open_volume_parent(parent, &err);
+        if (pfd < 0 || jg_trash_put(d->trash, pfd, slash ? slash + 1 : v.path, &err) < 0)
+            jg_log("warn", "volume %s: cannot remove %s: %s", name, v.path, err.text);
+        if (pfd >= 0)
+            close(pfd);
+        free(parent);
         jg_log("info", "volume %s removed by %s", name, c->user);
         reply = jg_proto_ok();
     }
@@ -1463,6 +1494,9 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     if (!(d->loop = jg_loop_create(err)))
         goto fail;
+    char *trash = jg_xasprintf("%s/volumes/.trash", d->paths.home);
+    d->trash = jg_trash_create(trash, d->loop);
+    free(trash);
     if (!(d->config = load_config(d->paths.config, err)))
         goto fail;
     if (!(d->store = jg_store_open_exclusive(d->paths.store, err)))
@@ -1543,6 +1577,7 @@ void jg_daemon_destroy(jg_daemon_t *d)
     jg_sched_destroy(d->sched);
     jg_store_close(d->store);
     jg_config_free(d->config);
+    jg_trash_close(d->trash);
     jg_loop_destroy(d->loop);
     free(d->dirty);
     jg_paths_free(&d->paths);

@@ -14,8 +14,9 @@
  *    holds, so the kernel's "name exists" is the lock on that address.
  *  - Volumes: a node's shared volumes are bind mounts in its own mount
  *    namespace, made after its /tmp; the mount point is reached without
- *    following symbolic links (jg_netns_open_dir), since a node may plant one
- *    in its /tmp, kept across attempts, to redirect a later root-made mount.
+ *    following symbolic links (jg_fs_open_dir), since a node may plant one
+ *    in its /tmp, kept across attempts, to redirect a later root-made mount;
+ *    root creates a missing one only inside the node's own /tmp.
  *  - Works unprivileged: in mode USERNS the keeper owns a user namespace in
  *    which the daemon's user has every capability (it created it), so a
  *    node's child can join it and do as root would, without being root.
@@ -25,6 +26,7 @@
  * that socket to create the veth pair with its peer directly in the new
  * namespace (IFLA_NET_NS_FD), then a second socket to configure the inside.
  */
+#include "jgsched/fsutil.h"
 #include "jgsched/netns.h"
 #include "jgsched/proc.h"
 #include "netns_int.h"
@@ -709,54 +711,20 @@ static int remount_ro(const char *path)
     return mount(NULL, path, NULL, flags, NULL);
 }
 
-int jg_netns_open_dir(const char *path, bool create)
+/* Binds directory descriptor src on path target, reached without following
+ * links.  A missing mount point is made only in the node's own /tmp (owned by
+ * the node's user, as everything there is): one outside /tmp was made on the
+ * host, as the user, before this child ran (backend_local.c), and root makes
+ * nothing in directories of the host.  Both ends go through /proc/self/fd, so
+ * no path is looked up twice. */
+static int bind_dir_at(const jg_netns_node_t *node, int src, const char *target, const char *what,
+                       char *errbuf, size_t len)
 {
-    if (!path || path[0] != '/') {
-        errno = EINVAL;
-        return -1;
-    }
-    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    const char *p = path;
-    char comp[NAME_MAX + 1];
-    while (fd >= 0) {
-        while (*p == '/')
-            p++;
-        if (!*p)
-            return fd;
-        size_t n = strcspn(p, "/");
-        if (n > NAME_MAX || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
-            close(fd);
-            errno = n > NAME_MAX ? ENAMETOOLONG : EINVAL;
-            return -1;
-        }
-        memcpy(comp, p, n);
-        comp[n] = '\0';
-        p += n;
-        int next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (next < 0 && errno == ENOENT && create) {
-            if (mkdirat(fd, comp, 0755) == 0 || errno == EEXIST)
-                next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        }
-        int e = errno;
-        struct stat st;
-        if (next < 0 && (e == ENOTDIR || e == ELOOP) &&
-            fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-            e = ELOOP;
-        close(fd);
-        errno = e;
-        fd = next;
-    }
-    return -1;
-}
-
-/* Binds directory descriptor src on path target, made in the node's view if
- * missing (under /tmp: in the node's own /tmp) and reached without following
- * links; both ends go through /proc/self/fd, so no path is looked up twice. */
-static int bind_dir_at(int src, const char *target, const char *what, char *errbuf, size_t len)
-{
-    int dst = jg_netns_open_dir(target, true);
+    bool in_tmp = node->tmp_path && strncmp(target, "/tmp/", 5) == 0;
+    int dst = jg_fs_open_dir(target, in_tmp, node->uid, node->gid);
     if (dst < 0)
-        return fail(errbuf, len, "cannot make the mount point %s: %s (for %s)", target,
+        return fail(errbuf, len, "cannot %s the mount point %s: %s (for %s)",
+                    in_tmp ? "make" : "reach", target,
                     errno == ELOOP ? "a component is a symbolic link" : strerror(errno), what);
     char from[32], to[32];
     snprintf(from, sizeof from, "/proc/self/fd/%d", src);
@@ -820,12 +788,12 @@ static int node_mounts(const jg_netns_node_t *node, char *errbuf, size_t len)
         fail(errbuf, len, "cannot bind %s on /tmp: %s", node->tmp_path, strerror(errno));
         goto done;
     }
-    if (keep && bind_dir_at(src[n], node->keep_path, node->keep_path, errbuf, len) < 0)
+    if (keep && bind_dir_at(node, src[n], node->keep_path, node->keep_path, errbuf, len) < 0)
         goto done;
     for (size_t i = 0; i < n; i++) {
         char what[300];
         snprintf(what, sizeof what, "volume %s", node->binds[i].source);
-        if (bind_dir_at(src[i], node->binds[i].target, what, errbuf, len) < 0)
+        if (bind_dir_at(node, src[i], node->binds[i].target, what, errbuf, len) < 0)
             goto done;
     }
     rc = 0;

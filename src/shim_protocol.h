@@ -25,9 +25,8 @@
  *
  *   net        "keeper <pid> <starttime>": the process holding the group's network
  *   hosts      the nodes' /etc/hosts
- *   mountpoints  "created <path>" / "uses <path>" lines: the volume mount points
- *              the group's nodes use, and those the backend had to create on
- *              the host (cleanup removes these unless another group lists them)
+ *   (mountpoints: written by older versions, removed by cleanup; mount
+ *              points made on the host are now the user's and stay)
  *
  * `jgsched-shim <nodedir> <attempt> net` says the node has a network namespace
  * of its own: when the node ends the shim also kills every process left in

@@ -10,6 +10,7 @@
 
 #include "jgsched/backend.h"
 #include "jgsched/capacity.h"
+#include "jgsched/fsutil.h"
 #include "jgsched/loop.h"
 
 #include <dirent.h>
@@ -316,7 +317,8 @@ static void cleanup_all_groups(void)
 
 static char saved_path[4096];       /* $PATH before a test put a fake nvidia-smi first */
 static bool path_saved;
-static char made_dir[256];          /* a host directory a test expects cleanup to remove */
+static char made_dir[256];          /* a host directory a test made for a mount point */
+static char outside_dir[256];       /* a tree a test made outside state_dir (removed) */
 static jg_group_spec_t *spec2;
 
 static void teardown(void)
@@ -329,8 +331,11 @@ static void teardown(void)
     until = NULL;
     cleanup_all_groups();
     if (made_dir[0])
-        rmdir(made_dir);            /* in case the test failed before cleanup */
+        rmdir(made_dir);            /* cleanup leaves mount points in place */
     made_dir[0] = '\0';
+    if (outside_dir[0])
+        nftw(outside_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    outside_dir[0] = '\0';
     if (path_saved)
         setenv("PATH", saved_path, 1);
     path_saved = false;
@@ -1807,10 +1812,62 @@ Test(local, nodes_with_a_volume_see_each_others_files)
     two_nodes_share("/mnt/jgtest", 71);
     jg_error_t err;
     cr_assert_eq(be->ops->cleanup(be, 71, false, &err), 0, "%s", err.text);
-    if (!existed)
-        cr_assert_neq(stat("/mnt/jgtest", &st), 0, "cleanup removes the mount point it made");
-    else
-        cr_assert_eq(stat("/mnt/jgtest", &st), 0, "cleanup keeps a mount point it did not make");
+    /* Another group's or instance's node may have a volume mounted there:
+     * removing it would unmount that volume.  teardown removes it. */
+    cr_assert_eq(stat("/mnt/jgtest", &st), 0, "cleanup leaves the mount point in place");
+}
+
+/* A missing mount point is made by the node's user, never by root: under a
+ * directory of theirs it is made and theirs; where they could not make it
+ * (a root-owned directory, another user's home) the node fails naming the
+ * volume and the path, and nothing is made. */
+Test(local, a_mount_point_is_made_as_the_user_or_refused)
+{
+    struct passwd *pw = getpwnam("nobody");
+    if (geteuid() != 0 || !pw)
+        cr_skip_test("needs root and a `nobody` user");
+    need_mounts();
+    cr_assert_eq(chmod(state_dir, 0711), 0);
+    volume_registry();
+    /* Mount paths may not lie under /var (a system directory) or /tmp. */
+    char theirs[300], roots[300], ok_path[400], no_path[400];
+    snprintf(outside_dir, sizeof outside_dir, "/mnt/jgtest-mp-XXXXXX");
+    if (!mkdtemp(outside_dir)) {
+        outside_dir[0] = '\0';
+        cr_skip_test("cannot make a directory under /mnt: %s", strerror(errno));
+    }
+    cr_assert_eq(chmod(outside_dir, 0755), 0);
+    snprintf(theirs, sizeof theirs, "%s/theirs", outside_dir);
+    snprintf(roots, sizeof roots, "%s/roots", outside_dir);
+    cr_assert_eq(mkdir(theirs, 0755), 0);
+    cr_assert_eq(chown(theirs, pw->pw_uid, pw->pw_gid), 0);
+    cr_assert_eq(mkdir(roots, 0755), 0);
+    snprintf(ok_path, sizeof ok_path, "%s/a/b", theirs);
+    snprintf(no_path, sizeof no_path, "%s/x", roots);
+    spec = spec_new("mp");
+    job_volume(spec_job(spec, "ok", 1, NULL, "true"), ok_path, "vol");
+    job_volume(spec_job(spec, "no", 1, NULL, "true"), no_path, "vol");
+    jg_node_ref_t refs[] = {{.job_index = 0, .rank = 0, .attempt = 1},
+                            {.job_index = 1, .rank = 0, .attempt = 1}};
+    jg_launch_t req = {.group_id = 78, .spec = spec, .uid = pw->pw_uid, .gid = pw->pw_gid,
+                       .user = "nobody", .submitted_us = 1, .nodes = refs, .n_nodes = 2,
+                       .volumes = volumes, .n_volumes = n_volumes};
+    jg_error_t err;
+    cr_assert_eq(be->ops->launch(be, &req, &err), 0, "%s", err.text);
+    cr_assert(wait_for(JG_BACKEND_LAUNCH_FAILED, 1), "%s", dump());
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
+    const rec_t *f = find(JG_BACKEND_LAUNCH_FAILED, 1, 0);
+    char want[512];
+    snprintf(want, sizeof want, "volume vol: the mount path %s does not exist and nobody may "
+             "not create it (Permission denied)", no_path);
+    cr_assert(f && strstr(f->reason, want), "%s", dump());
+    cr_assert_not(exists(no_path), "root made a mount point the user could not");
+    struct stat st;
+    cr_assert_eq(stat(ok_path, &st), 0);
+    cr_assert_eq(st.st_uid, pw->pw_uid, "the mount point belongs to the node's user");
+    snprintf(ok_path, sizeof ok_path, "%s/a", theirs);
+    cr_assert_eq(stat(ok_path, &st), 0);
+    cr_assert_eq(st.st_uid, pw->pw_uid);
 }
 
 Test(local, a_volume_under_tmp_is_mounted_in_the_nodes_own_tmp)
@@ -1869,6 +1926,124 @@ Test(local, a_symbolic_link_cannot_redirect_a_volume_mount)
                                      "symbolic link"), "%s", dump());
     struct stat st;
     cr_assert_neq(stat("/etc/x", &st), 0);
+}
+
+/* ---- deleting users' trees (fsutil.h) ------------------------------------- */
+
+static void make_file(const char *dir, const char *name)
+{
+    int fd = open(path_in(dir, name), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+    cr_assert_geq(fd, 0, "%s/%s: %s", dir, name, strerror(errno));
+    close(fd);
+}
+
+/* rm -rf through descriptors: links are removed, never followed; a directory
+ * nested far deeper than the walk's descriptor budget, and one its owner made
+ * unwritable, go too. */
+Test(local, remove_tree_never_follows_a_link_and_takes_deep_trees)
+{
+    char decoy[256], tree[256], p[8192];
+    snprintf(decoy, sizeof decoy, "%s/decoy", state_dir);
+    snprintf(tree, sizeof tree, "%s/tree", state_dir);
+    cr_assert_eq(mkdir(decoy, 0755), 0);
+    make_file(decoy, "keep");
+    cr_assert_eq(mkdir(tree, 0755), 0);
+    make_file(tree, "f");
+    cr_assert_eq(symlink(decoy, path_in(tree, "link")), 0);
+    cr_assert_eq(mkdir(path_in(tree, "ro"), 0755), 0);
+    make_file(path_in(tree, "ro"), "x");
+    cr_assert_eq(chmod(path_in(tree, "ro"), 0500), 0);
+    int len = snprintf(p, sizeof p, "%s/deep", tree);
+    for (int i = 0; i < 150; i++) {
+        cr_assert_eq(mkdir(p, 0755), 0, "%s", strerror(errno));
+        if (i % 40 == 0) {
+            char l[8300];
+            snprintf(l, sizeof l, "%s/up", p);
+            cr_assert_eq(symlink(decoy, l), 0);
+        }
+        len += snprintf(p + len, sizeof p - (size_t)len, "/d");
+        if ((size_t)len > sizeof p - 8)
+            break;
+    }
+    int dfd = open(state_dir, O_PATH | O_DIRECTORY);
+    jg_error_t err;
+    cr_assert_eq(jg_fs_remove_tree_at(dfd, "tree", &err), 0, "%s", err.text);
+    cr_assert_eq(jg_fs_remove_tree_at(dfd, "tree", &err), 0, "a missing tree is no error");
+    close(dfd);
+    cr_assert_not(exists(tree));
+    cr_assert(exists(path_in(decoy, "keep")), "a link was followed");
+}
+
+/* The backend's trash: cleanup() takes a node's work tree away at once and a
+ * background child deletes it, as the tree's owner, through descriptors. */
+static char trash_dir[300];
+
+/* Some tree is in the trash, and no user file (sub/f) is left in any. */
+static bool trash_users_files_gone(void)
+{
+    DIR *d = opendir(trash_dir);
+    struct dirent *de;
+    bool any = false, left = false;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char probe[1024];
+        any = true;
+        snprintf(probe, sizeof probe, "%s/%s/sub/f", trash_dir, de->d_name);
+        left = left || exists(probe);
+    }
+    if (d)
+        closedir(d);
+    return any && !left;
+}
+
+Test(local, cleanup_deletes_a_users_tree_off_the_loop_and_as_its_owner)
+{
+    struct passwd *pw = getpwnam("nobody");
+    if (geteuid() != 0 || !pw)
+        cr_skip_test("needs root and a `nobody` user");
+    cr_assert_eq(chmod(state_dir, 0711), 0);
+    /* A root-owned file the node's user cannot delete, linked into the tree
+     * by root (as a user could only by hard link, if at all). */
+    char decoy[256];
+    snprintf(decoy, sizeof decoy, "%s/rootdir", state_dir);
+    cr_assert_eq(mkdir(decoy, 0755), 0);
+    make_file(decoy, "secret");
+    spec = spec_new("own");
+    spec_job(spec, "a", 1, NULL,
+             "mkdir -p sub/deeper && touch sub/f sub/deeper/g && ln -s /etc sub/etc");
+    jg_node_ref_t ref = {.job_index = 0, .rank = 0, .attempt = 1};
+    jg_launch_t req = {.group_id = 79, .spec = spec, .uid = pw->pw_uid, .gid = pw->pw_gid,
+                       .user = "nobody", .submitted_us = 1, .nodes = &ref, .n_nodes = 1};
+    jg_error_t err;
+    cr_assert_eq(be->ops->launch(be, &req, &err), 0, "%s", err.text);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
+    cr_assert_eq(be->ops->release(be, 79, NULL), 0);
+    cr_assert(wait_final(1));
+    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0, "%s", dump());
+    /* Root's directory inside the user's tree: the user cannot empty it. */
+    char inside[512];
+    snprintf(inside, sizeof inside, "%s", node_file(79, "a", 0, "work/sub/rootdir"));
+    cr_assert_eq(rename(decoy, inside), 0, "%s", strerror(errno));
+    cr_assert_eq(be->ops->cleanup(be, 79, false, &err), 0, "%s", err.text);
+    cr_assert_not(exists(node_file(79, "a", 0, "work")), "work is gone when cleanup returns");
+    snprintf(trash_dir, sizeof trash_dir, "%s/trash", state_dir);
+    cr_assert(run_until(trash_users_files_gone, WAIT_MS), "the deleter left the user's files");
+    /* The user's files went; root's directory (with its file) stayed. */
+    DIR *d = opendir(trash_dir);
+    cr_assert(d);
+    struct dirent *de;
+    char left[1024] = "";
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            char probe[1024];
+            snprintf(probe, sizeof probe, "%s/%s/sub/rootdir/secret", trash_dir, de->d_name);
+            if (exists(probe))
+                snprintf(left, sizeof left, "%s", probe);
+        }
+    closedir(d);
+    cr_assert(left[0], "root's file in the user's tree was deleted by the user's deleter");
+    cr_assert(exists("/etc/passwd"));
 }
 
 /* ---- resources: cgroups ------------------------------------------------------ */

@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "jgsched/fsutil.h"
 #include "jgsched/netns.h"
 
 #include <arpa/inet.h>
@@ -134,7 +135,7 @@ static pid_t node(jg_netns_mode_t mode, const jg_netns_hub_t *hub, int index, ch
         jg_netns_node_t n = {.mode = mode, .own_mounts = true,
                              .hub_pidfd = hub ? hub->pidfd : -1, .index = index,
                              .hostname = name, .hosts_path = access(hosts, F_OK) == 0 ? hosts : NULL,
-                             .tmp_path = tmp, .keep_path = dir, .gid = getegid(),
+                             .tmp_path = tmp, .keep_path = dir, .uid = geteuid(), .gid = getegid(),
                              .default_route = nodes_route_out};
         char msg[256];
         unsigned char code = 0;
@@ -702,15 +703,15 @@ Test(netns, an_unprivileged_user_gets_the_same_isolation_in_a_user_namespace)
     cr_assert_eq(WEXITSTATUS(st), 0, "unprivileged path failed at step %d", WEXITSTATUS(st));
 }
 
-/* ---- jg_netns_open_dir: reaching a mount point without following links ---- */
+/* ---- jg_fs_open_dir: reaching a mount point without following links ---- */
 
 Test(netns, open_dir_creates_missing_directories_and_never_follows_a_link)
 {
     char path[256], target[256];
     snprintf(path, sizeof path, "%s/a/b/c", dir);
-    cr_assert_eq(jg_netns_open_dir(path, false), -1);
+    cr_assert_eq(jg_fs_open_dir(path, false, (uid_t)-1, (gid_t)-1), -1);
     cr_assert_eq(errno, ENOENT, "without create nothing is made");
-    int fd = jg_netns_open_dir(path, true);
+    int fd = jg_fs_open_dir(path, true, (uid_t)-1, (gid_t)-1);
     cr_assert_geq(fd, 0, "%s", strerror(errno));
     close(fd);
     struct stat st;
@@ -724,10 +725,10 @@ Test(netns, open_dir_creates_missing_directories_and_never_follows_a_link)
     snprintf(target, sizeof target, "%s/a/link", dir);
     cr_assert_eq(symlink("b", target), 0);
     snprintf(path, sizeof path, "%s/a/link/c", dir);
-    cr_assert_eq(jg_netns_open_dir(path, true), -1);
+    cr_assert_eq(jg_fs_open_dir(path, true, (uid_t)-1, (gid_t)-1), -1);
     cr_assert_eq(errno, ELOOP);
     snprintf(path, sizeof path, "%s/a/link/new", dir);
-    cr_assert_eq(jg_netns_open_dir(path, true), -1);
+    cr_assert_eq(jg_fs_open_dir(path, true, (uid_t)-1, (gid_t)-1), -1);
     snprintf(path, sizeof path, "%s/a/b/new", dir);
     cr_assert_neq(access(path, F_OK), 0, "nothing was made through the link");
 
@@ -735,11 +736,11 @@ Test(netns, open_dir_creates_missing_directories_and_never_follows_a_link)
     snprintf(path, sizeof path, "%s/a/file", dir);
     close(open(path, O_CREAT | O_WRONLY, 0644));
     snprintf(path, sizeof path, "%s/a/file/x", dir);
-    cr_assert_eq(jg_netns_open_dir(path, true), -1);
+    cr_assert_eq(jg_fs_open_dir(path, true, (uid_t)-1, (gid_t)-1), -1);
     cr_assert_eq(errno, ENOTDIR);
     snprintf(path, sizeof path, "%s/a/../a/b", dir);
-    cr_assert_eq(jg_netns_open_dir(path, false), -1);
+    cr_assert_eq(jg_fs_open_dir(path, false, (uid_t)-1, (gid_t)-1), -1);
     cr_assert_eq(errno, EINVAL);
-    cr_assert_eq(jg_netns_open_dir("tmp", false), -1);
+    cr_assert_eq(jg_fs_open_dir("tmp", false, (uid_t)-1, (gid_t)-1), -1);
     cr_assert_eq(errno, EINVAL);
 }

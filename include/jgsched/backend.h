@@ -195,8 +195,12 @@ struct jg_backend {
  *    in the node's own mount namespace, of req->volumes' directory for that
  *    name; a missing name or directory, a system path (/etc, /usr, ...) or no
  *    mount namespace fails the node with LAUNCH_FAILED and the reason.  A
- *    mount point missing on the host is created there and removed again by
- *    cleanup() (unless another group still lists it).
+ *    mount point missing on the host is made there by the submitting user
+ *    (a child with their uid; refused, naming the volume and path, where
+ *    they could not) and left there: another node may use it.
+ *  - Deleting: cleanup() moves a node's work and tmp (and, with purge, the
+ *    group directory) into <state_dir>/trash at once; a background child
+ *    deletes them through directory fds, as their owner (jgsched/fsutil.h).
  *  - GPUs: the host's (nvidia-smi, at create) are handed out by index: a node
  *    of a job asking NAME:k gets k free ones of that type as
  *    CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES (a node asking none gets

@@ -20,7 +20,8 @@
  * The one host path under /tmp it still sees is keep_path (its own directory,
  * when the instance's state lives under /tmp: its shim works there).  Shared
  * volumes (jg_netns_bind_t, whose sources may lie in the host's /tmp) are then
- * bound on their mount points, created in the node's view when missing.  Those namespaces are held by the shim and
+ * bound on their mount points (made when missing only under the node's own
+ * /tmp; any other must exist: the backend makes it, as the user).  Those namespaces are held by the shim and
  * its descendants: when the node ends they go, and its veth pair with them.
  * Nothing else is named in the host: two instances, or two groups with the
  * same name, cannot collide.
@@ -165,15 +166,9 @@ typedef struct {
                              * under /tmp (the node's directory); NULL: none */
     const jg_netns_bind_t *binds;   /* volumes, bound after /tmp (own_mounts only) */
     size_t n_binds;
-    gid_t gid;              /* mode USERNS: the node's group, allowed to ping */
+    uid_t uid;              /* the node's user: owns the mount points made in its /tmp */
+    gid_t gid;              /* its group (mode USERNS: the one allowed to ping) */
 } jg_netns_node_t;
-
-/* Opens directory `path` (absolute) as an O_PATH descriptor without following
- * any symbolic link on the way (a link planted in a node's /tmp cannot
- * redirect a mount), creating missing components with mode 0755 when create
- * is set.  Uses no heap.  Returns the descriptor (close-on-exec) or -1 with
- * errno (ELOOP: a component is a symbolic link; ENOTDIR: not a directory). */
-int jg_netns_open_dir(const char *path, bool create);
 
 /* Puts the calling process into its node's namespaces (see the top).  Meant
  * for the forked child that then drops privileges and execs the shim: it

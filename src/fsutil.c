@@ -1,0 +1,516 @@
+/* fsutil.c - opening, creating and deleting in directories a user can write.
+ *
+ * Why a recursive delete looks like this (include/jgsched/fsutil.h has the
+ * contract).  nftw() followed by unlink(full path) lost to a user who swapped
+ * a directory of theirs for a symbolic link between the walk and the unlink
+ * (renameat2 RENAME_EXCHANGE in a loop): root then deleted files elsewhere.
+ * Here no full path is ever used below the top:
+ *
+ *  - every directory is opened relative to its parent's descriptor with
+ *    O_NOFOLLOW (a link is unlinked, never entered), and what is deleted is
+ *    deleted relative to the descriptor of the directory that was opened, so
+ *    a rename or an exchange after the open only moves what we delete inside
+ *    directories that were really in the tree;
+ *  - a directory on another file system (st_dev) is neither entered nor
+ *    removed: removing a mount point would detach the mount wherever it is;
+ *  - as root, a directory that belongs to a user is emptied by a forked child
+ *    that dropped to that user (setgroups/setgid/setuid): "deleting a user's
+ *    tree is done as that user", so even a hole in the reasoning above could
+ *    only delete what the user may delete anyway.  Root then removes the
+ *    emptied directory, and of what the user could not remove (a directory
+ *    root once made there) only directories left empty, never a file.
+ *
+ * Both, because each covers the other's blind spot: the descriptors keep root
+ * from being redirected, the uid keeps the kernel as the final judge.
+ *
+ * Depth is bounded without losing deep trees: a directory deeper than
+ * MAX_DEPTH is moved up to the top of the tree being deleted and taken from
+ * there on a later pass, so descriptors and stack stay bounded however deep a
+ * user nests directories.  The walk reads directories with getdents64 into a
+ * stack buffer: it allocates nothing, so it is fit for a forked child.
+ *
+ * The trash keeps a big delete off the daemon's loop: one rename takes the
+ * tree out of sight at once (a log or work directory is "gone" when cleanup
+ * returns), and a low-priority child empties the trash; the loop reaps it by
+ * its pidfd and starts it again if more arrived meanwhile.
+ */
+#include "jgsched/fsutil.h"
+#include "jgsched/proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_DEPTH 48            /* deeper directories are moved up to the top first */
+#define INNER_PASSES 3          /* re-reads of a directory that still has entries */
+#define TOP_PASSES 100000       /* the top also takes what was moved up to it */
+#define NOBODY_GID 65534        /* a user with no passwd entry deletes with no group */
+#define TRASH_ROUNDS 5          /* the deleter's tries at what stayed, a second apart */
+
+/* ---- opening a path without following links ----------------------------- */
+
+int jg_fs_open_dir(const char *path, bool create, uid_t uid, gid_t gid)
+{
+    if (!path || path[0] != '/') {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    const char *p = path;
+    char comp[NAME_MAX + 1];
+    while (fd >= 0) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            return fd;
+        size_t n = strcspn(p, "/");
+        if (n > NAME_MAX || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
+            close(fd);
+            errno = n > NAME_MAX ? ENAMETOOLONG : EINVAL;
+            return -1;
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        p += n;
+        int next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && create) {
+            if (mkdirat(fd, comp, 0755) == 0) {
+                next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                /* Given away through the descriptor: whatever sits at the name now. */
+                if (next >= 0 && (uid != (uid_t)-1 || gid != (gid_t)-1) &&
+                    fchownat(next, "", uid, gid, AT_EMPTY_PATH) < 0) {
+                    int e = errno;
+                    close(next);
+                    next = -1;
+                    errno = e;
+                }
+            } else if (errno == EEXIST) {
+                next = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            }
+        }
+        int e = errno;
+        struct stat st;
+        if (next < 0 && (e == ENOTDIR || e == ELOOP) &&
+            fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+            e = ELOOP;
+        close(fd);
+        errno = e;
+        fd = next;
+    }
+    return -1;
+}
+
+/* ---- the walk ------------------------------------------------------------ */
+
+struct raw_dirent {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+typedef struct {
+    dev_t dev;                  /* the tree's file system: never left */
+    int top;                    /* the tree's top directory (read descriptor) */
+    unsigned long moved;        /* names given to directories moved up */
+    bool prune_only;            /* remove empty directories only, nothing else */
+    int failed;                 /* errno of the first thing that stayed, 0 if none */
+    char what[NAME_MAX + 1];    /* its name */
+} walk_t;
+
+static void note(walk_t *w, const char *name, int e)
+{
+    if (w->failed || w->prune_only)
+        return;
+    w->failed = e ? e : EIO;
+    snprintf(w->what, sizeof w->what, "%s", name);
+}
+
+static int remove_entry(walk_t *w, int parent, const char *name, unsigned char type, int depth);
+
+/* Removes everything in the directory read through rd (at depth `depth`). */
+static void empty_dir(walk_t *w, int rd, int depth)
+{
+    char buf[4096] __attribute__((aligned(8)));
+    int passes = depth == 0 ? TOP_PASSES : INNER_PASSES;
+    for (int pass = 0; pass < passes; pass++) {
+        bool progress = false, left = false;
+        unsigned long moved = w->moved;     /* moved up to the top during this pass */
+        if (lseek(rd, 0, SEEK_SET) < 0) {
+            note(w, ".", errno);
+            return;
+        }
+        for (;;) {
+            long n = syscall(SYS_getdents64, rd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                note(w, ".", errno);
+                return;
+            }
+            if (n == 0)
+                break;
+            for (long off = 0; off < n;) {
+                const struct raw_dirent *d = (const void *)(buf + off);
+                off += d->d_reclen;
+                if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+                    continue;
+                int r = remove_entry(w, rd, d->d_name, d->d_type, depth + 1);
+                progress = progress || r >= 0;
+                left = left || r != 0;
+            }
+        }
+        if (depth == 0 && w->moved != moved)
+            continue;
+        if (!left || !progress)
+            return;
+    }
+}
+
+/* A directory of our own that we may not read or write (mode 0500, say):
+ * given back the owner's rwx through the descriptor we hold. */
+static void own_access(int pathfd, const struct stat *st)
+{
+    if (st->st_uid != geteuid() || geteuid() == 0 || (st->st_mode & S_IRWXU) == S_IRWXU)
+        return;
+    char self[32];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", pathfd);
+    (void)chmod(self, (st->st_mode & 07777) | S_IRWXU);
+}
+
+/* As root: empties directory pathfd in a child that became its owner. */
+static void empty_as_owner(const walk_t *w, int pathfd, const struct stat *st)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return;
+    if (pid == 0) {
+        struct passwd *pw = getpwuid(st->st_uid);
+        gid_t gid = pw ? pw->pw_gid : NOBODY_GID;
+        if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(st->st_uid) < 0)
+            _exit(2);
+        own_access(pathfd, st);
+        int rd = openat(pathfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rd < 0)
+            _exit(1);
+        walk_t u = {.dev = w->dev, .top = rd};
+        empty_dir(&u, rd, 0);
+        _exit(u.failed ? 1 : 0);
+    }
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* Removes parent/name, a whole tree if it is a directory.  0: removed;
+ * 1: moved up to the top (to be removed on a later pass); -1: stayed. */
+static int remove_entry(walk_t *w, int parent, const char *name, unsigned char type, int depth)
+{
+    if (type != DT_DIR && type != DT_UNKNOWN) {
+        if (w->prune_only)
+            return -1;
+        if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+            return 0;
+        if (errno != EISDIR) {
+            note(w, name, errno);
+            return -1;
+        }
+    }
+    int fd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        if (errno != ENOTDIR && errno != ELOOP) {
+            note(w, name, errno);
+            return -1;
+        }
+        /* Not a directory (a link, or it was swapped for one): the name goes. */
+        if (w->prune_only)
+            return -1;
+        if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+            return 0;
+        note(w, name, errno);
+        return -1;
+    }
+    int rc = -1, rd = -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        note(w, name, errno);
+        goto done;
+    }
+    if (st.st_dev != w->dev) {
+        note(w, name, EXDEV);       /* a mount point: not ours to enter or remove */
+        goto done;
+    }
+    if (depth > MAX_DEPTH && w->prune_only)
+        goto done;
+    if (depth > MAX_DEPTH) {
+        char up[48];
+        snprintf(up, sizeof up, ".deep.%ld.%lu", (long)getpid(), w->moved++);
+        if (renameat(parent, name, w->top, up) == 0) {
+            rc = 1;
+            goto done;
+        }
+        note(w, name, errno);
+        goto done;
+    }
+    bool by_owner = geteuid() == 0 && st.st_uid != 0 && !w->prune_only;
+    if (by_owner) {
+        empty_as_owner(w, fd, &st);
+    } else {
+        own_access(fd, &st);
+        if ((rd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            note(w, name, errno);
+            goto done;
+        }
+        int saved = w->top;
+        if (depth == 0)
+            w->top = rd;
+        empty_dir(w, rd, depth);
+        w->top = saved;
+    }
+    if (unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT) {
+        rc = 0;
+        goto done;
+    }
+    int e = errno;
+    if (by_owner && (e == ENOTEMPTY || e == EEXIST) &&
+        (rd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+        /* What the owner could not remove: directories only, and only empty. */
+        walk_t p = {.dev = w->dev, .top = rd, .prune_only = true};
+        empty_dir(&p, rd, depth);
+        if (unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT) {
+            rc = 0;
+            goto done;
+        }
+        e = errno;
+    }
+    note(w, name, e);
+done:
+    if (rd >= 0)
+        close(rd);
+    close(fd);
+    return rc;
+}
+
+int jg_fs_remove_tree_at(int dirfd, const char *name, jg_error_t *err)
+{
+    struct stat st;
+    if (fstat(dirfd, &st) < 0)
+        return jg_errprintf(err, "cannot remove %s: %s", name, strerror(errno));
+    walk_t w = {.dev = st.st_dev, .top = -1};
+    if (remove_entry(&w, dirfd, name, DT_UNKNOWN, 0) == 0)
+        return 0;
+    if (w.failed == EXDEV)
+        return jg_errprintf(err, "cannot remove %s: %s is on another file system (a mount "
+                            "point); left in place", name, w.what);
+    const char *why = strerror(w.failed ? w.failed : ENOTEMPTY);
+    if (strcmp(w.what, name) == 0)
+        return jg_errprintf(err, "cannot remove %s: %s", name, why);
+    return jg_errprintf(err, "cannot remove %s: %s in it: %s", name, w.what, why);
+}
+
+/* ---- the trash ------------------------------------------------------------ */
+
+struct jg_trash {
+    char *dir;
+    jg_loop_t *loop;
+    pid_t pid;                  /* the running deleter, 0 if none */
+    int pidfd;                  /* its pidfd, watched on the loop; -1 if none */
+    bool again;                 /* something arrived while it ran */
+    unsigned long seq;          /* names in the trash */
+};
+
+/* The trash directory, opened without following a link and checked to be
+ * ours alone (a trash others could write would be a way into root's walk). */
+static int trash_open(const jg_trash_t *t, bool create, jg_error_t *err)
+{
+    int fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+        if (mkdir(t->dir, 0700) < 0 && errno != EEXIST)
+            return jg_errprintf(err, "cannot create %s: %s", t->dir, strerror(errno));
+        fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return jg_errprintf(err, "cannot open %s: %s", t->dir, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+        close(fd);
+        return jg_errprintf(err, "%s is not a private directory of uid %d (mode 0700)", t->dir,
+                            (int)geteuid());
+    }
+    return fd;
+}
+
+/* The deleter: empties the trash, then ends. */
+static __attribute__((noreturn)) void trash_child(int tfd, const char *dir)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    /* Only the trash and stderr (the daemon's log): no socket, lock or store. */
+    if (tfd > 3)
+        syscall(SYS_close_range, 3u, (unsigned)tfd - 1, 0u);
+    syscall(SYS_close_range, (unsigned)tfd + 1, ~0u, 0u);
+    (void)setpriority(PRIO_PROCESS, 0, 10);
+    char buf[4096] __attribute__((aligned(8)));
+    /* A user still holding a directory of a tree open can change it while
+     * it goes (the walk then leaves what moved): a few rounds, a second
+     * apart, and only the last one's failures are logged. */
+    for (int round = 0; round < TRASH_ROUNDS; round++) {
+        bool failed = false, last = round == TRASH_ROUNDS - 1;
+        for (int pass = 0; pass < 100; pass++) {
+            bool any = false;
+            failed = false;
+            if (lseek(tfd, 0, SEEK_SET) < 0)
+                break;
+            long n;
+            while ((n = syscall(SYS_getdents64, tfd, buf, sizeof buf)) > 0) {
+                for (long off = 0; off < n;) {
+                    const struct raw_dirent *d = (const void *)(buf + off);
+                    off += d->d_reclen;
+                    if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+                        continue;
+                    jg_error_t e;
+                    if (jg_fs_remove_tree_at(tfd, d->d_name, &e) == 0)
+                        any = true;
+                    else if ((failed = true) && last)
+                        jg_log("warn", "trash %s: %s", dir, e.text);
+                }
+            }
+            if (!any)
+                break;
+        }
+        if (!failed)
+            break;
+        if (!last)
+            sleep(1);
+    }
+    _exit(0);
+}
+
+static void trash_reaped(jg_loop_t *loop, int fd, uint32_t revents, void *arg);
+
+static void trash_spawn(jg_trash_t *t)
+{
+    jg_error_t e;
+    int tfd = trash_open(t, false, &e);
+    if (tfd < 0)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        jg_log("warn", "trash %s: cannot fork the deleter: %s", t->dir, strerror(errno));
+        close(tfd);
+        return;
+    }
+    if (pid == 0)
+        trash_child(tfd, t->dir);
+    close(tfd);
+    t->again = false;
+    t->pid = pid;
+    t->pidfd = jg_proc_pidfd_open(pid);
+    if (t->pidfd < 0 || jg_loop_add_fd(t->loop, t->pidfd, EPOLLIN, trash_reaped, t, &e) < 0) {
+        /* No pidfd to wait on: wait here (only kernels before 5.3). */
+        if (t->pidfd >= 0)
+            close(t->pidfd);
+        t->pidfd = -1;
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        t->pid = 0;
+    }
+}
+
+static void trash_reaped(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
+{
+    (void)revents;
+    jg_trash_t *t = arg;
+    siginfo_t si = {0};
+    int r = waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
+    if ((r == 0 && si.si_pid == 0) || (r < 0 && errno != ECHILD))
+        return;                 /* not yet (a spurious wake-up) */
+    jg_loop_del_fd(loop, fd);
+    close(fd);
+    t->pidfd = -1;
+    t->pid = 0;
+    if (t->again)
+        trash_spawn(t);
+}
+
+jg_trash_t *jg_trash_create(const char *dir, jg_loop_t *loop)
+{
+    jg_trash_t *t = jg_xcalloc(1, sizeof *t);
+    t->dir = jg_xstrdup(dir);
+    t->loop = loop;
+    t->pidfd = -1;
+    struct stat st;
+    if (lstat(dir, &st) == 0)
+        trash_spawn(t);         /* left over by a daemon that stopped mid-delete */
+    return t;
+}
+
+int jg_trash_put(jg_trash_t *t, int dirfd, const char *name, jg_error_t *err)
+{
+    jg_error_t e;
+    int tfd = trash_open(t, true, &e);
+    int moved = -1, why = 0;
+    for (int tries = 0; tfd >= 0 && tries < 100 && moved < 0; tries++) {
+        char slot[64];
+        snprintf(slot, sizeof slot, "%lld.%ld.%lu", (long long)jg_now_wall_us(), (long)getpid(),
+                 t->seq++);
+        moved = renameat2(dirfd, name, tfd, slot, RENAME_NOREPLACE);
+        why = errno;
+        if (moved < 0 && why != EEXIST)
+            break;
+    }
+    if (tfd >= 0)
+        close(tfd);
+    if (moved == 0) {
+        if (t->pid)
+            t->again = true;
+        else
+            trash_spawn(t);
+        return 0;
+    }
+    if (tfd >= 0 && why == ENOENT)
+        return 0;
+    if (tfd >= 0 && why != EXDEV && why != EBUSY && why != EINVAL && why != ENOSYS)
+        return jg_errprintf(err, "cannot move %s into %s: %s", name, t->dir, strerror(why));
+    /* Not movable there (another file system, a mount point): in place. */
+    return jg_fs_remove_tree_at(dirfd, name, err);
+}
+
+bool jg_trash_busy(const jg_trash_t *t)
+{
+    return t && t->pid != 0;
+}
+
+void jg_trash_close(jg_trash_t *t)
+{
+    if (!t)
+        return;
+    if (t->pidfd >= 0) {
+        siginfo_t si;
+        jg_loop_del_fd(t->loop, t->pidfd);
+        (void)waitid(P_PIDFD, (id_t)t->pidfd, &si, WEXITED | WNOHANG);
+        close(t->pidfd);
+    }
+    free(t->dir);
+    free(t);
+}
