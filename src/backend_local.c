@@ -87,6 +87,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -1752,6 +1753,14 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
              setuid(creds->uid) < 0)) {
             snprintf(msg, sizeof msg, "cannot become uid %d gid %d: %s", (int)creds->uid,
                      (int)creds->gid, strerror(errno));
+            child_die(errw, msg);
+        }
+        /* A node may lay its volumes over any directory of its own mount
+         * namespace (/etc included), so a set-user-ID program run there would
+         * trust files the user wrote: like a container runtime's
+         * no-new-privileges, no exec from here on gains privileges. */
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+            snprintf(msg, sizeof msg, "cannot set no_new_privs: %s", strerror(errno));
             child_die(errw, msg);
         }
         /* Everything but the error pipe and the shim, which exec closes. */

@@ -1256,6 +1256,46 @@ Test(local, ping_works_in_nodes_run_as_an_unprivileged_user)
     cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 1)->ev.exit_code, 0, "%s", log);
 }
 
+/* A node may cover /etc with a volume of its own, so a set-user-ID program
+ * must give it nothing: a setuid-root copy of id(1) still says the user. */
+Test(local, a_setuid_program_in_a_node_gains_no_privileges)
+{
+    struct passwd *pw = getpwnam("nobody");
+    if (geteuid() != 0 || !pw)
+        cr_skip_test("needs root and a `nobody` user");
+    cr_assert_eq(chmod(state_dir, 0711), 0);
+    char suid[512];
+    snprintf(suid, sizeof suid, "%s/suid-id", scratch);
+    int in = open("/usr/bin/id", O_RDONLY | O_CLOEXEC);
+    int out = open(suid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+    cr_assert(in >= 0 && out >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        cr_assert_eq(write(out, buf, (size_t)n), n);
+    close(in);
+    close(out);
+    cr_assert_eq(chmod(suid, 04755), 0);
+    spec = spec_new("suid");
+    char run[1024];
+    snprintf(run, sizeof run, "%s -u; grep '^NoNewPrivs:' /proc/self/status", suid);
+    spec_job(spec, "w", 1, NULL, run);
+    jg_node_ref_t refs[] = {{0, 0, 1}};
+    jg_launch_t req = {.group_id = 47, .spec = spec, .uid = pw->pw_uid, .gid = pw->pw_gid,
+                       .user = "nobody", .submitted_us = 1, .nodes = refs, .n_nodes = 1};
+    jg_error_t err;
+    cr_assert_eq(be->ops->launch(be, &req, &err), 0, "%s", err.text);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
+    cr_assert_eq(be->ops->release(be, 47, NULL), 0);
+    cr_assert(wait_final(1));
+    char log[4096] = "";
+    read_file(node_file(47, "w", 0, "output.log"), log, sizeof log);
+    char want[64];
+    snprintf(want, sizeof want, "%u\n", (unsigned)pw->pw_uid);
+    cr_expect(strstr(log, want) == log, "the setuid program ran as: %s", log);
+    cr_expect(strstr(log, "NoNewPrivs:\t1"), "%s", log);
+}
+
 Test(local, groups_with_the_same_name_cannot_reach_each_other)
 {
     need_isolation();
