@@ -4,8 +4,17 @@
  * jgsched-shim process started in a session of its own that runs the node's
  * setup, waits at the barrier (a FIFO) and runs its run command (shim.c;
  * shim_protocol.h lists the files).  The shim appends every step to the
- * node's `status` file, which is the durable truth: the daemon may die and
- * come back, read the file again from the start (reattach) and lose nothing.
+ * node's `status` file, which is the durable truth of what happened: the
+ * daemon may die and come back, read the file again from the start
+ * (reattach) and lose nothing.
+ *
+ * Run as root, the backend trusts nothing in a node directory: it belongs to
+ * the node's user, and so does the shim.  Which processes are the node's
+ * comes from the daemon's own records only: the fork (pid, pidfd, start
+ * time), the store's handle, the root-owned <group dir>/.shims, the node's
+ * cgroup.  Every signal goes through jg_proc_kill.  Files in a node directory
+ * are opened by open_node_file (no link followed, no blocking open, regular
+ * files only) or made fresh with O_EXCL; its tmp/ through a directory fd.
  *
  * Real-time notice without polling: ONE inotify descriptor for the backend
  * watches every node's status file (IN_MODIFY), and one pidfd per shim says

@@ -1,4 +1,5 @@
-/* proc.c - process identity from /proc (see include/jgsched/proc.h). */
+/* proc.c - process identity from /proc, and the one kill() the daemon uses
+ * (see include/jgsched/proc.h). */
 #include "jgsched/proc.h"
 
 #include <errno.h>
