@@ -2403,25 +2403,27 @@ static int local_open_log(jg_backend_t *base, int64_t group_id, const char *job,
                           jg_error_t *err)
 {
     local_t *b = base->impl;
-    if (!job || !*job || strchr(job, '/') || job[0] == '.')
-        return jg_errprintf(err, "no log for %s-%d of group %" PRId64, job ? job : "?", rank,
-                            group_id);
+    if (!job || !*job || strchr(job, '/') || job[0] == '.') {
+        jg_errprintf(err, "no log for %s-%d of group %" PRId64, job ? job : "?", rank, group_id);
+        errno = ENOENT;
+        return -1;
+    }
     char *dir = node_dir(b, group_id, job, rank);
     jg_error_t why;
     int fd = open_node_file(dir, JG_SHIM_LOG, O_RDONLY, 0, NULL, &why);
     int e = errno;
     free(dir);
     if (fd < 0 && e == ENOENT)
-        return jg_errprintf(err, "no log for %s-%d of group %" PRId64, job, rank, group_id);
-    if (fd < 0 && (e == ELOOP || e == EINVAL)) {
+        jg_errprintf(err, "no log for %s-%d of group %" PRId64, job, rank, group_id);
+    else if (fd < 0 && (e == ELOOP || e == EINVAL)) {
         jg_log("warn", "group %" PRId64 ": %s", group_id, why.text);
-        return jg_errprintf(err, "the log of %s-%d of group %" PRId64 " is not a regular file "
-                            "(output.log was replaced by a link, FIFO or device): refused",
-                            job, rank, group_id);
-    }
-    if (fd < 0)
-        return jg_errprintf(err, "cannot read the log of %s-%d of group %" PRId64 ": %s", job,
-                            rank, group_id, strerror(e));
+        jg_errprintf(err, "the log of %s-%d of group %" PRId64 " is not a regular file "
+                     "(output.log was replaced by a link, FIFO or device): refused", job, rank,
+                     group_id);
+    } else if (fd < 0)
+        jg_errprintf(err, "cannot read the log of %s-%d of group %" PRId64 ": %s", job, rank,
+                     group_id, strerror(e));
+    errno = e;      /* open_log's contract: ENOENT means no log yet */
     return fd;
 }
 

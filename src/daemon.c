@@ -544,8 +544,13 @@ static json_t *op_logs(conn_t *c, json_t *req)
         jg_error_t lerr;
         json_t *chunk = read_log_chunk(b, id, jname, n->rank, offset < 0 ? 0 : offset, (size_t)max,
                                        jg_state_is_terminal(n->state), &at_end, &lerr);
-        if (!chunk)
+        if (!chunk && errno == ENOENT)
             continue;       /* not created yet (launch in flight) */
+        if (!chunk) {       /* there, but refused (a FIFO or link put there) or unreadable */
+            json_decref(chunks);
+            reply = jg_proto_error("%s", lerr.text);
+            goto done;
+        }
         all_at_end = all_at_end && at_end;
         json_array_append_new(chunks, chunk);
     }

@@ -2112,8 +2112,13 @@ Test(local, a_fifo_for_output_log_or_status_never_blocks_the_backend)
     cr_assert_eq(mkfifo(log, 0644), 0);
     jg_error_t err = {{0}};
     int64_t t0 = jg_now_mono_ms();
-    cr_assert_eq(be->ops->open_log(be, 92, "a", 0, &err), -1, "a FIFO was opened as the log");
+    int fd = be->ops->open_log(be, 92, "a", 0, &err);
+    int e = errno;
+    cr_assert_eq(fd, -1, "a FIFO was opened as the log");
+    cr_assert_neq(e, ENOENT, "a refused log reads as one not made yet");
     cr_assert(strstr(err.text, "is not a regular file"), "%s", err.text);
+    cr_assert_eq(be->ops->open_log(be, 92, "nope", 0, &err), -1);
+    cr_assert_eq(errno, ENOENT, "a log that does not exist says so");
     cr_assert_lt(jg_now_mono_ms() - t0, 1000);
 
     /* status, read again when the shim ends: refused, so the node is lost. */
