@@ -83,6 +83,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/nsfs.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -91,7 +92,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <linux/nsfs.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -1538,9 +1538,10 @@ static int record_shim(const char *gdir, const char *node, int attempt, pid_t pi
     char *line = jg_xasprintf("%d %d %llu %s %s\n", attempt, (int)pid, start,
                               gpus && gpus[0] ? gpus : "-", node);
     ssize_t w = write(fd, line, strlen(line));     /* O_APPEND: one line, whole */
-    int rc = w == (ssize_t)strlen(line) ? 0 : jg_errprintf(err, "cannot record shim %d in %s/%s: %s",
-                                                           (int)pid, gdir, GROUP_SHIMS,
-                                                           w < 0 ? strerror(errno) : "short write");
+    int rc = 0;
+    if (w != (ssize_t)strlen(line))
+        rc = jg_errprintf(err, "cannot record shim %d in %s/%s: %s", (int)pid, gdir, GROUP_SHIMS,
+                          w < 0 ? strerror(errno) : "short write");
     free(line);
     close(fd);
     return rc;
@@ -1819,7 +1820,9 @@ static int open_node_tmp(const char *dir, const creds_t *creds, jg_error_t *err)
                      "link or file was put there)" : strerror(errno));
         goto done;
     }
-    if (fstat(fd, &st) < 0 || (st.st_uid != geteuid() && !(creds->active && st.st_uid == creds->uid))) {
+    bool owner_ok = fstat(fd, &st) == 0 &&
+                    (st.st_uid == geteuid() || (creds->active && st.st_uid == creds->uid));
+    if (!owner_ok) {
         jg_errprintf(err, "refusing %s/%s: it belongs to uid %d, neither the daemon nor the "
                      "node's user", dir, NODE_TMP, (int)st.st_uid);
         close(fd);
