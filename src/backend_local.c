@@ -1808,7 +1808,7 @@ static int open_node_tmp(const char *dir, const creds_t *creds, jg_error_t *err)
     if (dfd < 0)
         return jg_errprintf(err, "cannot open %s: %s", dir, strerror(errno));
     int fd = -1;
-    struct stat st;
+    struct stat st = {0};
     if (mkdirat(dfd, NODE_TMP, 01777) < 0 && errno != EEXIST) {
         jg_errprintf(err, "cannot create %s/%s: %s", dir, NODE_TMP, strerror(errno));
         goto done;
