@@ -134,6 +134,7 @@ struct node {
     bool stopping;              /* stop() asked it to end: forced kill after grace */
     bool quiet;                 /* cleaned up: nothing more is reported */
     bool status_refused;        /* the status file was refused once (logged once) */
+    bool shim_gone;             /* its shim has ended: the final event may be reported */
     /* What the status file says. */
     bool seen_started, setup_done, released, exited, cancelled;
     bool exit_in_setup;
@@ -1250,7 +1251,10 @@ static void report(node_t *n, bool replay)
         if (!(replay && n->released))
             node_event(n, JG_BACKEND_SETUP_DONE, NULL, false, 0, 0);
     }
-    if (n->reported_final)
+    /* The end waits for the shim's: status is the user's to write, and what a
+     * final event frees (the node's GPUs, its share of the capacity) may go
+     * to others only once the node's processes are gone. */
+    if (n->reported_final || !n->shim_gone)
         return;
     if (n->exited) {
         char oom[128] = "";
@@ -1318,6 +1322,7 @@ static void node_dead(local_t *b, node_t *n)
      * its death and this kill, the group id could in theory have been reused;
      * members still alive keep it reserved, which is the case that matters. */
     (void)jg_proc_kill(-n->pid, SIGKILL);
+    n->shim_gone = true;
     char why[160] = "";
     siginfo_t si = {0};
     if (waitid(P_PIDFD, (id_t)n->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
@@ -2669,6 +2674,7 @@ static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_ha
         }
         reattach_resources(b, n, group_id, alive);
         node_link(b, n);
+        n->shim_gone = !alive;
         read_status(n);
         report(n, true);
         if (!alive) {

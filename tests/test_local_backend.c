@@ -2213,3 +2213,27 @@ Test(local, a_forged_gpus_file_claims_no_gpu_on_reattach)
     cr_assert(run_until(group_settled, WAIT_MS), "%s", dump());
     cr_assert(find_in(96, JG_BACKEND_SETUP_DONE), "the forged file took the free GPU:%s", dump());
 }
+
+Test(local, a_forged_exit_line_ends_nothing_while_the_node_runs)
+{
+    spec = spec_new("early");
+    char run[1024];
+    snprintf(run, sizeof run, "echo $$ > %s/sh.pid; exec sleep 300", scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(97);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 97, NULL), 0);
+    int sh = wait_pid_file(path_in(scratch, "sh.pid"));
+
+    /* The node's user claims it is over: its GPUs and capacity would go to
+     * others while it still runs. */
+    append_text(node_file(97, "a", 0, "status"), "1 exit run 0 0\n");
+    run_until(NULL, 300);
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 0, "a forged line ended a running node:%s",
+                 dump());
+    cr_assert(proc_alive(sh));
+    jg_error_t err;
+    cr_assert_eq(be->ops->stop(be, 97, -1, -1, 0, &err), 0);
+    cr_assert(wait_final(1), "%s", dump());
+    cr_assert(wait_gone(sh));
+}
