@@ -4,8 +4,17 @@
  * jgsched-shim process started in a session of its own that runs the node's
  * setup, waits at the barrier (a FIFO) and runs its run command (shim.c;
  * shim_protocol.h lists the files).  The shim appends every step to the
- * node's `status` file, which is the durable truth: the daemon may die and
- * come back, read the file again from the start (reattach) and lose nothing.
+ * node's `status` file, which is the durable truth of what happened: the
+ * daemon may die and come back, read the file again from the start
+ * (reattach) and lose nothing.
+ *
+ * Run as root, the backend trusts nothing in a node directory: it belongs to
+ * the node's user, and so does the shim.  Which processes are the node's
+ * comes from the daemon's own records only: the fork (pid, pidfd, start
+ * time), the store's handle, the root-owned <group dir>/.shims, the node's
+ * cgroup.  Every signal goes through jg_proc_kill.  Files in a node directory
+ * are opened by open_node_file (no link followed, no blocking open, regular
+ * files only) or made fresh with O_EXCL; its tmp/ through a directory fd.
  *
  * Real-time notice without polling: ONE inotify descriptor for the backend
  * watches every node's status file (IN_MODIFY), and one pidfd per shim says
@@ -78,6 +87,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/nsfs.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -88,6 +98,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -101,6 +112,8 @@
 #define NODE_TMP "tmp"              /* <node dir>/tmp: the node's /tmp, kept across attempts */
 #define GROUP_MOUNTS "mountpoints"  /* <group dir>/mountpoints: left by older versions; removed */
 #define TRASH_DIR "trash"           /* <state_dir>/trash: trees being deleted (fsutil.h) */
+#define GROUP_SHIMS ".shims"        /* <group dir>/.shims: the shims we started (shim_protocol.h) */
+#define STATUS_MAX (1 << 20)        /* status bytes read per node attempt, at most */
 #define CG_PERIOD_US 100000         /* cpu.max period */
 #define MAX_GPUS_PER_NODE 64
 
@@ -126,6 +139,8 @@ struct node {
     bool superseded;            /* a later attempt of the same node exists */
     bool stopping;              /* stop() asked it to end: forced kill after grace */
     bool quiet;                 /* cleaned up: nothing more is reported */
+    bool status_refused;        /* the status file was refused once (logged once) */
+    bool shim_gone;             /* its shim has ended: the final event may be reported */
     /* What the status file says. */
     bool seen_started, setup_done, released, exited, cancelled;
     bool exit_in_setup;
@@ -235,31 +250,82 @@ static int own(const creds_t *c, const char *path, jg_error_t *err)
     return 0;
 }
 
+/* ---- files the node's user can write -------------------------------------
+ *
+ * A node directory belongs to the node's user, who may put a symbolic link, a
+ * FIFO or a hard link in place of any file the daemon opens there.  Every such
+ * open goes through open_node_file: no link is followed, no open blocks, and
+ * only a regular file with one name is accepted. */
+
+/* Opens dir/name with flags (O_NOFOLLOW, O_NONBLOCK and O_CLOEXEC added);
+ * -1 with errno (ELOOP for a link, EINVAL for what is not a regular file with
+ * a single name) and a message in err.  Fills *st when given. */
+static int open_node_file(const char *dir, const char *name, int flags, mode_t mode,
+                          struct stat *st, jg_error_t *err)
+{
+    struct stat sb;
+    char *path = jg_xasprintf("%s/%s", dir, name);
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    int e = errno;
+    if (fd >= 0 && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1)) {
+        close(fd);
+        fd = -1;
+        e = EINVAL;
+    }
+    if (fd < 0 && e == EINVAL)
+        jg_errprintf(err, "refusing %s: it is not a regular file of its own (a FIFO, device "
+                     "or hard link was put there)", path);
+    else if (fd < 0 && e == ELOOP)
+        jg_errprintf(err, "refusing %s: it is a symbolic link", path);
+    else if (fd < 0)
+        jg_errprintf(err, "cannot open %s: %s", path, strerror(e));
+    free(path);
+    if (fd >= 0 && st)
+        *st = sb;
+    errno = e;
+    return fd;
+}
+
+/* Opens a record of our own (a file the daemon wrote in a directory only it
+ * may write): refused unless it is a regular file we own that nobody else
+ * may write, so a record is never something a user put there. */
+static int open_own_record(const char *path, int flags, jg_error_t *err)
+{
+    struct stat st;
+    int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+    int e = errno;
+    if (fd < 0)
+        jg_errprintf(err, "cannot open %s: %s", path, strerror(e));
+    else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+             st.st_nlink != 1 || (st.st_mode & 022)) {
+        close(fd);
+        fd = -1;
+        e = EPERM;
+        jg_errprintf(err, "refusing %s: not a file only the daemon may write", path);
+    }
+    errno = e;
+    return fd;
+}
+
 #define ATTEMPTS_FILE_MAX 16384     /* what we read of a node's "attempts" file */
 
 /* Appends "<attempt> <offset>" to the node's attempts file, so `jgsched logs`
  * can mark where each attempt's output starts.  Only decoration: a failure is
- * logged, never fatal.  The node directory belongs to the node's user: O_NOFOLLOW,
- * O_NONBLOCK and the S_ISREG check keep a symlink, FIFO or device planted there
- * from redirecting, blocking or receiving the line, and a link count of 1 a
- * hard link to some other file. */
+ * logged, never fatal.  The node directory belongs to the node's user, hence
+ * open_node_file. */
 static void note_attempt_start(const char *dir, int attempt, int64_t offset)
 {
-    char *path = jg_xasprintf("%s/%s", dir, JG_SHIM_ATTEMPTS);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
-                  0644);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        jg_log("warn", "cannot record attempt %d in %s: %s", attempt, path,
-               fd < 0 ? strerror(errno) : "not a regular file of its own");
-    } else {
-        char line[64];
-        int len = snprintf(line, sizeof line, "%d %lld\n", attempt, (long long)offset);
-        (void)!write(fd, line, (size_t)len);
+    jg_error_t err;
+    int fd = open_node_file(dir, JG_SHIM_ATTEMPTS, O_WRONLY | O_CREAT | O_APPEND, 0644, NULL,
+                            &err);
+    if (fd < 0) {
+        jg_log("warn", "cannot record attempt %d: %s", attempt, err.text);
+        return;
     }
-    if (fd >= 0)
-        close(fd);
-    free(path);
+    char line[64];
+    int len = snprintf(line, sizeof line, "%d %lld\n", attempt, (long long)offset);
+    (void)!write(fd, line, (size_t)len);
+    close(fd);
 }
 
 /* Writes dir/name through a temporary file and rename(), so a process still
@@ -270,7 +336,14 @@ static int write_file(const creds_t *c, const char *dir, const char *name, const
     int rc = -1;
     char *path = jg_xasprintf("%s/%s", dir, name);
     char *tmp = jg_xasprintf("%s/.%s.tmp", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    int fd = -1;
+    /* A fresh file (O_EXCL): whatever the user left at the temporary name,
+     * a link or a FIFO, is removed, never opened. */
+    if (unlink(tmp) < 0 && errno != ENOENT) {
+        jg_errprintf(err, "cannot remove %s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0) {
         jg_errprintf(err, "cannot create %s: %s", tmp, strerror(errno));
         goto done;
@@ -1042,18 +1115,31 @@ static void parse_status_line(node_t *n, char *line)
     }
 }
 
-/* Reads the status lines appended since the last call (whole lines only). */
+/* Reads the status lines appended since the last call (whole lines only).
+ * The file is the node's user's: what it says can change no more than what
+ * is reported for this node, never which process is signalled; it is read
+ * without blocking and at most STATUS_MAX bytes of it, so a huge or endless
+ * file costs the loop nothing. */
 static void read_status(node_t *n)
 {
-    char *path = jg_xasprintf("%s/%s", n->dir, JG_SHIM_STATUS);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    free(path);
-    if (fd < 0)
+    jg_error_t err;
+    int fd = open_node_file(n->dir, JG_SHIM_STATUS, O_RDONLY, 0, NULL, &err);
+    if (fd < 0) {
+        if (errno != ENOENT && !n->status_refused) {
+            n->status_refused = true;       /* once: the user may provoke it at will */
+            jg_log("warn", "group %" PRId64 ": %s", n->group_id, err.text);
+        }
         return;
+    }
     char buf[4096];
     size_t have = 0;
     for (;;) {
-        ssize_t r = pread(fd, buf + have, sizeof buf - have, n->offset + (off_t)have);
+        size_t want = sizeof buf - have;
+        if (n->offset + (off_t)have >= STATUS_MAX)
+            break;
+        if ((off_t)want > STATUS_MAX - n->offset - (off_t)have)
+            want = (size_t)(STATUS_MAX - n->offset - (off_t)have);
+        ssize_t r = pread(fd, buf + have, want, n->offset + (off_t)have);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -1087,7 +1173,10 @@ static void report(node_t *n, bool replay)
         if (!(replay && n->released))
             node_event(n, JG_BACKEND_SETUP_DONE, NULL, false, 0, 0);
     }
-    if (n->reported_final)
+    /* The end waits for the shim's: status is the user's to write, and what a
+     * final event frees (the node's GPUs, its share of the capacity) may go
+     * to others only once the node's processes are gone. */
+    if (n->reported_final || !n->shim_gone)
         return;
     if (n->exited) {
         char oom[128] = "";
@@ -1154,7 +1243,8 @@ static void node_dead(local_t *b, node_t *n)
     /* A shim we reattached to is reaped by init, not us: in the moment between
      * its death and this kill, the group id could in theory have been reused;
      * members still alive keep it reserved, which is the case that matters. */
-    kill(-n->pid, SIGKILL);
+    (void)jg_proc_kill(-n->pid, SIGKILL);
+    n->shim_gone = true;
     char why[160] = "";
     siginfo_t si = {0};
     if (waitid(P_PIDFD, (id_t)n->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
@@ -1294,26 +1384,157 @@ static int gnet_free(local_t *b, gnet_t *g, bool kill_keeper, jg_error_t *err)
     return rc;
 }
 
+/* Whether a network namespace can only have been made by a node's child of
+ * ours: not our own (the host's), and, when we are root, owned by our own
+ * user namespace, where an unprivileged user cannot make one (theirs hang
+ * below a user namespace they created).  A shim runs as its user, who could
+ * move it into a namespace of their own; we then kill none of its members. */
+static bool netns_made_by_us(int nsfd)
+{
+    struct stat ns, own;
+    if (fstat(nsfd, &ns) < 0 || stat("/proc/self/ns/net", &own) < 0 ||
+        (ns.st_dev == own.st_dev && ns.st_ino == own.st_ino))
+        return false;
+    if (geteuid() != 0)
+        return true;        /* an instance of one user signals only that user's processes */
+    int userns = ioctl(nsfd, NS_GET_USERNS);
+    bool ours = userns >= 0 && fstat(userns, &ns) == 0 && stat("/proc/self/ns/user", &own) == 0 &&
+                ns.st_dev == own.st_dev && ns.st_ino == own.st_ino;
+    if (userns >= 0)
+        close(userns);
+    return ours;
+}
+
 /* Kills a shim's process group and, when nodes have their own network
  * namespace, every process left in it (one that left the group by setsid).
+ * pid and start come from our own records only (the fork, the store's
+ * handle, the group's .shims), never from a file the node's user can write.
  * The namespace is held open across the kill, so its identity cannot be
  * reused meanwhile; nothing is killed if the pid no longer has `start`. */
 static void kill_node_tree(const local_t *b, pid_t pid, unsigned long long start)
 {
     int nsfd = -1;
     unsigned long long now = 0;
+    if (pid <= 1)
+        return;
     if (isolated(b)) {
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
         nsfd = open(path, O_RDONLY | O_CLOEXEC);
     }
     if (jg_proc_starttime(pid, &now) == 0 && now == start) {
-        kill(-pid, SIGKILL);
-        if (nsfd >= 0)
+        (void)jg_proc_kill(-pid, SIGKILL);
+        if (nsfd >= 0 && netns_made_by_us(nsfd))
             jg_netns_kill_members(nsfd);
     }
     if (nsfd >= 0)
         close(nsfd);
+}
+
+/* ---- the group's record of its shims ------------------------------------
+ *
+ * <group dir>/.shims is root's own account of every shim it started for the
+ * group, one line per attempt, appended right after the fork:
+ *
+ *   <attempt> <pid> <starttime> <gpus: 0,1 or -> <job>-<rank>
+ *
+ * The group directory is the daemon's (mode 0711), so no node user can write
+ * there; cleanup kills what this record names (a daemon that restarted no
+ * longer follows every shim), and reattach takes a node's GPUs back from it.
+ * The node's own status and gpus files are its user's and are never used
+ * to pick a process or a resource. */
+
+typedef struct {
+    int attempt;
+    pid_t pid;
+    unsigned long long start;
+    char gpus[MAX_GPUS_PER_NODE * 12];
+    char node[NAME_MAX + 1];
+} shim_rec_t;
+_Static_assert(sizeof ((shim_rec_t *)0)->gpus == 768, "parse_shim_rec reads gpus with %767s");
+
+/* Appends one shim to the group's record; 0, or -1 + err. */
+static int record_shim(const char *gdir, const char *node, int attempt, pid_t pid,
+                       unsigned long long start, const char *gpus, jg_error_t *err)
+{
+    char *path = jg_xasprintf("%s/%s", gdir, GROUP_SHIMS);
+    int fd = open_own_record(path, O_WRONLY | O_APPEND | O_CREAT, err);
+    free(path);
+    if (fd < 0)
+        return -1;
+    char *line = jg_xasprintf("%d %d %llu %s %s\n", attempt, (int)pid, start,
+                              gpus && gpus[0] ? gpus : "-", node);
+    ssize_t w = write(fd, line, strlen(line));     /* O_APPEND: one line, whole */
+    int rc = 0;
+    if (w != (ssize_t)strlen(line))
+        rc = jg_errprintf(err, "cannot record shim %d in %s/%s: %s", (int)pid, gdir, GROUP_SHIMS,
+                          w < 0 ? strerror(errno) : "short write");
+    free(line);
+    close(fd);
+    return rc;
+}
+
+/* Parses one record line; false if it is not one. */
+static bool parse_shim_rec(const char *line, shim_rec_t *r)
+{
+    int pid, used = 0;
+    char gpus[sizeof r->gpus];
+    if (sscanf(line, "%d %d %llu %767s %n", &r->attempt, &pid, &r->start, gpus, &used) != 4 ||
+        used == 0 || pid <= 1 || r->attempt < 1)
+        return false;
+    size_t l = strcspn(line + used, "\n");
+    if (l == 0 || l >= sizeof r->node)
+        return false;
+    memcpy(r->node, line + used, l);
+    r->node[l] = '\0';
+    r->pid = pid;
+    snprintf(r->gpus, sizeof r->gpus, "%s", strcmp(gpus, "-") == 0 ? "" : gpus);
+    return true;
+}
+
+/* The group's record, in order (caller frees); NULL with *n = 0 if there is
+ * none or it is not the daemon's own file. */
+static shim_rec_t *read_shim_records(const char *gdir, size_t *n)
+{
+    *n = 0;
+    char *path = jg_xasprintf("%s/%s", gdir, GROUP_SHIMS);
+    jg_error_t err;
+    int fd = open_own_record(path, O_RDONLY, &err);
+    if (fd < 0 && errno != ENOENT)
+        jg_log("warn", "%s", err.text);
+    free(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    shim_rec_t *v = NULL;
+    size_t cap = 0;
+    char line[sizeof v->gpus + sizeof v->node + 96];
+    while (fgets(line, sizeof line, f)) {
+        shim_rec_t r;
+        if (!parse_shim_rec(line, &r))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = jg_xrealloc(v, cap * sizeof *v);
+        }
+        v[(*n)++] = r;
+    }
+    fclose(f);
+    return v;
+}
+
+/* Kills every shim the group's record names that still runs (its start time
+ * matches), with its process group and its own network namespace. */
+static void kill_recorded_shims(const local_t *b, const char *gdir)
+{
+    size_t n = 0;
+    shim_rec_t *v = read_shim_records(gdir, &n);
+    for (size_t i = 0; i < n; i++)
+        kill_node_tree(b, v[i].pid, v[i].start);
+    free(v);
 }
 
 /* Kills the live nodes of a group, to be reported lost for `reason`. */
@@ -1368,11 +1589,18 @@ static int read_net_file(const local_t *b, int64_t group_id, pid_t *pid,
 {
     char *gdir = group_dir(b, group_id);
     char *path = jg_xasprintf("%s/" GROUP_NET, gdir);
-    FILE *f = fopen(path, "re");
+    jg_error_t err;
+    int fd = open_own_record(path, O_RDONLY, &err);     /* a keeper only we recorded */
+    if (fd < 0 && errno != ENOENT)
+        jg_log("warn", "%s", err.text);
     free(path);
     free(gdir);
-    if (!f)
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     int p = 0;
     int n = fscanf(f, "keeper %d %llu", &p, start);
     fclose(f);
@@ -1496,6 +1724,48 @@ static __attribute__((noreturn)) void child_die(int errw, const char *msg)
     _exit(126);
 }
 
+/* The node's /tmp, <node dir>/tmp, made (or found again, for a later
+ * attempt) and opened without following anything the node's user may have
+ * put there: a symbolic link in its place is refused, never chmod'ed.  It must
+ * be a directory of ours or of the node's user.  Returns an O_RDONLY
+ * directory fd (close-on-exec) with mode 01777, or -1 + err. */
+static int open_node_tmp(const char *dir, const creds_t *creds, jg_error_t *err)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return jg_errprintf(err, "cannot open %s: %s", dir, strerror(errno));
+    int fd = -1;
+    struct stat st = {0};
+    if (mkdirat(dfd, NODE_TMP, 01777) < 0 && errno != EEXIST) {
+        jg_errprintf(err, "cannot create %s/%s: %s", dir, NODE_TMP, strerror(errno));
+        goto done;
+    }
+    fd = openat(dfd, NODE_TMP, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        jg_errprintf(err, "refusing %s/%s: %s", dir, NODE_TMP,
+                     errno == ELOOP || errno == ENOTDIR ? "it is not a directory (a symbolic "
+                     "link or file was put there)" : strerror(errno));
+        goto done;
+    }
+    bool owner_ok = fstat(fd, &st) == 0 &&
+                    (st.st_uid == geteuid() || (creds->active && st.st_uid == creds->uid));
+    if (!owner_ok) {
+        jg_errprintf(err, "refusing %s/%s: it belongs to uid %d, neither the daemon nor the "
+                     "node's user", dir, NODE_TMP, (int)st.st_uid);
+        close(fd);
+        fd = -1;
+        goto done;
+    }
+    if (fchmod(fd, 01777) < 0) {
+        jg_errprintf(err, "cannot set the mode of %s/%s: %s", dir, NODE_TMP, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+done:
+    close(dfd);
+    return fd;
+}
+
 /* Writes one node's files and starts its shim.  Fails with nothing started. */
 static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *ref,
                       const creds_t *creds, const struct passwd *pw, const group_net_t *gnet,
@@ -1509,7 +1779,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     char **env = NULL;
     char (*ips)[32] = NULL;
     const char **ip_ptrs = NULL;
-    int fd = -1, pidfd = -1, wd = -1, errpipe[2] = {-1, -1}, cg_fd = -1;
+    int fd = -1, pidfd = -1, wd = -1, errpipe[2] = {-1, -1}, cg_fd = -1, tmp_fd = -1;
     pid_t pid = -1;
     node_t *n = NULL;
     jg_netns_bind_t *binds = NULL;
@@ -1536,12 +1806,13 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     free(path);
     path = NULL;
     if (b->net.own_mounts) {
-        /* The node's /tmp: kept across attempts, removed by cleanup. */
-        tmp = jg_xasprintf("%s/%s", dir, NODE_TMP);
-        if ((mkdir(tmp, 01777) < 0 && errno != EEXIST) || chmod(tmp, 01777) < 0) {
-            jg_errprintf(err, "cannot create %s: %s", tmp, strerror(errno));
+        /* The node's /tmp: kept across attempts, removed by cleanup.  The
+         * child mounts it by name (in its own mount namespace), then checks
+         * that what it mounted is this very directory. */
+        tmp_fd = open_node_tmp(dir, creds, err);
+        if (tmp_fd < 0)
             goto done;
-        }
+        tmp = jg_xasprintf("%s/%s", dir, NODE_TMP);
     }
 
     /* Volumes: checked, their host mount points made, before anything runs. */
@@ -1660,8 +1931,10 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
 
     /* output.log exists from the start, so open_log works before the shim runs. */
     path = jg_xasprintf("%s/%s", dir, JG_SHIM_LOG);
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0 || (creds->active && fchown(fd, creds->uid, creds->gid) < 0)) {
+    fd = open_node_file(dir, JG_SHIM_LOG, O_WRONLY | O_CREAT | O_APPEND, 0644, NULL, err);
+    if (fd < 0)
+        goto done;
+    if (creds->active && fchown(fd, creds->uid, creds->gid) < 0) {
         jg_errprintf(err, "cannot create %s: %s", path, strerror(errno));
         goto done;
     }
@@ -1680,15 +1953,17 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
 
     /* status: the new attempt's lines start at the current end. */
     path = jg_xasprintf("%s/%s", dir, JG_SHIM_STATUS);
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || (creds->active && fchown(fd, creds->uid, creds->gid) < 0)) {
+    fd = open_node_file(dir, JG_SHIM_STATUS, O_WRONLY | O_CREAT | O_APPEND, 0644, &st, err);
+    if (fd < 0)
+        goto done;
+    if (creds->active && fchown(fd, creds->uid, creds->gid) < 0) {
         jg_errprintf(err, "cannot create %s: %s", path, strerror(errno));
         goto done;
     }
     close(fd);
     fd = -1;
-    wd = inotify_add_watch(b->inotify_fd, path, IN_MODIFY);
+    wd = inotify_add_watch(b->inotify_fd, path, IN_MODIFY | IN_DONT_FOLLOW);
     if (wd < 0) {
         jg_errprintf(err, "cannot watch %s: %s", path, strerror(errno));
         goto done;
@@ -1748,6 +2023,16 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         }
         if (namespaces && jg_netns_node_enter(&plan, msg, sizeof msg) < 0)
             child_die(errw, msg);
+        /* The user owns the node directory and may have swapped tmp for a
+         * link since we checked it: nothing of ours may run over a /tmp
+         * that is not the directory we opened (no process but us sees it). */
+        struct stat want, got;
+        if (tmp_fd >= 0 && (fstat(tmp_fd, &want) < 0 || stat("/tmp", &got) < 0 ||
+                            want.st_dev != got.st_dev || want.st_ino != got.st_ino)) {
+            snprintf(msg, sizeof msg, "refusing %s: it was replaced while the node was being "
+                     "set up", tmp);
+            child_die(errw, msg);
+        }
         if (creds->active &&
             (setgroups((size_t)creds->n_groups, creds->groups) < 0 || setgid(creds->gid) < 0 ||
              setuid(creds->uid) < 0)) {
@@ -1781,6 +2066,9 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
         jg_errprintf(err, "cannot follow the shim (pid %d): %s", (int)pid, strerror(errno));
         goto done;
     }
+    if (record_shim(gdir, strrchr(dir, '/') + 1, ref->attempt, pid, start, n_gpus ? list : NULL,
+                    err) < 0)
+        goto done;
 
     n = node_new(b, req->group_id, ref->job_index, ref->rank, ref->attempt, dir);
     n->pid = pid;
@@ -1815,7 +2103,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     rc = 0;
 done:
     if (pid > 0) {          /* started but cannot be followed: undo */
-        kill(pid, SIGKILL);
+        (void)jg_proc_kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
@@ -1837,6 +2125,8 @@ done:
         close(errpipe[1]);
     if (cg_fd >= 0)
         close(cg_fd);
+    if (tmp_fd >= 0)
+        close(tmp_fd);
     if (n) {
         free(n->dir);
         free(n);
@@ -1961,9 +2251,14 @@ static int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *
 static int write_fifo(const node_t *n, char c, jg_error_t *err)
 {
     char *path = jg_xasprintf("%s/%s", n->dir, JG_SHIM_RELEASE);
-    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    /* The node's user may have put a link or a file of someone else's there:
+     * only the FIFO itself, with no other name, gets the byte. */
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
     int rc = 0;
-    if (fd < 0 || write(fd, &c, 1) != 1)
+    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode) || st.st_nlink != 1))
+        rc = jg_errprintf(err, "refusing %s: it is not the node's FIFO", path);
+    else if (fd < 0 || write(fd, &c, 1) != 1)
         rc = jg_errprintf(err, "cannot write to %s: %s", path, strerror(errno));
     if (fd >= 0)
         close(fd);
@@ -2025,7 +2320,7 @@ static int local_stop(jg_backend_t *base, int64_t group_id, int job_index, int r
         any = true;
         n->stopping = true;
         if (grace_ms > 0)
-            kill(-n->pid, SIGTERM);
+            (void)jg_proc_kill(-n->pid, SIGTERM);
         else
             kill_node_tree(b, n->pid, n->start);
         if (!n->superseded && !n->released)
@@ -2056,16 +2351,13 @@ static size_t local_log_attempts(jg_backend_t *base, int64_t group_id, const cha
     if (!job || !*job || strchr(job, '/') || job[0] == '.' || max == 0)
         return 0;
     char *dir = node_dir(b, group_id, job, rank);
-    char *path = jg_xasprintf("%s/%s", dir, JG_SHIM_ATTEMPTS);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    free(path);
+    jg_error_t err;
+    int fd = open_node_file(dir, JG_SHIM_ATTEMPTS, O_RDONLY, 0, NULL, &err);
     free(dir);
     if (fd < 0)
         return 0;
     char buf[ATTEMPTS_FILE_MAX + 1];
-    struct stat st;
-    ssize_t r = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, ATTEMPTS_FILE_MAX)
-                                                           : -1;
+    ssize_t r = read(fd, buf, ATTEMPTS_FILE_MAX);
     close(fd);
     if (r <= 0)
         return 0;
@@ -2094,52 +2386,30 @@ static int local_open_log(jg_backend_t *base, int64_t group_id, const char *job,
                           jg_error_t *err)
 {
     local_t *b = base->impl;
-    if (!job || !*job || strchr(job, '/') || job[0] == '.')
-        return jg_errprintf(err, "no log for %s-%d of group %" PRId64, job ? job : "?", rank,
-                            group_id);
+    if (!job || !*job || strchr(job, '/') || job[0] == '.') {
+        jg_errprintf(err, "no log for %s-%d of group %" PRId64, job ? job : "?", rank, group_id);
+        errno = ENOENT;
+        return -1;
+    }
     char *dir = node_dir(b, group_id, job, rank);
-    char *path = jg_xasprintf("%s/%s", dir, JG_SHIM_LOG);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    jg_error_t why;
+    int fd = open_node_file(dir, JG_SHIM_LOG, O_RDONLY, 0, NULL, &why);
     int e = errno;
-    free(path);
     free(dir);
     if (fd < 0 && e == ENOENT)
-        return jg_errprintf(err, "no log for %s-%d of group %" PRId64, job, rank, group_id);
-    if (fd < 0)
-        return jg_errprintf(err, "cannot read the log of %s-%d of group %" PRId64 ": %s", job,
-                            rank, group_id, strerror(e));
+        jg_errprintf(err, "no log for %s-%d of group %" PRId64, job, rank, group_id);
+    else if (fd < 0 && (e == ELOOP || e == EINVAL)) {
+        jg_log("warn", "group %" PRId64 ": %s", group_id, why.text);
+        jg_errprintf(err, "the log of %s-%d of group %" PRId64 " is not a regular file "
+                     "(output.log was replaced by a link, FIFO or device): refused", job, rank,
+                     group_id);
+    } else if (fd < 0)
+        jg_errprintf(err, "cannot read the log of %s-%d of group %" PRId64 ": %s", job, rank,
+                     group_id, strerror(e));
+    errno = e;      /* open_log's contract: ENOENT means no log yet */
     return fd;
 }
 
-
-/* A node directory whose shim nobody follows (the daemon restarted and did
- * not reattach): kill the shim's process group if the last `started` line
- * names a process that still runs with the same start time. */
-static void kill_untracked(const local_t *b, const char *dir)
-{
-    char *path = jg_xasprintf("%s/%s", dir, JG_SHIM_STATUS);
-    FILE *f = fopen(path, "re");
-    free(path);
-    if (!f)
-        return;
-    char line[256];
-    int pid = 0;
-    unsigned long long start = 0;
-    while (fgets(line, sizeof line, f)) {
-        int att, p;
-        unsigned long long s;
-        if (sscanf(line, "%d started %d %llu", &att, &p, &s) == 3) {
-            pid = p;
-            start = s;
-        }
-    }
-    fclose(f);
-    for (const node_t *n = b->nodes; n; n = n->next)
-        if (n->pid == pid)
-            return;         /* followed: handled by the caller */
-    if (pid > 0)
-        kill_node_tree(b, pid, start);
-}
 
 /* Removes a node directory's runtime files: everything but output.log and status.
  * Its work and tmp trees are the user's: they go to the trash (fsutil.h),
@@ -2242,6 +2512,13 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
             node_dead(b, live[i]);      /* quiet: reaps and frees, reports nothing */
     }
     free(live);
+    /* The shims nobody follows (the daemon restarted in between), from our
+     * own record; their cgroups go next, with anything that left them. */
+    kill_recorded_shims(b, gdir);
+    char *record = jg_xasprintf("%s/%s", gdir, GROUP_SHIMS);
+    if (unlink(record) < 0 && errno != ENOENT && rc == 0)
+        rc = jg_errprintf(err, "cannot remove %s: %s", record, strerror(errno));
+    free(record);
     cg_group_remove(b, group_id, CLEANUP_WAIT_MS);
 
     jg_error_t e;
@@ -2260,7 +2537,6 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
         char *dir = jg_xasprintf("%s/%s", gdir, de->d_name);
         struct stat st;
         if (lstat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
-            kill_untracked(b, dir);
             if (clean_node_dir(b, dir, &e) < 0 && rc == 0)
                 rc = jg_errprintf(err, "%s", e.text);
         }
@@ -2313,16 +2589,24 @@ static void reattach_resources(local_t *b, node_t *n, int64_t group_id, bool ali
         else
             free(cg);
     }
-    char *path = jg_xasprintf("%s/%s", n->dir, JG_SHIM_GPUS);
-    char text[MAX_GPUS_PER_NODE * 12 + 32];
-    ssize_t got = alive ? read_small(path, text, sizeof text) : -1;
-    free(path);
-    char *p;
-    if (got <= 0 || strtol(text, &p, 10) != n->attempt || *p != ' ')
+    /* The GPUs our record gave this very shim: the node's own gpus file is
+     * its user's, who could name any GPU there. */
+    char gpus[sizeof ((shim_rec_t *)0)->gpus] = "";
+    if (!alive)
         return;
+    char *gdir = group_dir(b, group_id);
+    size_t count = 0;
+    shim_rec_t *v = read_shim_records(gdir, &count);
+    const char *name = strrchr(n->dir, '/');
+    for (size_t i = 0; name && i < count; i++)
+        if (v[i].attempt == n->attempt && v[i].pid == n->pid && v[i].start == n->start &&
+            strcmp(v[i].node, name + 1) == 0)
+            snprintf(gpus, sizeof gpus, "%s", v[i].gpus);
+    free(v);
+    free(gdir);
     int idx[MAX_GPUS_PER_NODE];
     size_t k = 0;
-    for (p++; k < MAX_GPUS_PER_NODE && *p >= '0' && *p <= '9';) {
+    for (char *p = gpus; k < MAX_GPUS_PER_NODE && *p >= '0' && *p <= '9';) {
         int i = (int)strtol(p, &p, 10);
         if (jg_gpu_pool_claim(b->gpus, i) == 0)
             idx[k++] = i;
@@ -2378,13 +2662,14 @@ static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_ha
         bool alive = n->pidfd >= 0 && jg_proc_starttime(pid, &now_start) == 0 && now_start == start;
         if (alive) {
             char *status = jg_xasprintf("%s/%s", n->dir, JG_SHIM_STATUS);
-            n->wd = inotify_add_watch(b->inotify_fd, status, IN_MODIFY);
+            n->wd = inotify_add_watch(b->inotify_fd, status, IN_MODIFY | IN_DONT_FOLLOW);
             free(status);
             if (n->wd < 0 || jg_loop_add_fd(b->loop, n->pidfd, EPOLLIN, on_pidfd, n, NULL) < 0)
                 alive = false;
         }
         reattach_resources(b, n, group_id, alive);
         node_link(b, n);
+        n->shim_gone = !alive;
         read_status(n);
         report(n, true);
         if (!alive) {
@@ -2414,10 +2699,12 @@ static bool has_leftovers(const local_t *b, int64_t group_id, const char *gdir)
 {
     char *net = jg_xasprintf("%s/%s", gdir, GROUP_NET);
     char *mounts = jg_xasprintf("%s/%s", gdir, GROUP_MOUNTS);
+    char *shims = jg_xasprintf("%s/%s", gdir, GROUP_SHIMS);
     bool found = access(net, F_OK) == 0 || access(mounts, F_OK) == 0 ||
-                 cg_group_exists(b, group_id);
+                 access(shims, F_OK) == 0 || cg_group_exists(b, group_id);
     free(net);
     free(mounts);
+    free(shims);
     DIR *d = found ? NULL : opendir(gdir);
     struct dirent *de;
     while (d && !found && (de = readdir(d))) {

@@ -754,8 +754,13 @@ static json_t *op_logs(conn_t *c, json_t *req)
             all_at_end = false;     /* no room left in this reply: the next one */
             break;
         }
-        if (!chunk)
+        if (!chunk && errno == ENOENT)
             continue;       /* not created yet (launch in flight) */
+        if (!chunk) {       /* there, but refused (a FIFO or link put there) or unreadable */
+            json_decref(chunks);
+            reply = jg_proto_error("%s", lerr.text);
+            goto done;
+        }
         json_object_set_new(chunk, "attempt", json_integer(attempt));
         if (attempt > 1) {
             if (!events && jg_store_list_events(c->daemon->store, id, &events, &n_events, &err) < 0)

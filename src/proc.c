@@ -1,7 +1,10 @@
-/* proc.c - process identity from /proc (see include/jgsched/proc.h). */
+/* proc.c - process identity from /proc, and the one kill() the daemon uses
+ * (see include/jgsched/proc.h). */
 #include "jgsched/proc.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,4 +40,14 @@ int jg_proc_starttime(pid_t pid, unsigned long long *out)
 int jg_proc_pidfd_open(pid_t pid)
 {
     return (int)syscall(SYS_pidfd_open, pid, 0u);
+}
+
+int jg_proc_kill(pid_t target, int sig)
+{
+    /* -target overflows for INT_MIN; every other negative is a group. */
+    if ((target >= -1 && target <= 1) || target == (pid_t)-2147483647 - 1) {
+        errno = EINVAL;
+        return -1;
+    }
+    return kill(target, sig);
 }

@@ -4,9 +4,12 @@
  *        jgsched-shim --hold <dir>
  *
  * The backend starts one shim per node, in a session of its own, so the shim
- * outlives a daemon that crashes or restarts.  The shim runs the node's steps
- * and writes what happened to <nodedir>/status, which is the durable truth
- * the backend reads (see shim_protocol.h for the files and the line format):
+ * outlives a daemon that crashes or restarts.  The shim runs as the node's
+ * user (the backend's child switched before exec), so nothing it writes is
+ * more trusted than the user: it runs the node's steps and writes what
+ * happened to <nodedir>/status, which the backend reads for what to report,
+ * never for which process to signal (see shim_protocol.h for the files and
+ * the line format):
  *
  *   copy workdir -> run setup.sh -> `setup_done` -> wait on the release FIFO
  *   -> `running` -> run run.sh -> `exit run <code> <signal>`

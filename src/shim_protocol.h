@@ -19,14 +19,24 @@
  *   status     append-only, one line per step, written only by the shim
  *   tmp/       the node's /tmp (its own mount namespace), kept across attempts
  *   gpus       "<attempt> <index>,<index>...": the GPUs the backend gave that
- *              attempt (only for a node that got some), read back on reattach
+ *              attempt (only for a node that got some), for the user to read
  *
+ * The node directory and everything in it belong to the node's user: the shim
+ * runs as that user from its first instruction (the backend's child switched
+ * before exec).  So the backend treats these files as the user's words: what
+ * status says decides at most what is reported for that node (its steps and
+ * exit code), never which process is signalled or which GPU is taken; it opens
+ * them without following links or blocking, and only as regular files.
  * and, in the group directory <state_dir>/groups/<group id>/ (netns.h):
  *
  *   net        "keeper <pid> <starttime>": the process holding the group's network
  *   hosts      the nodes' /etc/hosts
  *   (mountpoints: written by older versions, removed by cleanup; mount
  *              points made on the host are now the user's and stay)
+ *   .shims     "<attempt> <pid> <starttime> <gpus or -> <job>-<rank>", one line
+ *              per shim the backend started: the daemon's own record (the group
+ *              directory is the daemon's, 0711), from which cleanup kills and
+ *              reattach takes GPUs back
  *
  * `jgsched-shim <nodedir> <attempt> net` says the node has a network namespace
  * of its own: when the node ends the shim also kills every process left in
@@ -36,7 +46,7 @@
  * written late by the dying shim of attempt N is never read as one of N+1
  * (both append to the same file):
  *
- *   <attempt> started <shim pid> <starttime>   starttime: /proc/<pid>/stat field 22
+ *   <attempt> started <shim pid> <starttime>   for people: the backend uses .shims
  *   <attempt> setup_done                        setup passed (or there was none)
  *   <attempt> running                           released: run has started
  *   <attempt> exit <setup|run> <code> <signal>  code 128+signal when signaled

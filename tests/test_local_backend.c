@@ -12,6 +12,7 @@
 #include "jgsched/capacity.h"
 #include "jgsched/fsutil.h"
 #include "jgsched/loop.h"
+#include "jgsched/proc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -49,6 +50,8 @@ static pid_t shims[MAX_SHIMS];
 static const jg_kv_t *volumes;      /* the daemon's volume registry, as launch gets it */
 static size_t n_volumes;
 static size_t n_shims;
+static pid_t victims[4];            /* processes a test hopes the backend spares */
+static size_t n_victims;
 static bool (*until)(void);
 static bool timed_out;
 
@@ -346,6 +349,12 @@ static void teardown(void)
             ;
     }
     n_shims = 0;
+    for (size_t i = 0; i < n_victims; i++) {
+        kill(victims[i], SIGKILL);
+        while (waitpid(victims[i], NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    n_victims = 0;
     jg_loop_destroy(loop);
     loop = NULL;
     spec_free(spec);
@@ -1521,7 +1530,8 @@ Test(local, a_node_that_cannot_be_set_up_fails_to_launch_with_the_reason)
     spec = spec_new("bad");
     spec_job(spec, "a", 1, NULL, "true");
     spec_job(spec, "b", 1, NULL, "true");
-    /* a-0's /tmp cannot be mounted: its directory is a file. */
+    /* a-0's /tmp cannot be mounted: its directory is a file (refused before
+     * anything is started: the backend never follows or chmods what is there). */
     char path[512];
     snprintf(path, sizeof path, "%s/groups", state_dir);
     mkdir(path, 0711);
@@ -1536,7 +1546,7 @@ Test(local, a_node_that_cannot_be_set_up_fails_to_launch_with_the_reason)
     cr_assert(wait_final(1));
     const rec_t *f = find(JG_BACKEND_LAUNCH_FAILED, 0, 0);
     cr_assert(f, "%s", dump());
-    cr_assert(strstr(f->reason, "on /tmp: Not a directory"), "%s", f->reason);
+    cr_assert(strstr(f->reason, "a-0/tmp: it is not a directory"), "%s", f->reason);
     cr_assert(find(JG_BACKEND_SETUP_DONE, 1, 0), "the other node is not affected");
 }
 
@@ -2236,4 +2246,220 @@ Test(local, node_cgroup_knobs_and_an_oom_kill_on_a_stand_in_cgroup)
     pid_path = kill_path;
     cr_assert(run_until(pid_file_ready, WAIT_MS), "the ended node's cgroup is not killed");
     cr_assert_eq(read_pid(kill_path), 1);
+}
+
+/* ---- what a node's user can write --------------------------------------
+ *
+ * A node directory belongs to the node's user.  Whatever they put there (a
+ * forged status line, a FIFO, a symbolic link) must not make the backend
+ * signal another process, block, or touch a file outside the node. */
+
+Test(proc, kill_refuses_the_targets_that_mean_everybody)
+{
+    pid_t bad[] = {0, 1, -1, (pid_t)-2147483647 - 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        cr_assert_eq(jg_proc_kill(bad[i], 0), -1, "target %d was accepted", (int)bad[i]);
+        cr_assert_eq(errno, EINVAL);
+    }
+    cr_assert_eq(jg_proc_kill(getpid(), 0), 0, "a plain pid is signalled");
+    if (getpgrp() > 1)
+        cr_assert_eq(jg_proc_kill(-getpgrp(), 0), 0, "a process group is signalled");
+}
+
+/* A process of the test's own, leading its own process group (as a shim
+ * does), which the backend has no reason to touch. */
+static pid_t start_victim(void)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        execl("/bin/sleep", "sleep", "300", (char *)NULL);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    victims[n_victims++] = pid;
+    unsigned long long start = 0;
+    for (int i = 0; i < 500 && (jg_proc_starttime(pid, &start) < 0 || !start); i++)
+        usleep(1000);
+    return pid;
+}
+
+static void append_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_APPEND);
+    cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+Test(local, a_forged_status_line_never_chooses_what_cleanup_kills)
+{
+    spec = spec_new("forge");
+    char run[1024];
+    snprintf(run, sizeof run, "echo $$ > %s/sh.pid; sleep 300; true", scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(91);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 91, NULL), 0);
+    int sh = wait_pid_file(path_in(scratch, "sh.pid"));
+
+    /* What the node's user writes: the latest `started` line names the victim. */
+    pid_t victim = start_victim();
+    unsigned long long start = 0;
+    cr_assert_eq(jg_proc_starttime(victim, &start), 0);
+    char line[128];
+    snprintf(line, sizeof line, "1 started %d %llu\n1 started 1 0\n", (int)victim, start);
+    append_text(node_file(91, "a", 0, "status"), line);
+    snprintf(line, sizeof line, "1 started %d %llu\n", (int)victim, start);
+    append_text(node_file(91, "a", 0, "status"), line);
+
+    /* A restarted daemon follows nobody: cleanup goes by its own record. */
+    be->ops->destroy(be);
+    be = NULL;
+    be2 = new_backend();
+    jg_error_t err;
+    cr_assert_eq(be2->ops->cleanup(be2, 91, true, &err), 0, "%s", err.text);
+    cr_assert(wait_gone(sh), "the node's run survived cleanup");
+    cr_assert(wait_gone(shims[0]), "the node's shim survived cleanup");
+    cr_assert(proc_alive(victim), "cleanup killed the process a forged status line named");
+}
+
+Test(local, a_fifo_for_output_log_or_status_never_blocks_the_backend)
+{
+    spec = spec_new("fifo");
+    spec_job(spec, "a", 1, NULL, "exit 3");
+    launch(92);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    const char *log = node_file(92, "a", 0, "output.log");
+    const char *status = node_file(92, "a", 0, "status");
+    cr_assert_eq(unlink(log), 0);
+    cr_assert_eq(mkfifo(log, 0644), 0);
+    jg_error_t err = {{0}};
+    int64_t t0 = jg_now_mono_ms();
+    int fd = be->ops->open_log(be, 92, "a", 0, &err);
+    int e = errno;
+    cr_assert_eq(fd, -1, "a FIFO was opened as the log");
+    cr_assert_neq(e, ENOENT, "a refused log reads as one not made yet");
+    cr_assert(strstr(err.text, "is not a regular file"), "%s", err.text);
+    cr_assert_eq(be->ops->open_log(be, 92, "nope", 0, &err), -1);
+    cr_assert_eq(errno, ENOENT, "a log that does not exist says so");
+    cr_assert_lt(jg_now_mono_ms() - t0, 1000);
+
+    /* status, read again when the shim ends: refused, so the node is lost. */
+    cr_assert_eq(rename(status, path_in(scratch, "status.old")), 0);
+    cr_assert_eq(mkfifo(status, 0644), 0);
+    cr_assert_eq(be->ops->release(be, 92, NULL), 0);
+    cr_assert(wait_final(1), "the backend blocked on the FIFO:%s", dump());
+    cr_assert(find(JG_BACKEND_NODE_LOST, 0, 0), "%s", dump());
+}
+
+Test(local, a_link_for_the_release_fifo_never_gets_the_byte)
+{
+    spec = spec_new("rel");
+    spec_job(spec, "a", 1, NULL, "true");
+    launch(93);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    char target[512];
+    snprintf(target, sizeof target, "%s/precious", scratch);
+    int fd = open(target, O_CREAT | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "data\n", 5), 5);
+    close(fd);
+    const char *release = node_file(93, "a", 0, "release");
+    cr_assert_eq(unlink(release), 0);
+    cr_assert_eq(symlink(target, release), 0);
+    jg_error_t err = {{0}};
+    cr_assert_eq(be->ops->release(be, 93, &err), -1);
+    char buf[64];
+    cr_assert_eq(read_file(target, buf, sizeof buf), 5);
+    cr_assert_str_eq(buf, "data\n", "release wrote through the link");
+    cr_assert_eq(be->ops->stop(be, 93, -1, -1, 0, &err), 0);
+    cr_assert(wait_final(1), "%s", dump());
+}
+
+Test(local, a_link_for_the_nodes_tmp_is_refused_and_its_target_untouched)
+{
+    need_isolation();
+    spec = spec_new("tmpl");
+    spec_job(spec, "a", 1, NULL, "exit 1");
+    launch(94);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 94, NULL), 0);
+    cr_assert(wait_final(1));
+
+    /* Between attempts the user swaps their /tmp for a link to a directory of root's. */
+    char target[512];
+    snprintf(target, sizeof target, "%s/rootdir", scratch);
+    cr_assert_eq(mkdir(target, 0755), 0);
+    cr_assert_eq(chmod(target, 0755), 0);
+    const char *tmp = node_file(94, "a", 0, "tmp");
+    cr_assert_eq(rename(tmp, node_file(94, "a", 0, "tmp.old")), 0);
+    cr_assert_eq(symlink(target, tmp), 0);
+    launch_node(94, 0, 0, 2);
+    cr_assert(wait_for(JG_BACKEND_LAUNCH_FAILED, 1), "%s", dump());
+    cr_assert(strstr(find(JG_BACKEND_LAUNCH_FAILED, 0, 0)->reason, "it is not a directory"),
+              "%s", dump());
+    struct stat st;
+    cr_assert_eq(stat(target, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0755, "the link's target became mode %o",
+                 st.st_mode & 07777);
+}
+
+Test(local, a_forged_gpus_file_claims_no_gpu_on_reattach)
+{
+    fake_gpus("0, NVIDIA H200\n1, NVIDIA H200\n");
+    spec = spec_new("gf");
+    gpu_job(spec, "g", 1, "H200", 1, "exec sleep 300");
+    launch(95);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    const rec_t *s = find_in(95, JG_BACKEND_NODE_STARTED);
+    cr_assert(s);
+    char text[1024];
+    snprintf(text, sizeof text, "%s", s->handle);
+    jg_node_handle_t h = {.job_index = 0, .rank = 0, .attempt = 1, .handle = text};
+
+    /* The node's user claims both GPUs in their own gpus file. */
+    const char *gpus = node_file(95, "g", 0, "gpus");
+    cr_assert_eq(unlink(gpus), 0);
+    int fd = open(gpus, O_CREAT | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "1 0,1\n", 6), 6);
+    close(fd);
+    be->ops->destroy(be);
+    be = NULL;
+    be2 = new_backend();
+    jg_error_t err;
+    cr_assert_eq(be2->ops->reattach(be2, 95, &h, 1, &err), 0, "%s", err.text);
+    spec2 = spec_new("other");
+    gpu_job(spec2, "h", 1, "H200", 1, "true");
+    launch_spec(be2, spec2, 96);
+    wait_gid = 96;
+    cr_assert(run_until(group_settled, WAIT_MS), "%s", dump());
+    cr_assert(find_in(96, JG_BACKEND_SETUP_DONE), "the forged file took the free GPU:%s", dump());
+}
+
+Test(local, a_forged_exit_line_ends_nothing_while_the_node_runs)
+{
+    spec = spec_new("early");
+    char run[1024];
+    snprintf(run, sizeof run, "echo $$ > %s/sh.pid; exec sleep 300", scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(97);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 97, NULL), 0);
+    int sh = wait_pid_file(path_in(scratch, "sh.pid"));
+
+    /* The node's user claims it is over: its GPUs and capacity would go to
+     * others while it still runs. */
+    append_text(node_file(97, "a", 0, "status"), "1 exit run 0 0\n");
+    run_until(NULL, 300);
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 0, "a forged line ended a running node:%s",
+                 dump());
+    cr_assert(proc_alive(sh));
+    jg_error_t err;
+    cr_assert_eq(be->ops->stop(be, 97, -1, -1, 0, &err), 0);
+    cr_assert(wait_final(1), "%s", dump());
+    cr_assert(wait_gone(sh));
 }

@@ -115,7 +115,9 @@ typedef struct {
 
     /* A new descriptor reading the node's output from the start (all attempts,
      * in order); the caller owns and closes it.  Works after the group ended and
-     * after a daemon restart, until cleanup(purge). */
+     * after a daemon restart, until cleanup(purge).  -1 + err on failure, with
+     * errno ENOENT when the node has no log (yet); any other errno means the
+     * log is there but may not be read (e.g. it is not a regular file). */
     int (*open_log)(jg_backend_t *b, int64_t group_id, const char *job, int rank,
                     jg_error_t *err);
 
