@@ -154,13 +154,27 @@ void jg_policy_copy_text(char *dst, size_t size, const char *src, size_t n)
     dst[n] = '\0';
 }
 
+/* True when this program runs from the build tree it was built in (a
+ * developer's checkout), where the checkout's policies are the ones to test;
+ * an installed program lives elsewhere and so never reads a checkout, even
+ * one that still exists where it was built. */
+static bool running_from_build_tree(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = '\0';
+    size_t len = strlen(JG_BUILD_ROOT);
+    return strncmp(exe, JG_BUILD_ROOT, len) == 0 && exe[len] == '/';
+}
+
 char *jg_policy_default_dir(void)
 {
     const char *env = getenv("JGSCHED_POLICY_DIR");
     if (env && *env)
         return jg_xstrdup(env);
-    struct stat st;
-    if (stat(JG_SOURCE_ROOT "/policies/default.lua", &st) == 0)
+    if (running_from_build_tree())
         return jg_xstrdup(JG_SOURCE_ROOT "/policies");
     return jg_xstrdup(JG_DATADIR "/policies");
 }
@@ -1225,22 +1239,22 @@ static jg_policy_t *load_common(const char *name, const char *path, const char *
                                 const jg_policy_limits_t *limits, jg_error_t *err)
 {
     jg_policy_t *p = NULL;
-    char *prelude_path = NULL, *default_path = NULL;
-    char *prelude_text = NULL, *default_text = NULL;
-    size_t prelude_len = 0, default_len = 0;
+    char *default_path = NULL;
+    char *default_text = NULL;
+    size_t default_len = 0;
     if (!policy_dir) {
         jg_errprintf(err, "cannot load policy %s: no policy directory", name);
         goto done;
     }
-    prelude_path = jg_xasprintf("%s/../lua/prelude.lua", policy_dir);
     default_path = jg_xasprintf("%s/default.lua", policy_dir);
-    if (!(prelude_text = jg_policy_read_file(prelude_path, &prelude_len, err)) ||
-        (!(is_default && text) &&
-         !(default_text = jg_policy_read_file(default_path, &default_len, err)))) {
+    if (!(is_default && text) &&
+        !(default_text = jg_policy_read_file(default_path, &default_len, err))) {
         jg_errprefix(err, "cannot load policy %s", name);
         goto done;
     }
-    script_t prelude = { prelude_text, prelude_len, "" };
+    /* The prelude is built in (scripts/embed.py), so a policy directory is
+     * whole on its own. */
+    script_t prelude = { jg_prelude_lua, jg_prelude_lua_len, "" };
     set_chunkname(&prelude, "prelude");
     script_t deflt = { default_text, default_len, "" };
     set_chunkname(&deflt, "default");
@@ -1264,9 +1278,7 @@ static jg_policy_t *load_common(const char *name, const char *path, const char *
         p = NULL;
     }
 done:
-    free(prelude_path);
     free(default_path);
-    free(prelude_text);
     free(default_text);
     return p;
 }

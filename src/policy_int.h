@@ -51,4 +51,8 @@ void jg_policy_builtin(jg_policy_call_t *c);
 /* Bounded copy of n bytes of src into dst (size bytes), always NUL-terminated. */
 void jg_policy_copy_text(char *dst, size_t size, const char *src, size_t n);
 
+/* lua/prelude.lua, built into the library by scripts/embed.py (NUL-terminated). */
+extern const char jg_prelude_lua[];
+extern const size_t jg_prelude_lua_len;
+
 #endif

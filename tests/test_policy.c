@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "jgsched/policy.h"
@@ -219,11 +220,30 @@ Test(policy, bytecode_is_refused)
     cr_assert(strstr(err.text, "attempt to load a binary chunk"), "%s", err.text);
 }
 
-Test(policy, missing_prelude_is_an_error)
+/* The prelude is built in: a policy directory holding default.lua alone is
+ * whole, and one without it names the file it lacks. */
+Test(policy, a_policy_dir_needs_only_default_lua)
 {
     jg_error_t err = { "" };
     cr_assert_null(jg_policy_load("default", "/nonexistent/policies", NULL, &err));
-    cr_assert(strstr(err.text, "prelude.lua"), "%s", err.text);
+    cr_assert(strstr(err.text, "/nonexistent/policies/default.lua"), "%s", err.text);
+    char dir[] = "/var/tmp/jg-policy-dir-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char src[512], dst[512];
+    snprintf(src, sizeof src, "%s/default.lua", POLICY_DIR);
+    snprintf(dst, sizeof dst, "%s/default.lua", dir);
+    FILE *in = fopen(src, "r"), *out = fopen(dst, "w");
+    cr_assert(in && out);
+    int ch;
+    while ((ch = fgetc(in)) != EOF)
+        fputc(ch, out);
+    fclose(in);
+    fclose(out);
+    jg_policy_t *p = jg_policy_load("default", dir, NULL, &err);
+    unlink(dst);
+    rmdir(dir);
+    cr_assert_not_null(p, "%s", err.text);
+    jg_policy_free(p);
 }
 
 Test(policy, failed_reload_leaves_the_old_policy_working)

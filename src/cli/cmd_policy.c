@@ -37,7 +37,7 @@ static const char usage[] =
     "\n"
     "Lua policies decide admission, placement, priority and recovery (docs/policies.md).\n"
     "A NAME is <policy dir>/NAME.lua; the policy dir is $JGSCHED_POLICY_DIR, else the\n"
-    "build tree's policies/, else the installed one.\n"
+    "checkout's policies/ when jgsched runs from its build tree, else the installed one.\n"
     "\n"
     "  check    load each policy as jgschedd would; print the hooks it defines and\n"
     "           its memory use, or the error with file:line (exit 1)\n"

@@ -31,6 +31,27 @@ jgc_ok policy check fail-fast
     fail "policy check fail-fast: hooks of its own and from default.lua not told apart"
 ok "policy check tells the policy's own hooks from default.lua's"
 
+# ---- where policies come from (issue 11): a standalone JGSCHED_POLICY_DIR is
+# whole (the prelude is built in); a program outside its build tree (an
+# installed one) never reads the checkout it was built from.
+mkdir "$JG_WORK/policies"
+cp "$JG_SOURCE_ROOT/policies/default.lua" "$JG_WORK/policies/"
+printf 'return { priority = function(group) return jg.default.priority(group) end }\n' \
+    >"$JG_WORK/policies/site.lua"
+JGSCHED_POLICY_DIR="$JG_WORK/policies" jgc policy check site
+assert_eq "$RC" 0 "policy check in a standalone JGSCHED_POLICY_DIR ($ERR)"
+assert_contains "$OUT" "site: ok" "policy check in a standalone JGSCHED_POLICY_DIR"
+mkdir "$JG_WORK/bin"
+cp "$JGSCHED" "$JG_WORK/bin/jgsched"
+o=$(env -u JGSCHED_POLICY_DIR "$JG_WORK/bin/jgsched" policy check fail-fast 2>&1)
+case $o in
+    *"$JG_SOURCE_ROOT"*) fail "a jgsched outside its build tree read the checkout: $o" ;;
+esac
+if [ ! -e /usr/local/share/jgsched/policies/fail-fast.lua ]; then
+    assert_contains "$o" "/usr/local/share/jgsched/policies" "where an installed jgsched looks"
+fi
+ok "a standalone policy dir needs no lua/ beside it; an installed jgsched never reads the checkout"
+
 # ---- policy check: broken policies
 cat >"$JG_WORK/broken.lua" <<'EOF'
 return {
