@@ -11,6 +11,13 @@
  * Security model: the caller's uid/gid come from SO_PEERCRED at accept time;
  * the request never says who it is.  Everyone may list the queue; details,
  * logs and cancel belong to the group's owner and root.
+ *
+ * No client can hold up the others (docs/security.md): each connection gets a
+ * bounded share of every loop turn (requests served, bytes read) and asks the
+ * loop for another turn when it has more; every byte the daemon holds for a
+ * client is bounded per connection, per user and overall; an unfinished
+ * request times out; connections are capped per user; and when accept() runs
+ * out of descriptors the listening socket rests instead of spinning.
  */
 #include "jgsched/daemon.h"
 
@@ -255,7 +262,8 @@ static int conn_queue(conn_t *c, const char *line, size_t len)
     /* Compact only when the bytes moved are at most those already sent: a
      * client taking its replies a few bytes at a time must not make each new
      * reply move the whole backlog. */
-    if (c->out_len + len > c->out_cap && c->out_off >= c->out_len - c->out_off) {
+    if (c->out_len + len > c->out_cap && c->out_off > 0 &&
+        c->out_off >= c->out_len - c->out_off) {
         memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
         c->out_len -= c->out_off;
         c->out_off = 0;

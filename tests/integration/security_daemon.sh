@@ -11,7 +11,8 @@
 #       newline, a fake log header and a terminal escape; none of it makes a
 #       line of its own in the daemon log or puts an ESC byte there.
 #   (c) unfinished requests: A opens 500 connections and sends 1 MiB without
-#       a newline on each; the daemon's peak RSS (VmHWM) stays under 100 MB,
+#       a newline on each; the daemon's peak RSS (VmHWM) stays under 100 MB
+#       (250 MB for an AddressSanitizer build),
 #       and every connection is closed with an error naming the per-user bound
 #       on unfinished requests (or the connection cap) or, for those within
 #       the bound, the 10 s request timeout.
@@ -240,7 +241,11 @@ phase_c() {
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$JG_DAEMON_PID/status")
     LAST_CMD="jgattack.py partial 500 1048576 60"
     OUT=$RES
-    [ "$hwm" -lt 102400 ] || fail "daemon peak RSS (VmHWM) ${hwm} kB after 500 x 1 MiB unfinished requests (bound 100 MB)"
+    # AddressSanitizer's shadow memory and quarantine of freed blocks add to
+    # RSS whatever the daemon holds (the unbounded daemon reached 518 MB).
+    local bound=102400
+    case $(nm -D "$JGSCHEDD" 2>/dev/null) in *__asan_init*) bound=256000 ;; esac
+    [ "$hwm" -lt "$bound" ] || fail "daemon peak RSS (VmHWM) ${hwm} kB after 500 x 1 MiB unfinished requests (bound $((bound / 1024)) MB)"
     assert_eq "$(jq '.still_open' <<<"$RES")" 0 "connections the daemon left open 60 s after 1 MiB without a newline"
     timeouts=$(jq '[.replies | to_entries[] | select(.key | test("not completed within 10 s")) | .value] | add // 0' <<<"$RES")
     capped=$(jq '[.replies | to_entries[] | select(.key | test("too many connections")) | .value] | add // 0' <<<"$RES")
@@ -285,7 +290,7 @@ phase_b() {
     B: $BRES
     C: $CRES"
     assert_eq "$(jq '.served' <<<"$ARES")" 64 "connections of $UA served (the per-user cap)"
-    [ "$(jq '.refused' <<<"$ARES")" -ge 200 ] || fail "fewer than 200 of $UA's 300 connections were refused"
+    [ "$(jq '.refused' <<<"$ARES")" -ge 100 ] || fail "fewer than 100 of $UA's 300 connections were refused"
     jq -e '.refusals | keys | any(test("too many connections: user '"$UA"' has 64 connections open"))' <<<"$ARES" >/dev/null ||
         fail "the refused connections were not told why: $(jq -c '.refusals' <<<"$ARES")"
     [ "$(jq '.stalled' <<<"$BRES")" -ge 1 ] ||

@@ -12,7 +12,8 @@ usage: jgattack.py SOCKET SCENARIO [ARGS...]
                             socket takes them and reads the replies; prints
                             "started" once the first reply is in
   conns COUNT STOPFILE MAX_S
-                            opens COUNT connections and sends a ping on each:
+                            opens COUNT connections (giving up on those that
+                            find no room in 10 s) and sends a ping on each:
                             counts those served, refused (an error line, then
                             EOF) and stalled (no reply within 5 s); prints
                             "holding", then keeps them open until STOPFILE
@@ -29,6 +30,7 @@ import json
 import os
 import select
 import socket
+import struct
 import sys
 import time
 
@@ -41,14 +43,21 @@ def result(obj):
 
 
 def connect(path, timeout=2.0):
-    """A connected socket, or the exception that prevented it."""
+    """A connected socket, or the exception that prevented it.  While the
+    daemon's backlog is full, connect waits up to `timeout` for room (a
+    socket with a Python timeout would fail at once with EAGAIN: the kernel
+    waits on a Unix socket's SO_SNDTIMEO, and only when it is blocking)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
+    sec = int(timeout)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                 struct.pack("ll", sec, int((timeout - sec) * 1e6)))
     try:
         s.connect(path)
     except OSError as e:
         s.close()
         return e
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 0))
+    s.settimeout(timeout)
     return s
 
 
@@ -127,8 +136,13 @@ def read_reply(s, deadline):
 
 def conns(path, count, stopfile, max_s):
     socks, connect_failed = [], []
+    give_up = time.monotonic() + 10.0       # a full backlog makes each connect wait
     for _ in range(count):
-        s = connect(path, 2.0)
+        left = give_up - time.monotonic()
+        if left < 0.01:
+            connect_failed.append("no room in the backlog within 10 s")
+            continue
+        s = connect(path, min(2.0, left))
         if isinstance(s, Exception):
             connect_failed.append(str(s))
             continue
