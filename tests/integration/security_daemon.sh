@@ -270,6 +270,10 @@ phase_b() {
     attack "$UA" "$W/b-a.out" conns 300 "$W/stop-b" 120
     APA=$APID
     wait_for_line "$W/b-a.out" holding 60 "$APA"
+    # A's own CLI is now refused, and says why.
+    as "$UA" daemon status
+    [ "$RC" -ne 0 ] || fail "$UA's CLI was served beyond the per-user connection cap"
+    assert_contains "$ERR" "too many connections: user $UA has 64 connections open" "$UA's CLI over the cap"
     attack "$UB" "$W/b-b.out" conns 100 "$W/stop-b" 120
     APB=$APID
     wait_for_line "$W/b-b.out" holding 60 "$APB"
