@@ -11,6 +11,13 @@
  * Security model: the caller's uid/gid come from SO_PEERCRED at accept time;
  * the request never says who it is.  Everyone may list the queue; details,
  * logs and cancel belong to the group's owner and root.
+ *
+ * No client can hold up the others (docs/security.md): each connection gets a
+ * bounded share of every loop turn (requests served, bytes read) and asks the
+ * loop for another turn when it has more; every byte the daemon holds for a
+ * client is bounded per connection, per user and overall; an unfinished
+ * request times out; connections are capped per user; and when accept() runs
+ * out of descriptors the listening socket rests instead of spinning.
  */
 #include "jgsched/daemon.h"
 
@@ -40,7 +47,26 @@
 #include "jgsched/spec.h"
 #include "jgsched/store.h"
 
-#define MAX_OUTPUT_BUFFER (16 * 1024 * 1024)
+/* What one client may hold of the daemon (docs/security.md).  A connection
+ * gets REQUESTS_PER_TURN requests and one READ_CHUNK read per loop turn, and
+ * reads nothing more while it holds complete requests not yet served or
+ * replies over OUTPUT_HIGH_WATER not yet taken: so its input buffer never
+ * exceeds one message plus one chunk, and a client that does not read its
+ * replies stops being served instead of growing the daemon.  The byte totals
+ * bound what all of one user's connections, and all connections, may hold. */
+#define REQUESTS_PER_TURN 16
+#define READ_CHUNK 65536
+#define ACCEPTS_PER_TURN 64
+#define OUTPUT_HIGH_WATER (256 * 1024)
+#define MAX_OUTPUT_BUFFER (16 * 1024 * 1024)        /* one connection's unsent replies */
+#define USER_INPUT_LIMIT (8 * 1024 * 1024)          /* one uid's unfinished requests */
+#define TOTAL_INPUT_LIMIT (64 * 1024 * 1024)
+#define USER_OUTPUT_LIMIT (32 * 1024 * 1024)        /* one uid's unsent replies */
+#define TOTAL_OUTPUT_LIMIT (256 * 1024 * 1024)
+/* At the descriptor limit, accept() fails until a descriptor is freed; the
+ * listening socket stays readable meanwhile, so it is set aside until a
+ * connection closes or this long has passed. */
+#define ACCEPT_PAUSE_MS 250
 #define RECENT_WINDOW_US (3600LL * 1000000LL)
 #define LOG_CHUNK_DEFAULT 65536
 #define LOG_CHUNK_MAX (512 * 1024)
@@ -49,8 +75,19 @@
 
 typedef struct conn conn_t;
 
+/* One local user as a client: their connections and the bytes these hold. */
+typedef struct peer {
+    uid_t uid;
+    char user[64];
+    bool unlimited;             /* root, the daemon's owner, an admin: no connection cap */
+    int conns;
+    size_t in_bytes, out_bytes;
+    struct peer *next;
+} peer_t;
+
 struct conn {
     jg_daemon_t *daemon;
+    peer_t *peer;
     int fd;
     uid_t uid;
     gid_t gid;
@@ -59,7 +96,12 @@ struct conn {
     jg_linebuf_t in;
     char *out;
     size_t out_len, out_off, out_cap;
-    int64_t watch_id;           /* group being watched, 0 if none */
+    size_t counted_in, counted_out; /* what peer and daemon totals hold for it */
+    uint32_t events;                /* the epoll interest set now */
+    int64_t partial_since_ms;       /* an unfinished request began; 0: none */
+    int64_t watch_id;               /* group being watched, 0 if none */
+    bool read_eof;                  /* the client shut down its side */
+    bool held_back;                 /* requests wait for replies to be taken */
     bool close_after_flush;
     conn_t *prev, *next;
 };
@@ -74,12 +116,66 @@ struct jg_daemon {
     int signal_fd;
     conn_t *conns;
     jg_trash_t *trash;          /* <home>/volumes/.trash: removed volumes, deleted off the loop */
+    peer_t *peers;
+    size_t in_bytes, out_bytes;     /* over all connections */
+    bool accept_paused;
+    uint64_t accept_timer;
+    uint64_t sweep_timer;           /* checks unfinished requests; 0: not armed */
+    jg_log_limit_t log_refused, log_accept, log_overflow;
     int64_t *dirty;             /* groups changed since the last prepare */
     size_t n_dirty, cap_dirty;
     bool stopping;
 };
 
 /* ----------------------------------------------------------- connections */
+
+static peer_t *peer_get(jg_daemon_t *d, uid_t uid, gid_t gid)
+{
+    for (peer_t *p = d->peers; p; p = p->next)
+        if (p->uid == uid)
+            return p;
+    peer_t *p = jg_xcalloc(1, sizeof *p);
+    p->uid = uid;
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res)
+        snprintf(p->user, sizeof p->user, "%s", res->pw_name);
+    else
+        snprintf(p->user, sizeof p->user, "%u", (unsigned)uid);
+    p->unlimited = uid == 0 || uid == getuid() ||
+                   jg_config_is_admin(d->config, p->user, uid, gid);
+    p->next = d->peers;
+    d->peers = p;
+    return p;
+}
+
+static void peer_put(jg_daemon_t *d, peer_t *p)
+{
+    if (--p->conns > 0)
+        return;
+    for (peer_t **pp = &d->peers; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    free(p);
+}
+
+/* Brings the peer's and the daemon's byte totals up to date with c. */
+static void conn_count(conn_t *c)
+{
+    jg_daemon_t *d = c->daemon;
+    size_t in = jg_linebuf_pending(&c->in), out = c->out_len - c->out_off;
+    c->peer->in_bytes = c->peer->in_bytes - c->counted_in + in;
+    d->in_bytes = d->in_bytes - c->counted_in + in;
+    c->peer->out_bytes = c->peer->out_bytes - c->counted_out + out;
+    d->out_bytes = d->out_bytes - c->counted_out + out;
+    c->counted_in = in;
+    c->counted_out = out;
+}
+
+static void resume_accepting(jg_daemon_t *d);
 
 static void conn_close(conn_t *c)
 {
@@ -93,8 +189,28 @@ static void conn_close(conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     jg_linebuf_clear(&c->in);
+    c->out_len = c->out_off = 0;
+    conn_count(c);
+    peer_put(d, c->peer);
     free(c->out);
     free(c);
+    if (d->accept_paused)
+        resume_accepting(d);        /* a descriptor is free again */
+}
+
+/* The epoll interest that fits c's state: output to flush; input unless the
+ * client shut down its side or has replies over the high-water mark waiting
+ * (level-triggered epoll would otherwise report input we refuse to read). */
+static void conn_update_events(conn_t *c)
+{
+    size_t out = c->out_len - c->out_off;
+    uint32_t ev = 0;
+    if (out)
+        ev |= EPOLLOUT;
+    if (!c->read_eof && out <= OUTPUT_HIGH_WATER)
+        ev |= EPOLLIN;
+    if (ev != c->events && jg_loop_mod_fd(c->daemon->loop, c->fd, ev, NULL) == 0)
+        c->events = ev;
 }
 
 /* Returns -1 if the connection was closed. */
@@ -119,26 +235,38 @@ static int conn_flush(conn_t *c)
             conn_close(c);
             return -1;
         }
-        jg_loop_mod_fd(c->daemon->loop, c->fd, EPOLLIN, NULL);
-    } else {
-        jg_loop_mod_fd(c->daemon->loop, c->fd, EPOLLIN | EPOLLOUT, NULL);
     }
+    conn_count(c);
+    if (c->held_back && c->out_len - c->out_off <= OUTPUT_HIGH_WATER) {
+        /* Its buffered requests get their turn again, input or not. */
+        c->held_back = false;
+        jg_loop_defer_fd(c->daemon->loop, c->fd);
+    }
+    conn_update_events(c);
     return 0;
 }
 
-/* Queues a reply (steals msg).  Returns -1 if the connection was closed. */
-static int conn_send(conn_t *c, json_t *msg)
+/* Appends line[len] to c's output, or closes c when that would exceed a
+ * bound on unsent replies.  Returns -1 if the connection was closed. */
+static int conn_queue(conn_t *c, const char *line, size_t len)
 {
-    size_t len;
-    char *line = jg_proto_encode(msg, &len);
-    json_decref(msg);
-    if (c->out_len - c->out_off + len > MAX_OUTPUT_BUFFER) {
-        jg_log("warn", "client pid %d does not read its replies; closing it", (int)c->pid);
-        free(line);
+    jg_daemon_t *d = c->daemon;
+    const char *over = c->out_len - c->out_off + len > MAX_OUTPUT_BUFFER ? "its connection's"
+                       : c->peer->out_bytes + len > USER_OUTPUT_LIMIT    ? "its user's"
+                       : d->out_bytes + len > TOTAL_OUTPUT_LIMIT         ? "the daemon's"
+                                                                         : NULL;
+    if (over) {
+        jg_log_limited(&d->log_overflow, "warn",
+                       "client pid %d (user %s) does not read its replies: %s bound on unsent "
+                       "replies reached; closing it", (int)c->pid, c->user, over);
         conn_close(c);
         return -1;
     }
-    if (c->out_len + len > c->out_cap && c->out_off > 0) {
+    /* Compact only when the bytes moved are at most those already sent: a
+     * client taking its replies a few bytes at a time must not make each new
+     * reply move the whole backlog. */
+    if (c->out_len + len > c->out_cap && c->out_off > 0 &&
+        c->out_off >= c->out_len - c->out_off) {
         memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
         c->out_len -= c->out_off;
         c->out_off = 0;
@@ -153,8 +281,39 @@ static int conn_send(conn_t *c, json_t *msg)
     }
     memcpy(c->out + c->out_len, line, len);
     c->out_len += len;
+    conn_count(c);
+    return 0;
+}
+
+/* Queues a reply (steals msg).  Returns -1 if the connection was closed. */
+static int conn_send(conn_t *c, json_t *msg)
+{
+    size_t len;
+    char *line = jg_proto_encode(msg, &len);
+    json_decref(msg);
+    int rc = conn_queue(c, line, len);
     free(line);
-    return conn_flush(c);
+    return rc < 0 ? -1 : conn_flush(c);
+}
+
+/* Ends a connection that broke a rule, telling the client which: the error
+ * goes after whatever replies are queued, as much as the socket takes now,
+ * and the connection closes at once (a client that does not read could
+ * otherwise keep it).  Always returns -1 (the connection is gone). */
+static int conn_fail(conn_t *c, json_t *error)
+{
+    size_t len;
+    char *line = jg_proto_encode(error, &len);
+    json_decref(error);
+    int rc = conn_queue(c, line, len);
+    free(line);
+    if (rc < 0)
+        return -1;
+    if (c->out_off < c->out_len)
+        (void)send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                   MSG_NOSIGNAL | MSG_DONTWAIT);
+    conn_close(c);
+    return -1;
 }
 
 /* --------------------------------------------------------- JSON builders */
@@ -1165,95 +1324,273 @@ static json_t *dispatch(conn_t *c, json_t *req)
     return jg_proto_error("unknown op \"%s\"", name);
 }
 
+static void sweep_unfinished(jg_loop_t *loop, void *arg);
+
+static int64_t request_timeout_ms(const jg_daemon_t *d)
+{
+    return (int64_t)(d->config->clients.request_timeout_s * 1000);
+}
+
+/* An unfinished request started on c now: make sure someone checks on it. */
+static void note_unfinished(conn_t *c)
+{
+    jg_daemon_t *d = c->daemon;
+    if (c->partial_since_ms)
+        return;
+    c->partial_since_ms = jg_now_mono_ms();
+    if (!d->sweep_timer) {
+        int64_t every = request_timeout_ms(d) / 4;
+        d->sweep_timer = jg_loop_add_timer(d->loop, every < 100 ? 100 : every > 1000 ? 1000 : every,
+                                           sweep_unfinished, d);
+    }
+}
+
+/* Closes the connections whose unfinished request is older than the request
+ * timeout: a client that starts a request must finish it, or it could hold
+ * its buffer (up to 1 MiB) forever. */
+static void sweep_unfinished(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    jg_daemon_t *d = arg;
+    d->sweep_timer = 0;
+    int64_t now = jg_now_mono_ms(), limit = request_timeout_ms(d);
+    bool waiting = false;
+    conn_t *next;
+    for (conn_t *c = d->conns; c; c = next) {
+        next = c->next;
+        if (!c->partial_since_ms)
+            continue;
+        if (now - c->partial_since_ms < limit) {
+            waiting = true;
+            continue;
+        }
+        conn_fail(c, jg_proto_error("request not completed within %g s (clients.request_timeout): "
+                                    "a request is one line ending in a newline; closing the "
+                                    "connection", d->config->clients.request_timeout_s));
+    }
+    if (waiting) {
+        int64_t every = limit / 4;
+        d->sweep_timer = jg_loop_add_timer(d->loop, every < 100 ? 100 : every > 1000 ? 1000 : every,
+                                           sweep_unfinished, d);
+    }
+}
+
+/* Reads at most one chunk into c's buffer, within the per-user and overall
+ * bounds on unfinished requests.  Returns -1 if the connection was closed. */
+static int conn_read(conn_t *c)
+{
+    jg_daemon_t *d = c->daemon;
+    size_t user_room = USER_INPUT_LIMIT - c->peer->in_bytes;
+    size_t all_room = TOTAL_INPUT_LIMIT - d->in_bytes;
+    size_t room = user_room < all_room ? user_room : all_room;
+    if (room > READ_CHUNK)
+        room = READ_CHUNK;
+    if (room == 0) {
+        bool user = user_room == 0;
+        jg_log_limited(&d->log_overflow, "warn",
+                       "client pid %d (user %s): %s unfinished requests reach %d MiB; closing it",
+                       (int)c->pid, c->user, user ? "the user's" : "all clients'",
+                       (user ? USER_INPUT_LIMIT : TOTAL_INPUT_LIMIT) >> 20);
+        return conn_fail(c, user ? jg_proto_error("jgschedd holds %d MiB of unfinished requests from "
+                                                  "user %s, its limit per user; closing this "
+                                                  "connection", USER_INPUT_LIMIT >> 20, c->user)
+                                 : jg_proto_error("jgschedd holds %d MiB of unfinished requests, its "
+                                                  "limit; closing this connection",
+                                                  TOTAL_INPUT_LIMIT >> 20));
+    }
+    char buf[READ_CHUNK];
+    ssize_t r;
+    do
+        r = recv(c->fd, buf, room, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        conn_close(c);
+        return -1;
+    }
+    if (r == 0) {
+        c->read_eof = true;
+        return 0;
+    }
+    jg_linebuf_append(&c->in, buf, (size_t)r);
+    conn_count(c);
+    return 0;
+}
+
+/* Serves c's fair share of this turn: buffered requests first, then one read,
+ * at most REQUESTS_PER_TURN requests in all; with requests left over it asks
+ * the loop for another turn.  Nothing more is read while complete requests
+ * wait, nor served while the replies over OUTPUT_HIGH_WATER are not taken
+ * (conn_flush resumes it once they are). */
+static void conn_serve(conn_t *c)
+{
+    int budget = REQUESTS_PER_TURN;
+    bool have_read = false, starved = false;
+    for (;;) {
+        if (c->out_len - c->out_off > OUTPUT_HIGH_WATER) {
+            c->held_back = true;
+            break;
+        }
+        int too_long;
+        char *line = jg_linebuf_next(&c->in, &too_long);
+        if (too_long) {
+            conn_fail(c, jg_proto_error("request exceeds %d bytes (1 MiB), the protocol's limit; "
+                                        "closing the connection", JG_PROTO_MAX_MESSAGE));
+            return;
+        }
+        if (!line) {
+            if (have_read || c->read_eof) {
+                starved = true;
+                break;
+            }
+            have_read = true;
+            if (conn_read(c) < 0)
+                return;
+            continue;
+        }
+        c->partial_since_ms = 0;
+        jg_error_t err;
+        json_t *req = jg_proto_decode(line, &err);
+        free(line);
+        json_t *reply = req ? dispatch(c, req) : jg_proto_error("%s", err.text);
+        json_decref(req);
+        if (conn_send(c, reply) < 0 || c->close_after_flush)
+            return;
+        if (--budget == 0) {
+            jg_loop_defer_fd(c->daemon->loop, c->fd);
+            break;
+        }
+    }
+    conn_count(c);
+    if (starved && c->read_eof) {
+        /* Every complete request is answered and no more can come: what is
+         * left, if anything, is a request cut off by the close. */
+        c->close_after_flush = true;
+        conn_flush(c);
+        return;
+    }
+    if (starved && jg_linebuf_pending(&c->in) > 0)
+        note_unfinished(c);
+    conn_update_events(c);
+}
+
 static void on_conn_io(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
 {
     (void)loop;
     (void)fd;
     conn_t *c = arg;
-    if (revents & EPOLLOUT) {
-        if (conn_flush(c) < 0)
-            return;
-    }
-    if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+    if (revents & EPOLLERR) {
+        conn_close(c);
         return;
-    char buf[65536];
-    for (;;) {
-        ssize_t r = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            conn_close(c);
-            return;
-        }
-        if (r == 0) {
-            conn_close(c);
-            return;
-        }
-        jg_linebuf_append(&c->in, buf, (size_t)r);
-        for (;;) {
-            int too_long;
-            char *line = jg_linebuf_next(&c->in, &too_long);
-            if (too_long) {
-                c->close_after_flush = true;
-                conn_send(c, jg_proto_error("message exceeds %d bytes; closing the connection",
-                                            JG_PROTO_MAX_MESSAGE));
-                return;
-            }
-            if (!line)
-                break;
-            jg_error_t err;
-            json_t *req = jg_proto_decode(line, &err);
-            free(line);
-            json_t *reply = req ? dispatch(c, req) : jg_proto_error("%s", err.text);
-            json_decref(req);
-            if (conn_send(c, reply) < 0 || c->close_after_flush)
-                return;
-        }
     }
+    /* EPOLLHUP: the client closed its socket.  Flushing then fails and
+     * closes ours; requests it sent before closing are still served. */
+    if ((revents & (EPOLLOUT | EPOLLHUP)) && c->out_off < c->out_len && conn_flush(c) < 0)
+        return;
+    conn_serve(c);
 }
 
-static void lookup_user(uid_t uid, char *out, size_t len)
+/* ---------------------------------------------------------- accepting */
+
+static void on_accept(jg_loop_t *loop, int fd, uint32_t revents, void *arg);
+
+static void resume_accepting(jg_daemon_t *d)
 {
-    struct passwd pw, *res = NULL;
-    char buf[4096];
-    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res)
-        snprintf(out, len, "%s", res->pw_name);
-    else
-        snprintf(out, len, "%u", (unsigned)uid);
+    if (d->accept_timer)
+        jg_loop_cancel_timer(d->loop, d->accept_timer);
+    d->accept_timer = 0;
+    d->accept_paused = false;
+    jg_loop_mod_fd(d->loop, d->listen_fd, EPOLLIN, NULL);
+}
+
+static void on_accept_pause_over(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    jg_daemon_t *d = arg;
+    d->accept_timer = 0;
+    resume_accepting(d);
+}
+
+/* accept() failed for want of descriptors or memory: the pending connection
+ * stays in the backlog and the listening socket stays readable, so polling it
+ * now would spin.  Stop until a connection closes or the pause ends. */
+static void pause_accepting(jg_daemon_t *d, int error)
+{
+    int open = 0;
+    for (conn_t *c = d->conns; c; c = c->next)
+        open++;
+    jg_log_limited(&d->log_accept, "warn",
+                   "cannot accept clients: %s (%d connections open); not accepting until one "
+                   "closes (at most %d ms)", strerror(error), open, ACCEPT_PAUSE_MS);
+    jg_loop_mod_fd(d->loop, d->listen_fd, 0, NULL);
+    d->accept_paused = true;
+    if (!d->accept_timer)
+        d->accept_timer = jg_loop_add_timer(d->loop, ACCEPT_PAUSE_MS, on_accept_pause_over, d);
+}
+
+/* Tells a connection we will not serve why, and closes it.  A fresh socket's
+ * buffer is empty, so the one line fits without blocking. */
+static void refuse(int fd, json_t *error)
+{
+    size_t len;
+    char *line = jg_proto_encode(error, &len);
+    json_decref(error);
+    (void)send(fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    free(line);
+    close(fd);
 }
 
 static void on_accept(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
 {
     (void)revents;
     jg_daemon_t *d = arg;
-    for (;;) {
+    /* A fair share here too: a burst of connects waits for the next turn. */
+    for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                jg_log("warn", "accept: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(d, errno);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                     errno != ECONNABORTED)
+                jg_log_limited(&d->log_accept, "warn", "accept: %s", strerror(errno));
             return;
         }
         struct ucred cred;
         socklen_t len = sizeof cred;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-            jg_log("warn", "SO_PEERCRED: %s; dropping the client", strerror(errno));
+            jg_log_limited(&d->log_accept, "warn", "SO_PEERCRED: %s; dropping the client",
+                           strerror(errno));
             close(cfd);
+            continue;
+        }
+        peer_t *p = peer_get(d, cred.uid, cred.gid);
+        int cap = d->config->clients.max_connections_per_user;
+        if (!p->unlimited && cap != JG_CONFIG_UNLIMITED && p->conns >= cap) {
+            jg_log_limited(&d->log_refused, "warn",
+                           "refused a connection of user %s (pid %d): %d connections open, the "
+                           "limit (clients.max_connections_per_user)", p->user, (int)cred.pid, cap);
+            refuse(cfd, jg_proto_error("too many connections: user %s has %d connections open to "
+                                       "jgschedd, the limit per user "
+                                       "(clients.max_connections_per_user)", p->user, cap));
             continue;
         }
         conn_t *c = jg_xcalloc(1, sizeof *c);
         c->daemon = d;
+        c->peer = p;
+        p->conns++;
         c->fd = cfd;
         c->uid = cred.uid;
         c->gid = cred.gid;
         c->pid = cred.pid;
-        lookup_user(cred.uid, c->user, sizeof c->user);
+        snprintf(c->user, sizeof c->user, "%s", p->user);
+        c->events = EPOLLIN;
         jg_linebuf_init(&c->in);
         jg_error_t err;
         if (jg_loop_add_fd(loop, cfd, EPOLLIN, on_conn_io, c, &err) < 0) {
-            jg_log("warn", "%s", err.text);
+            jg_log_limited(&d->log_accept, "warn", "%s", err.text);
             close(cfd);
+            peer_put(d, p);
             free(c);
             continue;
         }

@@ -5,6 +5,13 @@
  * are skipped by checking the table's generation.  Timers are a binary heap
  * ordered by deadline; cancelled timers are marked and dropped when they reach
  * the top, which keeps cancel O(log n) without a second index.
+ *
+ * A turn: due timers, the prepare hook, one epoll_wait, then the callbacks of
+ * the reported descriptors and of those deferred on the previous turn, each
+ * descriptor at most once.  Deferral is how a callback that stopped at its
+ * fair share gets back to its buffered work without new input: the loop does
+ * not sleep while any is pending, and level-triggered epoll re-reports input
+ * still in the kernel.
  */
 #include "jgsched/loop.h"
 
@@ -20,7 +27,15 @@ typedef struct {
     jg_fd_f cb;
     void *arg;
     uint64_t gen;           /* 0: slot unused */
+    uint64_t called_turn;   /* the turn of its last callback */
+    bool deferred;          /* in loop->deferred */
+    uint64_t deferred_turn; /* a turn on which it is called with EPOLLIN in any case */
 } fd_slot_t;
+
+typedef struct {
+    int fd;
+    uint64_t gen;
+} deferred_t;
 
 typedef struct {
     int64_t deadline_ms;
@@ -42,6 +57,9 @@ struct jg_loop {
     size_t n_cancelled, cap_cancelled;
     jg_prepare_f prepare;
     void *prepare_arg;
+    uint64_t turn;
+    deferred_t *deferred, *running;     /* for the next turn; being run this turn */
+    size_t n_deferred, cap_deferred, n_running, cap_running;
 };
 
 int64_t jg_now_mono_ms(void)
@@ -80,6 +98,8 @@ void jg_loop_destroy(jg_loop_t *loop)
     free(loop->fds);
     free(loop->heap);
     free(loop->cancelled);
+    free(loop->deferred);
+    free(loop->running);
     free(loop);
 }
 
@@ -120,6 +140,51 @@ void jg_loop_del_fd(jg_loop_t *loop, int fd)
         return;
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
     loop->fds[fd] = (fd_slot_t){0};
+}
+
+void jg_loop_defer_fd(jg_loop_t *loop, int fd)
+{
+    if (fd < 0 || (size_t)fd >= loop->n_fds || !loop->fds[fd].gen || loop->fds[fd].deferred)
+        return;
+    if (loop->n_deferred == loop->cap_deferred) {
+        loop->cap_deferred = loop->cap_deferred ? loop->cap_deferred * 2 : 16;
+        loop->deferred = jg_xrealloc(loop->deferred, loop->cap_deferred * sizeof *loop->deferred);
+    }
+    loop->deferred[loop->n_deferred++] = (deferred_t){.fd = fd, .gen = loop->fds[fd].gen};
+    loop->fds[fd].deferred = true;
+}
+
+/* Calls fd's callback unless it went away or was already called this turn. */
+static void call_fd(jg_loop_t *loop, int fd, uint64_t gen, uint32_t revents)
+{
+    if ((size_t)fd >= loop->n_fds || loop->fds[fd].gen != gen ||
+        loop->fds[fd].called_turn == loop->turn)
+        return;             /* removed by an earlier callback, or served already */
+    loop->fds[fd].called_turn = loop->turn;
+    fd_slot_t slot = loop->fds[fd];
+    if (slot.deferred_turn == loop->turn)
+        revents |= EPOLLIN;
+    slot.cb(loop, fd, revents, slot.arg);
+}
+
+/* Takes the deferrals made before this turn; those made while this turn's
+ * callbacks run belong to the next one. */
+static void take_deferred(jg_loop_t *loop)
+{
+    if (loop->cap_running < loop->n_deferred) {
+        loop->cap_running = loop->cap_deferred;
+        loop->running = jg_xrealloc(loop->running, loop->cap_running * sizeof *loop->running);
+    }
+    for (size_t i = 0; i < loop->n_deferred; i++) {
+        deferred_t d = loop->deferred[i];
+        loop->running[i] = d;
+        if (loop->fds[d.fd].gen == d.gen) {
+            loop->fds[d.fd].deferred = false;
+            loop->fds[d.fd].deferred_turn = loop->turn;
+        }
+    }
+    loop->n_running = loop->n_deferred;
+    loop->n_deferred = 0;
 }
 
 static void heap_swap(timer_t_ *h, size_t a, size_t b)
@@ -241,20 +306,22 @@ int jg_loop_run(jg_loop_t *loop, jg_error_t *err)
             int64_t d = loop->heap[0].deadline_ms - jg_now_mono_ms();
             timeout = d < 0 ? 0 : (d > 60000 ? 60000 : (int)d);
         }
+        if (loop->n_deferred)
+            timeout = 0;        /* work is waiting in a buffer: do not sleep */
         int n = epoll_wait(loop->epfd, evs, 64, timeout);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return jg_errprintf(err, "epoll_wait: %s", strerror(errno));
         }
-        for (int i = 0; i < n; i++) {
-            int fd = (int)(evs[i].data.u64 >> 32);
-            uint64_t gen = evs[i].data.u64 & 0xffffffffu;
-            if ((size_t)fd >= loop->n_fds || loop->fds[fd].gen != gen)
-                continue;       /* removed by an earlier callback in this batch */
-            fd_slot_t slot = loop->fds[fd];
-            slot.cb(loop, fd, evs[i].events, slot.arg);
-        }
+        loop->turn++;
+        take_deferred(loop);
+        for (int i = 0; i < n; i++)
+            call_fd(loop, (int)(evs[i].data.u64 >> 32), evs[i].data.u64 & 0xffffffffu,
+                    evs[i].events);
+        for (size_t i = 0; i < loop->n_running; i++)
+            call_fd(loop, loop->running[i].fd, loop->running[i].gen, EPOLLIN);
+        loop->n_running = 0;
     }
     return 0;
 }

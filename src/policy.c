@@ -352,7 +352,7 @@ static int sandbox_print(lua_State *L)
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
     char line[LOG_LINE_MAX];
-    jg_escape_controls(line, sizeof line, s, len);
+    jg_log_escape(line, sizeof line, s, len);
     log_line(p->name, line);
     return 0;
 }

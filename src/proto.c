@@ -5,6 +5,7 @@
 #include "jgsched/proto.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,15 @@ void jg_linebuf_clear(jg_linebuf_t *lb)
 
 void jg_linebuf_append(jg_linebuf_t *lb, const char *data, size_t n)
 {
+    size_t pending = lb->len - lb->start;
+    /* Compact when the bytes moved are at most the bytes already consumed:
+     * each byte is moved O(1) times on average, however it arrives. */
+    if (lb->start > 0 && (lb->len + n + 1 > lb->cap || lb->start >= pending)) {
+        memmove(lb->data, lb->data + lb->start, pending);
+        lb->scanned -= lb->start;
+        lb->len = pending;
+        lb->start = 0;
+    }
     if (lb->len + n + 1 > lb->cap) {
         size_t cap = lb->cap ? lb->cap : 4096;
         while (cap < lb->len + n + 1)
@@ -36,26 +46,34 @@ void jg_linebuf_append(jg_linebuf_t *lb, const char *data, size_t n)
     lb->len += n;
 }
 
+size_t jg_linebuf_pending(const jg_linebuf_t *lb)
+{
+    return lb->len - lb->start;
+}
+
 char *jg_linebuf_next(jg_linebuf_t *lb, int *too_long)
 {
     *too_long = 0;
+    if (lb->scanned < lb->start)
+        lb->scanned = lb->start;
     char *nl = lb->len > lb->scanned ? memchr(lb->data + lb->scanned, '\n', lb->len - lb->scanned)
                                      : NULL;
     if (!nl) {
         lb->scanned = lb->len;
-        if (lb->len > JG_PROTO_MAX_MESSAGE)
+        if (lb->len - lb->start > JG_PROTO_MAX_MESSAGE)
             *too_long = 1;
         return NULL;
     }
-    size_t n = (size_t)(nl - lb->data);
+    size_t n = (size_t)(nl - (lb->data + lb->start));
     if (n > JG_PROTO_MAX_MESSAGE) {
         *too_long = 1;
         return NULL;
     }
-    char *line = jg_xstrndup(lb->data, n);
-    memmove(lb->data, nl + 1, lb->len - n - 1);
-    lb->len -= n + 1;
-    lb->scanned = 0;
+    char *line = jg_xstrndup(lb->data + lb->start, n);
+    lb->start += n + 1;
+    lb->scanned = lb->start;
+    if (lb->start == lb->len)
+        lb->start = lb->len = lb->scanned = 0;
     return line;
 }
 
@@ -91,6 +109,28 @@ json_t *jg_proto_decode(const char *line, jg_error_t *err)
     return msg;
 }
 
+/* The daemon answers a connection it will not serve with one error line and
+ * closes it, possibly before the client has sent anything: that line is the
+ * explanation a user needs, not "broken pipe".  True (err filled) if found. */
+static bool refusal(int fd, jg_error_t *err)
+{
+    char said[2048];
+    ssize_t r = recv(fd, said, sizeof said - 1, MSG_DONTWAIT | MSG_PEEK);
+    if (r <= 0)
+        return false;
+    said[r] = '\0';
+    char *nl = strchr(said, '\n');
+    if (!nl)
+        return false;
+    *nl = '\0';
+    json_t *msg = json_loads(said, 0, NULL);
+    const char *text = json_string_value(json_object_get(msg, "error"));
+    if (text)
+        jg_errprintf(err, "%s", text);
+    json_decref(msg);
+    return text != NULL;
+}
+
 int jg_proto_send(int fd, const json_t *msg, jg_error_t *err)
 {
     size_t len;
@@ -103,6 +143,8 @@ int jg_proto_send(int fd, const json_t *msg, jg_error_t *err)
                 continue;
             int e = errno;
             free(line);
+            if ((e == EPIPE || e == ECONNRESET) && refusal(fd, err))
+                return -1;
             return jg_errprintf(err, "cannot send to jgschedd: %s", strerror(e));
         }
         off += (size_t)w;

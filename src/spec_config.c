@@ -43,12 +43,13 @@ enum { LIMIT_NOT_GIVEN = -2 };
 
 static const char *const top_keys[] = {
     "default_policy", "admins", "admin_group", "limits", "stop_grace", "backends", "volumes",
-    "spec_limits", NULL,
+    "spec_limits", "clients", NULL,
 };
 static const char *const spec_limit_keys[] = {
     "max_bytes", "max_depth", "max_keys_per_mapping", "max_keys", "max_envs", "max_string",
     "max_nodes_per_job", "max_nodes_per_group", NULL,
 };
+static const char *const clients_keys[] = {"max_connections_per_user", "request_timeout", NULL};
 static const char *const limits_keys[] = {"default", "users", NULL};
 static const char *const limit_keys[] = {"running_groups", "nodes", "cpus", NULL};
 static const char *const backend_keys[] = {"local", "kubernetes", NULL};
@@ -460,6 +461,57 @@ static void parse_spec_limits(cctx_t *c, yaml_node_t *v)
                     l->max_nodes_per_job, l->max_nodes_per_group);
 }
 
+/* ---- clients: connection limits ----------------------------------------- */
+
+#define MAX_REQUEST_TIMEOUT_S 3600.0
+
+static void parse_clients(cctx_t *c, yaml_node_t *v)
+{
+    char buf[80];
+    jg_config_clients_t *cl = &c->cfg->clients;
+    if (!want_map(c, v, "clients", "max_connections_per_user, request_timeout"))
+        return;
+    JG_SPEC_FOR_PAIRS(v, p) {
+        const char *key = jg_spec_key(&c->r, v, p, "clients");
+        if (!key)
+            continue;
+        yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
+        if (!strcmp(key, "max_connections_per_user")) {
+            const char *f = "clients.max_connections_per_user";
+            const char *s = jg_spec_scalar(&c->r, val, f, "an integer >= 1 or unlimited");
+            long long x;
+            if (s && !strcmp(s, "unlimited")) {
+                cl->max_connections_per_user = JG_CONFIG_UNLIMITED;
+                cl->has_max_connections = true;
+            } else if (s && jg_spec_parse_int(s, 1, INT_MAX, &x) == 0) {
+                cl->max_connections_per_user = (int)x;
+                cl->has_max_connections = true;
+            } else if (s) {
+                jg_spec_err(&c->r, val, f, "expected an integer >= 1 or unlimited, got '%s'",
+                            jg_spec_show(s, buf, sizeof buf));
+            }
+        } else if (!strcmp(key, "request_timeout")) {
+            const char *f = "clients.request_timeout";
+            const char *s = jg_spec_scalar(&c->r, val, f, "a duration like 10s");
+            double secs;
+            if (!s)
+                continue;
+            if (!jg_spec_parse_duration(s, &secs) || secs <= 0)
+                jg_spec_err(&c->r, val, f, "invalid duration '%s' (expected e.g. 500ms, 10s, 1m)",
+                            jg_spec_show(s, buf, sizeof buf));
+            else if (secs > MAX_REQUEST_TIMEOUT_S)
+                jg_spec_err(&c->r, val, f, "'%s' is too long (at most 1h)",
+                            jg_spec_show(s, buf, sizeof buf));
+            else {
+                cl->request_timeout_s = secs;
+                cl->has_request_timeout = true;
+            }
+        } else {
+            jg_spec_unknown_key(&c->r, k, "clients", key, clients_keys);
+        }
+    }
+}
+
 /* ---- backends ---------------------------------------------------------- */
 
 /* `T4`, `T4:2`: one accelerator as the job syntax writes it.  Returns false
@@ -832,6 +884,8 @@ static void parse_root(cctx_t *c, yaml_node_t *root)
             parse_backends(c, v);
         } else if (!strcmp(key, "spec_limits")) {
             parse_spec_limits(c, v);
+        } else if (!strcmp(key, "clients")) {
+            parse_clients(c, v);
         } else {
             parse_volumes(c, v);
         }
@@ -878,6 +932,9 @@ jg_config_t *jg_config_defaults(void)
     cfg->local.cgroups = JG_CONFIG_CGROUPS_AUTO;
     cfg->kubernetes.enabled = false;
     cfg->spec_limits = jg_spec_limits_default();
+
+    cfg->clients.max_connections_per_user = JG_CONFIG_DEFAULT_MAX_CONNECTIONS;
+    cfg->clients.request_timeout_s = JG_CONFIG_DEFAULT_REQUEST_TIMEOUT_S;
     return cfg;
 }
 
@@ -1143,6 +1200,14 @@ char *jg_config_describe(const jg_config_t *cfg)
     fprintf(f, "volumes:%s\n", cfg->n_volumes ? "" : " none");
     for (size_t i = 0; i < cfg->n_volumes; i++)
         fprintf(f, "  %-14s %s\n", cfg->volumes[i].name, cfg->volumes[i].path);
+    const jg_config_clients_t *cl = &cfg->clients;
+    fprintf(f, "clients:\n");
+    if (cl->max_connections_per_user == JG_CONFIG_UNLIMITED)
+        fprintf(f, "  max_connections_per_user: unlimited%s\n", dflt(cl->has_max_connections));
+    else
+        fprintf(f, "  max_connections_per_user: %d%s\n", cl->max_connections_per_user,
+                dflt(cl->has_max_connections));
+    fprintf(f, "  request_timeout: %gs%s\n", cl->request_timeout_s, dflt(cl->has_request_timeout));
     if (fclose(f) != 0 || !out) {
         fputs("jgsched: out of memory\n", stderr);
         abort();

@@ -844,3 +844,39 @@ Test(config, oversubscribe_is_off_true_or_a_bounded_factor)
     expect_error("backends: {local: {oversubscrib: 2}}\n",
                  "did you mean 'oversubscribe'", NULL);
 }
+
+/* ---- clients: connection limits (kept apart: docs/security.md) ----------- */
+
+Test(config, clients_limits_default_and_parse)
+{
+    cr_assert_not_null(parse(""));
+    cr_assert_eq(cfg->clients.max_connections_per_user, 64);
+    cr_assert_not(cfg->clients.has_max_connections);
+    cr_assert_float_eq(cfg->clients.request_timeout_s, 10.0, 1e-9);
+    cr_assert_not(cfg->clients.has_request_timeout);
+    char *d = jg_config_describe(cfg);
+    cr_assert(strstr(d, "clients:\n  max_connections_per_user: 64 (default)\n"
+                        "  request_timeout: 10s (default)\n"), "%s", d);
+    free(d);
+
+    cr_assert_not_null(parse("clients: {max_connections_per_user: 8, request_timeout: 500ms}\n"));
+    cr_assert_eq(cfg->clients.max_connections_per_user, 8);
+    cr_assert_float_eq(cfg->clients.request_timeout_s, 0.5, 1e-9);
+    cr_assert_not_null(parse("clients: {max_connections_per_user: unlimited}\n"));
+    cr_assert_eq(cfg->clients.max_connections_per_user, JG_CONFIG_UNLIMITED);
+    d = jg_config_describe(cfg);
+    cr_assert(strstr(d, "  max_connections_per_user: unlimited\n"), "%s", d);
+    free(d);
+}
+
+Test(config, clients_limits_are_checked)
+{
+    expect_error("clients: {max_connections_per_user: 0}\n", "clients.max_connections_per_user",
+                 "expected an integer >= 1 or unlimited, got '0'");
+    expect_error("clients: {request_timeout: 0s}\n", "clients.request_timeout",
+                 "invalid duration '0s'");
+    expect_error("clients: {request_timeout: 2h}\n", "clients.request_timeout",
+                 "too long (at most 1h)");
+    expect_error("clients: {max_connection: 3}\n", "max_connection", "max_connections_per_user");
+    expect_error("clients: [1]\n", "clients", "max_connections_per_user, request_timeout");
+}

@@ -97,6 +97,20 @@ typedef struct {
     char *path;                     /* absolute host directory */
 } jg_config_volume_t;
 
+/* clients: how much of the daemon one local user's connections may hold
+ * (docs/security.md).  The byte bounds on what a connection buffers are fixed
+ * in daemon.c; these two are the ones a site may want to tune. */
+#define JG_CONFIG_DEFAULT_MAX_CONNECTIONS 64
+#define JG_CONFIG_DEFAULT_REQUEST_TIMEOUT_S 10.0
+typedef struct {
+    int max_connections_per_user;   /* >= 1, or JG_CONFIG_UNLIMITED; root and admins
+                                       are not limited */
+    bool has_max_connections;
+    double request_timeout_s;       /* a request begun must end (its '\n') within it,
+                                       else the connection is closed; > 0, <= 1h */
+    bool has_request_timeout;
+} jg_config_clients_t;
+
 typedef struct {
     char *path;                     /* the file looked at; NULL for jg_config_defaults() */
     bool loaded;                    /* the file existed and was read */
@@ -122,6 +136,7 @@ typedef struct {
      * submits with these; the CLI knows only the defaults. */
     jg_spec_limits_t spec_limits;
     bool has_spec_limits;           /* the file set at least one of them */
+    jg_config_clients_t clients;    /* connection limits (see above) */
 } jg_config_t;
 
 /* A new config holding every default (caller frees).  Never fails. */

@@ -36,18 +36,36 @@ char *jg_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * purpose); always NUL-terminates when size > 0. Returns dst. */
 char *jg_strlcpy(char *dst, const char *src, size_t size);
 
-/* Copies the n bytes at src into dst[size] with every control character but
- * the tab (0x00-0x1f, 0x7f: newline, carriage return, ESC, NUL...) written as
- * \n, \r or \xHH, truncating (never inside an escape); always NUL-terminates
- * when size > 0.  Text that came from a user goes through it before it
- * reaches a log, so it can neither start a line of its own nor drive the
- * reader's terminal.  Returns dst. */
-char *jg_escape_controls(char *dst, size_t size, const char *src, size_t n);
 
 /* Daemon log: one line "2026-11-28T10:00:00.123Z LEVEL message" to stderr,
  * which the daemon points at its log file.  level: "info", "warn", "error".
- * The message is passed through jg_escape_controls, so whatever user text it
- * holds (a policy's print, an error message, a group name) stays on its line. */
+ * The formatted message goes through jg_log_escape, so text a user controls
+ * (a policy's print, an error quoting a request) can never start a line of
+ * its own or send terminal escapes to whoever reads the log. */
 void jg_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copies n bytes of src into dst[size] so that the result is one line of
+ * printable text: '\n' and '\r' become two-character escapes, other control
+ * characters but the tab (C0, DEL, C1, NUL included) and bytes that are not valid UTF-8
+ * become \xHH.  A backslash stays as it is, so escaping twice changes nothing
+ * (text escaped where it was made, such as a policy's print, passes jg_log
+ * unchanged); a literal "\n" a user wrote reads like an escape, but can never
+ * start a line.  Truncates between escapes, never inside one; always
+ * NUL-terminates when size > 0.  Returns dst.  For any other place that shows
+ * user text to an administrator (jg_log already applies it). */
+char *jg_log_escape(char *dst, size_t size, const char *src, size_t n);
+
+/* A log line that an attacker could trigger at will (a refused connection,
+ * accept failing at the descriptor limit) goes through a limiter: at most one
+ * line per JG_LOG_LIMIT_MS per limiter; the next line that passes says how
+ * many were suppressed.  A zero-initialised jg_log_limit_t is ready to use. */
+#define JG_LOG_LIMIT_MS 10000
+typedef struct {
+    long long next_ms;          /* monotonic; 0: the next line passes */
+    unsigned long suppressed;
+} jg_log_limit_t;
+
+void jg_log_limited(jg_log_limit_t *lim, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -15,11 +15,14 @@
 
 #define JG_PROTO_MAX_MESSAGE (1024 * 1024)
 
-/* Accumulates bytes and yields complete lines. */
+/* Accumulates bytes and yields complete lines, in time linear in the bytes
+ * given: consumed lines are skipped by an offset, not moved, and the buffer is
+ * compacted only when the moved bytes are paid for by as many consumed ones. */
 typedef struct {
     char *data;
+    size_t start;           /* first byte not yet returned */
     size_t len, cap;
-    size_t scanned;         /* bytes already searched for '\n' */
+    size_t scanned;         /* bytes before this (from start on) hold no '\n' */
 } jg_linebuf_t;
 
 void jg_linebuf_init(jg_linebuf_t *lb);
@@ -29,6 +32,8 @@ void jg_linebuf_append(jg_linebuf_t *lb, const char *data, size_t n);
  * NULL if none yet.  Sets *too_long when the pending line exceeds the maximum:
  * the connection should then be answered with an error and closed. */
 char *jg_linebuf_next(jg_linebuf_t *lb, int *too_long);
+/* Bytes held that jg_linebuf_next has not returned yet. */
+size_t jg_linebuf_pending(const jg_linebuf_t *lb);
 
 /* Serialises msg as one line (compact, '\n' added).  Returns malloc'd text. */
 char *jg_proto_encode(const json_t *msg, size_t *len);
@@ -37,7 +42,9 @@ char *jg_proto_encode(const json_t *msg, size_t *len);
 json_t *jg_proto_decode(const char *line, jg_error_t *err);
 
 /* Blocking send / receive on a socket (CLI side).  recv returns a new
- * reference, or NULL + err on EOF, I/O error or a malformed message. */
+ * reference, or NULL + err on EOF, I/O error or a malformed message.  When the
+ * daemon has refused the connection (too many connections, say) and closed
+ * it, send fails with the daemon's own error message rather than EPIPE. */
 int jg_proto_send(int fd, const json_t *msg, jg_error_t *err);
 json_t *jg_proto_recv(int fd, jg_linebuf_t *lb, jg_error_t *err);
 
