@@ -478,10 +478,17 @@ static json_t *op_submit(conn_t *c, json_t *req)
                               "names; jgsched submit --policy FILE reads the file as you and "
                               "sends its text", policy);
     /* The CLI checked the default bounds; the daemon never trusts that and
-     * checks its own (config.yaml spec_limits) with the same parser. */
+     * checks its own (config.yaml spec_limits) with the same parser, on the
+     * user's behalf: `~` is the user's home, and no path is looked at. */
+    char home[4096] = "";
+    struct passwd pw, *found = NULL;
+    char pwbuf[4096];
+    if (getpwuid_r(c->uid, &pw, pwbuf, sizeof pwbuf, &found) == 0 && found && found->pw_dir)
+        jg_strlcpy(home, found->pw_dir, sizeof home);
     jg_spec_errors_t errs = {0};
-    jg_group_spec_t *spec = jg_spec_parse_with(yaml, strlen(yaml), file,
-                                               &c->daemon->config->spec_limits, &errs);
+    jg_group_spec_t *spec = jg_spec_parse_for(yaml, strlen(yaml), file,
+                                              &c->daemon->config->spec_limits,
+                                              home[0] ? home : NULL, &errs);
     if (!spec) {
         json_t *list = json_array();
         for (size_t i = 0; i < errs.count; i++)

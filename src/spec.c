@@ -105,6 +105,8 @@ typedef struct {
     jg_spec_pos_t delay_pos;    /* of termination_delay's value */
     size_t group_nodes;         /* num_nodes over the jobs so far */
     bool group_nodes_reported;
+    const char *home;           /* for `~` in workdir; NULL: $HOME */
+    bool for_another_user;      /* parsing a submit: never look at the filesystem */
 } pctx_t;
 
 /* ---- messages (spec_yaml.h) ------------------------------------------- */
@@ -1686,6 +1688,10 @@ static int base_dir(pctx_t *c, const char **out)
                           : jg_xstrdup(".");
         if (dir[0] == '/') {
             c->base_dir = dir;
+        } else if (c->for_another_user) {
+            free(dir);          /* the daemon's own directory means nothing to the user */
+            errno = EINVAL;
+            return -1;
         } else {
             char *cwd = getcwd(NULL, 0);
             if (!cwd) {
@@ -1711,7 +1717,12 @@ static void parse_workdir(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
         return;
     char *joined = NULL;
     if (s[0] == '~' && (s[1] == '/' || s[1] == '\0')) {
-        const char *home = getenv("HOME");
+        const char *home = c->for_another_user ? c->home : getenv("HOME");
+        if (c->for_another_user && (!home || home[0] != '/')) {
+            jg_spec_err(&c->r, v, "workdir", "cannot expand '~' in '%s': the submitting user "
+                        "has no home directory", jg_spec_show(s, buf, sizeof buf));
+            return;
+        }
         if (!home || home[0] != '/') {
             jg_spec_err(&c->r, v, "workdir", "cannot expand '~' in '%s': HOME is not set",
                         jg_spec_show(s, buf, sizeof buf));
@@ -1723,9 +1734,14 @@ static void parse_workdir(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
     } else {
         const char *dir;
         if (base_dir(c, &dir) < 0) {
-            jg_spec_err(&c->r, v, "workdir",
-                        "cannot resolve '%s': current directory unknown: %s",
-                        jg_spec_show(s, buf, sizeof buf), strerror(errno));
+            if (c->for_another_user)
+                jg_spec_err(&c->r, v, "workdir", "cannot resolve '%s': the submit named no "
+                            "absolute file to resolve it against",
+                            jg_spec_show(s, buf, sizeof buf));
+            else
+                jg_spec_err(&c->r, v, "workdir",
+                            "cannot resolve '%s': current directory unknown: %s",
+                            jg_spec_show(s, buf, sizeof buf), strerror(errno));
             return;
         }
         joined = jg_xasprintf("%s/%s", dir, s);
@@ -1733,8 +1749,10 @@ static void parse_workdir(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job)
     free(job->workdir);
     job->workdir = normalize_path(joined);
     free(joined);
+    /* Only as the user themselves (validate, the CLI): the daemon, root
+     * perhaps, must neither tell which paths exist nor hang on a dead mount. */
     struct stat st;
-    if (stat(job->workdir, &st) < 0 || !S_ISDIR(st.st_mode))
+    if (!c->for_another_user && (stat(job->workdir, &st) < 0 || !S_ISDIR(st.st_mode)))
         jg_spec_warn(&c->r, v, "workdir", "'%s' is not a directory here (yet)", job->workdir);
 }
 
@@ -2253,13 +2271,31 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
     return jg_spec_parse_with(text, len, filename, NULL, errs);
 }
 
+static jg_group_spec_t *parse_stream(const char *text, size_t len, const char *filename,
+                                     const jg_spec_limits_t *limits, bool for_another_user,
+                                     const char *home, jg_spec_errors_t *errs);
+
 jg_group_spec_t *jg_spec_parse_with(const char *text, size_t len, const char *filename,
                                     const jg_spec_limits_t *limits, jg_spec_errors_t *errs)
+{
+    return parse_stream(text, len, filename, limits, false, NULL, errs);
+}
+
+jg_group_spec_t *jg_spec_parse_for(const char *text, size_t len, const char *filename,
+                                   const jg_spec_limits_t *limits, const char *home,
+                                   jg_spec_errors_t *errs)
+{
+    return parse_stream(text, len, filename, limits, true, home, errs);
+}
+
+static jg_group_spec_t *parse_stream(const char *text, size_t len, const char *filename,
+                                     const jg_spec_limits_t *limits, bool for_another_user,
+                                     const char *home, jg_spec_errors_t *errs)
 {
     jg_spec_errors_t scratch = {0};
     if (!errs)
         errs = &scratch;
-    pctx_t c = {.path = filename};
+    pctx_t c = {.path = filename, .home = home, .for_another_user = for_another_user};
     jg_spec_reader_init(&c.r, filename, errs);
     if (limits)
         c.r.limits = *limits;

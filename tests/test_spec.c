@@ -828,6 +828,35 @@ Test(spec, workdir_forms)
     jg_spec_free(s);
 }
 
+/* Issue 10: the daemon parses a submit for another user, maybe as root: `~`
+ * is the submitter's home, and no path is looked at (no warning tells whether
+ * /root/secret exists; nothing can hang on a dead mount). */
+Test(spec, a_submit_parsed_for_another_user_looks_at_no_path)
+{
+    const char *y = "---\nname: g\nexecution: parallel\n---\nname: a\nworkdir: /root/secret-jg\nrun: 'true'\n"
+                    "---\nname: b\nworkdir: ~/proj\nrun: 'true'\n"
+                    "---\nname: c\nworkdir: sub\nrun: 'true'\n";
+    jg_spec_errors_t e = {0};
+    jg_group_spec_t *s = jg_spec_parse_for(y, strlen(y), "/home/alice/g.yaml", NULL,
+                                           "/home/alice", &e);
+    cr_assert_not_null(s, "%s", e.count ? e.messages[0] : "?");
+    cr_expect_eq(e.n_warnings, 0, "a warning tells whether a path exists: %s",
+                 e.n_warnings ? e.warnings[0] : "");
+    cr_expect_str_eq(s->jobs[1].workdir, "/home/alice/proj");
+    cr_expect_str_eq(s->jobs[2].workdir, "/home/alice/sub");
+    jg_spec_free(s);
+    jg_spec_errors_free(&e);
+    /* No home, or no absolute file to resolve against: errors, not the daemon's own. */
+    s = jg_spec_parse_for(y, strlen(y), "g.yaml", NULL, NULL, &e);
+    cr_assert_null(s);
+    cr_expect(has(e.messages, e.count,
+                  "workdir: cannot expand '~' in '~/proj': the submitting user has no home"),
+              "%s", e.messages[0]);
+    cr_expect(has(e.messages, e.count, "workdir: cannot resolve 'sub': the submit named no "
+                                       "absolute file"), "%s", e.messages[0]);
+    jg_spec_errors_free(&e);
+}
+
 Test(spec, volumes)
 {
     jg_group_spec_t *s = job_ok("name: a\nvolumes:\n  /mnt/a: vol-a\n  /mnt/b: 2b\n");

@@ -149,6 +149,15 @@ jg_group_spec_t *jg_spec_parse(const char *text, size_t len, const char *filenam
 jg_group_spec_t *jg_spec_parse_with(const char *text, size_t len, const char *filename,
                                     const jg_spec_limits_t *limits, jg_spec_errors_t *errs);
 
+/* As jg_spec_parse_with, for a daemon parsing what a user submitted: `~` in
+ * workdir is home (the submitter's; NULL: an error if used), and nothing on
+ * the filesystem is looked at (a relative workdir is resolved against
+ * filename's directory as text; no "not a directory" warning), so the daemon
+ * neither reveals which paths exist nor blocks on them. */
+jg_group_spec_t *jg_spec_parse_for(const char *text, size_t len, const char *filename,
+                                   const jg_spec_limits_t *limits, const char *home,
+                                   jg_spec_errors_t *errs);
+
 /* Reads (jg_spec_read_bounded) and parses a file with the default limits; a
  * file that cannot be read or is too large is one error in errs. */
 jg_group_spec_t *jg_spec_parse_file(const char *path, jg_spec_errors_t *errs);
