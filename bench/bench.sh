@@ -6,7 +6,8 @@
 #   c. submit -> barrier release for a 7-node group (median of R runs)
 #   d. `jgsched queue` latency with the N groups in the store (median of 30 runs)
 #   e. daemon peak memory (VmHWM) after the run
-#   f. parsing a 10,000-job YAML, a default-policy hook call, 1000 store inserts
+#   f. parsing a 10,000-job YAML and hostile 512 KiB ones, a default-policy hook call,
+#      1000 store inserts
 # Usage: bench/bench.sh [BUILD_DIR]   (N=1000 R=10 by default; override via env;
 #        BENCH_DIR=/dev/shm puts the instance on tmpfs, BENCH_NETWORK=host turns isolation off,
 #        BENCH_NAT=true turns outbound NAT on: off by default, so the bench leaves this host's
@@ -104,5 +105,6 @@ awk '/VmHWM|VmRSS/ { printf "e. jgschedd %s %.1f MiB\n", $1, $2/1024 }' "/proc/$
 [ -x "$build/bench_spec" ] && "$build/bench_spec" | sed 's/^/f. /'
 [ -x "$build/bench_policy" ] && "$build/bench_policy" | sed 's/^/f. /'
 [ -x "$build/bench_store" ] && "$build/bench_store" | sed 's/^/f. /'
+[ -x "$build/bench_spec_limits" ] && "$build/bench_spec_limits" | sed 's/^/f. /'
 if [ -x "$build/bench_netns" ] && [ "$(id -u)" -eq 0 ]; then "$build/bench_netns" | sed 's/^/g. /'; fi
 exit 0
