@@ -7,6 +7,7 @@ packages=(
   liblua5.4-dev libyaml-dev libjansson-dev libsqlite3-dev libcriterion-dev
   libnftables-dev nftables
   bash coreutils procps util-linux iproute2 iputils-ping curl python3 jq sqlite3
+  stress-ng
 )
 missing=()
 for p in "${packages[@]}"; do
