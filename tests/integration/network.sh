@@ -450,7 +450,7 @@ restart_daemon
 wait_pid_gone "$kl" "the unrecorded network keeper of group $GL"
 jgc cancel "$GL" >/dev/null 2>&1 || true
 wait_end "$GL" 20
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086,SC2046
 assert_namespaces_gone $nsl $(group_namespaces "$GL" "launch-$TAG")
 assert_no_leftovers "launch-$TAG" "$GL"
 [ -z "$(keepers | sort | comm -13 <(printf '%s\n' "$k0") -)" ] || fail "keepers left: $(keepers)"
