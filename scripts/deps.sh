@@ -8,6 +8,7 @@ packages=(
   libnftables-dev nftables
   bash coreutils procps util-linux iproute2 iputils-ping curl python3 jq sqlite3
   clang   # the fuzz harnesses (scripts/fuzz.sh); libFuzzer's runtime is added below
+  stress-ng   # to try the suite on a loaded machine (README, "Two commands")
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -2723,12 +2723,127 @@ static bool has_leftovers(const local_t *b, int64_t group_id, const char *gdir)
     return found;
 }
 
+/* Reads at most cap - 1 bytes of a /proc file into buf (NUL-terminated);
+ * the length, or -1. */
+static ssize_t read_proc_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    size_t got = 0;
+    while (got < cap - 1) {
+        ssize_t n = read(fd, buf + got, cap - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
+/* The group a process keeps the network of, when it is a keeper of this
+ * instance: it runs as the daemon's user (every uid), its executable is the
+ * very file the backend holds open as its shim (device and inode), and its
+ * argv is exactly "<shim> --hold <state dir>/groups/<id>".  All three are
+ * the kernel's word, which a user cannot forge: only the daemon's user (root,
+ * for a system daemon) can run its shim as itself.  -1 if it is not one. */
+static long long keeper_group(const local_t *b, const struct stat *shim, long pid)
+{
+    char path[64], buf[PATH_MAX + 64];
+    struct stat st;
+    snprintf(path, sizeof path, "/proc/%ld/exe", pid);
+    if (stat(path, &st) < 0 || st.st_dev != shim->st_dev || st.st_ino != shim->st_ino)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    if (read_proc_file(path, buf, sizeof buf) < 0)
+        return -1;
+    const char *uids = strstr(buf, "\nUid:");
+    unsigned u[4];
+    uid_t me = geteuid();
+    if (!uids || sscanf(uids, "\nUid: %u %u %u %u", &u[0], &u[1], &u[2], &u[3]) != 4 ||
+        u[0] != me || u[1] != me || u[2] != me || u[3] != me)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    ssize_t n = read_proc_file(path, buf, sizeof buf);
+    if (n <= 0 || buf[n - 1] != '\0')
+        return -1;
+    const char *arg1 = buf + strlen(buf) + 1;
+    if (arg1 >= buf + n || strcmp(arg1, "--hold") != 0)
+        return -1;
+    const char *dir = arg1 + strlen(arg1) + 1;
+    if (dir >= buf + n || dir + strlen(dir) + 1 != buf + n)
+        return -1;          /* not exactly three arguments */
+    size_t plen = strlen(b->state_dir);
+    if (strncmp(dir, b->state_dir, plen) != 0 || strncmp(dir + plen, "/groups/", 8) != 0)
+        return -1;
+    const char *digits = dir + plen + 8;
+    char *end;
+    errno = 0;
+    long long id = strtoll(digits, &end, 10);
+    if (*digits < '0' || *digits > '9' || *end || errno || id < 0)
+        return -1;
+    return id;
+}
+
+/* Kills the keepers of this instance that neither a followed hub nor a
+ * group's net record names: a daemon killed between forking a keeper and
+ * recording it (or while cleaning a group up) leaves one that no record will
+ * ever lead back to.  Runs at start-up, before any launch of this daemon, so
+ * no keeper is between its fork and its record meanwhile. */
+static int sweep_stray_keepers(local_t *b, jg_error_t *err)
+{
+    struct stat shim;
+    if (!isolated(b) || fstat(b->shim_fd, &shim) < 0)
+        return 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return jg_errprintf(err, "sweep: cannot read /proc: %s", strerror(errno));
+    int rc = 0;
+    pid_t self = getpid();
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        unsigned long long start = 0, now = 0;
+        if (*end || pid <= 0 || pid == self || jg_proc_starttime((pid_t)pid, &start) < 0)
+            continue;
+        long long id = keeper_group(b, &shim, pid);
+        if (id < 0)
+            continue;
+        gnet_t *g = gnet_find(b, (int64_t)id);
+        pid_t recorded;
+        unsigned long long recorded_start;
+        if ((g && g->hub.pid == (pid_t)pid) ||
+            (read_net_file(b, (int64_t)id, &recorded, &recorded_start) == 0 &&
+             recorded == (pid_t)pid && recorded_start == start))
+            continue;
+        /* Same start time after the checks: the process checked is the one killed. */
+        jg_netns_hub_t hub;
+        jg_error_t e;
+        if (jg_proc_starttime((pid_t)pid, &now) < 0 || now != start ||
+            jg_netns_hub_open((pid_t)pid, start, &hub, NULL) < 0)
+            continue;
+        jg_log("info", "sweep: killing the network keeper (pid %ld) of group %lld, which no "
+               "record names (the daemon died while it was made)", pid, id);
+        if (jg_netns_hub_destroy(&hub, CLEANUP_WAIT_MS, &e) < 0 && rc == 0)
+            rc = jg_errprintf(err, "sweep: %s", e.text);
+        /* Nodes found again that were joined to it have lost their network. */
+        lose_group_nodes(b, (int64_t)id, "the group's network is gone (the daemon died "
+                         "while it was being made)");
+    }
+    closedir(d);
+    return rc;
+}
+
 static int local_sweep(jg_backend_t *base, const int64_t *live, size_t n_live, jg_error_t *err)
 {
     local_t *b = base->impl;
+    int rc = sweep_stray_keepers(b, err);
     char *groups = jg_xasprintf("%s/groups", b->state_dir);
     DIR *d = opendir(groups);
-    int rc = 0;
     if (!d) {
         if (errno != ENOENT)
             rc = jg_errprintf(err, "sweep: cannot read %s: %s", groups, strerror(errno));

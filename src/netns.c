@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/if_bridge.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -56,12 +57,14 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BRIDGE "br0"
 #define NODE_IF "eth0"
 #define HUB_BASE 0x0ac80000u        /* 10.200.0.0 */
 #define UPLINK_IF "up0"             /* the hub's end of its uplink */
+#define LINK_READY_MS 10000         /* how long a node waits for its link to carry packets */
 
 /* ---- small helpers (no heap: the node child uses them) ------------------ */
 
@@ -292,6 +295,95 @@ static int link_index(int fd, const char *name)
     int index = 0;
     int e = nl_talk(fd, &r, &index);
     return e < 0 ? e : index > 0 ? index : -ENODEV;
+}
+
+/* Whether link `name` (in the namespace of socket fd) carries packets yet:
+ * 1 yes, 0 not yet, -errno.  Bringing a veth up only sets its carrier; the
+ * kernel's link watcher then, asynchronously, marks it running (operstate
+ * up), swaps its "noop" qdisc, which drops everything, for a real one, and
+ * tells a bridge it is a port of to let it forward.  port: also wait for
+ * that (IFLA_BRPORT_STATE forwarding). */
+static int link_ready(int fd, const char *name, bool port)
+{
+    static uint32_t seq = 1u << 30;
+    nlreq_t r;
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
+    nl_init(&r, RTM_GETLINK, 0, &ifi, sizeof ifi);
+    nl_hdr(&r)->nlmsg_flags = NLM_F_REQUEST;
+    nl_hdr(&r)->nlmsg_seq = ++seq;
+    nl_attr_str(&r, IFLA_IFNAME, name);
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+    if (sendto(fd, r.buf, nl_hdr(&r)->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0)
+        return -errno;
+    char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        int left = (int)n;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)(void *)buf; NLMSG_OK(h, left);
+             h = NLMSG_NEXT(h, left)) {
+            if (h->nlmsg_seq != seq)
+                continue;
+            if (h->nlmsg_type == NLMSG_ERROR)
+            {
+                int e = ((const struct nlmsgerr *)NLMSG_DATA(h))->error;
+                return e < 0 ? e : -EPROTO;
+            }
+            if (h->nlmsg_type != RTM_NEWLINK)
+                continue;
+            const struct ifinfomsg *info = NLMSG_DATA(h);
+            bool running = info->ifi_flags & IFF_RUNNING, noop = true, forwarding = !port;
+            int alen = (int)IFLA_PAYLOAD(h);
+            for (const struct rtattr *a = IFLA_RTA(info); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+                if (a->rta_type == IFLA_QDISC)
+                    noop = strncmp(RTA_DATA(a), "noop", RTA_PAYLOAD(a)) == 0;
+                if (a->rta_type != IFLA_LINKINFO)
+                    continue;
+                int ilen = (int)RTA_PAYLOAD(a);
+                for (const struct rtattr *i = RTA_DATA(a); RTA_OK(i, ilen); i = RTA_NEXT(i, ilen)) {
+                    if (i->rta_type != IFLA_INFO_SLAVE_DATA)
+                        continue;
+                    int slen = (int)RTA_PAYLOAD(i);
+                    for (const struct rtattr *sl = RTA_DATA(i); RTA_OK(sl, slen);
+                         sl = RTA_NEXT(sl, slen))
+                        if (sl->rta_type == IFLA_BRPORT_STATE)
+                            forwarding = *(const uint8_t *)RTA_DATA(sl) == BR_STATE_FORWARDING;
+                }
+            }
+            return running && !noop && forwarding;
+        }
+    }
+}
+
+/* Waits (up to timeout_ms, polling from 1 ms up to every 20 ms) until the
+ * node's eth0 and its hub end both carry packets, so a node reported set up
+ * can reach every peer set up before it.  0, or -1 with a message. */
+static int wait_links_ready(int node_nl, int hub_nl, const char *hub_if, int timeout_ms,
+                            char *errbuf, size_t len)
+{
+    long waited_us = 0, step_us = 1000;
+    for (;;) {
+        int a = link_ready(node_nl, NODE_IF, false);
+        int b = a == 1 ? link_ready(hub_nl, hub_if, true) : 0;
+        if (a < 0 || b < 0)
+            return fail(errbuf, len, "cannot read the state of the node's link: %s",
+                        strerror(-(a < 0 ? a : b)));
+        if (a == 1 && b == 1)
+            return 0;
+        if (waited_us >= (long)timeout_ms * 1000)
+            return fail(errbuf, len, "the node's link (%s, %s in the group's network) did not "
+                        "come up within %d ms (%s); the host may be overloaded",
+                        NODE_IF, hub_if, timeout_ms, a != 1 ? "eth0 not running" :
+                        "its bridge port not forwarding");
+        struct timespec ts = {0, step_us * 1000};
+        nanosleep(&ts, NULL);
+        waited_us += step_us;
+        if (step_us < 20000)
+            step_us *= 2;
+    }
 }
 
 /* ---- addresses and the hosts file ---------------------------------------- */
@@ -875,6 +967,10 @@ int jg_netns_node_enter(const jg_netns_node_t *node, char *errbuf, size_t len)
         goto done;
     }
     if (node_mounts(node, errbuf, len) < 0)
+        goto done;
+    /* Last, when the kernel has had the most time: the group's barrier opens
+     * once every node is set up, so every peer must answer from then on. */
+    if (wait_links_ready(node_nl, hub_nl, hub_if, LINK_READY_MS, errbuf, len) < 0)
         goto done;
     rc = 0;
 done:

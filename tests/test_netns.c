@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -399,6 +400,33 @@ Test(netns, nodes_of_a_group_reach_each_other_on_the_same_port)
     const char *both[] = {"10.200.0.2", "10.200.0.3", NULL};
     node(caps.mode, hub, 2, reach_all, both, false, &r[2]);
     cr_assert_eq(result(r[2]), 0, "node 2 cannot reach both servers");
+}
+
+/* A node's eth0 is running (operstate up: the kernel's link watcher, which
+ * runs asynchronously, has processed it) as soon as it has entered. */
+static int link_running(int index, void *arg)
+{
+    (void)index;
+    (void)arg;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "eth0");
+    int rc = s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_RUNNING) ? 0 : 12;
+    if (s >= 0)
+        close(s);
+    return rc;
+}
+
+Test(netns, a_node_s_link_is_running_when_it_has_entered)
+{
+    jg_netns_caps_t caps;
+    need_namespaces(&caps);
+    jg_netns_hub_t *hub = new_hub(caps.mode);
+    int fds[16];
+    for (int i = 0; i < 16; i++)
+        node(caps.mode, hub, i, link_running, NULL, false, &fds[i]);
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(result(fds[i]), 0, "node %d: eth0 not running when enter returned", i);
 }
 
 Test(netns, groups_are_isolated_from_each_other)

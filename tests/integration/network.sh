@@ -70,8 +70,53 @@ assert_namespaces_gone() {
     fail "processes left in the group's namespaces: $(describe_pids $left)"
 }
 
-host_links() { find /sys/class/net -mindepth 1 -maxdepth 1 | wc -l; }
-host_veths() { ip -o link show type veth 2>/dev/null | wc -l; }
+# Links: every link of a group lives in the group's namespaces (the hub's
+# bridge and node ends, each node's eth0); a veth pair dies with either of
+# its namespaces, and the one link a hub puts in the host (its NAT uplink,
+# off here) is the peer of the hub's up0.  So "the group's namespaces are
+# gone" is "the group's links are gone", and it looks only at this group,
+# never at what other programs on the machine create meanwhile.
+
+# wait_namespaces GID NAME MIN: waits (10 s) until the group's keeper and
+# processes are in at least MIN namespaces; sets NS to them.
+wait_namespaces() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        NS=$(group_namespaces "$1" "$2")
+        [ "$(printf '%s\n' "$NS" | grep -c .)" -ge "$3" ] && return 0
+        sleep 0.2
+    done
+    fail_group "$1" "expected $3 namespaces (hub + nodes), found: $NS"
+}
+
+# wait_pid_gone PID WHAT: waits (10 s) until PID no longer runs.
+wait_pid_gone() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        alive "$1" || return 0
+        sleep 0.2
+    done
+    fail "$2 (pid $1) still runs"
+}
+
+# wait_group_procs_gone NAME GID SECONDS: waits until no process carries the
+# group's environment (its nodes ended).
+wait_group_procs_gone() {
+    local i left
+    for ((i = 0; i < $3 * 5; i++)); do
+        left=$(pids_with_env "SKYPILOT_JOBGROUP_NAME=$1" "JGSCHED_GROUP_ID=$2")
+        [ -z "$left" ] && return 0
+        sleep 0.2
+    done
+    # shellcheck disable=SC2086
+    fail "the nodes of group $2 did not end within $3 s: $(describe_pids $left)"
+}
+
+# keepers: the pids of this instance's network keepers (jgsched-shim --hold
+# <a group directory of this instance>).
+keepers() {
+    pgrep -f -- "--hold $(jg_regex_escape "$GROUPS_DIR")/[0-9]+\$" 2>/dev/null || true
+}
 
 # restart_daemon: starts jgschedd again on this instance (after kill -9).
 restart_daemon() {
@@ -136,7 +181,13 @@ reach='
     done
     [ "$ok" = 1 ] && echo "reached $h" || { echo "CANNOT reach $h"; kill $SERVER; exit 1; }
   done
-  sleep 2
+  # Stay until every node (this one too) has pinged this one: a node that
+  # ended would take its address with it.  InEchos counts echo requests
+  # received in the namespace of this node.
+  for i in $(seq 300); do
+    [ "$(awk "/^Icmp: [0-9]/ { print \$10 }" /proc/net/snmp)" -ge 7 ] && break
+    sleep 0.1
+  done
   kill $SERVER'
 {
     printf -- '---\nname: rl-experiment\nplacement: SAME_INFRA\nexecution: parallel\n'
@@ -168,8 +219,9 @@ execution: parallel
 name: gpu-trainer
 run: |
   echo "GPU trainer starting on $(hostname)"
-  python3 -m http.server 8000 >/dev/null 2>&1 &
-  sleep 4
+  python3 -m http.server 8000 >/dev/null 2>/tmp/access.log &
+  # Serve until the preprocessor has fetched the page (this node's own /tmp).
+  for i in $(seq 300); do grep -q "GET /" /tmp/access.log && break; sleep 0.1; done
   kill $!
 ---
 name: cpu-preprocessor
@@ -290,14 +342,11 @@ run: |
   setsid -f sleep 300
   exec sleep 300
 EOF
-links0=$(host_links)
-veths0=$(host_veths)
 submit_detached "$JG_WORK/sleepers.yaml" -n "sleepers-$TAG"
 GC=$GID
 wait_state "$GC" RUNNING 20
-sleep 0.5
-ns=$(group_namespaces "$GC" "sleepers-$TAG")
-[ "$(printf '%s\n' "$ns" | grep -c .)" -ge 4 ] || fail_group "$GC" "expected 4 namespaces (hub + 3 nodes), found: $ns"
+wait_namespaces "$GC" "sleepers-$TAG" 4
+ns=$NS
 kp=$(keeper_pid "$GC")
 { [ -n "$kp" ] && alive "$kp"; } || fail_group "$GC" "no live network keeper for the group"
 jgc_ok cancel "$GC"
@@ -305,8 +354,6 @@ wait_state "$GC" CANCELLED 15
 # shellcheck disable=SC2086
 assert_namespaces_gone $ns
 ! alive "$kp" || fail "the network keeper $kp survived cancel"
-assert_eq "$(host_links)" "$links0" "host links after cancel"
-assert_eq "$(host_veths)" "$veths0" "host veths after cancel"
 [ ! -e "$GROUPS_DIR/$GC/net" ] || fail "the group's net file survived cancel"
 assert_no_leftovers "sleepers-$TAG" "$GC"
 ok "cancel leaves no namespace, link, keeper or process (a setsid'd one included)"
@@ -315,11 +362,11 @@ ok "cancel leaves no namespace, link, keeper or process (a setsid'd one included
 submit_detached "$JG_WORK/sleepers.yaml" -n "crash-$TAG"
 GK=$GID
 wait_state "$GK" RUNNING 20
-sleep 0.5
-ns=$(group_namespaces "$GK" "crash-$TAG")
+wait_namespaces "$GK" "crash-$TAG" 4
+ns=$NS
 kp=$(keeper_pid "$GK")
 kill -9 "$JG_DAEMON_PID"
-sleep 0.5
+wait_pid_gone "$JG_DAEMON_PID" "the daemon killed with -9"
 alive "$kp" || fail "the network keeper died with the daemon"
 [ -n "$(pids_with_env "SKYPILOT_JOBGROUP_NAME=crash-$TAG" "JGSCHED_GROUP_ID=$GK")" ] || fail "the nodes died with the daemon"
 restart_daemon
@@ -329,7 +376,6 @@ wait_state "$GK" CANCELLED 15
 # shellcheck disable=SC2086
 assert_namespaces_gone $ns
 ! alive "$kp" || fail "the network keeper $kp survived cancel after a daemon restart"
-assert_eq "$(host_links)" "$links0" "host links after a restart and cancel"
 assert_no_leftovers "crash-$TAG" "$GK"
 ok "kill -9 of the daemon: nodes and network keep running; after restart, cancel removes everything"
 
@@ -342,23 +388,72 @@ execution: parallel
 name: a
 num_nodes: 2
 run: |
-  sleep 3
-  ping -c1 -W2 a-0.${SKYPILOT_JOBGROUP_NAME} >/dev/null && ping -c1 -W2 a-1.${SKYPILOT_JOBGROUP_NAME} >/dev/null
+  until [ -e @GO_FILE@ ]; do sleep 0.1; done
+  ping -c1 -W2 a-0.${SKYPILOT_JOBGROUP_NAME} >/dev/null && ping -c1 -W2 a-1.${SKYPILOT_JOBGROUP_NAME} >/dev/null || exit 1
+  # Stay until both nodes pinged this one (InEchos: echo requests received
+  # in this node's namespace): a node that ended takes its address with it.
+  for i in $(seq 100); do
+    [ "$(awk '/^Icmp: [0-9]/ { print $10 }' /proc/net/snmp)" -ge 2 ] && exit 0
+    sleep 0.1
+  done
+  exit 2
 EOF
+GO_FILE=$JG_WORK/go-$TAG     # JG_WORK is not under /tmp: nodes see it
+sed -i "s|@GO_FILE@|$GO_FILE|" "$JG_WORK/short.yaml"
 submit_detached "$JG_WORK/short.yaml" -n "short-$TAG"
 GS=$GID
 wait_state "$GS" RUNNING 20
-ns=$(group_namespaces "$GS" "short-$TAG")
+wait_namespaces "$GS" "short-$TAG" 3
+ns=$NS
 kp=$(keeper_pid "$GS")
 kill -9 "$JG_DAEMON_PID"
-sleep 5     # the nodes end while no daemon watches
+wait_pid_gone "$JG_DAEMON_PID" "the daemon killed with -9"
+# The nodes start pinging only now, and end while no daemon watches.
+touch "$GO_FILE"
+wait_group_procs_gone "short-$TAG" "$GS" 30
 restart_daemon
 wait_end "$GS" 20
 [ "$END_STATE" = SUCCEEDED ] || fail_group "$GS" "the group that ended while the daemon was down is $END_STATE"
 # shellcheck disable=SC2086
 assert_namespaces_gone $ns
 ! alive "$kp" || fail "the network keeper $kp survived the end of its group"
-assert_eq "$(host_links)" "$links0" "host links after the group ended"
 ok "a group that ends while the daemon is down is cleaned up (network included) once it is back"
+
+# ---------------------------------------------------------------- a daemon killed while it launches
+# The daemon forks a group's keeper, then records it in <group dir>/net; killed
+# in between, it leaves a keeper no record names.  The test kills it as soon
+# as the keeper appears; should the record already be written by then, it is
+# removed (as root, like the daemon's own files), which is the state a kill
+# in that window leaves.  The restarted daemon must find the keeper by what
+# the kernel says of it (its uid, executable and arguments) and kill it.
+k0=$(keepers | sort)
+jgc submit "$JG_WORK/sleepers.yaml" --infra local -n "launch-$TAG" -d &
+submit_pid=$!
+kl=""
+for ((i = 0; i < 1000; i++)); do
+    kl=$(keepers | sort | comm -13 <(printf '%s\n' "$k0") - | head -n1)
+    [ -z "$kl" ] || break
+    sleep 0.01
+done
+[ -n "$kl" ] || fail "no network keeper appeared within 10 s of the submit"
+kill -9 "$JG_DAEMON_PID"
+wait_pid_gone "$JG_DAEMON_PID" "the daemon killed with -9"
+wait "$submit_pid" || true
+gdir=$(tr '\0' '\n' <"/proc/$kl/cmdline" | sed -n 3p)
+GL=${gdir##*/}
+if [ -e "$gdir/net" ]; then
+    echo "# the keeper was recorded before the kill: removing the record"
+    rm -f "$gdir/net"
+fi
+nsl=$(netns_ino "$kl")
+restart_daemon
+wait_pid_gone "$kl" "the unrecorded network keeper of group $GL"
+jgc cancel "$GL" >/dev/null 2>&1 || true
+wait_end "$GL" 20
+# shellcheck disable=SC2086,SC2046
+assert_namespaces_gone $nsl $(group_namespaces "$GL" "launch-$TAG")
+assert_no_leftovers "launch-$TAG" "$GL"
+[ -z "$(keepers | sort | comm -13 <(printf '%s\n' "$k0") -)" ] || fail "keepers left: $(keepers)"
+ok "kill -9 of the daemon while it makes a group's network: the restarted daemon kills the keeper no record names"
 
 jg_done
