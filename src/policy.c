@@ -1165,17 +1165,52 @@ fail:
 
 /* Never blocks and reads regular files only: a FIFO or a device given as a
  * policy must not hang `jgsched policy` or the submitting CLI. */
-char *jg_policy_read_file(const char *path, size_t *len, jg_error_t *err)
+/* Whether root may run what st describes: root's, and no one else may write it. */
+static bool root_only(const struct stat *st)
+{
+    return st->st_uid == 0 && !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/* Reads a policy file; installed (a file of the policy directory): run as
+ * root, only a file that root alone may change, in a directory root alone
+ * may change, is read, so no user can put Lua in the root daemon's path by
+ * editing an installed policy (say, one in a checkout a developer built). */
+static char *read_policy_file(const char *path, bool installed, size_t *len, jg_error_t *err)
 {
     char *buf = NULL;
+    if (installed && geteuid() == 0) {
+        char *dir = jg_xstrdup(path);
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = '\0';
+        struct stat dst;
+        bool ok = stat(slash ? dir : ".", &dst) == 0 && root_only(&dst);
+        if (!ok)
+            jg_errprintf(err, "refusing to run %s as root: its directory %s is not root's "
+                         "alone (owner uid %d, mode %04o)", path, slash ? dir : ".",
+                         (int)dst.st_uid, (unsigned)(dst.st_mode & 07777));
+        free(dir);
+        if (!ok) {
+            errno = EPERM;
+            return NULL;
+        }
+    }
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
-        jg_errprintf(err, "cannot read %s: %s", path, strerror(errno));
+        int e = errno;
+        jg_errprintf(err, "cannot read %s: %s", path, strerror(e));
+        errno = e;
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         jg_errprintf(err, "cannot read %s: not a regular file", path);
+        goto done;
+    }
+    if (installed && geteuid() == 0 && !root_only(&st)) {
+        jg_errprintf(err, "refusing to run %s as root: it is not root's alone (owner uid %d, "
+                     "mode %04o)", path, (int)st.st_uid, (unsigned)(st.st_mode & 07777));
+        errno = EPERM;
         goto done;
     }
     if ((size_t)st.st_size > JG_POLICY_MAX_TEXT) {
@@ -1204,6 +1239,11 @@ char *jg_policy_read_file(const char *path, size_t *len, jg_error_t *err)
 done:
     close(fd);
     return buf;
+}
+
+char *jg_policy_read_file(const char *path, size_t *len, jg_error_t *err)
+{
+    return read_policy_file(path, false, len, err);
 }
 
 static void set_chunkname(script_t *s, const char *name)
@@ -1248,7 +1288,7 @@ static jg_policy_t *load_common(const char *name, const char *path, const char *
     }
     default_path = jg_xasprintf("%s/default.lua", policy_dir);
     if (!(is_default && text) &&
-        !(default_text = jg_policy_read_file(default_path, &default_len, err))) {
+        !(default_text = read_policy_file(default_path, true, &default_len, err))) {
         jg_errprefix(err, "cannot load policy %s", name);
         goto done;
     }
@@ -1318,8 +1358,8 @@ jg_policy_t *jg_policy_load(const char *name_or_path, const char *policy_dir,
             goto done;
         }
     }
-    if (!(text = jg_policy_read_file(path, &len, err))) {
-        if (!is_path) {
+    if (!(text = read_policy_file(path, !is_path, &len, err))) {
+        if (!is_path && errno == ENOENT) {
             char avail[256];
             list_policies(policy_dir, avail, sizeof avail);
             jg_errprintf(err, "no policy named '%s' in %s%s%s%s", name, policy_dir,

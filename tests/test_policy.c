@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -244,6 +245,53 @@ Test(policy, a_policy_dir_needs_only_default_lua)
     rmdir(dir);
     cr_assert_not_null(p, "%s", err.text);
     jg_policy_free(p);
+}
+
+/* Run as root, only policies root alone may change are loaded by name: an
+ * installed policy a user can edit would put the user's Lua into the root
+ * daemon (issue 11: a checkout a developer built). */
+Test(policy, root_loads_by_name_only_policies_root_alone_may_change)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root");
+    char dir[] = "/var/tmp/jg-policy-owner-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(chmod(dir, 0755), 0);
+    char def[512], mine[512], src[512];
+    snprintf(def, sizeof def, "%s/default.lua", dir);
+    snprintf(mine, sizeof mine, "%s/mine.lua", dir);
+    snprintf(src, sizeof src, "%s/default.lua", POLICY_DIR);
+    FILE *in = fopen(src, "r"), *out = fopen(def, "w"), *m = fopen(mine, "w");
+    cr_assert(in && out && m);
+    int ch;
+    while ((ch = fgetc(in)) != EOF)
+        fputc(ch, out);
+    fclose(in);
+    fclose(out);
+    fputs("return {}\n", m);
+    fclose(m);
+    cr_assert_eq(chmod(def, 0644), 0);
+    cr_assert_eq(chmod(mine, 0644), 0);
+    jg_error_t err = { "" };
+    jg_policy_t *p = jg_policy_load("mine", dir, NULL, &err);
+    cr_assert_not_null(p, "%s", err.text);
+    jg_policy_free(p);
+
+    cr_assert_eq(chmod(mine, 0664), 0);
+    cr_expect_null(jg_policy_load("mine", dir, NULL, &err));
+    cr_expect(strstr(err.text, "refusing to run") && strstr(err.text, "mine.lua") &&
+              strstr(err.text, "0664"), "%s", err.text);
+    cr_assert_eq(chmod(mine, 0644), 0);
+    cr_assert_eq(chown(def, 65534, 0), 0);
+    cr_expect_null(jg_policy_load("mine", dir, NULL, &err), "a default.lua of another user ran");
+    cr_expect(strstr(err.text, "default.lua as root: it is not root's alone"), "%s", err.text);
+    cr_assert_eq(chown(def, 0, 0), 0);
+    cr_assert_eq(chmod(dir, 0777), 0);
+    cr_expect_null(jg_policy_load("mine", dir, NULL, &err));
+    cr_expect(strstr(err.text, "its directory"), "%s", err.text);
+    unlink(def);
+    unlink(mine);
+    rmdir(dir);
 }
 
 Test(policy, failed_reload_leaves_the_old_policy_working)
