@@ -28,7 +28,7 @@ UH=jgth_h_$$
 UV=jgth_v_$$
 VICTIMS=()
 # The victims must not outlive the test, whatever the attack did to them.
-jg_extra_teardown() {
+jg_final_teardown() {
     local p
     for p in "${VICTIMS[@]}"; do kill -9 "$p" 2>/dev/null; done
 }
