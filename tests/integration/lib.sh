@@ -606,8 +606,10 @@ jg_teardown() {
     trap - EXIT
     # A test's own resources (namespaces, servers) go first: jg_extra_teardown.
     if declare -F jg_extra_teardown >/dev/null; then jg_extra_teardown; fi
-    # Our own background commands (followers, logs -f).
+    # Our own background commands (followers, logs -f); disowned, so that the
+    # shell does not report those the sweeps below kill -9 ("Killed ...").
     for p in $(jobs -p); do kill "$p" 2>/dev/null; done
+    disown -a
     [ -z "$JG_HOME_CREATED" ] || jg_teardown_instance "$rc"
     jg_remove_throwaway_accounts
     # What must outlive the daemon and the users' processes: jg_final_teardown.
