@@ -22,6 +22,13 @@
 # temporary directories of a failed test for inspection.  JG_DAEMON_ARGS adds
 # arguments to the jgschedd that jg_setup starts (e.g. --system), JG_DAEMON_WRAP
 # a command it runs under (e.g. nsenter --net=...).
+#
+# Tests of a shared `jgschedd --system` (multiuser.sh, security_*.sh) start
+# with jg_need_root_and_tools, make their users with jg_throwaway_user (and
+# jg_throwaway_group), which jg_teardown deletes on any exit, and run the CLI
+# as one of them with jg_as.  A test's own cleanup goes in jg_extra_teardown
+# (run first, while the daemon still runs) or jg_final_teardown (run last,
+# once the daemon and the users' processes are gone).
 
 # Variables set here are read by the tests that source this file; jq filters
 # are single-quoted on purpose.
@@ -41,6 +48,8 @@ JG_PASSED=0
 JG_HOME_CREATED=""
 JG_WORK=""
 JG_DAEMON_PID=""
+JG_THROWAWAY_USERS=()
+JG_THROWAWAY_GROUPS=()
 LAST_CMD=""
 OUT=""
 ERR=""
@@ -406,6 +415,125 @@ assert_no_leftovers() {
     fail "processes left behind: $(describe_pids $left)"
 }
 
+# ---------------------------------------------------------------- throwaway users
+
+# jg_need_root_and_tools TOOL...: a test that creates users skips (exit 77)
+# unless run as root, and fails unless useradd, userdel, runuser and every
+# TOOL are installed.
+jg_need_root_and_tools() {
+    local tool
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "# skip: ${0##*/} creates users and needs root"
+        exit 77
+    fi
+    for tool in useradd userdel runuser "$@"; do
+        command -v "$tool" >/dev/null || { echo "not ok - $tool is needed" >&2; exit 1; }
+    done
+}
+
+# jg_install_teardown: jg_teardown on any exit, INT and TERM included.  Done
+# before the first user is made, so that none outlives a failed setup.
+jg_install_teardown() {
+    trap jg_teardown EXIT
+    trap 'exit 130' INT TERM
+}
+
+# jg_throwaway_user NAME [USERADD_OPTION...]: creates an unprivileged user
+# (shell nologin, no home unless the options hold -m) that jg_teardown deletes
+# after killing all its processes; fails the test if useradd does.
+jg_throwaway_user() {
+    local name=$1 home=-M opt
+    shift
+    for opt in "$@"; do
+        case $opt in -m | --create-home) home="" ;; esac
+    done
+    jg_install_teardown
+    useradd ${home:+"$home"} -s /usr/sbin/nologin "$@" "$name" || fail "useradd $name"
+    JG_THROWAWAY_USERS+=("$name")
+}
+
+# jg_throwaway_group NAME: creates a group that jg_teardown deletes.
+jg_throwaway_group() {
+    jg_install_teardown
+    groupadd "$1" || fail "groupadd $1"
+    JG_THROWAWAY_GROUPS+=("$1")
+}
+
+# jg_kill_throwaway_processes: kill -9 to everything the throwaway users run.
+# jg_teardown does it after stopping the daemon; a test whose users may hold
+# the daemon up (connection floods) calls it from jg_extra_teardown too.
+jg_kill_throwaway_processes() {
+    local u p
+    for u in "${JG_THROWAWAY_USERS[@]}"; do
+        for p in $(pgrep -u "$u" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+    done
+}
+
+# Kills the throwaway users' processes and deletes the users and groups.
+# userdel refuses a user whose killed processes are not reaped yet: retried.
+jg_remove_throwaway_accounts() {
+    local u g
+    jg_kill_throwaway_processes
+    for u in "${JG_THROWAWAY_USERS[@]}"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            userdel "$u" >/dev/null 2>&1 && break
+            id "$u" >/dev/null 2>&1 || break
+            sleep 0.3
+        done
+        id "$u" >/dev/null 2>&1 && echo "# teardown: could not delete user $u" >&2
+    done
+    for g in "${JG_THROWAWAY_GROUPS[@]}"; do
+        groupdel "$g" >/dev/null 2>&1
+    done
+    JG_THROWAWAY_USERS=()
+    JG_THROWAWAY_GROUPS=()
+}
+
+# jg_as USER ARGS...: the CLI run as USER (runuser) from $JG_WORK, with none
+# of the test's jgsched variables but JGSCHED_SOCKET; sets OUT, ERR, RC,
+# LAST_CMD and TOOK (seconds it took).  Read at each call, so a test may set
+# them for the whole script or for one call (JG_AS_TIMEOUT=5 jg_as ...):
+#   JG_AS_SOCKET       the socket (default: this instance's)
+#   JG_AS_TIMEOUT      seconds before the command is killed (default 60); the
+#                      test then fails, unless JG_AS_MAY_TIME_OUT=1 leaves RC
+#                      124 or 137 for the caller to judge.
+jg_as() {
+    local user=$1 sock=${JG_AS_SOCKET:-$JGSCHED_HOME/jgsched.sock} limit=${JG_AS_TIMEOUT:-60} o e t0
+    shift
+    o=$(mktemp "$JG_WORK/out.XXXXXX")
+    e=$(mktemp "$JG_WORK/err.XXXXXX")
+    LAST_CMD="(as $user) jgsched $*"
+    t0=$(date +%s.%N)
+    (cd "$JG_WORK" && timeout -k 5 "$limit" runuser -u "$user" -- env -u JGSCHED_HOME -u JGSCHEDD \
+        JGSCHED_SOCKET="$sock" "$JGSCHED" "$@") >"$o" 2>"$e" </dev/null
+    RC=$?
+    TOOK=$(fsub "$(date +%s.%N)" "$t0")
+    OUT=$(cat "$o")
+    ERR=$(cat "$e")
+    rm -f "$o" "$e"
+    if [ "${JG_AS_MAY_TIME_OUT:-0}" != 1 ]; then
+        case $RC in 124 | 137) fail "'$LAST_CMD' did not finish within $limit s" ;; esac
+    fi
+    return 0
+}
+
+# jg_as_ok USER ARGS...: jg_as, and the command must exit 0.
+jg_as_ok() {
+    jg_as "$@"
+    [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
+}
+
+# jg_as_submit USER FILE [OPTIONS...]: `submit FILE --infra local -d OPTIONS`
+# as USER; it must print only the numeric id, which is left in GID.
+jg_as_submit() {
+    local user=$1 file=$2
+    shift 2
+    jg_as "$user" submit "$file" --infra local -d "$@"
+    [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
+    [[ $OUT =~ ^[0-9]+$ ]] || fail "submit -d as $user printed '$OUT', expected a numeric id"
+    GID=$OUT
+}
+
 # ---------------------------------------------------------------- setup / teardown
 
 jg_need() {
@@ -428,8 +556,7 @@ jg_setup() {
     # Not under /tmp: nodes have a /tmp of their own and would not see it.
     JG_WORK=$(mktemp -d /var/tmp/jgwork.XXXXXX) || { echo "not ok - mktemp" >&2; exit 1; }
     chmod 755 "$JG_WORK"
-    trap jg_teardown EXIT
-    trap 'exit 130' INT TERM
+    jg_install_teardown
 
     # The seed plan's groups ask for more CPUs and memory than a CI machine has
     # (the RL architecture: 26 cpus, 56 GB): declare a larger local capacity on
@@ -474,15 +601,27 @@ CFG
 }
 
 jg_teardown() {
-    local rc=$? i active pids p
+    local rc=$? p
     set +e
     trap - EXIT
     # A test's own resources (namespaces, servers) go first: jg_extra_teardown.
     if declare -F jg_extra_teardown >/dev/null; then jg_extra_teardown; fi
-    [ -n "$JG_HOME_CREATED" ] || exit "$rc"
-    # Our own background commands (followers, logs -f).
+    # Our own background commands (followers, logs -f); disowned, so that the
+    # shell does not report those the sweeps below kill -9 ("Killed ...").
     for p in $(jobs -p); do kill "$p" 2>/dev/null; done
+    disown -a
+    [ -z "$JG_HOME_CREATED" ] || jg_teardown_instance "$rc"
+    jg_remove_throwaway_accounts
+    # What must outlive the daemon and the users' processes: jg_final_teardown.
+    if declare -F jg_final_teardown >/dev/null; then jg_final_teardown; fi
+    exit "$rc"
+}
 
+# jg_teardown_instance RC: cancels every group, stops the daemon, kills what
+# is left of the instance and removes its directories (kept when RC is not 0
+# and JG_KEEP=1).
+jg_teardown_instance() {
+    local rc=$1 i active pids p
     if [ -S "$JGSCHED_HOME/jgsched.sock" ] || [ -n "$JG_DAEMON_PID" ]; then
         timeout 10 "$JGSCHED" cancel -a >/dev/null 2>&1
         for ((i = 0; i < 50; i++)); do
@@ -520,5 +659,4 @@ jg_teardown() {
         # Node directories may hold read-only files or busy mounts: retry once.
         [ -e "$JGSCHED_HOME" ] && { sleep 0.5; rm -rf "$JGSCHED_HOME" 2>/dev/null; }
     fi
-    exit "$rc"
 }

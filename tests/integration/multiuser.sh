@@ -19,59 +19,16 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "# skip: multiuser.sh creates users and needs root"
-    exit 77
-fi
-for tool in useradd userdel groupadd groupdel runuser; do
-    command -v "$tool" >/dev/null || { echo "not ok - $tool is needed" >&2; exit 1; }
-done
+jg_need_root_and_tools groupadd groupdel
 
 UA=jgtu_a_$$
 UB=jgtu_b_$$
 UC=jgtu_c_$$
 XG=jgtg_x_$$
-MU_USERS=()
-MU_GROUPS=()
-
-# jg_teardown (lib.sh) stops the daemon and removes the directories; ours then
-# kills whatever the throwaway users still run and deletes them.  jg_setup
-# installs `jg_teardown` on EXIT, so it is redefined here around the original.
-eval "lib_$(declare -f jg_teardown)"
-jg_teardown() {
-    local rc=$? u p
-    set +e
-    trap - EXIT
-    for p in $(jobs -p); do kill "$p" 2>/dev/null; done
-    (exit "$rc")
-    (lib_jg_teardown)
-    for u in "${MU_USERS[@]}"; do
-        for p in $(pgrep -u "$u" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-    done
-    for u in "${MU_USERS[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            userdel "$u" >/dev/null 2>&1 && break
-            id "$u" >/dev/null 2>&1 || break
-            sleep 0.3
-        done
-        id "$u" >/dev/null 2>&1 && echo "# teardown: could not delete user $u" >&2
-    done
-    for u in "${MU_GROUPS[@]}"; do
-        groupdel "$u" >/dev/null 2>&1
-    done
-    exit "$rc"
-}
-trap jg_teardown EXIT
-trap 'exit 130' INT TERM
-
-groupadd "$XG" || fail "groupadd $XG"
-MU_GROUPS+=("$XG")
-useradd -M -s /usr/sbin/nologin -G "$XG" "$UA" || fail "useradd $UA"
-MU_USERS+=("$UA")
-useradd -M -s /usr/sbin/nologin "$UB" || fail "useradd $UB"
-MU_USERS+=("$UB")
-useradd -M -s /usr/sbin/nologin "$UC" || fail "useradd $UC"
-MU_USERS+=("$UC")
+jg_throwaway_group "$XG"
+jg_throwaway_user "$UA" -G "$XG"
+jg_throwaway_user "$UB"
+jg_throwaway_user "$UC"
 
 JG_CONFIG="backends:
   local:
@@ -92,42 +49,11 @@ W=$JG_WORK
 # A stop file per user: the nodes wait for them (readable by everyone in $W).
 chmod 755 "$W"
 
-# as USER ARGS...: the CLI run as USER against the shared socket, from $W,
-# with none of the test's jgsched variables but the socket; sets OUT ERR RC.
-as() {
-    local user=$1 o e
-    shift
-    o=$(mktemp "$W/out.XXXXXX")
-    e=$(mktemp "$W/err.XXXXXX")
-    LAST_CMD="(as $user) jgsched $*"
-    (cd "$W" && timeout -k 5 60 runuser -u "$user" -- env -u JGSCHED_HOME -u JGSCHEDD \
-        JGSCHED_SOCKET="$SOCK" "$JGSCHED" "$@") >"$o" 2>"$e" </dev/null
-    RC=$?
-    OUT=$(cat "$o")
-    ERR=$(cat "$e")
-    rm -f "$o" "$e"
-    case $RC in 124 | 137) fail "'$LAST_CMD' did not finish within 60 s" ;; esac
-    return 0
-}
-
-as_ok() {
-    as "$@"
-    [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
-}
-
-# as_submit USER FILE: submit -d as USER; the id goes to GID.
-as_submit() {
-    as "$1" submit "$2" --infra local -d
-    [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
-    [[ $OUT =~ ^[0-9]+$ ]] || fail "submit -d as $1 printed '$OUT', expected a numeric id"
-    GID=$OUT
-}
-
 # as_denied USER WHAT ID OWNER: `jgsched WHAT ID` as USER fails with the
 # permission message naming the owner.
 as_denied() {
     local user=$1 what=$2 id=$3 owner=$4
-    as "$user" "$what" "$id"
+    jg_as "$user" "$what" "$id"
     [ "$RC" -ne 0 ] || fail "$user could '$what' group $id of $owner"
     assert_contains "$OUT$ERR" "permission denied: group $id belongs to $owner" "$what of $owner's group as $user"
 }
@@ -165,7 +91,7 @@ mode=$(stat -c %a "$SOCK")
 [ "$mode" = 666 ] || echo "# note: the --system socket is mode $mode (docs say 0666)"
 mode=$(stat -c %a "$JGSCHED_HOME")
 assert_eq "$mode" 711 "mode of the --system home"
-as_ok "$UA" daemon status
+jg_as_ok "$UA" daemon status
 assert_contains "$OUT" "is running" "daemon status as $UA"
 ok "jgschedd --system: socket 0666, home 0711, another user reaches it"
 
@@ -211,19 +137,19 @@ NA=ident-a-$TAG
 NB=ident-b-$TAG
 ident_yaml "$NA"
 ident_yaml "$NB"
-as_submit "$UA" "$W/$NA.yaml"; GA=$GID
-as_submit "$UB" "$W/$NB.yaml"; GB=$GID
+jg_as_submit "$UA" "$W/$NA.yaml"; GA=$GID
+jg_as_submit "$UB" "$W/$NB.yaml"; GB=$GID
 wait_log "$GA" "ready" 20
 wait_log "$GB" "ready" 20
 
 # ---- everybody sees everybody's groups, with the right USER
 for u in "$UA" "$UB"; do
-    as_ok "$u" queue --json
+    jg_as_ok "$u" queue --json
     q=$(printf '%s' "$OUT" | jq -c 'if type == "array" then . else (.groups // []) end')
     assert_eq "$(jq -r --argjson id "$GA" '.[] | select(.id == $id) | .user' <<<"$q")" "$UA" "user of group $GA in $u's queue --json"
     assert_eq "$(jq -r --argjson id "$GB" '.[] | select(.id == $id) | .user' <<<"$q")" "$UB" "user of group $GB in $u's queue --json"
     assert_eq "$(jq -r --argjson id "$GA" '.[] | select(.id == $id) | .uid' <<<"$q")" "$(id -u "$UA")" "uid of group $GA in $u's queue --json"
-    as_ok "$u" queue
+    jg_as_ok "$u" queue
     hdr=$(head -n 1 <<<"$OUT")
     assert_contains "$hdr" "USER" "header of $u's queue"
     line=$(awk -v id="$GA" '$1 == id' <<<"$OUT")
@@ -231,9 +157,9 @@ for u in "$UA" "$UB"; do
     line=$(awk -v id="$GB" '$1 == id' <<<"$OUT")
     assert_contains "$line" " $UB " "queue line of group $GB as seen by $u"
 done
-as_ok "$UA" queue --json -u "$UB"
+jg_as_ok "$UA" queue --json -u "$UB"
 assert_eq "$(printf '%s' "$OUT" | jq -c '[(if type == "array" then . else .groups end)[] | .user] | unique')" "[\"$UB\"]" "users in '$UA: queue -u $UB'"
-as_ok "$UA" queue --json --me
+jg_as_ok "$UA" queue --json --me
 assert_eq "$(printf '%s' "$OUT" | jq -c '[(if type == "array" then . else .groups end)[] | .user] | unique')" "[\"$UA\"]" "users in '$UA: queue --me'"
 ok "each user sees both groups in queue with the right USER; -u and --me filter"
 
@@ -252,13 +178,13 @@ ok "cancel, logs and show of another user's group: 'permission denied: group N b
 jgc_ok show "$GB"
 jgc_ok logs "$GB"
 assert_contains "$OUT" "(who-0) ready" "root's view of $UB's logs"
-as_ok "$UC" show "$GA"
-as_ok "$UC" logs "$GA"
+jg_as_ok "$UC" show "$GA"
+jg_as_ok "$UC" logs "$GA"
 assert_contains "$OUT" "(who-0) ready" "admin $UC's view of $UA's logs"
 ok "root and an admin listed in the config show and read any user's group"
 
 # ---- jobs run as the submitter, with a clean environment
-as_ok "$UA" logs "$GA"
+jg_as_ok "$UA" logs "$GA"
 LA=$OUT
 assert_eq "$(sed -n 's/^(who-0) uid=//p' <<<"$LA")" "$(id -u "$UA")" "uid of $UA's job"
 assert_eq "$(sed -n 's/^(who-0) gid=//p' <<<"$LA")" "$(id -g "$UA")" "gid of $UA's job"
@@ -270,7 +196,7 @@ assert_contains "$LA" "(who-0) env:USER=$UA" "environment of $UA's job"
 for var in FOO_DAEMON_SECRET JGSCHED_TEST_HOME JGSCHED_HOME; do
     assert_not_contains "$LA" "(who-0) env:$var=" "environment of $UA's job"
 done
-as_ok "$UB" logs "$GB"
+jg_as_ok "$UB" logs "$GB"
 assert_eq "$(sed -n 's/^(who-0) uid=//p' <<<"$OUT")" "$(id -u "$UB")" "uid of $UB's job"
 assert_eq "$(sed -n 's/^(who-0) gid=//p' <<<"$OUT")" "$(id -g "$UB")" "gid of $UB's job"
 assert_not_contains "$OUT" "FOO_DAEMON_SECRET" "environment of $UB's job"
@@ -331,19 +257,19 @@ run: echo "second of $UA ran"
 EOF
 sed "s/$NA2/$NB2/; s/$UA/$UB/" "$W/$NA2.yaml" >"$W/$NB2.yaml"
 chmod 644 "$W/$NA2.yaml" "$W/$NB2.yaml"
-as_submit "$UA" "$W/$NA2.yaml"; GA2=$GID
-as_submit "$UB" "$W/$NB2.yaml"; GB2=$GID
+jg_as_submit "$UA" "$W/$NA2.yaml"; GA2=$GID
+jg_as_submit "$UB" "$W/$NB2.yaml"; GB2=$GID
 wait_state "$GB2" SUCCEEDED 20
 st=$(group_state "$GA2")
 assert_eq "$st" PENDING "state of $UA's second group while its first runs (running_groups: 1)"
-as_ok "$UA" show "$GA2" --json
+jg_as_ok "$UA" show "$GA2" --json
 reason=$(printf '%s' "$OUT" | jq -r '(.group // .).reason')
 contains_ci "$reason" "limit" || fail "reason of $UA's pending group does not mention the limit: '$reason'"
 ok "$UA's second group waits PENDING ($reason) while $UB's group runs and succeeds"
 touch "$W/stop-$NA"
 wait_state "$GA" SUCCEEDED 20
 wait_state "$GA2" SUCCEEDED 20
-as_ok "$UA" logs "$GA2"
+jg_as_ok "$UA" logs "$GA2"
 assert_contains "$OUT" "second of $UA ran" "logs of $UA's second group"
 ok "$UA's second group starts once the first ends"
 

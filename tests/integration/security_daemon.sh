@@ -29,47 +29,22 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "# skip: security_daemon.sh creates users and needs root"
-    exit 77
-fi
-for tool in useradd userdel runuser python3 prlimit; do
-    command -v "$tool" >/dev/null || { echo "not ok - $tool is needed" >&2; exit 1; }
-done
+jg_need_root_and_tools python3 prlimit
 
 UA=jgsa_a_$$
 UB=jgsa_b_$$
 UC=jgsa_c_$$
-SEC_USERS=()
 
-eval "lib_$(declare -f jg_teardown)"
-jg_teardown() {
-    local rc=$? u p
-    set +e
-    trap - EXIT
+# The attackers go before the daemon is stopped: a flood could hold it up.
+jg_extra_teardown() {
+    local p
     [ -n "${JG_WORK:-}" ] && touch "$JG_WORK/stop-b" 2>/dev/null
     for p in $(jobs -p); do kill "$p" 2>/dev/null; done
-    for u in "${SEC_USERS[@]}"; do
-        for p in $(pgrep -u "$u" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-    done
-    (exit "$rc")
-    (lib_jg_teardown)
-    for u in "${SEC_USERS[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            userdel "$u" >/dev/null 2>&1 && break
-            id "$u" >/dev/null 2>&1 || break
-            sleep 0.3
-        done
-        id "$u" >/dev/null 2>&1 && echo "# teardown: could not delete user $u" >&2
-    done
-    exit "$rc"
+    jg_kill_throwaway_processes
 }
-trap jg_teardown EXIT
-trap 'exit 130' INT TERM
 
 for u in "$UA" "$UB" "$UC"; do
-    useradd -M -s /usr/sbin/nologin "$u" || fail "useradd $u"
-    SEC_USERS+=("$u")
+    jg_throwaway_user "$u"
 done
 
 # An AddressSanitizer build keeps freed memory in quarantine (256 MB by
@@ -89,22 +64,6 @@ ATTACK=$W/jgattack.py
 cp "$(dirname "$0")/tools/jgattack.py" "$ATTACK"
 chmod 755 "$W"
 chmod 644 "$ATTACK"
-
-# as USER ARGS...: the CLI as USER against the shared socket; sets OUT ERR RC
-# and DT (seconds it took).
-as() {
-    local user=$1 t0
-    shift
-    LAST_CMD="(as $user) jgsched $*"
-    t0=$(date +%s.%N)
-    OUT=$(cd "$W" && timeout -k 5 60 runuser -u "$user" -- env -u JGSCHED_HOME -u JGSCHEDD \
-        JGSCHED_SOCKET="$SOCK" "$JGSCHED" "$@" 2>"$W/as.err" </dev/null)
-    RC=$?
-    DT=$(fsub "$(date +%s.%N)" "$t0")
-    ERR=$(cat "$W/as.err")
-    case $RC in 124 | 137) fail "'$LAST_CMD' did not finish within 60 s" ;; esac
-    return 0
-}
 
 # attack USER OUTFILE SCENARIO ARGS...: jgattack.py as USER in the background
 # (its pid in APID), output to OUTFILE.
@@ -148,7 +107,7 @@ log_size() {
 }
 
 still_same_daemon() {   # WHAT: the same daemon answers C
-    as "$UC" daemon status
+    jg_as "$UC" daemon status
     [ "$RC" -eq 0 ] || fail "after $1: 'daemon status' as $UC exited $RC"
     assert_contains "$OUT" "pid:     $JG_DAEMON_PID" "daemon status after $1 (the same daemon)"
 }
@@ -172,7 +131,7 @@ restart_daemon() {
     kill -0 "$JG_DAEMON_PID" 2>/dev/null || fail "no new daemon after the restart"
 }
 
-as "$UC" daemon status
+jg_as "$UC" daemon status
 [ "$RC" -eq 0 ] || fail "$UC cannot reach the --system daemon"
 
 # ---- (a) one connection pipelines a million pings
@@ -183,10 +142,10 @@ phase_a() {
     worst=0
     for op in "daemon status" queue "daemon status" queue; do
         # shellcheck disable=SC2086
-        as "$UC" $op
+        jg_as "$UC" $op
         [ "$RC" -eq 0 ] || fail "'$op' as $UC exited $RC while $UA pipelines pings"
-        fle "$DT" "$worst" || worst=$DT
-        fle "$DT" 3 || fail "'$op' as $UC took ${DT}s while $UA pipelines pings (limit 3 s)"
+        fle "$TOOK" "$worst" || worst=$TOOK
+        fle "$TOOK" 3 || fail "'$op' as $UC took ${TOOK}s while $UA pipelines pings (limit 3 s)"
     done
     kill -0 "$APA" 2>/dev/null ||
         fail "the pipelining attack ended before $UC was measured: $(tail -n 2 "$W/a.out")"
@@ -223,7 +182,7 @@ resources:
 run: "true"
 EOF
     chmod 644 "$W/evil.lua" "$W/g.yaml"
-    as "$UA" submit "$W/g.yaml" --infra local --policy "$W/evil.lua" -d
+    jg_as "$UA" submit "$W/g.yaml" --infra local --policy "$W/evil.lua" -d
     [ "$RC" -eq 0 ] || fail "submit with a policy of $UA's exited $RC"
     for ((i = 0; i < 100; i++)); do
         grep -q "raised-$TAG" "$LOG" && grep -q "printed-$TAG" "$LOG" && break
@@ -271,7 +230,7 @@ phase_b() {
     APA=$APID
     wait_for_line "$W/b-a.out" holding 60 "$APA"
     # A's own CLI is now refused, and says why.
-    as "$UA" daemon status
+    jg_as "$UA" daemon status
     [ "$RC" -ne 0 ] || fail "$UA's CLI was served beyond the per-user connection cap"
     assert_contains "$ERR" "too many connections: user $UA has 64 connections open" "$UA's CLI over the cap"
     attack "$UB" "$W/b-b.out" conns 100 "$W/stop-b" 120
@@ -310,7 +269,7 @@ phase_b() {
     fle "$slowest" 3 || fail "$UC's open connection waited ${slowest}s for a reply during the flood"
     # Once the attackers let go, newcomers are served again.
     for ((i = 0; i < 50; i++)); do
-        as "$UC" daemon status
+        jg_as "$UC" daemon status
         [ "$RC" -eq 0 ] && break
         sleep 0.2
     done

@@ -18,17 +18,10 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "# skip: security_files.sh creates users and needs root"
-    exit 77
-fi
-for tool in useradd userdel runuser cc; do
-    command -v "$tool" >/dev/null || { echo "not ok - $tool is needed" >&2; exit 1; }
-done
+jg_need_root_and_tools cc
 
 UA=jgsf_a_$$
 UB=jgsf_b_$$
-SF_USERS=()
 DECOYS=2000
 SWAP_SECONDS=30
 # Mount paths may lie neither under /tmp (made in the node's own /tmp) nor
@@ -36,42 +29,26 @@ SWAP_SECONDS=30
 SF_BASE=""
 HOME2=""
 
-eval "lib_$(declare -f jg_teardown)"
-jg_teardown() {
-    local rc=$? u p
-    set +e
-    trap - EXIT
+# The second instance is stopped first; jg_teardown then stops the first.
+jg_extra_teardown() {
+    local p
     for p in $(jobs -p); do kill "$p" 2>/dev/null; done
     if [ -n "$HOME2" ] && [ -S "$HOME2/jgsched.sock" ]; then
         JGSCHED_SOCKET=$HOME2/jgsched.sock timeout 10 "$JGSCHED" cancel -a >/dev/null 2>&1
         JGSCHED_SOCKET=$HOME2/jgsched.sock timeout 10 "$JGSCHED" daemon stop >/dev/null 2>&1
     fi
-    (exit "$rc")
-    (lib_jg_teardown)
-    for u in "${SF_USERS[@]}"; do
-        for p in $(pgrep -u "$u" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-    done
-    for u in "${SF_USERS[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            userdel "$u" >/dev/null 2>&1 && break
-            id "$u" >/dev/null 2>&1 || break
-            sleep 0.3
-        done
-        id "$u" >/dev/null 2>&1 && echo "# teardown: could not delete user $u" >&2
-    done
-    [ -n "$SF_BASE" ] && rm -rf "$SF_BASE"
-    exit "$rc"
 }
-trap jg_teardown EXIT
-trap 'exit 130' INT TERM
+# SF_BASE holds B's home and A's mount points: removed once no node uses them.
+jg_final_teardown() {
+    [ -n "$SF_BASE" ] && rm -rf "$SF_BASE"
+}
+jg_install_teardown
 
 SF_BASE=$(mktemp -d /home/jgsf.XXXXXX 2>/dev/null || mktemp -d /srv/jgsf.XXXXXX) ||
     fail "cannot make a directory under /home or /srv"
 chmod 755 "$SF_BASE"
-useradd -M -s /usr/sbin/nologin "$UA" || fail "useradd $UA"
-SF_USERS+=("$UA")
-useradd -m -d "$SF_BASE/$UB" -s /usr/sbin/nologin "$UB" || fail "useradd $UB"
-SF_USERS+=("$UB")
+jg_throwaway_user "$UA"
+jg_throwaway_user "$UB" -m -d "$SF_BASE/$UB"
 chmod 755 "$SF_BASE/$UB"        # a home others may read, as many are
 
 JG_CONFIG="backends:
@@ -86,38 +63,6 @@ chmod 755 "$W"
 grep -q "hostnames do not resolve" "$JGSCHED_HOME/jgschedd.log" 2>/dev/null && {
     echo "# skip: nodes have no mount namespace of their own here"
     exit 77
-}
-
-# as USER [SOCKET] -- ARGS...: the CLI as USER; sets OUT ERR RC.
-as() {
-    local user=$1 sock=$SOCK o e
-    shift
-    if [ "$1" != -- ]; then sock=$1; shift; fi
-    shift
-    o=$(mktemp "$W/out.XXXXXX")
-    e=$(mktemp "$W/err.XXXXXX")
-    LAST_CMD="(as $user) jgsched $*"
-    (cd "$W" && timeout -k 5 60 runuser -u "$user" -- env -u JGSCHED_HOME -u JGSCHEDD \
-        JGSCHED_SOCKET="$sock" "$JGSCHED" "$@") >"$o" 2>"$e" </dev/null
-    RC=$?
-    OUT=$(cat "$o")
-    ERR=$(cat "$e")
-    rm -f "$o" "$e"
-    case $RC in 124 | 137) fail "'$LAST_CMD' did not finish within 60 s" ;; esac
-    return 0
-}
-
-as_ok() {
-    as "$@"
-    [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
-}
-
-# as_submit USER SOCKET FILE: submit -d; the id goes to GID.
-as_submit() {
-    as "$1" "$2" -- submit "$3" --infra local -d
-    [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
-    [[ $OUT =~ ^[0-9]+$ ]] || fail "submit -d as $1 printed '$OUT', expected a numeric id"
-    GID=$OUT
 }
 
 # state_of SOCKET ID: the group's state in that instance ("" if unknown).
@@ -222,7 +167,7 @@ name: s
 run: exec sleep 300
 EOF
 chmod 644 "$W/sleeper.yaml"
-as_submit "$UA" "$SOCK" "$W/sleeper.yaml"
+jg_as_submit "$UA" "$W/sleeper.yaml"
 G1=$GID
 wait_for_state "$SOCK" "$G1" RUNNING 30
 WORK1=$JGSCHED_HOME/state/groups/$G1/s-0/work
@@ -231,7 +176,7 @@ WORK1=$JGSCHED_HOME/state/groups/$G1/s-0/work
 bait "$UA" "$WORK1" "$WORK1/.." "$W/decoy1"
 runuser -u "$UA" -- "$W/swap" "$WORK1" x "$WORK1/.." l "$W/stop1" "$SWAP_SECONDS" >"$W/swaps1" 2>&1 &
 SWAPPER=$!
-as_ok "$UA" -- cancel "$G1"
+jg_as_ok "$UA" cancel "$G1"
 wait_for_state "$SOCK" "$G1" CANCELLED 30
 wait_until 30 test ! -e "$WORK1"
 gone=$?
@@ -248,15 +193,15 @@ ok "the user's tree is deleted in the background (the trash empties)"
 
 # ================================================================ 2. volume rm
 decoys "$W/decoy2"
-as_ok "$UA" -- volume create "v-$TAG"
-as_ok "$UA" -- volume create "aux-$TAG"         # where the link waits
+jg_as_ok "$UA" volume create "v-$TAG"
+jg_as_ok "$UA" volume create "aux-$TAG"         # where the link waits
 VOL=$JGSCHED_HOME/volumes/v-$TAG
 AUX=$JGSCHED_HOME/volumes/aux-$TAG
 [ "$(stat -c %U "$VOL")" = "$UA" ] || fail "the volume directory $VOL is not $UA's"
 bait "$UA" "$VOL" "$AUX" "$W/decoy2"
 runuser -u "$UA" -- "$W/swap" "$VOL" x "$AUX" l "$W/stop2" "$SWAP_SECONDS" >"$W/swaps2" 2>&1 &
 SWAPPER=$!
-as_ok "$UA" -- volume rm "v-$TAG"
+jg_as_ok "$UA" volume rm "v-$TAG"
 wait_until 30 test ! -e "$VOL"
 gone=$?
 touch "$W/stop2"
@@ -269,10 +214,10 @@ ok "volume rm under a RENAME_EXCHANGE race ($(cat "$W/swaps2") swaps) deletes no
 vtrash_empty() { [ -z "$(ls -A "$JGSCHED_HOME/volumes/.trash" 2>/dev/null)" ]; }
 wait_until 60 vtrash_empty || fail "the deleter left $(ls -A "$JGSCHED_HOME/volumes/.trash" | head -3) in the volumes' trash"
 ok "the removed volume's files are deleted in the background"
-as_ok "$UA" -- volume rm "aux-$TAG"
+jg_as_ok "$UA" volume rm "aux-$TAG"
 
 # ================================================================ 3. squatting
-as_ok "$UA" -- volume create "keys-$TAG"
+jg_as_ok "$UA" volume create "keys-$TAG"
 SSH=$SF_BASE/$UB/.ssh
 cat >"$W/squat.yaml" <<EOF
 ---
@@ -285,7 +230,7 @@ volumes: {$SSH: keys-$TAG}
 run: exec sleep 300
 EOF
 chmod 644 "$W/squat.yaml"
-as_submit "$UA" "$SOCK" "$W/squat.yaml"
+jg_as_submit "$UA" "$W/squat.yaml"
 GS=$GID
 # Running (the old way: root made the mount point) or over (refused).
 running_or_over() {
@@ -303,7 +248,7 @@ assert_contains "$SHOW" "volume keys-$TAG: the mount path $SSH does not exist an
     "show of the group mounting a volume on $UB's missing ~/.ssh"
 [ ! -e "$SSH" ] || fail "$SSH exists after group $GS"
 ok "a volume on another user's missing ~/.ssh is refused naming the volume and path; nothing is made"
-as_ok "$UA" -- volume rm "keys-$TAG"
+jg_as_ok "$UA" volume rm "keys-$TAG"
 
 # ================================================================ 4. two instances
 AREA=$SF_BASE/area-$UA
@@ -317,8 +262,8 @@ JGSCHED_HOME=$HOME2 timeout -k 5 30 "$JGSCHEDD" --system >"$W/second.start" 2>&1
 SOCK2=$HOME2/jgsched.sock
 wait_until 10 test -S "$SOCK2" || fail "the second instance has no socket $SOCK2"
 
-as_ok "$UA" -- volume create "one-$TAG"
-as_ok "$UA" "$SOCK2" -- volume create "two-$TAG"
+jg_as_ok "$UA" volume create "one-$TAG"
+JG_AS_SOCKET=$SOCK2 jg_as_ok "$UA" volume create "two-$TAG"
 runuser -u "$UA" -- touch "$HOME2/volumes/two-$TAG/hello" || fail "cannot write into volume two-$TAG"
 cat >"$W/one.yaml" <<EOF
 ---
@@ -343,15 +288,15 @@ run: |
   if [ -e $MNT/hello ]; then echo STILL-MOUNTED; else echo LOST; exit 1; fi
 EOF
 chmod 644 "$W/one.yaml" "$W/two.yaml"
-as_submit "$UA" "$SOCK" "$W/one.yaml"
+jg_as_submit "$UA" "$W/one.yaml"
 GA=$GID
 wait_for_state "$SOCK" "$GA" RUNNING 30
 [ -d "$MNT" ] || fail "no mount point $MNT while group $GA runs"
 MNT_OWNER=$(stat -c %U "$MNT")
-as_submit "$UA" "$SOCK2" "$W/two.yaml"
+JG_AS_SOCKET=$SOCK2 jg_as_submit "$UA" "$W/two.yaml"
 GB=$GID
 wait_for_state "$SOCK2" "$GB" RUNNING 30
-as_ok "$UA" -- cancel "$GA"
+jg_as_ok "$UA" cancel "$GA"
 wait_for_state "$SOCK" "$GA" CANCELLED 30
 # Instance 1's cleanup is over once its node's work tree is gone.
 wait_until 30 test ! -e "$JGSCHED_HOME/state/groups/$GA/s-0/work" || fail "instance 1 did not clean up group $GA"
@@ -365,7 +310,7 @@ assert_eq "$(state_of "$SOCK2" "$GB")" SUCCEEDED "instance 2's group"
 ok "one instance's cleanup leaves a mount point another instance's node still uses"
 assert_eq "$MNT_OWNER" "$UA" "owner of the mount point made for $UA's group"
 ok "a missing mount point in a directory of the user's is made as that user"
-as_ok "$UA" -- volume rm "one-$TAG"
-as_ok "$UA" "$SOCK2" -- volume rm "two-$TAG"
+jg_as_ok "$UA" volume rm "one-$TAG"
+JG_AS_SOCKET=$SOCK2 jg_as_ok "$UA" volume rm "two-$TAG"
 
 jg_done

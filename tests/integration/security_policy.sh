@@ -22,49 +22,13 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "# skip: security_policy.sh creates users and needs root"
-    exit 77
-fi
-for tool in useradd userdel runuser mkfifo python3; do
-    command -v "$tool" >/dev/null || { echo "not ok - $tool is needed" >&2; exit 1; }
-done
+jg_need_root_and_tools mkfifo python3
 PROTO=$(cd "$(dirname "$0")" && pwd)/tools/jgproto.py
 
 UM=jgsp_m_$$
 UB=jgsp_b_$$
-SP_USERS=()
-
-# jg_teardown (lib.sh) stops the daemon and removes the directories; ours then
-# kills whatever the throwaway users still run and deletes them.
-eval "lib_$(declare -f jg_teardown)"
-jg_teardown() {
-    local rc=$? u p
-    set +e
-    trap - EXIT
-    for p in $(jobs -p); do kill "$p" 2>/dev/null; done
-    (exit "$rc")
-    (lib_jg_teardown)
-    for u in "${SP_USERS[@]}"; do
-        for p in $(pgrep -u "$u" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-    done
-    for u in "${SP_USERS[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            userdel "$u" >/dev/null 2>&1 && break
-            id "$u" >/dev/null 2>&1 || break
-            sleep 0.3
-        done
-        id "$u" >/dev/null 2>&1 && echo "# teardown: could not delete user $u" >&2
-    done
-    exit "$rc"
-}
-trap jg_teardown EXIT
-trap 'exit 130' INT TERM
-
-useradd -M -s /usr/sbin/nologin "$UM" || fail "useradd $UM"
-SP_USERS+=("$UM")
-useradd -M -s /usr/sbin/nologin "$UB" || fail "useradd $UB"
-SP_USERS+=("$UB")
+jg_throwaway_user "$UM"
+jg_throwaway_user "$UB"
 
 # Room for one 2-cpu group at a time: (d) needs a queue.
 JG_CONFIG="backends:
@@ -82,36 +46,8 @@ mkdir -p "$MDIR"
 chown "$UM" "$MDIR"
 chmod 700 "$MDIR"
 
-# as USER [timeout_s] ARGS...: the CLI run as USER against the shared socket,
-# from $W, with none of the test's jgsched variables but the socket; sets OUT
-# ERR RC and TOOK (seconds).
-as() {
-    local user=$1 limit=60 o e t0
-    shift
-    if [[ $1 =~ ^[0-9]+$ ]]; then limit=$1; shift; fi
-    o=$(mktemp "$W/out.XXXXXX")
-    e=$(mktemp "$W/err.XXXXXX")
-    LAST_CMD="(as $user) jgsched $*"
-    t0=$(date +%s.%N)
-    (cd "$W" && timeout -k 5 "$limit" runuser -u "$user" -- env -u JGSCHED_HOME -u JGSCHEDD \
-        JGSCHED_SOCKET="$SOCK" "$JGSCHED" "$@") >"$o" 2>"$e" </dev/null
-    RC=$?
-    TOOK=$(fsub "$(date +%s.%N)" "$t0")
-    OUT=$(cat "$o")
-    ERR=$(cat "$e")
-    rm -f "$o" "$e"
-    return 0
-}
-
-# as_submit USER FILE ARGS...: submit -d as USER; the id goes to GID.
-as_submit() {
-    local user=$1 file=$2
-    shift 2
-    as "$user" submit "$file" --infra local -d "$@"
-    [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC: $OUT $ERR"
-    [[ $OUT =~ ^[0-9]+$ ]] || fail "submit -d as $user printed '$OUT', expected a numeric id"
-    GID=$OUT
-}
+# The checks below judge a CLI call that timed out themselves (RC 124 or 137).
+JG_AS_MAY_TIME_OUT=1
 
 # group_yaml NAME CPUS RUN: a one-job group readable by everyone.
 group_yaml() {
@@ -148,7 +84,7 @@ no_token() {    # TEXT WHAT
     case $1 in *"$TOKEN"*) fail "the root-only file's content leaked in $2: $1" ;; esac
 }
 
-as "$UM" submit "$W/quick.yaml" --infra local -d --policy "$SECRET"
+jg_as "$UM" submit "$W/quick.yaml" --infra local -d --policy "$SECRET"
 [ "$RC" -ne 0 ] || fail "submit --policy of a root-only file as $UM was accepted"
 assert_contains "$ERR" "cannot read $SECRET: Permission denied" "submit --policy of a root-only file"
 no_token "$OUT$ERR" "the CLI's output"
@@ -172,24 +108,24 @@ ok "(a) a submit request crafted on the socket with a policy path is refused"
 # ...and in the YAML header.
 sed "s|^execution: parallel|execution: parallel\npolicy: $SECRET|" "$W/quick.yaml" >"$W/header.yaml"
 chmod 644 "$W/header.yaml"
-as "$UM" submit "$W/header.yaml" --infra local -d
+jg_as "$UM" submit "$W/header.yaml" --infra local -d
 [ "$RC" -ne 0 ] || fail "a YAML header naming $SECRET as its policy was accepted"
 assert_contains "$OUT$ERR" "is a file path: jgschedd never opens a file a request names" \
     "submit of a YAML whose header names $SECRET"
 no_token "$OUT$ERR" "the CLI's output"
-as "$UM" queue --json
+jg_as "$UM" queue --json
 assert_eq "$(jq '[.[] | select(.user == "'"$UM"'")] | length' <<<"$OUT")" 0 "groups of $UM stored"
 ok "(a) a YAML header naming the root-only file as its policy is refused; nothing stored"
 
 # ================================================================ (b) a FIFO as --policy
 mkfifo "$MDIR/fifo.lua"
 chown "$UM" "$MDIR/fifo.lua"
-as "$UM" 20 submit "$W/quick.yaml" --infra local -d --policy "$MDIR/fifo.lua"
+JG_AS_TIMEOUT=20 jg_as "$UM" submit "$W/quick.yaml" --infra local -d --policy "$MDIR/fifo.lua"
 case $RC in 124 | 137) fail "submit --policy FIFO as $UM blocked (killed after 20 s)" ;; esac
 [ "$RC" -ne 0 ] || fail "submit --policy FIFO as $UM was accepted"
 assert_contains "$ERR" "not a regular file" "submit --policy FIFO"
 fle "$TOOK" 5 || fail "submit --policy FIFO took ${TOOK}s"
-as "$UB" 20 daemon status
+JG_AS_TIMEOUT=20 jg_as "$UB" daemon status
 assert_eq "$RC" 0 "daemon status as $UB after the FIFO"
 ok "(b) submit --policy FIFO is refused by the CLI in ${TOOK}s; the daemon answers"
 
@@ -204,7 +140,7 @@ return {
   end,
 }
 EOF
-as_submit "$UM" "$W/quick.yaml" --policy "$MDIR/forger.lua" -n "forger-$$"
+jg_as_submit "$UM" "$W/quick.yaml" --policy "$MDIR/forger.lua" -n "forger-$$"
 GE=$GID
 wait_state "$GE" SUCCEEDED 60
 grep -q "policy forger: hello\\\\n$FORGED" "$LOG" ||
@@ -240,7 +176,7 @@ for i in 1 2; do
         -n "hog-$i-$$" --policy "$MDIR/hog.lua" >"$W/hog-$i.out" 2>&1 </dev/null) &
     HOGS+=($!)
 done
-as "$UB" 60 daemon status
+JG_AS_TIMEOUT=60 jg_as "$UB" daemon status
 assert_eq "$RC" 0 "daemon status as $UB while $UM's hogs are submitted"
 fle "$TOOK" 5 || fail "daemon status took ${TOOK}s while two hog policies ran (bound: 5 s)"
 STATUS_TOOK=$TOOK
@@ -250,7 +186,7 @@ done
 GH=$(tr -dc '0-9' <"$W/hog-1.out")
 [ -n "$GH" ] || fail "no group id from the hog submit: $(cat "$W/hog-1.out")"
 wait_end "$GH" 60
-as "$UM" show "$GH" --json
+jg_as "$UM" show "$GH" --json
 [ "$RC" -eq 0 ] || fail "show $GH as $UM exited $RC"
 ERRS=$(jq -r '(.group // .) | .events[]? | select(.subject == "policy" and .what == "error") | .reason' <<<"$OUT")
 assert_contains "$ERRS" "on_submit failed (default decision used): on_submit: hog.lua:3: policy ran past its time budget of 200 ms" \
@@ -269,21 +205,21 @@ return {
   priority = function(group, usage) return -1e300 end,
 }
 EOF
-as_submit "$UB" "$W/first.yaml"
+jg_as_submit "$UB" "$W/first.yaml"
 G1=$GID
 wait_state "$G1" RUNNING 60
-as_submit "$UB" "$W/honest.yaml"
+jg_as_submit "$UB" "$W/honest.yaml"
 GB=$GID
-as_submit "$UM" "$W/honest.yaml" -n "jumper-$$" --policy "$MDIR/me-first.lua"
+jg_as_submit "$UM" "$W/honest.yaml" -n "jumper-$$" --policy "$MDIR/me-first.lua"
 GM=$GID
 assert_eq "$(group_state "$GB")" PENDING "bob's second group while the first runs"
 assert_eq "$(group_state "$GM")" PENDING "mallory's group while the first runs"
 touch "$W/stop-first"
 wait_state "$G1" SUCCEEDED 60
 wait_state "$GB" SUCCEEDED 60
-as "$UB" show "$GB" --json
+jg_as "$UB" show "$GB" --json
 B_START=$(jq -r '[(.group // .) | .events[]? | select(.subject == "group" and .what == "STARTING") | .ts] | min' <<<"$OUT")
-as "$UM" show "$GM" --json
+jg_as "$UM" show "$GM" --json
 M_START=$(jq -r '[(.group // .) | .events[]? | select(.subject == "group" and .what == "STARTING") | .ts] | min // empty' <<<"$OUT")
 [ -z "$M_START" ] || fle "$B_START" "$M_START" ||
     fail "mallory's group started at $M_START, before bob's earlier one at $B_START"

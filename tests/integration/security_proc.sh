@@ -22,78 +22,27 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "# skip: security_proc.sh creates users and needs root"
-    exit 77
-fi
-for tool in useradd userdel runuser setsid mkfifo; do
-    command -v "$tool" >/dev/null || { echo "not ok - $tool is needed" >&2; exit 1; }
-done
+jg_need_root_and_tools setsid mkfifo
 
 UH=jgth_h_$$
 UV=jgth_v_$$
-SP_USERS=()
 VICTIMS=()
-
-eval "lib_$(declare -f jg_teardown)"
-jg_teardown() {
-    local rc=$? u p
-    set +e
-    trap - EXIT
-    for p in $(jobs -p); do kill "$p" 2>/dev/null; done
-    (exit "$rc")
-    (lib_jg_teardown)
+# The victims must not outlive the test, whatever the attack did to them.
+jg_final_teardown() {
+    local p
     for p in "${VICTIMS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    for u in "${SP_USERS[@]}"; do
-        for p in $(pgrep -u "$u" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-    done
-    for u in "${SP_USERS[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            userdel "$u" >/dev/null 2>&1 && break
-            id "$u" >/dev/null 2>&1 || break
-            sleep 0.3
-        done
-        id "$u" >/dev/null 2>&1 && echo "# teardown: could not delete user $u" >&2
-    done
-    exit "$rc"
 }
-trap jg_teardown EXIT
-trap 'exit 130' INT TERM
 
-useradd -M -s /usr/sbin/nologin "$UH" || fail "useradd $UH"
-SP_USERS+=("$UH")
-useradd -M -s /usr/sbin/nologin "$UV" || fail "useradd $UV"
-SP_USERS+=("$UV")
+jg_throwaway_user "$UH"
+jg_throwaway_user "$UV"
 
 JG_DAEMON_ARGS=--system
 jg_setup
-SOCK=$JGSCHED_HOME/jgsched.sock
 W=$JG_WORK
 chmod 755 "$W"
 
-# as USER ARGS...: the CLI as USER against the shared socket (bounded); sets OUT ERR RC.
-as() {
-    local user=$1 o e
-    shift
-    o=$(mktemp "$W/out.XXXXXX")
-    e=$(mktemp "$W/err.XXXXXX")
-    LAST_CMD="(as $user) jgsched $*"
-    (cd "$W" && timeout -k 5 20 runuser -u "$user" -- env -u JGSCHED_HOME -u JGSCHEDD \
-        JGSCHED_SOCKET="$SOCK" "$JGSCHED" "$@") >"$o" 2>"$e" </dev/null
-    RC=$?
-    OUT=$(cat "$o")
-    ERR=$(cat "$e")
-    rm -f "$o" "$e"
-    case $RC in 124 | 137) fail "'$LAST_CMD' did not answer within 20 s" ;; esac
-    return 0
-}
-
-as_submit() {   # USER FILE -> GID
-    as "$1" submit "$2" --infra local -d
-    [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
-    [[ $OUT =~ ^[0-9]+$ ]] || fail "submit -d as $1 printed '$OUT', expected a numeric id"
-    GID=$OUT
-}
+# Every CLI call as a user is bounded tighter than lib.sh's default.
+JG_AS_TIMEOUT=20
 
 # hostile CMD: a shell command run as H (bounded).
 hostile() {
@@ -169,7 +118,7 @@ run: |
   exec sleep 300
 EOF
 chmod 644 "$W/$NF.yaml"
-as_submit "$UH" "$W/$NF.yaml"; GF=$GID
+jg_as_submit "$UH" "$W/$NF.yaml"; GF=$GID
 wait_log "$GF" "(a-0) ready" 20
 wait_log "$GF" "(a-1) ready" 20
 GD=$JGSCHED_HOME/state/groups/$GF
@@ -179,7 +128,7 @@ hostile "printf '1 started %s %s\n' $ROOT_VICTIM $(starttime "$ROOT_VICTIM") >>$
     fail "$UH cannot append to its own node's status file"
 hostile "printf '1 started %s %s\n' $USER_VICTIM $(starttime "$USER_VICTIM") >>$GD/a-1/status" ||
     fail "$UH cannot append to its own node's status file"
-as "$UH" cancel "$GF"
+jg_as "$UH" cancel "$GF"
 [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
 wait_state "$GF" CANCELLED 20
 wait_cleaned "$GD/a-0"
@@ -214,7 +163,7 @@ run: |
   echo attempt-\$JGSCHED_ATTEMPT
 EOF
 chmod 644 "$W/$NT.yaml"
-as_submit "$UH" "$W/$NT.yaml"; GT=$GID
+jg_as_submit "$UH" "$W/$NT.yaml"; GT=$GID
 wait_log "$GT" "ready-1" 20
 ND=$JGSCHED_HOME/state/groups/$GT/r-0
 if [ -d "$ND/tmp" ]; then
@@ -250,27 +199,27 @@ run: |
   exec sleep 300
 EOF
 chmod 644 "$W/$NL.yaml"
-as_submit "$UH" "$W/$NL.yaml"; GL=$GID
+jg_as_submit "$UH" "$W/$NL.yaml"; GL=$GID
 wait_log "$GL" "ready" 20
 ND=$JGSCHED_HOME/state/groups/$GL/f-0
 hostile "rm $ND/output.log && mkfifo $ND/output.log" || fail "$UH cannot replace its output.log"
-as "$UH" logs "$GL"
+jg_as "$UH" logs "$GL"
 [ "$RC" -ne 0 ] || fail "logs of a node whose output.log is a FIFO succeeded"
 assert_contains "$OUT$ERR" "not a regular file" "logs of a node whose output.log is a FIFO"
-as "$UV" daemon status
+jg_as "$UV" daemon status
 [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
 assert_contains "$OUT" "is running" "daemon status after the FIFO"
-as "$UV" queue
+jg_as "$UV" queue
 [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
 ok "a FIFO for output.log: logs says why, daemon status and queue answer at once"
-as "$UH" cancel "$GL"
+jg_as "$UH" cancel "$GL"
 [ "$RC" -eq 0 ] || fail "'$LAST_CMD' exited $RC"
 wait_state "$GL" CANCELLED 20
 wait_cleaned "$ND"
 left=$(h_left "$GL" "$NL")
 # shellcheck disable=SC2086
 [ -z "$left" ] || fail "processes of $UH's group left after cancel: $(describe_pids $left)"
-as "$UV" daemon status
+jg_as "$UV" daemon status
 [ "$RC" -eq 0 ] || fail "the daemon does not answer after the FIFO group's cleanup"
 ok "the group with a FIFO for output.log cancels cleanly"
 

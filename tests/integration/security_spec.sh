@@ -15,52 +15,25 @@
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "# skip: security_spec.sh creates users and needs root"
-    exit 77
-fi
-for tool in useradd userdel runuser python3 jq; do
-    command -v "$tool" >/dev/null || { echo "not ok - $tool is needed" >&2; exit 1; }
-done
+jg_need_root_and_tools python3 jq
 
 UH=jgts_h_$$
 UO=jgts_o_$$
-SS_USERS=()
 PROTO=$(cd "$(dirname "$0")" && pwd)/tools/jgproto.py
 # Every answer must come well within this (seconds); the old parser took 5 to
 # 30 s per file here, the bounded one a few milliseconds.
 PROMPT=10
 
-eval "lib_$(declare -f jg_teardown)"
-jg_teardown() {
-    local rc=$? u p
-    set +e
-    trap - EXIT
+# The hostile submitters in the background stop at $W/stop-hostile.
+jg_extra_teardown() {
+    local p
     [ -n "${W:-}" ] && : >"$W/stop-hostile" 2>/dev/null
     for p in $(jobs -p); do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
-    (exit "$rc")
-    (lib_jg_teardown)
-    for u in "${SS_USERS[@]}"; do
-        for p in $(pgrep -u "$u" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
-    done
-    for u in "${SS_USERS[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            userdel "$u" >/dev/null 2>&1 && break
-            id "$u" >/dev/null 2>&1 || break
-            sleep 0.3
-        done
-        id "$u" >/dev/null 2>&1 && echo "# teardown: could not delete user $u" >&2
-    done
-    exit "$rc"
 }
-trap jg_teardown EXIT
-trap 'exit 130' INT TERM
 
-useradd -M -s /usr/sbin/nologin "$UH" || fail "useradd $UH"
-SS_USERS+=("$UH")
-useradd -M -s /usr/sbin/nologin "$UO" || fail "useradd $UO"
-SS_USERS+=("$UO")
+jg_throwaway_user "$UH"
+jg_throwaway_user "$UO"
 
 JG_CONFIG="backends:
   local:
@@ -71,26 +44,6 @@ jg_setup
 SOCK=$JGSCHED_HOME/jgsched.sock
 W=$JG_WORK
 chmod 755 "$W"
-
-# as USER ARGS...: the CLI as USER against the shared socket, from $W; sets
-# OUT ERR RC and TOOK (seconds).
-as() {
-    local user=$1 o e t0
-    shift
-    o=$(mktemp "$W/out.XXXXXX")
-    e=$(mktemp "$W/err.XXXXXX")
-    LAST_CMD="(as $user) jgsched $*"
-    t0=$(date +%s.%N)
-    (cd "$W" && timeout -k 5 60 runuser -u "$user" -- env -u JGSCHED_HOME -u JGSCHEDD \
-        JGSCHED_SOCKET="$SOCK" "$JGSCHED" "$@") >"$o" 2>"$e" </dev/null
-    RC=$?
-    TOOK=$(fsub "$(date +%s.%N)" "$t0")
-    OUT=$(cat "$o")
-    ERR=$(cat "$e")
-    rm -f "$o" "$e"
-    case $RC in 124 | 137) fail "'$LAST_CMD' did not finish within 60 s" ;; esac
-    return 0
-}
 
 # raw USER FILE: FILE's bytes as a submit straight over the socket, as USER;
 # the reply goes to REPLY (JSON), its time to TOOK.
@@ -155,12 +108,12 @@ declare -A WANT=(
 
 # ---- validate and submit, as H: both refuse with the same message
 for f in envs40k nest100k keys1m keys500k nodes big5m; do
-    as "$UH" validate "$W/$f.yaml"
+    jg_as "$UH" validate "$W/$f.yaml"
     assert_eq "$RC" 2 "exit status of validate $f.yaml"
     assert_contains "$ERR" "$W/${WANT[$f]}" "stderr of validate $f.yaml"
     vline=$(grep -F "$W/$f.yaml:" <<<"$ERR" | head -n 1)
     fle "$TOOK" "$PROMPT" || fail "validate $f.yaml took ${TOOK}s (more than ${PROMPT}s)"
-    as "$UH" submit "$W/$f.yaml" --infra local -d
+    jg_as "$UH" submit "$W/$f.yaml" --infra local -d
     assert_eq "$RC" 2 "exit status of submit $f.yaml"
     assert_contains "$ERR" "$W/${WANT[$f]}" "stderr of submit $f.yaml"
     sline=$(grep -F "$W/$f.yaml:" <<<"$ERR" | head -n 1)
@@ -169,7 +122,7 @@ for f in envs40k nest100k keys1m keys500k nodes big5m; do
 done
 ok "validate and submit refuse every hostile file with the same file:line:column: field: message"
 
-as "$UO" queue --json
+jg_as "$UO" queue --json
 assert_eq "$RC" 0 "queue after the hostile submits"
 assert_eq "$(jq length <<<"$OUT")" 0 "groups in the queue after the hostile submits"
 fle "$TOOK" "$PROMPT" || fail "queue took ${TOOK}s"
@@ -216,7 +169,7 @@ done
 before=$(cat "$W/hostile-count" 2>/dev/null || echo 0)
 slowest=0
 for i in 1 2 3 4 5 6 7 8; do
-    as "$UO" daemon status
+    jg_as "$UO" daemon status
     assert_eq "$RC" 0 "daemon status #$i as $UO during the hostile submits"
     assert_contains "$OUT" "is running" "daemon status #$i"
     fle "$TOOK" "$PROMPT" || fail "daemon status #$i took ${TOOK}s during the hostile submits (more than ${PROMPT}s)"
@@ -232,7 +185,7 @@ rc=$?
     fail "no hostile submit was answered while the status probes ran ($before before, $after after): they did not overlap"
 ok "another user's daemon status answered promptly (slowest ${slowest}s) during $(cat "$W/hostile-count") hostile submits"
 
-as "$UO" queue --json
+jg_as "$UO" queue --json
 assert_eq "$RC" 0 "queue after the flood"
 assert_eq "$(jq length <<<"$OUT")" 0 "groups in the queue after the flood"
 ok "nothing hostile was stored"
