@@ -3,8 +3,8 @@
  * Why here.  The spec module is the only one that reads YAML, and a config
  * file deserves the same treatment as a JobGroup file: every error found in
  * one pass, each with file:line:col, the key path and the value, and a "did
- * you mean" for unknown keys.  So this file reuses spec.c's reading kit
- * (spec_yaml.h) rather than a second YAML reader.
+ * you mean" for unknown keys.  So this file reuses the module's reading kit
+ * (spec_yaml.c, spec_yaml.h) rather than a second YAML reader.
  *
  * How it works.  jg_config_defaults() builds the config every key falls back
  * to; the parser walks the one document's mappings and overwrites what the
