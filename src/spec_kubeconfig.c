@@ -342,11 +342,7 @@ static void read_user(kctx_t *k, entry_t *e)
             kc->client_key_pem = data_value(k, v, f, &kc->client_key_pem_len);
             e->at[AT_KEY_DATA] = v;
         } else if (!strcmp(key, "exec")) {
-            if (kc->exec) {
-                jg_spec_err(&k->r, v, f, "given twice");
-            } else {
-                read_exec(k, e, v, f);
-            }
+            read_exec(k, e, v, f);      /* once: jg_spec_key refuses a repeated key */
         } else if (!strcmp(key, "auth-provider") && !jg_spec_is_null(v)) {
             e->at[AT_AUTH_PROVIDER] = v;
         } else if ((!strcmp(key, "username") || !strcmp(key, "password")) &&
@@ -441,7 +437,7 @@ static void read_list(kctx_t *k, yaml_node_t *list, const char *key, const char 
                 *first = (int)i + 1;
             }
         }
-        e.field = e.body ? jg_spec_join_field(field, kind) : NULL;
+        e.field = jg_spec_join_field(field, kind);
         if (e.body)
             read_body(k, &e);
         free(field);
@@ -541,7 +537,7 @@ static void entry_err(kctx_t *k, const entry_t *e, const yaml_node_t *n, const c
     if (vasprintf(&msg, fmt, ap) < 0)
         abort();
     va_end(ap);
-    jg_spec_err(&k->r, n ? n : e->body, field, "%s", msg);
+    jg_spec_err(&k->r, n ? n : e->body ? e->body : e->name_node, field, "%s", msg);
     free(msg);
     free(field);
 }
@@ -658,7 +654,7 @@ static void check_user(kctx_t *k, const entry_t *e)
 static jg_kubeconfig_t *select_context(kctx_t *k, const char *context)
 {
     const yaml_node_t *at = NULL;
-    const char *field = NULL, *want = context;
+    const char *field = NULL, *want = context && *context ? context : NULL;
     if (!want && k->current_context) {
         at = k->current_context;
         field = "current-context";
@@ -684,7 +680,7 @@ static jg_kubeconfig_t *select_context(kctx_t *k, const char *context)
     if (!ctx->body || !ctx->ctx_cluster) {
         jg_spec_err(&k->r, ctx->at[AT_CLUSTER] ? ctx->at[AT_CLUSTER]
                            : ctx->body ? ctx->body : ctx->name_node,
-                    ctx->field ? ctx->field : "contexts", "context \"%s\" names no cluster",
+                    ctx->field, "context \"%s\" names no cluster",
                     ctx->name);
     } else if (!(cl = find_entry(&k->clusters, ctx->ctx_cluster))) {
         names = names_of(&k->clusters);
@@ -704,9 +700,9 @@ static jg_kubeconfig_t *select_context(kctx_t *k, const char *context)
     if (bad)
         entry_err(k, ctx, ctx->at[AT_NAMESPACE], "namespace", "'%s' is not a valid "
                   "namespace: %s", jg_spec_show(ctx->kc.namespace, buf, sizeof buf), bad);
-    if (cl && cl->body)
+    if (cl)
         check_cluster(k, cl);
-    if (user && user->body)
+    if (user)
         check_user(k, user);
     if (k->r.errs->count > k->r.err0)
         return NULL;
@@ -891,9 +887,10 @@ jg_kubeconfig_t *jg_kubeconfig_in_cluster(const char *sa_dir, jg_error_t *err)
     char *token = jg_xasprintf("%s/token", sa_dir);
     int fd = open(token, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    bool opened = fd >= 0 && fstat(fd, &st) == 0;
+    if (!opened || !S_ISREG(st.st_mode)) {
         jg_errprintf(err, "in-cluster config: cannot read the service account token %s: %s",
-                     token, fd < 0 || errno ? strerror(errno) : "not a regular file");
+                     token, opened ? "not a regular file" : strerror(errno));
         if (fd >= 0)
             close(fd);
         free(token);

@@ -332,6 +332,29 @@ Test(kubeconfig, current_context_is_the_default_and_another_can_be_named)
     cr_assert_str_eq(kc->namespace, "prod-ns");
 }
 
+Test(kubeconfig, an_empty_context_name_means_the_current_one)
+{
+    cr_assert_not_null(load(TWO_CONTEXTS "current-context: prod\n", ""));
+    cr_assert_str_eq(kc->context, "prod");
+}
+
+Test(kubeconfig, entries_without_their_body)
+{
+    expect_error("clusters: [{name: a}]\ncontexts: [{name: c, context: {cluster: a}}]\n"
+                 "current-context: c\n", NULL, ":1:19: clusters[0].cluster.server: cluster "
+                 "\"a\" has no server (add server: https://<host>:<port>)");
+    expect_error("clusters: [{name: a, cluster: {server: x}}]\ncontexts: [{name: c}]\n"
+                 "current-context: c\n", NULL, ":2:19: contexts[0].context: context \"c\" "
+                 "names no cluster");
+    /* a user without a body is a user without credentials */
+    cr_assert_not_null(load("clusters: [{name: a, cluster: {server: x}}]\nusers: [{name: u}]\n"
+                            "contexts: [{name: c, context: {cluster: a, user: u}}]\n"
+                            "current-context: c\n", NULL));
+    cr_assert_str_eq(kc->user, "u");
+    cr_assert_null(kc->token);
+    cr_assert_null(kc->exec);
+}
+
 Test(kubeconfig, unknown_context_lists_the_contexts)
 {
     expect_error(TWO_CONTEXTS "current-context: ctx-a\n", "ctx-b",
