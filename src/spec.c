@@ -29,17 +29,9 @@
 #include "jgsched/spec.h"
 #include "spec_int.h"
 
-#include <errno.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <yaml.h>
 
