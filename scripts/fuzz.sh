@@ -3,7 +3,7 @@
 # UBSan + libFuzzer) and runs each for SECONDS (default 60) on a copy of its
 # seed corpus in a temporary directory: the tree is never written to.
 #
-#   scripts/fuzz.sh [SECONDS] [HARNESS...]      HARNESS: spec, config, proto (default: all)
+#   scripts/fuzz.sh [SECONDS] [HARNESS...]      HARNESS: spec, config, proto, kubeconfig (default: all)
 #
 # Prints one line per harness, "fuzz_NAME: N executions in S s (coverage: C
 # edges), clean" or "..., FAILED (crash|leak|timeout|...)"; on a failure the input that caused it
@@ -15,17 +15,17 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 case $seconds in
-  '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [spec|config|proto ...]" >&2; exit 2 ;;
+  '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [spec|config|proto|kubeconfig ...]" >&2; exit 2 ;;
 esac
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(spec config proto)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(spec config proto kubeconfig)
 
 # Longest input per harness: spec and config files are small; a protocol
 # stream of several requests, one a whole JobGroup, is a little longer.
-declare -A max_len=([spec]=8192 [config]=4096 [proto]=16384)
+declare -A max_len=([spec]=8192 [config]=4096 [proto]=16384 [kubeconfig]=4096)
 for h in "${harnesses[@]}"; do
   if [ -z "${max_len[$h]:-}" ]; then
-    echo "scripts/fuzz.sh: unknown harness '$h' (spec, config, proto)" >&2
+    echo "scripts/fuzz.sh: unknown harness '$h' (spec, config, proto, kubeconfig)" >&2
     exit 2
   fi
 done

@@ -3,8 +3,8 @@
  * Why here.  The spec module is the only one that reads YAML, and a config
  * file deserves the same treatment as a JobGroup file: every error found in
  * one pass, each with file:line:col, the key path and the value, and a "did
- * you mean" for unknown keys.  So this file reuses spec.c's reading kit
- * (spec_yaml.h) rather than a second YAML reader.
+ * you mean" for unknown keys.  So this file reuses the module's reading kit
+ * (spec_yaml.c, spec_yaml.h) rather than a second YAML reader.
  *
  * How it works.  jg_config_defaults() builds the config every key falls back
  * to; the parser walks the one document's mappings and overwrites what the
@@ -23,6 +23,7 @@
 #include "jgsched/netns.h"
 #include "jgsched/policy.h"
 #include "spec_yaml.h"
+#include "jg_config.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -58,7 +59,9 @@ static const char *const local_keys[] = {
 };
 static const char *const capacity_keys[] = {"cpus", "memory", "accelerators", "max_node", NULL};
 static const char *const max_node_keys[] = {"cpus", "memory", "accelerators", NULL};
-static const char *const kubernetes_keys[] = {"enabled", "context", "namespace", NULL};
+static const char *const kubernetes_keys[] = {
+    "enabled", "kubeconfig", "context", "namespace", "gpu_resource", "image", "agent_image", NULL,
+};
 static const char *const network_modes[] = {"isolated", "host", NULL};
 static const char *const cgroups_modes[] = {"auto", "off", NULL};
 
@@ -742,12 +745,92 @@ static void parse_local(cctx_t *c, yaml_node_t *v)
     }
 }
 
+/* Why s is not a Kubernetes extended resource name (<domain>/<name>, as
+ * nvidia.com/gpu), or NULL. */
+static const char *resource_name_problem(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    if (!slash || strchr(slash + 1, '/'))
+        return "expected <domain>/<name>, e.g. nvidia.com/gpu or amd.com/gpu";
+    size_t dl = (size_t)(slash - s), nl = strlen(slash + 1);
+    if (dl == 0 || dl > 253)
+        return "the domain before '/' must be 1 to 253 characters";
+    for (size_t i = 0; i < dl;) {              /* DNS labels joined by '.' */
+        size_t l = 0;
+        while (i + l < dl && s[i + l] != '.')
+            l++;
+        bool ok = l > 0 && l <= 63 && s[i] != '-' && s[i + l - 1] != '-';
+        for (size_t j = i; ok && j < i + l; j++)
+            ok = (s[j] >= 'a' && s[j] <= 'z') || (s[j] >= '0' && s[j] <= '9') || s[j] == '-';
+        if (!ok || (i + l < dl && i + l + 1 == dl))
+            return "the domain before '/' must be lowercase DNS labels joined by '.'";
+        i += l + 1;
+    }
+    if ((dl == 13 && !strncmp(s, "kubernetes.io", 13)) ||
+        (dl > 14 && !strncmp(s + dl - 14, ".kubernetes.io", 14)))
+        return "the domain may not be kubernetes.io (reserved for Kubernetes' own resources)";
+    if (nl == 0 || nl > 63)
+        return "the name after '/' must be 1 to 63 characters";
+    const char *n = slash + 1;
+    for (size_t i = 0; i < nl; i++) {
+        char ch = n[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9');
+        if (!alnum && ((i == 0 || i == nl - 1) || (ch != '-' && ch != '_' && ch != '.')))
+            return "the name after '/' must be letters, digits, '-', '_' or '.', starting "
+                   "and ending with a letter or digit";
+    }
+    return NULL;
+}
+
+/* Why s cannot be a container image reference (as a pod's image field), or
+ * NULL.  Only its form is checked: whether it exists is the registry's say. */
+static const char *image_problem(const char *s)
+{
+    size_t len = strlen(s);
+    if (len > 1024)
+        return "it is longer than 1024 characters";
+    for (const char *p = s; *p; p++) {
+        char ch = *p;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              strchr("._-/:@", ch)))
+            return "an image reference holds only letters, digits and . _ - / : @";
+    }
+    if (strchr("._-/:@", s[0]) || strchr("._-/:@", s[len - 1]))
+        return "an image reference starts and ends with a letter or digit";
+    if (strstr(s, "//"))
+        return "it contains '//'";
+    return NULL;
+}
+
+/* A string value checked by problem(); stored into *dst. */
+static void parse_checked(cctx_t *c, yaml_node_t *val, const char *f, const char *expected,
+                          const char *what, const char *(*problem)(const char *), char **dst,
+                          bool *has)
+{
+    char buf[80];
+    const char *s = jg_spec_scalar(&c->r, val, f, expected);
+    const char *bad = s ? problem(s) : NULL;
+    if (bad) {
+        jg_spec_err(&c->r, val, f, "invalid %s '%s': %s", what,
+                    jg_spec_show(s, buf, sizeof buf), bad);
+    } else if (s) {
+        free(*dst);
+        *dst = jg_xstrdup(s);
+        *has = true;
+    }
+}
+
 static void parse_kubernetes(cctx_t *c, yaml_node_t *v)
 {
     static const char *field = "backends.kubernetes";
     jg_config_kubernetes_t *kc = &c->cfg->kubernetes;
     char buf[80], why[160];
-    if (!want_map(c, v, field, "enabled, context, namespace"))
+    /* Writing the section enables it, even with nothing under it. */
+    kc->enabled = true;
+    kc->has_enabled = true;
+    if (!want_map(c, v, field, "enabled, kubeconfig, context, namespace, gpu_resource, "
+                  "image, agent_image"))
         return;
     JG_SPEC_FOR_PAIRS(v, p) {
         const char *key = jg_spec_key(&c->r, v, p, field);
@@ -756,10 +839,17 @@ static void parse_kubernetes(cctx_t *c, yaml_node_t *v)
         yaml_node_t *k = jg_spec_node(&c->r, p->key), *val = jg_spec_node(&c->r, p->value);
         char *f = jg_spec_join_field(field, key);
         if (!strcmp(key, "enabled")) {
-            kc->has_enabled = parse_bool(c, val, f, &kc->enabled) || kc->has_enabled;
-            if (kc->enabled)
-                jg_spec_err(&c->r, val, f, "the kubernetes backend is not built yet; leave "
-                            "it disabled");
+            parse_bool(c, val, f, &kc->enabled);
+        } else if (!strcmp(key, "kubeconfig") && !jg_spec_is_null(val)) {
+            const char *s = jg_spec_scalar(&c->r, val, f, "the path of a kubeconfig file");
+            if (s && s[0] != '/')
+                jg_spec_err(&c->r, val, f, "'%s' is not an absolute path (the daemon's "
+                            "working directory is /; leave it out for $KUBECONFIG or "
+                            "~/.kube/config)", jg_spec_show(s, buf, sizeof buf));
+            else if (s) {
+                free(kc->kubeconfig);
+                kc->kubeconfig = jg_xstrdup(s);
+            }
         } else if (!strcmp(key, "context") && !jg_spec_is_null(val)) {
             const char *s = jg_spec_scalar(&c->r, val, f, "a kubeconfig context name");
             bool ok = s != NULL;
@@ -782,6 +872,15 @@ static void parse_kubernetes(cctx_t *c, yaml_node_t *v)
                 free(kc->namespace);
                 kc->namespace = jg_xstrdup(s);
             }
+        } else if (!strcmp(key, "gpu_resource") && !jg_spec_is_null(val)) {
+            parse_checked(c, val, f, "a resource name like nvidia.com/gpu", "resource name",
+                          resource_name_problem, &kc->gpu_resource, &kc->has_gpu_resource);
+        } else if (!strcmp(key, "image") && !jg_spec_is_null(val)) {
+            parse_checked(c, val, f, "a container image like ubuntu:22.04", "image",
+                          image_problem, &kc->image, &kc->has_image);
+        } else if (!strcmp(key, "agent_image") && !jg_spec_is_null(val)) {
+            parse_checked(c, val, f, "a container image like jgsched/agent:" JG_VERSION,
+                          "image", image_problem, &kc->agent_image, &kc->has_agent_image);
         } else if (!in_keys(key, kubernetes_keys)) {
             jg_spec_unknown_key(&c->r, k, field, key, kubernetes_keys);
         }
@@ -931,6 +1030,9 @@ jg_config_t *jg_config_defaults(void)
     cfg->local.nat_network = jg_xstrdup(JG_NETNS_UPLINK_DEFAULT);
     cfg->local.cgroups = JG_CONFIG_CGROUPS_AUTO;
     cfg->kubernetes.enabled = false;
+    cfg->kubernetes.gpu_resource = jg_xstrdup(JG_CONFIG_DEFAULT_GPU_RESOURCE);
+    cfg->kubernetes.image = jg_xstrdup(JG_CONFIG_DEFAULT_IMAGE);
+    cfg->kubernetes.agent_image = jg_xstrdup("jgsched/agent:" JG_VERSION);
     cfg->spec_limits = jg_spec_limits_default();
 
     cfg->clients.max_connections_per_user = JG_CONFIG_DEFAULT_MAX_CONNECTIONS;
@@ -1035,8 +1137,12 @@ void jg_config_free(jg_config_t *cfg)
     free_shape(&cfg->local.capacity);
     free_shape(&cfg->local.max_node);
     free(cfg->local.nat_network);
+    free(cfg->kubernetes.kubeconfig);
     free(cfg->kubernetes.context);
     free(cfg->kubernetes.namespace);
+    free(cfg->kubernetes.gpu_resource);
+    free(cfg->kubernetes.image);
+    free(cfg->kubernetes.agent_image);
     for (size_t i = 0; i < cfg->n_volumes; i++) {
         free(cfg->volumes[i].name);
         free(cfg->volumes[i].path);
@@ -1189,8 +1295,14 @@ char *jg_config_describe(const jg_config_t *cfg)
     const jg_config_kubernetes_t *k = &cfg->kubernetes;
     fprintf(f, "  kubernetes: %s%s\n", k->enabled ? "enabled" : "disabled",
             dflt(k->has_enabled));
+    fprintf(f, "    kubeconfig: %s\n", k->kubeconfig ? k->kubeconfig
+            : "$KUBECONFIG (first file), else ~/.kube/config, else in-cluster");
     fprintf(f, "    %-11s%s\n", "context:", k->context ? k->context : "the current one");
-    fprintf(f, "    %-11s%s\n", "namespace:", k->namespace ? k->namespace : "the context's");
+    fprintf(f, "    %-11s%s\n", "namespace:", k->namespace ? k->namespace
+            : "the context's, else default");
+    fprintf(f, "    gpu_resource: %s%s\n", k->gpu_resource, dflt(k->has_gpu_resource));
+    fprintf(f, "    %-11s%s%s\n", "image:", k->image, dflt(k->has_image));
+    fprintf(f, "    agent_image: %s%s\n", k->agent_image, dflt(k->has_agent_image));
     const jg_spec_limits_t *sl = &cfg->spec_limits;
     fprintf(f, "spec_limits:%s\n  max_bytes=%zu max_depth=%d max_keys_per_mapping=%d "
             "max_keys=%d\n  max_envs=%d max_string=%zu max_nodes_per_job=%d "

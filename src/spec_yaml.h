@@ -1,6 +1,7 @@
-/* spec_yaml.h - the YAML reading kit shared by the two readers of the spec
- * module: spec.c (JobGroup YAML) and spec_config.c (the daemon's config.yaml).
- * Private to the module; implemented in spec.c.
+/* spec_yaml.h - the YAML reading kit shared by the readers of the spec
+ * module: spec.c and spec_job.c (JobGroup YAML), spec_config.c (the daemon's
+ * config.yaml) and spec_kubeconfig.c (kubeconfig files).  Private to the
+ * module; implemented in spec_yaml.c.
  *
  * A jg_spec_reader_t collects every message of one parse into a caller's
  * jg_spec_errors_t, each as "file:line:col: field: what was wrong (value)",
@@ -77,10 +78,15 @@ void jg_spec_warn(jg_spec_reader_t *r, const yaml_node_t *n, const char *field,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void jg_spec_err_at(jg_spec_reader_t *r, jg_spec_pos_t p, const char *field,
                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void jg_spec_warn_at(jg_spec_reader_t *r, jg_spec_pos_t p, const char *field,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* ---- nodes ------------------------------------------------------------- */
 
 yaml_node_t *jg_spec_node(jg_spec_reader_t *r, int id);
+
+/* Where node n starts (1-based); {0, 0} for NULL. */
+jg_spec_pos_t jg_spec_node_pos(const yaml_node_t *n);
 
 /* A plain scalar spelling null: empty, ~, null, Null, NULL. */
 bool jg_spec_is_null(const yaml_node_t *n);
@@ -120,6 +126,11 @@ char *jg_spec_join_field(const char *a, const char *b);
 int jg_spec_next_doc(jg_spec_reader_t *r, yaml_parser_t *parser, yaml_document_t *doc,
                      const char *text, size_t len);
 
+/* Records "directives: more than 16 lines start with '%'" and returns false
+ * when text holds more directive lines than any real file needs (libyaml
+ * keeps them in a list it scans for each, which is quadratic). */
+bool jg_spec_check_directives(jg_spec_reader_t *r, const char *text, size_t len);
+
 /* Reads a whole file into *text (malloc'd, caller frees; not NUL-terminated)
  * and *len.  Returns 0, or -1 with errno set and nothing allocated. */
 int jg_spec_read_file(const char *path, char **text, size_t *len);
@@ -130,12 +141,38 @@ int jg_spec_read_file(const char *path, char **text, size_t *len);
  * distance <= 2), or NULL. */
 const char *jg_spec_suggest(const char *word, const char *const *cands, size_t n);
 size_t jg_spec_list_len(const char *const *list);     /* of a NULL-terminated list */
+bool jg_spec_in_list(const char *word, const char *const *list);   /* NULL-terminated */
+
+/* ---- hashing ------------------------------------------------------------ */
+
+/* A hash of len bytes from a per-process random basis, so keys chosen to
+ * collide in one run's tables cannot be computed ahead. */
+size_t jg_spec_hash(const void *data, size_t len);
+
+/* A string -> int map by open addressing; the strings are borrowed (they must
+ * outlive the map).  A zero-initialised map is empty; free with
+ * jg_spec_strmap_free. */
+typedef struct {
+    const char **keys;
+    size_t *lens;
+    int *vals;
+    size_t cap, n;
+} jg_spec_strmap_t;
+
+/* The value slot of key: with insert, added (value 0) when absent; without,
+ * NULL when absent. */
+int *jg_spec_strmap_slot(jg_spec_strmap_t *m, const char *key, size_t len, bool insert);
+void jg_spec_strmap_free(jg_spec_strmap_t *m);
 
 /* Why s is not a DNS label (written into buf when it needs formatting), or NULL. */
 const char *jg_spec_dns_problem(const char *s, char *buf, size_t size);
 
 /* True for an accelerator name: [A-Za-z0-9._-]+. */
 bool jg_spec_accel_name_ok(const char *name);
+
+/* Parses [0-9]+(.[0-9]*)? | .[0-9]+ at s into *out; returns the length
+ * consumed (0: none). */
+size_t jg_spec_scan_decimal(const char *s, double *out);
 
 /* Integer text with an optional sign: 0 ok, -1 not an integer, -2 outside lo..hi. */
 int jg_spec_parse_int(const char *s, long long lo, long long hi, long long *out);

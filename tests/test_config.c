@@ -17,6 +17,7 @@
 
 #include "jgsched/config.h"
 #include "jgsched/paths.h"
+#include "jg_config.h"
 
 #ifndef JG_TEST_FIXTURES
 #define JG_TEST_FIXTURES "tests/fixtures"
@@ -118,6 +119,11 @@ static void assert_defaults(const jg_config_t *c)
     cr_assert_not(c->kubernetes.enabled);
     cr_assert_null(c->kubernetes.context);
     cr_assert_null(c->kubernetes.namespace);
+    cr_assert_not(c->kubernetes.has_enabled);
+    cr_assert_null(c->kubernetes.kubeconfig);
+    cr_assert_str_eq(c->kubernetes.gpu_resource, "nvidia.com/gpu");
+    cr_assert_str_eq(c->kubernetes.image, "ubuntu:22.04");
+    cr_assert_str_eq(c->kubernetes.agent_image, "jgsched/agent:" JG_VERSION);
     cr_assert_eq(c->n_volumes, 0);
     jg_spec_limits_t d = jg_spec_limits_default();
     cr_assert_not(c->has_spec_limits);
@@ -237,6 +243,10 @@ Test(config, full_file_sets_every_field)
     cr_assert(!cfg->kubernetes.enabled && cfg->kubernetes.has_enabled);
     cr_assert_str_eq(cfg->kubernetes.context, "my-cluster");
     cr_assert_str_eq(cfg->kubernetes.namespace, "jgsched");
+    cr_assert_str_eq(cfg->kubernetes.kubeconfig, "/etc/jgsched/kubeconfig");
+    cr_assert_str_eq(cfg->kubernetes.gpu_resource, "amd.com/gpu");
+    cr_assert_str_eq(cfg->kubernetes.image, "ubuntu:24.04");
+    cr_assert_str_eq(cfg->kubernetes.agent_image, "registry.local/jgsched/agent:test");
 
     cr_assert_eq(cfg->n_volumes, 2);
     cr_assert_str_eq(cfg->volumes[0].name, "shared-volume");
@@ -438,9 +448,6 @@ Test(config, settings_not_supported_yet_are_errors)
     expect_error("backends:\n  local:\n    enabled: false\n",
                  "c.yaml:3:14: backends.local.enabled: the local backend is the only one built "
                  "and cannot be disabled yet", NULL);
-    expect_error("backends:\n  kubernetes: {enabled: on}\n",
-                 "c.yaml:2:25: backends.kubernetes.enabled: the kubernetes backend is not built "
-                 "yet", NULL);
     expect_error("backends:\n  local:\n    capacity:\n      accelerators: {T4: 2}\n"
                  "      max_node: {accelerators: {T4: 1}}\n",
                  "c.yaml:5:18: backends.local.capacity.max_node.accelerators: a node's "
@@ -450,6 +457,103 @@ Test(config, settings_not_supported_yet_are_errors)
                              "context: c, namespace: ns}}\n"));
     cr_assert(cfg->local.enabled);
     cr_assert_not(cfg->kubernetes.enabled);
+}
+
+/* ---- backends.kubernetes ------------------------------------------------- */
+
+Test(config, writing_the_kubernetes_section_enables_it)
+{
+    cr_assert_not_null(parse("backends:\n  kubernetes: {}\n"));
+    cr_assert(cfg->kubernetes.enabled && cfg->kubernetes.has_enabled);
+    cr_assert_null(cfg->kubernetes.kubeconfig);
+    cr_assert_null(cfg->kubernetes.context);
+    cr_assert_str_eq(cfg->kubernetes.gpu_resource, "nvidia.com/gpu");
+    cr_assert_not(cfg->kubernetes.has_gpu_resource);
+    cr_assert_str_eq(cfg->kubernetes.image, "ubuntu:22.04");
+    cr_assert_str_eq(cfg->kubernetes.agent_image, "jgsched/agent:" JG_VERSION);
+    cr_assert(cfg->local.enabled, "local stays on beside it");
+    /* an empty section is written too */
+    cr_assert_not_null(parse("backends:\n  kubernetes:\n"));
+    cr_assert(cfg->kubernetes.enabled);
+    /* enabled: false turns it off and keeps the rest checked */
+    cr_assert_not_null(parse("backends:\n  kubernetes:\n    enabled: false\n"
+                             "    context: prod\n"));
+    cr_assert_not(cfg->kubernetes.enabled);
+    cr_assert(cfg->kubernetes.has_enabled);
+    cr_assert_str_eq(cfg->kubernetes.context, "prod");
+    cr_assert_not_null(parse("backends: {kubernetes: {enabled: true}}\n"));
+    cr_assert(cfg->kubernetes.enabled);
+}
+
+Test(config, kubernetes_section_every_key)
+{
+    cr_assert_not_null(parse("backends:\n"
+                             "  kubernetes:\n"
+                             "    kubeconfig: /etc/jgsched/kubeconfig\n"
+                             "    context: kind-kind\n"
+                             "    namespace: batch\n"
+                             "    gpu_resource: amd.com/gpu\n"
+                             "    image: registry.example:5000/team/base@sha256:0123abcd\n"
+                             "    agent_image: localhost/jgsched/agent:dev\n"));
+    const jg_config_kubernetes_t *k = &cfg->kubernetes;
+    cr_assert(k->enabled);
+    cr_assert_str_eq(k->kubeconfig, "/etc/jgsched/kubeconfig");
+    cr_assert_str_eq(k->context, "kind-kind");
+    cr_assert_str_eq(k->namespace, "batch");
+    cr_assert_str_eq(k->gpu_resource, "amd.com/gpu");
+    cr_assert(k->has_gpu_resource);
+    cr_assert_str_eq(k->image, "registry.example:5000/team/base@sha256:0123abcd");
+    cr_assert(k->has_image);
+    cr_assert_str_eq(k->agent_image, "localhost/jgsched/agent:dev");
+    cr_assert(k->has_agent_image);
+    char *d = jg_config_describe(cfg);
+    const char *lines[] = {
+        "  kubernetes: enabled\n",
+        "    kubeconfig: /etc/jgsched/kubeconfig\n",
+        "    context:   kind-kind\n",
+        "    namespace: batch\n",
+        "    gpu_resource: amd.com/gpu\n",
+        "    image:     registry.example:5000/team/base@sha256:0123abcd\n",
+        "    agent_image: localhost/jgsched/agent:dev\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        cr_expect(strstr(d, lines[i]), "missing line '%s' in:\n%s", lines[i], d);
+    free(d);
+}
+
+Test(config, kubernetes_section_errors)
+{
+    expect_error("backends:\n  kubernetes:\n    kubeconfig: kube/config\n",
+                 "c.yaml:3:17: backends.kubernetes.kubeconfig: 'kube/config' is not an absolute "
+                 "path (the daemon's working directory is /; leave it out for $KUBECONFIG or "
+                 "~/.kube/config)", NULL);
+    expect_error("backends: {kubernetes: {gpu_resource: gpu}}\n",
+                 "backends.kubernetes.gpu_resource: invalid resource name 'gpu': expected "
+                 "<domain>/<name>, e.g. nvidia.com/gpu or amd.com/gpu", NULL);
+    expect_error("backends: {kubernetes: {gpu_resource: Nvidia.com/gpu}}\n",
+                 "invalid resource name 'Nvidia.com/gpu': the domain before '/' must be "
+                 "lowercase DNS labels joined by '.'", NULL);
+    expect_error("backends: {kubernetes: {gpu_resource: nvidia..com/gpu}}\n",
+                 "the domain before '/' must be lowercase DNS labels joined by '.'", NULL);
+    expect_error("backends: {kubernetes: {gpu_resource: kubernetes.io/gpu}}\n",
+                 "the domain may not be kubernetes.io", NULL);
+    expect_error("backends: {kubernetes: {gpu_resource: nvidia.com/-gpu}}\n",
+                 "the name after '/' must be letters, digits", NULL);
+    expect_error("backends: {kubernetes: {image: 'ubuntu 22.04'}}\n",
+                 "backends.kubernetes.image: invalid image 'ubuntu 22.04': an image reference "
+                 "holds only letters, digits and . _ - / : @", NULL);
+    expect_error("backends: {kubernetes: {agent_image: -x}}\n",
+                 "backends.kubernetes.agent_image: invalid image '-x': an image reference "
+                 "starts and ends with a letter or digit", NULL);
+    expect_error("backends: {kubernetes: {image: [a]}}\n",
+                 "backends.kubernetes.image: expected a container image like ubuntu:22.04, got "
+                 "a list", NULL);
+    expect_error("backends: {kubernetes: {gpu_resources: nvidia.com/gpu}}\n",
+                 "backends.kubernetes: unknown key 'gpu_resources' (did you mean "
+                 "'gpu_resource'?)", NULL);
+    expect_error("backends: {kubernetes: [a]}\n",
+                 "backends.kubernetes: expected a mapping (enabled, kubeconfig, context, "
+                 "namespace, gpu_resource, image, agent_image), got a list", NULL);
 }
 
 Test(config, yaml_structure_errors)

@@ -84,12 +84,30 @@ typedef struct {
     bool has_oversubscribe;
 } jg_config_local_t;
 
+/* backends.kubernetes (docs/configuration.md, docs/kubernetes.md).  Only
+ * parsed and checked here; the kubeconfig itself is read when the backend
+ * starts (jgsched/kubeconfig.h: jg_kubeconfig_resolve(kubeconfig, context,
+ * NULL, err)), so a config can be written before the cluster exists. */
+#define JG_CONFIG_DEFAULT_GPU_RESOURCE "nvidia.com/gpu"
+#define JG_CONFIG_DEFAULT_IMAGE "ubuntu:22.04"
 typedef struct {
-    bool enabled;                   /* always false: the backend is not built yet (true is
-                                       refused); context and namespace are only checked */
-    bool has_enabled;
+    bool enabled;                   /* writing the section enables it (even empty);
+                                       `enabled: false` turns it off; default false */
+    bool has_enabled;               /* the file wrote the section */
+    char *kubeconfig;               /* absolute path; NULL: $KUBECONFIG's first file, else
+                                       ~/.kube/config, else (in a pod) in-cluster */
     char *context;                  /* NULL: the kubeconfig's current context */
-    char *namespace;                /* NULL: the context's namespace; else a DNS label */
+    char *namespace;                /* NULL: the context's namespace, else "default";
+                                       else a DNS label */
+    char *gpu_resource;             /* the resource accelerators map to:
+                                       JG_CONFIG_DEFAULT_GPU_RESOURCE unless set */
+    bool has_gpu_resource;
+    char *image;                    /* for a job that names none (image_id):
+                                       JG_CONFIG_DEFAULT_IMAGE unless set */
+    bool has_image;
+    char *agent_image;              /* the image of the agent's init container:
+                                       "jgsched/agent:<version>" unless set */
+    bool has_agent_image;
 } jg_config_kubernetes_t;
 
 typedef struct {

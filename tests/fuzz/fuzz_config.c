@@ -1,7 +1,7 @@
 /* fuzz_config.c - libFuzzer harness for the daemon's config.yaml reader.
  *
  * config.yaml is written by the administrator, not by users, but it is the
- * second client of the YAML reading kit spec.c shares through spec_yaml.h
+ * second client of the YAML reading kit in spec_yaml.c (spec_yaml.h)
  * (sizes, durations, did-you-mean, positions), and a daemon that crashes on
  * a typo in its config is a bad start.  The harness parses the input as
  * given (not NUL-terminated), then uses the result the way the daemon and
