@@ -4,7 +4,7 @@
  *   daemon.c    create / run / destroy: config, store, sched, backends, signals
  *   server.c    the listening socket and the connections: peer credentials,
  *               each client's fair share of a loop turn, bounds, timeouts
- *   handlers.c  the request ops: parse, authorize, answer
+ *   handlers.c  the table of request ops: parse, authorize, answer
  *   views.c     JSON shaping of groups, jobs, nodes, the queue and infra
  *   logs.c      reading nodes' logs into `logs` replies
  *   volumes.c   the volumes created through the CLI

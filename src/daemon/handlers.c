@@ -1,12 +1,12 @@
-/* handlers.c - one function per request op.
+/* handlers.c - one function per request op, and the table that names them.
  *
  * A handler unpacks its request strictly (unknown keys are refused), checks
  * that the caller may act, and answers: it reads the store for queries and
  * calls sched for changes, and never blocks.  The caller is who SO_PEERCRED
  * said (server.c); the request never says who it is.  Everyone may list the
  * queue; details, logs and cancel belong to the group's owner and the admins;
- * stopping the daemon and reloading policies to root and the daemon's owner.
- * The JSON shapes are in views.c.
+ * stopping the daemon and reloading policies to root and the daemon's owner
+ * (the table's JGD_OP_OWNER_ONLY).  The JSON shapes are in views.c.
  */
 #include <pwd.h>
 #include <stdio.h>
@@ -381,8 +381,6 @@ static void reload_result(void *ctx, const char *policy, const char *error)
 static json_t *op_policy_reload(jgd_conn_t *c, json_t *req)
 {
     (void)req;
-    if (c->uid != 0 && c->uid != getuid())
-        return jg_proto_error("permission denied: only root or the daemon's owner may reload policies");
     json_t *list = json_array();
     jg_sched_reload_policies(c->daemon->sched, reload_result, list);
     return json_pack("{s:b, s:o}", "ok", 1, "policies", list);
@@ -391,8 +389,6 @@ static json_t *op_policy_reload(jgd_conn_t *c, json_t *req)
 static json_t *op_shutdown(jgd_conn_t *c, json_t *req)
 {
     (void)req;
-    if (c->uid != 0 && c->uid != getuid())
-        return jg_proto_error("permission denied: only root or the daemon's owner may stop it");
     c->daemon->stopping = true;
     c->close_after_flush = true;
     jg_loop_stop(c->daemon->loop);
@@ -424,37 +420,53 @@ static json_t *op_volume_rm(jgd_conn_t *c, json_t *req)
     return jgd_volume_remove(c, name);
 }
 
+/* ------------------------------------------------------------- the table */
+
+enum {
+    /* Only root and the user the daemon runs as, not the configured admins:
+     * what the op does concerns the daemon, not one user's groups. */
+    JGD_OP_OWNER_ONLY = 1 << 0,
+};
+
+typedef json_t *jgd_handler_f(jgd_conn_t *c, json_t *req);
+
+typedef struct {
+    const char *op;
+    jgd_handler_f *handler;
+    unsigned flags;
+    const char *action;         /* JGD_OP_OWNER_ONLY: what others are told they may not do */
+} op_entry_t;
+
+static const op_entry_t op_table[] = {
+    {"ping", op_ping, 0, NULL},
+    {"submit", op_submit, 0, NULL},
+    {"queue", op_queue, 0, NULL},
+    {"show", op_show, 0, NULL},
+    {"watch", op_watch, 0, NULL},
+    {"logs", op_logs, 0, NULL},
+    {"cancel", op_cancel, 0, NULL},
+    {"shutdown", op_shutdown, JGD_OP_OWNER_ONLY, "stop it"},
+    {"policy_reload", op_policy_reload, JGD_OP_OWNER_ONLY, "reload policies"},
+    {"infra", op_infra, 0, NULL},
+    {"volume_create", op_volume_create, 0, NULL},
+    {"volume_ls", op_volume_ls, 0, NULL},
+    {"volume_rm", op_volume_rm, 0, NULL},
+};
+
 json_t *jgd_dispatch(jgd_conn_t *c, json_t *req)
 {
     json_t *op = json_object_get(req, "op");
     if (!json_is_string(op))
         return jg_proto_error("a request needs a string field \"op\"");
     const char *name = json_string_value(op);
-    if (strcmp(name, "ping") == 0)
-        return op_ping(c, req);
-    if (strcmp(name, "submit") == 0)
-        return op_submit(c, req);
-    if (strcmp(name, "queue") == 0)
-        return op_queue(c, req);
-    if (strcmp(name, "show") == 0)
-        return op_show(c, req);
-    if (strcmp(name, "watch") == 0)
-        return op_watch(c, req);
-    if (strcmp(name, "logs") == 0)
-        return op_logs(c, req);
-    if (strcmp(name, "cancel") == 0)
-        return op_cancel(c, req);
-    if (strcmp(name, "shutdown") == 0)
-        return op_shutdown(c, req);
-    if (strcmp(name, "policy_reload") == 0)
-        return op_policy_reload(c, req);
-    if (strcmp(name, "infra") == 0)
-        return op_infra(c, req);
-    if (strcmp(name, "volume_create") == 0)
-        return op_volume_create(c, req);
-    if (strcmp(name, "volume_ls") == 0)
-        return op_volume_ls(c, req);
-    if (strcmp(name, "volume_rm") == 0)
-        return op_volume_rm(c, req);
+    for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++) {
+        const op_entry_t *e = &op_table[i];
+        if (strcmp(name, e->op) != 0)
+            continue;
+        if ((e->flags & JGD_OP_OWNER_ONLY) && c->uid != 0 && c->uid != getuid())
+            return jg_proto_error("permission denied: only root or the daemon's owner may %s",
+                                  e->action);
+        return e->handler(c, req);
+    }
     return jg_proto_error("unknown op \"%s\"", name);
 }
