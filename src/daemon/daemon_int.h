@@ -154,8 +154,10 @@ json_t *jgd_volume_remove(jgd_conn_t *c, const char *name);
 
 /* --------------------------------------------------------------- watches.c */
 
-/* Makes c watch group id. */
-void jgd_watch_start(jgd_conn_t *c, int64_t id);
+/* Makes c watch group id (and stop watching any other).  The group's parsed
+ * spec is kept while anyone watches it, so pushes cost no parse: *spec is
+ * taken over (left empty) unless the group's spec is kept already. */
+void jgd_watch_start(jgd_conn_t *c, int64_t id, jgd_spec_view_t *spec);
 
 /* c stops watching (its connection closes).  Accepts a c that watches nothing. */
 void jgd_watch_stop(jgd_conn_t *c);

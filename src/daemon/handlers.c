@@ -238,7 +238,7 @@ static json_t *show_group(jgd_conn_t *c, json_t *req, bool watch)
     jgd_spec_view_t spec = {0};
     json_t *group = jgd_view_group_detail(c->daemon->store, id, !watch, &spec, &err);
     if (group && watch && !jg_state_is_terminal(state))
-        jgd_watch_start(c, id);
+        jgd_watch_start(c, id, &spec);
     jgd_spec_view_clear(&spec);
     if (!group)
         return jg_proto_error("%s", err.text);

@@ -3,7 +3,10 @@
  * of node events costs one message, not one per event.
  *
  * sched reports changed groups (jgd_watch_group_changed); the prepare hook
- * (daemon.c), after the scheduler's pass, pushes them.
+ * (daemon.c), after the scheduler's pass, pushes them.  A watched group's
+ * parsed spec is kept from the watch's first reply until no one watches the
+ * group (it ends, or its watchers close): the stored spec never changes, so
+ * a change costs the store reads of the group's rows and no parse.
  */
 #include <stdlib.h>
 
@@ -12,6 +15,7 @@
 /* One watched group, shared by the connections that watch it. */
 struct jgd_watch {
     int64_t group_id;
+    jgd_spec_view_t spec;
     int refs;                   /* watching connections, and a push under way */
     jgd_watch_t *next;
 };
@@ -34,6 +38,7 @@ static void watch_put(jg_daemon_t *d, jgd_watch_t *w)
             break;
         }
     }
+    jgd_spec_view_clear(&w->spec);
     free(w);
 }
 
@@ -46,7 +51,7 @@ void jgd_watch_stop(jgd_conn_t *c)
     watch_put(c->daemon, w);
 }
 
-void jgd_watch_start(jgd_conn_t *c, int64_t id)
+void jgd_watch_start(jgd_conn_t *c, int64_t id, jgd_spec_view_t *spec)
 {
     jg_daemon_t *d = c->daemon;
     jgd_watch_stop(c);
@@ -54,6 +59,8 @@ void jgd_watch_start(jgd_conn_t *c, int64_t id)
     if (!w) {
         w = jg_xcalloc(1, sizeof *w);
         w->group_id = id;
+        w->spec = *spec;
+        *spec = (jgd_spec_view_t){0};
         w->next = d->watches;
         d->watches = w;
     }
@@ -79,9 +86,7 @@ void jgd_watch_group_changed(void *daemon, int64_t id)
 static void push_one(jg_daemon_t *d, jgd_watch_t *w)
 {
     jg_error_t err;
-    jgd_spec_view_t spec = {0};
-    json_t *group = jgd_view_group_detail(d->store, w->group_id, false, &spec, &err);
-    jgd_spec_view_clear(&spec);
+    json_t *group = jgd_view_group_detail(d->store, w->group_id, false, &w->spec, &err);
     if (!group)
         return;
     const char *state = json_string_value(json_object_get(group, "state"));
@@ -117,6 +122,7 @@ void jgd_watch_free_all(jg_daemon_t *d)
     while (d->watches) {        /* only left if connections were not closed first */
         jgd_watch_t *w = d->watches;
         d->watches = w->next;
+        jgd_spec_view_clear(&w->spec);
         free(w);
     }
     free(d->dirty);
