@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #include "jg_config.h"
-#include "jgsched/backend.h"
+#include "jgsched/logstore.h"
 #include "jgsched/capacity.h"
 #include "jgsched/config.h"
 #include "jgsched/fsutil.h"
@@ -116,6 +116,7 @@ struct jg_daemon {
     int signal_fd;
     conn_t *conns;
     jg_trash_t *trash;          /* <home>/volumes/.trash: removed volumes, deleted off the loop */
+    jg_logstore_t *logs;        /* <state_dir>/logs: every node's output (sched writes it) */
     peer_t *peers;
     size_t in_bytes, out_bytes;     /* over all connections */
     bool accept_paused;
@@ -530,8 +531,7 @@ static json_t *op_submit(conn_t *c, json_t *req)
     const char *state = "PENDING";
     char *reason = NULL;
     if (jg_store_get_group(c->daemon->store, id, &row, &err) == 0) {
-        jg_backend_t *b = jg_sched_backend_for(c->daemon->sched, row.infra);
-        const char *w = b && b->ops->warning ? b->ops->warning(b) : NULL;
+        const char *w = jg_sched_infra_warning(c->daemon->sched, row.infra);
         if (w)
             json_array_append_new(warnings, json_string(w));
         state = jg_state_name(row.state);   /* FAILED_NO_RESOURCE when it can never fit */
@@ -727,7 +727,7 @@ typedef struct {
  * the node ended, the piece ends its attempt, or one line is longer than what
  * fits (it then travels in pieces).  NULL + err when the log cannot be read;
  * NULL without err text when not even the chunk's frame fits. */
-static json_t *read_log_chunk(jg_backend_t *b, int64_t id, const log_node_t *node,
+static json_t *read_log_chunk(jg_logstore_t *logs, int64_t id, const log_node_t *node,
                               long long offset, size_t max, size_t *budget, bool *at_end,
                               jg_error_t *err)
 {
@@ -735,7 +735,7 @@ static json_t *read_log_chunk(jg_backend_t *b, int64_t id, const log_node_t *nod
     if (node->next_attempt_at >= 0 && node->next_attempt_at >= offset &&
         (size_t)(node->next_attempt_at - offset) < max)
         max = (size_t)(node->next_attempt_at - offset);
-    int fd = b->ops->open_log(b, id, node->job, node->rank, err);
+    int fd = jg_logstore_open_read(logs, id, node->job, node->rank, err);
     if (fd < 0)
         return NULL;
     char *buf = jg_xmalloc(max ? max : 1);
@@ -872,12 +872,7 @@ static json_t *op_logs(conn_t *c, json_t *req)
             goto done;
         }
     }
-    jg_backend_t *b = jg_sched_backend_for(c->daemon->sched, row.infra);
-    if (!b) {
-        reply = jg_proto_error("group %lld ran on infra %s, which this daemon no longer has",
-                               (long long)id, row.infra);
-        goto done;
-    }
+    jg_logstore_t *logs = c->daemon->logs;
     bool group_ended = jg_state_is_terminal(row.state);
     bool all_at_end = true;
     size_t budget = LOG_REPLY_BUDGET;
@@ -898,9 +893,7 @@ static json_t *op_logs(conn_t *c, json_t *req)
         if (offset < 0)
             offset = 0;
         /* The attempt the offset lies in, and where the next one starts. */
-        size_t n_att = b->ops->log_attempts
-                           ? b->ops->log_attempts(b, id, jname, n->rank, attempts, LOG_MAX_ATTEMPTS)
-                           : 0;
+        size_t n_att = jg_logstore_attempts(logs, id, jname, n->rank, attempts, LOG_MAX_ATTEMPTS);
         int attempt = 1;
         log_node_t ln = {.job = jname, .rank = n->rank, .ended = jg_state_is_terminal(n->state),
                          .next_attempt_at = -1};
@@ -915,7 +908,7 @@ static json_t *op_logs(conn_t *c, json_t *req)
         }
         bool at_end = true;
         jg_error_t lerr;
-        json_t *chunk = read_log_chunk(b, id, &ln, offset, (size_t)max, &budget, &at_end, &lerr);
+        json_t *chunk = read_log_chunk(logs, id, &ln, offset, (size_t)max, &budget, &at_end, &lerr);
         if (!chunk && !lerr.text[0]) {
             all_at_end = false;     /* no room left in this reply: the next one */
             break;
@@ -1201,16 +1194,16 @@ static json_t *shape_json(double cpus, double memory_gb, const jg_accel_t *accel
 }
 
 typedef struct {
-    const jg_backend_t *backend;
+    const char *infra;
     json_t *groups;
     json_t *pending;
 } infra_walk_t;
 
 static void infra_group(void *ctx, int64_t id, const char *user, jg_state_t state,
-                        const jg_backend_t *backend, const jg_group_spec_t *spec, bool holds)
+                        const char *infra, const jg_group_spec_t *spec, bool holds)
 {
     infra_walk_t *w = ctx;
-    if (backend != w->backend)
+    if (!infra || strcmp(infra, w->infra) != 0)
         return;
     jg_usage_t u = {0};
     jg_usage_add_group(&u, spec, 1);
@@ -1222,42 +1215,50 @@ static void infra_group(void *ctx, int64_t id, const char *user, jg_state_t stat
     json_array_append_new(holds ? w->groups : w->pending, g);
 }
 
+typedef struct {
+    jg_daemon_t *daemon;
+    json_t *list;
+} infra_list_t;
+
+/* One entry of `jgsched infra`'s list: a backend instance. */
+static void infra_item(void *ctx, const jg_sched_infra_t *b)
+{
+    infra_list_t *l = ctx;
+    jg_daemon_t *d = l->daemon;
+    const jg_capacity_t *cap = b->capacity;
+    const jg_usage_t *used = b->used;
+    infra_walk_t w = {.infra = b->name, .groups = json_array(), .pending = json_array()};
+    jg_sched_foreach_active(d->sched, infra_group, &w);
+    json_t *notes = json_array();
+    if (b->warning)
+        json_array_append_new(notes, json_string(b->warning));
+    if (b->notes)
+        json_array_append_new(notes, json_string(b->notes));
+    json_t *item = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "name", b->name,
+                             "used", used ? shape_json(used->cpus, used->memory_gb,
+                                                       used->accels, used->n_accels)
+                                          : json_null(),
+                             "groups", w.groups, "pending", w.pending, "notes", notes,
+                             "capacity", cap ? shape_json(cap->cpus, cap->memory_gb,
+                                                          cap->accels, cap->n_accels)
+                                             : json_null());
+    if (cap) {
+        json_object_set_new(item, "max_node",
+                            shape_json(cap->max_node_cpus, cap->max_node_memory_gb, NULL, 0));
+        json_object_set_new(item, "source", json_string(cap->source));
+        if (b->kind && strcmp(b->kind, "local") == 0 && d->config->local.oversubscribe > 1)
+            json_object_set_new(item, "oversubscribe", json_real(d->config->local.oversubscribe));
+    }
+    json_array_append_new(l->list, item);
+}
+
 static json_t *op_infra(conn_t *c, json_t *req)
 {
     (void)req;
     jg_daemon_t *d = c->daemon;
-    json_t *list = json_array();
-    jg_backend_t *b = jg_sched_backend_for(d->sched, NULL);
-    if (b) {
-        const jg_capacity_t *cap = b->ops->capacity ? b->ops->capacity(b) : NULL;
-        const jg_usage_t *used = jg_sched_usage(d->sched, b);
-        infra_walk_t w = {.backend = b, .groups = json_array(), .pending = json_array()};
-        jg_sched_foreach_active(d->sched, infra_group, &w);
-        json_t *notes = json_array();
-        const char *warn = b->ops->warning ? b->ops->warning(b) : NULL;
-        if (warn)
-            json_array_append_new(notes, json_string(warn));
-        const char *more = b->ops->notes ? b->ops->notes(b) : NULL;
-        if (more)
-            json_array_append_new(notes, json_string(more));
-        json_t *item = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "name", b->ops->name,
-                                 "used", used ? shape_json(used->cpus, used->memory_gb,
-                                                           used->accels, used->n_accels)
-                                              : json_null(),
-                                 "groups", w.groups, "pending", w.pending, "notes", notes,
-                                 "capacity", cap ? shape_json(cap->cpus, cap->memory_gb,
-                                                              cap->accels, cap->n_accels)
-                                                 : json_null());
-        if (cap) {
-            json_object_set_new(item, "max_node",
-                                shape_json(cap->max_node_cpus, cap->max_node_memory_gb, NULL, 0));
-            json_object_set_new(item, "source", json_string(cap->source));
-            if (strcmp(b->ops->name, "local") == 0 && c->daemon->config->local.oversubscribe > 1)
-                json_object_set_new(item, "oversubscribe",
-                                    json_real(c->daemon->config->local.oversubscribe));
-        }
-        json_array_append_new(list, item);
-    }
+    infra_list_t l = {.daemon = d, .list = json_array()};
+    jg_sched_foreach_infra(d->sched, infra_item, &l);
+    json_t *list = l.list;
     char *settings = jg_config_describe(d->config);
     json_t *reply = json_pack("{s:b, s:o, s:s, s:s}", "ok", 1, "backends", list, "config",
                               d->config->loaded ? d->config->path : "(none: defaults)",
@@ -1734,41 +1735,6 @@ static int setup_signals(jg_daemon_t *d, jg_error_t *err)
     return jg_loop_add_fd(d->loop, d->signal_fd, EPOLLIN, on_signal, d, err);
 }
 
-static char *find_shim(void)
-{
-    const char *env = getenv("JGSCHED_SHIM");
-    if (env && *env)
-        return jg_xstrdup(env);
-    char *sib = jg_sibling_executable("jgsched-shim");
-    if (sib && access(sib, X_OK) == 0)
-        return sib;
-    free(sib);
-    return jg_xstrdup("jgsched-shim");
-}
-
-/* After a crash: remove what groups that are no longer active left behind
- * (their namespaces, keepers, stray processes). */
-static void sweep_leftovers(jg_daemon_t *d, jg_backend_t *b)
-{
-    if (!b->ops->sweep)
-        return;
-    jg_group_filter_t filter = {.active_only = true};
-    jg_group_row_t *rows = NULL;
-    size_t n = 0;
-    jg_error_t err;
-    if (jg_store_list_groups(d->store, &filter, &rows, &n, &err) < 0) {
-        jg_log("warn", "sweep: %s", err.text);
-        return;
-    }
-    int64_t *ids = jg_xcalloc(n ? n : 1, sizeof *ids);
-    for (size_t i = 0; i < n; i++)
-        ids[i] = rows[i].id;
-    if (b->ops->sweep(b, ids, n, &err) < 0)
-        jg_log("warn", "sweep of %s: %s", b->ops->name, err.text);
-    free(ids);
-    jg_group_rows_free(rows, n);
-}
-
 static void copy_paths(jg_paths_t *dst, const jg_paths_t *src)
 {
     dst->home = jg_xstrdup(src->home);
@@ -1801,43 +1767,12 @@ static jg_config_t *load_config(const char *path, jg_error_t *err)
     return cfg;
 }
 
-/* The local backend's capacity: what the config declares, the host's own for
- * everything it leaves out; the largest node defaults to the whole capacity. */
-static void local_capacity(const jg_config_local_t *lc, jg_capacity_t *cap)
-{
-    jg_capacity_detect_host(cap);
-    const jg_config_shape_t *c = &lc->capacity, *m = &lc->max_node;
-    bool declared = c->has_cpus || c->has_memory || c->has_accels;
-    if (c->has_cpus)
-        cap->cpus = c->cpus;
-    if (c->has_memory)
-        cap->memory_gb = c->memory_gb;
-    if (c->has_accels) {
-        jg_capacity_clear(cap);
-        jg_capacity_t declared_accels = {.accels = c->accels, .n_accels = c->n_accels};
-        jg_capacity_t copy;
-        jg_capacity_copy(&copy, &declared_accels);
-        cap->accels = copy.accels;
-        cap->n_accels = copy.n_accels;
-    }
-    cap->max_node_cpus = m->has_cpus ? m->cpus : cap->cpus;
-    cap->max_node_memory_gb = m->has_memory ? m->memory_gb : cap->memory_gb;
-    /* backends.local.oversubscribe: admission hands out more CPUs than there
-     * are (memory and accelerators never); nodes then share the cores. */
-    if (lc->oversubscribe > 1) {
-        cap->cpus *= lc->oversubscribe;
-        cap->max_node_cpus *= lc->oversubscribe;
-    }
-    snprintf(cap->source, sizeof cap->source, "%s", declared ? "config" : "host");
-}
-
 jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
 {
     jg_daemon_t *d = jg_xcalloc(1, sizeof *d);
     d->listen_fd = -1;
     d->signal_fd = -1;
     copy_paths(&d->paths, paths);
-    char *shim = NULL;
     char *policy_dir = NULL;
     if (jg_paths_create_dirs(&d->paths, err) < 0)
         goto fail;
@@ -1850,49 +1785,36 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
         goto fail;
     if (!(d->store = jg_store_open_exclusive(d->paths.store, err)))
         goto fail;
+    char *logs_dir = jg_xasprintf("%s/logs", d->paths.state_dir);
+    d->logs = jg_logstore_open(logs_dir, err);
+    free(logs_dir);
+    if (!d->logs)
+        goto fail;
     policy_dir = jg_policy_default_dir();
     jg_sched_options_t sopts = {.policy_dir = policy_dir,
                                 .default_policy = d->config->default_policy,
                                 .stop_grace_ms = (int)(d->config->stop_grace_s * 1000),
                                 .config = d->config,
                                 .volume_path = volume_path,
-                                .volume_ctx = d};
+                                .volume_ctx = d,
+                                .logs = d->logs,
+                                .backend_env = {.loop = d->loop, .config = d->config,
+                                                .state_dir = d->paths.state_dir}};
     if (!(d->sched = jg_sched_create(d->store, d->loop, &sopts, err)))
         goto fail;
     jg_sched_set_change_cb(d->sched, on_group_changed, d);
-    shim = find_shim();
-    jg_capacity_t capacity;
-    local_capacity(&d->config->local, &capacity);
-    jg_local_config_t local = {.state_dir = d->paths.state_dir, .shim_path = shim,
-                               .loop = d->loop, .on_event = jg_sched_backend_event,
-                               .event_ctx = d->sched, .capacity = &capacity,
-                               .host_gpus = !d->config->local.capacity.has_accels,
-                               .share_host_network =
-                                   d->config->local.network == JG_CONFIG_NETWORK_HOST,
-                               .nat = d->config->local.nat,
-                               .nat_network = d->config->local.nat_network,
-                               .cgroups_off =
-                                   d->config->local.cgroups == JG_CONFIG_CGROUPS_OFF};
-    jg_backend_t *b = jg_backend_local_create(&local, err);
-    jg_capacity_clear(&capacity);
-    if (!b)
-        goto fail;
-    jg_sched_add_backend(d->sched, b);
     if (bind_socket(d, err) < 0)
         goto fail;
     if (jg_loop_add_fd(d->loop, d->listen_fd, EPOLLIN, on_accept, d, err) < 0)
         goto fail;
     if (setup_signals(d, err) < 0)
         goto fail;
-    if (jg_sched_recover(d->sched, err) < 0)
+    if (jg_sched_recover(d->sched, err) < 0)    /* and sweeps every backend */
         goto fail;
-    sweep_leftovers(d, b);
     jg_loop_set_prepare(d->loop, on_prepare, d);
-    free(shim);
     free(policy_dir);
     return d;
 fail:
-    free(shim);
     free(policy_dir);
     if (d->listen_fd >= 0)
         unlink(d->paths.socket);
@@ -1924,6 +1846,7 @@ void jg_daemon_destroy(jg_daemon_t *d)
     if (d->signal_fd >= 0)
         close(d->signal_fd);
     jg_sched_destroy(d->sched);
+    jg_logstore_close(d->logs);
     jg_store_close(d->store);
     jg_config_free(d->config);
     jg_trash_close(d->trash);
