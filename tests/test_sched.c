@@ -1016,3 +1016,199 @@ Test(sched, a_group_asking_more_accelerators_than_an_int_holds_never_fits)
     cr_assert(strstr(why, "T4, 2 of 2 free"), "%s", why);
     jg_spec_free(spec);
 }
+
+/* ---- the backend interface's events (fake_backend.h) ------------------------------ */
+
+Test(sched, a_group_holds_its_resources_until_its_backend_reports_cleaned)
+{
+    jg_capacity_t cap = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    fake.slow_stop = true;
+    fake.slow_cleanup = true;
+    int64_t first = submit(NULL);
+    int64_t second = submit(NULL);
+    run_attempt(first, 1);
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, first, "cancelled by alice", &err), 0, "%s", err.text);
+    run_for(20);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(first, NULL, 0), JG_CANCELLING, "ended before its node did");
+    cr_expect_eq(group_state(second, NULL, 0), JG_PENDING);
+    /* The slow stop completes: the end is written, but cleanup is still running. */
+    event(JG_BACKEND_NODE_EXITED, first, 1, 143);
+    cr_assert_eq(group_state(first, NULL, 0), JG_CANCELLED, "the end was not written");
+    cr_expect_eq(fake.cleanups, 1);
+    cr_expect_eq(fake.last_cleanup, first);
+    run_for(20);
+    jg_sched_pass(sched);
+    char reason[512];
+    cr_expect_eq(group_state(second, reason, sizeof reason), JG_PENDING,
+                 "started before the first group's cleanup completed");
+    const jg_usage_t *used = usage_of("fake");
+    cr_assert_not_null(used);
+    cr_expect_eq(used->cpus, 2, "the cleaning group holds %g cpus", used->cpus);
+    fake_backend_cleaned(instances[0], first);
+    run_for(20);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(second, NULL, 0), JG_STARTING, "CLEANED did not let it start");
+}
+
+Test(sched, a_node_pending_in_the_backend_shows_its_reason_once)
+{
+    int64_t id = submit(NULL);
+    cr_assert_eq(group_state(id, NULL, 0), JG_STARTING);
+    size_t before = event_count(id);
+    jg_backend_event_t ev = {.type = JG_BACKEND_NODE_PENDING, .group_id = id, .job_index = 0,
+                             .rank = 0, .attempt = 1,
+                             .reason = "0/3 nodes are available: 3 Insufficient cpu"};
+    jg_sched_backend_event(sched, &ev);
+    jg_job_row_t j = job_row(id);
+    cr_expect(j.reason && strstr(j.reason, "0/3 nodes are available: 3 Insufficient cpu"),
+              "job reason: %s", j.reason ? j.reason : "(null)");
+    cr_expect_eq(j.state, JG_STARTING, "a pending node changed its job's state");
+    free(j.name);
+    free(j.reason);
+    cr_expect_eq(node_state(id, 0, 0), JG_STARTING);
+    size_t after = event_count(id);
+    cr_expect_gt(after, before, "the reason was not written");
+    jg_sched_backend_event(sched, &ev);
+    cr_expect_eq(event_count(id), after, "the same reason was written again");
+    ev.reason = "pulling image busybox";
+    jg_sched_backend_event(sched, &ev);
+    cr_expect_gt(event_count(id), after, "a new reason was not written");
+    run_attempt(id, 1);
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING);
+}
+
+Test(sched, capacity_that_grows_starts_a_waiting_group_and_shrinking_keeps_one_waiting)
+{
+    jg_capacity_t cap = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    int64_t first = submit(NULL);
+    int64_t second = submit(NULL);
+    cr_assert_eq(group_state(second, NULL, 0), JG_PENDING);
+    run_for(20);
+    jg_sched_pass(sched);
+    cr_assert_eq(group_state(second, NULL, 0), JG_PENDING);
+    /* A node joins: the waiting group starts once the backend says so. */
+    cap.cpus = 4;
+    fake_backend_capacity_changed(instances[0]);
+    run_for(20);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(second, NULL, 0), JG_STARTING, "grown capacity not used");
+    /* It leaves again: a third group waits, with the backend's reason. */
+    int64_t third = submit(NULL);
+    cap.cpus = 2;
+    fake_backend_capacity_changed(instances[0]);
+    run_attempt(first, 1);
+    event(JG_BACKEND_NODE_EXITED, first, 1, 0);
+    run_for(20);
+    jg_sched_pass(sched);
+    char reason[512];
+    cr_expect_eq(group_state(third, reason, sizeof reason), JG_PENDING,
+                 "started on capacity that is gone");
+    cr_expect(strstr(reason, "waiting for resources: needs 2 cpus, 0 of 2 free"), "reason: %s",
+              reason);
+}
+
+Test(sched, a_group_the_backend_says_can_never_fit_fails_at_submit)
+{
+    jg_capacity_t cap = {.cpus = 1, .memory_gb = 64, .max_node_cpus = 8, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    jg_error_t err = {{0}};
+    int64_t id = submit_as(NULL, "alice", getuid(), &err);
+    cr_assert_gt(id, 0, "%s", err.text);
+    char reason[512];
+    cr_expect_eq(group_state(id, reason, sizeof reason), JG_FAILED_NO_RESOURCE);
+    cr_expect(strstr(reason, "can never start: even on an idle infra fake"), "reason: %s", reason);
+    cr_expect_gt(fake.fits, 0, "fit() was not asked");
+    cr_expect_eq(fake.launches, 0);
+}
+
+/* The stored log of a node, whole (static buffer). */
+static const char *stored_log(int64_t id, const char *job, int rank)
+{
+    static char buf[4096];
+    jg_error_t err = {{0}};
+    int fd = jg_logstore_open_read(logs, id, job, rank, &err);
+    cr_assert_geq(fd, 0, "%s", err.text);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+Test(sched, output_in_pieces_over_two_attempts_is_stored_with_its_attempts)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    fake_backend_log(instances[0], id, 0, 0, 1, "hel");
+    fake_backend_log(instances[0], id, 0, 0, 1, "lo\n");
+    run_for(20);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 3);
+    run_for(20);
+    cr_assert_eq(fake.last_attempt, 2, "the job was not restarted");
+    run_attempt(id, 2);
+    fake_backend_log(instances[0], id, 0, 0, 2, "wor");
+    fake_backend_log(instances[0], id, 0, 0, 2, "ld\n");
+    run_for(20);
+    cr_expect_str_eq(stored_log(id, "main", 0), "hello\nworld\n");
+    jg_log_attempt_t at[4];
+    cr_assert_eq(jg_logstore_attempts(logs, id, "main", 0, at, 4), 2);
+    cr_expect(at[0].attempt == 1 && at[0].offset == 0);
+    cr_expect(at[1].attempt == 2 && at[1].offset == 6, "attempt 2 starts at %lld",
+              (long long)at[1].offset);
+    /* A restarted daemon resumes the node's output after what is stored. */
+    restart_sched();
+    cr_expect_eq(fake.last_log_bytes, 12);
+    cr_expect_eq(fake.last_log_bytes_attempt, 6);
+    cr_expect_gt(fake.sweeps, 0, "recovery did not sweep the backend");
+}
+
+/* Two instances of one kind, e.g. two Kubernetes contexts. */
+static void two_contexts(void)
+{
+    extra_names[0] = "kubernetes/ctx-a";
+    extra_names[1] = "kubernetes/ctx-b";
+    n_extra = 2;
+    restart_sched();
+}
+
+static void count_infra(void *ctx, const jg_sched_infra_t *info)
+{
+    char *names = ctx;
+    strcat(names, info->name);
+    strcat(names, ";");
+}
+
+Test(sched, two_instances_of_a_kind_are_kept_apart)
+{
+    two_contexts();
+    char names[256] = "";
+    jg_sched_foreach_infra(sched, count_infra, names);
+    cr_expect_str_eq(names, "fake;kubernetes/ctx-a;kubernetes/ctx-b;");
+    const char *yaml = "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n---\n"
+                       "name: main\nresources:\n  cpus: 2\n"
+                       "  infra: kubernetes/ctx-b\nrun: 'true'\n";
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    int64_t id = 0;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), "alice", &id, &err), 0, "%s",
+                 err.text);
+    jg_sched_pass(sched);
+    cr_assert_eq(extra_states[1].launches, 1, "not launched on ctx-b");
+    cr_expect_eq(extra_states[0].launches, 0, "launched on ctx-a");
+    cr_expect_eq(fake.launches, 0);
+    cr_expect_str_eq(extra_states[1].last_infra, "kubernetes/ctx-b");
+    const jg_usage_t *used = usage_of("kubernetes/ctx-b");
+    cr_expect(used && used->cpus == 2, "ctx-b's usage not counted");
+    used = usage_of("kubernetes/ctx-a");
+    cr_expect(used && used->cpus == 0, "ctx-a's usage counted");
+    event(JG_BACKEND_NODE_STARTED, id, 1, 0);
+    restart_sched();
+    cr_expect_eq(extra_states[1].reattached, 1, "ctx-b did not get its node back");
+    cr_expect_eq(extra_states[0].reattached, 0, "ctx-a was given ctx-b's node");
+}
