@@ -57,10 +57,14 @@
  *    by a child that became the node's user (host_mount_point), so root
  *    never makes a directory where the user could not, and it is left in
  *    place: another group's or instance's node may have it mounted.
- *  - Deleting: a node's work and tmp trees and a purged group directory are
- *    moved into <state_dir>/trash and deleted there by a background child
- *    through directory descriptors, as their owner (fsutil.h): never a full
- *    path into a tree the user can change, never on the loop.
+ *  - Deleting: a node's work and tmp trees are moved into <state_dir>/trash
+ *    and deleted there by a background child through directory descriptors,
+ *    as their owner (fsutil.h): never a full path into a tree the user can
+ *    change, never on the loop.
+ *  - Output: each node's output.log is opened once and read on a timer into
+ *    LOG events, drained before the node's end is reported (section "output
+ *    streams" at the end).  cleanup() queues CLEANED, and every stop() one
+ *    STOPPED once its nodes have ended.
  *  - GPUs: a jg_gpu_pool_t of the host's GPUs (nvidia-smi's index and name,
  *    read once at create).  A node takes its job's count at launch and keeps
  *    them until its final event (or its record goes); the indices are written

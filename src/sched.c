@@ -17,8 +17,14 @@
  * pass setup.
  *
  * Active groups are kept in a doubly linked list in submit order, which is
- * also the FIFO admission order.  Terminal groups are freed at once; the store
- * keeps their history.
+ * also the FIFO admission order.  Terminal groups are freed at once (the store
+ * keeps their history), but what they held stays counted against their
+ * backend, in a small cleaning record, until the backend reports CLEANED.
+ *
+ * sched is the only caller of backend operations: it makes the instances
+ * through the registry (one per infra string, "kubernetes/ctx-a" made on
+ * first use), turns their events into the changes above, and appends their
+ * output (LOG events) to the logstore.
  */
 #include "jgsched/sched.h"
 

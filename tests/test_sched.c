@@ -12,6 +12,7 @@
 #include "jgsched/backend.h"
 #include "jgsched/capacity.h"
 #include "jgsched/logstore.h"
+#include "jgsched/registry.h"
 #include "jgsched/config.h"
 #include "jgsched/loop.h"
 #include "jgsched/sched.h"
@@ -1211,4 +1212,18 @@ Test(sched, two_instances_of_a_kind_are_kept_apart)
     restart_sched();
     cr_expect_eq(extra_states[1].reattached, 1, "ctx-b did not get its node back");
     cr_expect_eq(extra_states[0].reattached, 0, "ctx-a was given ctx-b's node");
+}
+
+Test(sched, the_registry_knows_local_and_no_kind_not_built_yet)
+{
+    jg_backend_env_t env = {.loop = loop};
+    cr_expect(jg_registry_knows(&env, "local"));
+    cr_expect_not(jg_registry_knows(&env, "kubernetes"), "kubernetes is not built yet");
+    cr_expect_not(jg_registry_knows(&env, "kubernetes/ctx-a"));
+    cr_expect_not(jg_registry_knows(&env, "slurm"));
+    jg_error_t err = {{0}};
+    cr_expect_null(jg_registry_create(&env, "kubernetes/ctx-a", &err));
+    cr_expect(strstr(err.text, "no such backend kind"), "%s", err.text);
+    cr_expect_null(jg_registry_create(&env, "local/other", &err));
+    cr_expect(strstr(err.text, "exactly one instance"), "%s", err.text);
 }
