@@ -1,7 +1,7 @@
 /* daemon_int.h - what the files of jgschedd's daemon share, and nothing else.
  *
  * The daemon is cut by concern (see the comment opening each file):
- *   daemon.c    create / run / destroy: config, store, sched, backends, signals
+ *   daemon.c    create / run / destroy: config, store, logs, sched, signals
  *   server.c    the listening socket and the connections: peer credentials,
  *               each client's fair share of a loop turn, bounds, timeouts
  *   handlers.c  the table of request ops: parse, authorize, answer
@@ -24,6 +24,7 @@
 #include "jgsched/config.h"
 #include "jgsched/daemon.h"
 #include "jgsched/fsutil.h"
+#include "jgsched/logstore.h"
 #include "jgsched/loop.h"
 #include "jgsched/proto.h"
 #include "jgsched/sched.h"
@@ -66,6 +67,7 @@ struct jg_daemon {
     int signal_fd;
     jgd_conn_t *conns;
     jg_trash_t *trash;          /* <home>/volumes/.trash: removed volumes, deleted off the loop */
+    jg_logstore_t *logs;        /* <state_dir>/logs: every node's output (sched writes it) */
     jgd_peer_t *peers;
     size_t in_bytes, out_bytes;     /* over all connections */
     bool accept_paused;
@@ -128,9 +130,9 @@ json_t *jgd_view_queue_page(const jg_group_row_t *rows, size_t n, const jg_job_r
                             size_t n_jobs, size_t page_bytes, int64_t after_id, bool *more,
                             int64_t *last_id);
 
-/* The `infra` item of backend b: capacity, use, groups holding and waiting,
- * notes. */
-json_t *jgd_view_infra_backend(const jg_daemon_t *d, jg_backend_t *b);
+/* The `infra` item of one backend instance: capacity, use, groups holding
+ * and waiting, notes. */
+json_t *jgd_view_infra_backend(const jg_daemon_t *d, const jg_sched_infra_t *b);
 
 /* ------------------------------------------------------------------ logs.c */
 

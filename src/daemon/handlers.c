@@ -16,7 +16,6 @@
 
 #include "daemon_int.h"
 #include "jg_config.h"
-#include "jgsched/backend.h"
 #include "jgsched/policy.h"
 
 #define RECENT_WINDOW_US (3600LL * 1000000LL)
@@ -151,8 +150,7 @@ static json_t *op_submit(jgd_conn_t *c, json_t *req)
     const char *state = "PENDING";
     char *reason = NULL;
     if (jg_store_get_group(c->daemon->store, id, &row, &err) == 0) {
-        jg_backend_t *b = jg_sched_backend_for(c->daemon->sched, row.infra);
-        const char *w = b && b->ops->warning ? b->ops->warning(b) : NULL;
+        const char *w = jg_sched_infra_warning(c->daemon->sched, row.infra);
         if (w)
             json_array_append_new(warnings, json_string(w));
         state = jg_state_name(row.state);   /* FAILED_NO_RESOURCE when it can never fit */
@@ -353,14 +351,25 @@ static json_t *op_cancel(jgd_conn_t *c, json_t *req)
     return json_pack("{s:b, s:o}", "ok", 1, "results", results);
 }
 
+typedef struct {
+    jg_daemon_t *daemon;
+    json_t *list;
+} infra_list_t;
+
+static void infra_item(void *ctx, const jg_sched_infra_t *b)
+{
+    infra_list_t *l = ctx;
+    json_array_append_new(l->list, jgd_view_infra_backend(l->daemon, b));
+}
+
+/* One item per backend instance (docs/protocol.md, infra). */
 static json_t *op_infra(jgd_conn_t *c, json_t *req)
 {
     (void)req;
     jg_daemon_t *d = c->daemon;
-    json_t *list = json_array();
-    jg_backend_t *b = jg_sched_backend_for(d->sched, NULL);
-    if (b)
-        json_array_append_new(list, jgd_view_infra_backend(d, b));
+    infra_list_t l = {.daemon = d, .list = json_array()};
+    jg_sched_foreach_infra(d->sched, infra_item, &l);
+    json_t *list = l.list;
     char *settings = jg_config_describe(d->config);
     json_t *reply = json_pack("{s:b, s:o, s:s, s:s}", "ok", 1, "backends", list, "config",
                               d->config->loaded ? d->config->path : "(none: defaults)",

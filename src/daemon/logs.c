@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "daemon_int.h"
-#include "jgsched/backend.h"
 
 /* Replaces every byte that is not part of valid UTF-8 with '?', in place:
  * program output is arbitrary bytes, JSON strings are not.  Overlong forms,
@@ -105,7 +104,7 @@ typedef struct {
  * the node ended, the piece ends its attempt, or one line is longer than what
  * fits (it then travels in pieces).  NULL + err when the log cannot be read;
  * NULL without err text when not even the chunk's frame fits. */
-static json_t *read_log_chunk(jg_backend_t *b, int64_t id, const log_node_t *node,
+static json_t *read_log_chunk(jg_logstore_t *logs, int64_t id, const log_node_t *node,
                               long long offset, size_t max, size_t *budget, bool *at_end,
                               jg_error_t *err)
 {
@@ -113,7 +112,7 @@ static json_t *read_log_chunk(jg_backend_t *b, int64_t id, const log_node_t *nod
     if (node->next_attempt_at >= 0 && node->next_attempt_at >= offset &&
         (size_t)(node->next_attempt_at - offset) < max)
         max = (size_t)(node->next_attempt_at - offset);
-    int fd = b->ops->open_log(b, id, node->job, node->rank, err);
+    int fd = jg_logstore_open_read(logs, id, node->job, node->rank, err);
     if (fd < 0)
         return NULL;
     char *buf = jg_xmalloc(max ? max : 1);
@@ -231,12 +230,7 @@ json_t *jgd_logs_reply(jg_daemon_t *d, const jg_group_row_t *row, const char *jo
             goto done;
         }
     }
-    jg_backend_t *b = jg_sched_backend_for(d->sched, row->infra);
-    if (!b) {
-        reply = jg_proto_error("group %lld ran on infra %s, which this daemon no longer has",
-                               (long long)id, row->infra);
-        goto done;
-    }
+    jg_logstore_t *logs = d->logs;
     bool group_ended = jg_state_is_terminal(row->state);
     bool all_at_end = true;
     size_t budget = LOG_REPLY_BUDGET;
@@ -257,9 +251,7 @@ json_t *jgd_logs_reply(jg_daemon_t *d, const jg_group_row_t *row, const char *jo
         if (offset < 0)
             offset = 0;
         /* The attempt the offset lies in, and where the next one starts. */
-        size_t n_att = b->ops->log_attempts
-                           ? b->ops->log_attempts(b, id, jname, n->rank, attempts, LOG_MAX_ATTEMPTS)
-                           : 0;
+        size_t n_att = jg_logstore_attempts(logs, id, jname, n->rank, attempts, LOG_MAX_ATTEMPTS);
         int attempt = 1;
         log_node_t ln = {.job = jname, .rank = n->rank, .ended = jg_state_is_terminal(n->state),
                          .next_attempt_at = -1};
@@ -274,7 +266,7 @@ json_t *jgd_logs_reply(jg_daemon_t *d, const jg_group_row_t *row, const char *jo
         }
         bool at_end = true;
         jg_error_t lerr;
-        json_t *chunk = read_log_chunk(b, id, &ln, offset, max, &budget, &at_end, &lerr);
+        json_t *chunk = read_log_chunk(logs, id, &ln, offset, max, &budget, &at_end, &lerr);
         if (!chunk && !lerr.text[0]) {
             all_at_end = false;     /* no room left in this reply: the next one */
             break;

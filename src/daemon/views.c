@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "daemon_int.h"
-#include "jgsched/backend.h"
 #include "jgsched/capacity.h"
 
 static json_t *job_json(const jg_job_row_t *j)
@@ -146,16 +145,16 @@ static json_t *shape_json(double cpus, double memory_gb, const jg_accel_t *accel
 }
 
 typedef struct {
-    const jg_backend_t *backend;
+    const char *infra;
     json_t *groups;
     json_t *pending;
 } infra_walk_t;
 
 static void infra_group(void *ctx, int64_t id, const char *user, jg_state_t state,
-                        const jg_backend_t *backend, const jg_group_spec_t *spec, bool holds)
+                        const char *infra, const jg_group_spec_t *spec, bool holds)
 {
     infra_walk_t *w = ctx;
-    if (backend != w->backend)
+    if (!infra || strcmp(infra, w->infra) != 0)
         return;
     jg_usage_t u = {0};
     jg_usage_add_group(&u, spec, 1);
@@ -167,20 +166,18 @@ static void infra_group(void *ctx, int64_t id, const char *user, jg_state_t stat
     json_array_append_new(holds ? w->groups : w->pending, g);
 }
 
-json_t *jgd_view_infra_backend(const jg_daemon_t *d, jg_backend_t *b)
+json_t *jgd_view_infra_backend(const jg_daemon_t *d, const jg_sched_infra_t *b)
 {
-    const jg_capacity_t *cap = b->ops->capacity ? b->ops->capacity(b) : NULL;
-    const jg_usage_t *used = jg_sched_usage(d->sched, b);
-    infra_walk_t w = {.backend = b, .groups = json_array(), .pending = json_array()};
+    const jg_capacity_t *cap = b->capacity;
+    const jg_usage_t *used = b->used;
+    infra_walk_t w = {.infra = b->name, .groups = json_array(), .pending = json_array()};
     jg_sched_foreach_active(d->sched, infra_group, &w);
     json_t *notes = json_array();
-    const char *warn = b->ops->warning ? b->ops->warning(b) : NULL;
-    if (warn)
-        json_array_append_new(notes, json_string(warn));
-    const char *more = b->ops->notes ? b->ops->notes(b) : NULL;
-    if (more)
-        json_array_append_new(notes, json_string(more));
-    json_t *item = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "name", b->ops->name,
+    if (b->warning)
+        json_array_append_new(notes, json_string(b->warning));
+    if (b->notes)
+        json_array_append_new(notes, json_string(b->notes));
+    json_t *item = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "name", b->name,
                              "used", used ? shape_json(used->cpus, used->memory_gb,
                                                        used->accels, used->n_accels)
                                           : json_null(),
@@ -192,7 +189,7 @@ json_t *jgd_view_infra_backend(const jg_daemon_t *d, jg_backend_t *b)
         json_object_set_new(item, "max_node",
                             shape_json(cap->max_node_cpus, cap->max_node_memory_gb, NULL, 0));
         json_object_set_new(item, "source", json_string(cap->source));
-        if (strcmp(b->ops->name, "local") == 0 && d->config->local.oversubscribe > 1)
+        if (b->kind && strcmp(b->kind, "local") == 0 && d->config->local.oversubscribe > 1)
             json_object_set_new(item, "oversubscribe", json_real(d->config->local.oversubscribe));
     }
     return item;
