@@ -57,10 +57,14 @@
  *    by a child that became the node's user (host_mount_point), so root
  *    never makes a directory where the user could not, and it is left in
  *    place: another group's or instance's node may have it mounted.
- *  - Deleting: a node's work and tmp trees and a purged group directory are
- *    moved into <state_dir>/trash and deleted there by a background child
- *    through directory descriptors, as their owner (fsutil.h): never a full
- *    path into a tree the user can change, never on the loop.
+ *  - Deleting: a node's work and tmp trees are moved into <state_dir>/trash
+ *    and deleted there by a background child through directory descriptors,
+ *    as their owner (fsutil.h): never a full path into a tree the user can
+ *    change, never on the loop.
+ *  - Output: each node's output.log is opened once and read on a timer into
+ *    LOG events, drained before the node's end is reported (section "output
+ *    streams" at the end).  cleanup() queues CLEANED, and every stop() one
+ *    STOPPED once its nodes have ended.
  *  - GPUs: a jg_gpu_pool_t of the host's GPUs (nvidia-smi's index and name,
  *    read once at create).  A node takes its job's count at launch and keeps
  *    them until its final event (or its record goes); the indices are written
@@ -72,10 +76,11 @@
  *    the shim.  memory.events says whether the OOM killer struck; the cgroup
  *    is killed (cgroup.kill) and removed when the node ends and at cleanup.
  */
-#include "jgsched/backend.h"
+#include "jgsched/backend_local.h"
 #include "jgsched/capacity.h"
 #include "jgsched/fsutil.h"
 #include "jgsched/netns.h"
+#include "jgsched/nodeenv.h"
 #include "jgsched/proc.h"
 #include "jgsched/paths.h"
 
@@ -120,6 +125,16 @@
 typedef struct local local_t;
 typedef struct node node_t;
 
+/* A node's output.log as it is streamed out in LOG events (section "output
+ * streams" at the end of this file). */
+typedef struct {
+    int fd;                     /* O_RDONLY, opened once (open_node_file); -1: not yet */
+    bool refused;               /* open_node_file refused it: never tried again */
+    bool resume_set;            /* reattach() said where to resume (offset) */
+    int64_t offset;             /* bytes of output.log already delivered */
+    int64_t attempt_start;      /* where this node's attempt starts in output.log */
+} node_stream_t;
+
 struct node {
     node_t *next;
     local_t *b;
@@ -150,6 +165,7 @@ struct node {
     int *gpus;                  /* GPU indices this attempt holds (n_gpus), or NULL */
     size_t n_gpus;
     char *cgroup;               /* the attempt's cgroup directory, or NULL (none here) */
+    node_stream_t stream;       /* its output.log, read into LOG events (see the end) */
 };
 
 typedef struct {
@@ -157,7 +173,10 @@ typedef struct {
     char *reason;
     char *handle;
     char *address;
+    char *data;                 /* LOG: the bytes (ev.len of them) */
 } queued_t;
+
+typedef struct stop_wait stop_wait_t;
 
 /* A group's network hub, while this backend follows its keeper. */
 typedef struct gnet {
@@ -204,7 +223,14 @@ struct local {
     char *cg_base;              /* this instance's cgroup (v2), or NULL: nodes are not limited */
     char *notes;                /* notes(): cgroups and GPUs, one line */
     jg_trash_t *trash;          /* <state_dir>/trash: users' trees go there to be deleted */
+    uint64_t stream_timer;      /* reads live nodes' output (0: none armed) */
+    stop_wait_t *stop_waits;    /* stop() calls whose STOPPED is not reported yet */
 };
+
+static void stream_arm(local_t *b, int64_t delay_ms);
+static void stream_drain(node_t *n);
+static void stream_close(node_t *n);
+static void stop_waits_check(local_t *b);
 
 static const jg_backend_ops_t local_ops;
 
@@ -308,6 +334,12 @@ static int open_own_record(const char *path, int flags, jg_error_t *err)
 }
 
 #define ATTEMPTS_FILE_MAX 16384     /* what we read of a node's "attempts" file */
+
+/* One line of a node's "attempts" file: where an attempt's output starts. */
+typedef struct {
+    int attempt;
+    int64_t offset;
+} attempt_start_t;
 
 /* Appends "<attempt> <offset>" to the node's attempts file, so `jgsched logs`
  * can mark where each attempt's output starts.  Only decoration: a failure is
@@ -1029,10 +1061,12 @@ static void flush_events(local_t *b)
         q.ev.reason = q.reason;
         q.ev.handle = q.handle;
         q.ev.address = q.address;
+        q.ev.data = q.data;
         b->on_event(b->event_ctx, &q.ev);
         free(q.reason);
         free(q.handle);
         free(q.address);
+        free(q.data);
     }
     b->q_head = b->q_len = 0;
     b->flushing = false;
@@ -1083,6 +1117,9 @@ static void node_event(node_t *n, jg_backend_event_type_t type, const char *reas
         node_put_gpus(n);       /* free for the next node the moment this one is over */
     queue_event(n->b, type, n->group_id, n->job_index, n->rank, n->attempt, reason, NULL,
                 in_setup, code, sig);
+    if (type == JG_BACKEND_NODE_EXITED || type == JG_BACKEND_NODE_LOST ||
+        type == JG_BACKEND_LAUNCH_FAILED)
+        stop_waits_check(n->b);
 }
 
 /* ---- status file -------------------------------------------------------- */
@@ -1215,6 +1252,7 @@ static void node_free(local_t *b, node_t *n)
     }
     if (n->errfd >= 0)
         close(n->errfd);
+    stream_close(n);
     node_put_gpus(n);
     free(n->cgroup);
     free(n->lost_reason);
@@ -1245,6 +1283,7 @@ static void node_dead(local_t *b, node_t *n)
      * members still alive keep it reserved, which is the case that matters. */
     (void)jg_proc_kill(-n->pid, SIGKILL);
     n->shim_gone = true;
+    stream_drain(n);        /* its output reaches the core before its end */
     char why[160] = "";
     siginfo_t si = {0};
     if (waitid(P_PIDFD, (id_t)n->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
@@ -1342,6 +1381,7 @@ static node_t *node_new(local_t *b, int64_t group_id, int job_index, int rank, i
     n->pidfd = -1;
     n->wd = -1;
     n->errfd = -1;
+    n->stream.fd = -1;
     return n;
 }
 
@@ -1352,6 +1392,7 @@ static void node_link(local_t *b, node_t *n)
             o->superseded = true;
     n->next = b->nodes;
     b->nodes = n;
+    stream_arm(b, 0);
 }
 
 /* ---- group networks ----------------------------------------------------- */
@@ -2308,6 +2349,8 @@ static void on_stop_timer(jg_loop_t *loop, void *arg)
     free(t);
 }
 
+static void stop_wait_add(local_t *b, int64_t group_id, int job_index, int rank);
+
 static int local_stop(jg_backend_t *base, int64_t group_id, int job_index, int rank,
                       int grace_ms, jg_error_t *err)
 {
@@ -2326,6 +2369,7 @@ static int local_stop(jg_backend_t *base, int64_t group_id, int job_index, int r
         if (!n->superseded && !n->released)
             write_fifo(n, JG_SHIM_RELEASE_CANCEL, NULL);
     }
+    stop_wait_add(b, group_id, job_index, rank);
     if (any && grace_ms > 0) {
         stop_timer_t *t = jg_xcalloc(1, sizeof *t);
         t->b = b;
@@ -2344,16 +2388,12 @@ static int local_stop(jg_backend_t *base, int64_t group_id, int job_index, int r
 /* Reads back the "attempts" lines of a node directory (shim_protocol.h): a
  * bounded, non-blocking read of a regular file, parsed line by line; anything
  * odd ends the list where it is. */
-static size_t local_log_attempts(jg_backend_t *base, int64_t group_id, const char *job, int rank,
-                                 jg_log_attempt_t *out, size_t max)
+static size_t read_attempts_file(const char *dir, attempt_start_t *out, size_t max)
 {
-    local_t *b = base->impl;
-    if (!job || !*job || strchr(job, '/') || job[0] == '.' || max == 0)
+    if (max == 0)
         return 0;
-    char *dir = node_dir(b, group_id, job, rank);
     jg_error_t err;
     int fd = open_node_file(dir, JG_SHIM_ATTEMPTS, O_RDONLY, 0, NULL, &err);
-    free(dir);
     if (fd < 0)
         return 0;
     char buf[ATTEMPTS_FILE_MAX + 1];
@@ -2376,40 +2416,11 @@ static size_t local_log_attempts(jg_backend_t *base, int64_t group_id, const cha
             offset < 0 || (n > 0 && (attempt <= out[n - 1].attempt ||
                                      offset < out[n - 1].offset)))
             break;
-        out[n++] = (jg_log_attempt_t){.attempt = attempt, .offset = offset};
+        out[n++] = (attempt_start_t){.attempt = attempt, .offset = offset};
         line = nl + 1;
     }
     return n;
 }
-
-static int local_open_log(jg_backend_t *base, int64_t group_id, const char *job, int rank,
-                          jg_error_t *err)
-{
-    local_t *b = base->impl;
-    if (!job || !*job || strchr(job, '/') || job[0] == '.') {
-        jg_errprintf(err, "no log for %s-%d of group %" PRId64, job ? job : "?", rank, group_id);
-        errno = ENOENT;
-        return -1;
-    }
-    char *dir = node_dir(b, group_id, job, rank);
-    jg_error_t why;
-    int fd = open_node_file(dir, JG_SHIM_LOG, O_RDONLY, 0, NULL, &why);
-    int e = errno;
-    free(dir);
-    if (fd < 0 && e == ENOENT)
-        jg_errprintf(err, "no log for %s-%d of group %" PRId64, job, rank, group_id);
-    else if (fd < 0 && (e == ELOOP || e == EINVAL)) {
-        jg_log("warn", "group %" PRId64 ": %s", group_id, why.text);
-        jg_errprintf(err, "the log of %s-%d of group %" PRId64 " is not a regular file "
-                     "(output.log was replaced by a link, FIFO or device): refused", job, rank,
-                     group_id);
-    } else if (fd < 0)
-        jg_errprintf(err, "cannot read the log of %s-%d of group %" PRId64 ": %s", job, rank,
-                     group_id, strerror(e));
-    errno = e;      /* open_log's contract: ENOENT means no log yet */
-    return fd;
-}
-
 
 /* Removes a node directory's runtime files: everything but output.log and status.
  * Its work and tmp trees are the user's: they go to the trash (fsutil.h),
@@ -2467,25 +2478,9 @@ static int cleanup_network(local_t *b, int64_t group_id, const char *gdir, jg_er
     return rc;
 }
 
-/* The whole group directory, logs too: into the trash in one rename. */
-static int purge_group_dir(local_t *b, int64_t group_id, jg_error_t *err)
+/* Everything cleanup() removes, done at once (sweep() uses it too, quietly). */
+static int cleanup_group(local_t *b, int64_t group_id, jg_error_t *err)
 {
-    char *groups = jg_xasprintf("%s/groups", b->state_dir);
-    char name[32];
-    snprintf(name, sizeof name, "%" PRId64, group_id);
-    int gfd = open(groups, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int rc = gfd < 0 ? (errno == ENOENT ? 0 : jg_errprintf(err, "cannot open %s: %s", groups,
-                                                            strerror(errno)))
-                     : jg_trash_put(b->trash, gfd, name, err);
-    if (gfd >= 0)
-        close(gfd);
-    free(groups);
-    return rc;
-}
-
-static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_error_t *err)
-{
-    local_t *b = base->impl;
     int rc = 0;
     char *gdir = group_dir(b, group_id);
     DIR *d = NULL;
@@ -2544,8 +2539,6 @@ static int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_er
     }
     if (cleanup_network(b, group_id, gdir, &e) < 0 && rc == 0)
         rc = jg_errprintf(err, "%s", e.text);
-    if (purge)
-        rc = purge_group_dir(b, group_id, err);     /* earlier errors do not matter */
 done:
     if (d)
         closedir(d);
@@ -2654,6 +2647,8 @@ static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_ha
         node_t *n = node_new(b, group_id, h->job_index, h->rank, h->attempt, dir + 5);
         n->pid = pid;
         n->start = start;
+        n->stream.resume_set = true;        /* what the core already has */
+        n->stream.offset = h->log_bytes > 0 ? h->log_bytes : 0;
 
         /* Open the pidfd first, then check the start time: if it matches, the
          * pidfd is our shim and cannot be confused with a later process. */
@@ -2670,6 +2665,8 @@ static int local_reattach(jg_backend_t *base, int64_t group_id, const jg_node_ha
         reattach_resources(b, n, group_id, alive);
         node_link(b, n);
         n->shim_gone = !alive;
+        if (!alive)
+            stream_drain(n);
         read_status(n);
         report(n, true);
         if (!alive) {
@@ -2866,7 +2863,7 @@ static int local_sweep(jg_backend_t *base, const int64_t *live, size_t n_live, j
         jg_error_t e;
         if (has_leftovers(b, (int64_t)id, gdir)) {
             jg_log("info", "sweep: removing what group %lld left behind", id);
-            if (local_cleanup(base, (int64_t)id, false, &e) < 0 && rc == 0)
+            if (cleanup_group(b, (int64_t)id, &e) < 0 && rc == 0)
                 rc = jg_errprintf(err, "sweep: group %lld: %s", id, e.text);
         }
         free(gdir);
@@ -2973,6 +2970,8 @@ static int setup_nat(local_t *b, const jg_local_config_t *cfg, jg_error_t *err)
     return 0;
 }
 
+static void stop_wait_free(local_t *b, stop_wait_t *w);
+
 static void local_destroy(jg_backend_t *base)
 {
     if (!base)
@@ -2996,10 +2995,15 @@ static void local_destroy(jg_backend_t *base)
     }
     if (b->flush_timer)
         jg_loop_cancel_timer(b->loop, b->flush_timer);
+    if (b->stream_timer)
+        jg_loop_cancel_timer(b->loop, b->stream_timer);
+    while (b->stop_waits)
+        stop_wait_free(b, b->stop_waits);
     for (size_t i = b->q_head; i < b->q_len; i++) {
         free(b->queue[i].reason);
         free(b->queue[i].handle);
         free(b->queue[i].address);
+        free(b->queue[i].data);
     }
     free(b->queue);
     if (b->inotify_fd >= 0) {
@@ -3012,6 +3016,7 @@ static void local_destroy(jg_backend_t *base)
     free(b->state_dir);
     free(b->shim_path);
     free(b->warning);
+    free(b->base.name);
     free(b);
 }
 
@@ -3035,6 +3040,8 @@ static char *resolve_exec(const char *name)
     return found;
 }
 
+static void describe_host_node(local_t *b);
+
 jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *err)
 {
     local_t *b = NULL;
@@ -3049,6 +3056,7 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     b = jg_xcalloc(1, sizeof *b);
     b->base.ops = &local_ops;
     b->base.impl = b;
+    b->base.name = jg_xstrdup("local");
     b->inotify_fd = -1;
     b->shim_fd = -1;
     b->state_dir = realpath(cfg->state_dir, NULL);
@@ -3117,6 +3125,7 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     detect_gpus(b);
     if (!cfg->capacity || cfg->host_gpus)
         add_pool_to_capacity(b);
+    describe_host_node(b);
     char cg_why[320] = "";
     struct stat cst;
     if (cfg->cgroups_off)
@@ -3145,14 +3154,18 @@ static const jg_capacity_t *local_capacity(jg_backend_t *base)
     return &b->capacity;
 }
 
+/* Defined in the sections after the table. */
+static jg_fit_t local_fit(jg_backend_t *base, const jg_group_spec_t *spec, const jg_usage_t *held,
+                          char *why, size_t len);
+static int local_cleanup(jg_backend_t *base, int64_t group_id, jg_error_t *err);
+
 static const jg_backend_ops_t local_ops = {
-    .name = "local",
+    .kind = "local",
+    .fit = local_fit,
     .capacity = local_capacity,
     .launch = local_launch,
     .release = local_release,
     .stop = local_stop,
-    .open_log = local_open_log,
-    .log_attempts = local_log_attempts,
     .reattach = local_reattach,
     .cleanup = local_cleanup,
     .sweep = local_sweep,
@@ -3160,3 +3173,318 @@ static const jg_backend_ops_t local_ops = {
     .notes = local_notes,
     .destroy = local_destroy,
 };
+
+/* ---- output streams -------------------------------------------------------
+ *
+ * A node's output.log is the node's user's file: it is opened once, by
+ * open_node_file (no link, no FIFO, a regular file of its own), and the
+ * descriptor kept; new bytes are read on a timer while the node lives
+ * (STREAM_TICK_MS, at most STREAM_TICK_MAX bytes a node a tick, again at once
+ * when a node had more) and drained when it ends, before its final event, so
+ * the core holds all of a node's output by the time it learns of its end.
+ * Each piece is tagged with the attempt whose output it is: bytes before
+ * this attempt's start (the node's `attempts` file) belong to earlier ones,
+ * which only happens after a reattach that resumes behind them. */
+
+#define STREAM_TICK_MS 100
+#define STREAM_TICK_MAX (256 * 1024)        /* bytes a node a tick */
+#define STREAM_DRAIN_MAX (64 * 1024 * 1024) /* bytes read at a node's end, at most */
+#define STREAM_MAX_ATTEMPTS 64
+
+static void stream_tick(jg_loop_t *loop, void *arg);
+
+static void stream_arm(local_t *b, int64_t delay_ms)
+{
+    if (!b->stream_timer)
+        b->stream_timer = jg_loop_add_timer(b->loop, delay_ms, stream_tick, b);
+}
+
+static void stream_close(node_t *n)
+{
+    if (n->stream.fd >= 0)
+        close(n->stream.fd);
+    n->stream.fd = -1;
+}
+
+/* Opens output.log once; false when it is not there (yet) or was refused. */
+static bool stream_open(node_t *n)
+{
+    if (n->stream.fd >= 0)
+        return true;
+    if (n->stream.refused)
+        return false;
+    jg_error_t err;
+    int fd = open_node_file(n->dir, JG_SHIM_LOG, O_RDONLY, 0, NULL, &err);
+    if (fd < 0) {
+        if (errno != ENOENT) {
+            n->stream.refused = true;       /* once: the user may provoke it at will */
+            jg_log("warn", "group %" PRId64 ": its output is not collected: %s", n->group_id,
+                   err.text);
+        }
+        return false;
+    }
+    n->stream.fd = fd;
+    attempt_start_t at[STREAM_MAX_ATTEMPTS];
+    size_t k = read_attempts_file(n->dir, at, STREAM_MAX_ATTEMPTS);
+    for (size_t i = 0; i < k; i++)
+        if (at[i].attempt == n->attempt)
+            n->stream.attempt_start = at[i].offset;
+    if (!n->stream.resume_set)
+        n->stream.offset = n->stream.attempt_start;
+    return true;
+}
+
+/* The attempt that wrote the byte at offset, and where its output ends
+ * (INT64_MAX: open-ended). */
+static int stream_attempt_at(const node_t *n, int64_t offset, int64_t *ends)
+{
+    *ends = INT64_MAX;
+    if (offset >= n->stream.attempt_start)
+        return n->attempt;
+    *ends = n->stream.attempt_start;
+    attempt_start_t at[STREAM_MAX_ATTEMPTS];
+    size_t k = read_attempts_file(n->dir, at, STREAM_MAX_ATTEMPTS);
+    int attempt = 1;
+    for (size_t i = 0; i < k; i++) {
+        if (at[i].offset <= offset)
+            attempt = at[i].attempt;
+        else if (at[i].offset < *ends) {
+            *ends = at[i].offset;
+            break;
+        }
+    }
+    return attempt < n->attempt ? attempt : n->attempt;
+}
+
+/* Reads at most max new bytes of the node's output into LOG events; returns
+ * how many. */
+static size_t stream_read(node_t *n, size_t max)
+{
+    if (n->quiet || !stream_open(n))
+        return 0;
+    size_t total = 0;
+    char *buf = jg_xmalloc(64 * 1024);
+    while (total < max) {
+        int64_t ends;
+        int attempt = stream_attempt_at(n, n->stream.offset, &ends);
+        size_t want = 64 * 1024;
+        if (want > max - total)
+            want = max - total;
+        if (ends != INT64_MAX && (int64_t)want > ends - n->stream.offset)
+            want = (size_t)(ends - n->stream.offset);
+        ssize_t r = pread(n->stream.fd, buf, want, (off_t)n->stream.offset);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        queued_t *q = queue_event(n->b, JG_BACKEND_LOG, n->group_id, n->job_index, n->rank,
+                                  attempt, NULL, NULL, false, 0, 0);
+        q->data = jg_xmalloc((size_t)r);
+        memcpy(q->data, buf, (size_t)r);
+        q->ev.len = (size_t)r;
+        n->stream.offset += r;
+        total += (size_t)r;
+    }
+    free(buf);
+    return total;
+}
+
+static void stream_drain(node_t *n)
+{
+    size_t got = stream_read(n, STREAM_DRAIN_MAX);
+    if (got == STREAM_DRAIN_MAX)
+        jg_log("warn", "group %" PRId64 ": node %d-%d ended with more than %d MiB of output "
+               "not collected yet; the rest is not kept", n->group_id, n->job_index, n->rank,
+               STREAM_DRAIN_MAX >> 20);
+}
+
+static void stream_tick(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    local_t *b = arg;
+    b->stream_timer = 0;
+    bool any = false, behind = false;
+    for (node_t *n = b->nodes; n; n = n->next) {
+        if (n->quiet || n->shim_gone)
+            continue;
+        any = true;
+        if (stream_read(n, STREAM_TICK_MAX) == STREAM_TICK_MAX)
+            behind = true;
+    }
+    flush_events(b);
+    if (any)
+        stream_arm(b, behind ? 0 : STREAM_TICK_MS);
+}
+
+/* ---- STOPPED ---------------------------------------------------------------
+ *
+ * Each stop() is remembered until every node it targeted has reported its
+ * end (or cleanup() silenced it); then one STOPPED is queued for it. */
+
+struct stop_wait {
+    stop_wait_t *next;
+    int64_t group_id;
+    int job_index;
+    int rank;
+};
+
+static void stop_wait_free(local_t *b, stop_wait_t *w)
+{
+    for (stop_wait_t **pp = &b->stop_waits; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    free(w);
+}
+
+static void stop_waits_check(local_t *b)
+{
+    for (stop_wait_t *w = b->stop_waits, *next; w; w = next) {
+        next = w->next;
+        bool live = false;
+        for (node_t *n = b->nodes; n && !live; n = n->next)
+            live = matches(n, w->group_id, w->job_index, w->rank) && !n->reported_final &&
+                   !n->quiet;
+        if (live)
+            continue;
+        queue_event(b, JG_BACKEND_STOPPED, w->group_id, w->job_index, w->rank, 0, NULL, NULL,
+                    false, 0, 0);
+        stop_wait_free(b, w);
+    }
+}
+
+static void stop_wait_add(local_t *b, int64_t group_id, int job_index, int rank)
+{
+    stop_wait_t *w = jg_xcalloc(1, sizeof *w);
+    *w = (stop_wait_t){.next = b->stop_waits, .group_id = group_id, .job_index = job_index,
+                       .rank = rank};
+    b->stop_waits = w;
+    stop_waits_check(b);        /* nothing left to stop: STOPPED at once (queued) */
+}
+
+/* ---- cleanup, fit, the host as a node ------------------------------------ */
+
+/* Still synchronous (kills and waits briefly, then removes); CLEANED is
+ * queued, so it reaches the core from the loop like every other event. */
+static int local_cleanup(jg_backend_t *base, int64_t group_id, jg_error_t *err)
+{
+    local_t *b = base->impl;
+    int rc = cleanup_group(b, group_id, err);
+    stop_waits_check(b);        /* its nodes went quietly: their stops are over */
+    queue_event(b, JG_BACKEND_CLEANED, group_id, -1, -1, 0, rc < 0 ? err->text : NULL, NULL,
+                false, 0, 0);
+    return 0;
+}
+
+/* The host is one node: a job whose node is larger than the host (its
+ * max_node) never fits; a group fits now when it fits in what is free. */
+static jg_fit_t local_fit(jg_backend_t *base, const jg_group_spec_t *spec, const jg_usage_t *held,
+                          char *why, size_t len)
+{
+    local_t *b = base->impl;
+    const jg_capacity_t *cap = &b->capacity;
+    for (size_t i = 0; i < spec->n_jobs; i++)
+        if (!jg_capacity_node_fits(cap, base->name, &spec->jobs[i], why, len))
+            return JG_FIT_NEVER;
+    jg_usage_t idle = {0};
+    char short_of[256];
+    if (!jg_usage_group_fits(&idle, cap, spec, short_of, sizeof short_of)) {
+        static const char prefix[] = "waiting for resources: ";
+        const char *need = strncmp(short_of, prefix, sizeof prefix - 1) == 0
+                               ? short_of + sizeof prefix - 1 : short_of;
+        snprintf(why, len, "group %s can never start: even on an idle infra %s it %s",
+                 spec->name, base->name, need);
+        return JG_FIT_NEVER;
+    }
+    jg_usage_t none = {0};
+    return jg_usage_group_fits(held ? held : &none, cap, spec, why, len) ? JG_FIT_NOW
+                                                                          : JG_FIT_NOT_NOW;
+}
+
+static void describe_host_node(local_t *b)
+{
+    jg_capacity_t *cap = &b->capacity;
+    cap->reachable = true;
+    cap->nodes = jg_xcalloc(1, sizeof *cap->nodes);
+    cap->n_nodes = 1;
+    cap->nodes[0] = (jg_capacity_node_t){.name = jg_xstrdup("localhost"),
+                                         .cpus = cap->max_node_cpus,
+                                         .memory_gb = cap->max_node_memory_gb};
+    jg_accel_t *accels = cap->n_accels ? jg_xcalloc(cap->n_accels, sizeof *accels) : NULL;
+    for (size_t i = 0; i < cap->n_accels; i++)
+        accels[i] = (jg_accel_t){.name = jg_xstrdup(cap->accels[i].name),
+                                 .count = cap->accels[i].count};
+    cap->nodes[0].accels = accels;
+    cap->nodes[0].n_accels = cap->n_accels;
+}
+
+/* ---- the registry's factory ---------------------------------------------- */
+
+/* The shim: $JGSCHED_SHIM, else in libexec_dir, else next to the daemon,
+ * else on $PATH. */
+static char *find_shim(const char *libexec_dir)
+{
+    const char *env = getenv("JGSCHED_SHIM");
+    if (env && *env)
+        return jg_xstrdup(env);
+    char *path = libexec_dir ? jg_xasprintf("%s/jgsched-shim", libexec_dir)
+                             : jg_sibling_executable("jgsched-shim");
+    if (path && access(path, X_OK) == 0)
+        return path;
+    free(path);
+    return jg_xstrdup("jgsched-shim");
+}
+
+/* The capacity: what the config declares, the host's own for everything it
+ * leaves out; the largest node defaults to the whole capacity. */
+static void capacity_from_config(const jg_config_local_t *lc, jg_capacity_t *cap)
+{
+    jg_capacity_detect_host(cap);
+    const jg_config_shape_t *c = &lc->capacity, *m = &lc->max_node;
+    bool declared = c->has_cpus || c->has_memory || c->has_accels;
+    if (c->has_cpus)
+        cap->cpus = c->cpus;
+    if (c->has_memory)
+        cap->memory_gb = c->memory_gb;
+    if (c->has_accels) {
+        jg_capacity_clear(cap);
+        jg_capacity_t declared_accels = {.accels = c->accels, .n_accels = c->n_accels};
+        jg_capacity_t copy;
+        jg_capacity_copy(&copy, &declared_accels);
+        cap->accels = copy.accels;
+        cap->n_accels = copy.n_accels;
+    }
+    cap->max_node_cpus = m->has_cpus ? m->cpus : cap->cpus;
+    cap->max_node_memory_gb = m->has_memory ? m->memory_gb : cap->memory_gb;
+    /* backends.local.oversubscribe: admission hands out more CPUs than there
+     * are (memory and accelerators never); nodes then share the cores. */
+    if (lc->oversubscribe > 1) {
+        cap->cpus *= lc->oversubscribe;
+        cap->max_node_cpus *= lc->oversubscribe;
+    }
+    snprintf(cap->source, sizeof cap->source, "%s", declared ? "config" : "host");
+}
+
+jg_backend_t *jg_backend_local_from_env(const jg_backend_env_t *env, jg_error_t *err)
+{
+    static const jg_config_t defaults_missing = {0};
+    const jg_config_local_t *lc = env->config ? &env->config->local
+                                              : &defaults_missing.local;
+    char *shim = find_shim(env->libexec_dir);
+    jg_capacity_t capacity;
+    capacity_from_config(lc, &capacity);
+    jg_local_config_t local = {.state_dir = env->state_dir, .shim_path = shim,
+                               .loop = env->loop, .on_event = env->on_event,
+                               .event_ctx = env->event_ctx, .capacity = &capacity,
+                               .host_gpus = !lc->capacity.has_accels,
+                               .share_host_network = lc->network == JG_CONFIG_NETWORK_HOST,
+                               .nat = lc->nat,
+                               .nat_network = lc->nat_network,
+                               .cgroups_off = lc->cgroups == JG_CONFIG_CGROUPS_OFF};
+    jg_backend_t *b = jg_backend_local_create(&local, err);
+    jg_capacity_clear(&capacity);
+    free(shim);
+    return b;
+}

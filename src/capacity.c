@@ -36,6 +36,15 @@ void jg_capacity_clear(jg_capacity_t *cap)
     free(cap->accels);
     cap->accels = NULL;
     cap->n_accels = 0;
+    for (size_t i = 0; i < cap->n_nodes; i++) {
+        free(cap->nodes[i].name);
+        for (size_t k = 0; k < cap->nodes[i].n_accels; k++)
+            free(cap->nodes[i].accels[k].name);
+        free(cap->nodes[i].accels);
+    }
+    free(cap->nodes);
+    cap->nodes = NULL;
+    cap->n_nodes = 0;
 }
 
 /* Accelerator counts saturate at the ends of int: a job may ask INT_MAX nodes
@@ -66,6 +75,16 @@ void jg_capacity_copy(jg_capacity_t *dst, const jg_capacity_t *src)
     dst->n_accels = 0;
     for (size_t i = 0; i < src->n_accels; i++)
         add_accel(&dst->accels, &dst->n_accels, src->accels[i].name, src->accels[i].count);
+    dst->nodes = src->n_nodes ? jg_xcalloc(src->n_nodes, sizeof *dst->nodes) : NULL;
+    dst->n_nodes = src->n_nodes;
+    for (size_t i = 0; i < src->n_nodes; i++) {
+        const jg_capacity_node_t *sn = &src->nodes[i];
+        jg_capacity_node_t *dn = &dst->nodes[i];
+        *dn = (jg_capacity_node_t){.name = sn->name ? jg_xstrdup(sn->name) : NULL,
+                                   .cpus = sn->cpus, .memory_gb = sn->memory_gb};
+        for (size_t k = 0; k < sn->n_accels; k++)
+            add_accel(&dn->accels, &dn->n_accels, sn->accels[k].name, sn->accels[k].count);
+    }
 }
 
 int jg_capacity_accels(const jg_capacity_t *cap, const char *name)

@@ -17,15 +17,23 @@
  * pass setup.
  *
  * Active groups are kept in a doubly linked list in submit order, which is
- * also the FIFO admission order.  Terminal groups are freed at once; the store
- * keeps their history.
+ * also the FIFO admission order.  Terminal groups are freed at once (the store
+ * keeps their history), but what they held stays counted against their
+ * backend, in a small cleaning record, until the backend reports CLEANED.
+ *
+ * sched is the only caller of backend operations: it makes the instances
+ * through the registry (one per infra string, "kubernetes/ctx-a" made on
+ * first use), turns their events into the changes above, and appends their
+ * output (LOG events) to the logstore.
  */
 #include "jgsched/sched.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "jgsched/registry.h"
 #include "jgsched/state.h"
 #include "sched_int.h"
 
@@ -190,7 +198,7 @@ static int write_group(jg_sched_t *s, group_rt_t *g, jg_error_t *err)
     int64_t now = now_us();
     int rc = jg_store_set_group_state(s->store, g->id, g->state, g->reason, now, err);
     if (rc == 0 && g->state != JG_PENDING && g->backend)
-        rc = jg_store_set_group_infra(s->store, g->id, g->backend->ops->name, err);
+        rc = jg_store_set_group_infra(s->store, g->id, g->backend->name, err);
     for (size_t i = 0; rc == 0 && i < g->spec->n_jobs; i++) {
         const job_rt_t *j = &g->jobs[i];
         jg_job_row_t row = {.group_id = g->id, .index = j->index, .state = j->state,
@@ -242,15 +250,38 @@ static const char *job_name(const job_rt_t *j)
     return j->group->spec->jobs[j->index].name;
 }
 
+static void add_backend(jg_sched_t *s, jg_backend_t *backend)
+{
+    s->backends = jg_xrealloc(s->backends, (s->n_backends + 1) * sizeof *s->backends);
+    s->backends[s->n_backends++] = (backend_slot_t){.backend = backend};
+    s->admission_dirty = true;
+}
+
+/* The whole infra string decides: "kubernetes/ctx-a" and "kubernetes/ctx-b"
+ * are two instances, each made on first use. */
+jg_backend_t *jg_sched_backend_named(jg_sched_t *s, const char *infra, bool make)
+{
+    if (!infra)
+        return NULL;
+    for (size_t i = 0; i < s->n_backends; i++)
+        if (strcmp(s->backends[i].backend->name, infra) == 0)
+            return s->backends[i].backend;
+    if (!make || s->opts.no_registry || !jg_registry_knows(&s->env, infra))
+        return NULL;
+    jg_error_t err;
+    jg_backend_t *b = jg_registry_create(&s->env, infra, &err);
+    if (!b) {
+        jg_log("error", "infra %s: %s", infra, err.text);
+        return NULL;
+    }
+    jg_log("info", "infra %s: backend instance made on first use", infra);
+    add_backend(s, b);
+    return b;
+}
+
 static jg_backend_t *backend_for_infra(jg_sched_t *s, const char *infra)
 {
-    size_t len = strcspn(infra, "/");
-    for (size_t i = 0; i < s->n_backends; i++) {
-        const char *name = s->backends[i].backend->ops->name;
-        if (strlen(name) == len && strncmp(name, infra, len) == 0)
-            return s->backends[i].backend;
-    }
-    return NULL;
+    return jg_sched_backend_named(s, infra, true);
 }
 
 static void group_free(group_rt_t *g)
@@ -336,6 +367,58 @@ static void release_resources(jg_sched_t *s, group_rt_t *g)
     }
 }
 
+/* An ended group leaves memory before its backend reported CLEANED: what it
+ * holds stays counted, in a record of its own, until then. */
+static void keep_until_cleaned(jg_sched_t *s, group_rt_t *g)
+{
+    cleaning_t *c = jg_xcalloc(1, sizeof *c);
+    c->group_id = g->id;
+    c->backend = g->backend;
+    jg_usage_add_group(&c->used, g->spec, +1);
+    c->next = s->cleaning;
+    s->cleaning = c;
+    g->holds_resources = false;     /* now the record's */
+}
+
+/* u -= what; accelerator counts by name. */
+static void usage_subtract(jg_usage_t *u, const jg_usage_t *what)
+{
+    u->cpus -= what->cpus;
+    u->memory_gb -= what->memory_gb;
+    for (size_t i = 0; i < what->n_accels; i++)
+        for (size_t k = 0; k < u->n_accels; k++)
+            if (strcasecmp(u->accels[k].name, what->accels[i].name) == 0)
+                u->accels[k].count -= what->accels[i].count;
+}
+
+/* The backend reported CLEANED for group_id: what the group held is free. */
+static void cleaned(jg_sched_t *s, int64_t group_id, const char *reason)
+{
+    if (reason && *reason)
+        jg_log("warn", "group %lld: cleanup left something behind: %s", (long long)group_id,
+               reason);
+    for (group_rt_t *g = s->head; g; g = g->next) {
+        if (g->id == group_id && g->finished && g->cleaning) {
+            g->cleaning = false;
+            release_resources(s, g);
+            return;
+        }
+    }
+    for (cleaning_t **pp = &s->cleaning; *pp; pp = &(*pp)->next) {
+        cleaning_t *c = *pp;
+        if (c->group_id != group_id)
+            continue;
+        backend_slot_t *slot = slot_of(s, c->backend);
+        if (slot)
+            usage_subtract(&slot->used, &c->used);
+        *pp = c->next;
+        jg_usage_clear(&c->used);
+        free(c);
+        s->admission_dirty = true;
+        return;
+    }
+}
+
 /* Every way out of the active list (an end, a failed recovery, shutdown) passes
  * here, so what a group held is given back exactly once. */
 static void unlink_and_free(jg_sched_t *s, group_rt_t *g)
@@ -346,7 +429,10 @@ static void unlink_and_free(jg_sched_t *s, group_rt_t *g)
         if (g->jobs[i].restart_timer)
             jg_loop_cancel_timer(s->loop, g->jobs[i].restart_timer);
     }
-    release_resources(s, g);
+    if (g->cleaning && g->holds_resources)
+        keep_until_cleaned(s, g);
+    else
+        release_resources(s, g);
     if (g->prev)
         g->prev->next = g->next;
     else
@@ -505,7 +591,8 @@ static void release_group(jg_sched_t *s, group_rt_t *g)
 static void end_group_rt(jg_sched_t *s, group_rt_t *g)
 {
     g->finished = true;
-    release_resources(s, g);
+    if (!g->cleaning)
+        release_resources(s, g);
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
         if (j->cancel_timer)
@@ -525,8 +612,13 @@ static void finish_group(jg_sched_t *s, group_rt_t *g)
     jg_state_t st = group_outcome(g, reason, sizeof reason);
     set_group_state(s, g, st, reason);
     jg_error_t err;
-    if (g->backend && g->backend->ops->cleanup(g->backend, g->id, false, &err) < 0)
+    /* What it holds is free once the backend says CLEANED, not before: a
+     * slow delete (pods) must not let the next group in too early. */
+    g->cleaning = g->backend != NULL;
+    if (g->backend && g->backend->ops->cleanup(g->backend, g->id, &err) < 0) {
         jg_log("warn", "group %lld: cleanup: %s", (long long)g->id, err.text);
+        g->cleaning = false;
+    }
     jg_log("info", "group %lld (%s) ended %s: %s", (long long)g->id, g->spec->name,
            jg_state_name(st), reason);
     end_group_rt(s, g);
@@ -704,7 +796,7 @@ static void launch_group(jg_sched_t *s, group_rt_t *g)
         }
         jg_sched_set_job_state(s, j, JG_STARTING, "launching: setup runs on every node");
     }
-    if (jg_store_set_group_infra(s->store, g->id, g->backend->ops->name, &err) < 0)
+    if (jg_store_set_group_infra(s->store, g->id, g->backend->name, &err) < 0)
         store_failed(s, g, "infra", &err);
     set_group_state(s, g, JG_STARTING, "admitted: launching every node in parallel");
     if (txn_end(s) < 0) {
@@ -770,7 +862,8 @@ static int resolve_volumes(jg_sched_t *s, const jg_group_spec_t *spec, jg_kv_t *
 
 static void launch_nodes(jg_sched_t *s, group_rt_t *g, const jg_node_ref_t *refs, size_t n)
 {
-    jg_launch_t req = {.group_id = g->id, .spec = g->spec, .uid = g->uid, .gid = g->gid,
+    jg_launch_t req = {.group_id = g->id, .infra = g->backend->name, .spec = g->spec,
+                       .uid = g->uid, .gid = g->gid,
                        .user = g->user, .submitted_us = g->submitted_us, .nodes = refs,
                        .n_nodes = n};
     jg_error_t err;
@@ -820,9 +913,72 @@ static job_rt_t *event_job(jg_sched_t *s, const jg_backend_event_t *ev, group_rt
     return j;
 }
 
+static void kick(jg_sched_t *s);
+
+/* Output of a node: into the logstore, whatever attempt it belongs to (after
+ * a reattach, the tail of an earlier one may come first). */
+static void node_output(jg_sched_t *s, const jg_backend_event_t *ev)
+{
+    group_rt_t *g = find_group(s, ev->group_id);
+    if (!s->opts.logs || !g || ev->job_index < 0 || (size_t)ev->job_index >= g->spec->n_jobs ||
+        ev->rank < 0 || ev->rank >= g->jobs[ev->job_index].n_nodes || ev->attempt < 1 ||
+        (!ev->data && ev->len))
+        return;
+    jg_error_t err;
+    if (jg_logstore_append(s->opts.logs, g->id, g->spec->jobs[ev->job_index].name, ev->rank,
+                           ev->attempt, ev->data, ev->len, &err) < 0)
+        jg_log("error", "group %lld: output of %s-%d lost: %s", (long long)g->id,
+               g->spec->jobs[ev->job_index].name, ev->rank, err.text);
+}
+
+static uint32_t reason_hash(const char *text)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h ? h : 1;
+}
+
+/* A node waits inside the backend: its reason (and its job's) says why, in
+ * the state it has; the same reason again writes nothing. */
+static void node_pending(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank, const char *why)
+{
+    node_rt_t *node = &j->nodes[rank];
+    char reason[600];
+    snprintf(reason, sizeof reason, "waiting in infra %s: %s", g->backend ? g->backend->name : "?",
+             why && *why ? why : "no reason given");
+    uint32_t h = reason_hash(reason);
+    if (node->pending_hash == h)
+        return;
+    node->pending_hash = h;
+    set_node_state(s, j, rank, node->state, node->exit_code, reason);
+    char job_reason[700];
+    snprintf(job_reason, sizeof job_reason, "node %d %s", rank, reason);
+    jg_sched_set_job_state(s, j, j->state, job_reason);
+}
+
 void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev)
 {
     jg_sched_t *s = ctx;
+    switch (ev->type) {     /* events about no node, or about any attempt of one */
+    case JG_BACKEND_LOG:
+        node_output(s, ev);
+        return;
+    case JG_BACKEND_CAPACITY_CHANGED:
+        s->admission_dirty = true;
+        kick(s);
+        return;
+    case JG_BACKEND_CLEANED:
+        cleaned(s, ev->group_id, ev->reason);
+        kick(s);
+        return;
+    case JG_BACKEND_STOPPED:
+        /* Every node it targeted reported its end already: nothing follows
+         * from it that those events did not decide. */
+        return;
+    default:
+        break;
+    }
     group_rt_t *g = NULL;
     job_rt_t *j = event_job(s, ev, &g);
     if (!j)
@@ -835,7 +991,16 @@ void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev)
     txn_begin(s);
 
     switch (ev->type) {
+    case JG_BACKEND_NODE_PENDING:
+        node_pending(s, g, j, ev->rank, ev->reason);
+        break;
+    case JG_BACKEND_LOG:
+    case JG_BACKEND_STOPPED:
+    case JG_BACKEND_CLEANED:
+    case JG_BACKEND_CAPACITY_CHANGED:
+        break;      /* handled above */
     case JG_BACKEND_NODE_STARTED:
+        node->pending_hash = 0;
         touch(s, g);
         if (jg_store_set_node_handle(s->store, g->id, j->index, ev->rank,
                                      ev->handle ? ev->handle : "", ev->address, &err) < 0)
@@ -920,14 +1085,46 @@ jg_sched_t *jg_sched_create(jg_store_t *store, jg_loop_t *loop, const jg_sched_o
         s->opts.stop_grace_ms = 5000;
     s->policy_dir = jg_xstrdup(opts && opts->policy_dir ? opts->policy_dir : "policies");
     s->default_policy = jg_xstrdup(opts && opts->default_policy ? opts->default_policy : "default");
+    s->env = s->opts.backend_env;
+    s->env.on_event = jg_sched_backend_event;
+    s->env.event_ctx = s;
+    if (!s->env.loop)
+        s->env.loop = loop;
+    if (!s->env.config)
+        s->env.config = s->opts.config;
+    for (size_t i = 0; i < s->opts.n_extra_backends; i++)
+        add_backend(s, s->opts.extra_backends[i]);
+    s->opts.extra_backends = NULL;      /* ours now; the caller's array is not kept */
+    s->opts.n_extra_backends = 0;
     /* Load the default policy now so a broken installation fails at start-up,
      * not at the first submit. */
     if (!jg_sched_policy(s, NULL, err)) {
         jg_errprefix(err, "cannot load the default policy from %s", s->policy_dir);
-        free(s->policy_dir);
-        free(s->default_policy);
-        free(s);
+        jg_sched_destroy(s);
         return NULL;
+    }
+    if (!s->opts.no_registry) {
+        jg_backend_t **made = NULL;
+        size_t n_made = 0;
+        if (!s->env.state_dir) {
+            jg_errprintf(err, "no state directory for the backends");
+            jg_sched_destroy(s);
+            return NULL;
+        }
+        if (jg_registry_create_all(&s->env, &made, &n_made, err) < 0) {
+            jg_sched_destroy(s);
+            return NULL;
+        }
+        /* The registry's order, before any made by hand. */
+        size_t extra = s->n_backends;
+        for (size_t i = 0; i < n_made; i++)
+            add_backend(s, made[i]);
+        for (size_t i = 0; i < extra; i++) {
+            backend_slot_t first = s->backends[0];
+            memmove(s->backends, s->backends + 1, (s->n_backends - 1) * sizeof *s->backends);
+            s->backends[s->n_backends - 1] = first;
+        }
+        free(made);
     }
     return s;
 }
@@ -942,6 +1139,12 @@ void jg_sched_destroy(jg_sched_t *s)
             jg_loop_cancel_timer(s->loop, timers[i]);
     while (s->head)
         unlink_and_free(s, s->head);
+    while (s->cleaning) {
+        cleaning_t *c = s->cleaning;
+        s->cleaning = c->next;
+        jg_usage_clear(&c->used);
+        free(c);
+    }
     for (size_t i = 0; i < s->n_backends; i++) {
         s->backends[i].backend->ops->destroy(s->backends[i].backend);
         jg_usage_clear(&s->backends[i].used);
@@ -953,36 +1156,67 @@ void jg_sched_destroy(jg_sched_t *s)
     free(s);
 }
 
-void jg_sched_add_backend(jg_sched_t *s, jg_backend_t *backend)
-{
-    s->backends = jg_xrealloc(s->backends, (s->n_backends + 1) * sizeof *s->backends);
-    s->backends[s->n_backends++] = (backend_slot_t){.backend = backend};
-    s->admission_dirty = true;
-}
-
 void jg_sched_set_change_cb(jg_sched_t *s, jg_sched_change_f cb, void *ctx)
 {
     s->change_cb = cb;
     s->change_ctx = ctx;
 }
 
-jg_backend_t *jg_sched_backend_for(jg_sched_t *s, const char *infra)
+void jg_sched_foreach_infra(const jg_sched_t *s, jg_sched_infra_f cb, void *ctx)
 {
-    if (!infra || !*infra)
-        return s->n_backends ? s->backends[0].backend : NULL;
-    return backend_for_infra(s, infra);
+    for (size_t i = 0; i < s->n_backends; i++) {
+        jg_backend_t *b = s->backends[i].backend;
+        jg_sched_infra_t info = {
+            .name = b->name,
+            .kind = b->ops->kind,
+            .capacity = b->ops->capacity ? b->ops->capacity(b) : NULL,
+            .used = &s->backends[i].used,
+            .warning = b->ops->warning ? b->ops->warning(b) : NULL,
+            .notes = b->ops->notes ? b->ops->notes(b) : NULL,
+        };
+        cb(ctx, &info);
+    }
 }
 
-const jg_usage_t *jg_sched_usage(const jg_sched_t *s, const jg_backend_t *b)
+const char *jg_sched_infra_warning(const jg_sched_t *s, const char *infra)
 {
-    const backend_slot_t *slot = slot_of(s, b);
-    return slot ? &slot->used : NULL;
+    jg_backend_t *b = NULL;
+    if (!infra || !*infra)
+        b = s->n_backends ? s->backends[0].backend : NULL;
+    else
+        for (size_t i = 0; i < s->n_backends && !b; i++)
+            if (strcmp(s->backends[i].backend->name, infra) == 0)
+                b = s->backends[i].backend;
+    return b && b->ops->warning ? b->ops->warning(b) : NULL;
+}
+
+int jg_sched_purge(jg_sched_t *s, int64_t group_id, jg_error_t *err)
+{
+    group_rt_t *g = find_group(s, group_id);
+    if (g && !g->finished)
+        return jg_errprintf(err, "group %lld is still active: cancel it first",
+                            (long long)group_id);
+    jg_group_row_t row;
+    if (jg_store_get_group(s->store, group_id, &row, err) < 0)
+        return -1;
+    bool cleaning = g != NULL;
+    for (const cleaning_t *c = s->cleaning; c && !cleaning; c = c->next)
+        cleaning = c->group_id == group_id;
+    jg_backend_t *b = row.infra && *row.infra ? backend_for_infra(s, row.infra) : NULL;
+    jg_group_row_clear(&row);
+    jg_error_t cerr;
+    if (b && !cleaning && b->ops->cleanup(b, group_id, &cerr) < 0)
+        jg_log("warn", "group %lld: cleanup at purge: %s", (long long)group_id, cerr.text);
+    if (s->opts.logs && jg_logstore_remove_group(s->opts.logs, group_id, err) < 0)
+        return -1;
+    return 0;
 }
 
 void jg_sched_foreach_active(const jg_sched_t *s, jg_sched_group_f cb, void *ctx)
 {
     for (const group_rt_t *g = s->head; g; g = g->next)
-        cb(ctx, g->id, g->user, g->state, g->backend, g->spec, g->holds_resources);
+        cb(ctx, g->id, g->user, g->state, g->backend ? g->backend->name : NULL, g->spec,
+           g->holds_resources);
 }
 
 int64_t jg_sched_volume_user(const jg_sched_t *s, const char *name)
@@ -1000,29 +1234,26 @@ size_t jg_sched_active_count(const jg_sched_t *s)
     return s->n_active;
 }
 
-static void kick(jg_sched_t *s);
-
-/* A job whose single node is larger than anything the backend offers can never
- * run: the group fails at once, FAILED_NO_RESOURCE, nothing launched. */
+/* A group its backend says can never fit (a node larger than any it has, or
+ * more than all of it) fails at once, FAILED_NO_RESOURCE, nothing launched. */
 static bool fail_if_never_fits(jg_sched_t *s, group_rt_t *g)
 {
-    const jg_capacity_t *cap = g->backend->ops->capacity ? g->backend->ops->capacity(g->backend)
-                                                         : NULL;
-    if (!cap)
+    if (!g->backend->ops->fit)
         return false;
-    char why[512];
-    size_t blame = g->spec->n_jobs;     /* the job whose node is too large; n_jobs: the sum */
-    for (size_t i = 0; i < g->spec->n_jobs && blame == g->spec->n_jobs; i++)
-        if (!jg_capacity_node_fits(cap, g->backend->ops->name, &g->spec->jobs[i], why, sizeof why))
+    char why[512] = "";
+    jg_usage_t idle = {0};
+    if (g->backend->ops->fit(g->backend, g->spec, &idle, why, sizeof why) != JG_FIT_NEVER)
+        return false;
+    if (!why[0])
+        snprintf(why, sizeof why, "group %s can never start on infra %s", g->spec->name,
+                 g->backend->name);
+    /* The job the backend blames ("job x asks ..."); n_jobs: the group as a whole. */
+    size_t blame = g->spec->n_jobs;
+    for (size_t i = 0; i < g->spec->n_jobs && blame == g->spec->n_jobs; i++) {
+        size_t len = strlen(g->spec->jobs[i].name);
+        if (strncmp(why, "job ", 4) == 0 && strncmp(why + 4, g->spec->jobs[i].name, len) == 0 &&
+            why[4 + len] == ' ')
             blame = i;
-    if (blame == g->spec->n_jobs) {
-        /* Every node fits somewhere, but all of them together never can. */
-        jg_usage_t idle = {0};
-        char short_of[256];
-        if (jg_usage_group_fits(&idle, cap, g->spec, short_of, sizeof short_of))
-            return false;
-        snprintf(why, sizeof why, "group %s can never start: even on an idle infra %s it %s",
-                 g->spec->name, g->backend->ops->name, short_of + strlen("waiting for resources: "));
     }
     txn_begin(s);
     for (size_t k = 0; k < g->spec->n_jobs; k++) {
@@ -1346,15 +1577,20 @@ void jg_sched_pass(jg_sched_t *s)
             kick(s);
             break;
         }
-        const jg_capacity_t *cap = g->backend->ops->capacity ? g->backend->ops->capacity(g->backend)
-                                                             : NULL;
         user_use_t *u = s->opts.config ? user_use(&uses, &n_uses, g->user) : NULL;
         if (u && !within_limits(jg_config_limits_for(s->opts.config, g->user), u, g, why,
                                 sizeof why)) {
             set_pending_reason(s, g, why);      /* the user's limit: others may go ahead */
             continue;
         }
-        if (cap && slot && !jg_usage_group_fits(&slot->used, cap, g->spec, why, sizeof why)) {
+        why[0] = '\0';
+        jg_fit_t fit = g->backend->ops->fit && slot
+                           ? g->backend->ops->fit(g->backend, g->spec, &slot->used, why, sizeof why)
+                           : JG_FIT_NOW;
+        if (fit != JG_FIT_NOW) {
+            /* NEVER here: the infra shrank since submit; it may grow again. */
+            if (!why[0])
+                snprintf(why, sizeof why, "waiting for resources on infra %s", g->backend->name);
             set_pending_reason(s, g, why);
             const char *need = strncmp(why, "waiting for resources: ", 23) == 0 ? why + 23 : why;
             blocked[bi].id = g->id;
@@ -1448,9 +1684,18 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         node->attempt = nr->attempt;
         node->exit_code = nr->exit_code;
         node->released = nr->state == JG_RUNNING;
-        if (!jg_state_is_terminal(nr->state))
-            handles[n_handles++] = (jg_node_handle_t){.job_index = nr->job_index, .rank = nr->rank,
-                                                      .attempt = nr->attempt, .handle = nr->handle};
+        if (!jg_state_is_terminal(nr->state)) {
+            /* Output resumes after what the logstore holds. */
+            const char *jname = spec->jobs[nr->job_index].name;
+            jg_node_handle_t *h = &handles[n_handles++];
+            *h = (jg_node_handle_t){.job_index = nr->job_index, .rank = nr->rank,
+                                    .attempt = nr->attempt, .handle = nr->handle};
+            if (s->opts.logs) {
+                h->log_bytes = jg_logstore_size(s->opts.logs, row->id, jname, nr->rank);
+                h->log_bytes_attempt = jg_logstore_attempt_size(s->opts.logs, row->id, jname,
+                                                                nr->rank, nr->attempt);
+            }
+        }
     }
     for (size_t i = 0; i < spec->n_jobs; i++) {
         /* A restart stored before schema 3 (no counter, no deadline) whose
@@ -1514,6 +1759,24 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
     return rc;
 }
 
+/* After recovery: every backend removes what groups no longer active left
+ * behind (a daemon that died between a group's end and its cleanup). */
+static void sweep_backends(jg_sched_t *s)
+{
+    int64_t *ids = jg_xcalloc(s->n_active ? s->n_active : 1, sizeof *ids);
+    size_t n = 0;
+    for (const group_rt_t *g = s->head; g; g = g->next)
+        if (!g->finished)
+            ids[n++] = g->id;
+    for (size_t i = 0; i < s->n_backends; i++) {
+        jg_backend_t *b = s->backends[i].backend;
+        jg_error_t err;
+        if (b->ops->sweep && b->ops->sweep(b, ids, n, &err) < 0)
+            jg_log("warn", "sweep of %s: %s", b->name, err.text);
+    }
+    free(ids);
+}
+
 int jg_sched_recover(jg_sched_t *s, jg_error_t *err)
 {
     jg_group_filter_t filter = {.active_only = true};
@@ -1541,6 +1804,7 @@ int jg_sched_recover(jg_sched_t *s, jg_error_t *err)
     jg_group_rows_free(rows, n);
     if (rc < 0)
         return -1;
+    sweep_backends(s);
     if (s->n_pending)
         kick(s);
     return 0;

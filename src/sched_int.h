@@ -16,6 +16,7 @@ typedef struct {
     int attempt;
     int exit_code;              /* -1 if none */
     bool released;
+    uint32_t pending_hash;      /* of the last NODE_PENDING reason written (0: none) */
 } node_rt_t;
 
 typedef struct {
@@ -61,6 +62,7 @@ struct group_rt {
     jg_state_t end_override;    /* JG_PENDING when none; e.g. FAILED_SETUP */
     char end_reason[256];
     bool holds_resources;       /* admitted: counted in its backend's usage */
+    bool cleaning;              /* ended, cleanup() asked: holds until CLEANED */
     signed char own_policy;     /* -1 not known yet; 0 an installed policy; 1 Lua text its
                                  * submitter sent (in the store); 2 a file path stored by
                                  * an older jgschedd: the default policy is used */
@@ -75,8 +77,17 @@ struct group_rt {
 
 typedef struct {
     jg_backend_t *backend;
-    jg_usage_t used;            /* what admitted groups hold on it */
+    jg_usage_t used;            /* what admitted groups hold on it, until CLEANED */
 } backend_slot_t;
+
+/* What an ended group, freed from memory, still holds on its backend until
+ * the backend reports CLEANED. */
+typedef struct cleaning {
+    struct cleaning *next;
+    int64_t group_id;
+    jg_backend_t *backend;
+    jg_usage_t used;
+} cleaning_t;
 
 /* A loaded policy: an installed one (by name, shared by every group that
  * names it) or the Lua text one user submitted with a group (shared only by
@@ -96,6 +107,8 @@ struct jg_sched {
     jg_sched_options_t opts;
     backend_slot_t *backends;
     size_t n_backends;
+    jg_backend_env_t env;       /* what the registry makes instances with */
+    cleaning_t *cleaning;       /* ended groups whose CLEANED has not come yet */
     group_rt_t *head, *tail;
     size_t n_active;
     size_t n_pending;
@@ -116,6 +129,9 @@ struct jg_sched {
 
 
 /* ---- sched.c: mechanics the decisions use ---- */
+/* The backend instance serving exactly infra ("kubernetes/ctx-a"), made
+ * through the registry on first use when make is set; NULL if none. */
+jg_backend_t *jg_sched_backend_named(jg_sched_t *s, const char *infra, bool make);
 void jg_sched_changed(jg_sched_t *s, int64_t id);
 void jg_sched_set_job_state(jg_sched_t *s, job_rt_t *j, jg_state_t st, const char *reason);
 void jg_sched_stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const char *reason);

@@ -204,7 +204,7 @@ static void snapshot_take(const group_rt_t *g, snapshot_t *snap)
         snap->jobs[i] = (jg_policy_job_state_t){
             .state = j->state, .attempt = j->attempt, .restarts = j->restarts,
             .recoveries = j->recoveries, .exit_code = j->exit_code,
-            .infra = g->backend ? g->backend->ops->name : NULL};
+            .infra = g->backend ? g->backend->name : NULL};
     }
     snap->group = (jg_policy_group_t){.spec = g->spec, .id = g->id, .user = g->user,
                                       .state = g->state, .submitted_us = g->submitted_us,
@@ -290,9 +290,14 @@ jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, int64_t
         return NULL;
     }
 
+    /* A pinned infra not served yet ("kubernetes/ctx-b") is made now, so the
+     * policy is offered it. */
+    for (size_t i = 0; i < spec->n_jobs; i++)
+        if (spec->jobs[i].infra)
+            (void)jg_sched_backend_named(s, spec->jobs[i].infra, true);
     jg_policy_infra_t *infras = jg_xcalloc(s->n_backends ? s->n_backends : 1, sizeof *infras);
     for (size_t i = 0; i < s->n_backends; i++)
-        infras[i] = (jg_policy_infra_t){.name = s->backends[i].backend->ops->name, .fits = true};
+        infras[i] = (jg_policy_infra_t){.name = s->backends[i].backend->name, .fits = true};
     jg_policy_placement_t pl;
     jg_backend_t *chosen = NULL;
     if (jg_policy_place(p, &pg, infras, s->n_backends, &pl, &perr) < 0)
@@ -306,8 +311,8 @@ jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, int64_t
         if (chosen && b != chosen) {
             jg_errprintf(err, "policy %s placed job %s on %s and job %s on %s; a group runs on "
                               "one infra",
-                         jg_policy_name(p), spec->jobs[0].name, chosen->ops->name,
-                         spec->jobs[i].name, b->ops->name);
+                         jg_policy_name(p), spec->jobs[0].name, chosen->name,
+                         spec->jobs[i].name, b->name);
             chosen = NULL;
             goto done;
         }

@@ -8,10 +8,11 @@
  */
 #include <criterion/criterion.h>
 
-#include "jgsched/backend.h"
+#include "jgsched/backend_local.h"
 #include "jgsched/capacity.h"
 #include "jgsched/fsutil.h"
 #include "jgsched/loop.h"
+#include "jgsched/nodeenv.h"
 #include "jgsched/proc.h"
 
 #include <dirent.h>
@@ -124,9 +125,60 @@ static void spec_free(jg_group_spec_t *s)
 
 /* ---- harness ------------------------------------------------------------ */
 
+/* LOG events, kept apart from evs: every piece in arrival order. */
+#define MAX_LOG_BYTES (256 * 1024)
+#define MAX_LOG_PIECES 1024
+typedef struct {
+    int64_t group_id;
+    int job_index, rank, attempt;
+    size_t off, len;            /* in log_bytes */
+} log_piece_t;
+static char log_bytes[MAX_LOG_BYTES];
+static size_t log_used;
+static log_piece_t log_pieces[MAX_LOG_PIECES];
+static size_t n_log_pieces;
+static size_t n_stopped, n_cleaned;
+
+/* Everything one node delivered (attempt 0: every attempt), NUL-terminated
+ * (static buffer). */
+static const char *node_output(int64_t gid, int job, int rank, int attempt)
+{
+    static char out[MAX_LOG_BYTES + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < n_log_pieces; i++) {
+        const log_piece_t *p = &log_pieces[i];
+        if (p->group_id == gid && p->job_index == job && p->rank == rank &&
+            (attempt == 0 || p->attempt == attempt)) {
+            memcpy(out + n, log_bytes + p->off, p->len);
+            n += p->len;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static void on_event(void *ctx, const jg_backend_event_t *ev)
 {
     (void)ctx;
+    if (ev->type == JG_BACKEND_LOG) {
+        cr_assert_lt(n_log_pieces, MAX_LOG_PIECES, "too many LOG events");
+        cr_assert_leq(log_used + ev->len, MAX_LOG_BYTES, "too much output");
+        memcpy(log_bytes + log_used, ev->data, ev->len);
+        log_pieces[n_log_pieces++] = (log_piece_t){.group_id = ev->group_id,
+            .job_index = ev->job_index, .rank = ev->rank, .attempt = ev->attempt,
+            .off = log_used, .len = ev->len};
+        log_used += ev->len;
+    } else if (ev->type == JG_BACKEND_STOPPED) {
+        n_stopped++;
+    } else if (ev->type == JG_BACKEND_CLEANED) {
+        n_cleaned++;
+    }
+    if (ev->type == JG_BACKEND_LOG || ev->type == JG_BACKEND_STOPPED ||
+        ev->type == JG_BACKEND_CLEANED) {
+        if (until && until())
+            jg_loop_stop(loop);
+        return;
+    }
     cr_assert_lt(n_evs, MAX_EVENTS, "too many events");
     rec_t *r = &evs[n_evs++];
     r->ev = *ev;
@@ -184,7 +236,8 @@ static bool run_until(bool (*pred)(void), int ms)
 
 static const char *type_name(jg_backend_event_type_t t)
 {
-    static const char *names[] = {"STARTED", "SETUP_DONE", "EXITED", "LOST", "LAUNCH_FAILED"};
+    static const char *names[] = {"STARTED", "PENDING", "SETUP_DONE", "EXITED", "LOST",
+                                  "LAUNCH_FAILED", "LOG", "STOPPED", "CLEANED", "CAPACITY"};
     return names[t];
 }
 
@@ -289,6 +342,7 @@ static void setup(void)
     cr_assert(loop);
     n_evs = 0;
     n_shims = 0;
+    log_used = n_log_pieces = n_stopped = n_cleaned = 0;
     spec = NULL;
     volumes = NULL;
     n_volumes = 0;
@@ -312,7 +366,7 @@ static void cleanup_all_groups(void)
     struct dirent *de;
     while (b && (de = readdir(d)))
         if (de->d_name[0] >= '0' && de->d_name[0] <= '9')
-            b->ops->cleanup(b, strtoll(de->d_name, NULL, 10), false, &err);
+            b->ops->cleanup(b, strtoll(de->d_name, NULL, 10), &err);
     closedir(d);
     if (b)
         b->ops->destroy(b);
@@ -770,29 +824,43 @@ Test(local, node_runs_with_exactly_its_environment)
 
 /* ---- logs, workdir, a job without run ----------------------------------- */
 
-Test(local, open_log_reads_setup_and_run_output)
+Test(local, output_is_streamed_as_log_events_before_the_node_ends)
 {
     spec = spec_new("grp");
     spec_job(spec, "a", 1, "echo from-setup", "echo from-run; echo to-stderr >&2");
     launch(3);
-    jg_error_t err;
-    int early = be->ops->open_log(be, 3, "a", 0, &err);
-    cr_assert_geq(early, 0, "a log exists as soon as the node does: %s", err.text);
-    close(early);
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
     cr_assert_eq(be->ops->release(be, 3, NULL), 0);
     cr_assert(wait_final(1));
-    int fd = be->ops->open_log(be, 3, "a", 0, &err);
-    cr_assert_geq(fd, 0, "%s", err.text);
-    char buf[256] = {0};
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    cr_assert_gt(n, 0);
-    cr_assert_str_eq(buf, "from-setup\nfrom-run\nto-stderr\n");
+    cr_assert_str_eq(node_output(3, 0, 0, 0), "from-setup\nfrom-run\nto-stderr\n");
+    cr_assert_str_eq(node_output(3, 0, 0, 1), "from-setup\nfrom-run\nto-stderr\n",
+                     "output tagged with another attempt");
+    /* The output came before the end: the core has it all when it learns of the end. */
+    size_t pieces = n_log_pieces;
+    run_until(NULL, 300);
+    cr_assert_eq(n_log_pieces, pieces, "output arrived after the node's end");
+}
 
-    cr_assert_eq(be->ops->open_log(be, 3, "nope", 0, &err), -1);
-    cr_assert_str_eq(err.text, "no log for nope-0 of group 3");
-    cr_assert_eq(be->ops->open_log(be, 3, "../a", 0, &err), -1);
+static bool first_line_seen(void)
+{
+    return strcmp(node_output(4, 0, 0, 1), "first\n") == 0;
+}
+
+Test(local, output_of_a_live_node_arrives_while_it_runs)
+{
+    spec = spec_new("grp");
+    char run[512];
+    snprintf(run, sizeof run, "echo first; while [ ! -e %s/go ]; do sleep 0.05; done; echo second",
+             scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(4);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 4, NULL), 0);
+    cr_assert(run_until(first_line_seen, WAIT_MS), "no output while the node runs");
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 0);
+    close(creat(path_in(scratch, "go"), 0644));
+    cr_assert(wait_final(1));
+    cr_assert_str_eq(node_output(4, 0, 0, 1), "first\nsecond\n");
 }
 
 Test(local, job_without_run_exits_zero_after_release)
@@ -901,18 +969,14 @@ Test(local, relaunch_runs_a_new_attempt_in_the_same_node)
     char buf[256];
     cr_assert_gt(read_file(node_file(2, "a", 0, "output.log"), buf, sizeof buf), 0);
     cr_assert_str_eq(buf, "attempt-1\nattempt-2\n");
-    /* Where each attempt's output starts, for `jgsched logs`. */
-    jg_log_attempt_t at[4];
-    cr_assert_eq(be->ops->log_attempts(be, 2, "a", 0, at, 4), 2);
-    cr_expect(at[0].attempt == 1 && at[0].offset == 0);
-    cr_expect(at[1].attempt == 2 && at[1].offset == (int64_t)strlen("attempt-1\n"));
-    cr_expect_eq(be->ops->log_attempts(be, 2, "../a", 0, at, 4), 0);
-    cr_expect_eq(be->ops->log_attempts(be, 2, "nope", 0, at, 4), 0);
+    /* Each attempt's output is tagged with it, for `jgsched logs`. */
+    cr_expect_str_eq(node_output(2, 0, 0, 1), "attempt-1\n");
+    cr_expect_str_eq(node_output(2, 0, 0, 2), "attempt-2\n");
 }
 
 /* ---- cleanup ------------------------------------------------------------ */
 
-Test(local, cleanup_kills_the_group_and_keeps_logs_unless_purged)
+Test(local, cleanup_kills_the_group_keeps_its_log_and_reports_cleaned)
 {
     spec = spec_new("grp");
     char run[1024];
@@ -923,7 +987,8 @@ Test(local, cleanup_kills_the_group_and_keeps_logs_unless_purged)
     cr_assert_eq(be->ops->release(be, 6, NULL), 0);
     int bg = wait_pid_file(path_in(scratch, "bg.pid"));
     jg_error_t err;
-    cr_assert_eq(be->ops->cleanup(be, 6, false, &err), 0, "%s", err.text);
+    cr_assert_eq(be->ops->cleanup(be, 6, &err), 0, "%s", err.text);
+    cr_assert_eq(n_cleaned, 0, "CLEANED came from inside cleanup()");
     cr_assert_not(proc_alive(shims[0]), "cleanup returns after the shim died");
     cr_assert(wait_gone(bg), "the background sleep survived cleanup");
     cr_assert_not(exists(node_file(6, "a", 0, "env")));
@@ -931,18 +996,10 @@ Test(local, cleanup_kills_the_group_and_keeps_logs_unless_purged)
     cr_assert_not(exists(node_file(6, "a", 0, "release")));
     cr_assert_not(exists(node_file(6, "a", 0, "work")));
     cr_assert(exists(node_file(6, "a", 0, "output.log")));
-    int fd = be->ops->open_log(be, 6, "a", 0, &err);
-    cr_assert_geq(fd, 0, "%s", err.text);
-    close(fd);
     run_until(NULL, 100);
     cr_assert_eq(count(JG_BACKEND_NODE_EXITED) + count(JG_BACKEND_NODE_LOST), 0,
                  "a cleaned-up group reports nothing more");
-
-    cr_assert_eq(be->ops->cleanup(be, 6, true, &err), 0, "%s", err.text);
-    cr_assert_eq(be->ops->open_log(be, 6, "a", 0, &err), -1);
-    char gdir[512];
-    snprintf(gdir, sizeof gdir, "%s/groups/6", state_dir);
-    cr_assert_not(exists(gdir));
+    cr_assert_eq(n_cleaned, 1, "no CLEANED after cleanup()");
 }
 
 /* ---- reattach after a daemon restart ------------------------------------ */
@@ -1074,7 +1131,7 @@ Test(local, cleanup_after_a_restart_kills_nodes_nobody_reattached)
 
     be2 = new_backend();
     jg_error_t err;
-    cr_assert_eq(be2->ops->cleanup(be2, 13, true, &err), 0, "%s", err.text);
+    cr_assert_eq(be2->ops->cleanup(be2, 13, &err), 0, "%s", err.text);
     cr_assert(wait_gone(sh), "the run survived cleanup");
     cr_assert(wait_gone(shims[0]), "the shim survived cleanup");
 }
@@ -1395,7 +1452,7 @@ Test(local, tmp_is_the_nodes_own_and_kept_across_its_attempts)
     cr_assert_str_eq(buf, "first-1\n");
 
     jg_error_t err;
-    cr_assert_eq(be->ops->cleanup(be, 45, false, &err), 0, "%s", err.text);
+    cr_assert_eq(be->ops->cleanup(be, 45, &err), 0, "%s", err.text);
     cr_assert_not(exists(node_file(45, "r", 0, "tmp")), "cleanup keeps no /tmp");
 }
 
@@ -1421,7 +1478,7 @@ Test(local, cleanup_removes_the_group_network_and_leaves_nothing)
     cr_assert_eq(host_links(), links_before, "a group adds no link to the host");
 
     jg_error_t err;
-    cr_assert_eq(be->ops->cleanup(be, 46, false, &err), 0, "%s", err.text);
+    cr_assert_eq(be->ops->cleanup(be, 46, &err), 0, "%s", err.text);
     cr_assert_not(proc_alive(keeper), "the keeper survived cleanup");
     cr_assert_eq(members_of(hub), 0);
     for (int i = 0; i < 3; i++)
@@ -1484,7 +1541,7 @@ Test(local, reattach_follows_the_network_and_a_keeper_lost_meanwhile_loses_the_n
     cr_assert_eq(evs[before].ev.group_id, 49);
     cr_assert(strstr(evs[before].reason, "network is gone"), "%s", evs[before].reason);
 
-    cr_assert_eq(be2->ops->cleanup(be2, 48, false, &err), 0, "%s", err.text);
+    cr_assert_eq(be2->ops->cleanup(be2, 48, &err), 0, "%s", err.text);
     cr_assert_not(proc_alive(k48), "cleanup after reattach left the keeper");
 }
 
@@ -1516,7 +1573,7 @@ Test(local, sweep_removes_what_dead_groups_left_and_spares_live_ones)
     if (k51 > 0)
         cr_assert(proc_alive(k51), "sweep killed a live group's network");
     cr_assert_eq(be2->ops->sweep(be2, live, 1, &err), 0, "a second sweep: %s", err.text);
-    cr_assert_eq(be2->ops->cleanup(be2, 51, false, &err), 0, "%s", err.text);
+    cr_assert_eq(be2->ops->cleanup(be2, 51, &err), 0, "%s", err.text);
     cr_assert(wait_gone(s51));
 }
 
@@ -1541,7 +1598,7 @@ Test(local, a_process_that_left_the_process_group_ends_with_its_node)
     int pb = wait_pid_file(path_in(scratch, "b.pid"));
     cr_assert(proc_alive(pb));
     jg_error_t err;
-    cr_assert_eq(be->ops->cleanup(be, 52, false, &err), 0, "%s", err.text);
+    cr_assert_eq(be->ops->cleanup(be, 52, &err), 0, "%s", err.text);
     cr_assert(wait_gone(pb), "a setsid'd process outlived cleanup");
 }
 
@@ -1882,7 +1939,7 @@ Test(local, nodes_with_a_volume_see_each_others_files)
         snprintf(made_dir, sizeof made_dir, "/mnt/jgtest");
     two_nodes_share("/mnt/jgtest", 71);
     jg_error_t err;
-    cr_assert_eq(be->ops->cleanup(be, 71, false, &err), 0, "%s", err.text);
+    cr_assert_eq(be->ops->cleanup(be, 71, &err), 0, "%s", err.text);
     /* Another group's or instance's node may have a volume mounted there:
      * removing it would unmount that volume.  teardown removes it. */
     cr_assert_eq(stat("/mnt/jgtest", &st), 0, "cleanup leaves the mount point in place");
@@ -2096,7 +2153,7 @@ Test(local, cleanup_deletes_a_users_tree_off_the_loop_and_as_its_owner)
     char inside[512];
     snprintf(inside, sizeof inside, "%s", node_file(79, "a", 0, "work/sub/rootdir"));
     cr_assert_eq(rename(decoy, inside), 0, "%s", strerror(errno));
-    cr_assert_eq(be->ops->cleanup(be, 79, false, &err), 0, "%s", err.text);
+    cr_assert_eq(be->ops->cleanup(be, 79, &err), 0, "%s", err.text);
     cr_assert_not(exists(node_file(79, "a", 0, "work")), "work is gone when cleanup returns");
     snprintf(trash_dir, sizeof trash_dir, "%s/trash", state_dir);
     cr_assert(run_until(trash_users_files_gone, WAIT_MS), "the deleter left the user's files");
@@ -2187,7 +2244,7 @@ Test(local, a_node_runs_in_its_cgroup_with_its_cpus_and_memory)
     cr_assert_gt(read_file(node_file(75, "a", 0, "work/cg"), buf, sizeof buf), 0);
     cr_assert(strstr(buf, "/g75-a-0.1\n"), "%s", buf);
     jg_error_t err;
-    cr_assert_eq(be->ops->cleanup(be, 75, false, &err), 0, "%s", err.text);
+    cr_assert_eq(be->ops->cleanup(be, 75, &err), 0, "%s", err.text);
     snprintf(cg, sizeof cg, "%s/g75-a-0.1", base);
     struct stat st;
     cr_assert_neq(stat(cg, &st), 0, "cleanup removes the node's cgroup");
@@ -2341,7 +2398,7 @@ Test(local, a_forged_status_line_never_chooses_what_cleanup_kills)
     be = NULL;
     be2 = new_backend();
     jg_error_t err;
-    cr_assert_eq(be2->ops->cleanup(be2, 91, true, &err), 0, "%s", err.text);
+    cr_assert_eq(be2->ops->cleanup(be2, 91, &err), 0, "%s", err.text);
     cr_assert(wait_gone(sh), "the node's run survived cleanup");
     cr_assert(wait_gone(shims[0]), "the node's shim survived cleanup");
     cr_assert(proc_alive(victim), "cleanup killed the process a forged status line named");
@@ -2357,15 +2414,9 @@ Test(local, a_fifo_for_output_log_or_status_never_blocks_the_backend)
     const char *status = node_file(92, "a", 0, "status");
     cr_assert_eq(unlink(log), 0);
     cr_assert_eq(mkfifo(log, 0644), 0);
-    jg_error_t err = {{0}};
+    /* The stream's next tick meets the FIFO: refused, without blocking. */
     int64_t t0 = jg_now_mono_ms();
-    int fd = be->ops->open_log(be, 92, "a", 0, &err);
-    int e = errno;
-    cr_assert_eq(fd, -1, "a FIFO was opened as the log");
-    cr_assert_neq(e, ENOENT, "a refused log reads as one not made yet");
-    cr_assert(strstr(err.text, "is not a regular file"), "%s", err.text);
-    cr_assert_eq(be->ops->open_log(be, 92, "nope", 0, &err), -1);
-    cr_assert_eq(errno, ENOENT, "a log that does not exist says so");
+    run_until(NULL, 300);
     cr_assert_lt(jg_now_mono_ms() - t0, 1000);
 
     /* status, read again when the shim ends: refused, so the node is lost. */

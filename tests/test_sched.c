@@ -11,6 +11,8 @@
 
 #include "jgsched/backend.h"
 #include "jgsched/capacity.h"
+#include "jgsched/logstore.h"
+#include "jgsched/registry.h"
 #include "jgsched/config.h"
 #include "jgsched/loop.h"
 #include "jgsched/sched.h"
@@ -25,113 +27,25 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fake_backend.h"
+
 #ifndef JG_TEST_FIXTURES
 #define JG_TEST_FIXTURES "tests/fixtures"
 #endif
 #define POLICY_DIR JG_TEST_FIXTURES "/../../policies"
 
-/* ---- the scripted backend ------------------------------------------------- */
+/* ---- the scripted backend (fake_backend.h) -------------------------------- */
 
-typedef struct {
-    int launches;               /* launch() calls, refused ones included */
-    int last_attempt;           /* attempt of the first node of the last launch */
-    int refuse_launch_from;     /* launch() fails from this call on (0: never) */
-    int fail_nodes_from;        /* launch() reports LAUNCH_FAILED for every node, from inside
-                                 * the call, from this call on (0: never) */
-    int exit_in_launch;         /* this launch() call reports its nodes exiting 3, from inside
-                                 * the call (0: none does) */
-    bool refuse_reattach;
-    int reattached;             /* nodes handed to reattach() */
-    int stops;                  /* stop() calls */
-    int last_stop_job;          /* job_index of the last stop() (-1: the group) */
-    jg_capacity_t *capacity;    /* what the backend holds; NULL: unlimited */
-} fake_t;
-
-static fake_t fake;
+static fake_state_t fake;           /* the "fake" instance every test has */
 static jg_sched_t *sched;
+static jg_logstore_t *logs;
 
-static int fake_launch(jg_backend_t *b, const jg_launch_t *req, jg_error_t *err)
-{
-    (void)b;
-    fake.launches++;
-    fake.last_attempt = req->n_nodes ? req->nodes[0].attempt : 0;
-    if (fake.refuse_launch_from && fake.launches >= fake.refuse_launch_from)
-        return jg_errprintf(err, "the scripted backend refuses launch %d", fake.launches);
-    if (fake.fail_nodes_from && fake.launches >= fake.fail_nodes_from) {
-        for (size_t i = 0; i < req->n_nodes; i++) {
-            jg_backend_event_t ev = {.type = JG_BACKEND_LAUNCH_FAILED, .group_id = req->group_id,
-                                     .job_index = req->nodes[i].job_index,
-                                     .rank = req->nodes[i].rank,
-                                     .attempt = req->nodes[i].attempt,
-                                     .reason = "the scripted node cannot be created"};
-            jg_sched_backend_event(sched, &ev);
-        }
-    }
-    if (fake.exit_in_launch == fake.launches) {
-        for (size_t i = 0; i < req->n_nodes; i++) {
-            jg_backend_event_t ev = {.type = JG_BACKEND_NODE_EXITED, .group_id = req->group_id,
-                                     .job_index = req->nodes[i].job_index,
-                                     .rank = req->nodes[i].rank,
-                                     .attempt = req->nodes[i].attempt, .exit_code = 3};
-            jg_sched_backend_event(sched, &ev);
-        }
-    }
-    return 0;
-}
-
-static int fake_ok(jg_backend_t *b, int64_t group_id, jg_error_t *err)
-{
-    (void)b, (void)group_id, (void)err;
-    return 0;
-}
-
-static int fake_stop(jg_backend_t *b, int64_t group_id, int job_index, int rank, int grace_ms,
-                     jg_error_t *err)
-{
-    (void)b, (void)group_id, (void)rank, (void)grace_ms, (void)err;
-    fake.stops++;
-    fake.last_stop_job = job_index;
-    return 0;
-}
-
-static const jg_capacity_t *fake_capacity(jg_backend_t *b)
-{
-    (void)b;
-    return fake.capacity;
-}
-
-static int fake_reattach(jg_backend_t *b, int64_t group_id, const jg_node_handle_t *nodes,
-                         size_t n, jg_error_t *err)
-{
-    (void)b, (void)nodes;
-    if (fake.refuse_reattach)
-        return jg_errprintf(err, "the scripted backend cannot find group %lld's nodes",
-                            (long long)group_id);
-    fake.reattached += (int)n;
-    return 0;
-}
-
-static int fake_cleanup(jg_backend_t *b, int64_t group_id, bool purge, jg_error_t *err)
-{
-    (void)b, (void)group_id, (void)purge, (void)err;
-    return 0;
-}
-
-static void fake_destroy(jg_backend_t *b)
-{
-    free(b);
-}
-
-static const jg_backend_ops_t fake_ops = {
-    .name = "fake",
-    .launch = fake_launch,
-    .release = fake_ok,
-    .stop = fake_stop,
-    .reattach = fake_reattach,
-    .cleanup = fake_cleanup,
-    .destroy = fake_destroy,
-    .capacity = fake_capacity,
-};
+/* More instances a test wants besides "fake" (their states outlive restarts). */
+#define MAX_EXTRA 4
+static const char *extra_names[MAX_EXTRA];
+static fake_state_t extra_states[MAX_EXTRA];
+static size_t n_extra;
+static jg_backend_t *instances[1 + MAX_EXTRA];  /* of the current sched */
 
 /* ---- harness ---------------------------------------------------------------- */
 
@@ -154,18 +68,22 @@ static void on_change(void *ctx, int64_t id)
     changes++;
 }
 
-/* A scheduler on the test's store with one fresh scripted backend, as a
- * daemon (re)start makes it (recovery included). */
+/* A scheduler on the test's store with fresh scripted instances ("fake",
+ * then the test's extra ones), as a daemon (re)start makes it (recovery
+ * included). */
 static void start_sched(void)
 {
     jg_error_t err = {{0}};
+    instances[0] = fake_backend_create("fake", &fake, loop);
+    for (size_t i = 0; i < n_extra; i++)
+        instances[1 + i] = fake_backend_create(extra_names[i], &extra_states[i], loop);
     jg_sched_options_t opts = {.policy_dir = POLICY_DIR, .stop_grace_ms = 100,
-                               .config = config};
+                               .config = config, .logs = logs, .no_registry = true,
+                               .extra_backends = instances, .n_extra_backends = 1 + n_extra};
     sched = jg_sched_create(store, loop, &opts, &err);
     cr_assert_not_null(sched, "%s", err.text);
-    jg_backend_t *b = calloc(1, sizeof *b);
-    b->ops = &fake_ops;
-    jg_sched_add_backend(sched, b);
+    for (size_t i = 0; i < 1 + n_extra; i++)
+        fake_backend_set_sink(instances[i], jg_sched_backend_event, sched);
     jg_sched_set_change_cb(sched, on_change, NULL);
     cr_assert_eq(jg_sched_recover(sched, &err), 0, "%s", err.text);
 }
@@ -188,6 +106,12 @@ static void setup(void)
     cr_assert_not_null(store, "%s", err.text);
     loop = jg_loop_create(&err);
     cr_assert_not_null(loop, "%s", err.text);
+    char logs_dir[128];
+    snprintf(logs_dir, sizeof logs_dir, "%s/logs", dir);
+    logs = jg_logstore_open(logs_dir, &err);
+    cr_assert_not_null(logs, "%s", err.text);
+    n_extra = 0;
+    memset(extra_states, 0, sizeof extra_states);
     start_sched();
 }
 
@@ -195,6 +119,8 @@ static void teardown(void)
 {
     jg_sched_destroy(sched);
     sched = NULL;
+    jg_logstore_close(logs);
+    logs = NULL;
     jg_loop_destroy(loop);
     jg_store_close(store);
     jg_config_free(config);
@@ -217,6 +143,13 @@ static void run_for(int64_t ms)
     jg_loop_add_timer(loop, ms, stop_loop, NULL);
     jg_error_t err = {{0}};
     cr_assert_eq(jg_loop_run(loop, &err), 0, "%s", err.text);
+}
+
+/* Lets the loop deliver what the backend queued: CLEANED after a group's
+ * end, which is when what it held is free. */
+static void cleanup_reported(void)
+{
+    run_for(5);
 }
 
 /* A policy its submitter wrote, sent as text the way `jgsched submit
@@ -264,6 +197,30 @@ static int64_t submit(const own_policy_t *policy)
     int64_t id = submit_as(policy, "alice", getuid(), &err);
     cr_assert_gt(id, 0, "%s", err.text);
     return id;
+}
+
+/* What admitted groups hold on instance name (from `jgsched infra`'s view). */
+typedef struct {
+    const char *name;
+    jg_usage_t used;
+    bool found;
+} usage_probe_t;
+
+static void probe_usage(void *ctx, const jg_sched_infra_t *info)
+{
+    usage_probe_t *p = ctx;
+    if (strcmp(info->name, p->name) == 0 && info->used) {
+        p->used = *info->used;      /* shallow: read at once */
+        p->found = true;
+    }
+}
+
+static const jg_usage_t *usage_of(const char *name)
+{
+    static usage_probe_t p;
+    p = (usage_probe_t){.name = name};
+    jg_sched_foreach_infra(sched, probe_usage, &p);
+    return p.found ? &p.used : NULL;
 }
 
 static void event(jg_backend_event_type_t type, int64_t id, int attempt, int exit_code)
@@ -399,7 +356,7 @@ Test(sched, a_group_whose_recovery_fails_frees_what_it_held)
     cr_assert_eq(group_state(id, reason, sizeof reason), JG_FAILED, "%s", reason);
     cr_expect(strstr(reason, "cannot find group"), "reason: %s", reason);
     cr_expect_eq(jg_sched_active_count(sched), 0);
-    const jg_usage_t *used = jg_sched_usage(sched, jg_sched_backend_for(sched, NULL));
+    const jg_usage_t *used = usage_of("fake");
     cr_assert_not_null(used);
     cr_expect_eq(used->cpus, 0, "the failed group still holds %g cpus", used->cpus);
 }
@@ -583,6 +540,7 @@ Test(sched, a_pending_cancel_the_store_cannot_record_leaves_the_group_pending)
     unfill_store();
     run_attempt(first, 1);
     event(JG_BACKEND_NODE_EXITED, first, 1, 0);
+    cleanup_reported();
     jg_sched_pass(sched);
     cr_expect_eq(group_state(second, NULL, 0), JG_STARTING, "the uncancelled group did not start");
 }
@@ -859,6 +817,7 @@ Test(sched, a_daemon_restart_keeps_a_pending_group_pending_and_it_starts_later)
     cr_expect_eq(group_state(second, NULL, 0), JG_PENDING);
     run_attempt(first, 1);
     event(JG_BACKEND_NODE_EXITED, first, 1, 0);
+    cleanup_reported();
     jg_sched_pass(sched);
     cr_expect_eq(group_state(second, NULL, 0), JG_STARTING);
 }
@@ -925,6 +884,7 @@ Test(sched, a_users_own_priority_does_not_jump_the_queue)
     run_attempt(first, 1);
     event(JG_BACKEND_NODE_EXITED, first, 1, 0);
     cr_assert_eq(group_state(first, NULL, 0), JG_SUCCEEDED);
+    cleanup_reported();
     jg_sched_pass(sched);
     cr_expect_eq(group_state(bob, NULL, 0), JG_STARTING, "bob's earlier group starts first");
     cr_expect_eq(group_state(mallory, NULL, 0), JG_PENDING, "mallory's group jumped the queue");
@@ -1056,4 +1016,214 @@ Test(sched, a_group_asking_more_accelerators_than_an_int_holds_never_fits)
     cr_assert_not(jg_usage_group_fits(&idle, &cap, spec, why, sizeof why));
     cr_assert(strstr(why, "T4, 2 of 2 free"), "%s", why);
     jg_spec_free(spec);
+}
+
+/* ---- the backend interface's events (fake_backend.h) ------------------------------ */
+
+Test(sched, a_group_holds_its_resources_until_its_backend_reports_cleaned)
+{
+    jg_capacity_t cap = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    fake.slow_stop = true;
+    fake.slow_cleanup = true;
+    int64_t first = submit(NULL);
+    int64_t second = submit(NULL);
+    run_attempt(first, 1);
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, first, "cancelled by alice", &err), 0, "%s", err.text);
+    run_for(20);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(first, NULL, 0), JG_CANCELLING, "ended before its node did");
+    cr_expect_eq(group_state(second, NULL, 0), JG_PENDING);
+    /* The slow stop completes: the end is written, but cleanup is still running. */
+    event(JG_BACKEND_NODE_EXITED, first, 1, 143);
+    cr_assert_eq(group_state(first, NULL, 0), JG_CANCELLED, "the end was not written");
+    cr_expect_eq(fake.cleanups, 1);
+    cr_expect_eq(fake.last_cleanup, first);
+    run_for(20);
+    jg_sched_pass(sched);
+    char reason[512];
+    cr_expect_eq(group_state(second, reason, sizeof reason), JG_PENDING,
+                 "started before the first group's cleanup completed");
+    const jg_usage_t *used = usage_of("fake");
+    cr_assert_not_null(used);
+    cr_expect_eq(used->cpus, 2, "the cleaning group holds %g cpus", used->cpus);
+    fake_backend_cleaned(instances[0], first);
+    run_for(20);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(second, NULL, 0), JG_STARTING, "CLEANED did not let it start");
+}
+
+Test(sched, a_node_pending_in_the_backend_shows_its_reason_once)
+{
+    int64_t id = submit(NULL);
+    cr_assert_eq(group_state(id, NULL, 0), JG_STARTING);
+    size_t before = event_count(id);
+    jg_backend_event_t ev = {.type = JG_BACKEND_NODE_PENDING, .group_id = id, .job_index = 0,
+                             .rank = 0, .attempt = 1,
+                             .reason = "0/3 nodes are available: 3 Insufficient cpu"};
+    jg_sched_backend_event(sched, &ev);
+    jg_job_row_t j = job_row(id);
+    cr_expect(j.reason && strstr(j.reason, "0/3 nodes are available: 3 Insufficient cpu"),
+              "job reason: %s", j.reason ? j.reason : "(null)");
+    cr_expect_eq(j.state, JG_STARTING, "a pending node changed its job's state");
+    free(j.name);
+    free(j.reason);
+    cr_expect_eq(node_state(id, 0, 0), JG_STARTING);
+    size_t after = event_count(id);
+    cr_expect_gt(after, before, "the reason was not written");
+    jg_sched_backend_event(sched, &ev);
+    cr_expect_eq(event_count(id), after, "the same reason was written again");
+    ev.reason = "pulling image busybox";
+    jg_sched_backend_event(sched, &ev);
+    cr_expect_gt(event_count(id), after, "a new reason was not written");
+    run_attempt(id, 1);
+    cr_expect_eq(group_state(id, NULL, 0), JG_RUNNING);
+}
+
+Test(sched, capacity_that_grows_starts_a_waiting_group_and_shrinking_keeps_one_waiting)
+{
+    jg_capacity_t cap = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    int64_t first = submit(NULL);
+    int64_t second = submit(NULL);
+    cr_assert_eq(group_state(second, NULL, 0), JG_PENDING);
+    run_for(20);
+    jg_sched_pass(sched);
+    cr_assert_eq(group_state(second, NULL, 0), JG_PENDING);
+    /* A node joins: the waiting group starts once the backend says so. */
+    cap.cpus = 4;
+    fake_backend_capacity_changed(instances[0]);
+    run_for(20);
+    jg_sched_pass(sched);
+    cr_expect_eq(group_state(second, NULL, 0), JG_STARTING, "grown capacity not used");
+    /* It leaves again: a third group waits, with the backend's reason. */
+    int64_t third = submit(NULL);
+    cap.cpus = 2;
+    fake_backend_capacity_changed(instances[0]);
+    run_attempt(first, 1);
+    event(JG_BACKEND_NODE_EXITED, first, 1, 0);
+    run_for(20);
+    jg_sched_pass(sched);
+    char reason[512];
+    cr_expect_eq(group_state(third, reason, sizeof reason), JG_PENDING,
+                 "started on capacity that is gone");
+    cr_expect(strstr(reason, "waiting for resources: needs 2 cpus, 0 of 2 free"), "reason: %s",
+              reason);
+}
+
+Test(sched, a_group_the_backend_says_can_never_fit_fails_at_submit)
+{
+    jg_capacity_t cap = {.cpus = 1, .memory_gb = 64, .max_node_cpus = 8, .max_node_memory_gb = 64};
+    fake.capacity = &cap;
+    jg_error_t err = {{0}};
+    int64_t id = submit_as(NULL, "alice", getuid(), &err);
+    cr_assert_gt(id, 0, "%s", err.text);
+    char reason[512];
+    cr_expect_eq(group_state(id, reason, sizeof reason), JG_FAILED_NO_RESOURCE);
+    cr_expect(strstr(reason, "can never start: even on an idle infra fake"), "reason: %s", reason);
+    cr_expect_gt(fake.fits, 0, "fit() was not asked");
+    cr_expect_eq(fake.launches, 0);
+}
+
+/* The stored log of a node, whole (static buffer). */
+static const char *stored_log(int64_t id, const char *job, int rank)
+{
+    static char buf[4096];
+    jg_error_t err = {{0}};
+    int fd = jg_logstore_open_read(logs, id, job, rank, &err);
+    cr_assert_geq(fd, 0, "%s", err.text);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+Test(sched, output_in_pieces_over_two_attempts_is_stored_with_its_attempts)
+{
+    int64_t id = submit(NULL);
+    run_attempt(id, 1);
+    fake_backend_log(instances[0], id, 0, 0, 1, "hel");
+    fake_backend_log(instances[0], id, 0, 0, 1, "lo\n");
+    run_for(20);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 3);
+    run_for(20);
+    cr_assert_eq(fake.last_attempt, 2, "the job was not restarted");
+    run_attempt(id, 2);
+    fake_backend_log(instances[0], id, 0, 0, 2, "wor");
+    fake_backend_log(instances[0], id, 0, 0, 2, "ld\n");
+    run_for(20);
+    cr_expect_str_eq(stored_log(id, "main", 0), "hello\nworld\n");
+    jg_log_attempt_t at[4];
+    cr_assert_eq(jg_logstore_attempts(logs, id, "main", 0, at, 4), 2);
+    cr_expect(at[0].attempt == 1 && at[0].offset == 0);
+    cr_expect(at[1].attempt == 2 && at[1].offset == 6, "attempt 2 starts at %lld",
+              (long long)at[1].offset);
+    /* A restarted daemon resumes the node's output after what is stored. */
+    restart_sched();
+    cr_expect_eq(fake.last_log_bytes, 12);
+    cr_expect_eq(fake.last_log_bytes_attempt, 6);
+    cr_expect_gt(fake.sweeps, 0, "recovery did not sweep the backend");
+}
+
+/* Two instances of one kind, e.g. two Kubernetes contexts. */
+static void two_contexts(void)
+{
+    extra_names[0] = "kubernetes/ctx-a";
+    extra_names[1] = "kubernetes/ctx-b";
+    n_extra = 2;
+    restart_sched();
+}
+
+static void count_infra(void *ctx, const jg_sched_infra_t *info)
+{
+    char *names = ctx;
+    strcat(names, info->name);
+    strcat(names, ";");
+}
+
+Test(sched, two_instances_of_a_kind_are_kept_apart)
+{
+    two_contexts();
+    char names[256] = "";
+    jg_sched_foreach_infra(sched, count_infra, names);
+    cr_expect_str_eq(names, "fake;kubernetes/ctx-a;kubernetes/ctx-b;");
+    const char *yaml = "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n---\n"
+                       "name: main\nresources:\n  cpus: 2\n"
+                       "  infra: kubernetes/ctx-b\nrun: 'true'\n";
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    int64_t id = 0;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), "alice", &id, &err), 0, "%s",
+                 err.text);
+    jg_sched_pass(sched);
+    cr_assert_eq(extra_states[1].launches, 1, "not launched on ctx-b");
+    cr_expect_eq(extra_states[0].launches, 0, "launched on ctx-a");
+    cr_expect_eq(fake.launches, 0);
+    cr_expect_str_eq(extra_states[1].last_infra, "kubernetes/ctx-b");
+    const jg_usage_t *used = usage_of("kubernetes/ctx-b");
+    cr_expect(used && used->cpus == 2, "ctx-b's usage not counted");
+    used = usage_of("kubernetes/ctx-a");
+    cr_expect(used && used->cpus == 0, "ctx-a's usage counted");
+    event(JG_BACKEND_NODE_STARTED, id, 1, 0);
+    restart_sched();
+    cr_expect_eq(extra_states[1].reattached, 1, "ctx-b did not get its node back");
+    cr_expect_eq(extra_states[0].reattached, 0, "ctx-a was given ctx-b's node");
+}
+
+Test(sched, the_registry_knows_local_and_no_kind_not_built_yet)
+{
+    jg_backend_env_t env = {.loop = loop};
+    cr_expect(jg_registry_knows(&env, "local"));
+    cr_expect_not(jg_registry_knows(&env, "kubernetes"), "kubernetes is not built yet");
+    cr_expect_not(jg_registry_knows(&env, "kubernetes/ctx-a"));
+    cr_expect_not(jg_registry_knows(&env, "slurm"));
+    jg_error_t err = {{0}};
+    cr_expect_null(jg_registry_create(&env, "kubernetes/ctx-a", &err));
+    cr_expect(strstr(err.text, "no such backend kind"), "%s", err.text);
+    cr_expect_null(jg_registry_create(&env, "local/other", &err));
+    cr_expect(strstr(err.text, "exactly one instance"), "%s", err.text);
 }

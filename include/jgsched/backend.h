@@ -1,15 +1,23 @@
 /* backend.h - the one interface between the scheduler core and where nodes run.
  *
- * The core (sched) calls these operations and learns what happened only through
- * events the backend reports back on the daemon's event loop; it never asks
- * which backend it drives.  Every operation returns at once: progress (a node
- * started, finished setup, exited, was lost) arrives later as an event, which is
- * how the Kubernetes backend (asynchronous API calls, a watch stream) fits the
- * same shape as local processes.
+ * sched is the only caller of these operations; a backend reports back only
+ * through events, delivered on the daemon's loop.  No operation blocks the
+ * loop and none reports an event from inside itself (events are queued and
+ * delivered from the loop, so sched is never re-entered from its own call).
+ * Progress - a node started, finished setup, waits inside the backend, exited,
+ * was lost; a stop or a cleanup completed; capacity changed; output arrived -
+ * is an event.  That is the shape an asynchronous backend (Kubernetes: API
+ * calls and a watch; Slurm: sbatch and squeue) has anyway; the local backend
+ * (processes under a shim) fits the same one.  docs/backends.md says how to
+ * write a backend, with the local one as the worked example.
  *
  * Whatever identifies a node inside a backend (pid + start time, a pod name) is
- * an opaque handle string reported with JG_BACKEND_NODE_STARTED; the core stores
+ * an opaque handle string reported with JG_BACKEND_NODE_STARTED; sched stores
  * it and gives it back to reattach() after a daemon restart.
+ *
+ * A backend instance serves one infra string: "local", "kubernetes",
+ * "kubernetes/<context>".  Instances are made from the configuration by the
+ * registry (jgsched/registry.h); sched owns them.
  */
 #ifndef JGSCHED_BACKEND_H
 #define JGSCHED_BACKEND_H
@@ -19,45 +27,67 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "jgsched/config.h"
 #include "jgsched/error.h"
 #include "jgsched/loop.h"
 #include "jgsched/spec.h"
 
 typedef enum {
     JG_BACKEND_NODE_STARTED,    /* the node exists and runs setup; `handle` is set */
+    JG_BACKEND_NODE_PENDING,    /* the node waits inside the backend (a pod Unschedulable or
+                                 * pulling its image, a Slurm job PENDING); `reason` says
+                                 * why.  May come before NODE_STARTED and repeat with a new
+                                 * reason; the next NODE_STARTED / LAUNCH_FAILED ends it */
     JG_BACKEND_SETUP_DONE,      /* setup passed (or there was none): waiting at the barrier */
     JG_BACKEND_NODE_EXITED,     /* setup or run ended; see in_setup, exit_code, signal */
-    JG_BACKEND_NODE_LOST,       /* vanished without a recorded exit (killed, evicted) */
+    JG_BACKEND_NODE_LOST,       /* vanished without a recorded exit (killed by someone else,
+                                 * evicted, preempted, its machine gone); `reason` says how */
     JG_BACKEND_LAUNCH_FAILED,   /* could not be created at all; see reason */
+    JG_BACKEND_LOG,             /* output of a node: `data`/`len`, in order, never repeated
+                                 * (after reattach() it resumes where log_bytes says) */
+    JG_BACKEND_STOPPED,         /* a stop() completed: every node it targeted has ended (each
+                                 * was reported NODE_EXITED / NODE_LOST before this).
+                                 * job_index / rank as given to stop() */
+    JG_BACKEND_CLEANED,         /* a cleanup() completed: nothing of the group is left in the
+                                 * backend (what it holds is free again); job_index -1 */
+    JG_BACKEND_CAPACITY_CHANGED,/* what capacity()/fit() answer may have changed (nodes came
+                                 * or went, other tenants' load); group_id 0 */
 } jg_backend_event_type_t;
 
 typedef struct {
     jg_backend_event_type_t type;
     int64_t group_id;
-    int job_index;
-    int rank;
+    int job_index;          /* -1 where the event is about the whole group */
+    int rank;               /* -1 where the event is about a whole job or group */
     int attempt;            /* the attempt this event belongs to; stale ones are ignored by sched */
     bool in_setup;          /* NODE_EXITED: it was setup that ended (non-zero: setup failed) */
     int exit_code;          /* NODE_EXITED: 0..255; 128+N when killed by signal N */
     int signal;             /* NODE_EXITED: the signal that killed it, else 0 */
-    const char *reason;     /* NODE_LOST / LAUNCH_FAILED: human-readable; NODE_EXITED: what
-                             * else is known of the exit (e.g. "killed by the OOM killer
-                             * (memory.max 8GB)"), else NULL; borrowed */
+    const char *reason;     /* NODE_PENDING / NODE_LOST / LAUNCH_FAILED: human-readable;
+                             * NODE_EXITED: what else is known of the exit (e.g. "killed
+                             * by the OOM killer (memory.max 8GB)"), else NULL; CLEANED:
+                             * NULL, or what could not be removed; borrowed */
     const char *handle;     /* NODE_STARTED: opaque handle to store; borrowed */
     const char *address;    /* NODE_STARTED: the node's IP as its peers reach it; may be NULL */
+    const char *data;       /* LOG: the bytes (not NUL-terminated); borrowed */
+    size_t len;             /* LOG: how many */
 } jg_backend_event_t;
 
-/* Called on the loop's thread; `ev` and its strings are valid only during the call. */
+/* Called on the loop's thread; `ev` and its strings are valid only during the
+ * call.  The callback may call any operation except destroy. */
 typedef void (*jg_backend_event_f)(void *ctx, const jg_backend_event_t *ev);
 
 typedef struct {
     int job_index;
     int rank;
-    int attempt;            /* 1 for the first attempt */
+    int attempt;            /* 1 for the first; a node launched again with a higher
+                             * attempt is restarted in place where the backend can
+                             * (same node, its /tmp kept), else replaced */
 } jg_node_ref_t;
 
 typedef struct {
     int64_t group_id;
+    const char *infra;              /* the backend instance's name ("kubernetes/ctx-a") */
     const jg_group_spec_t *spec;    /* borrowed for the duration of the call */
     uid_t uid;                      /* owner of the group */
     gid_t gid;
@@ -66,7 +96,8 @@ typedef struct {
     const jg_node_ref_t *nodes;     /* which nodes to create: the whole group, or one job's */
     size_t n_nodes;
     const jg_kv_t *volumes;         /* every named volume the group's jobs use: key the
-                                     * volume name, value its host directory */
+                                     * volume name, value its source as the config
+                                     * declares it (local: a host directory) */
     size_t n_volumes;
 } jg_launch_t;
 
@@ -75,17 +106,25 @@ typedef struct {
     int rank;
     int attempt;
     const char *handle;     /* as reported with NODE_STARTED */
+    int64_t log_bytes;      /* output of this node already delivered (all attempts):
+                             * LOG events resume after it */
+    int64_t log_bytes_attempt;  /* of that, what belongs to `attempt` */
 } jg_node_handle_t;
 
 typedef struct jg_backend jg_backend_t;
 
+/* One machine (a host, a Kubernetes Node) as a backend offers it. */
 typedef struct {
-    int attempt;            /* 1 for the first */
-    int64_t offset;         /* where its output starts in the node's log */
-} jg_log_attempt_t;
+    char *name;
+    double cpus;
+    double memory_gb;
+    jg_accel_t *accels;
+    size_t n_accels;
+} jg_capacity_node_t;
 
-/* What a backend can hold: the total (admission is all-or-nothing against it)
- * and the largest single node (a job whose node is larger can never run). */
+/* What a backend can hold: the totals (shown by `jgsched infra`), the
+ * largest single node, and where known its nodes one by one (fit() decides
+ * with those; the totals only describe). */
 typedef struct {
     double cpus;
     double memory_gb;
@@ -93,15 +132,42 @@ typedef struct {
     size_t n_accels;
     double max_node_cpus;
     double max_node_memory_gb;
-    char source[64];            /* "host" (detected) or "config" (declared) */
+    jg_capacity_node_t *nodes;  /* NULL/0: unknown (e.g. not reachable yet) */
+    size_t n_nodes;
+    bool reachable;             /* false: the backend cannot reach its infra now;
+                                 * `note` says why */
+    char source[64];            /* "host" (detected), "config" (declared), "api" (asked) */
+    char note[256];             /* "" or one line: why unreachable, what is assumed */
 } jg_capacity_t;
 
+typedef enum {
+    JG_FIT_NOW,             /* every node of the group can be placed now */
+    JG_FIT_NOT_NOW,         /* not now; why says what is short (shown as the PENDING reason) */
+    JG_FIT_NEVER,           /* never, even on an idle infra (FAILED_NO_RESOURCE at submit) */
+} jg_fit_t;
+
+/* What sched's admitted groups hold on this backend (its own accounting, from
+ * admission until CLEANED), for backends that cannot see it themselves.
+ * Defined in jgsched/capacity.h (struct jg_usage), with the arithmetic. */
+typedef struct jg_usage jg_usage_t;
+
 typedef struct {
-    const char *name;       /* "local", "kubernetes" */
+    const char *kind;       /* "local", "kubernetes": what the registry made it as */
+
+    /* Whether every node of spec can be placed now, on the backend's real
+     * shape (nodes, not totals), on top of `held` (what jgsched's admitted
+     * groups hold here; a backend that sees its own load may ignore it).
+     * NOT_NOW and NEVER fill why ("waiting for resources: needs 26 cpus, 2 of
+     * 64 free", "job x asks cpus=1000; the largest node of infra local offers
+     * cpus=2").  Never blocks: answers from what the backend already knows. */
+    jg_fit_t (*fit)(jg_backend_t *b, const jg_group_spec_t *spec, const jg_usage_t *held,
+                    char *why, size_t len);
 
     /* Creates every listed node at once and returns; each node then reports
-     * NODE_STARTED, SETUP_DONE or NODE_EXITED(in_setup), or LAUNCH_FAILED.
-     * Fails (with nothing created) only if the request itself is unusable. */
+     * (NODE_PENDING...) NODE_STARTED, SETUP_DONE or NODE_EXITED(in_setup), or
+     * LAUNCH_FAILED.  A backend may spread a large launch over several loop
+     * turns.  Fails (with nothing created) only if the request itself is
+     * unusable. */
     int (*launch)(jg_backend_t *b, const jg_launch_t *req, jg_error_t *err);
 
     /* The barrier: lets `run` start on every node of the group that reported
@@ -109,38 +175,27 @@ typedef struct {
     int (*release)(jg_backend_t *b, int64_t group_id, jg_error_t *err);
 
     /* Stops the group (job_index -1), one job (rank -1) or one node: a polite
-     * signal now, a forced kill after grace_ms.  Exits are reported as events. */
+     * signal now, a forced kill after grace_ms.  Each node's end is reported
+     * (NODE_EXITED / NODE_LOST), then one STOPPED for the target. */
     int (*stop)(jg_backend_t *b, int64_t group_id, int job_index, int rank, int grace_ms,
                 jg_error_t *err);
 
-    /* A new descriptor reading the node's output from the start (all attempts,
-     * in order); the caller owns and closes it.  Works after the group ended and
-     * after a daemon restart, until cleanup(purge).  -1 + err on failure, with
-     * errno ENOENT when the node has no log (yet); any other errno means the
-     * log is there but may not be read (e.g. it is not a regular file). */
-    int (*open_log)(jg_backend_t *b, int64_t group_id, const char *job, int rank,
-                    jg_error_t *err);
-
-    /* Optional (NULL: the log is one undivided stream): where each attempt's
-     * output starts in the log open_log reads.  Fills at most max entries in
-     * attempt order and returns how many, 0 when unknown; never fails (these
-     * only decorate `jgsched logs`). */
-    size_t (*log_attempts)(jg_backend_t *b, int64_t group_id, const char *job, int rank,
-                           jg_log_attempt_t *out, size_t max);
-
     /* After a daemon restart: find these nodes again from their handles and
-     * resume reporting their events (including exits that happened meanwhile). */
+     * resume reporting their events (including exits that happened meanwhile)
+     * and their output after log_bytes. */
     int (*reattach)(jg_backend_t *b, int64_t group_id, const jg_node_handle_t *nodes,
                     size_t n, jg_error_t *err);
 
-    /* Removes what the group left behind (processes, namespaces, pods, runtime
-     * files).  Logs are kept unless purge is true. */
-    int (*cleanup)(jg_backend_t *b, int64_t group_id, bool purge, jg_error_t *err);
+    /* Starts removing what the group left in the backend (processes,
+     * namespaces, pods, services, runtime files) and returns; CLEANED follows
+     * once it is all gone.  Kills nodes still there without reporting them.
+     * Output was delivered as LOG events: the backend need not keep it. */
+    int (*cleanup)(jg_backend_t *b, int64_t group_id, jg_error_t *err);
 
     /* After a daemon (re)start, once every active group was reattached: removes
-     * what any group NOT in live_groups left behind, as cleanup(purge=false)
-     * would (a daemon that died between a group's end and its cleanup, or a
-     * group the store no longer lists).  Logs are kept.  May be NULL. */
+     * what any group NOT in live_groups left behind, as cleanup() would (a
+     * daemon that died between a group's end and its cleanup, or a group the
+     * store no longer lists), reporting nothing.  May be NULL. */
     int (*sweep)(jg_backend_t *b, const int64_t *live_groups, size_t n, jg_error_t *err);
 
     /* NULL when nodes get everything DESIGN section 4 promises; else one
@@ -149,119 +204,37 @@ typedef struct {
      * backend, valid until destroy.  May be NULL (the op). */
     const char *(*warning)(jg_backend_t *b);
 
-    /* What the backend can hold; owned by the backend, valid until destroy.
-     * NULL op: unlimited (no admission control). */
+    /* What the backend can hold now; owned by the backend, valid until the
+     * next loop turn.  NULL op: unlimited (fit must then be NULL too). */
     const jg_capacity_t *(*capacity)(jg_backend_t *b);
 
     /* One line on how nodes are held to their resources, for the daemon's log
-     * and `jgsched infra` (e.g. "cgroups: unavailable (...); nodes are not
-     * limited; GPUs: none (nvidia-smi not found)").  Owned by the backend,
-     * valid until destroy.  May be NULL (the op, or its result). */
+     * and `jgsched infra`.  Owned by the backend, valid until destroy.  May be
+     * NULL (the op, or its result). */
     const char *(*notes)(jg_backend_t *b);
 
+    /* Frees the instance; nodes keep running (the daemon may be restarting). */
     void (*destroy)(jg_backend_t *b);
 } jg_backend_ops_t;
 
 struct jg_backend {
     const jg_backend_ops_t *ops;
+    char *name;             /* the infra it serves ("local", "kubernetes/ctx-a"); owned */
     void *impl;
 };
 
-/* The local backend: every node a process tree under a jgsched-shim on this host
- * (src/backend_local.c; the node files in src/shim_protocol.h).
- *  - Events always come from the loop, never from inside an operation: launch()
- *    and reattach() queue them, so the core is not re-entered from its own call.
- *    The event callback may call any operation except destroy.
- *  - Handle: "pid=<shim pid> start=<its /proc starttime> addr=<node address>
- *    dir=<node directory>" (dir last: it may hold spaces).
- *  - reattach() does not repeat NODE_STARTED; it reports SETUP_DONE for a node
- *    that waits at the barrier (not for one already released), then the exit
- *    found in the status file, or NODE_LOST if the shim is gone without one.
- *  - A node stopped at the barrier exits with code 143 (signal 15); one killed
- *    when stop()'s grace ran out exits with code 137 (signal 9), in_setup when
- *    it had not finished setup.
- *  - When the daemon runs as root, nodes run as req->uid/gid (their node
- *    directory belongs to that user), so state_dir must be traversable (0711).
- *  - destroy() leaves nodes running (the daemon may be restarting); cleanup()
- *    kills a group's nodes even when no backend instance follows them.
- *  - Network (jgsched/netns.h, docs/local-backend.md): every node has its own
- *    network, UTS and mount namespace: its own address on a network private
- *    to its group (reported as NODE_STARTED's `address` and in
- *    SKYPILOT_NODE_IPS), `hostname` = <job>-<rank>, an /etc/hosts naming
- *    every node of the group, and a /tmp kept across its attempts until
- *    cleanup().  As root directly; unprivileged inside a user namespace;
- *    where neither works nodes share the host network and warning() says so
- *    (so does every node's log).  A group's network lives in a keeper
- *    process until cleanup() (or sweep()).
- *  - Volumes: a job's `volumes` (mount path -> volume name) are bind mounts,
- *    in the node's own mount namespace, of req->volumes' directory for that
- *    name; a missing name or directory, a system path (/etc, /usr, ...) or no
- *    mount namespace fails the node with LAUNCH_FAILED and the reason.  A
- *    mount point missing on the host is made there by the submitting user
- *    (a child with their uid; refused, naming the volume and path, where
- *    they could not) and left there: another node may use it.
- *  - Deleting: cleanup() moves a node's work and tmp (and, with purge, the
- *    group directory) into <state_dir>/trash at once; a background child
- *    deletes them through directory fds, as their owner (jgsched/fsutil.h).
- *  - GPUs: the host's (nvidia-smi, at create) are handed out by index: a node
- *    of a job asking NAME:k gets k free ones of that type as
- *    CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES (a node asking none gets
- *    CUDA_VISIBLE_DEVICES empty); none is shared by two live nodes; they
- *    return when the node ends and are taken again on reattach.  Declared
- *    GPUs with no nvidia-smi have no index: nothing is exported, and the
- *    node's log says so.
- *  - cgroups: where cgroup v2 with the cpu and memory controllers is usable
- *    and cgroups_off is not set, each node runs in a cgroup of its own with
- *    cpu.max = its job's cpus and memory.max = its memory; an OOM kill is
- *    named in NODE_EXITED's reason.  notes() says whether that is the case. */
+/* What every backend gets from the daemon at creation (the registry passes
+ * it on).  Borrowed: all of it outlives the backend. */
 typedef struct {
-    const char *state_dir;      /* node directories go under <state_dir>/groups/ */
-    const char *shim_path;      /* the jgsched-shim executable */
     jg_loop_t *loop;
     jg_backend_event_f on_event;
     void *event_ctx;
-    bool share_host_network;    /* no network isolation, on purpose (warned about) */
-    bool nat;                   /* nodes reach out through NAT (needs root; notes() says) */
-    const char *nat_network;    /* the uplinks' "a.b.c.d/p"; NULL: JG_NETNS_UPLINK_DEFAULT */
-    const jg_capacity_t *capacity;  /* declared capacity (copied); NULL: detect the host's */
-    bool host_gpus;             /* capacity's accelerators are the host's GPUs, which the
-                                 * backend finds (always so when capacity is NULL) */
-    const char *cgroup_dir;     /* a cgroup v2 directory (delegated to us, cpu and memory in
-                                 * its subtree_control) to put node cgroups under; NULL:
-                                 * found by probing the host */
-    bool cgroups_off;           /* no cgroups at all, on purpose (config `cgroups: off`):
-                                 * nodes are not limited; notes() says why */
-} jg_local_config_t;
-
-/* Returns a new backend (destroy with b->ops->destroy) or NULL + err. */
-jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *err);
-
-/* The environment of one node (DESIGN section 4) as a NULL-terminated array of
- * "KEY=value" strings, user `envs` last so they can refer to nothing of ours
- * but override nothing either (ours win on conflict).  job_ips: the job's node
- * addresses in rank order (n = num_nodes).  Caller frees with jg_env_free. */
-char **jg_node_env(const jg_group_spec_t *spec, int64_t group_id, int job_index, int rank,
-                   int attempt, int64_t submitted_us, const char *const *job_ips);
-void jg_env_free(char **env);
-
-/* The local backend's GPU allocator: the host's GPUs by index and type, and
- * which ones live nodes hold.  Type names match case-insensitively. */
-typedef struct jg_gpu_pool jg_gpu_pool_t;
-
-jg_gpu_pool_t *jg_gpu_pool_create(void);
-void jg_gpu_pool_destroy(jg_gpu_pool_t *p);     /* NULL ok */
-/* Adds the output of `nvidia-smi --query-gpu=index,name --format=csv,noheader`
- * ("0, NVIDIA H200" a line; names shortened as capacity.h does: "H200", "T4",
- * "A100").  Returns how many GPUs were added; lines it cannot read are skipped. */
-size_t jg_gpu_pool_parse(jg_gpu_pool_t *p, const char *csv);
-/* GPUs of type name (NULL: every type), all or only the free ones. */
-size_t jg_gpu_pool_count(const jg_gpu_pool_t *p, const char *name, bool free_only);
-/* Takes the k lowest free indices of type name into out[k]; -1 (nothing
- * taken) when fewer than k are free. */
-int jg_gpu_pool_take(jg_gpu_pool_t *p, const char *name, int k, int *out);
-/* Marks index in use (a reattached node holds it); -1 if unknown or in use. */
-int jg_gpu_pool_claim(jg_gpu_pool_t *p, int index);
-/* Returns indices to the pool (unknown or free ones are ignored). */
-void jg_gpu_pool_release(jg_gpu_pool_t *p, const int *idx, size_t n);
+    const jg_config_t *config;  /* the daemon's configuration (backends.<kind>) */
+    const char *state_dir;      /* a root-owned directory the backend may use below
+                                 * <state_dir>/<kind>/ (local keeps groups/ at the top
+                                 * for compatibility) */
+    const char *libexec_dir;    /* where helper programs (jgsched-shim) were installed;
+                                 * NULL: next to the daemon's own executable */
+} jg_backend_env_t;
 
 #endif

@@ -24,7 +24,7 @@ void jg_capacity_detect_host(jg_capacity_t *out);
  * insensitively, or a new one). */
 void jg_capacity_add_accel(jg_capacity_t *cap, const char *name, int count);
 
-void jg_capacity_clear(jg_capacity_t *cap);     /* frees accels; NULL ok */
+void jg_capacity_clear(jg_capacity_t *cap);     /* frees accels and nodes; NULL ok */
 
 /* The accelerator name jobs use for a GPU model nvidia-smi reports:
  * "NVIDIA A100-SXM4-80GB" -> "A100", "Tesla T4" -> "T4", "NVIDIA H200" -> "H200". */
@@ -40,13 +40,13 @@ int jg_capacity_accels(const jg_capacity_t *cap, const char *name);
 bool jg_capacity_node_fits(const jg_capacity_t *cap, const char *infra,
                            const jg_job_spec_t *job, char *why, size_t len);
 
-/* What running groups hold on one backend. */
-typedef struct {
+/* What running groups hold on one backend (jg_usage_t, declared in backend.h). */
+struct jg_usage {
     double cpus;
     double memory_gb;
     jg_accel_t *accels;
     size_t n_accels;
-} jg_usage_t;
+};
 
 void jg_usage_clear(jg_usage_t *u);
 /* Adds (sign +1) or removes (sign -1) every node of the group. */

@@ -117,7 +117,7 @@ typedef struct {
 
 /* clients: how much of the daemon one local user's connections may hold
  * (docs/security.md).  The byte bounds on what a connection buffers are fixed
- * in daemon.c; these two are the ones a site may want to tune. */
+ * in src/daemon/server.c; these two are the ones a site may want to tune. */
 #define JG_CONFIG_DEFAULT_MAX_CONNECTIONS 64
 #define JG_CONFIG_DEFAULT_REQUEST_TIMEOUT_S 10.0
 typedef struct {

@@ -2,10 +2,14 @@
  *
  * sched owns the in-memory view of every active (non-terminal) group, writes
  * every transition to the store (one transaction per event and everything that
- * follows from it, each change with a reason; see sched.c on store failures), drives the backends, and turns backend events into decisions: the
+ * follows from it, each change with a reason; see sched.c on store failures),
+ * makes and drives the backends (the only caller of their operations: it
+ * makes them through the registry, one instance per infra), persists their
+ * output in the logstore, and turns backend events into decisions: the
  * barrier, failure handling, cancellation, termination of auxiliary jobs.
- * Finished groups live only in the store.  Everything runs on the daemon's
- * single-threaded loop.
+ * Finished groups live only in the store (a group whose backend has not
+ * reported CLEANED yet still holds its resources).  Everything runs on the
+ * daemon's single-threaded loop.
  */
 #ifndef JGSCHED_SCHED_H
 #define JGSCHED_SCHED_H
@@ -18,6 +22,7 @@
 #include "jgsched/capacity.h"
 #include "jgsched/config.h"
 #include "jgsched/error.h"
+#include "jgsched/logstore.h"
 #include "jgsched/loop.h"
 #include "jgsched/spec.h"
 #include "jgsched/store.h"
@@ -41,18 +46,27 @@ typedef struct {
      * such volume; NULL callback: no volumes exist. */
     char *(*volume_path)(void *ctx, const char *name);
     void *volume_ctx;
+    jg_logstore_t *logs;            /* where node output is persisted (borrowed); NULL: dropped */
+    jg_backend_env_t backend_env;   /* handed to the registry; sched fills on_event/event_ctx
+                                     * (and loop, config when left NULL) */
+    jg_backend_t **extra_backends;  /* tests: instances made by hand (the fake backend),
+                                     * owned by sched from create on (also on failure);
+                                     * they report to jg_sched_backend_event */
+    size_t n_extra_backends;
+    bool no_registry;               /* tests: make no backend from the config */
 } jg_sched_options_t;
 
-/* The store and loop are borrowed and must outlive the scheduler. */
+/* The store and loop are borrowed and must outlive the scheduler.  Makes
+ * every backend the configuration enables (jgsched/registry.h); fails (NULL +
+ * err) when one cannot be made. */
 jg_sched_t *jg_sched_create(jg_store_t *store, jg_loop_t *loop, const jg_sched_options_t *opts,
                             jg_error_t *err);
 /* Frees memory only: running nodes keep running (a restart picks them up). */
 void jg_sched_destroy(jg_sched_t *sched);
 
-/* Registers a backend under its ops->name; sched takes ownership (destroys it). */
-void jg_sched_add_backend(jg_sched_t *sched, jg_backend_t *backend);
-
-/* The event sink to give a backend at creation (ctx = the sched). */
+/* The event sink sched gives the backends it makes (ctx = the sched).  A
+ * test that makes an instance by hand (extra_backends) points it here once
+ * the sched exists. */
 void jg_sched_backend_event(void *ctx, const jg_backend_event_t *ev);
 
 void jg_sched_set_change_cb(jg_sched_t *sched, jg_sched_change_f cb, void *ctx);
@@ -87,11 +101,10 @@ int jg_sched_cancel(jg_sched_t *sched, int64_t group_id, const char *reason, jg_
 void jg_sched_pass(jg_sched_t *sched);
 
 /* After a daemon start: reloads active groups from the store, requeues pending
- * ones and reattaches running ones to their backends. */
+ * ones and reattaches running ones to their backends (each node resumes its
+ * output after what the logstore holds), then sweeps every backend of what
+ * groups no longer active left behind. */
 int jg_sched_recover(jg_sched_t *sched, jg_error_t *err);
-
-/* The backend that runs (or ran) a group, for logs; NULL if none matches. */
-jg_backend_t *jg_sched_backend_for(jg_sched_t *sched, const char *infra);
 
 /* Reloads every policy the scheduler holds (SIGHUP, `jgsched policy reload`).
  * A policy that fails to load keeps its previous version; cb is told the
@@ -99,15 +112,35 @@ jg_backend_t *jg_sched_backend_for(jg_sched_t *sched, const char *infra);
 typedef void (*jg_sched_reload_f)(void *ctx, const char *policy, const char *error);
 void jg_sched_reload_policies(jg_sched_t *sched, jg_sched_reload_f cb, void *ctx);
 
-/* What admitted groups hold on backend b now; NULL if b is not registered.
- * Borrowed from sched. */
-const jg_usage_t *jg_sched_usage(const jg_sched_t *sched, const jg_backend_t *b);
+/* What `jgsched infra` shows of one backend instance.  Borrowed, valid during
+ * the callback. */
+typedef struct {
+    const char *name;               /* infra string: "local", "kubernetes/ctx-a" */
+    const char *kind;               /* "local", "kubernetes" */
+    const jg_capacity_t *capacity;  /* NULL: unlimited */
+    const jg_usage_t *used;         /* what admitted groups hold on it (until CLEANED) */
+    const char *warning;            /* NULL or one sentence (backend warning()) */
+    const char *notes;              /* NULL or one line (backend notes()) */
+} jg_sched_infra_t;
+typedef void (*jg_sched_infra_f)(void *ctx, const jg_sched_infra_t *info);
+/* Calls cb once per backend instance, in registry order (then instances made
+ * on first use, in the order they were made). */
+void jg_sched_foreach_infra(const jg_sched_t *sched, jg_sched_infra_f cb, void *ctx);
 
-/* Calls cb for every active group, in submit order.  holds: admitted and
- * counted in its backend's usage.  Borrowed values, valid during the call. */
+/* The warning of the backend serving infra (NULL: the default one), or NULL
+ * when there is none or no such backend.  Borrowed from the backend. */
+const char *jg_sched_infra_warning(const jg_sched_t *sched, const char *infra);
+
+/* Removes every trace of an ended group: its stored logs (logstore) now, and
+ * whatever its backend still holds (cleanup, if not done yet).  -1 + err if
+ * the group is active or unknown. */
+int jg_sched_purge(jg_sched_t *sched, int64_t group_id, jg_error_t *err);
+
+/* Calls cb for every active group, in submit order.  infra: the backend
+ * instance it is placed on (NULL: none).  holds: admitted and counted in its
+ * backend's usage.  Borrowed values, valid during the call. */
 typedef void (*jg_sched_group_f)(void *ctx, int64_t id, const char *user, jg_state_t state,
-                                 const jg_backend_t *backend, const jg_group_spec_t *spec,
-                                 bool holds);
+                                 const char *infra, const jg_group_spec_t *spec, bool holds);
 void jg_sched_foreach_active(const jg_sched_t *sched, jg_sched_group_f cb, void *ctx);
 
 /* The id of an active group that mounts volume name, or 0 if none does. */

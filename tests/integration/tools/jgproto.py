@@ -27,6 +27,9 @@ usage: jgproto.py SOCKET SCENARIO [ARGS...]
   submit_many N FILE        submit the YAML FILE N times, pipelined in batches,
                             for tests that need a big store quickly (not a misuse);
                             every submit must be answered ok
+  watch ID [N]              watch group ID; prints "snapshot: STATE SPEC_NAME JOBS" for
+                            the reply and each push (JOBS: the nodes' job names, comma
+                            separated) until a terminal one, or closes after N snapshots
 """
 import json
 import os
@@ -250,6 +253,27 @@ def request(path, text):
     print(line.decode("utf-8", "replace"), flush=True)
 
 
+def watch(path, group_id, limit):
+    s = connect(path)
+    r = Reader(s)
+    send(s, json.dumps({"op": "watch", "id": group_id}) + "\n")
+    seen = 0
+    while limit == 0 or seen < limit:
+        msg = r.reply("watch snapshot %d" % (seen + 1), 60.0)
+        g = msg.get("group")
+        if msg.get("ok") is not True or not isinstance(g, dict):
+            fail("watch answered %r" % msg)
+        spec = g.get("spec") or {}
+        jobs = ",".join(n.get("job", "?") for n in g.get("nodes", []))
+        print("snapshot: %s %s %s" % (g.get("state"), spec.get("name", "-"), jobs or "-"),
+              flush=True)
+        seen += 1
+        state = str(g.get("state"))
+        if state in ("SUCCEEDED", "CANCELLED") or state.startswith("FAILED"):
+            break
+    s.close()
+
+
 def submit_many(path, count, yaml_path):
     with open(yaml_path) as f:
         text = f.read()
@@ -312,6 +336,8 @@ def main(argv):
         flood(path, int(args[0]), float(args[1]))
     elif scenario == "request":
         request(path, args[0])
+    elif scenario == "watch":
+        watch(path, int(args[0]), int(args[1]) if len(args) > 1 else 0)
     elif scenario == "submit_many":
         submit_many(path, int(args[0]), args[1])
     else:
