@@ -2535,3 +2535,105 @@ Test(local, a_forged_exit_line_ends_nothing_while_the_node_runs)
     cr_assert(wait_final(1), "%s", dump());
     cr_assert(wait_gone(sh));
 }
+
+/* ---- the new interface: output after a reattach, STOPPED, fit ------------- */
+
+static bool first_line_of_120(void)
+{
+    return strcmp(node_output(120, 0, 0, 1), "first\n") == 0;
+}
+
+static bool second_line_seen(void)
+{
+    return strstr(node_output(120, 0, 0, 0), "second\n") != NULL;
+}
+
+Test(local, reattach_resumes_output_after_what_the_core_has)
+{
+    spec = spec_new("resume");
+    char run[512];
+    snprintf(run, sizeof run,
+             "echo first; while [ ! -e %s/go ]; do sleep 0.05; done; echo second; sleep 300",
+             scratch);
+    spec_job(spec, "a", 1, NULL, run);
+    launch(120);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
+    cr_assert_eq(be->ops->release(be, 120, NULL), 0);
+    cr_assert(run_until(first_line_of_120, WAIT_MS), "got \"%s\"", node_output(120, 0, 0, 1));
+    size_t n = collect_handles();
+    cr_assert_eq(n, 1);
+    be->ops->destroy(be);
+    be = NULL;
+    /* While nobody follows the node, it writes more. */
+    close(creat(path_in(scratch, "go"), 0644));
+    log_used = n_log_pieces = 0;
+    be2 = new_backend();
+    handles[0].log_bytes = (int64_t)strlen("first\n");
+    handles[0].log_bytes_attempt = handles[0].log_bytes;
+    jg_error_t err = {{0}};
+    cr_assert_eq(be2->ops->reattach(be2, 120, handles, n, &err), 0, "%s", err.text);
+    cr_assert(run_until(second_line_seen, WAIT_MS), "no output after the reattach");
+    cr_assert_str_eq(node_output(120, 0, 0, 1), "second\n", "output repeated or lost");
+    cr_assert_eq(be2->ops->cleanup(be2, 120, &err), 0, "%s", err.text);
+}
+
+static bool one_stopped(void)
+{
+    return n_stopped >= 1;
+}
+
+Test(local, stop_reports_stopped_after_the_ends_of_its_nodes)
+{
+    spec = spec_new("stopme");
+    spec_job(spec, "a", 2, NULL, "sleep 300");
+    launch(121);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    cr_assert_eq(be->ops->release(be, 121, NULL), 0);
+    run_until(NULL, 100);
+    jg_error_t err = {{0}};
+    cr_assert_eq(be->ops->stop(be, 121, -1, -1, 2000, &err), 0, "%s", err.text);
+    cr_assert_eq(n_stopped, 0, "STOPPED came from inside stop()");
+    cr_assert(run_until(one_stopped, WAIT_MS), "no STOPPED:%s", dump());
+    cr_assert_eq(count(JG_BACKEND_NODE_EXITED) + count(JG_BACKEND_NODE_LOST), 2,
+                 "STOPPED came before its nodes' ends:%s", dump());
+    /* A stop with nothing left to stop completes at once (from the loop). */
+    n_stopped = 0;
+    cr_assert_eq(be->ops->stop(be, 121, 0, 1, 2000, &err), 0, "%s", err.text);
+    cr_assert(run_until(one_stopped, 1000), "no STOPPED for a stop of ended nodes");
+}
+
+Test(local, fit_places_the_host_as_one_node)
+{
+    jg_error_t err = {{0}};
+    const char *shim = getenv("JGSCHED_SHIM");
+    jg_capacity_t cap = {.cpus = 4, .memory_gb = 8, .max_node_cpus = 4, .max_node_memory_gb = 8};
+    snprintf(cap.source, sizeof cap.source, "config");
+    jg_local_config_t cfg = {.state_dir = state_dir, .shim_path = shim, .loop = loop,
+                             .on_event = on_event, .capacity = &cap};
+    be2 = jg_backend_local_create(&cfg, &err);
+    cr_assert(be2, "%s", err.text);
+    cr_assert_str_eq(be2->name, "local");
+    cr_assert_str_eq(be2->ops->kind, "local");
+    const jg_capacity_t *c = be2->ops->capacity(be2);
+    cr_assert(c->reachable);
+    cr_assert_eq(c->n_nodes, 1);
+    cr_expect_eq(c->nodes[0].cpus, 4);
+
+    spec = spec_new("fits");
+    jg_job_spec_t *j = spec_job(spec, "a", 1, NULL, "true");
+    j->cpus = (jg_amount_t){.set = true, .value = 3};
+    char why[256] = "";
+    jg_usage_t held = {0};
+    cr_expect_eq(be2->ops->fit(be2, spec, &held, why, sizeof why), JG_FIT_NOW, "%s", why);
+    held.cpus = 2;
+    cr_expect_eq(be2->ops->fit(be2, spec, &held, why, sizeof why), JG_FIT_NOT_NOW);
+    cr_expect(strstr(why, "waiting for resources"), "%s", why);
+    j->cpus = (jg_amount_t){.set = true, .value = 5};
+    cr_expect_eq(be2->ops->fit(be2, spec, &held, why, sizeof why), JG_FIT_NEVER);
+    cr_expect(strstr(why, "largest node of infra local"), "%s", why);
+    j->cpus = (jg_amount_t){.set = true, .value = 3};
+    j->num_nodes = 2;
+    held.cpus = 0;
+    cr_expect_eq(be2->ops->fit(be2, spec, &held, why, sizeof why), JG_FIT_NEVER);
+    cr_expect(strstr(why, "can never start"), "%s", why);
+}
