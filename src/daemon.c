@@ -37,6 +37,7 @@
 
 #include "jg_config.h"
 #include "jgsched/backend.h"
+#include "jgsched/backend_local.h"
 #include "jgsched/capacity.h"
 #include "jgsched/config.h"
 #include "jgsched/fsutil.h"

@@ -23,7 +23,7 @@
  * SkyPilot gives a recovered job a new task id; so do we, by appending
  * `-<attempt>` from the second attempt on.
  */
-#include "jgsched/backend.h"
+#include "jgsched/nodeenv.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -9,9 +9,11 @@
 #include <criterion/criterion.h>
 
 #include "jgsched/backend.h"
+#include "jgsched/backend_local.h"
 #include "jgsched/capacity.h"
 #include "jgsched/fsutil.h"
 #include "jgsched/loop.h"
+#include "jgsched/nodeenv.h"
 #include "jgsched/proc.h"
 
 #include <dirent.h>
