@@ -80,6 +80,11 @@ typedef struct {
 /* Returns a new backend (destroy with b->ops->destroy) or NULL + err. */
 jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *err);
 
+/* How many cleanup()s of this (local) backend are still under way: cleanup()
+ * kills at once and returns; the rest (waiting for the processes to end,
+ * removing cgroups, the group's network, files) finishes from the loop. */
+size_t jg_backend_local_cleanups_pending(const jg_backend_t *b);
+
 /* The local backend's GPU allocator: the host's GPUs by index and type, and
  * which ones live nodes hold.  Type names match case-insensitively. */
 typedef struct jg_gpu_pool jg_gpu_pool_t;

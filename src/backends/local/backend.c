@@ -206,7 +206,10 @@ static void local_destroy(jg_backend_t *base)
         return;
     local_t *b = base->impl;
     jg_capacity_clear(&b->capacity);
-    /* Nodes and hubs keep running: the daemon may be restarting and will reattach. */
+    /* Nodes and hubs keep running: the daemon may be restarting and will reattach.
+     * A cleanup midway stops here (its nodes were killed; sweep() finishes it). */
+    cleanups_free(b);
+    launches_free(b);
     while (b->nodes)
         node_free(b, b->nodes);     /* before the GPU pool they return to goes */
     jg_gpu_pool_destroy(b->gpus);

@@ -193,17 +193,16 @@ int cg_node_create(const char *cg, const jg_job_spec_t *job, jg_error_t *err)
     return 0;
 }
 
-/* Kills every process of a node's cgroup and removes it once empty, waiting
- * at most wait_ms; best effort (cleanup() tries again). */
-void cg_node_remove(const char *cg, int wait_ms)
+/* Kills every process of a node's cgroup and removes it if it is empty
+ * already; never waits (the kill takes a moment: cleanup() tries again from
+ * a timer).  False while it is still there, holding processes. */
+bool cg_node_remove(const char *cg)
 {
     struct stat st;
     if (stat(cg, &st) < 0)
-        return;
+        return true;
     (void)write_knob(cg, "cgroup.kill", "1");
-    int64_t deadline = jg_now_mono_ms() + wait_ms;
-    while (rmdir(cg) < 0 && errno == EBUSY && jg_now_mono_ms() < deadline)
-        usleep(5000);
+    return rmdir(cg) == 0 || errno != EBUSY;
 }
 
 /* "killed by the OOM killer (memory.max 8GB)" when the node's cgroup saw an
@@ -230,14 +229,16 @@ void oom_note(const node_t *n, char *buf, size_t len)
         snprintf(buf, len, "killed by the OOM killer");
 }
 
-/* Removes the cgroups of a group's nodes (killing what is left in them). */
-void cg_group_remove(const local_t *b, int64_t group_id, int wait_ms)
+/* Kills what is left in the cgroups of a group's nodes and removes the empty
+ * ones, without waiting; returns how many are still there, busy. */
+size_t cg_group_try_remove(const local_t *b, int64_t group_id)
 {
+    size_t busy = 0;
     if (!b->cg_base)
-        return;
+        return 0;
     DIR *d = opendir(b->cg_base);
     if (!d)
-        return;
+        return 0;
     char prefix[32];
     snprintf(prefix, sizeof prefix, "g%" PRId64 "-", group_id);
     struct dirent *de;
@@ -245,10 +246,12 @@ void cg_group_remove(const local_t *b, int64_t group_id, int wait_ms)
         if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
             continue;
         char *cg = jg_xasprintf("%s/%s", b->cg_base, de->d_name);
-        cg_node_remove(cg, wait_ms);
+        if (!cg_node_remove(cg))
+            busy++;
         free(cg);
     }
     closedir(d);
+    return busy;
 }
 
 /* Whether some node cgroup of the group is left. */

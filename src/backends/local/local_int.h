@@ -48,6 +48,8 @@
 
 typedef struct local local_t;
 typedef struct node node_t;
+typedef struct cleanup cleanup_t;           /* one group's cleanup under way (cleanup.c) */
+typedef struct launch_job launch_job_t;     /* nodes of a launch still to start (spawn.c) */
 
 struct node {
     node_t *next;
@@ -133,6 +135,9 @@ struct local {
     char *cg_base;              /* this instance's cgroup (v2), or NULL: nodes are not limited */
     char *notes;                /* notes(): cgroups and GPUs, one line */
     jg_trash_t *trash;          /* <state_dir>/trash: users' trees go there to be deleted */
+    cleanup_t *cleanups;        /* cleanups under way */
+    launch_job_t *launches;     /* launches not finished yet, oldest first */
+    uint64_t launch_timer;      /* starts the next nodes of launches; 0: not armed */
 };
 
 typedef struct {
@@ -192,6 +197,9 @@ char *resolve_exec(const char *name);
 
 /* spawn.c */
 int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err);
+void launches_drop(local_t *b, int64_t group_id);
+void launches_finish(local_t *b, int64_t group_id);
+void launches_free(local_t *b);
 
 /* status.c */
 void read_status(node_t *n);
@@ -214,6 +222,7 @@ gnet_t *gnet_watch(local_t *b, int64_t group_id, jg_netns_hub_t *hub, jg_error_t
 int read_net_file(const local_t *b, int64_t group_id, pid_t *pid,
                   unsigned long long *start);
 gnet_t *group_hub(local_t *b, int64_t group_id, jg_error_t *err);
+bool group_hub_take(local_t *b, int64_t group_id, jg_netns_hub_t *out);
 int setup_nat(local_t *b, const jg_local_config_t *cfg, jg_error_t *err);
 
 /* volumes.c */
@@ -230,9 +239,9 @@ void format_indices(const int *idx, size_t n, char *buf, size_t len);
 int cg_probe(local_t *b, char *why, size_t len);
 char *cg_node_path(const local_t *b, int64_t group_id, const char *node_dir, int attempt);
 int cg_node_create(const char *cg, const jg_job_spec_t *job, jg_error_t *err);
-void cg_node_remove(const char *cg, int wait_ms);
+bool cg_node_remove(const char *cg);
 void oom_note(const node_t *n, char *buf, size_t len);
-void cg_group_remove(const local_t *b, int64_t group_id, int wait_ms);
+size_t cg_group_try_remove(const local_t *b, int64_t group_id);
 bool cg_group_exists(const local_t *b, int64_t group_id);
 
 /* shims.c */
@@ -255,6 +264,9 @@ int local_open_log(jg_backend_t *base, int64_t group_id, const char *job, int ra
                    jg_error_t *err);
 
 /* cleanup.c */
+void cleanup_node_gone(local_t *b, int64_t group_id);
+bool cleanup_running(const local_t *b, int64_t group_id);
+void cleanups_free(local_t *b);
 int local_cleanup(jg_backend_t *base, int64_t group_id, bool purge, jg_error_t *err);
 
 /* reattach.c */

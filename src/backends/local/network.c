@@ -120,6 +120,30 @@ int read_net_file(const local_t *b, int64_t group_id, pid_t *pid,
     return n == 2 && p > 0 ? 0 : -1;
 }
 
+/* Hands over the group's hub, to be killed by its cleanup: the followed one
+ * (no longer followed: its death is no loss now) or the one its net record
+ * names.  False when there is none. */
+bool group_hub_take(local_t *b, int64_t group_id, jg_netns_hub_t *out)
+{
+    gnet_t *g = gnet_find(b, group_id);
+    pid_t pid;
+    unsigned long long start;
+    if (!g)
+        return read_net_file(b, group_id, &pid, &start) == 0 &&
+               jg_netns_hub_open(pid, start, out, NULL) == 0;
+    for (gnet_t **pp = &b->gnets; *pp; pp = &(*pp)->next) {
+        if (*pp == g) {
+            *pp = g->next;
+            break;
+        }
+    }
+    if (g->hub.pidfd >= 0)
+        jg_loop_del_fd(b->loop, g->hub.pidfd);
+    *out = g->hub;
+    free(g);
+    return true;
+}
+
 /* The group's hub: followed already, found again from <group dir>/net, or
  * created (its keeper recorded there).  NULL + err if none can be had. */
 gnet_t *group_hub(local_t *b, int64_t group_id, jg_error_t *err)

@@ -339,11 +339,8 @@ int local_sweep(jg_backend_t *base, const int64_t *live, size_t n_live, jg_error
             continue;
         for (size_t i = 0; i < n_live && !is_live; i++)
             is_live = live[i] == (int64_t)id;
-        if (!is_live) {
-            char *cg = jg_xasprintf("%s/%s", b->cg_base, de->d_name);
-            cg_node_remove(cg, CLEANUP_WAIT_MS);
-            free(cg);
-        }
+        if (!is_live)       /* removed from the loop, like any cleanup */
+            (void)local_cleanup(base, (int64_t)id, false, NULL);
     }
     if (cgd)
         closedir(cgd);

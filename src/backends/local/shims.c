@@ -50,7 +50,10 @@ void kill_node_tree(const local_t *b, pid_t pid, unsigned long long start)
         nsfd = open(path, O_RDONLY | O_CLOEXEC);
     }
     if (jg_proc_starttime(pid, &now) == 0 && now == start) {
+        /* The shim itself too: a node's child killed right after its fork
+         * may not have made its session (its process group) yet. */
         (void)jg_proc_kill(-pid, SIGKILL);
+        (void)jg_proc_kill(pid, SIGKILL);
         if (nsfd >= 0 && netns_made_by_us(nsfd))
             jg_netns_kill_members(nsfd);
     }

@@ -511,6 +511,9 @@ static int fork_node(node_build_t *nb, jg_error_t *err)
         jg_errprintf(err, "cannot create a pipe: %s", strerror(errno));
         goto done;
     }
+    /* Read only once the child ended (child_error), when the write end is
+     * closed; never blocking, even if a descendant kept it open. */
+    (void)fcntl(nb->errpipe[0], F_SETFL, O_NONBLOCK);
     nb->pid = fork();
     if (nb->pid < 0) {
         jg_errprintf(err, "cannot fork: %s", strerror(errno));
@@ -654,6 +657,220 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
     return rc;
 }
 
+/* ---- launches, spread over loop turns -------------------------------------
+ *
+ * Starting a node costs a few forks and file writes; a launch of hundreds
+ * of nodes done in one go would hold the loop (every client, every other
+ * group) for its whole length.  launch() starts at most LAUNCH_BATCH nodes
+ * and queues the rest (with copies of what the request only lent it); a
+ * timer starts the next LAUNCH_BATCH on each later loop turn, oldest launch
+ * first, so the events of all launches keep the order of their nodes.  The
+ * timer waits 1 ms rather than 0: the loop runs every timer that is due
+ * before it looks at descriptors again, and a zero-delay timer armed from a
+ * timer can be due at once.  stop() of a group first starts its queued
+ * nodes (so they are stopped like the rest), cleanup() drops them. */
+
+#define LAUNCH_BATCH 16             /* nodes started per loop turn, at most */
+#define LAUNCH_NEXT_MS 1
+
+struct launch_job {
+    launch_job_t *next;
+    jg_launch_t req;            /* points at the copies below once queued */
+    jg_group_spec_t *spec;      /* owned copies (NULL while the caller's are used) */
+    char *user;
+    jg_node_ref_t *nodes;
+    jg_kv_t *volumes;
+    size_t next_node;           /* the first node not started yet */
+    creds_t creds;
+    struct passwd pwbuf, *pw;   /* pw: &pwbuf or NULL */
+    char pwstr[4096];
+    bool net_ok;                /* the group's network is set up */
+    jg_error_t neterr;          /* !net_ok: why */
+    group_net_t gnet;
+    char *hosts, *resolv;       /* gnet's paths */
+};
+
+static void launch_job_free(launch_job_t *j)
+{
+    if (j->spec)
+        jg_spec_free(j->spec);
+    free(j->user);
+    free(j->nodes);
+    for (size_t i = 0; j->volumes && i < j->req.n_volumes; i++) {
+        free(j->volumes[i].key);
+        free(j->volumes[i].value);
+    }
+    free(j->volumes);
+    free(j->hosts);
+    free(j->resolv);
+    free(j);
+}
+
+/* Makes the job independent of the caller's request (to be finished on later
+ * turns); false if the spec cannot be copied. */
+static bool launch_job_own(launch_job_t *j)
+{
+    jg_error_t e;
+    char *json = jg_spec_to_json(j->req.spec);
+    j->spec = json ? jg_spec_from_json(json, &e) : NULL;
+    free(json);
+    if (!j->spec)
+        return false;
+    j->req.spec = j->spec;
+    j->user = j->req.user ? jg_xstrdup(j->req.user) : NULL;
+    j->req.user = j->user;
+    j->nodes = jg_xcalloc(j->req.n_nodes ? j->req.n_nodes : 1, sizeof *j->nodes);
+    memcpy(j->nodes, j->req.nodes, j->req.n_nodes * sizeof *j->nodes);
+    j->req.nodes = j->nodes;
+    if (j->req.volumes) {
+        j->volumes = jg_xcalloc(j->req.n_volumes ? j->req.n_volumes : 1, sizeof *j->volumes);
+        for (size_t i = 0; i < j->req.n_volumes; i++)
+            j->volumes[i] = (jg_kv_t){.key = jg_xstrdup(j->req.volumes[i].key),
+                                      .value = jg_xstrdup(j->req.volumes[i].value)};
+        j->req.volumes = j->volumes;
+    }
+    return true;       /* pw, if set, is &pwbuf, whose strings are in pwstr: ours already */
+}
+
+/* Starts up to max of the job's remaining nodes; returns how many it took. */
+static size_t launch_nodes(local_t *b, launch_job_t *j, size_t max)
+{
+    const jg_launch_t *req = &j->req;
+    size_t done = 0;
+    if (j->net_ok && isolated(b) && j->next_node > 0) {
+        /* On a later turn: the keeper may have died meanwhile. */
+        gnet_t *g = gnet_find(b, req->group_id);
+        if (g) {
+            j->gnet.hub_pidfd = g->hub.pidfd;
+        } else {
+            j->net_ok = false;
+            jg_errprintf(&j->neterr, "the group's network is gone (its keeper died while "
+                         "the group was being launched)");
+        }
+    }
+    for (; j->next_node < req->n_nodes && done < max; j->next_node++, done++) {
+        const jg_node_ref_t *r = &req->nodes[j->next_node];
+        jg_error_t e = {{0}};
+        if (!j->net_ok)
+            jg_errprintf(&e, "cannot set up the group's network: %s", j->neterr.text);
+        if (!j->net_ok || launch_one(b, req, r, &j->creds, j->pw, &j->gnet, &e) < 0)
+            queue_event(b, JG_BACKEND_LAUNCH_FAILED, req->group_id, r->job_index, r->rank,
+                        r->attempt, e.text, NULL, false, 0, 0);
+    }
+    return done;
+}
+
+static void on_launch_timer(jg_loop_t *loop, void *arg);
+
+/* Starts up to max queued nodes, oldest launch first; re-arms the timer
+ * while some are left. */
+static void launch_queued(local_t *b, size_t max)
+{
+    while (b->launches && max > 0) {
+        launch_job_t *j = b->launches;
+        max -= launch_nodes(b, j, max);
+        if (j->next_node == j->req.n_nodes) {
+            b->launches = j->next;
+            launch_job_free(j);
+        }
+    }
+    if (b->launches && !b->launch_timer)
+        b->launch_timer = jg_loop_add_timer(b->loop, LAUNCH_NEXT_MS, on_launch_timer, b);
+}
+
+static void on_launch_timer(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    local_t *b = arg;
+    b->launch_timer = 0;
+    launch_queued(b, LAUNCH_BATCH);
+}
+
+static bool group_queued(const local_t *b, int64_t group_id)
+{
+    for (launch_job_t *j = b->launches; j; j = j->next)
+        if (j->req.group_id == group_id)
+            return true;
+    return false;
+}
+
+void launches_finish(local_t *b, int64_t group_id)
+{
+    while (group_queued(b, group_id))
+        launch_queued(b, LAUNCH_BATCH);
+}
+
+void launches_drop(local_t *b, int64_t group_id)
+{
+    for (launch_job_t **pp = &b->launches; *pp;) {
+        launch_job_t *j = *pp;
+        if (j->req.group_id == group_id) {
+            *pp = j->next;
+            launch_job_free(j);
+        } else {
+            pp = &j->next;
+        }
+    }
+    if (!b->launches && b->launch_timer) {
+        jg_loop_cancel_timer(b->loop, b->launch_timer);
+        b->launch_timer = 0;
+    }
+}
+
+void launches_free(local_t *b)
+{
+    while (b->launches) {
+        launch_job_t *j = b->launches;
+        b->launches = j->next;
+        launch_job_free(j);
+    }
+    if (b->launch_timer)
+        jg_loop_cancel_timer(b->loop, b->launch_timer);
+    b->launch_timer = 0;
+}
+
+/* The group's network first (its hub, its hosts file): every node joins it. */
+static void prepare_group_net(local_t *b, launch_job_t *j)
+{
+    const jg_launch_t *req = &j->req;
+    group_net_t *gnet = &j->gnet;
+    char *gdir = group_dir(b, req->group_id);
+    gnet->hub_pidfd = -1;
+    j->net_ok = true;
+    if ((isolated(b) || b->net.own_mounts) && jg_mkdir_p(gdir, 0711, &j->neterr) < 0)
+        j->net_ok = false;
+    if (j->net_ok && isolated(b)) {
+        gnet_t *g = group_hub(b, req->group_id, &j->neterr);
+        j->net_ok = g != NULL;
+        if (g)
+            gnet->hub_pidfd = g->hub.pidfd;
+    }
+    if (j->net_ok && b->net.own_mounts) {
+        const creds_t none = {0};
+        char *hosts = jg_netns_hosts(req->spec, isolated(b));
+        j->net_ok = write_file(&none, gdir, GROUP_HOSTS, hosts, strlen(hosts), 0644,
+                               &j->neterr) == 0;
+        free(hosts);
+        j->hosts = jg_xasprintf("%s/" GROUP_HOSTS, gdir);
+        gnet->hosts_path = j->hosts;
+    }
+    if (j->net_ok && b->nat && b->net.own_mounts) {
+        /* Read at each launch: the host's resolvers may have changed since. */
+        char host[8192], upstream[8192];
+        const creds_t none = {0};
+        bool have_host = read_small("/etc/resolv.conf", host, sizeof host) >= 0;
+        bool have_up = read_small("/run/systemd/resolve/resolv.conf", upstream,
+                                  sizeof upstream) >= 0;
+        char *text = jg_netns_resolv_conf(have_host ? host : NULL, have_up ? upstream : NULL);
+        j->net_ok = write_file(&none, gdir, GROUP_RESOLV, text, strlen(text), 0644,
+                               &j->neterr) == 0;
+        free(text);
+        j->resolv = jg_xasprintf("%s/" GROUP_RESOLV, gdir);
+        gnet->resolv_path = j->resolv;
+    }
+    free(gdir);
+}
+
 int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
 {
     local_t *b = base->impl;
@@ -675,75 +892,54 @@ int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
                                 r->rank);
     }
 
-    creds_t creds = {0};
-    struct passwd pwbuf, *pw = NULL;
-    char pwstr[4096];
+    launch_job_t *j = jg_xcalloc(1, sizeof *j);
+    j->req = *req;
     if (req->user)
-        getpwnam_r(req->user, &pwbuf, pwstr, sizeof pwstr, &pw);
-    if (!pw)
-        getpwuid_r(req->uid, &pwbuf, pwstr, sizeof pwstr, &pw);
+        getpwnam_r(req->user, &j->pwbuf, j->pwstr, sizeof j->pwstr, &j->pw);
+    if (!j->pw)
+        getpwuid_r(req->uid, &j->pwbuf, j->pwstr, sizeof j->pwstr, &j->pw);
     if (req->uid != geteuid() || req->gid != getegid()) {
-        if (geteuid() != 0)
+        if (geteuid() != 0) {
+            free(j);
             return jg_errprintf(err, "launch: cannot run nodes as uid %d: the daemon runs "
                                 "unprivileged as uid %d", (int)req->uid, (int)geteuid());
-        creds.active = true;
-        creds.uid = req->uid;
-        creds.gid = req->gid;
-        creds.n_groups = MAX_GROUPS;
-        if (!pw || getgrouplist(pw->pw_name, req->gid, creds.groups, &creds.n_groups) < 0) {
-            creds.groups[0] = req->gid;
-            creds.n_groups = 1;
+        }
+        j->creds.active = true;
+        j->creds.uid = req->uid;
+        j->creds.gid = req->gid;
+        j->creds.n_groups = MAX_GROUPS;
+        if (!j->pw ||
+            getgrouplist(j->pw->pw_name, req->gid, j->creds.groups, &j->creds.n_groups) < 0) {
+            j->creds.groups[0] = req->gid;
+            j->creds.n_groups = 1;
         }
     }
 
-    /* The group's network first (its hub, its hosts file): every node joins it. */
-    group_net_t gnet = {.hub_pidfd = -1};
-    jg_error_t neterr = {{0}};
-    bool net_ok = true;
-    char *gdir = group_dir(b, req->group_id);
-    char *hosts = NULL, *resolv = NULL;
-    if ((isolated(b) || b->net.own_mounts) && jg_mkdir_p(gdir, 0711, &neterr) < 0)
-        net_ok = false;
-    if (net_ok && isolated(b)) {
-        gnet_t *g = group_hub(b, req->group_id, &neterr);
-        net_ok = g != NULL;
-        if (g)
-            gnet.hub_pidfd = g->hub.pidfd;
-    }
-    if (net_ok && b->net.own_mounts) {
-        const creds_t none = {0};
-        hosts = jg_netns_hosts(req->spec, isolated(b));
-        net_ok = write_file(&none, gdir, GROUP_HOSTS, hosts, strlen(hosts), 0644, &neterr) == 0;
-        free(hosts);
-        hosts = jg_xasprintf("%s/" GROUP_HOSTS, gdir);
-        gnet.hosts_path = hosts;
-    }
-    if (net_ok && b->nat && b->net.own_mounts) {
-        /* Read at each launch: the host's resolvers may have changed since. */
-        char host[8192], upstream[8192];
-        const creds_t none = {0};
-        bool have_host = read_small("/etc/resolv.conf", host, sizeof host) >= 0;
-        bool have_up = read_small("/run/systemd/resolve/resolv.conf", upstream,
-                                  sizeof upstream) >= 0;
-        char *text = jg_netns_resolv_conf(have_host ? host : NULL, have_up ? upstream : NULL);
-        net_ok = write_file(&none, gdir, GROUP_RESOLV, text, strlen(text), 0644, &neterr) == 0;
-        free(text);
-        resolv = jg_xasprintf("%s/" GROUP_RESOLV, gdir);
-        gnet.resolv_path = resolv;
+    if (cleanup_running(b, req->group_id)) {
+        /* Its cleanup would take the new nodes' network and files away. */
+        j->net_ok = false;
+        jg_errprintf(&j->neterr, "group %" PRId64 " is being cleaned up", req->group_id);
+    } else {
+        prepare_group_net(b, j);
     }
 
-    /* Every node in one pass; none waits for another. */
-    for (size_t i = 0; i < req->n_nodes; i++) {
-        const jg_node_ref_t *r = &req->nodes[i];
-        jg_error_t e = {{0}};
-        if (!net_ok)
-            jg_errprintf(&e, "cannot set up the group's network: %s", neterr.text);
-        if (!net_ok || launch_one(b, req, r, &creds, pw, &gnet, &e) < 0)
-            queue_event(b, JG_BACKEND_LAUNCH_FAILED, req->group_id, r->job_index, r->rank,
-                        r->attempt, e.text, NULL, false, 0, 0);
+    /* No node waits for another; at most LAUNCH_BATCH start now, and none
+     * before those of an earlier launch still queued. */
+    if (!b->launches)
+        launch_nodes(b, j, LAUNCH_BATCH);
+    if (j->next_node < req->n_nodes && !launch_job_own(j)) {
+        jg_log("warn", "group %" PRId64 ": cannot copy the launch request; starting its "
+               "%zu nodes at once", req->group_id, req->n_nodes - j->next_node);
+        launch_nodes(b, j, req->n_nodes);
     }
-    free(hosts);
-    free(resolv);
-    free(gdir);
+    if (j->next_node == req->n_nodes) {
+        launch_job_free(j);
+        return 0;
+    }
+    launch_job_t **tail = &b->launches;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = j;
+    launch_queued(b, 0);        /* arms the timer */
     return 0;
 }

@@ -211,8 +211,12 @@ void node_dead(local_t *b, node_t *n)
     /* The node is over: so is whatever is left in its cgroup (a process that
      * left its process group, when nodes share the host network). */
     if (n->cgroup)
-        cg_node_remove(n->cgroup, 0);
+        (void)cg_node_remove(n->cgroup);
+    int64_t group_id = n->group_id;
+    bool cleaned_up = n->quiet;
     node_free(b, n);
+    if (cleaned_up)
+        cleanup_node_gone(b, group_id);     /* its cleanup may have waited for this */
 }
 
 void on_pidfd(jg_loop_t *loop, int fd, uint32_t revents, void *arg)

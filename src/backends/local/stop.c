@@ -76,6 +76,7 @@ int local_stop(jg_backend_t *base, int64_t group_id, int job_index, int rank,
     (void)err;
     local_t *b = base->impl;
     bool any = false;
+    launches_finish(b, group_id);       /* its queued nodes are stopped like the others */
     for (node_t *n = b->nodes; n; n = n->next) {
         if (!matches(n, group_id, job_index, rank))
             continue;
