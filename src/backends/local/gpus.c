@@ -103,7 +103,9 @@ void jg_gpu_pool_release(jg_gpu_pool_t *p, const int *idx, size_t n)
                 p->v[i].used = false;
 }
 
-/* Runs argv (no shell) and returns what it printed on stdout (at most 64 KiB;
+/* Blocking (reads the child's output, waits for it): used once, at create,
+ * before the loop serves anyone.
+ * Runs argv (no shell) and returns what it printed on stdout (at most 64 KiB;
  * caller frees), or NULL if it could not run or did not exit 0. */
 static char *capture(char *const argv[])
 {

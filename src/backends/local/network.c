@@ -41,6 +41,7 @@ int gnet_free(local_t *b, gnet_t *g, bool kill_keeper, jg_error_t *err)
     int rc = 0;
     if (g->hub.pidfd >= 0)
         jg_loop_del_fd(b->loop, g->hub.pidfd);
+    /* Only on_keeper_dead kills here, when the keeper is dead already: no wait. */
     if (kill_keeper)
         rc = jg_netns_hub_destroy(&g->hub, CLEANUP_WAIT_MS, err);
     else
@@ -162,6 +163,9 @@ gnet_t *group_hub(local_t *b, int64_t group_id, jg_error_t *err)
     char *argv[] = {b->shim_path, "--hold", gdir, NULL};
     char *text = NULL;
     const creds_t none = {0};
+    /* Waits (on the loop) for the keeper to report its hub ready: once per
+     * group, a few netlink calls; a SIGKILLed keeper, on the failure path
+     * below, dies at once. */
     if (jg_netns_hub_create(b->net.mode, b->nat ? &b->uplink : NULL, argv, &hub, err) < 0)
         goto done;
     text = jg_xasprintf("keeper %d %llu\n", (int)hub.pid, hub.start);

@@ -285,6 +285,7 @@ static int sweep_stray_keepers(local_t *b, jg_error_t *err)
             continue;
         jg_log("info", "sweep: killing the network keeper (pid %ld) of group %lld, which no "
                "record names (the daemon died while it was made)", pid, id);
+        /* Waits for the SIGKILLed keeper: at start-up, before clients are served. */
         if (jg_netns_hub_destroy(&hub, CLEANUP_WAIT_MS, &e) < 0 && rc == 0)
             rc = jg_errprintf(err, "sweep: %s", e.text);
         /* Nodes found again that were joined to it have lost their network. */

@@ -590,7 +590,8 @@ static int add_node_record(node_build_t *nb, jg_error_t *err)
 static void node_build_free(node_build_t *nb)
 {
     local_t *b = nb->b;
-    if (nb->pid > 0) {          /* started but cannot be followed: undo */
+    if (nb->pid > 0) {          /* started but cannot be followed: undo (a SIGKILLed
+                                 * child of ours: the wait ends at once) */
         (void)jg_proc_kill(nb->pid, SIGKILL);
         while (waitpid(nb->pid, NULL, 0) < 0 && errno == EINTR)
             ;

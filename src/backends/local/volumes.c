@@ -78,6 +78,9 @@ static int host_mount_point(const creds_t *c, const char *user, const char *volu
             _exit(128 + (errno > 0 && errno < 128 ? errno : EIO));
         _exit(0);
     }
+    /* Waited for on the loop: the child only walks and makes directories
+     * without following links or opening anything that could block (no
+     * FIFO, no device), so it ends in a few system calls. */
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
