@@ -1,4 +1,5 @@
-/* backends/local/cgroups.c - cgroups: finding where nodes may get their own, limiting and removing them.
+/* backends/local/cgroups.c - cgroups: finding where nodes may get their own, limiting and
+ * removing them.
  * Part of the local backend (backend.c has the overview, local_int.h the map). */
 #include "local_int.h"
 

@@ -1,4 +1,5 @@
-/* backends/local/files.c - paths, and files in directories a node's user can write (open_node_file & co).
+/* backends/local/files.c - paths, and files in directories a node's user can write
+ * (open_node_file & co).
  * Part of the local backend (backend.c has the overview, local_int.h the map). */
 #include "local_int.h"
 

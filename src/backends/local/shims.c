@@ -1,4 +1,5 @@
-/* backends/local/shims.c - the group's own record of its shims (.shims), and killing a node's process tree.
+/* backends/local/shims.c - the group's own record of its shims (.shims), and killing a node's
+ * process tree.
  * Part of the local backend (backend.c has the overview, local_int.h the map). */
 #include "local_int.h"
 

@@ -1,4 +1,5 @@
-/* backends/local/status.c - node records, and what a node says: its status file, its shim's pidfd, inotify.
+/* backends/local/status.c - node records, and what a node says: its status file, its shim's
+ * pidfd, inotify.
  * Part of the local backend (backend.c has the overview, local_int.h the map). */
 #include "local_int.h"
 #include "../../shim_protocol.h"

@@ -1,4 +1,5 @@
-/* backends/local/volumes.c - volumes: checking mount paths and making missing mount points as the user.
+/* backends/local/volumes.c - volumes: checking mount paths and making missing mount points as
+ * the user.
  * Part of the local backend (backend.c has the overview, local_int.h the map). */
 #include "local_int.h"
 
