@@ -738,8 +738,8 @@ static size_t launch_nodes(local_t *b, launch_job_t *j, size_t max)
 {
     const jg_launch_t *req = &j->req;
     size_t done = 0;
-    if (j->net_ok && isolated(b) && j->next_node > 0) {
-        /* On a later turn: the keeper may have died meanwhile. */
+    if (j->net_ok && isolated(b)) {
+        /* On a later turn the keeper may have died meanwhile. */
         gnet_t *g = gnet_find(b, req->group_id);
         if (g) {
             j->gnet.hub_pidfd = g->hub.pidfd;
