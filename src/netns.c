@@ -806,7 +806,7 @@ static int remount_ro(const char *path)
 /* Binds directory descriptor src on path target, reached without following
  * links.  A missing mount point is made only in the node's own /tmp (owned by
  * the node's user, as everything there is): one outside /tmp was made on the
- * host, as the user, before this child ran (backend_local.c), and root makes
+ * host, as the user, before this child ran (backends/local/volumes.c), and root makes
  * nothing in directories of the host.  Both ends go through /proc/self/fd, so
  * no path is looked up twice. */
 static int bind_dir_at(const jg_netns_node_t *node, int src, const char *target, const char *what,

@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 
+#include "jgsched/backend.h"
 #include "jgsched/backend_local.h"
 #include "jgsched/capacity.h"
 #include "jgsched/fsutil.h"
@@ -1000,6 +1001,146 @@ Test(local, cleanup_kills_the_group_keeps_its_log_and_reports_cleaned)
     cr_assert_eq(count(JG_BACKEND_NODE_EXITED) + count(JG_BACKEND_NODE_LOST), 0,
                  "a cleaned-up group reports nothing more");
     cr_assert_eq(n_cleaned, 1, "no CLEANED after cleanup()");
+}
+
+/* ---- cleanup and launch never hold the loop ------------------------------ */
+
+static size_t ticks;
+static uint64_t ticker_id;
+static void on_ticker(jg_loop_t *l, void *arg)
+{
+    (void)arg;
+    ticks++;
+    ticker_id = jg_loop_add_timer(l, 10, on_ticker, NULL);
+}
+
+static bool cleanups_done(void) { return jg_backend_local_cleanups_pending(be) == 0; }
+
+/* A "node" of group gid, found again by reattach, that does not die when
+ * the backend kills it, as one stuck in the kernel would not: its handle
+ * names init (pid 1), which the backend never signals (jg_proc_kill refuses
+ * it) and which never ends.  Returns its pid. */
+static pid_t reattach_unkillable_node(int64_t gid)
+{
+    pid_t pid = 1;
+    unsigned long long start = 0;
+    cr_assert_eq(jg_proc_starttime(pid, &start), 0);
+    char dir[512], handle[1024];
+    snprintf(dir, sizeof dir, "%s/groups/%" PRId64, state_dir, gid);
+    cr_assert_eq(mkdir(dir, 0711), 0);
+    snprintf(dir, sizeof dir, "%s/groups/%" PRId64 "/a-0", state_dir, gid);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    for (int i = 0; i < 2; i++) {
+        int fd = open(path_in(dir, i ? "env" : "status"), O_WRONLY | O_CREAT | O_EXCL, 0644);
+        cr_assert_geq(fd, 0, "%s", strerror(errno));
+        close(fd);
+    }
+    snprintf(handle, sizeof handle, "pid=%d start=%llu addr=127.0.0.1 dir=%s", (int)pid, start,
+             dir);
+    jg_node_handle_t h = {.job_index = 0, .rank = 0, .attempt = 1, .handle = handle};
+    jg_error_t err;
+    cr_assert_eq(be->ops->reattach(be, gid, &h, 1, &err), 0, "%s", err.text);
+    run_until(NULL, 50);
+    cr_assert_eq(count(JG_BACKEND_NODE_LOST), 0, "the node was not found again: %s", dump());
+    return pid;
+}
+
+static size_t cleaned_wanted;
+static bool cleaned_enough(void) { return n_cleaned >= cleaned_wanted; }
+
+Test(local, cleanup_returns_at_once_and_finishes_from_the_loop)
+{
+    pid_t stuck = reattach_unkillable_node(70);
+    jg_error_t err;
+    int64_t t0 = jg_now_mono_ms();
+    cr_assert_eq(be->ops->cleanup(be, 70, &err), 0, "%s", err.text);
+    int64_t took = jg_now_mono_ms() - t0;
+    cr_assert_lt(took, 1000, "cleanup() waited %lld ms for a node that does not die",
+                 (long long)took);
+    cr_assert_eq(jg_backend_local_cleanups_pending(be), 1);
+    cr_assert(exists(node_file(70, "a", 0, "env")), "files go last, once the node is dealt with");
+    cr_assert_eq(be->ops->cleanup(be, 70, &err), 0, "a second cleanup joins the first");
+    cr_assert_eq(jg_backend_local_cleanups_pending(be), 1);
+
+    ticks = 0;
+    ticker_id = jg_loop_add_timer(loop, 10, on_ticker, NULL);
+    cr_assert(run_until(cleanups_done, WAIT_MS), "the cleanup never finished");
+    jg_loop_cancel_timer(loop, ticker_id);
+    cr_assert_geq(ticks, 10, "the loop served only %zu timer ticks while the cleanup waited "
+                  "(about 2 s)", ticks);
+    cr_assert_not(exists(node_file(70, "a", 0, "env")), "the runtime files went at the end");
+    cr_assert_eq(stuck, 1);
+    cleaned_wanted = 1;
+    cr_assert(run_until(cleaned_enough, WAIT_MS), "no CLEANED after the cleanup");
+    run_until(NULL, 50);
+    cr_assert_eq(n_cleaned, 1, "one CLEANED for the joined cleanups, not %zu", n_cleaned);
+    cr_assert_eq(n_evs, 0, "a cleaned-up group reports nothing but CLEANED: %s", dump());
+}
+
+Test(local, cleanup_completes_after_the_nodes_died)
+{
+    spec = spec_new("cl");
+    spec_job(spec, "a", 2, NULL, "exec sleep 300");
+    launch(71);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
+    cr_assert_eq(be->ops->release(be, 71, NULL), 0);
+    jg_error_t err;
+    cleaned_wanted = n_cleaned + 1;
+    cr_assert_eq(be->ops->cleanup(be, 71, &err), 0, "%s", err.text);
+    cr_assert(run_until(cleanups_done, WAIT_MS), "the cleanup never finished");
+    cr_assert(run_until(cleaned_enough, WAIT_MS), "no CLEANED after the cleanup");
+    for (size_t i = 0; i < n_shims; i++)
+        cr_assert_not(proc_alive(shims[i]), "cleanup completed before shim %d died", shims[i]);
+    cr_assert_not(exists(node_file(71, "a", 1, "env")));
+    cr_assert(exists(node_file(71, "a", 1, "output.log")));
+}
+
+Test(local, destroy_in_the_middle_of_a_cleanup_frees_it)
+{
+    reattach_unkillable_node(72);
+    jg_error_t err;
+    cr_assert_eq(be->ops->cleanup(be, 72, &err), 0, "%s", err.text);
+    cr_assert_eq(jg_backend_local_cleanups_pending(be), 1);
+    be->ops->destroy(be);       /* frees the cleanup midway (ASan: nothing leaks) */
+    be = NULL;
+    run_until(NULL, 50);
+}
+
+static size_t started_at_first_turn;
+static void note_started(jg_loop_t *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    started_at_first_turn = count(JG_BACKEND_NODE_STARTED) + count(JG_BACKEND_LAUNCH_FAILED);
+}
+
+Test(local, a_large_launch_is_spread_over_loop_turns_with_events_in_order)
+{
+    spec = spec_new("big");
+    spec_job(spec, "a", 20, NULL, "exec sleep 300");
+    launch(73);
+    started_at_first_turn = SIZE_MAX;
+    jg_loop_add_timer(loop, 0, note_started, NULL);
+    cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 20), "%s", dump());
+    cr_assert_lt(started_at_first_turn, 20, "the whole launch ran before the loop served a timer");
+    cr_assert_gt(started_at_first_turn, 0);
+    int next = 0;
+    for (size_t i = 0; i < n_evs; i++)
+        if (evs[i].ev.type == JG_BACKEND_NODE_STARTED)
+            cr_assert_eq(evs[i].ev.rank, next++, "out of order: %s", dump());
+    cr_assert_eq(next, 20, "%s", dump());
+    cr_assert_eq(count(JG_BACKEND_LAUNCH_FAILED), 0, "%s", dump());
+}
+
+Test(local, a_stop_during_a_spread_launch_stops_its_queued_nodes_too)
+{
+    spec = spec_new("bigstop");
+    spec_job(spec, "a", 20, NULL, "exec sleep 300");
+    launch(74);
+    jg_error_t err;
+    cr_assert_eq(be->ops->stop(be, 74, -1, -1, 0, &err), 0, "%s", err.text);
+    cr_assert(wait_final(20), "%s", dump());
+    cr_assert_eq(count(JG_BACKEND_NODE_STARTED), 20, "%s", dump());
 }
 
 /* ---- reattach after a daemon restart ------------------------------------ */

@@ -1,7 +1,7 @@
-/* backend_local.h - the local backend (src/backend_local.c): its
- * configuration, how the registry makes it, and its GPU allocator.  Only the
+/* backend_local.h - the `local` backend (src/backends/local/): its configuration,
+ * how the registry makes it, its constructor and its GPU pool.  Only the
  * registry and the local backend's own tests include this header; everything
- * else sees jgsched/backend.h. */
+ * else sees a jg_backend_t (jgsched/backend.h). */
 #ifndef JGSCHED_BACKEND_LOCAL_H
 #define JGSCHED_BACKEND_LOCAL_H
 
@@ -9,9 +9,11 @@
 #include <stddef.h>
 
 #include "jgsched/backend.h"
+#include "jgsched/error.h"
+#include "jgsched/loop.h"
 
 /* The local backend: every node a process tree under a jgsched-shim on this host
- * (src/backend_local.c; the node files in src/shim_protocol.h).
+ * (src/backends/local/; the node files in src/shim_protocol.h).
  *  - kind "local", one instance, named "local" (backends.local of the config).
  *  - fit(): the host is one node; a group fits now when it fits in what is
  *    free of the capacity (oversubscribe included) after `held`.
@@ -22,6 +24,9 @@
  *  - cleanup() queues CLEANED once the group's processes, network and
  *    runtime files are gone; stop() queues STOPPED once every node it
  *    targeted has ended.
+ *  - Events always come from the loop, never from inside an operation: launch()
+ *    and reattach() queue them, so the core is not re-entered from its own call.
+ *    The event callback may call any operation except destroy.
  *  - Handle: "pid=<shim pid> start=<its /proc starttime> addr=<node address>
  *    dir=<node directory>" (dir last: it may hold spaces).
  *  - reattach() does not repeat NODE_STARTED; it reports SETUP_DONE for a node
@@ -91,6 +96,11 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
  * to the daemon (or $JGSCHED_SHIM, or env->libexec_dir), env's loop and
  * event sink.  NULL + err. */
 jg_backend_t *jg_backend_local_from_env(const jg_backend_env_t *env, jg_error_t *err);
+
+/* How many cleanup()s of this (local) backend are still under way: cleanup()
+ * kills at once and returns; the rest (waiting for the processes to end,
+ * removing cgroups, the group's network, files) finishes from the loop. */
+size_t jg_backend_local_cleanups_pending(const jg_backend_t *b);
 
 /* The local backend's GPU allocator: the host's GPUs by index and type, and
  * which ones live nodes hold.  Type names match case-insensitively. */
