@@ -3,7 +3,6 @@
 // Test Kubernetes API server for jgsched's Kubernetes backend.  Test code
 // only: see README.md for what it implements and where it is not faithful.
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
 const https = require('https');
 const crypto = require('crypto');
@@ -156,8 +155,10 @@ function killNode(store, name, mode, kubelet) {
 async function main() {
   const opts = parseArgs(process.argv);
   const prefix = 'jk' + crypto.randomBytes(2).toString('hex');
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`));
+  // Not under /tmp: pods commonly mount an emptyDir over /tmp, which would hide
+  // the sources of their other mounts.
   const stateDir = path.join(opts.stateDir, prefix);
+  const workDir = path.join(stateDir, 'work');
   let kubelet;
   let cleaned = false;
   const cleanup = () => {
@@ -174,7 +175,8 @@ async function main() {
   const Kubelet = opts.kubelet ? require('./lib/kubelet').Kubelet : null;
   fs.mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   if (Kubelet) Kubelet.cleanStale(opts.stateDir);
-  fs.mkdirSync(stateDir, { mode: 0o700 });
+  fs.mkdirSync(stateDir, { mode: 0o711 });
+  fs.mkdirSync(workDir, { mode: 0o711 });
   fs.writeFileSync(path.join(stateDir, 'run.json'), JSON.stringify({ pid: process.pid, prefix, workDir }));
 
   const certs = makeCerts(workDir);
@@ -185,7 +187,7 @@ async function main() {
   const api = new Api(opts, store);
   const scheduler = new Scheduler(store);
   if (Kubelet) {
-    kubelet = new Kubelet({ store, prefix, workDir, restartBackoffMs: opts.restartBackoffMs });
+    kubelet = new Kubelet({ store, prefix, workDir, restartBackoffMs: opts.restartBackoffMs, stateFile: path.join(stateDir, 'run.json') });
     kubelet.start();
     api.hooks.log = (req, res, pod, q) => kubelet.serveLog(req, res, pod, q);
   } else {

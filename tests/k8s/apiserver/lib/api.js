@@ -271,7 +271,7 @@ class Api {
     res.on('close', () => w.end());
   }
 
-  proxy(req, res, rt) {
+  async proxy(req, res, rt) {
     const m = /^(?:https?:)?([^:]+)(?::(\d+))?$/.exec(rt.name);
     if (!m) throw u.badRequest(`invalid pod proxy name: ${rt.name}`);
     const pod = this.store.get('pods', rt.ns, m[1]);
@@ -280,15 +280,17 @@ class Api {
     if (!ip) throw new u.ApiError(503, 'ServiceUnavailable', `pod ${m[1]} has no IP address`);
     const port = Number(m[2] || 80);
     const url = new URL(req.url, 'https://x');
+    const body = await readBody(req);
     const headers = { ...req.headers };
-    delete headers.authorization; delete headers.host;
+    for (const h of ['authorization', 'host', 'connection', 'transfer-encoding', 'keep-alive']) delete headers[h];
+    headers['content-length'] = body.length;
     const up = http.request({ host: ip, port, method: req.method, path: '/' + rt.rest + url.search, headers }, (ur) => {
       res.writeHead(ur.statusCode, ur.headers);
       ur.pipe(res);
     });
     up.on('error', (e) => send(res, 503, u.status(503, 'ServiceUnavailable', `error trying to reach service: dial tcp ${ip}:${port}: ${e.code || e.message}`)));
-    req.on('close', () => { if (!res.writableFinished) up.destroy(); });
-    req.pipe(up);
+    res.on('close', () => { if (!res.writableFinished) up.destroy(); });
+    up.end(body);
   }
 
   async admin(req, res, url, user) {
