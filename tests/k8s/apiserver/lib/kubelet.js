@@ -57,6 +57,7 @@ class Kubelet {
     this.pods = new Map(); // uid -> pod runtime state
     this.deadNodes = new Set();
     this.nextIp = 2;
+    this.freeIps = []; // addresses of torn-down pods, reused oldest first
     this.nextIndex = 0;
     this.createdPaths = [];
     this.bridge = `${prefix}br`;
@@ -149,7 +150,10 @@ class Kubelet {
   sync(type, obj) {
     const uid = obj.metadata.uid;
     let st = this.pods.get(uid);
-    if (type === 'DELETED') { if (st) this.forceStop(st); return; }
+    if (type === 'DELETED') {
+      if (st && st.tornDown) { this.pods.delete(uid); fs.rmSync(st.dir, { recursive: true, force: true }); } else if (st) this.forceStop(st);
+      return;
+    }
     const cur = this.store.get('pods', obj.metadata.namespace, obj.metadata.name);
     if (!cur || cur.metadata.uid !== uid || !cur.spec.nodeName || this.deadNodes.has(cur.spec.nodeName)) return;
     if (!st) {
@@ -181,8 +185,9 @@ class Kubelet {
   }
 
   async startPod(st, pod) {
-    if (this.nextIp > 254) throw new Error('pod IP range exhausted');
-    st.ip = `${this.net}.${this.nextIp++}`;
+    if (this.freeIps.length) st.ip = this.freeIps.shift();
+    else if (this.nextIp > 254) throw new Error(`pod IP range ${this.net}.0/24 exhausted (253 pods with a sandbox at once)`);
+    else st.ip = `${this.net}.${this.nextIp++}`;
     st.netns = `${this.prefix}-${st.index}`;
     st.dir = path.join(this.workDir, 'pods', st.uid);
     fs.mkdirSync(path.join(st.dir, 'volumes'), { recursive: true });
@@ -195,6 +200,7 @@ class Kubelet {
       `link set ${peer} name eth0`, `addr add ${st.ip}/24 dev eth0`, 'link set eth0 up', 'link set lo up',
       `route add default via ${this.dnsIp}`].join('\n') + '\n');
     st.sandbox = true;
+    if (st.terminating || st.dead) return this.teardownPod(st); // deleted while its sandbox was made
     await this.dnsReady;
     this.writeKubeletFiles(st, pod);
     this.prepareVolumes(st, pod);
@@ -501,8 +507,9 @@ class Kubelet {
     st.tornDown = true;
     run('ip', ['netns', 'pids', st.netns]).then((out) => {
       for (const pid of out.split('\n').filter(Boolean)) { try { process.kill(Number(pid), 'SIGKILL'); } catch (e) { /* gone */ } }
-    }).catch(() => {}).then(() => run('ip', ['netns', 'del', st.netns])).catch((e) => console.error(e.message)).then(() => {
+    }).catch(() => {}).then(() => run('ip', ['netns', 'del', st.netns])).then(() => this.freeIps.push(st.ip), (e) => console.error(e.message)).then(() => {
       fs.rmSync(path.join(st.dir, 'volumes'), { recursive: true, force: true });
+      if (!this.store.get('pods', st.ns, st.name)) { this.pods.delete(st.uid); fs.rmSync(st.dir, { recursive: true, force: true }); }
     });
   }
 
