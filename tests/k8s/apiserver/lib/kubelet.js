@@ -155,7 +155,7 @@ class Kubelet {
       return;
     }
     const cur = this.store.get('pods', obj.metadata.namespace, obj.metadata.name);
-    if (!cur || cur.metadata.uid !== uid || !cur.spec.nodeName || this.deadNodes.has(cur.spec.nodeName)) return;
+    if (!cur || cur.metadata.uid !== uid || !cur.spec.nodeName || this.deadNodes.has(cur.spec.nodeName) || !this.store.get('nodes', '', cur.spec.nodeName)) return;
     if (!st) {
       if (cur.metadata.deletionTimestamp) return; // bound but never started: the store deletes it at once
       st = { uid, ns: cur.metadata.namespace, name: cur.metadata.name, node: cur.spec.nodeName, procs: new Set(), runs: new Map(), terminating: false, dead: false, index: this.nextIndex++ };

@@ -201,3 +201,16 @@ test('--cut-watches-every ends watches', async (t) => {
   const w = s.watch(`${NS}/pods?watch=1`);
   await until(() => w.ended(), 5000, 'watch cut');
 });
+
+test('--fail-429, --fail-500 and --latency-ms from the command line', async (t) => {
+  const s = await startServer(['--no-kubelet', '--fail-429', '0.3', '--fail-500', '0.2', '--latency-ms', '20']);
+  t.after(() => s.stop());
+  const codes = { 200: 0, 429: 0, 500: 0 };
+  const t0 = Date.now();
+  for (let i = 0; i < 100; i++) codes[(await s.request('GET', `${NS}/configmaps`)).code]++;
+  assert.ok(Date.now() - t0 >= 100 * 20, 'latency applied');
+  // binomial(100, 0.3) and (100, 0.2): these bounds fail with odds below 1e-6
+  assert.ok(codes[429] >= 10 && codes[429] <= 55, JSON.stringify(codes));
+  assert.ok(codes[500] >= 3 && codes[500] <= 45, JSON.stringify(codes));
+  assert.strictEqual(codes[200] + codes[429] + codes[500], 100);
+});
