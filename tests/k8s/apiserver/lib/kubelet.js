@@ -22,6 +22,7 @@ const run = (cmd, args, input) => new Promise((resolve, reject) => {
 // Runs inside the pod's namespaces: sets the hostname, bind-mounts the
 // volumes and kubelet files, changes to workingDir and execs the command.
 const WRAPPER = `set -e
+jg_path=\${PATH-}; PATH=/usr/sbin:/usr/bin:/sbin:/bin
 printf '%s' "$1" > /proc/sys/kernel/hostname; shift
 while [ "$1" != "--" ]; do
   src=$1 dst=$2 ro=$3; shift 3
@@ -32,7 +33,14 @@ done
 shift
 if [ -n "$1" ]; then cd "$1"; fi
 shift
+PATH=$jg_path
 exec "$@"`;
+
+// Absolute paths: the container's own PATH (from its env) must not decide
+// which tools set it up.
+const which = (cmd) => execFileSync('/bin/sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim();
+const TOOLS = {};
+const tool = (cmd) => (TOOLS[cmd] ??= which(cmd));
 
 const SIGNUM = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
 
@@ -396,7 +404,7 @@ class Kubelet {
       let mounts;
       try { mounts = this.mounts(st, c); } catch (e) { return fail('CreateContainerError', e.message); }
       const wrapArgs = [st.hostname, ...mounts.flat(), '--', c.workingDir || '', ...argv];
-      const proc = spawn('ip', ['netns', 'exec', st.netns, 'unshare', '--uts', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', WRAPPER, 'jg-container', ...wrapArgs],
+      const proc = spawn(tool('ip'), ['netns', 'exec', st.netns, tool('unshare'), '--uts', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', WRAPPER, 'jg-container', ...wrapArgs],
         { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
       st.procs.add(proc);
       r.proc = proc;

@@ -52,6 +52,8 @@ class Store {
 
   commit(resource, type, obj, prev) {
     this.rv++;
+    // kind and apiVersion first, as a real server writes them.
+    if (Object.keys(obj)[0] !== 'kind') { const rest = { ...obj }; for (const k of Object.keys(obj)) delete obj[k]; Object.assign(obj, { kind: rest.kind, apiVersion: rest.apiVersion }, rest); }
     obj.metadata.resourceVersion = String(this.rv);
     const k = this.key(resource, obj.metadata.namespace, obj.metadata.name);
     if (type === 'DELETED') this.objects.delete(k); else this.objects.set(k, obj);

@@ -214,3 +214,33 @@ test('--fail-429, --fail-500 and --latency-ms from the command line', async (t) 
   assert.ok(codes[500] >= 3 && codes[500] <= 45, JSON.stringify(codes));
   assert.strictEqual(codes[200] + codes[429] + codes[500], 100);
 });
+
+test('--nodes: GPUs and labels; node loss with mode=delete', async (t) => {
+  const fs = require('fs');
+  const os = require('os');
+  const path = require('path');
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'jk-nodes-')), 'nodes.json');
+  fs.writeFileSync(file, JSON.stringify([
+    { name: 'gpu-1', allocatable: { cpu: '8', memory: '16Gi', 'nvidia.com/gpu': '2' }, labels: { accel: 'h100' } },
+    { name: 'cpu-1', allocatable: { cpu: '8', memory: '16Gi' }, labels: { accel: 'none' } },
+  ]));
+  const s = await startServer(['--no-kubelet', '--nodes', file]);
+  t.after(async () => { await s.stop(); fs.rmSync(path.dirname(file), { recursive: true, force: true }); });
+  const gpuPod = (name, n, sel) => pod(name, { spec: { nodeSelector: sel, terminationGracePeriodSeconds: 30, containers: [{ name: 'main', image: 'x', resources: { limits: { 'nvidia.com/gpu': String(n) } } }] } });
+  await s.request('POST', `${NS}/pods`, gpuPod('g2', 2));
+  const g2 = await until(async () => (await s.request('GET', `${NS}/pods/g2`)).body.spec.nodeName, 10000, 'g2 bound');
+  assert.strictEqual(g2, 'gpu-1');
+  await s.request('POST', `${NS}/pods`, gpuPod('g1', 1, { accel: 'h100' }));
+  const msg = '0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn\'t match Pod\'s node affinity/selector.';
+  await until(async () => ((await s.request('GET', `${NS}/pods/g1`)).body.status.conditions || []).some((c) => c.reason === 'Unschedulable' && c.message === msg), 10000, 'g1 unschedulable');
+  const node = (await s.request('GET', '/api/v1/nodes/gpu-1')).body;
+  assert.strictEqual(node.status.allocatable['nvidia.com/gpu'], '2');
+  assert.strictEqual(node.metadata.labels.accel, 'h100');
+  const w = s.watch(`${NS}/pods?watch=1&fieldSelector=metadata.name%3Dg2&resourceVersion=${node.metadata.resourceVersion}`);
+  assert.strictEqual((await s.request('POST', '/admin/nodes/gpu-1/kill?mode=delete')).code, 200);
+  const del = await w.next((e) => e.type === 'DELETED');
+  const dt = del.object.status.conditions.find((c) => c.type === 'DisruptionTarget');
+  assert.strictEqual(dt.reason, 'DeletionByPodGC');
+  assert.strictEqual((await s.request('GET', '/api/v1/nodes/gpu-1')).code, 404);
+  w.close();
+});
