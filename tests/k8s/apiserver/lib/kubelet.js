@@ -6,7 +6,8 @@
 // /etc/hosts, /etc/hostname and /etc/resolv.conf a kubelet writes.
 const fs = require('fs');
 const path = require('path');
-const { execFile, execFileSync, spawn } = require('child_process');
+const { execFileSync } = require('child_process');
+const { Spawner } = require('./spawner');
 const { setCondition } = require('./api');
 const { recordEvent } = require('./scheduler');
 const { startDns } = require('./dns');
@@ -14,10 +15,6 @@ const u = require('./k8sutil');
 
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const nanoNow = () => { const d = new Date(); return d.toISOString().replace(/Z$/, '') + String(process.hrtime.bigint() % 1000000n).padStart(6, '0') + 'Z'; };
-const run = (cmd, args, input) => new Promise((resolve, reject) => {
-  const c = execFile(cmd, args, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
-  if (input !== undefined) c.stdin.end(input);
-});
 
 // Runs inside the pod's namespaces: sets the hostname, bind-mounts the
 // volumes and kubelet files, changes to workingDir and execs the command.
@@ -69,6 +66,7 @@ class Kubelet {
     this.nextIndex = 0;
     this.createdPaths = [];
     this.bridge = `${prefix}br`;
+    this.spawner = new Spawner();
   }
 
   static cleanStale(stateDir) {
@@ -95,7 +93,12 @@ class Kubelet {
       Kubelet.killNetnsSync(ns);
       try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch (e) { /* gone */ }
     }
-    try { execFileSync('ip', ['link', 'del', `${info.prefix}br`], { stdio: 'ignore' }); } catch (e) { /* gone */ }
+    // veth pairs whose pod end never reached its namespace, then the bridge
+    let links = '';
+    try { links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }); } catch (e) { links = ''; }
+    for (const m of links.matchAll(/^\d+: ([^:@\s]+)/gm)) {
+      if (m[1].startsWith(info.prefix)) { try { execFileSync('ip', ['link', 'del', m[1]], { stdio: 'ignore' }); } catch (e) { /* gone with its peer */ } }
+    }
     for (const p of (info.createdPaths || []).slice().reverse()) { try { fs.rmdirSync(p); } catch (e) { try { fs.unlinkSync(p); } catch (e2) { /* not ours anymore */ } } }
     if (info.workDir && info.workDir.includes(`/${info.prefix}/`)) fs.rmSync(info.workDir, { recursive: true, force: true });
   }
@@ -142,7 +145,7 @@ class Kubelet {
 
   shutdown() {
     if (this.dns) { try { this.dns.close(); } catch (e) { /* closed */ } }
-    for (const st of this.pods.values()) for (const proc of st.procs) { try { process.kill(-proc.pid, 'SIGKILL'); } catch (e) { /* gone */ } }
+    this.spawner.killAll();
     Kubelet.teardownRun({ prefix: this.prefix, workDir: this.workDir, createdPaths: this.createdPaths });
   }
 
@@ -151,7 +154,7 @@ class Kubelet {
     for (const st of this.pods.values()) {
       if (st.node !== name) continue;
       st.dead = true;
-      for (const proc of st.procs) { try { process.kill(-proc.pid, 'SIGKILL'); } catch (e) { /* gone */ } }
+      for (const proc of st.procs) proc.kill('SIGKILL');
     }
   }
 
@@ -200,13 +203,14 @@ class Kubelet {
     st.dir = path.join(this.workDir, 'pods', st.uid);
     fs.mkdirSync(path.join(st.dir, 'volumes'), { recursive: true });
     const host = `${this.prefix}h${st.index}`, peer = `${this.prefix}p${st.index}`;
-    await run('ip', ['netns', 'add', st.netns]);
-    await run('ip', ['-b', '-'], [
-      `link add ${host} type veth peer name ${peer}`, `link set ${peer} netns ${st.netns}`,
-      `link set ${host} master ${this.bridge}`, `link set ${host} up`].join('\n') + '\n');
-    await run('ip', ['-n', st.netns, '-b', '-'], [
-      `link set ${peer} name eth0`, `addr add ${st.ip}/24 dev eth0`, 'link set eth0 up', 'link set lo up',
-      `route add default via ${this.dnsIp}`].join('\n') + '\n');
+    const ip = tool('ip');
+    await this.spawner.run('/bin/sh', ['-ec', [
+      `${ip} netns add ${st.netns}`,
+      `${ip} link add ${host} type veth peer name ${peer}`, `${ip} link set ${peer} netns ${st.netns}`,
+      `${ip} link set ${host} master ${this.bridge}`, `${ip} link set ${host} up`,
+      `${ip} -n ${st.netns} link set ${peer} name eth0`, `${ip} -n ${st.netns} addr add ${st.ip}/24 dev eth0`,
+      `${ip} -n ${st.netns} link set eth0 up`, `${ip} -n ${st.netns} link set lo up`,
+      `${ip} -n ${st.netns} route add default via ${this.dnsIp}`].join('\n')]);
     st.sandbox = true;
     if (st.terminating || st.dead) return this.teardownPod(st); // deleted while its sandbox was made
     await this.dnsReady;
@@ -404,21 +408,19 @@ class Kubelet {
       let mounts;
       try { mounts = this.mounts(st, c); } catch (e) { return fail('CreateContainerError', e.message); }
       const wrapArgs = [st.hostname, ...mounts.flat(), '--', c.workingDir || '', ...argv];
-      const proc = spawn(tool('ip'), ['netns', 'exec', st.netns, tool('unshare'), '--uts', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', WRAPPER, 'jg-container', ...wrapArgs],
-        { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = this.spawner.spawn(tool('ip'), ['netns', 'exec', st.netns, tool('unshare'), '--uts', '--mount', '--propagation', 'private', '--', '/bin/sh', '-c', WRAPPER, 'jg-container', ...wrapArgs],
+        { env, detached: true });
       st.procs.add(proc);
       r.proc = proc;
       const startedAt = now();
       const containerID = `jgsched-test://${st.uid}-${c.name}-${runs.length}`;
-      for (const stream of [proc.stdout, proc.stderr]) {
-        let partial = Buffer.alloc(0);
-        stream.on('data', (d) => {
-          partial = Buffer.concat([partial, d]);
-          let i;
-          while ((i = partial.indexOf(10)) >= 0) { r.append(partial.subarray(0, i + 1)); partial = partial.subarray(i + 1); }
-        });
-        stream.on('end', () => { if (partial.length) r.append(partial); partial = Buffer.alloc(0); });
-      }
+      const partial = { 1: Buffer.alloc(0), 2: Buffer.alloc(0) };
+      proc.on('out', (fd, d) => {
+        let buf = Buffer.concat([partial[fd], d]);
+        let i;
+        while ((i = buf.indexOf(10)) >= 0) { r.append(buf.subarray(0, i + 1)); buf = buf.subarray(i + 1); }
+        partial[fd] = buf;
+      });
       this.event(st, 'Normal', 'Started', `Started container ${c.name}`);
       this.update(st, (p) => {
         const cs = this.statusOf(p, c, init);
@@ -427,30 +429,21 @@ class Kubelet {
         if (!init) this.readiness(p);
         if (!init && p.status.phase === 'Pending') p.status.phase = 'Running';
       });
-      let closed = 0;
-      const onDone = (code, signal) => {
+      proc.on('done', (code, signal, error) => {
         st.procs.delete(proc);
-        // As when a PID namespace's init exits: whatever the container left behind dies with it.
-        try { process.kill(-proc.pid, 'SIGKILL'); } catch (e) { /* none left */ }
+        if (error) { fail('StartError', error); return; }
+        for (const fd of [1, 2]) if (partial[fd].length) r.append(partial[fd]);
         const exitCode = code ?? 128 + (SIGNUM[signal] || 0);
-        // Wait for both pipes so the log is complete before the status says terminated.
-        const finish = () => {
-          r.finish();
-          this.update(st, (p) => {
-            const cs = this.statusOf(p, c, init);
-            cs.state = { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt, finishedAt: now(), containerID } };
-            if (signal) cs.state.terminated.signal = SIGNUM[signal];
-            cs.ready = false; cs.started = false;
-            this.readiness(p);
-          });
-          resolve(exitCode);
-        };
-        if (closed >= 2) finish(); else { proc.stdout.once('close', () => closed >= 2 && finish()); proc.stderr.once('close', () => closed >= 2 && finish()); }
-      };
-      proc.stdout.on('close', () => closed++);
-      proc.stderr.on('close', () => closed++);
-      proc.on('exit', onDone);
-      proc.on('error', (e) => { st.procs.delete(proc); fail('StartError', e.message); });
+        r.finish();
+        this.update(st, (p) => {
+          const cs = this.statusOf(p, c, init);
+          cs.state = { terminated: { exitCode, reason: exitCode === 0 ? 'Completed' : 'Error', startedAt, finishedAt: now(), containerID } };
+          if (signal) cs.state.terminated.signal = SIGNUM[signal];
+          cs.ready = false; cs.started = false;
+          this.readiness(p);
+        });
+        resolve(exitCode);
+      });
     });
   }
 
@@ -489,8 +482,8 @@ class Kubelet {
     if (st.wake) st.wake();
     const grace = pod.metadata.deletionGracePeriodSeconds ?? 30;
     this.event(st, 'Normal', 'Killing', `Stopping container ${pod.spec.containers.map((c) => c.name).join(', ')}`);
-    for (const proc of st.procs) { try { process.kill(-proc.pid, 'SIGTERM'); } catch (e) { /* gone */ } }
-    const killTimer = setTimeout(() => { for (const proc of st.procs) { try { process.kill(-proc.pid, 'SIGKILL'); } catch (e) { /* gone */ } } }, grace * 1000);
+    for (const proc of st.procs) proc.kill('SIGTERM');
+    const killTimer = setTimeout(() => { for (const proc of st.procs) proc.kill('SIGKILL'); }, grace * 1000);
     const waitGone = () => {
       if (st.procs.size) { setTimeout(waitGone, 50); return; }
       clearTimeout(killTimer);
@@ -505,7 +498,7 @@ class Kubelet {
   forceStop(st) {
     st.terminating = true; st.dead = true;
     if (st.wake) st.wake();
-    for (const proc of st.procs) { try { process.kill(-proc.pid, 'SIGKILL'); } catch (e) { /* gone */ } }
+    for (const proc of st.procs) proc.kill('SIGKILL');
     const waitGone = () => { if (st.procs.size) { setTimeout(waitGone, 50); return; } this.teardownPod(st); };
     waitGone();
   }
@@ -513,9 +506,9 @@ class Kubelet {
   teardownPod(st) {
     if (!st.sandbox || st.tornDown) return;
     st.tornDown = true;
-    run('ip', ['netns', 'pids', st.netns]).then((out) => {
+    this.spawner.run(tool('ip'), ['netns', 'pids', st.netns]).then((out) => {
       for (const pid of out.split('\n').filter(Boolean)) { try { process.kill(Number(pid), 'SIGKILL'); } catch (e) { /* gone */ } }
-    }).catch(() => {}).then(() => run('ip', ['netns', 'del', st.netns])).then(() => this.freeIps.push(st.ip), (e) => console.error(e.message)).then(() => {
+    }).catch(() => {}).then(() => this.spawner.run(tool('ip'), ['netns', 'del', st.netns])).then(() => this.freeIps.push(st.ip), (e) => console.error(e.message)).then(() => {
       fs.rmSync(path.join(st.dir, 'volumes'), { recursive: true, force: true });
       if (!this.store.get('pods', st.ns, st.name)) { this.pods.delete(st.uid); fs.rmSync(st.dir, { recursive: true, force: true }); }
     });

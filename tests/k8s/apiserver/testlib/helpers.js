@@ -11,7 +11,7 @@ const SERVER = path.join(__dirname, '..', 'server.js');
 async function startServer(args = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jk-test-'));
   const kc = path.join(dir, 'kubeconfig');
-  const child = spawn(process.execPath, [SERVER, '--port', '0', '--kubeconfig-out', kc, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(process.env.JK_NODE_ARGS ? process.env.JK_NODE_ARGS.split(' ') : []), SERVER, '--port', '0', '--kubeconfig-out', kc, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   const line = await new Promise((resolve, reject) => {
