@@ -26,12 +26,14 @@ const USAGE = `usage: server.js [options]
   --fail-429 F             share of requests answered 429 TooManyRequests (Retry-After: 1)
   --fail-500 F             share of requests answered 500 InternalError
   --cut-watches-every S    end every watch stream every S seconds
-  --state-dir DIR          where runs record what to clean (default /run/jg-test-apiserver)`;
+  --state-dir DIR          where runs record what to clean (default /run/jg-test-apiserver)
+  --image-files IMAGE=DIR  containers of IMAGE (any tag) see DIR's entries at /<entry>, read-only
+                           (repeatable; images are otherwise ignored)`;
 
 function parseArgs(argv) {
   const o = { port: 0, token: crypto.randomBytes(24).toString('hex'), namespace: 'default', kubelet: true,
     historyMax: 1000, bookmarkIntervalMs: 5000, restartBackoffMs: 1000, latencyMs: 0, fail429: 0, fail500: 0,
-    cutWatchesEveryS: 0, stateDir: '/run/jg-test-apiserver' };
+    cutWatchesEveryS: 0, stateDir: '/run/jg-test-apiserver', imageFiles: {} };
   const num = (v, f) => { const n = Number(v); if (!Number.isFinite(n) || n < 0) { console.error(`${f}: not a number: ${v}`); process.exit(2); } return n; };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i], v = argv[i + 1];
@@ -52,6 +54,12 @@ function parseArgs(argv) {
       case '--fail-500': o.fail500 = num(take(), a); break;
       case '--cut-watches-every': o.cutWatchesEveryS = num(take(), a); break;
       case '--state-dir': o.stateDir = take(); break;
+      case '--image-files': {
+        const [img, dir] = take().split('=');
+        if (!img || !dir || !fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) { console.error(`--image-files: want IMAGE=DIR with an existing DIR: ${v}`); process.exit(2); }
+        o.imageFiles[img] = path.resolve(dir);
+        break;
+      }
       case '-h': case '--help': console.log(USAGE); process.exit(0); break;
       default: console.error(`unknown option ${a}\n${USAGE}`); process.exit(2);
     }
@@ -187,7 +195,7 @@ async function main() {
   const api = new Api(opts, store);
   const scheduler = new Scheduler(store);
   if (Kubelet) {
-    kubelet = new Kubelet({ store, prefix, workDir, restartBackoffMs: opts.restartBackoffMs, stateFile: path.join(stateDir, 'run.json') });
+    kubelet = new Kubelet({ store, prefix, workDir, restartBackoffMs: opts.restartBackoffMs, stateFile: path.join(stateDir, 'run.json'), imageFiles: opts.imageFiles });
     kubelet.start();
     api.hooks.log = (req, res, pod, q) => kubelet.serveLog(req, res, pod, q);
   } else {

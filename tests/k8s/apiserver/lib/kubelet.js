@@ -53,7 +53,8 @@ class ContainerRun {
 }
 
 class Kubelet {
-  constructor({ store, prefix, workDir, restartBackoffMs, stateFile }) {
+  constructor({ store, prefix, workDir, restartBackoffMs, stateFile, imageFiles }) {
+    this.imageFiles = imageFiles || {};
     this.stateFile = stateFile;
     this.store = store;
     this.prefix = prefix;
@@ -226,8 +227,8 @@ class Kubelet {
       else setCondition(p, { type: 'Initialized', status: 'True' });
       setCondition(p, { type: 'Ready', status: 'False', reason: 'ContainersNotReady', message: `containers with unready status: [${p.spec.containers.map((c) => c.name).join(' ')}]` });
       setCondition(p, { type: 'ContainersReady', status: 'False', reason: 'ContainersNotReady', message: `containers with unready status: [${p.spec.containers.map((c) => c.name).join(' ')}]` });
-      if (initNames.length) p.status.initContainerStatuses = p.spec.initContainers.map((c) => ({ name: c.name, image: c.image, imageID: '', ready: false, restartCount: 0, started: false, state: { waiting: { reason: 'PodInitializing' } } }));
-      p.status.containerStatuses = p.spec.containers.map((c) => ({ name: c.name, image: c.image, imageID: '', ready: false, restartCount: 0, started: false, state: { waiting: { reason: initNames.length ? 'PodInitializing' : 'ContainerCreating' } } }));
+      if (initNames.length) p.status.initContainerStatuses = p.spec.initContainers.map((c) => ({ name: c.name, image: c.image, imageID: '', lastState: {}, ready: false, restartCount: 0, started: false, state: { waiting: { reason: 'PodInitializing' } } }));
+      p.status.containerStatuses = p.spec.containers.map((c) => ({ name: c.name, image: c.image, imageID: '', lastState: {}, ready: false, restartCount: 0, started: false, state: { waiting: { reason: initNames.length ? 'PodInitializing' : 'ContainerCreating' } } }));
     });
     // Init containers, one after the other, each until it succeeds.
     for (const c of pod.spec.initContainers || []) {
@@ -359,9 +360,21 @@ class Kubelet {
     }
   }
 
+  // --image-files IMAGE=DIR: the entries of DIR stand in for the image's
+  // files, bind-mounted read-only at /<entry> (the image is otherwise ignored).
+  imageMounts(c) {
+    const img = String(c.image || '');
+    for (const [name, dir] of Object.entries(this.imageFiles)) {
+      if (img === name || img.startsWith(name + ':') || img.startsWith(name + '@')) {
+        return fs.readdirSync(dir).sort().map((e) => [path.join(dir, e), '/' + e, 'ro']);
+      }
+    }
+    return [];
+  }
+
   mounts(st, c) {
-    const list = [];
-    for (const vm of (c.volumeMounts || []).slice().sort((a, b) => a.mountPath.length - b.mountPath.length)) {
+    const list = this.imageMounts(c);
+    for (const vm of (c.volumeMounts || []).slice().sort((a, b) => a.mountPath.split('/').length - b.mountPath.split('/').length)) {
       let src = st.volumes[vm.name];
       if (vm.subPath) { src = path.join(src, vm.subPath); if (!fs.existsSync(src)) fs.mkdirSync(src, { recursive: true }); }
       list.push([src, vm.mountPath, vm.readOnly ? 'ro' : 'rw']);

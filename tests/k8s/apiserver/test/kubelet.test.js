@@ -13,7 +13,11 @@ const phase = (s, name, want) => until(async () => { const p = await getPod(s, n
 const log = async (s, name, q = '') => (await s.request('GET', `${NS}/pods/${name}/log?${q}`, undefined, { raw: true })).text;
 
 test('kubelet', { skip }, async (t) => {
-  const s = await startServer(['--restart-backoff-ms', '200']);
+  // an "image" whose only file is a tool, as the agent's install image is
+  const imageDir = fs.mkdtempSync('/tmp/jk-image-');
+  const tool = `jk-test-tool-${process.pid}`;
+  fs.writeFileSync(`${imageDir}/${tool}`, '#!/bin/sh\necho tool ran as $(hostname)\n', { mode: 0o755 });
+  const s = await startServer(['--restart-backoff-ms', '200', '--image-files', `example.com/tools=${imageDir}`]);
   const prefix = /prefix=(\S+)/.exec(s.ready)[1];
   t.after(async () => {
     await s.stop();
@@ -21,6 +25,16 @@ test('kubelet', { skip }, async (t) => {
     assert.ok(!execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).includes(prefix), 'netns left');
     assert.ok(!execFileSync('ip', ['link'], { encoding: 'utf8' }).includes(prefix), 'links left');
     assert.ok(!fs.existsSync(`/run/jg-test-apiserver/${prefix}`), 'state left');
+    assert.ok(!fs.existsSync(`/${tool}`), 'image mount point left');
+    fs.rmSync(imageDir, { recursive: true, force: true });
+  });
+
+  await t.test('--image-files: an init container installs a file of its image into an emptyDir', async () => {
+    await s.request('POST', `${NS}/pods`, { metadata: { name: 'agent' }, spec: { hostname: 'ag', restartPolicy: 'Never', volumes: [{ name: 'jg-agent', emptyDir: {} }],
+      initContainers: [{ name: 'install', image: 'example.com/tools:1.0', command: ['cp', `/${tool}`, '/.jgtest/tool'], volumeMounts: [{ name: 'jg-agent', mountPath: '/.jgtest' }] }],
+      containers: [{ name: 'main', image: 'busybox', command: ['/.jgtest/tool'], volumeMounts: [{ name: 'jg-agent', mountPath: '/.jgtest' }] }] } });
+    await phase(s, 'agent', 'Succeeded');
+    assert.strictEqual(await log(s, 'agent', 'container=main'), 'tool ran as ag\n');
   });
 
   await t.test('a group of pods: hostname, /etc/hosts, DNS, emptyDir, init containers, env, logs', async () => {
