@@ -8,35 +8,21 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (network namespaces)"; exit 77; }
 command -v node >/dev/null && command -v npm >/dev/null || { echo "SKIP: node/npm missing (scripts/deps.sh)"; exit 77; }
-"$here/setup.sh"
 
+. "$here/lib.sh"
 tmp=$(mktemp -d /tmp/jg-k8s-selftest.XXXXXX)
-server_pid=""
-prefix=""
 cleanup() {
   local rc=$?
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true
-  fi
+  jk_stop
   rm -rf "$tmp"
   exit $rc
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; [ -f "$tmp/server.err" ] && tail -20 "$tmp/server.err" >&2; exit 1; }
+fail() { echo "FAIL: $*" >&2; [ -n "${JK_DIR:-}" ] && tail -20 "$JK_DIR/server.err" >&2; exit 1; }
 
-token=selftest-$RANDOM$RANDOM
-node "$here/server.js" --port 0 --kubeconfig-out "$tmp/kubeconfig" --token "$token" --history 20 >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-for _ in $(seq 300); do grep -q '^READY ' "$tmp/server.out" && break; kill -0 "$server_pid" 2>/dev/null || fail "server exited"; sleep 0.1; done
-ready=$(grep '^READY ' "$tmp/server.out") || fail "server not ready"
-port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' <<<"$ready")
-prefix=$(sed -n 's/.*prefix=\([a-z0-9]*\).*/\1/p' <<<"$ready")
-grep certificate-authority-data "$tmp/kubeconfig" | awk '{print $2}' | base64 -d >"$tmp/ca.crt"
-api="https://127.0.0.1:$port/api/v1/namespaces/default"
-k() { # k METHOD PATH [JSON] [content-type]: prints the body, fails on transport errors
-  curl -sS --cacert "$tmp/ca.crt" -H "Authorization: Bearer $token" -X "$1" \
-    ${3:+-H "Content-Type: ${4:-application/json}" --data-binary "$3"} "$api/$2"
-}
+jk_start --history 20 || fail "server did not start"
+prefix=$JK_PREFIX
+k() { jk_api "$1" "/api/v1/namespaces/default/$2" "${@:3}"; }
 wait_for() { # wait_for DESCRIPTION COMMAND...: polls until COMMAND succeeds (30 s)
   local what=$1; shift
   for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -44,9 +30,9 @@ wait_for() { # wait_for DESCRIPTION COMMAND...: polls until COMMAND succeeds (30
 }
 
 # unauthenticated requests are refused
-[ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$tmp/ca.crt" "$api/pods")" = 401 ] || fail "no 401 without token"
+[ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$JK_CA" "https://127.0.0.1:$JK_PORT/api/v1/pods")" = 401 ] || fail "no 401 without token"
 
-# the group: an owner ConfigMap, a headless Service and two pods owning nothing else
+# the group: an owner ConfigMap; a headless Service and two pods owned by it
 owner_uid=$(k POST configmaps '{"metadata":{"name":"jg-g1"}}' | jq -r .metadata.uid)
 [ -n "$owner_uid" ] && [ "$owner_uid" != null ] || fail "owner not created"
 ref="{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"jg-g1\",\"uid\":\"$owner_uid\",\"controller\":true,\"blockOwnerDeletion\":true}"
@@ -93,7 +79,7 @@ gone() { [ "$(k GET "$1" | jq -r .code)" = 404 ]; }
 wait_for "group collected" eval 'gone services/jg-g1 && gone pods/jg-g1-w-0 && gone pods/jg-g1-w-1'
 
 # stopping the server leaves nothing
-kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+jk_stop
 ! ip netns list | grep -q "^$prefix-" || fail "network namespaces left"
 ! ip link show | grep -q "$prefix" || fail "links left"
 [ ! -e "/run/jg-test-apiserver/$prefix" ] || fail "state left"
