@@ -23,9 +23,9 @@ fail() { echo "FAIL: $*" >&2; [ -n "${JK_DIR:-}" ] && tail -20 "$JK_DIR/server.e
 jk_start --history 20 || fail "server did not start"
 prefix=$JK_PREFIX
 k() { jk_api "$1" "/api/v1/namespaces/default/$2" "${@:3}"; }
-wait_for() { # wait_for DESCRIPTION COMMAND...: polls until COMMAND succeeds (30 s)
+wait_for() { # wait_for DESCRIPTION COMMAND...: polls until COMMAND succeeds (60 s)
   local what=$1; shift
-  for _ in $(seq 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  for _ in $(seq 600); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "timed out: $what"
 }
 

@@ -115,14 +115,14 @@ test('API server without kubelet', async (t) => {
     // resume from an rv in the middle replays what followed it
     const w2 = s.watch(`${NS}/configmaps?watch=true&resourceVersion=${rv}&timeoutSeconds=1`);
     await w2.next((e) => e.type === 'DELETED' && e.object.metadata.name === 'w1');
-    await until(() => w2.ended(), 5000, 'watch timeout');
+    await until(() => w2.ended(), 30000, 'watch timeout');
     // history of 50: push the old rv out of it
     for (let i = 0; i < 60; i++) await s.request('POST', `${NS}/configmaps`, { metadata: { generateName: 'fill-' } });
     const w3 = s.watch(`${NS}/configmaps?watch=1&resourceVersion=${rv}`);
     const err = await w3.next((e) => e.type === 'ERROR');
     assert.strictEqual(err.object.code, 410);
     assert.strictEqual(err.object.reason, 'Expired');
-    await until(() => w3.ended(), 5000, 'watch end after 410');
+    await until(() => w3.ended(), 30000, 'watch end after 410');
   });
 
   await t.test('garbage collection by ownerReferences', async () => {
@@ -135,7 +135,7 @@ test('API server without kubelet', async (t) => {
     const del = await s.request('DELETE', `${NS}/configmaps/owner`);
     assert.strictEqual(del.code, 200);
     for (const p of ['configmaps/dep-cm', 'secrets/dep-sec', 'services/dep-svc', 'pods/dep-pod']) {
-      await until(async () => (await s.request('GET', `${NS}/${p}`)).code === 404, 10000, `${p} collected`);
+      await until(async () => (await s.request('GET', `${NS}/${p}`)).code === 404, 30000, `${p} collected`);
     }
     // foreground: the owner stays (deletionTimestamp + finalizer) until its dependents are gone
     const o2 = (await s.request('POST', `${NS}/configmaps`, { metadata: { name: 'owner2' } })).body;
@@ -148,7 +148,7 @@ test('API server without kubelet', async (t) => {
     assert.ok(dep2.metadata.deletionTimestamp);
     assert.strictEqual((await s.request('GET', `${NS}/configmaps/owner2`)).code, 200);
     await s.request('PATCH', `${NS}/configmaps/dep2`, { metadata: { finalizers: null } }, { headers: { 'Content-Type': 'application/merge-patch+json' } });
-    await until(async () => (await s.request('GET', `${NS}/configmaps/owner2`)).code === 404, 10000, 'owner2 gone');
+    await until(async () => (await s.request('GET', `${NS}/configmaps/owner2`)).code === 404, 30000, 'owner2 gone');
     // orphan: dependents stay, without the reference
     const o3 = (await s.request('POST', `${NS}/configmaps`, { metadata: { name: 'owner3' } })).body;
     await s.request('POST', `${NS}/configmaps`, { metadata: { name: 'dep3', ownerReferences: [{ ...ref, name: 'owner3', uid: o3.metadata.uid }] } });
@@ -163,19 +163,19 @@ test('API server without kubelet', async (t) => {
     assert.strictEqual((await s.request('POST', `${NS}/pods`, big)).code, 201);
     await s.request('POST', `${NS}/pods`, { ...big, metadata: { name: 'big2' } });
     await s.request('POST', `${NS}/pods`, { ...big, metadata: { name: 'big3' } });
-    const bound = await until(async () => { const p = (await s.request('GET', `${NS}/pods/big`)).body; return p.spec.nodeName && p; }, 10000, 'big bound');
+    const bound = await until(async () => { const p = (await s.request('GET', `${NS}/pods/big`)).body; return p.spec.nodeName && p; }, 30000, 'big bound');
     assert.match(bound.spec.nodeName, /^node-[12]$/);
-    const b3 = await until(async () => { const p = (await s.request('GET', `${NS}/pods/big3`)).body; return (p.status.conditions || []).find((c) => c.type === 'PodScheduled' && c.status === 'False') && p; }, 10000, 'big3 unschedulable');
+    const b3 = await until(async () => { const p = (await s.request('GET', `${NS}/pods/big3`)).body; return (p.status.conditions || []).find((c) => c.type === 'PodScheduled' && c.status === 'False') && p; }, 30000, 'big3 unschedulable');
     assert.strictEqual(b3.spec.nodeName, undefined);
     const cond = b3.status.conditions.find((c) => c.type === 'PodScheduled');
     assert.strictEqual(cond.reason, 'Unschedulable');
     assert.strictEqual(cond.message, '0/2 nodes are available: 2 Insufficient cpu.');
-    const ev = await until(async () => (await s.request('GET', `${NS}/events?fieldSelector=involvedObject.name%3Dbig3`)).body.items.find((e) => e.reason === 'FailedScheduling'), 10000, 'FailedScheduling event');
+    const ev = await until(async () => (await s.request('GET', `${NS}/events?fieldSelector=involvedObject.name%3Dbig3`)).body.items.find((e) => e.reason === 'FailedScheduling'), 30000, 'FailedScheduling event');
     assert.strictEqual(ev.type, 'Warning');
     assert.strictEqual(ev.message, '0/2 nodes are available: 2 Insufficient cpu.');
     // freeing a node lets it bind
     await s.request('DELETE', `${NS}/pods/big?gracePeriodSeconds=0`);
-    await until(async () => (await s.request('GET', `${NS}/pods/big3`)).body.spec.nodeName, 10000, 'big3 bound after big left');
+    await until(async () => (await s.request('GET', `${NS}/pods/big3`)).body.spec.nodeName, 30000, 'big3 bound after big left');
   });
 
   await t.test('fault injection switches: 429 with Retry-After, 500', async () => {
@@ -199,7 +199,7 @@ test('--cut-watches-every ends watches', async (t) => {
   const s = await startServer(['--no-kubelet', '--cut-watches-every', '1']);
   t.after(() => s.stop());
   const w = s.watch(`${NS}/pods?watch=1`);
-  await until(() => w.ended(), 5000, 'watch cut');
+  await until(() => w.ended(), 30000, 'watch cut');
 });
 
 test('--fail-429, --fail-500 and --latency-ms from the command line', async (t) => {
@@ -228,11 +228,11 @@ test('--nodes: GPUs and labels; node loss with mode=delete', async (t) => {
   t.after(async () => { await s.stop(); fs.rmSync(path.dirname(file), { recursive: true, force: true }); });
   const gpuPod = (name, n, sel) => pod(name, { spec: { nodeSelector: sel, terminationGracePeriodSeconds: 30, containers: [{ name: 'main', image: 'x', resources: { limits: { 'nvidia.com/gpu': String(n) } } }] } });
   await s.request('POST', `${NS}/pods`, gpuPod('g2', 2));
-  const g2 = await until(async () => (await s.request('GET', `${NS}/pods/g2`)).body.spec.nodeName, 10000, 'g2 bound');
+  const g2 = await until(async () => (await s.request('GET', `${NS}/pods/g2`)).body.spec.nodeName, 30000, 'g2 bound');
   assert.strictEqual(g2, 'gpu-1');
   await s.request('POST', `${NS}/pods`, gpuPod('g1', 1, { accel: 'h100' }));
   const msg = '0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) didn\'t match Pod\'s node affinity/selector.';
-  await until(async () => ((await s.request('GET', `${NS}/pods/g1`)).body.status.conditions || []).some((c) => c.reason === 'Unschedulable' && c.message === msg), 10000, 'g1 unschedulable');
+  await until(async () => ((await s.request('GET', `${NS}/pods/g1`)).body.status.conditions || []).some((c) => c.reason === 'Unschedulable' && c.message === msg), 30000, 'g1 unschedulable');
   const node = (await s.request('GET', '/api/v1/nodes/gpu-1')).body;
   assert.strictEqual(node.status.allocatable['nvidia.com/gpu'], '2');
   assert.strictEqual(node.metadata.labels.accel, 'h100');

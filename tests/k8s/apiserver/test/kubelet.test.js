@@ -9,7 +9,7 @@ const { startServer, until } = require('../testlib/helpers');
 const NS = '/api/v1/namespaces/default';
 const skip = process.getuid() !== 0 ? 'needs root (network namespaces)' : false;
 const getPod = async (s, name) => (await s.request('GET', `${NS}/pods/${name}`)).body;
-const phase = (s, name, want) => until(async () => { const p = await getPod(s, name); return p.status && p.status.phase === want && p; }, 20000, `${name} ${want}`);
+const phase = (s, name, want) => until(async () => { const p = await getPod(s, name); return p.status && p.status.phase === want && p; }, 60000, `${name} ${want}`);
 const log = async (s, name, q = '') => (await s.request('GET', `${NS}/pods/${name}/log?${q}`, undefined, { raw: true })).text;
 
 test('kubelet', { skip }, async (t) => {
@@ -53,7 +53,7 @@ test('kubelet', { skip }, async (t) => {
       assert.strictEqual(r.code, 201, JSON.stringify(r.body));
     }
     // each pod resolves the other before it says done (and then stays up)
-    await until(async () => (await log(s, 'grp-w-0', 'container=main')).endsWith('done\n') && (await log(s, 'grp-w-1', 'container=main')).endsWith('done\n'), 20000, 'both resolved');
+    await until(async () => (await log(s, 'grp-w-0', 'container=main')).endsWith('done\n') && (await log(s, 'grp-w-1', 'container=main')).endsWith('done\n'), 60000, 'both resolved');
     const p0 = await getPod(s, 'grp-w-0');
     const p1 = await getPod(s, 'grp-w-1');
     const out = await log(s, 'grp-w-0', 'container=main');
@@ -101,13 +101,13 @@ test('kubelet', { skip }, async (t) => {
   await t.test('graceful deletion: SIGTERM, then SIGKILL after the grace period, then the object goes', async () => {
     await s.request('POST', `${NS}/pods`, { metadata: { name: 'polite' }, spec: { terminationGracePeriodSeconds: 30, containers: [{ name: 'main', image: 'x', command: ['sh', '-c', 'trap "echo got-term; exit 0" TERM; echo up; while :; do sleep 0.1; done'] }] } });
     await s.request('POST', `${NS}/pods`, { metadata: { name: 'stubborn' }, spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'x', command: ['sh', '-c', 'trap "" TERM; echo up; while :; do sleep 0.1; done'] }] } });
-    await until(async () => (await log(s, 'polite')) === 'up\n' && (await log(s, 'stubborn')) === 'up\n', 20000, 'both up');
+    await until(async () => (await log(s, 'polite')) === 'up\n' && (await log(s, 'stubborn')) === 'up\n', 60000, 'both up');
     const w = s.watch(`${NS}/pods?watch=1&fieldSelector=metadata.name%3Dstubborn&resourceVersion=${(await getPod(s, 'stubborn')).metadata.resourceVersion}`);
     const d = await s.request('DELETE', `${NS}/pods/polite`);
     assert.strictEqual(d.code, 200);
     assert.ok(d.body.metadata.deletionTimestamp);
     assert.strictEqual(d.body.metadata.deletionGracePeriodSeconds, 30);
-    await until(async () => (await s.request('GET', `${NS}/pods/polite`)).code === 404, 10000, 'polite gone');
+    await until(async () => (await s.request('GET', `${NS}/pods/polite`)).code === 404, 30000, 'polite gone');
     const t0 = Date.now();
     await s.request('DELETE', `${NS}/pods/stubborn`);
     const gone = await w.next((e) => e.type === 'DELETED');
@@ -119,7 +119,7 @@ test('kubelet', { skip }, async (t) => {
   await t.test('pods/proxy reaches the pod IP inside its namespace', async () => {
     await s.request('POST', `${NS}/pods`, { metadata: { name: 'web' }, spec: { containers: [{ name: 'main', image: 'x', command: ['python3', '-c', 'import http.server as h\nclass H(h.BaseHTTPRequestHandler):\n  def do_POST(self):\n    n=int(self.headers["Content-Length"]); b=self.rfile.read(n); self.send_response(200); self.end_headers(); self.wfile.write(b"echo:"+b+self.path.encode())\nh.HTTPServer(("0.0.0.0",7411),H).serve_forever()'] }] } });
     await phase(s, 'web', 'Running');
-    const r = await until(async () => { const r = await s.request('POST', `${NS}/pods/web:7411/proxy/release?x=1`, 'hello', { raw: true, headers: { 'Content-Type': 'text/plain' } }); return r.code === 200 && r; }, 15000, 'proxy');
+    const r = await until(async () => { const r = await s.request('POST', `${NS}/pods/web:7411/proxy/release?x=1`, 'hello', { raw: true, headers: { 'Content-Type': 'text/plain' } }); return r.code === 200 && r; }, 30000, 'proxy');
     assert.strictEqual(r.text, 'echo:hello/release?x=1');
   });
 
@@ -136,7 +136,7 @@ test('kubelet', { skip }, async (t) => {
     assert.strictEqual(node.status.conditions.find((c) => c.type === 'Ready').status, 'Unknown');
     // new pods avoid the lost node
     await s.request('POST', `${NS}/pods`, { metadata: { name: 'after' }, spec: { containers: [{ name: 'main', image: 'x', command: ['sleep', '30'] }] } });
-    const a = await until(async () => (await getPod(s, 'after')).spec.nodeName, 10000, 'after bound');
+    const a = await until(async () => (await getPod(s, 'after')).spec.nodeName, 30000, 'after bound');
     assert.notStrictEqual(a, victim.spec.nodeName);
     w.close();
   });

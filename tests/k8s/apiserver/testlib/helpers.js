@@ -66,7 +66,7 @@ async function startServer(args = []) {
       return {
         events,
         ended: () => ended,
-        next(pred, ms = 10000) {
+        next(pred, ms = 30000) {
           return new Promise((resolve, reject) => {
             const check = () => {
               const e = events.find(pred);
@@ -95,7 +95,7 @@ async function startServer(args = []) {
 }
 
 // Polls fn until it returns a truthy value (tests wait on states, not sleeps).
-async function until(fn, ms = 15000, what = 'condition') {
+async function until(fn, ms = 30000, what = 'condition') {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
