@@ -3,6 +3,7 @@
 // Test Kubernetes API server for jgsched's Kubernetes backend.  Test code
 // only: see README.md for what it implements and where it is not faithful.
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 const https = require('https');
 const crypto = require('crypto');
@@ -109,6 +110,7 @@ const DEFAULT_NODES = [
 function nodeObject(n) {
   const alloc = { pods: '110', 'ephemeral-storage': '100Gi', ...n.allocatable };
   const t = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const id = crypto.createHash('sha256').update(n.name).digest('hex').slice(0, 32);
   return {
     metadata: { name: n.name, labels: { 'kubernetes.io/hostname': n.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', ...(n.labels || {}) } },
     spec: {},
@@ -116,7 +118,8 @@ function nodeObject(n) {
       capacity: { ...alloc }, allocatable: alloc,
       conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status', lastHeartbeatTime: t, lastTransitionTime: t }],
       addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: n.name }],
-      nodeInfo: { kubeletVersion: 'v1.30.0-jgsched-test', operatingSystem: 'linux', architecture: 'amd64', containerRuntimeVersion: 'jgsched-test://local-processes' },
+      nodeInfo: { machineID: id, systemUUID: id, bootID: id, kernelVersion: os.release(), osImage: 'jgsched test node', containerRuntimeVersion: 'jgsched-test://local-processes',
+        kubeletVersion: 'v1.30.0-jgsched-test', kubeProxyVersion: 'v1.30.0-jgsched-test', operatingSystem: 'linux', architecture: 'amd64' },
     },
   };
 }
@@ -142,7 +145,6 @@ function killNode(store, name, mode, kubelet) {
       const c = n.status.conditions.find((x) => x.type === 'Ready');
       Object.assign(c, { status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') });
       n.spec.taints = [{ key: 'node.kubernetes.io/unreachable', effect: 'NoSchedule' }, { key: 'node.kubernetes.io/unreachable', effect: 'NoExecute', timeAdded: c.lastTransitionTime }];
-      n.spec.unschedulable = true;
     });
     for (const p of pods) {
       store.mutate('pods', p.metadata.namespace, p.metadata.name, (o) => {

@@ -41,6 +41,7 @@ class Scheduler {
 
   nodeFits(node, pod, used) {
     const reasons = [];
+    if (node.spec && node.spec.unschedulable && !(pod.spec.tolerations || []).some((t) => t.key === 'node.kubernetes.io/unschedulable' || (t.operator === 'Exists' && !t.key))) return ['node(s) were unschedulable'];
     const sel = pod.spec.nodeSelector || {};
     if (Object.entries(sel).some(([k, v]) => (node.metadata.labels || {})[k] !== v)) reasons.push("node(s) didn't match Pod's node affinity/selector");
     for (const t of (node.spec && node.spec.taints) || []) {

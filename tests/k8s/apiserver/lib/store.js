@@ -148,6 +148,9 @@ class Store {
   createInternal(resource, obj) {
     const R = RESOURCES[resource];
     obj.kind = R.kind; obj.apiVersion = R.apiVersion;
+    // What the server makes itself must pass the validation clients' updates get.
+    const causes = validate(obj, R.nameRule);
+    if (causes.length) throw u.invalid(R.kind, obj.metadata.name, causes);
     obj.metadata.uid ??= crypto.randomUUID();
     obj.metadata.creationTimestamp ??= now();
     return this.commit(resource, 'ADDED', obj);

@@ -173,6 +173,12 @@ test('API server without kubelet', async (t) => {
     const ev = await until(async () => (await s.request('GET', `${NS}/events?fieldSelector=involvedObject.name%3Dbig3`)).body.items.find((e) => e.reason === 'FailedScheduling'), 30000, 'FailedScheduling event');
     assert.strictEqual(ev.type, 'Warning');
     assert.strictEqual(ev.message, '0/2 nodes are available: 2 Insufficient cpu.');
+    // a cordoned node takes nothing
+    for (const n of ['node-1', 'node-2']) await s.request('PATCH', `/api/v1/nodes/${n}`, { spec: { unschedulable: true } }, { headers: { 'Content-Type': 'application/merge-patch+json' } });
+    await s.request('POST', `${NS}/pods`, pod('tiny'));
+    await until(async () => ((await s.request('GET', `${NS}/pods/tiny`)).body.status.conditions || []).some((c) => c.message === '0/2 nodes are available: 2 node(s) were unschedulable.'), 30000, 'tiny unschedulable');
+    for (const n of ['node-1', 'node-2']) await s.request('PATCH', `/api/v1/nodes/${n}`, { spec: { unschedulable: null } }, { headers: { 'Content-Type': 'application/merge-patch+json' } });
+    await until(async () => (await s.request('GET', `${NS}/pods/tiny`)).body.spec.nodeName, 30000, 'tiny bound after uncordon');
     // freeing a node lets it bind
     await s.request('DELETE', `${NS}/pods/big?gracePeriodSeconds=0`);
     await until(async () => (await s.request('GET', `${NS}/pods/big3`)).body.spec.nodeName, 30000, 'big3 bound after big left');

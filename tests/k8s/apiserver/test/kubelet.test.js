@@ -60,6 +60,9 @@ test('kubelet', { skip }, async (t) => {
     assert.match(out, new RegExp(`host=w-0 pwd=/tmp mark=from-init C=b-c ip=${p0.status.podIP.replace(/\./g, '\\.')}\n1\n`));
     assert.match(out, new RegExp(`\n${p1.status.podIP.replace(/\./g, '\\.')}\nnxdomain\ndone\n$`));
     assert.strictEqual(p0.status.phase, 'Running');
+    // what the kubelet wrote passes the validation a client's write gets
+    const back = await s.request('PUT', `${NS}/pods/grp-w-0/status`, p0);
+    assert.strictEqual(back.code, 200, JSON.stringify(back.body));
     assert.ok(p0.status.containerStatuses[0].state.running.startedAt);
     assert.strictEqual(p0.status.initContainerStatuses[0].state.terminated.exitCode, 0);
     assert.strictEqual(p0.status.initContainerStatuses[0].state.terminated.reason, 'Completed');
@@ -88,6 +91,8 @@ test('kubelet', { skip }, async (t) => {
     assert.strictEqual(await log(s, 'flaky', 'previous=true'), 'attempt 2\n');
     await s.request('POST', `${NS}/pods`, { metadata: { name: 'fails' }, spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'x', command: ['sh', '-c', 'exit 3'] }] } });
     const f = await phase(s, 'fails', 'Failed');
+    const back = await s.request('PUT', `${NS}/pods/flaky/status`, p);
+    assert.strictEqual(back.code, 200, JSON.stringify(back.body));
     assert.strictEqual(f.status.containerStatuses[0].state.terminated.exitCode, 3);
   });
 
