@@ -91,6 +91,12 @@ test('kubelet', { skip }, async (t) => {
     assert.strictEqual(await log(s, 'flaky', 'previous=true'), 'attempt 2\n');
     await s.request('POST', `${NS}/pods`, { metadata: { name: 'fails' }, spec: { restartPolicy: 'Never', containers: [{ name: 'main', image: 'x', command: ['sh', '-c', 'exit 3'] }] } });
     const f = await phase(s, 'fails', 'Failed');
+    // Always restarts even a clean exit, and the pod stays Running
+    await s.request('POST', `${NS}/pods`, { metadata: { name: 'looper' }, spec: { restartPolicy: 'Always', containers: [{ name: 'main', image: 'x', command: ['sh', '-c', 'echo once'] }] } });
+    const lp = await until(async () => { const x = await getPod(s, 'looper'); return x.status.containerStatuses && x.status.containerStatuses[0].restartCount >= 2 && x; }, 30000, 'looper restarted twice');
+    assert.strictEqual(lp.status.phase, 'Running');
+    assert.strictEqual((lp.status.containerStatuses[0].lastState.terminated || {}).reason, 'Completed');
+    await s.request('DELETE', `${NS}/pods/looper?gracePeriodSeconds=0`);
     const back = await s.request('PUT', `${NS}/pods/flaky/status`, p);
     assert.strictEqual(back.code, 200, JSON.stringify(back.body));
     assert.strictEqual(f.status.containerStatuses[0].state.terminated.exitCode, 3);
