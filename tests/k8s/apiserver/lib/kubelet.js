@@ -141,7 +141,7 @@ class Kubelet {
     execFileSync('ip', ['link', 'set', this.bridge, 'up']);
     this.dnsReady = startDns(this.store, this.dnsIp).then((s) => { this.dns = s; }, (e) => console.error('dns:', e.message));
     this.store.listeners.push((resource, type, obj) => { if (resource === 'pods') setImmediate(() => this.sync(type, obj)); });
-    this.hostsFile = fs.readFileSync('/etc/resolv.conf', 'utf8');
+    this.hostResolvConf = fs.readFileSync('/etc/resolv.conf', 'utf8');
   }
 
   shutdown() {
@@ -319,7 +319,7 @@ class Kubelet {
     fs.writeFileSync(path.join(st.dir, 'etc-hostname'), hn + '\n');
     let resolv;
     const dc = pod.spec.dnsConfig || {};
-    if (pod.spec.dnsPolicy === 'Default') resolv = this.hostsFile;
+    if (pod.spec.dnsPolicy === 'Default') resolv = this.hostResolvConf;
     else {
       const ns = pod.spec.dnsPolicy === 'None' ? [] : [this.dnsIp];
       const search = pod.spec.dnsPolicy === 'None' ? [] : [`${pod.metadata.namespace}.svc.cluster.local`, 'svc.cluster.local', 'cluster.local'];
