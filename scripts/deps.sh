@@ -9,6 +9,7 @@ packages=(
   bash coreutils procps util-linux iproute2 iputils-ping curl python3 jq sqlite3
   clang   # the fuzz harnesses (scripts/fuzz.sh); libFuzzer's runtime is added below
   stress-ng   # to try the suite on a loaded machine (README, "Two commands")
+  nodejs npm  # the test Kubernetes API server (tests/k8s/apiserver)
 )
 missing=()
 for p in "${packages[@]}"; do
