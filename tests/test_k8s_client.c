@@ -986,3 +986,505 @@ Test(k8s_watch, a_failed_list_backs_off_and_a_watch_may_stop_inside_its_callback
     cr_assert_eq(fx.server->n_reqs, 2, "no watch started after the stop");
     fx_stop();
 }
+
+/* ---------------- auth ---------------- */
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/jg-k8s-test.XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    if (tmpdir[0]) {
+        char *cmd = jg_xasprintf("rm -rf '%s'", tmpdir);
+        cr_expect_eq(system(cmd), 0);
+        free(cmd);
+    }
+}
+
+static void write_file(const char *name, const char *text, mode_t mode)
+{
+    char *path = jg_xasprintf("%s/%s", tmpdir, name);
+    char *tmp = jg_xasprintf("%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(tmp, mode);
+    cr_assert_eq(rename(tmp, path), 0);    /* as kubelet's atomic writer replaces a token */
+    free(path);
+    free(tmp);
+}
+
+static char *read_file(const char *name)
+{
+    char *path = jg_xasprintf("%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "r");
+    free(path);
+    if (!f)
+        return jg_xstrdup("");
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    return jg_xstrdup(buf);
+}
+
+static void fx_start_cfg(ts_handler_f handler, jg_k8s_cluster_config_t *cfg)
+{
+    memset(&fx, 0, sizeof fx);
+    jg_error_t err;
+    fx.loop = jg_loop_create(&err);
+    fx.server = ts_start(fx.loop, handler, NULL);
+    snprintf(fx.server_url, sizeof fx.server_url, "http://127.0.0.1:%d", fx.server->port);
+    cfg->server = fx.server_url;
+    jg_k8s_client_opts_t o = {.backoff_base_ms = 10};
+    fx.client = jg_k8s_client_create(fx.loop, cfg, &o, &err);
+    cr_assert_not_null(fx.client, "%s", err.text);
+}
+
+static void h_ok(ts_server_t *s, ts_conn_t *c, const ts_req_t *r, int i)
+{
+    (void)s;
+    (void)r;
+    (void)i;
+    ts_respond(c, 200, NULL, POD_A);
+}
+
+static void h_401_for_tok1(ts_server_t *s, ts_conn_t *c, const ts_req_t *r, int i)
+{
+    (void)s;
+    (void)i;
+    if (!strcmp(r->authorization, "Bearer tok-1"))
+        ts_respond(c, 401, NULL, "{\"kind\":\"Status\",\"reason\":\"Unauthorized\",\"code\":401}");
+    else
+        ts_respond(c, 200, NULL, POD_A);
+}
+
+/* Prints an ExecCredential whose token counts the runs; JG_TTL: seconds of validity. */
+static const char *EXEC_PLUGIN =
+    "#!/bin/sh\n"
+    "n=$(cat \"$JG_DIR/count\" 2>/dev/null || echo 0)\n"
+    "n=$((n+1))\n"
+    "echo \"$n\" > \"$JG_DIR/count\"\n"
+    "printf '%s' \"$KUBERNETES_EXEC_INFO\" > \"$JG_DIR/info\"\n"
+    "printf '%s' \"$1\" > \"$JG_DIR/arg\"\n"
+    "exp=$(date -u -d \"@$(( $(date +%s) + $JG_TTL ))\" +%Y-%m-%dT%H:%M:%SZ)\n"
+    "printf '{\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"tok-%s\","
+    "\"expirationTimestamp\":\"%s\"}}\\n' \"${JG_API:-client.authentication.k8s.io/v1}\" \"$n\" \"$exp\"\n";
+
+typedef struct {
+    jg_k8s_env_t env[3];
+    const char *args[1];
+    char plugin[300];
+    jg_k8s_cluster_config_t cfg;
+} exec_cfg_t;
+
+static void exec_config(exec_cfg_t *e, const char *ttl, const char *api_in_output)
+{
+    write_file("plugin", EXEC_PLUGIN, 0755);
+    snprintf(e->plugin, sizeof e->plugin, "%s/plugin", tmpdir);
+    e->env[0] = (jg_k8s_env_t){"JG_DIR", tmpdir};
+    e->env[1] = (jg_k8s_env_t){"JG_TTL", ttl};
+    e->env[2] = (jg_k8s_env_t){"JG_API", api_in_output};
+    e->args[0] = "--cluster=test";
+    e->cfg = (jg_k8s_cluster_config_t){0};
+    e->cfg.exec.command = e->plugin;
+    e->cfg.exec.args = e->args;
+    e->cfg.exec.n_args = 1;
+    e->cfg.exec.env = e->env;
+    e->cfg.exec.n_env = 3;
+    e->cfg.exec.api_version = "client.authentication.k8s.io/v1";
+}
+
+typedef struct {
+    answer_t *a;
+    int n;
+} all_t;
+
+static bool all_done(void *arg)
+{
+    all_t *all = arg;
+    for (int i = 0; i < all->n; i++)
+        if (!all->a[i].done)
+            return false;
+    return true;
+}
+
+static bool clock_past(void *arg)
+{
+    return time(NULL) >= *(time_t *)arg;
+}
+
+static void tick(jg_loop_t *loop, void *arg)
+{
+    (void)arg;
+    jg_loop_add_timer(loop, 50, tick, NULL);   /* so that run_until re-checks the clock */
+}
+
+Test(k8s_auth, an_exec_credential_is_shared_cached_until_expiry_then_fetched_again,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    exec_cfg_t e;
+    exec_config(&e, "3", "client.authentication.k8s.io/v1");
+    fx_start_cfg(h_ok, &e.cfg);
+    time_t t0 = time(NULL);
+    answer_t a[3] = {0};
+    for (int i = 0; i < 3; i++)
+        get("/api/v1/pods", &a[i]);
+    all_t all = {a, 3};
+    run_until(fx.loop, all_done, &all, 10000, "three answers");
+    char *count = read_file("count");
+    cr_assert_str_eq(count, "1", "three requests waiting together run the plugin once");
+    free(count);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(a[i].status, 200, "%s", a[i].described);
+        cr_assert_str_eq(fx.server->reqs[i].authorization, "Bearer tok-1");
+    }
+    char *info = read_file("info");
+    cr_assert(strstr(info, "\"apiVersion\":\"client.authentication.k8s.io/v1\"") &&
+              strstr(info, "\"interactive\":false"), "KUBERNETES_EXEC_INFO: %s", info);
+    free(info);
+    char *arg = read_file("arg");
+    cr_assert_str_eq(arg, "--cluster=test");
+    free(arg);
+
+    answer_t b = {0};
+    get("/api/v1/pods", &b);
+    run_until(fx.loop, is_done, &b, 10000, "the cached answer");
+    cr_assert_str_eq(fx.server->reqs[3].authorization, "Bearer tok-1", "cached");
+
+    /* wait for the credential to expire (expirationTimestamp = start + 3 s) */
+    time_t expired = t0 + 4;
+    jg_loop_add_timer(fx.loop, 50, tick, NULL);
+    run_until(fx.loop, clock_past, &expired, 10000, "the expiry");
+    answer_t c = {0};
+    get("/api/v1/pods", &c);
+    run_until(fx.loop, is_done, &c, 10000, "the answer after the expiry");
+    cr_assert_eq(c.status, 200);
+    cr_assert_str_eq(fx.server->reqs[4].authorization, "Bearer tok-2", "fetched again");
+    fx_stop();
+}
+
+Test(k8s_auth, a_401_runs_the_exec_plugin_again_once, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    exec_cfg_t e;
+    exec_config(&e, "3600", "client.authentication.k8s.io/v1");
+    fx_start_cfg(h_401_for_tok1, &e.cfg);
+    answer_t a = {0};
+    get("/api/v1/pods", &a);
+    run_until(fx.loop, is_done, &a, 10000, "the answer");
+    cr_assert_eq(a.status, 200, "%s", a.described);
+    cr_assert_eq(fx.server->n_reqs, 2);
+    cr_assert_str_eq(fx.server->reqs[1].authorization, "Bearer tok-2");
+    char *count = read_file("count");
+    cr_assert_str_eq(count, "2");
+    free(count);
+    fx_stop();
+}
+
+Test(k8s_auth, a_failing_or_wrong_exec_plugin_fails_the_request_with_its_reason,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    write_file("failing", "#!/bin/sh\necho 'no credentials for you' >&2\nexit 3\n", 0755);
+    char failing[300];
+    snprintf(failing, sizeof failing, "%s/failing", tmpdir);
+    jg_k8s_cluster_config_t cfg = {.exec = {.command = failing,
+                                            .api_version = "client.authentication.k8s.io/v1beta1"}};
+    fx_start_cfg(h_ok, &cfg);
+    answer_t a = {0};
+    get("/api/v1/pods", &a);
+    run_until(fx.loop, is_done, &a, 10000, "the failure");
+    cr_assert(a.transport_error);
+    cr_assert(strstr(a.message, "exited with 3: no credentials for you"), "%s", a.message);
+    cr_assert_eq(fx.server->n_reqs, 0, "nothing is sent without credentials");
+    fx_stop();
+
+    exec_cfg_t e;     /* prints apiVersion v1beta1 where the kubeconfig asks for v1 */
+    exec_config(&e, "3600", "client.authentication.k8s.io/v1beta1");
+    fx_start_cfg(h_ok, &e.cfg);
+    answer_t b = {0};
+    get("/api/v1/pods", &b);
+    run_until(fx.loop, is_done, &b, 10000, "the failure");
+    cr_assert(b.transport_error);
+    cr_assert(strstr(b.message, "apiVersion"), "%s", b.message);
+    fx_stop();
+}
+
+Test(k8s_auth, a_token_file_is_read_again_when_it_changes, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    write_file("token", "first\n", 0600);
+    char token_file[300];
+    snprintf(token_file, sizeof token_file, "%s/token", tmpdir);
+    jg_k8s_cluster_config_t cfg = {.token = "inline", .token_file = token_file};
+    fx_start_cfg(h_ok, &cfg);
+    const char *expect[] = {"Bearer first", "Bearer second-token", "Bearer thirds-token"};
+    for (int i = 0; i < 3; i++) {
+        if (i == 1) {
+            write_file("token", "second-token", 0600);     /* replaced: a new inode */
+        } else if (i == 2) {
+            char *path = jg_xasprintf("%s/token", tmpdir);  /* rewritten in place, same size */
+            FILE *f = fopen(path, "r+");
+            fputs("thirds-token", f);
+            fclose(f);
+            struct timespec later[2] = {{0, UTIME_OMIT}, {time(NULL) + 5, 0}};
+            utimensat(AT_FDCWD, path, later, 0);    /* a coarse clock may not move mtime */
+            free(path);
+        }
+        answer_t a = {0};
+        get("/api/v1/pods", &a);
+        run_until(fx.loop, is_done, &a, 10000, "the answer");
+        cr_assert_str_eq(fx.server->reqs[i].authorization, expect[i]);
+    }
+    fx_stop();
+
+    /* the file missing: the inline token is what is left */
+    cfg = (jg_k8s_cluster_config_t){.token = "inline", .token_file = "/nonexistent/jg-token"};
+    fx_start_cfg(h_ok, &cfg);
+    answer_t a = {0};
+    get("/api/v1/pods", &a);
+    run_until(fx.loop, is_done, &a, 10000, "the answer");
+    cr_assert_str_eq(fx.server->reqs[0].authorization, "Bearer inline");
+    fx_stop();
+
+    cfg = (jg_k8s_cluster_config_t){.token_file = "/nonexistent/jg-token"};
+    fx_start_cfg(h_ok, &cfg);
+    answer_t b = {0};
+    get("/api/v1/pods", &b);
+    run_until(fx.loop, is_done, &b, 10000, "the failure");
+    cr_assert(b.transport_error);
+    cr_assert(strstr(b.message, "tokenFile /nonexistent/jg-token"), "%s", b.message);
+    fx_stop();
+}
+
+Test(k8s_auth, bad_configurations_are_refused_with_the_field)
+{
+    jg_error_t err;
+    jg_k8s_cluster_config_t cfg = {.server = "https://h:6443", .cert_file = "/c.pem"};
+    cr_assert_null(jg_k8s_auth_create(NULL, &cfg, NULL, NULL, &err));
+    cr_assert(strstr(err.text, "client-key"), "%s", err.text);
+    cfg = (jg_k8s_cluster_config_t){.server = "https://h:6443",
+                                    .exec = {.command = "x", .api_version = "v0"}};
+    cr_assert_null(jg_k8s_auth_create(NULL, &cfg, NULL, NULL, &err));
+    cr_assert(strstr(err.text, "apiVersion 'v0'"), "%s", err.text);
+    cfg = (jg_k8s_cluster_config_t){.server = "https://h:6443", .token = "a\r\nX-Evil: 1"};
+    cr_assert_null(jg_k8s_auth_create(NULL, &cfg, NULL, NULL, &err));
+    cfg = (jg_k8s_cluster_config_t){0};
+    cr_assert_null(jg_k8s_auth_create(NULL, &cfg, NULL, NULL, &err));
+    cr_assert(strstr(err.text, "no server"), "%s", err.text);
+
+    cfg = (jg_k8s_cluster_config_t){.server = "https://10.0.0.1:6443/prefix/",
+                                    .tls_server_name = "k8s.test"};
+    jg_k8s_auth_t *a = jg_k8s_auth_create(NULL, &cfg, NULL, NULL, &err);
+    cr_assert_not_null(a, "%s", err.text);
+    cr_assert_str_eq(jg_k8s_auth_server(a), "https://k8s.test:6443/prefix",
+                     "the certificate is checked against tls-server-name");
+    jg_k8s_auth_destroy(a);
+}
+
+Test(k8s_auth, in_cluster_configuration_comes_from_the_service_account,
+     .init = make_tmpdir, .fini = remove_tmpdir)
+{
+    jg_k8s_incluster_t st;
+    jg_k8s_cluster_config_t cfg;
+    jg_error_t err;
+    unsetenv("KUBERNETES_SERVICE_HOST");
+    cr_assert_eq(jg_k8s_incluster_config(tmpdir, &st, &cfg, &err), -1);
+    cr_assert(strstr(err.text, "not running in a Kubernetes pod"), "%s", err.text);
+    setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+    setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+    cr_assert_eq(jg_k8s_incluster_config(tmpdir, &st, &cfg, &err), -1, "no token file");
+    write_file("token", "sa-token\n", 0600);
+    write_file("ca.crt", "-----BEGIN CERTIFICATE-----\n", 0644);
+    write_file("namespace", "team-a\n", 0644);
+    cr_assert_eq(jg_k8s_incluster_config(tmpdir, &st, &cfg, &err), 0, "%s", err.text);
+    cr_assert_str_eq(cfg.server, "https://[fd00::1]:443");
+    cr_assert(strstr(cfg.token_file, "/token") && strstr(cfg.ca_file, "/ca.crt"));
+    cr_assert_str_eq(st.namespace_, "team-a");
+    jg_k8s_incluster_free(&st);
+    unsetenv("KUBERNETES_SERVICE_HOST");
+    unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
+/* ---------------- TLS, served by openssl s_server ---------------- */
+
+static pid_t s_server_pid = -1;
+
+static void tls_fini(void)
+{
+    if (s_server_pid > 0) {
+        kill(s_server_pid, SIGKILL);
+        waitpid(s_server_pid, NULL, 0);
+        s_server_pid = -1;
+    }
+    remove_tmpdir();
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static bool port_open(void *arg)
+{
+    int port = *(int *)arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+static char *slurp(const char *name, size_t *len)
+{
+    char *text = read_file(name);
+    *len = strlen(text);
+    return text;
+}
+
+/* One GET against the TLS server with cfg; returns what came back. */
+static answer_t tls_get(jg_k8s_cluster_config_t *cfg)
+{
+    jg_error_t err;
+    jg_k8s_client_opts_t o = {.max_attempts = 1, .timeout_ms = 10000};
+    fx.client = jg_k8s_client_create(fx.loop, cfg, &o, &err);
+    cr_assert_not_null(fx.client, "%s", err.text);
+    answer_t a = {0};
+    get("/", &a);
+    run_until(fx.loop, is_done, &a, 15000, "the TLS answer");
+    jg_k8s_client_destroy(fx.client);
+    fx.client = NULL;
+    return a;
+}
+
+Test(k8s_auth, tls_with_ca_and_client_certificate_blobs_files_server_name_and_insecure,
+     .init = make_tmpdir, .fini = tls_fini, .timeout = 60)
+{
+    char *script = jg_xasprintf(
+        "set -e; cd '%s'\n"
+        "ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
+        "openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=jg-test-ca\n"
+        "openssl req $ec -keyout srv.key -out srv.csr -subj /CN=k8s.test\n"
+        "printf 'subjectAltName=DNS:k8s.test\\n' > srv.ext\n"
+        "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem "
+        "-days 2 -extfile srv.ext\n"
+        "openssl req $ec -keyout cli.key -out cli.csr -subj /CN=jg-client\n"
+        "openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cli.pem -days 2\n"
+        "openssl req -x509 $ec -keyout other.key -out other.pem -days 2 -subj /CN=other-ca\n",
+        tmpdir);
+    char *cmd = jg_xasprintf("sh -c \"$(cat <<'JGEOF'\n%sJGEOF\n)\" >/dev/null 2>&1", script);
+    cr_assert_eq(system(cmd), 0, "openssl could not make the certificates");
+    free(cmd);
+    free(script);
+
+    int port = free_port();
+    char accept[64], srv_pem[300], srv_key[300], ca_pem_path[300], log[300];
+    snprintf(accept, sizeof accept, "127.0.0.1:%d", port);
+    snprintf(srv_pem, sizeof srv_pem, "%s/srv.pem", tmpdir);
+    snprintf(srv_key, sizeof srv_key, "%s/srv.key", tmpdir);
+    snprintf(ca_pem_path, sizeof ca_pem_path, "%s/ca.pem", tmpdir);
+    snprintf(log, sizeof log, "%s/s_server.log", tmpdir);
+    char *argv[] = {"openssl", "s_server", "-quiet", "-accept", accept, "-cert", srv_pem,
+                    "-key", srv_key, "-CAfile", ca_pem_path, "-Verify", "1", "-www", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    cr_assert_eq(posix_spawnp(&s_server_pid, "openssl", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+
+    memset(&fx, 0, sizeof fx);
+    fx.loop = jg_loop_create(NULL);
+    jg_loop_add_timer(fx.loop, 50, tick, NULL);
+    run_until(fx.loop, port_open, &port, 15000, "openssl s_server to listen");
+
+    size_t ca_len, cert_len, key_len, other_len;
+    char *ca = slurp("ca.pem", &ca_len), *cert = slurp("cli.pem", &cert_len);
+    char *key = slurp("cli.key", &key_len), *other = slurp("other.pem", &other_len);
+    char url[64], cli_pem[300], cli_key[300];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
+    snprintf(cli_pem, sizeof cli_pem, "%s/cli.pem", tmpdir);
+    snprintf(cli_key, sizeof cli_key, "%s/cli.key", tmpdir);
+
+    /* PEM bytes (certificate-authority-data, client-*-data) and tls-server-name */
+    jg_k8s_cluster_config_t cfg = {.server = url, .ca_pem = ca, .ca_pem_len = ca_len,
+                                   .cert_pem = cert, .cert_pem_len = cert_len,
+                                   .key_pem = key, .key_pem_len = key_len,
+                                   .tls_server_name = "k8s.test"};
+    answer_t a = tls_get(&cfg);
+    cr_assert_eq(a.status, 200, "blobs: %s", a.described);
+
+    /* files */
+    cfg = (jg_k8s_cluster_config_t){.server = url, .ca_file = ca_pem_path, .cert_file = cli_pem,
+                                    .key_file = cli_key, .tls_server_name = "k8s.test"};
+    a = tls_get(&cfg);
+    cr_assert_eq(a.status, 200, "files: %s", a.described);
+
+    /* without tls-server-name the name 127.0.0.1 is not in the certificate */
+    cfg = (jg_k8s_cluster_config_t){.server = url, .ca_pem = ca, .ca_pem_len = ca_len,
+                                    .cert_pem = cert, .cert_pem_len = cert_len,
+                                    .key_pem = key, .key_pem_len = key_len};
+    a = tls_get(&cfg);
+    cr_assert(a.transport_error && a.status == 0, "name mismatch accepted: %s", a.described);
+
+    /* another CA does not vouch for the server */
+    cfg.ca_pem = other;
+    cfg.ca_pem_len = other_len;
+    cfg.tls_server_name = "k8s.test";
+    a = tls_get(&cfg);
+    cr_assert(a.transport_error && a.status == 0, "wrong CA accepted: %s", a.described);
+
+    /* insecure-skip-tls-verify: neither CA nor name checked */
+    cfg = (jg_k8s_cluster_config_t){.server = url, .insecure_skip_tls_verify = true,
+                                    .cert_pem = cert, .cert_pem_len = cert_len,
+                                    .key_pem = key, .key_pem_len = key_len};
+    a = tls_get(&cfg);
+    cr_assert_eq(a.status, 200, "insecure: %s", a.described);
+
+    /* the server demands a client certificate */
+    cfg = (jg_k8s_cluster_config_t){.server = url, .ca_pem = ca, .ca_pem_len = ca_len,
+                                    .tls_server_name = "k8s.test"};
+    a = tls_get(&cfg);
+    cr_assert_neq(a.status, 200, "no client certificate accepted: %s", a.described);
+
+    free(ca);
+    free(cert);
+    free(key);
+    free(other);
+    jg_loop_destroy(fx.loop);
+}
+
+Test(k8s_auth, a_hanging_exec_plugin_is_killed_after_its_timeout, .init = make_tmpdir,
+     .fini = remove_tmpdir)
+{
+    /* exec: the plugin is the process killed, nothing of it is left behind */
+    write_file("hang", "#!/bin/sh\nexec sleep 30\n", 0755);
+    char hang[300];
+    snprintf(hang, sizeof hang, "%s/hang", tmpdir);
+    jg_k8s_cluster_config_t cfg = {.exec = {.command = hang, .timeout_ms = 200,
+                                            .api_version = "client.authentication.k8s.io/v1"}};
+    fx_start_cfg(h_ok, &cfg);
+    answer_t a = {0};
+    get("/api/v1/pods", &a);
+    run_until(fx.loop, is_done, &a, 10000, "the plugin's timeout");
+    cr_assert(a.transport_error);
+    cr_assert(strstr(a.message, "killed by signal 9"), "%s", a.message);
+    cr_assert_eq(fx.server->n_reqs, 0);
+    fx_stop();
+}
