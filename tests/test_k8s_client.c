@@ -1488,3 +1488,44 @@ Test(k8s_auth, a_hanging_exec_plugin_is_killed_after_its_timeout, .init = make_t
     cr_assert_eq(fx.server->n_reqs, 0);
     fx_stop();
 }
+
+static char *big_line;
+
+static void h_big_line(ts_server_t *s, ts_conn_t *c, const ts_req_t *r, int i)
+{
+    (void)s;
+    (void)r;
+    (void)i;
+    ts_stream_begin(c);
+    size_t len = strlen(big_line);
+    for (size_t off = 0; off < len; off += 65536) {
+        char save = 0;
+        size_t n = len - off < 65536 ? len - off : 65536;
+        save = big_line[off + n];
+        big_line[off + n] = '\0';
+        ts_chunk(c, big_line + off);
+        big_line[off + n] = save;
+    }
+    ts_stream_end(c);
+}
+
+Test(k8s_client, a_large_object_streamed_in_many_chunks_is_one_line)
+{
+    size_t pad = 4 << 20;
+    big_line = jg_xmalloc(pad + 200);
+    int n = sprintf(big_line, "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"big\"},\"data\":\"");
+    memset(big_line + n, 'x', pad);
+    strcpy(big_line + n + pad, "\"}}\n{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"next\"}}}\n");
+    fx_start(h_big_line, NULL, NULL);
+    answer_t a = {0};
+    jg_k8s_request_opts_t o = {.method = "GET", .path = "/api/v1/pods", .query = "watch=1",
+                               .on_line = on_line, .on_done = on_done, .ctx = &a};
+    cr_assert_not_null(jg_k8s_request(fx.client, &o, NULL));
+    run_until(fx.loop, is_done, &a, 20000, "the end of the stream");
+    cr_assert(!a.transport_error, "%s", a.described);
+    cr_assert_eq(a.lines, 2);
+    cr_assert_str_eq(a.line_names[0], "big");
+    cr_assert_str_eq(a.line_names[1], "next");
+    fx_stop();
+    free(big_line);
+}

@@ -68,6 +68,8 @@ struct jg_k8s_request {
     bool delivered;             /* a stream gave something to the caller */
     buf_t body_in;              /* non-streamed (or error) body */
     buf_t line;                 /* a watch line not yet complete */
+    size_t line_scanned;        /* how much of it is known to hold no newline: each
+                                 * byte is searched once, however the line is chunked */
     char stream_error[256];
 };
 
@@ -203,8 +205,9 @@ static bool deliver_lines(jg_k8s_request_t *r, bool final)
 {
     char *start = r->line.data;
     char *end = r->line.data + r->line.len;
+    char *from = start + r->line_scanned;
     while (start < end && r->state != REQ_CANCELLED) {
-        char *nl = memchr(start, '\n', (size_t)(end - start));
+        char *nl = from < end ? memchr(from, '\n', (size_t)(end - from)) : NULL;
         if (!nl && !final)
             break;
         char *stop = nl ? nl : end;
@@ -223,13 +226,15 @@ static bool deliver_lines(jg_k8s_request_t *r, bool final)
             json_decref(obj);
         }
         start = nl ? nl + 1 : end;
+        from = start;
     }
     size_t rest = (size_t)(end - start);
-    if (r->line.data) {
+    if (r->line.data && start != r->line.data) {    /* else nothing was consumed */
         memmove(r->line.data, start, rest);
         r->line.len = rest;
         r->line.data[rest] = '\0';
     }
+    r->line_scanned = rest;
     if (rest > MAX_LINE_BYTES) {
         snprintf(r->stream_error, sizeof r->stream_error, "a streamed line exceeds %u bytes",
                  MAX_LINE_BYTES);
@@ -414,6 +419,7 @@ static void start_attempt(jg_k8s_request_t *r, bool auth_checked)
     r->stream_error[0] = '\0';
     r->body_in.len = 0;
     r->line.len = 0;
+    r->line_scanned = 0;
     if (setup_easy(r, &err) < 0) {
         fail_now(r, "CredentialsUnavailable", err.text);
         return;

@@ -34,6 +34,7 @@ struct jg_k8s_watch {
     bool relist_requested;
     int depth;
     bool stopped;
+    jg_log_limit_t log_limit;       /* a flapping server must not flood the log */
     jg_k8s_watch_stats_t stats;
 };
 
@@ -109,7 +110,8 @@ static void backoff(jg_k8s_watch_t *w, bool relist, const char *why)
     w->relist_requested = w->relist_requested || relist;
     w->phase = W_BACKOFF;
     int ms = jg_k8s_backoff_ms(w->failures, w->opts.backoff_base_ms, w->opts.backoff_max_ms, -1);
-    jg_log("warn", "kubernetes watch %s: %s; again in %d ms", w->path, why, ms);
+    jg_log_limited(&w->log_limit, "warn", "kubernetes watch %s: %s; again in %d ms", w->path,
+                   why, ms);
     w->backoff_timer = jg_loop_add_timer(jg_k8s_client_loop(w->client), ms, on_backoff_done, w);
 }
 
