@@ -1372,8 +1372,9 @@ static answer_t tls_get(jg_k8s_cluster_config_t *cfg)
     return a;
 }
 
-Test(k8s_auth, tls_with_ca_and_client_certificate_blobs_files_server_name_and_insecure,
-     .init = make_tmpdir, .fini = tls_fini, .timeout = 60)
+/* A CA, a server certificate for k8s.test, a client certificate, and an
+ * unrelated CA, in tmpdir. */
+static void make_certificates(void)
 {
     char *script = jg_xasprintf(
         "set -e; cd '%s'\n"
@@ -1391,6 +1392,12 @@ Test(k8s_auth, tls_with_ca_and_client_certificate_blobs_files_server_name_and_in
     cr_assert_eq(system(cmd), 0, "openssl could not make the certificates");
     free(cmd);
     free(script);
+}
+
+Test(k8s_auth, tls_with_ca_and_client_certificate_blobs_files_server_name_and_insecure,
+     .init = make_tmpdir, .fini = tls_fini, .timeout = 60)
+{
+    make_certificates();
 
     int port = free_port();
     char accept[64], srv_pem[300], srv_key[300], ca_pem_path[300], log[300];
@@ -1528,4 +1535,117 @@ Test(k8s_client, a_large_object_streamed_in_many_chunks_is_one_line)
     cr_assert_str_eq(a.line_names[1], "next");
     fx_stop();
     free(big_line);
+}
+
+/* ---------------- HTTP/2: many streams, one connection ---------------- */
+
+static const char *H2_SERVER =
+    "const http2 = require('http2'), fs = require('fs'), dir = process.argv[2];\n"
+    "const server = http2.createSecureServer({key: fs.readFileSync(dir + '/srv.key'),\n"
+    "  cert: fs.readFileSync(dir + '/srv.pem'), allowHTTP1: true});\n"
+    "let sessions = 0;\n"
+    "server.on('session', () => sessions++);\n"
+    "server.on('request', (req, res) => {\n"
+    "  res.writeHead(200, {'content-type': 'application/json'});\n"
+    "  if (req.url.startsWith('/sessions')) {\n"
+    "    res.end(JSON.stringify({kind: 'Sessions', metadata: {name: String(sessions)}}));\n"
+    "    return;\n"
+    "  }\n"
+    "  res.write(JSON.stringify({type: 'ADDED', object: {metadata: {name: 'http-' + req.httpVersion}}}) + '\\n');\n"
+    "});\n"
+    "server.listen(0, '127.0.0.1', () => console.log(server.address().port));\n";
+
+static int h2_port_fd = -1;
+
+static bool h2_port_known(void *arg)
+{
+    int *port = arg;
+    char buf[32];
+    ssize_t n = read(h2_port_fd, buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        *port = atoi(buf);
+    }
+    return *port > 0;
+}
+
+static void on_sessions(void *ctx, const jg_k8s_response_t *resp)
+{
+    answer_t *a = ctx;
+    on_done(ctx, resp);
+    const char *name = json_string_value(
+        json_object_get(json_object_get(resp->body, "metadata"), "name"));
+    jg_strlcpy(a->line_names[0], name ? name : "?", sizeof a->line_names[0]);
+}
+
+static bool all_streams_started(void *arg)
+{
+    all_t *all = arg;
+    for (int i = 0; i < all->n; i++)
+        if (!all->a[i].lines)
+            return false;
+    return true;
+}
+
+Test(k8s_client, streams_share_one_http2_connection_over_tls, .init = make_tmpdir,
+     .fini = tls_fini, .timeout = 60)
+{
+    if (system("command -v node >/dev/null 2>&1") != 0)
+        cr_skip_test("node is not installed: no HTTP/2 server to test against");
+    make_certificates();
+    write_file("h2.js", H2_SERVER, 0644);
+    char script[300];
+    snprintf(script, sizeof script, "%s/h2.js", tmpdir);
+    int out[2];
+    cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    char *argv[] = {"node", script, tmpdir, NULL};
+    cr_assert_eq(posix_spawnp(&s_server_pid, "node", &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    h2_port_fd = out[0];
+    fcntl(h2_port_fd, F_SETFL, O_NONBLOCK);
+
+    memset(&fx, 0, sizeof fx);
+    fx.loop = jg_loop_create(NULL);
+    jg_loop_add_timer(fx.loop, 50, tick, NULL);
+    int port = 0;
+    run_until(fx.loop, h2_port_known, &port, 20000, "the HTTP/2 server's port");
+    close(h2_port_fd);
+
+    size_t ca_len;
+    char *ca = slurp("ca.pem", &ca_len);
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
+    jg_k8s_cluster_config_t cfg = {.server = url, .ca_pem = ca, .ca_pem_len = ca_len,
+                                   .tls_server_name = "k8s.test"};
+    jg_error_t err;
+    fx.client = jg_k8s_client_create(fx.loop, &cfg, NULL, &err);
+    cr_assert_not_null(fx.client, "%s", err.text);
+    enum { N = 8 };
+    answer_t a[N] = {0};
+    for (int i = 0; i < N; i++) {
+        jg_k8s_request_opts_t o = {.method = "GET", .path = "/api/v1/pods", .query = "watch=1",
+                                   .on_line = on_line, .on_done = on_done, .ctx = &a[i]};
+        a[i].req = jg_k8s_request(fx.client, &o, NULL);
+    }
+    all_t all = {a, N};
+    run_until(fx.loop, all_streams_started, &all, 20000, "every stream's first event");
+    for (int i = 0; i < N; i++)
+        cr_assert_str_eq(a[i].line_names[0], "http-2.0");
+    answer_t s = {0};
+    jg_k8s_request_opts_t o = {.method = "GET", .path = "/sessions", .on_done = on_sessions,
+                               .ctx = &s};
+    cr_assert_not_null(jg_k8s_request(fx.client, &o, NULL));
+    run_until(fx.loop, is_done, &s, 20000, "the session count");
+    cr_assert_str_eq(s.line_names[0], "1", "%d streams and a request on one connection", N);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(a[i].done, 0, "the streams are still open");
+    jg_k8s_client_destroy(fx.client);
+    fx.client = NULL;
+    free(ca);
+    jg_loop_destroy(fx.loop);
 }
