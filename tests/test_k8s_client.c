@@ -1464,6 +1464,24 @@ Test(k8s_auth, tls_with_ca_and_client_certificate_blobs_files_server_name_and_in
     a = tls_get(&cfg);
     cr_assert_eq(a.status, 200, "insecure: %s", a.described);
 
+    /* an exec plugin's clientCertificateData / clientKeyData */
+    write_file("cert-plugin",
+               "#!/bin/sh\n"
+               "pem() { awk '{printf \"%s\\\\n\", $0}' \"$1\"; }\n"
+               "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":"
+               "\"ExecCredential\",\"status\":{\"clientCertificateData\":\"%s\","
+               "\"clientKeyData\":\"%s\"}}' \"$(pem \"$JG_DIR/cli.pem\")\" "
+               "\"$(pem \"$JG_DIR/cli.key\")\"\n", 0755);
+    char plugin[300];
+    snprintf(plugin, sizeof plugin, "%s/cert-plugin", tmpdir);
+    jg_k8s_env_t env[] = {{"JG_DIR", tmpdir}};
+    cfg = (jg_k8s_cluster_config_t){.server = url, .ca_pem = ca, .ca_pem_len = ca_len,
+                                    .tls_server_name = "k8s.test",
+                                    .exec = {.command = plugin, .env = env, .n_env = 1,
+                                             .api_version = "client.authentication.k8s.io/v1beta1"}};
+    a = tls_get(&cfg);
+    cr_assert_eq(a.status, 200, "exec client certificate: %s", a.described);
+
     /* the server demands a client certificate */
     cfg = (jg_k8s_cluster_config_t){.server = url, .ca_pem = ca, .ca_pem_len = ca_len,
                                     .tls_server_name = "k8s.test"};
@@ -1648,4 +1666,36 @@ Test(k8s_client, streams_share_one_http2_connection_over_tls, .init = make_tmpdi
     fx.client = NULL;
     free(ca);
     jg_loop_destroy(fx.loop);
+}
+
+static void h_retry_after_30(ts_server_t *s, ts_conn_t *c, const ts_req_t *r, int i)
+{
+    (void)s;
+    (void)r;
+    (void)i;
+    ts_respond(c, 429, "Retry-After: 30\r\n", "{\"kind\":\"Status\",\"code\":429}");
+}
+
+static bool waits_for_retry(void *arg)
+{
+    (void)arg;
+    return fx.server->n_reqs == 1 && fx.server->reqs[0].conn->fd < 0;  /* answered, closed */
+}
+
+Test(k8s_client, a_request_waiting_for_its_retry_can_be_cancelled)
+{
+    fx_start(h_retry_after_30, NULL, NULL);
+    answer_t a = {0};
+    get("/api/v1/pods", &a);
+    run_until(fx.loop, waits_for_retry, NULL, 10000, "the 429");
+    jg_loop_add_timer(fx.loop, 50, stop_loop, NULL);
+    jg_loop_run(fx.loop, NULL);
+    cr_assert_eq(jg_k8s_client_pending(fx.client), 1, "waiting 30 s for its retry");
+    jg_k8s_cancel(a.req);
+    jg_loop_add_timer(fx.loop, 50, stop_loop, NULL);
+    jg_loop_run(fx.loop, NULL);
+    cr_assert_eq(jg_k8s_client_pending(fx.client), 0);
+    cr_assert_eq(a.done, 0);
+    cr_assert_eq(fx.server->n_reqs, 1);
+    fx_stop();
 }
