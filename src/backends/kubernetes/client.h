@@ -13,6 +13,10 @@
  * Retry-After, a bounded number of times; a streaming request is retried only
  * while nothing of it was delivered.  A 401 makes the client fetch fresh
  * credentials once (an exec plugin's token expired early) and try again.
+ * A POST is retried after a 5xx too, so a create whose first attempt was
+ * applied before the error may answer 409 AlreadyExists: jgsched's objects
+ * have fixed names, and the backend takes AlreadyExists of its own object
+ * as created (it must anyway, to resume after a daemon restart).
  *
  * Private to the Kubernetes backend.
  */

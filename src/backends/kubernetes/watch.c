@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { W_LISTING, W_WATCHING, W_BACKOFF } w_phase_t;
-
 struct jg_k8s_watch {
     jg_k8s_client_t *client;
     jg_k8s_watch_opts_t opts;
@@ -25,7 +23,6 @@ struct jg_k8s_watch {
     json_t *listing;                /* a relist's pages so far */
     char *rv;
     char *continue_token;
-    w_phase_t phase;
     jg_k8s_request_t *req;
     uint64_t backoff_timer;
     int failures;                   /* consecutive: the backoff's exponent */
@@ -108,7 +105,6 @@ static void backoff(jg_k8s_watch_t *w, bool relist, const char *why)
     w->failures++;
     w->stats.errors++;
     w->relist_requested = w->relist_requested || relist;
-    w->phase = W_BACKOFF;
     int ms = jg_k8s_backoff_ms(w->failures, w->opts.backoff_base_ms, w->opts.backoff_max_ms, -1);
     jg_log_limited(&w->log_limit, "warn", "kubernetes watch %s: %s; again in %d ms", w->path,
                    why, ms);
@@ -142,7 +138,6 @@ static void request_page(jg_k8s_watch_t *w)
 
 static void start_list(jg_k8s_watch_t *w)
 {
-    w->phase = W_LISTING;
     w->relist_requested = false;
     json_decref(w->listing);
     w->listing = json_object();
@@ -231,7 +226,6 @@ static void stream_done(void *ctx, const jg_k8s_response_t *resp);
 
 static void start_stream(jg_k8s_watch_t *w)
 {
-    w->phase = W_WATCHING;
     w->stream_had_event = false;
     w->stream_started_ms = jg_now_mono_ms();
     char *esc = curl_easy_escape(NULL, w->rv ? w->rv : "", 0);
