@@ -1075,7 +1075,9 @@ static const char *EXEC_PLUGIN =
     "echo \"$n\" > \"$JG_DIR/count\"\n"
     "printf '%s' \"$KUBERNETES_EXEC_INFO\" > \"$JG_DIR/info\"\n"
     "printf '%s' \"$1\" > \"$JG_DIR/arg\"\n"
-    "exp=$(date -u -d \"@$(( $(date +%s) + $JG_TTL ))\" +%Y-%m-%dT%H:%M:%SZ)\n"
+    "until=$(( $(date +%s) + $JG_TTL ))\n"
+    "echo \"$until\" > \"$JG_DIR/expiry\"\n"
+    "exp=$(date -u -d \"@$until\" +%Y-%m-%dT%H:%M:%SZ)\n"
     "printf '{\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"tok-%s\","
     "\"expirationTimestamp\":\"%s\"}}\\n' \"${JG_API:-client.authentication.k8s.io/v1}\" \"$n\" \"$exp\"\n";
 
@@ -1134,7 +1136,6 @@ Test(k8s_auth, an_exec_credential_is_shared_cached_until_expiry_then_fetched_aga
     exec_cfg_t e;
     exec_config(&e, "3", "client.authentication.k8s.io/v1");
     fx_start_cfg(h_ok, &e.cfg);
-    time_t t0 = time(NULL);
     answer_t a[3] = {0};
     for (int i = 0; i < 3; i++)
         get("/api/v1/pods", &a[i]);
@@ -1160,8 +1161,10 @@ Test(k8s_auth, an_exec_credential_is_shared_cached_until_expiry_then_fetched_aga
     run_until(fx.loop, is_done, &b, 10000, "the cached answer");
     cr_assert_str_eq(fx.server->reqs[3].authorization, "Bearer tok-1", "cached");
 
-    /* wait for the credential to expire (expirationTimestamp = start + 3 s) */
-    time_t expired = t0 + 4;
+    /* wait for the credential to expire: its expirationTimestamp has passed */
+    char *expiry = read_file("expiry");
+    time_t expired = (time_t)atol(expiry);
+    free(expiry);
     jg_loop_add_timer(fx.loop, 50, tick, NULL);
     run_until(fx.loop, clock_past, &expired, 10000, "the expiry");
     answer_t c = {0};
