@@ -87,7 +87,7 @@ static void ts_flush(ts_conn_t *c)
     if (c->fd < 0)
         return;
     while (c->out_len) {
-        ssize_t n = write(c->fd, c->out, c->out_len);
+        ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN) {
                 jg_loop_mod_fd(c->s->loop, c->fd, EPOLLIN | EPOLLOUT, NULL);
