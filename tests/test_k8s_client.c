@@ -1135,6 +1135,9 @@ Test(k8s_auth, an_exec_credential_is_shared_cached_until_expiry_then_fetched_aga
 {
     exec_cfg_t e;
     exec_config(&e, "3", "client.authentication.k8s.io/v1");
+    e.cfg.exec.provide_cluster_info = true;
+    e.cfg.ca_pem = "-----BEGIN";
+    e.cfg.ca_pem_len = 10;
     fx_start_cfg(h_ok, &e.cfg);
     answer_t a[3] = {0};
     for (int i = 0; i < 3; i++)
@@ -1150,7 +1153,10 @@ Test(k8s_auth, an_exec_credential_is_shared_cached_until_expiry_then_fetched_aga
     }
     char *info = read_file("info");
     cr_assert(strstr(info, "\"apiVersion\":\"client.authentication.k8s.io/v1\"") &&
-              strstr(info, "\"interactive\":false"), "KUBERNETES_EXEC_INFO: %s", info);
+              strstr(info, "\"interactive\":false") &&
+              strstr(info, "\"cluster\":{\"server\":\"http://127.0.0.1:") &&
+              strstr(info, "\"certificate-authority-data\":\"LS0tLS1CRUdJTg==\""),
+              "KUBERNETES_EXEC_INFO: %s", info);
     free(info);
     char *arg = read_file("arg");
     cr_assert_str_eq(arg, "--cluster=test");

@@ -65,6 +65,7 @@ struct jg_k8s_auth {
     char **exec_env;        /* only the additions, "NAME=value" */
     size_t n_exec_env;
     char *exec_api_version;
+    char *exec_info;        /* "KUBERNETES_EXEC_INFO=<ExecCredential JSON>" */
     int exec_timeout_ms;
     bool exec_valid;
     char *exec_token;
@@ -155,6 +156,70 @@ done:
     return rc;
 }
 
+static char *base64(const char *data, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = jg_xmalloc((n + 2) / 3 * 4 + 1), *o = out;
+    const unsigned char *p = (const unsigned char *)data;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        *o++ = tab[v >> 18 & 63];
+        *o++ = tab[v >> 12 & 63];
+        *o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? tab[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+/* What the plugin learns of its caller: never interactive (the daemon has no
+ * terminal to ask on), and with provideClusterInfo the cluster, as client-go
+ * describes it (the CA as data, read from certificate-authority if need be). */
+static int exec_info(jg_k8s_auth_t *a, const jg_k8s_cluster_config_t *cfg, jg_error_t *err)
+{
+    json_t *spec = json_pack("{sb}", "interactive", 0);
+    if (cfg->exec.provide_cluster_info) {
+        json_t *cluster = json_pack("{ss}", "server", cfg->server);
+        if (cfg->tls_server_name)
+            json_object_set_new(cluster, "tls-server-name", json_string(cfg->tls_server_name));
+        if (cfg->insecure_skip_tls_verify)
+            json_object_set_new(cluster, "insecure-skip-tls-verify", json_true());
+        char *pem = NULL;
+        size_t pem_len = 0;
+        if (cfg->ca_pem) {
+            pem = jg_xstrndup(cfg->ca_pem, cfg->ca_pem_len);
+            pem_len = cfg->ca_pem_len;
+        } else if (cfg->ca_file) {
+            FILE *f = fopen(cfg->ca_file, "re");
+            if (!f) {
+                json_decref(cluster);
+                json_decref(spec);
+                return jg_errprintf(err, "certificate-authority %s: %s", cfg->ca_file,
+                                    strerror(errno));
+            }
+            pem = jg_xmalloc(1 << 20);
+            pem_len = fread(pem, 1, 1 << 20, f);
+            fclose(f);
+        }
+        if (pem) {
+            char *b64 = base64(pem, pem_len);
+            json_object_set_new(cluster, "certificate-authority-data", json_string(b64));
+            free(b64);
+            free(pem);
+        }
+        json_object_set_new(spec, "cluster", cluster);
+    }
+    json_t *info = json_pack("{sssssO}", "apiVersion", a->exec_api_version, "kind",
+                             "ExecCredential", "spec", spec);
+    char *text = json_dumps(info, JSON_COMPACT);
+    a->exec_info = jg_xasprintf("KUBERNETES_EXEC_INFO=%s", text);
+    free(text);
+    json_decref(info);
+    json_decref(spec);
+    return 0;
+}
+
 jg_k8s_auth_t *jg_k8s_auth_create(jg_loop_t *loop, const jg_k8s_cluster_config_t *cfg,
                                   jg_k8s_auth_ready_f on_ready, void *ctx, jg_error_t *err)
 {
@@ -212,6 +277,10 @@ jg_k8s_auth_t *jg_k8s_auth_create(jg_loop_t *loop, const jg_k8s_cluster_config_t
         a->n_exec_env = cfg->exec.n_env;
         a->exec_api_version = jg_xstrdup(api);
         a->exec_timeout_ms = cfg->exec.timeout_ms > 0 ? cfg->exec.timeout_ms : 60000;
+        if (exec_info(a, cfg, err) < 0) {
+            jg_k8s_auth_destroy(a);
+            return NULL;
+        }
     }
     return a;
 }
@@ -271,6 +340,7 @@ void jg_k8s_auth_destroy(jg_k8s_auth_t *a)
         free(a->exec_env[i]);
     free(a->exec_env);
     free(a->exec_api_version);
+    free(a->exec_info);
     free(a->exec_token);
     bytes_free(&a->exec_cert);
     bytes_free(&a->exec_key);
@@ -533,7 +603,6 @@ static int exec_spawn(jg_k8s_auth_t *a, jg_error_t *err)
     const char *cmd = a->exec_argv[0];
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
     char **envp = NULL;
-    char *info = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     int rc = -1;
@@ -557,10 +626,7 @@ static int exec_spawn(jg_k8s_auth_t *a, jg_error_t *err)
             envp[k++] = environ[i];
     for (size_t i = 0; i < a->n_exec_env; i++)
         envp[k++] = a->exec_env[i];
-    /* never interactive: the daemon has no terminal to ask on */
-    info = jg_xasprintf("KUBERNETES_EXEC_INFO={\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\","
-                        "\"spec\":{\"interactive\":false}}", a->exec_api_version);
-    envp[k++] = info;
+    envp[k++] = a->exec_info;
     envp[k] = NULL;
     pid_t pid;
     int e = posix_spawnp(&pid, cmd, &fa, NULL, a->exec_argv, envp);
@@ -600,7 +666,6 @@ done:
             close(errp[i]);
     }
     free(envp);
-    free(info);
     return rc;
 }
 

@@ -56,6 +56,9 @@ typedef struct {
         size_t n_env;
         const char *api_version;    /* client.authentication.k8s.io/v1 or /v1beta1 */
         int timeout_ms;             /* 0: 60 s */
+        bool provide_cluster_info;  /* provideClusterInfo: KUBERNETES_EXEC_INFO carries
+                                     * spec.cluster (server, CA data, tls-server-name,
+                                     * insecure-skip-tls-verify) */
     } exec;
 } jg_k8s_cluster_config_t;
 
