@@ -1708,3 +1708,55 @@ Test(k8s_client, a_request_waiting_for_its_retry_can_be_cancelled)
     cr_assert_eq(fx.server->n_reqs, 1);
     fx_stop();
 }
+
+static const act_t TWO_EVENTS[] = {
+    {0, A_BEGIN, NULL},
+    {0, A_CHUNK, "{\"type\":\"ADDED\",\"object\":" POD("x", "4") "}\n"
+                 "{\"type\":\"ADDED\",\"object\":" POD("y", "5") "}\n"},
+};
+
+static void h_empty_list_then_two_events(ts_server_t *s, ts_conn_t *c, const ts_req_t *r, int i)
+{
+    (void)s;
+    (void)r;
+    if (i == 0)
+        ts_respond(c, 200, NULL, "{\"metadata\":{\"resourceVersion\":\"3\"},\"items\":[]}");
+    else
+        ts_play(c, TWO_EVENTS, 2);
+}
+
+typedef struct {
+    jg_k8s_watch_t *w;
+    int events;
+} stopper_t;
+
+static void count_and_stop(void *ctx, jg_k8s_event_type_t t, json_t *obj)
+{
+    (void)t;
+    (void)obj;
+    stopper_t *st = ctx;
+    st->events++;
+    jg_k8s_watch_stop(st->w);
+    st->w = NULL;
+}
+
+static bool stopper_stopped(void *arg)
+{
+    return ((stopper_t *)arg)->w == NULL;
+}
+
+Test(k8s_watch, a_watch_stopped_inside_a_streamed_event_hears_nothing_more)
+{
+    n_plays = 0;
+    fx_start(h_empty_list_then_two_events, NULL, NULL);
+    stopper_t st = {0};
+    jg_k8s_watch_opts_t o = {.path = "/api/v1/namespaces/ns/pods", .on_event = count_and_stop,
+                             .ctx = &st};
+    st.w = jg_k8s_watch_start(fx.client, &o, NULL);
+    run_until(fx.loop, stopper_stopped, &st, 10000, "the first streamed event");
+    jg_loop_add_timer(fx.loop, 50, stop_loop, NULL);
+    jg_loop_run(fx.loop, NULL);
+    cr_assert_eq(st.events, 1, "the second event of the same chunk is not delivered");
+    cr_assert_eq(jg_k8s_client_pending(fx.client), 0, "the stream was cancelled");
+    fx_stop();
+}
