@@ -6,6 +6,8 @@ packages=(
   build-essential pkg-config meson ninja-build
   liblua5.4-dev libyaml-dev libjansson-dev libsqlite3-dev libcriterion-dev
   libnftables-dev nftables
+  libcurl4-openssl-dev   # the Kubernetes backend's API client (libcurl, OpenSSL flavour)
+  openssl                # its unit tests make a CA and certificates
   bash coreutils procps util-linux iproute2 iputils-ping curl python3 jq sqlite3
   clang   # the fuzz harnesses (scripts/fuzz.sh); libFuzzer's runtime is added below
   stress-ng   # to try the suite on a loaded machine (README, "Two commands")
