@@ -25,6 +25,10 @@
  *                                or after W seconds (at most 60)
  *   POST /hosts                  body: "IP name..." lines; they replace the
  *                                agent's block in /etc/hosts (idempotent)
+ *   POST /env?name=K             body: a value for K in the environment of
+ *                                every child started from now on (what the
+ *                                pod spec could not know: SKYPILOT_NODE_IPS
+ *                                holds the pods' IPs, known only once they run)
  *   POST /release                lets run start (idempotent; remembered if it
  *                                comes during setup)
  *   POST /kill?grace_ms=G        stops the current setup/run (TERM, KILL after
@@ -94,6 +98,8 @@
 #define REQUEST_DEADLINE_MS 10000   /* a client has this long to send its request */
 #define WRITE_DEADLINE_MS 10000     /* and to read the answer */
 #define MAX_GRACE_MS (3600 * 1000)
+#define MAX_ENV_OVERRIDES 16
+#define MAX_ENV_NAME 128
 
 #define HOSTS_BEGIN "# jgsched-agent: group hosts begin"
 #define HOSTS_END "# jgsched-agent: group hosts end"
@@ -131,6 +137,8 @@ static struct {
     const char *hosts_path;
     int grace_ms;
     char *task_id_base;     /* SKYPILOT_TASK_ID without the -<attempt> suffix; may be NULL */
+    char *env_override[MAX_ENV_OVERRIDES];  /* "KEY=value" from POST /env */
+    size_t n_env_override;
 
     /* the node */
     phase_t phase;
@@ -273,19 +281,32 @@ static const char *env_or(const char *name, const char *dflt)
 /* The children's environment: the agent's own without JGSCHED_AGENT_*, with
  * JGSCHED_ATTEMPT and SKYPILOT_TASK_ID of the current attempt (the task id
  * takes "-<attempt>" from the second attempt on, as nodeenv.c forms it). */
+static bool overridden(const char *entry)
+{
+    for (size_t i = 0; i < A.n_env_override; i++) {
+        const char *eq = strchr(A.env_override[i], '=');
+        size_t klen = (size_t)(eq - A.env_override[i]);
+        if (strncmp(entry, A.env_override[i], klen) == 0 && entry[klen] == '=')
+            return true;
+    }
+    return false;
+}
+
 static char **child_environment(void)
 {
     size_t n = 0;
     for (char **e = environ; *e; e++)
         n++;
-    char **env = xmalloc((n + 3) * sizeof *env);
+    char **env = xmalloc((n + A.n_env_override + 3) * sizeof *env);
     size_t k = 0;
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "JGSCHED_AGENT_", 14) == 0 || strncmp(*e, "JGSCHED_ATTEMPT=", 16) == 0 ||
-            strncmp(*e, "SKYPILOT_TASK_ID=", 17) == 0)
+            strncmp(*e, "SKYPILOT_TASK_ID=", 17) == 0 || overridden(*e))
             continue;
         env[k++] = *e;
     }
+    for (size_t i = 0; i < A.n_env_override; i++)
+        env[k++] = A.env_override[i];
     char *attempt = xmalloc(40);
     snprintf(attempt, 40, "JGSCHED_ATTEMPT=%d", A.attempt);
     env[k++] = attempt;
@@ -916,6 +937,50 @@ static void handle(client_t *c, const request_t *r, const char *body, size_t bod
             respond(c, 200, "{\"ok\":true}");
         else
             respond_error(c, status, why);
+    } else if (path_is(r, "/env")) {
+        const char *name;
+        size_t name_len;
+        if (!query_get(r->query, r->query_len, "name", &name, &name_len) || name_len == 0 ||
+            name_len > MAX_ENV_NAME) {
+            respond_error(c, 400, "missing or overlong query parameter name");
+            return;
+        }
+        for (size_t i = 0; i < name_len; i++) {
+            if (!isalnum((unsigned char)name[i]) && name[i] != '_') {
+                respond_error(c, 400, "an environment variable name is letters, digits and '_'");
+                return;
+            }
+        }
+        if ((name_len >= 14 && memcmp(name, "JGSCHED_AGENT_", 14) == 0) ||
+            (name_len == 15 && memcmp(name, "JGSCHED_ATTEMPT", 15) == 0) ||
+            (name_len == 16 && memcmp(name, "SKYPILOT_TASK_ID", 16) == 0)) {
+            respond_error(c, 400, "that variable is the agent's own");
+            return;
+        }
+        if (memchr(body, '\0', body_len)) {
+            respond_error(c, 400, "an environment value cannot hold a NUL byte");
+            return;
+        }
+        char *entry = xmalloc(name_len + body_len + 2);
+        memcpy(entry, name, name_len);
+        entry[name_len] = '=';
+        memcpy(entry + name_len + 1, body, body_len);
+        entry[name_len + 1 + body_len] = '\0';
+        size_t slot = A.n_env_override;
+        for (size_t i = 0; i < A.n_env_override; i++)
+            if (strncmp(A.env_override[i], entry, name_len + 1) == 0)
+                slot = i;
+        if (slot == MAX_ENV_OVERRIDES) {
+            free(entry);
+            respond_error(c, 409, "too many environment variables set through /env");
+            return;
+        }
+        if (slot < A.n_env_override)
+            free(A.env_override[slot]);
+        else
+            A.n_env_override++;
+        A.env_override[slot] = entry;
+        respond(c, 200, "{\"ok\":true}");
     } else if (path_is(r, "/release")) {
         if (!A.released) {
             A.released = true;

@@ -131,6 +131,7 @@ SETUP='echo "setup says hi attempt=$JGSCHED_ATTEMPT"; echo "$JGSCHED_ATTEMPT" >>
 RUN='echo $$ >"$PIDS/run.$JGSCHED_ATTEMPT"
 date +%s%3N >"$TMPDIR/run_started.$JGSCHED_ATTEMPT"
 echo "run attempt=$JGSCHED_ATTEMPT task=$SKYPILOT_TASK_ID"
+printf "ips=%s|\n" "$SKYPILOT_NODE_IPS"
 [ -f "$TMPDIR/keep" ] && echo "kept from an earlier attempt"
 [ -n "${JGSCHED_AGENT_TOKEN_FILE:-}" ] && echo "agent settings leaked"
 touch "$TMPDIR/keep"
@@ -200,6 +201,14 @@ assert_eq "$CODE" 400 "hosts line without an IP"
 cmp -s "$DIR/hosts" "$WORK/hosts.second" || fail "a refused POST /hosts changed the file"
 ok "POST /hosts replaces the agent's block idempotently, keeps other lines, refuses bad lines"
 
+# ---- /env: the pods' IPs, known only once every pod runs, reach run
+api POST "/env?name=SKYPILOT_NODE_IPS" --data-binary $'10.1.0.9\n10.1.0.6'
+assert_eq "$CODE" 200 "POST /env: $BODY"
+api POST "/env?name=JGSCHED_ATTEMPT" --data-binary 9
+assert_eq "$CODE" 400 "POST /env of the agent's own variable"
+api POST "/env?name=BAD-NAME" --data-binary x
+assert_eq "$CODE" 400 "POST /env with a bad name"
+
 # ---- release: run starts within 1 s
 t0=$(now_ms)
 api POST /release
@@ -213,7 +222,9 @@ assert_eq "$CODE" 200 "a second POST /release"
 ok "run started $((t1 - t0)) ms after /release; a second /release is harmless"
 grep -q "agent settings leaked" "$DIR/stdout" && fail "JGSCHED_AGENT_* reached the job's environment"
 grep -qx "run attempt=1 task=jgsched-2026_g_main_7-0" "$DIR/stdout" || fail "run's output: $(cat "$DIR/stdout")"
-ok "the job's environment has JGSCHED_ATTEMPT=1 and no JGSCHED_AGENT_* settings"
+grep -q "^10.1.0.6|" "$DIR/stdout" && grep -q "^ips=10.1.0.9\$" "$DIR/stdout" ||
+    fail "SKYPILOT_NODE_IPS set through /env did not reach run: $(cat "$DIR/stdout")"
+ok "the job's environment has JGSCHED_ATTEMPT=1, SKYPILOT_NODE_IPS from /env, no JGSCHED_AGENT_* settings"
 
 # ---- run exits 29: the node is exited, the agent waits for the daemon's word
 echo 29 >"$DIR/tmp/go"
