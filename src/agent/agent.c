@@ -118,8 +118,8 @@ typedef enum { CLIENT_FREE, CLIENT_READING, CLIENT_POLLING, CLIENT_WRITING } cli
 typedef struct {
     client_state_t state;
     int fd;
-    char *in;               /* MAX_HEADER + MAX_BODY + 1 */
-    size_t in_len;
+    char *in;               /* in_cap bytes: MAX_HEADER until the head is accepted */
+    size_t in_len, in_cap;
     size_t header_len;      /* 0 until "\r\n\r\n" was seen */
     size_t body_len;
     char *out;
@@ -1057,20 +1057,36 @@ static void client_progress(client_t *c)
         respond_error(c, 413, "request body larger than 524288 bytes");
         return;
     }
-    if (c->in_len < c->header_len + body_len)
+    /* Only an authenticated request gets a buffer for its body: anyone who
+     * can reach the port could otherwise make the agent (whose memory counts
+     * against the job's limit) hold 64 large buffers. */
+    size_t need = c->header_len + body_len;
+    if (c->in_len < need) {
+        /* (r points into c->in, so it is not used after this) */
+        if (c->in_cap < need) {
+            char *grown = realloc(c->in, need);
+            if (!grown) {
+                respond_error(c, 503, "out of memory");
+                return;
+            }
+            c->in = grown;
+            c->in_cap = need;
+        }
         return;
+    }
     handle(c, &r, c->in + c->header_len, body_len);
 }
 
 static void client_read(client_t *c)
 {
-    size_t cap = MAX_HEADER + MAX_BODY + 1;
     for (;;) {
-        if (c->in_len == cap) {
-            respond_error(c, 413, "request larger than the agent accepts");
+        if (c->in_len == c->in_cap) {
+            /* Only possible before the head is complete (a full head, or a
+             * body, is taken as soon as it is there). */
+            respond_error(c, 431, "request head larger than 8192 bytes");
             return;
         }
-        ssize_t n = read(c->fd, c->in + c->in_len, cap - c->in_len);
+        ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -1111,6 +1127,17 @@ static void accept_clients(void)
         for (int i = 0; i < MAX_CLIENTS && !c; i++)
             if (A.clients[i].state == CLIENT_FREE)
                 c = &A.clients[i];
+        /* All taken: the oldest connection that has not even sent a complete
+         * head makes room, so clients that connect and send nothing cannot
+         * lock the daemon out for long. */
+        for (int i = 0; i < MAX_CLIENTS && !c; i++) {
+            client_t *x = &A.clients[i];
+            if (x->state == CLIENT_READING && !x->header_len &&
+                (!c || x->deadline_ms < c->deadline_ms))
+                c = x;
+        }
+        if (c && c->state != CLIENT_FREE)
+            client_close(c);
         if (!c) {
             static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0"
                                        "\r\nConnection: close\r\n\r\n";
@@ -1121,7 +1148,8 @@ static void accept_clients(void)
         memset(c, 0, sizeof *c);
         c->fd = fd;
         c->state = CLIENT_READING;
-        c->in = xmalloc(MAX_HEADER + MAX_BODY + 1);
+        c->in_cap = MAX_HEADER;
+        c->in = xmalloc(c->in_cap);
         c->deadline_ms = now_ms() + REQUEST_DEADLINE_MS;
     }
 }

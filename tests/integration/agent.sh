@@ -179,7 +179,24 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" 
     "http://127.0.0.1:$PORT/state?wait=99999")
 assert_eq "$code" 400 "a wait beyond 60 s"
 kill -0 "$MAIN_PID" || fail "the agent died of an oversized request"
-ok "oversized requests are refused (413, 431, 400) and the agent lives on"
+# 80 connections that send nothing (more than the agent's 64 slots) must not
+# lock the daemon out: the idlest make room for a real request.
+python3 - "$PORT" "$TOKEN" <<'PY' || fail "a request behind 80 idle connections was not answered"
+import socket, sys
+port, token = int(sys.argv[1]), sys.argv[2]
+idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(80)]
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(5)
+s.sendall(("GET /state HTTP/1.1\r\nHost: x\r\nX-Jgsched-Token: %s\r\n\r\n" % token).encode())
+answer = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    answer += chunk
+sys.exit(0 if answer.startswith(b"HTTP/1.1 200") else 1)
+PY
+ok "oversized requests are refused (413, 431, 400), idle connections cannot lock it out, the agent lives on"
 
 # ---- /etc/hosts
 HOSTS1=$'10.1.0.5 server-0.grp server-0\n10.1.0.6 client-0.grp client-0'
