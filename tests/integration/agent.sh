@@ -8,6 +8,8 @@
 # stop the node within the grace and exit 128+signal, /kill stops the node
 # but keeps the agent, and requests without the token or too large are
 # refused.  Every agent is started and killed by this script, by pid.
+# The job scripts are single-quoted on purpose: they expand in the node.
+# shellcheck disable=SC2016
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -48,8 +50,7 @@ start_agent() {
     [ -n "$setup" ] && printf '%s\n' "$setup" >"$DIR/setup"
     [ -n "$run" ] && printf '%s\n' "$run" >"$DIR/run"
     printf '127.0.0.1 localhost\n::1 localhost ip6-localhost\n' >"$DIR/hosts"
-    local try
-    for try in 1 2 3 4 5; do
+    for _ in 1 2 3 4 5; do
         PORT=$(free_port)
         JGSCHED_AGENT_PORT=$PORT JGSCHED_AGENT_ADDRESS=127.0.0.1 \
         JGSCHED_AGENT_TOKEN_FILE="$WORK/token" JGSCHED_AGENT_SETUP_FILE="$DIR/setup" \
@@ -140,7 +141,7 @@ exit "$(cat "$TMPDIR/go")"'
 
 # ---- authentication
 start_agent main "$SETUP" "$RUN"
-MAIN_PID=$APID MAIN_DIR=$DIR MAIN_PORT=$PORT
+MAIN_PID=$APID
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/state")
 assert_eq "$code" 401 "GET /state without a token"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${TOKEN%?}x" "http://127.0.0.1:$PORT/state")
@@ -239,7 +240,7 @@ assert_eq "$CODE" 200 "a second POST /release"
 ok "run started $((t1 - t0)) ms after /release; a second /release is harmless"
 grep -q "agent settings leaked" "$DIR/stdout" && fail "JGSCHED_AGENT_* reached the job's environment"
 grep -qx "run attempt=1 task=jgsched-2026_g_main_7-0" "$DIR/stdout" || fail "run's output: $(cat "$DIR/stdout")"
-grep -q "^10.1.0.6|" "$DIR/stdout" && grep -q "^ips=10.1.0.9\$" "$DIR/stdout" ||
+{ grep -q "^10.1.0.6|" "$DIR/stdout" && grep -q "^ips=10.1.0.9\$" "$DIR/stdout"; } ||
     fail "SKYPILOT_NODE_IPS set through /env did not reach run: $(cat "$DIR/stdout")"
 ok "the job's environment has JGSCHED_ATTEMPT=1, SKYPILOT_NODE_IPS from /env, no JGSCHED_AGENT_* settings"
 
