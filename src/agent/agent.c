@@ -1179,48 +1179,47 @@ static _Noreturn void agent_exit(int code)
 
 /* ------------------------------------------------------------------ main */
 
+/* A listening socket on addr (len bytes), or -1 with errno set. */
+static int try_listen(const struct sockaddr *addr, socklen_t len)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1, off = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    if (bind(fd, addr, len) < 0 || listen(fd, 64) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* "" listens on every address: IPv6 and IPv4 on one dual-stack socket, or
+ * IPv4 alone in a pod without IPv6 (disabled at boot or by sysctl). */
 static int listen_on(const char *address, int port)
 {
-    int fd = -1;
-    struct sockaddr_storage ss;
-    socklen_t len;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    if (!*address || inet_pton(AF_INET6, address, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        if (!*address)
-            s6->sin6_addr = in6addr_any;
-        len = sizeof *s6;
-        fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd >= 0) {
-            int off = 0;
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-        } else if (!*address) {
-            /* No IPv6 in this pod: every IPv4 address then. */
-            memset(&ss, 0, sizeof ss);
-            s4->sin_family = AF_INET;
-            s4->sin_port = htons((uint16_t)port);
-            s4->sin_addr.s_addr = htonl(INADDR_ANY);
-            len = sizeof *s4;
-            fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+    struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd;
+    if (!*address) {
+        s6.sin6_addr = in6addr_any;
+        fd = try_listen((struct sockaddr *)&s6, sizeof s6);
+        if (fd < 0 && errno != EADDRINUSE) {
+            s4.sin_addr.s_addr = htonl(INADDR_ANY);
+            fd = try_listen((struct sockaddr *)&s4, sizeof s4);
         }
-    } else if (inet_pton(AF_INET, address, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)port);
-        len = sizeof *s4;
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    } else if (inet_pton(AF_INET6, address, &s6.sin6_addr) == 1) {
+        fd = try_listen((struct sockaddr *)&s6, sizeof s6);
+    } else if (inet_pton(AF_INET, address, &s4.sin_addr) == 1) {
+        fd = try_listen((struct sockaddr *)&s4, sizeof s4);
     } else {
         die_config("JGSCHED_AGENT_ADDRESS %s is not an IP address", address);
     }
     if (fd < 0)
-        die_config("cannot make a socket: %s", strerror(errno));
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&ss, len) < 0)
-        die_config("cannot listen on port %d: %s", port, strerror(errno));
-    if (listen(fd, 64) < 0)
         die_config("cannot listen on port %d: %s", port, strerror(errno));
     return fd;
 }
