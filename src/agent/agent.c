@@ -413,6 +413,15 @@ static void start_attempt(int attempt)
 
 static _Noreturn void agent_exit(int code);
 
+/* Signals the child's whole session; a child that has not reached its
+ * setsid() yet is signalled alone (the signal stays pending under the mask it
+ * inherited until it unblocks, so it is not lost). */
+static void signal_child(int sig)
+{
+    if (kill(-A.child, sig) < 0 && errno == ESRCH)
+        kill(A.child, sig);
+}
+
 /* Does what a kill was for, once no child is left. */
 static void kill_done(void)
 {
@@ -452,13 +461,13 @@ static void start_kill(int grace_ms, then_t then, int value)
     int64_t deadline = now_ms() + grace_ms;
     if (!A.killing) {
         A.killing = true;
-        kill(-A.child, SIGTERM);
+        signal_child(SIGTERM);
         A.kill_deadline_ms = deadline;
     } else if (A.kill_deadline_ms && deadline < A.kill_deadline_ms) {
         A.kill_deadline_ms = deadline;
     }
     if (grace_ms == 0) {
-        kill(-A.child, SIGKILL);
+        signal_child(SIGKILL);
         A.kill_deadline_ms = 0;
     }
 }
@@ -1375,7 +1384,7 @@ int main(int argc, char **argv)
         if (A.killing && A.kill_deadline_ms) {
             if (now >= A.kill_deadline_ms) {
                 if (A.child > 0)
-                    kill(-A.child, SIGKILL);
+                    signal_child(SIGKILL);
                 A.kill_deadline_ms = 0;
             } else if (A.kill_deadline_ms < next) {
                 next = A.kill_deadline_ms;
