@@ -1,0 +1,343 @@
+/* test_k8s_objects.c - the Kubernetes object builders (src/backends/kubernetes/objects.c).
+ *
+ * Golden files: seed-plan YAMLs built into every object of their group and
+ * compared, as canonical JSON (sorted keys), with tests/fixtures/k8s/<name>.json.
+ * After a deliberate change, JG_UPDATE_GOLDEN=1 rewrites them; the diff is then
+ * reviewed like code.  The other tests pin down the rules one by one (names,
+ * quantities, images, resources, environment, ownership).
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/backends/kubernetes/objects.h"
+
+#ifndef JG_TEST_FIXTURES
+#define JG_TEST_FIXTURES "tests/fixtures"
+#endif
+
+static const jg_k8s_owner_t owner = {"jg-42", "0b5e7a52-8f0c-4d5e-9a43-3d1f2c6b7a10"};
+/* 2026-12-01T10:00:00.123456Z */
+static const int64_t submitted_us = 1796119200123456LL;
+
+static jg_k8s_settings_t settings(void)
+{
+    return (jg_k8s_settings_t){
+        .namespace = "team-a",
+        .instance = "d7f3c1",
+        .agent_image = "jgsched/agent:0.1.0",
+        .default_image = "ubuntu:24.04",
+        .gpu_resource = NULL,
+        .gpu_label = NULL,
+        .stop_grace_ms = 10000,
+        .hosts_writable = true,
+    };
+}
+
+static jg_group_spec_t *seed(const char *file)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/seed/%s", JG_TEST_FIXTURES, file);
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse_file(path, &errs);
+    cr_assert_not_null(spec, "%s: %s", path, errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    return spec;
+}
+
+static json_t *pod_of(const jg_k8s_settings_t *s, const jg_group_spec_t *spec, int job, int rank)
+{
+    jg_error_t err = {{0}};
+    json_t *pod = jg_k8s_pod(s, spec, 42, job, rank, 1, submitted_us, &owner,
+                             s->default_image, &err);
+    cr_assert_not_null(pod, "pod: %s", err.text);
+    return pod;
+}
+
+static json_t *group_objects(const jg_group_spec_t *spec)
+{
+    jg_k8s_settings_t s = settings();
+    json_t *pods = json_array();
+    for (size_t j = 0; j < spec->n_jobs; j++)
+        for (int r = 0; r < spec->jobs[j].num_nodes; r++)
+            json_array_append_new(pods, pod_of(&s, spec, (int)j, r));
+    return json_pack("{s:o, s:o, s:o, s:o}", "configmap",
+                     jg_k8s_owner_configmap(&s, spec, 42, "10.0.0.1 a-0.g a-0\n"), "secret",
+                     jg_k8s_token_secret(&s, 42, &owner, "0123456789abcdef0123456789abcdef"),
+                     "service", jg_k8s_service(&s, 42, &owner), "pods", pods);
+}
+
+static void check_golden(const char *seed_file, const char *golden)
+{
+    jg_group_spec_t *spec = seed(seed_file);
+    json_t *objects = group_objects(spec);
+    char *got = json_dumps(objects, JSON_SORT_KEYS | JSON_INDENT(2));
+    char path[512];
+    snprintf(path, sizeof path, "%s/k8s/%s", JG_TEST_FIXTURES, golden);
+    if (getenv("JG_UPDATE_GOLDEN")) {
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f, "cannot write %s", path);
+        fprintf(f, "%s\n", got);
+        fclose(f);
+    }
+    json_error_t jerr;
+    json_t *want = json_load_file(path, 0, &jerr);
+    cr_assert_not_null(want, "%s: %s (JG_UPDATE_GOLDEN=1 writes it)", path, jerr.text);
+    char *want_text = json_dumps(want, JSON_SORT_KEYS | JSON_INDENT(2));
+    cr_assert_str_eq(got, want_text, "objects of %s differ from %s", seed_file, path);
+    free(want_text);
+    free(got);
+    json_decref(want);
+    json_decref(objects);
+    jg_spec_free(spec);
+}
+
+Test(k8s_golden, multinode_seed_2_3)
+{
+    check_golden("2_3_multinode.yaml", "2_3_multinode.json");
+}
+
+Test(k8s_golden, heterogeneous_seed_3_1)
+{
+    check_golden("3_1_heterogeneous.yaml", "3_1_heterogeneous.json");
+}
+
+Test(k8s_golden, gpu_seed_3_2)
+{
+    check_golden("3_2_gpu_cpu.yaml", "3_2_gpu_cpu.json");
+}
+
+Test(k8s_golden, recovery_seed_6_1)
+{
+    check_golden("6_1_recovery.yaml", "6_1_recovery.json");
+}
+
+static bool is_dns_label(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+Test(k8s_names, short_names_are_kept_as_they_are)
+{
+    char out[JG_K8S_DNS_LABEL_MAX + 1];
+    jg_k8s_group_name(42, out);
+    cr_assert_str_eq(out, "jg-42");
+    jg_k8s_secret_name(42, out);
+    cr_assert_str_eq(out, "jg-42-token");
+    jg_k8s_pod_name(42, "workers", 1, out);
+    cr_assert_str_eq(out, "jg-42-workers-1");
+    jg_k8s_hostname("workers", 1, out);
+    cr_assert_str_eq(out, "workers-1");
+}
+
+Test(k8s_names, long_names_are_truncated_with_a_hash_and_stay_distinct)
+{
+    /* A 63-character job name (the longest DNS label) with a large rank. */
+    const char *job_a = "a23456789012345678901234567890123456789012345678901234567890abc";
+    const char *job_b = "a23456789012345678901234567890123456789012345678901234567890abd";
+    char a[JG_K8S_DNS_LABEL_MAX + 1], b[JG_K8S_DNS_LABEL_MAX + 1];
+    jg_k8s_pod_name(9223372036854775807LL, job_a, 1023, a);
+    jg_k8s_pod_name(9223372036854775807LL, job_b, 1023, b);
+    cr_assert(is_dns_label(a), "%s", a);
+    cr_assert(is_dns_label(b), "%s", b);
+    cr_assert_str_neq(a, b);
+    cr_assert_eq(strncmp(a, "jg-9223372036854775807-a234", 27), 0, "%s", a);
+    jg_k8s_hostname(job_a, 10, a);
+    jg_k8s_hostname(job_a, 11, b);
+    cr_assert(is_dns_label(a) && is_dns_label(b), "%s %s", a, b);
+    cr_assert_str_neq(a, b);
+    /* A cut that would end on '-' does not. */
+    jg_k8s_hostname("x2345678901234567890123456789012345678901234567890123-----------z", 0, a);
+    cr_assert(is_dns_label(a), "%s", a);
+}
+
+Test(k8s_quantities, cpu_and_memory)
+{
+    char q[32];
+    jg_error_t err;
+    cr_assert_eq(jg_k8s_cpu_quantity(2, q, &err), 0);
+    cr_assert_str_eq(q, "2");
+    cr_assert_eq(jg_k8s_cpu_quantity(0.5, q, &err), 0);
+    cr_assert_str_eq(q, "500m");
+    cr_assert_eq(jg_k8s_cpu_quantity(1.25, q, &err), 0);
+    cr_assert_str_eq(q, "1250m");
+    cr_assert_eq(jg_k8s_memory_quantity(8, q, &err), 0);
+    cr_assert_str_eq(q, "8Gi");
+    cr_assert_eq(jg_k8s_memory_quantity(1.5, q, &err), 0);
+    cr_assert_str_eq(q, "1536Mi");
+    cr_assert_eq(jg_k8s_cpu_quantity(-1, q, &err), -1);
+    cr_assert(strstr(err.text, "cpus") != NULL, "%s", err.text);
+    cr_assert_eq(jg_k8s_memory_quantity(1.0 / 0.0, q, &err), -1);
+}
+
+Test(k8s_image, docker_prefix_default_and_errors)
+{
+    jg_k8s_settings_t s = settings();
+    jg_error_t err;
+    cr_assert_str_eq(jg_k8s_image(&s, "docker:python:3.11-slim", &err), "python:3.11-slim");
+    cr_assert_str_eq(jg_k8s_image(&s, NULL, &err), "ubuntu:24.04");
+    cr_assert_null(jg_k8s_image(&s, "ami-123", &err));
+    cr_assert(strstr(err.text, "docker:<image>") != NULL, "%s", err.text);
+    cr_assert_null(jg_k8s_image(&s, "docker:bad image", &err));
+    s.default_image = NULL;
+    cr_assert_null(jg_k8s_image(&s, "", &err));
+    cr_assert(strstr(err.text, "default image") != NULL, "%s", err.text);
+}
+
+static json_t *find_env(json_t *pod, const char *name)
+{
+    json_t *env = json_object_get(
+        json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0), "env");
+    size_t i;
+    json_t *e;
+    json_array_foreach(env, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+            return json_object_get(e, "value");
+    }
+    return NULL;
+}
+
+Test(k8s_pod, resources_gpu_and_memory_limits)
+{
+    jg_k8s_settings_t s = settings();
+    s.gpu_resource = "amd.com/gpu";
+    s.gpu_label = "skypilot.co/accelerator";
+    jg_group_spec_t *spec = seed("3_2_gpu_cpu.yaml");
+    json_t *pod = pod_of(&s, spec, 0, 0);
+    json_t *res = json_object_get(
+        json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0),
+        "resources");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(res, "requests"),
+                                                    "amd.com/gpu")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(res, "limits"),
+                                                    "amd.com/gpu")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(json_object_get(pod, "spec"), "nodeSelector"),
+                         "skypilot.co/accelerator")), "t4");
+    cr_assert_str_eq(json_string_value(find_env(pod, "SKYPILOT_NUM_GPUS_PER_NODE")), "1");
+    json_decref(pod);
+    jg_spec_free(spec);
+
+    /* memory 8+ is a request only; an exact memory is also the limit. */
+    spec = seed("3_1_heterogeneous.yaml");
+    pod = pod_of(&s, spec, 1, 0);
+    res = json_object_get(
+        json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0),
+        "resources");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(res, "requests"),
+                                                       "memory")), "8Gi");
+    cr_assert_null(json_object_get(res, "limits"));
+    json_decref(pod);
+    spec->jobs[1].memory_gb.at_least = false;
+    spec->jobs[1].cpus.value = 0.5;
+    pod = pod_of(&s, spec, 1, 0);
+    res = json_object_get(
+        json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0),
+        "resources");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(res, "limits"),
+                                                       "memory")), "8Gi");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(res, "requests"),
+                                                       "cpu")), "500m");
+    cr_assert_null(json_object_get(json_object_get(res, "limits"), "cpu"));
+    json_decref(pod);
+
+    jg_error_t err;
+    spec->jobs[1].cpus.value = -3;
+    cr_assert_null(jg_k8s_pod(&s, spec, 42, 1, 0, 1, submitted_us, &owner, "x", &err));
+    cr_assert(strstr(err.text, "cpus") != NULL, "%s", err.text);
+    cr_assert_null(jg_k8s_pod(&s, spec, 42, 1, 5, 1, submitted_us, &owner, "x", &err));
+    jg_spec_free(spec);
+}
+
+Test(k8s_pod, environment_identity_and_ownership)
+{
+    jg_k8s_settings_t s = settings();
+    jg_group_spec_t *spec = seed("2_3_multinode.yaml");
+    jg_error_t err;
+    json_t *pod = jg_k8s_pod(&s, spec, 42, 0, 1, 3, submitted_us, &owner, "busybox", &err);
+    cr_assert_not_null(pod, "%s", err.text);
+    cr_assert_str_eq(json_string_value(find_env(pod, "SKYPILOT_NODE_RANK")), "1");
+    cr_assert_str_eq(json_string_value(find_env(pod, "JGSCHED_ATTEMPT")), "3");
+    cr_assert_str_eq(json_string_value(find_env(pod, "SKYPILOT_NODE_IPS")), "");
+    cr_assert_str_eq(json_string_value(find_env(pod, "SKYPILOT_JOBGROUP_NAME")),
+                     "k8s-multinode-group");
+    cr_assert_str_eq(json_string_value(find_env(pod, "JGSCHED_AGENT_GRACE_MS")), "10000");
+    cr_assert_null(find_env(pod, "PATH"), "the image's PATH must stay");
+    cr_assert_null(find_env(pod, "SHELL"));
+    json_t *pspec = json_object_get(pod, "spec");
+    cr_assert_str_eq(json_string_value(json_object_get(pspec, "hostname")), "workers-1");
+    cr_assert_str_eq(json_string_value(json_object_get(pspec, "subdomain")), "jg-42");
+    cr_assert(json_is_false(json_object_get(pspec, "automountServiceAccountToken")));
+    cr_assert(json_is_false(json_object_get(pspec, "enableServiceLinks")));
+    cr_assert_str_eq(json_string_value(json_object_get(pspec, "restartPolicy")), "Never");
+    cr_assert_eq(json_integer_value(json_object_get(pspec, "terminationGracePeriodSeconds")),
+                 12);
+    json_t *meta = json_object_get(pod, "metadata");
+    json_t *labels = json_object_get(meta, "labels");
+    cr_assert_str_eq(json_string_value(json_object_get(labels, "jgsched.io/attempt")), "3");
+    cr_assert_str_eq(json_string_value(json_object_get(labels, "jgsched.io/rank")), "1");
+    cr_assert_str_eq(json_string_value(json_object_get(labels, "jgsched.io/job")), "workers");
+    cr_assert_str_eq(json_string_value(json_object_get(labels, "app.kubernetes.io/managed-by")),
+                     "jgsched");
+    json_t *ref = json_array_get(json_object_get(meta, "ownerReferences"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(ref, "uid")), owner.uid);
+    cr_assert(json_is_true(json_object_get(ref, "controller")));
+    json_decref(pod);
+
+    /* A job that sets PATH keeps it. */
+    jg_kv_t *envs = realloc(spec->jobs[0].envs, (spec->jobs[0].n_envs + 1) * sizeof *envs);
+    cr_assert_not_null(envs);
+    spec->jobs[0].envs = envs;
+    envs[spec->jobs[0].n_envs++] = (jg_kv_t){strdup("PATH"), strdup("/opt/conda/bin:/bin")};
+    pod = pod_of(&s, spec, 0, 0);
+    cr_assert_str_eq(json_string_value(find_env(pod, "PATH")), "/opt/conda/bin:/bin");
+    json_decref(pod);
+    jg_spec_free(spec);
+}
+
+Test(k8s_objects, secret_is_base64_and_configmap_holds_scripts)
+{
+    jg_k8s_settings_t s = settings();
+    json_t *secret = jg_k8s_token_secret(&s, 42, &owner, "abcd");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(secret, "data"), "token")),
+                     "YWJjZA==");
+    json_decref(secret);
+    secret = jg_k8s_token_secret(&s, 42, &owner, "abcde");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(secret, "data"), "token")),
+                     "YWJjZGU=");
+    json_decref(secret);
+
+    jg_group_spec_t *spec = seed("5_4_empty_run.yaml");
+    json_t *cm = jg_k8s_owner_configmap(&s, spec, 42, NULL);
+    json_t *data = json_object_get(cm, "data");
+    cr_assert_null(json_object_get(data, "empty-job.run"), "a job without run has no key");
+    cr_assert_not_null(json_object_get(data, "normal-job.run"));
+    cr_assert_null(json_object_get(json_object_get(cm, "metadata"), "ownerReferences"));
+    json_decref(cm);
+    /* ... and its pod mounts only the keys that exist. */
+    json_t *pod = pod_of(&s, spec, 0, 0);
+    json_t *vols = json_object_get(json_object_get(pod, "spec"), "volumes");
+    size_t i;
+    json_t *v;
+    bool found = false;
+    json_array_foreach(vols, i, v)
+    {
+        json_t *cmv = json_object_get(v, "configMap");
+        if (cmv) {
+            cr_assert_eq(json_array_size(json_object_get(cmv, "items")), 0);
+            found = true;
+        }
+    }
+    cr_assert(found);
+    json_decref(pod);
+    jg_spec_free(spec);
+}
