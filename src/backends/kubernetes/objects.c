@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jgsched/backend.h"
+#include "jgsched/nodeenv.h"
 
 #define DEFAULT_GPU_RESOURCE "nvidia.com/gpu"
 #define HASH_SUFFIX_LEN 9   /* "-" + 8 hex digits */
