@@ -290,6 +290,15 @@ static bool wait_for(jg_backend_event_type_t type, size_t n)
     return run_until(have_wanted, WAIT_MS);
 }
 
+/* cleanup() returns at once; the rest of it follows from the loop. */
+static jg_backend_t *cleaning;
+static bool cleaning_done(void) { return jg_backend_local_cleanups_pending(cleaning) == 0; }
+static void finish_cleanups(jg_backend_t *b)
+{
+    cleaning = b;
+    cr_assert(run_until(cleaning_done, WAIT_MS), "the cleanup never finished");
+}
+
 static bool wait_final(size_t n)
 {
     want_n = n;
@@ -369,8 +378,11 @@ static void cleanup_all_groups(void)
         if (de->d_name[0] >= '0' && de->d_name[0] <= '9')
             b->ops->cleanup(b, strtoll(de->d_name, NULL, 10), &err);
     closedir(d);
-    if (b)
+    if (b) {
+        cleaning = b;
+        run_until(cleaning_done, WAIT_MS);
         b->ops->destroy(b);
+    }
 }
 
 static char saved_path[4096];       /* $PATH before a test put a fake nvidia-smi first */
@@ -990,7 +1002,8 @@ Test(local, cleanup_kills_the_group_keeps_its_log_and_reports_cleaned)
     jg_error_t err;
     cr_assert_eq(be->ops->cleanup(be, 6, &err), 0, "%s", err.text);
     cr_assert_eq(n_cleaned, 0, "CLEANED came from inside cleanup()");
-    cr_assert_not(proc_alive(shims[0]), "cleanup returns after the shim died");
+    finish_cleanups(be);
+    cr_assert_not(proc_alive(shims[0]), "cleanup finished before the shim died");
     cr_assert(wait_gone(bg), "the background sleep survived cleanup");
     cr_assert_not(exists(node_file(6, "a", 0, "env")));
     cr_assert_not(exists(node_file(6, "a", 0, "run.sh")));
@@ -1594,6 +1607,7 @@ Test(local, tmp_is_the_nodes_own_and_kept_across_its_attempts)
 
     jg_error_t err;
     cr_assert_eq(be->ops->cleanup(be, 45, &err), 0, "%s", err.text);
+    finish_cleanups(be);
     cr_assert_not(exists(node_file(45, "r", 0, "tmp")), "cleanup keeps no /tmp");
 }
 
@@ -1620,6 +1634,7 @@ Test(local, cleanup_removes_the_group_network_and_leaves_nothing)
 
     jg_error_t err;
     cr_assert_eq(be->ops->cleanup(be, 46, &err), 0, "%s", err.text);
+    finish_cleanups(be);
     cr_assert_not(proc_alive(keeper), "the keeper survived cleanup");
     cr_assert_eq(members_of(hub), 0);
     for (int i = 0; i < 3; i++)
@@ -1683,6 +1698,7 @@ Test(local, reattach_follows_the_network_and_a_keeper_lost_meanwhile_loses_the_n
     cr_assert(strstr(evs[before].reason, "network is gone"), "%s", evs[before].reason);
 
     cr_assert_eq(be2->ops->cleanup(be2, 48, &err), 0, "%s", err.text);
+    finish_cleanups(be2);
     cr_assert_not(proc_alive(k48), "cleanup after reattach left the keeper");
 }
 
@@ -1705,6 +1721,7 @@ Test(local, sweep_removes_what_dead_groups_left_and_spares_live_ones)
     int64_t live[] = {51};
     jg_error_t err;
     cr_assert_eq(be2->ops->sweep(be2, live, 1, &err), 0, "%s", err.text);
+    finish_cleanups(be2);
     cr_assert(wait_gone(s50), "sweep left group 50's node");
     if (k50 > 0)
         cr_assert(wait_gone(k50), "sweep left group 50's network");
@@ -2295,7 +2312,8 @@ Test(local, cleanup_deletes_a_users_tree_off_the_loop_and_as_its_owner)
     snprintf(inside, sizeof inside, "%s", node_file(79, "a", 0, "work/sub/rootdir"));
     cr_assert_eq(rename(decoy, inside), 0, "%s", strerror(errno));
     cr_assert_eq(be->ops->cleanup(be, 79, &err), 0, "%s", err.text);
-    cr_assert_not(exists(node_file(79, "a", 0, "work")), "work is gone when cleanup returns");
+    finish_cleanups(be);
+    cr_assert_not(exists(node_file(79, "a", 0, "work")), "work is gone once cleanup finished");
     snprintf(trash_dir, sizeof trash_dir, "%s/trash", state_dir);
     cr_assert(run_until(trash_users_files_gone, WAIT_MS), "the deleter left the user's files");
     /* The user's files went; root's directory (with its file) stayed. */
@@ -2386,6 +2404,7 @@ Test(local, a_node_runs_in_its_cgroup_with_its_cpus_and_memory)
     cr_assert(strstr(buf, "/g75-a-0.1\n"), "%s", buf);
     jg_error_t err;
     cr_assert_eq(be->ops->cleanup(be, 75, &err), 0, "%s", err.text);
+    finish_cleanups(be);
     snprintf(cg, sizeof cg, "%s/g75-a-0.1", base);
     struct stat st;
     cr_assert_neq(stat(cg, &st), 0, "cleanup removes the node's cgroup");

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,14 +83,8 @@ static int remove_network_files(const char *gdir, jg_error_t *err)
  * up when it is over), and pending launches of it are dropped.  destroy()
  * frees a cleanup midway: the nodes were killed already; what is left stays
  * for sweep() at the next start.
- *
- * So that cleanup() of a group whose processes die at once (nearly every
- * one) still returns with the group gone, as callers that do not wait for
- * the completion expect, it first gives the steps CLEANUP_SETTLE_MS, polling
- * the very pidfds the steps wait on: a bounded, short wait, after which the
- * loop takes over. */
+ */
 
-#define CLEANUP_SETTLE_MS 50        /* what cleanup() waits, at most, before returning */
 #define CG_RETRY_MS 10              /* cgroups still holding processes: tried again after */
 
 typedef enum { CLEAN_SHIMS, CLEAN_CGROUPS, CLEAN_HUB } clean_step_t;
@@ -328,7 +321,7 @@ static void cleanup_advance(cleanup_t *c)
         }
         if (c->step == CLEAN_HUB) {
             if (c->hub.pidfd >= 0 && !c->hub_dead && now < c->deadline)
-                break;      /* woken early (by the settle poll): still waiting */
+                break;      /* woken before the keeper ended: still waiting */
             if (c->hub.pidfd >= 0)
                 reap_keeper(c);
             clean_files(c);
@@ -352,44 +345,6 @@ void cleanup_node_gone(local_t *b, int64_t group_id)
     cleanup_t *c = cleanup_find(b, group_id);
     if (c && c->step == CLEAN_SHIMS && !shims_left(b, group_id))
         cleanup_advance(c);
-}
-
-/* Gives a fresh cleanup CLEANUP_SETTLE_MS to finish right here, polling the
- * pidfds its step waits on (see the comment above the steps). */
-static void cleanup_settle(local_t *b, int64_t group_id)
-{
-    int64_t until = jg_now_mono_ms() + CLEANUP_SETTLE_MS;
-    cleanup_t *c;
-    while ((c = cleanup_find(b, group_id)) && jg_now_mono_ms() < until) {
-        struct pollfd fds[64];
-        node_t *owner[64];
-        nfds_t n = 0;
-        if (c->step == CLEAN_SHIMS) {
-            for (node_t *nd = b->nodes; nd && n < 64; nd = nd->next) {
-                if (nd->group_id == group_id && nd->quiet && nd->pidfd >= 0) {
-                    owner[n] = nd;
-                    fds[n++] = (struct pollfd){.fd = nd->pidfd, .events = POLLIN};
-                }
-            }
-        } else if (c->step == CLEAN_HUB && c->hub.pidfd >= 0 && !c->hub_dead) {
-            owner[n] = NULL;
-            fds[n++] = (struct pollfd){.fd = c->hub.pidfd, .events = POLLIN};
-        }
-        int64_t left = until - jg_now_mono_ms();
-        int wait = left < 5 ? (int)(left > 0 ? left : 0) : 5;
-        if (poll(fds, n, wait) < 0 && errno != EINTR)
-            break;
-        for (nfds_t i = 0; i < n; i++) {
-            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            if (owner[i])
-                node_dead(b, owner[i]);     /* quiet: reaps and frees, reports nothing */
-            else
-                c->hub_dead = true;
-        }
-        if ((c = cleanup_find(b, group_id)))
-            cleanup_advance(c);
-    }
 }
 
 void cleanup_start(local_t *b, int64_t group_id, bool report)
@@ -430,7 +385,6 @@ void cleanup_start(local_t *b, int64_t group_id, bool report)
     free(record);
     free(gdir);
     cleanup_advance(c);
-    cleanup_settle(b, group_id);
 }
 
 int local_cleanup(jg_backend_t *base, int64_t group_id, jg_error_t *err)
