@@ -1190,28 +1190,6 @@ const char *jg_sched_infra_warning(const jg_sched_t *s, const char *infra)
     return b && b->ops->warning ? b->ops->warning(b) : NULL;
 }
 
-int jg_sched_purge(jg_sched_t *s, int64_t group_id, jg_error_t *err)
-{
-    group_rt_t *g = find_group(s, group_id);
-    if (g && !g->finished)
-        return jg_errprintf(err, "group %lld is still active: cancel it first",
-                            (long long)group_id);
-    jg_group_row_t row;
-    if (jg_store_get_group(s->store, group_id, &row, err) < 0)
-        return -1;
-    bool cleaning = g != NULL;
-    for (const cleaning_t *c = s->cleaning; c && !cleaning; c = c->next)
-        cleaning = c->group_id == group_id;
-    jg_backend_t *b = row.infra && *row.infra ? backend_for_infra(s, row.infra) : NULL;
-    jg_group_row_clear(&row);
-    jg_error_t cerr;
-    if (b && !cleaning && b->ops->cleanup(b, group_id, &cerr) < 0)
-        jg_log("warn", "group %lld: cleanup at purge: %s", (long long)group_id, cerr.text);
-    if (s->opts.logs && jg_logstore_remove_group(s->opts.logs, group_id, err) < 0)
-        return -1;
-    return 0;
-}
-
 void jg_sched_foreach_active(const jg_sched_t *s, jg_sched_group_f cb, void *ctx)
 {
     for (const group_rt_t *g = s->head; g; g = g->next)

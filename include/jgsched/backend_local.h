@@ -55,9 +55,9 @@
  *    mount point missing on the host is made there by the submitting user
  *    (a child with their uid; refused, naming the volume and path, where
  *    they could not) and left there: another node may use it.
- *  - Deleting: cleanup() moves a node's work and tmp (and, with purge, the
- *    group directory) into <state_dir>/trash at once; a background child
- *    deletes them through directory fds, as their owner (jgsched/fsutil.h).
+ *  - Deleting: cleanup() moves a node's work and tmp into <state_dir>/trash
+ *    (one rename each); a background child deletes them through directory
+ *    fds, as their owner (jgsched/fsutil.h).
  *  - GPUs: the host's (nvidia-smi, at create) are handed out by index: a node
  *    of a job asking NAME:k gets k free ones of that type as
  *    CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES (a node asking none gets

@@ -131,11 +131,6 @@ void jg_sched_foreach_infra(const jg_sched_t *sched, jg_sched_infra_f cb, void *
  * when there is none or no such backend.  Borrowed from the backend. */
 const char *jg_sched_infra_warning(const jg_sched_t *sched, const char *infra);
 
-/* Removes every trace of an ended group: its stored logs (logstore) now, and
- * whatever its backend still holds (cleanup, if not done yet).  -1 + err if
- * the group is active or unknown. */
-int jg_sched_purge(jg_sched_t *sched, int64_t group_id, jg_error_t *err);
-
 /* Calls cb for every active group, in submit order.  infra: the backend
  * instance it is placed on (NULL: none).  holds: admitted and counted in its
  * backend's usage.  Borrowed values, valid during the call. */
