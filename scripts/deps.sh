@@ -11,7 +11,6 @@ packages=(
   bash coreutils procps util-linux iproute2 iputils-ping curl python3 jq sqlite3
   clang   # the fuzz harnesses (scripts/fuzz.sh); libFuzzer's runtime is added below
   stress-ng   # to try the suite on a loaded machine (README, "Two commands")
-  nodejs npm  # the test Kubernetes API server (tests/k8s/apiserver)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -24,6 +23,11 @@ apt_install() {
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
+# The test Kubernetes API server (tests/k8s/apiserver) needs Node.js and npm.
+# Judged by command, not by package: a Node.js from another repository
+# (NodeSource's bundles npm) conflicts with Debian's npm package.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
