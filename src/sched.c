@@ -94,8 +94,17 @@ static void store_failed(jg_sched_t *s, group_rt_t *g, const char *what, const j
         mark_unsynced(s, g);
 }
 
+/* g is written by the open transaction: txn_end visits it (and only the
+ * groups so written, not every active group). */
 static void touch(jg_sched_t *s, group_rt_t *g)
 {
+    if (s->txn_depth > 0 && g->txn_serial != s->txn_serial) {
+        if (s->n_touched == s->cap_touched) {
+            s->cap_touched = s->cap_touched ? 2 * s->cap_touched : 64;
+            s->touched = jg_xrealloc(s->touched, s->cap_touched * sizeof *s->touched);
+        }
+        s->touched[s->n_touched++] = g->id;
+    }
     g->txn_serial = s->txn_serial;
 }
 
@@ -105,6 +114,7 @@ static void txn_begin(jg_sched_t *s)
         return;
     s->txn_serial++;
     s->txn_failed = false;
+    s->n_touched = 0;
     jg_error_t err;
     if (jg_store_begin(s->store, &err) < 0)
         store_failed(s, NULL, "begin", &err);
@@ -128,22 +138,24 @@ static int txn_end(jg_sched_t *s)
     }
     bool failed = s->txn_failed;
     s->txn_failed = false;
-    for (group_rt_t *g = s->head, *next; g; g = next) {
-        next = g->next;
-        if (failed && g->txn_serial == s->txn_serial)
+    /* A group ends inside a transaction only by a write of it, so the
+     * touched ones are all that can be freed here. */
+    for (size_t i = 0; i < s->n_touched; i++) {
+        group_rt_t *g = jg_sched_find(s, s->touched[i]);
+        if (!g)
+            continue;
+        if (failed)
             mark_unsynced(s, g);
         else if (g->finished && !g->unsynced)
             unlink_and_free(s, g);
     }
+    s->n_touched = 0;
     return failed ? -1 : 0;
 }
 
 static group_rt_t *find_group(jg_sched_t *s, int64_t id)
 {
-    for (group_rt_t *g = s->head; g; g = g->next)
-        if (g->id == id)
-            return g;
-    return NULL;
+    return jg_sched_find(s, id);
 }
 
 static void set_group_state(jg_sched_t *s, group_rt_t *g, jg_state_t st, const char *reason)
@@ -294,7 +306,7 @@ static void group_free(group_rt_t *g)
         free(g->jobs);
     }
     jg_spec_free(g->spec);
-    free(g->user);
+    jg_sched_user_unref(g->sched, g->owner);
     free(g);
 }
 
@@ -307,7 +319,8 @@ static group_rt_t *group_new(jg_sched_t *s, jg_group_spec_t *spec, int64_t id, u
     g->spec = spec;
     g->uid = uid;
     g->gid = gid;
-    g->user = jg_xstrdup(user);
+    g->owner = jg_sched_user_ref(s, user ? user : "");
+    g->user = g->owner->name;
     g->submitted_us = submitted_us;
     g->state = JG_PENDING;
     g->backend = backend;
@@ -337,6 +350,7 @@ static void link_group(jg_sched_t *s, group_rt_t *g)
     else
         s->head = g;
     s->tail = g;
+    jg_sched_index_add(s, g);
     s->n_active++;
 }
 
@@ -348,12 +362,40 @@ static backend_slot_t *slot_of(const jg_sched_t *s, const jg_backend_t *b)
     return NULL;
 }
 
+static double group_cpus(const jg_group_spec_t *spec)
+{
+    double cpus = 0;
+    for (size_t i = 0; i < spec->n_jobs; i++)
+        cpus += spec->jobs[i].num_nodes * jg_node_cpus(&spec->jobs[i]);
+    return cpus;
+}
+
+static void rerank_user(jg_sched_t *s, user_rec_t *u);
+
+/* What g's owner holds changes by one admitted group (sign +1 or -1): the
+ * per-user limits read it, and so may the configured policy's priority(),
+ * which is asked again for that user's queued groups. */
+static void charge_owner(jg_sched_t *s, group_rt_t *g, int sign)
+{
+    user_rec_t *u = g->owner;
+    u->groups += sign;
+    u->cpus += sign * group_cpus(g->spec);
+    for (size_t i = 0; i < g->spec->n_jobs; i++) {
+        const jg_job_spec_t *job = &g->spec->jobs[i];
+        u->nodes += sign * job->num_nodes;
+        u->usage_cpus += sign * job->num_nodes * (job->cpus.set ? job->cpus.value : 1);
+    }
+    if (s->ranked && u->queued && !s->closing)
+        rerank_user(s, u);
+}
+
 static void hold_resources(jg_sched_t *s, group_rt_t *g)
 {
     backend_slot_t *slot = slot_of(s, g->backend);
     if (slot && !g->holds_resources) {
         jg_usage_add_group(&slot->used, g->spec, +1);
         g->holds_resources = true;
+        charge_owner(s, g, +1);
     }
 }
 
@@ -364,6 +406,7 @@ static void release_resources(jg_sched_t *s, group_rt_t *g)
         jg_usage_add_group(&slot->used, g->spec, -1);
         g->holds_resources = false;
         s->admission_dirty = true;
+        charge_owner(s, g, -1);
     }
 }
 
@@ -378,6 +421,7 @@ static void keep_until_cleaned(jg_sched_t *s, group_rt_t *g)
     c->next = s->cleaning;
     s->cleaning = c;
     g->holds_resources = false;     /* now the record's */
+    charge_owner(s, g, -1);         /* the user no longer runs it */
 }
 
 /* u -= what; accelerator counts by name. */
@@ -397,12 +441,11 @@ static void cleaned(jg_sched_t *s, int64_t group_id, const char *reason)
     if (reason && *reason)
         jg_log("warn", "group %lld: cleanup left something behind: %s", (long long)group_id,
                reason);
-    for (group_rt_t *g = s->head; g; g = g->next) {
-        if (g->id == group_id && g->finished && g->cleaning) {
-            g->cleaning = false;
-            release_resources(s, g);
-            return;
-        }
+    group_rt_t *g = jg_sched_find(s, group_id);
+    if (g && g->finished && g->cleaning) {
+        g->cleaning = false;
+        release_resources(s, g);
+        return;
     }
     for (cleaning_t **pp = &s->cleaning; *pp; pp = &(*pp)->next) {
         cleaning_t *c = *pp;
@@ -419,6 +462,156 @@ static void cleaned(jg_sched_t *s, int64_t group_id, const char *reason)
     }
 }
 
+/* ----------------------------------------------------------- the queue
+ *
+ * Every PENDING group that is not being cancelled sits in its backend's
+ * ranked queue (sched_queue.c), keyed by (priority key, id).  The key is the
+ * configured policy's priority(), computed when its inputs change: when the
+ * group is queued (submit, recovery, a launch the store refused), when its
+ * owner's usage changes (one of their groups admitted or giving its
+ * resources back), when the policies are reloaded, and, for what a policy
+ * may read besides (the clock, other users' usage, its own globals), every
+ * PRIORITY_REFRESH_MS for every queued group.  With FIFO (default.lua's
+ * priority) the key is 0 for all and the id alone orders: no Lua call.
+ *
+ * A pass walks each backend's queue from the head and stops at the first
+ * group that does not fit (the blocker): the groups behind it wait "behind"
+ * it, a reason written when the blocker (or why it waits) changes, and when a
+ * group is queued behind it, so a submit behind a blocked head costs one
+ * insert and one write whatever the length of the queue. */
+
+#define PRIORITY_REFRESH_MS 30000
+
+/* Records why a pending group waits, when that changed. */
+static void set_pending_reason(jg_sched_t *s, group_rt_t *g, const char *why)
+{
+    if (strcmp(g->pending_reason, why) == 0)
+        return;
+    jg_strlcpy(g->pending_reason, why, sizeof g->pending_reason);
+    set_group_state(s, g, JG_PENDING, why);
+    jg_sched_changed(s, g->id);
+}
+
+static void wait_behind(jg_sched_t *s, const backend_slot_t *slot, group_rt_t *g)
+{
+    char why[384];
+    snprintf(why, sizeof why, "waiting behind group %lld (%s)", (long long)slot->blocker,
+             slot->blocker_why);
+    set_pending_reason(s, g, why);
+}
+
+static void refresh_fired(jg_loop_t *loop, void *arg);
+
+/* Puts g (its prio_key computed) into its backend's queue.  Behind the
+ * blocker it waits at once; anywhere else the next pass looks at it. */
+static void queue_group(jg_sched_t *s, group_rt_t *g)
+{
+    backend_slot_t *slot = slot_of(s, g->backend);
+    if (!slot || g->queued)
+        return;
+    jg_rq_insert(slot, g);
+    group_rt_t *blocker = slot->blocker ? jg_sched_find(s, slot->blocker) : NULL;
+    if (blocker && blocker != g && blocker->queued && jg_rq_cmp(g, blocker) > 0) {
+        txn_begin(s);
+        wait_behind(s, slot, g);
+        txn_end(s);
+    } else {
+        s->admission_dirty = true;
+    }
+    if (s->ranked && !s->refresh_timer)
+        s->refresh_timer = jg_loop_add_timer(s->loop, PRIORITY_REFRESH_MS, refresh_fired, s);
+}
+
+static void dequeue_group(jg_sched_t *s, group_rt_t *g)
+{
+    backend_slot_t *slot = g->queued ? slot_of(s, g->backend) : NULL;
+    if (!slot)
+        return;
+    jg_rq_remove(slot, g);
+    if (slot->blocker == g->id) {
+        slot->blocker = 0;      /* the next pass finds the new one */
+        s->admission_dirty = true;
+    }
+}
+
+/* A group just made PENDING (submitted, recovered, not launched): ranked and
+ * queued. */
+static void enqueue(jg_sched_t *s, group_rt_t *g)
+{
+    jg_sched_compute_priorities(s, &g, 1);
+    queue_group(s, g);
+}
+
+/* The n queued groups get their priority() asked again; those whose key
+ * changed move. */
+static void rerank(jg_sched_t *s, group_rt_t **groups, size_t n)
+{
+    double *old = jg_xcalloc(n ? n : 1, sizeof *old), *key = jg_xcalloc(n ? n : 1, sizeof *key);
+    for (size_t i = 0; i < n; i++)
+        old[i] = groups[i]->prio_key;
+    jg_sched_compute_priorities(s, groups, n);
+    /* The tree stays ordered by the keys it was built with until each group
+     * is moved. */
+    for (size_t i = 0; i < n; i++) {
+        key[i] = groups[i]->prio_key;
+        groups[i]->prio_key = old[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (key[i] == old[i])
+            continue;
+        dequeue_group(s, groups[i]);
+        groups[i]->prio_key = key[i];
+        queue_group(s, groups[i]);
+    }
+    free(old);
+    free(key);
+}
+
+static void rerank_user(jg_sched_t *s, user_rec_t *u)
+{
+    size_t n = 0;
+    for (group_rt_t *g = u->queued; g; g = g->rq_user_next)
+        n++;
+    group_rt_t **groups = jg_xcalloc(n ? n : 1, sizeof *groups);
+    n = 0;
+    for (group_rt_t *g = u->queued; g; g = g->rq_user_next)
+        groups[n++] = g;
+    rerank(s, groups, n);
+    free(groups);
+}
+
+/* Every queued group ranked again (policy reload, the periodic refresh).
+ * The blockers are found again too, so each waiting reason is right for the
+ * new order (rewritten only where its text changed). */
+void jg_sched_rerank_all(jg_sched_t *s)
+{
+    s->ranked = jg_sched_policy_ranks(s);
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_backends; i++)
+        n += s->backends[i].n_queued;
+    group_rt_t **groups = jg_xcalloc(n ? n : 1, sizeof *groups);
+    n = 0;
+    for (size_t i = 0; i < s->n_backends; i++)
+        for (group_rt_t *g = jg_rq_first(&s->backends[i]); g; g = jg_rq_next(g))
+            groups[n++] = g;
+    rerank(s, groups, n);
+    free(groups);
+    for (size_t i = 0; i < s->n_backends; i++)
+        s->backends[i].blocker = 0;
+    s->admission_dirty = true;
+    if (n && s->ranked && !s->refresh_timer)
+        s->refresh_timer = jg_loop_add_timer(s->loop, PRIORITY_REFRESH_MS, refresh_fired, s);
+}
+
+static void refresh_fired(jg_loop_t *loop, void *arg)
+{
+    (void)loop;
+    jg_sched_t *s = arg;
+    s->refresh_timer = 0;
+    if (s->ranked)
+        jg_sched_rerank_all(s);
+}
+
 /* Every way out of the active list (an end, a failed recovery, shutdown) passes
  * here, so what a group held is given back exactly once. */
 static void unlink_and_free(jg_sched_t *s, group_rt_t *g)
@@ -433,6 +626,8 @@ static void unlink_and_free(jg_sched_t *s, group_rt_t *g)
         keep_until_cleaned(s, g);
     else
         release_resources(s, g);
+    dequeue_group(s, g);
+    jg_sched_index_remove(s, g);
     if (g->prev)
         g->prev->next = g->next;
     else
@@ -781,7 +976,9 @@ static void evaluate(jg_sched_t *s, group_rt_t *g)
 
 static void retry_admission_later(jg_sched_t *s);
 
-static void launch_group(jg_sched_t *s, group_rt_t *g)
+/* Launches an admitted group; false if the store refused to record the
+ * launch (the group is queued again, nothing ran). */
+static bool launch_group(jg_sched_t *s, group_rt_t *g)
 {
     size_t total = jg_spec_total_nodes(g->spec);
     jg_node_ref_t *refs = jg_xcalloc(total, sizeof *refs);
@@ -812,11 +1009,12 @@ static void launch_group(jg_sched_t *s, group_rt_t *g)
         }
         release_resources(s, g);
         s->n_pending++;
+        enqueue(s, g);
         jg_log("error", "group %lld: not launched, the store cannot record it; trying again in "
                         "%d ms", (long long)g->id, RESYNC_MS);
         retry_admission_later(s);
         free(refs);
-        return;
+        return false;
     }
     txn_begin(s);
     launch_nodes(s, g, refs, n);
@@ -824,6 +1022,7 @@ static void launch_group(jg_sched_t *s, group_rt_t *g)
     jg_sched_changed(s, g->id);
     evaluate(s, g);
     txn_end(s);     /* may free g */
+    return true;
 }
 
 /* Asks the backend for these nodes; if it refuses outright, they fail (and,
@@ -1103,6 +1302,7 @@ jg_sched_t *jg_sched_create(jg_store_t *store, jg_loop_t *loop, const jg_sched_o
         jg_sched_destroy(s);
         return NULL;
     }
+    s->ranked = jg_sched_policy_ranks(s);
     if (!s->opts.no_registry) {
         jg_backend_t **made = NULL;
         size_t n_made = 0;
@@ -1133,12 +1333,15 @@ void jg_sched_destroy(jg_sched_t *s)
 {
     if (!s)
         return;
-    uint64_t timers[] = {s->kick_timer, s->resync_timer, s->retry_timer};
+    s->closing = true;
+    uint64_t timers[] = {s->kick_timer, s->resync_timer, s->retry_timer, s->refresh_timer};
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
         if (timers[i])
             jg_loop_cancel_timer(s->loop, timers[i]);
     while (s->head)
         unlink_and_free(s, s->head);
+    jg_sched_index_free(s);
+    free(s->touched);
     while (s->cleaning) {
         cleaning_t *c = s->cleaning;
         s->cleaning = c->next;
@@ -1320,7 +1523,7 @@ int jg_sched_submit_own_policy(jg_sched_t *s, jg_group_spec_t *spec, const char 
     if (fail_if_never_fits(s, g))
         return 0;
     s->n_pending++;
-    s->admission_dirty = true;
+    enqueue(s, g);
     jg_log("info", "group %lld (%s) submitted by %s: %zu jobs, %zu nodes", (long long)id,
            spec->name, user, spec->n_jobs, jg_spec_total_nodes(spec));
     jg_sched_changed(s, id);
@@ -1394,6 +1597,7 @@ int jg_sched_cancel(jg_sched_t *s, int64_t id, const char *reason, jg_error_t *e
     if (pending) {
         s->n_pending--;
         s->admission_dirty = true;
+        dequeue_group(s, g);
         jg_log("info", "group %lld (%s) ended CANCELLED: %s", (long long)id, g->spec->name, reason);
         end_group_rt(s, g);     /* not in a transaction: frees g */
         return 0;
@@ -1438,33 +1642,8 @@ static void retry_admission_later(jg_sched_t *s)
         s->retry_timer = jg_loop_add_timer(s->loop, RESYNC_MS, retry_fired, s);
 }
 
-/* What one user's admitted groups hold, for the per-user limits of the config. */
-typedef struct {
-    char *user;         /* owned: a group may end (and be freed) during the pass */
-    int groups, nodes;
-    double cpus;
-} user_use_t;
-
-static double group_cpus(const jg_group_spec_t *spec)
-{
-    double cpus = 0;
-    for (size_t i = 0; i < spec->n_jobs; i++)
-        cpus += spec->jobs[i].num_nodes * jg_node_cpus(&spec->jobs[i]);
-    return cpus;
-}
-
-static user_use_t *user_use(user_use_t **list, size_t *n, const char *user)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*list)[i].user, user) == 0)
-            return &(*list)[i];
-    *list = jg_xrealloc(*list, (*n + 1) * sizeof **list);
-    (*list)[*n] = (user_use_t){.user = jg_xstrdup(user)};
-    return &(*list)[(*n)++];
-}
-
 /* Whether admitting g keeps its user within the configured limits; if not, why. */
-static bool within_limits(const jg_user_limits_t *lim, const user_use_t *u,
+static bool within_limits(const jg_user_limits_t *lim, const user_rec_t *u,
                           const group_rt_t *g, char *why, size_t len)
 {
     int nodes = (int)jg_spec_total_nodes(g->spec);
@@ -1483,116 +1662,92 @@ static bool within_limits(const jg_user_limits_t *lim, const user_use_t *u,
     return false;
 }
 
-/* Records why a pending group waits, when that changed. */
-static void set_pending_reason(jg_sched_t *s, group_rt_t *g, const char *why)
+/* The first group of the queue that does not fit blocks it: g.  When that
+ * is news (another group, or it waits for something else now), every group
+ * behind it is told; otherwise they were told already. */
+static void block_queue(jg_sched_t *s, backend_slot_t *slot, group_rt_t *g, const char *need)
 {
-    if (strcmp(g->pending_reason, why) == 0)
+    if (slot->blocker == g->id && strcmp(slot->blocker_why, need) == 0)
         return;
-    jg_strlcpy(g->pending_reason, why, sizeof g->pending_reason);
-    set_group_state(s, g, JG_PENDING, why);
-    jg_sched_changed(s, g->id);
+    slot->blocker = g->id;
+    jg_strlcpy(slot->blocker_why, need, sizeof slot->blocker_why);
+    for (group_rt_t *h = jg_rq_next(g); h; h = jg_rq_next(h))
+        wait_behind(s, slot, h);
 }
 
-/* Admits pending groups in the policies' priority order, each only when every
- * node of every job fits at once (gang).  No backfill: the first group that does
- * not fit blocks the groups behind it on the same backend, so a large group is
- * never starved by a stream of small ones. */
+/* Admits pending groups in the configured policy's priority order, each only
+ * when every node of every job fits at once (gang).  No backfill: the first
+ * group that does not fit blocks the groups behind it on the same backend, so
+ * a large group is never starved by a stream of small ones.  A group over its
+ * user's limit is passed over (others may go ahead).  Each backend's queue is
+ * walked from its head to its blocker: what the pass costs depends on what
+ * can move, not on how many groups wait. */
 void jg_sched_pass(jg_sched_t *s)
 {
     if (!s->n_pending || !s->admission_dirty)
         return;
     s->admission_dirty = false;
-    group_rt_t **order = NULL;
-    size_t n = 0, next = 0;
-    bool ranked = jg_sched_ranked_order(s, &order, &n);
-    group_rt_t *cursor = s->head;       /* FIFO: the list is already in submit order */
-    /* The first group that does not fit blocks its backend; the groups behind
-     * it are told whom they wait for. */
-    typedef struct {
-        int64_t id;
-        char why[256];
-    } blocker_t;
-    blocker_t *blocked = jg_xcalloc(s->n_backends ? s->n_backends : 1, sizeof *blocked);
-    user_use_t *uses = NULL;
-    size_t n_uses = 0;
-    if (s->opts.config) {
-        for (group_rt_t *g = s->head; g; g = g->next) {
-            if (!g->holds_resources)
-                continue;
-            user_use_t *u = user_use(&uses, &n_uses, g->user);
-            u->groups++;
-            u->nodes += (int)jg_spec_total_nodes(g->spec);
-            u->cpus += group_cpus(g->spec);
-        }
-    }
     int launched = 0;
+    bool stop = false;
     txn_begin(s);       /* the reasons written this pass land together */
-    for (;;) {
-        group_rt_t *g;
-        if (ranked) {
-            if (next == n)
+    /* Turn about, so that a backend with many groups to launch does not hold
+     * the others back past the launches one pass allows. */
+    size_t first = s->n_backends ? s->pass_from % s->n_backends : 0;
+    for (size_t k = 0; k < s->n_backends && !stop; k++) {
+        size_t bi = (first + k) % s->n_backends;
+        s->pass_from = bi;
+        bool blocked = false;
+        group_rt_t *g = jg_rq_first(&s->backends[bi]);
+        while (g) {
+            backend_slot_t *slot = &s->backends[bi];
+            if (launched == MAX_LAUNCHES_PER_PASS) {
+                s->admission_dirty = true;      /* the rest next turn: keep the loop responsive */
+                kick(s);
+                stop = true;
                 break;
-            g = order[next++];
-        } else {
-            while (cursor && (cursor->state != JG_PENDING || cursor->cancelling))
-                cursor = cursor->next;
-            if (!cursor)
+            }
+            char why[384];
+            if (s->opts.config && !within_limits(jg_config_limits_for(s->opts.config, g->user),
+                                                 g->owner, g, why, sizeof why)) {
+                set_pending_reason(s, g, why);      /* the user's limit: others may go ahead */
+                g = jg_rq_next(g);
+                continue;
+            }
+            why[0] = '\0';
+            jg_fit_t fit = g->backend->ops->fit
+                               ? g->backend->ops->fit(g->backend, g->spec, &slot->used, why,
+                                                      sizeof why)
+                               : JG_FIT_NOW;
+            if (fit != JG_FIT_NOW) {
+                /* NEVER here: the infra shrank since submit; it may grow again. */
+                if (!why[0])
+                    snprintf(why, sizeof why, "waiting for resources on infra %s",
+                             g->backend->name);
+                set_pending_reason(s, g, why);
+                const char *need = strncmp(why, "waiting for resources: ", 23) == 0 ? why + 23
+                                                                                      : why;
+                block_queue(s, slot, g, need);
+                blocked = true;
                 break;
-            g = cursor;
-            cursor = cursor->next;      /* launch_group(g) may free g, never another */
+            }
+            dequeue_group(s, g);
+            s->n_pending--;
+            launched++;
+            hold_resources(s, g);
+            txn_end(s);             /* a launch is committed on its own, before it starts */
+            bool ok = launch_group(s, g);   /* may end and free g, never another */
+            txn_begin(s);
+            if (!ok) {
+                stop = true;        /* the store refuses: again after retry_admission_later */
+                break;
+            }
+            /* A launch (and what it reports at once) may change the order. */
+            g = jg_rq_first(&s->backends[bi]);
         }
-        backend_slot_t *slot = slot_of(s, g->backend);
-        size_t bi = slot ? (size_t)(slot - s->backends) : 0;
-        char why[384];
-        if (blocked[bi].id) {
-            snprintf(why, sizeof why, "waiting behind group %lld (%s)", (long long)blocked[bi].id,
-                     blocked[bi].why);
-            set_pending_reason(s, g, why);
-            continue;
-        }
-        if (launched == MAX_LAUNCHES_PER_PASS) {
-            s->admission_dirty = true;      /* the rest next turn: keep the loop responsive */
-            kick(s);
-            break;
-        }
-        user_use_t *u = s->opts.config ? user_use(&uses, &n_uses, g->user) : NULL;
-        if (u && !within_limits(jg_config_limits_for(s->opts.config, g->user), u, g, why,
-                                sizeof why)) {
-            set_pending_reason(s, g, why);      /* the user's limit: others may go ahead */
-            continue;
-        }
-        why[0] = '\0';
-        jg_fit_t fit = g->backend->ops->fit && slot
-                           ? g->backend->ops->fit(g->backend, g->spec, &slot->used, why, sizeof why)
-                           : JG_FIT_NOW;
-        if (fit != JG_FIT_NOW) {
-            /* NEVER here: the infra shrank since submit; it may grow again. */
-            if (!why[0])
-                snprintf(why, sizeof why, "waiting for resources on infra %s", g->backend->name);
-            set_pending_reason(s, g, why);
-            const char *need = strncmp(why, "waiting for resources: ", 23) == 0 ? why + 23 : why;
-            blocked[bi].id = g->id;
-            jg_strlcpy(blocked[bi].why, need, sizeof blocked[bi].why);
-            continue;
-        }
-        if (u) {
-            u->groups++;
-            u->nodes += (int)jg_spec_total_nodes(g->spec);
-            u->cpus += group_cpus(g->spec);
-        }
-        s->n_pending--;
-        launched++;
-        hold_resources(s, g);
-        txn_end(s);             /* a launch is committed on its own, before it starts */
-        launch_group(s, g);     /* may end and free g, never another */
-        txn_begin(s);
+        if (!blocked && !stop)
+            s->backends[bi].blocker = 0;
     }
     txn_end(s);
-    for (size_t i = 0; i < n_uses; i++)
-        free(uses[i].user);
-    free(uses);
-    free(blocked);
-    free(order);
 }
 
 /* --------------------------------------------------------------- recovery */
@@ -1619,7 +1774,7 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
     link_group(s, g);
     if (row->state == JG_PENDING) {
         s->n_pending++;
-        s->admission_dirty = true;
+        enqueue(s, g);
         return 0;
     }
     hold_resources(s, g);

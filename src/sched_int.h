@@ -11,6 +11,19 @@
 
 typedef struct group_rt group_rt_t;
 
+/* One user with an active group: what that user's admitted groups hold (for
+ * the per-user limits and priority()'s usage argument) and their queued
+ * groups (whose priority is computed again when that usage changes).  Shared
+ * by the user's groups, which borrow the name; freed with the last one. */
+typedef struct user_rec {
+    char *name;
+    size_t refs;                /* active groups of this user */
+    int groups, nodes;          /* admitted groups holding resources, and their nodes */
+    double cpus;                /* their cpus as the limits count them (unset: 0 per node) */
+    double usage_cpus;          /* as priority()'s usage counts them (unset: 1 per node) */
+    group_rt_t *queued;         /* this user's queued groups, any infra (rq_user_next) */
+} user_rec_t;
+
 typedef struct {
     jg_state_t state;
     int attempt;
@@ -52,7 +65,8 @@ struct group_rt {
     jg_group_spec_t *spec;
     uid_t uid;
     gid_t gid;
-    char *user;
+    const char *user;           /* owner->name */
+    user_rec_t *owner;
     int64_t submitted_us;
     jg_state_t state;
     jg_backend_t *backend;
@@ -73,11 +87,28 @@ struct group_rt {
     bool unsynced;              /* the store missed a change: rewritten from memory later */
     uint64_t txn_serial;        /* the sched transaction that last wrote it */
     group_rt_t *prev, *next;
+    group_rt_t *id_next;        /* chain of the id index */
+    /* While queued (PENDING, not cancelling): a node of its backend's ranked
+     * queue, ordered by (prio_key, id), and of its owner's list. */
+    bool queued;
+    double prio_key;            /* priority() as last computed; 0 for FIFO (id order) */
+    uint32_t rq_heap;           /* the treap's random heap priority */
+    group_rt_t *rq_left, *rq_right, *rq_parent;
+    group_rt_t *rq_user_prev, *rq_user_next;
 };
 
 typedef struct {
     jg_backend_t *backend;
     jg_usage_t used;            /* what admitted groups hold on it, until CLEANED */
+    /* Its pending groups in admission order: a treap keyed by (prio_key, id),
+     * so a submit, an admission and a priority change cost O(log n) and a
+     * pass starts at the head. */
+    group_rt_t *queue;
+    size_t n_queued;
+    /* The queued group that did not fit at the last pass (0: none) and why:
+     * every group ranked behind it waits, and says so. */
+    int64_t blocker;
+    char blocker_why[256];
 } backend_slot_t;
 
 /* What an ended group, freed from memory, still holds on its backend until
@@ -111,6 +142,16 @@ struct jg_sched {
     cleaning_t *cleaning;       /* ended groups whose CLEANED has not come yet */
     group_rt_t *head, *tail;
     size_t n_active;
+    group_rt_t **by_id;         /* id index of the active groups: chained buckets */
+    size_t n_buckets;           /* a power of two */
+    user_rec_t **users;         /* users with an active group */
+    size_t n_users;
+    int64_t *touched;           /* groups the open transaction wrote (txn_end visits them) */
+    size_t n_touched, cap_touched;
+    size_t pass_from;           /* the backend the next pass starts with */
+    bool closing;               /* jg_sched_destroy: nothing is ranked or queued any more */
+    bool ranked;                /* the configured policy orders the queue by its priority() */
+    uint64_t refresh_timer;     /* recomputes every queued group's priority (ranked only) */
     size_t n_pending;
     jg_sched_change_f change_cb;
     void *change_ctx;
@@ -128,6 +169,23 @@ struct jg_sched {
 };
 
 
+/* ---- sched_queue.c: indexes that keep each event's cost independent of
+ * how many groups are active ---- */
+void jg_sched_index_add(jg_sched_t *s, group_rt_t *g);
+void jg_sched_index_remove(jg_sched_t *s, group_rt_t *g);
+group_rt_t *jg_sched_find(const jg_sched_t *s, int64_t id);
+void jg_sched_index_free(jg_sched_t *s);
+/* The record of user name, made on first use; each ref is one active group. */
+user_rec_t *jg_sched_user_ref(jg_sched_t *s, const char *name);
+void jg_sched_user_unref(jg_sched_t *s, user_rec_t *u);
+/* The ranked queue of one backend.  Insert and remove also keep the owner's
+ * list of queued groups. */
+int jg_rq_cmp(const group_rt_t *a, const group_rt_t *b);
+void jg_rq_insert(backend_slot_t *slot, group_rt_t *g);
+void jg_rq_remove(backend_slot_t *slot, group_rt_t *g);
+group_rt_t *jg_rq_first(const backend_slot_t *slot);
+group_rt_t *jg_rq_next(const group_rt_t *g);
+
 /* ---- sched.c: mechanics the decisions use ---- */
 /* The backend instance serving exactly infra ("kubernetes/ctx-a"), made
  * through the registry on first use when make is set; NULL if none. */
@@ -141,6 +199,9 @@ void jg_sched_fail_before_barrier(jg_sched_t *s, group_rt_t *g, job_rt_t *culpri
                                   jg_state_t culprit_state, const char *reason);
 void jg_sched_request_restart(jg_sched_t *s, job_rt_t *j, jg_attempt_count_t count,
                               double delay_s, const char *reason);
+/* Every queued group's priority() asked again, the order and the waiting
+ * reasons rebuilt (policy reload, the periodic refresh). */
+void jg_sched_rerank_all(jg_sched_t *s);
 void jg_sched_record(jg_sched_t *s, int64_t group_id, const char *subject, const char *what,
                      const char *reason);
 
@@ -166,11 +227,14 @@ void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,
                          const char *message);
 /* A job reached a terminal state: ask on_job_end (primary/auxiliary rule). */
 void jg_sched_job_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j);
-/* Admission order, decided by the daemon's configured policy alone (a
- * group's own policy never ranks it against other users' groups).  false:
- * FIFO (submit order, the active list's own order: walk it, no array).  true:
- * *order (malloc'd, caller frees) holds the *n pending groups ranked by the
- * configured policy's priority hook. */
-bool jg_sched_ranked_order(jg_sched_t *s, group_rt_t ***order, size_t *n);
+/* Admission order is decided by the daemon's configured policy alone (a
+ * group's own policy never ranks it against other users' groups).  Whether
+ * that policy ranks by its own priority() (false: FIFO, submit order, no Lua
+ * call at all). */
+bool jg_sched_policy_ranks(jg_sched_t *s);
+/* The configured policy's priority() for each of the n groups (their
+ * prio_key), with one usage snapshot for all of them; n calls, nothing else
+ * is asked.  Not ranked: every key 0. */
+void jg_sched_compute_priorities(jg_sched_t *s, group_rt_t **groups, size_t n);
 
 #endif

@@ -134,6 +134,7 @@ void jg_sched_reload_policies(jg_sched_t *s, jg_sched_reload_f cb, void *ctx)
         if (cb && !slot->own)
             cb(ctx, slot->name, p ? NULL : err.text);
     }
+    jg_sched_rerank_all(s);     /* the configured policy's priority() may be another now */
 }
 
 static const char path_refused[] =
@@ -445,85 +446,43 @@ void jg_sched_job_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j)
 
 /* ---------------------------------------------------------- admission order */
 
-typedef struct {
-    group_rt_t *group;
-    double key;
-} ranked_t;
-
-static int by_key(const void *a, const void *b)
-{
-    const ranked_t *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    return x->group->id < y->group->id ? -1 : x->group->id > y->group->id;
-}
-
-/* What each user runs now: the `usage` argument of priority(). */
-static jg_policy_usage_t *current_usage(jg_sched_t *s, size_t *n)
-{
-    jg_policy_usage_t *u = NULL;
-    *n = 0;
-    for (group_rt_t *g = s->head; g; g = g->next) {
-        size_t k = 0;
-        while (k < *n && strcmp(u[k].user, g->user) != 0)
-            k++;
-        if (k == *n) {
-            u = jg_xrealloc(u, (*n + 1) * sizeof *u);
-            u[(*n)++] = (jg_policy_usage_t){.user = g->user};
-        }
-        if (g->state == JG_PENDING)
-            continue;
-        u[k].groups++;
-        for (size_t i = 0; i < g->spec->n_jobs; i++) {
-            int nodes = g->spec->jobs[i].num_nodes;
-            u[k].nodes += nodes;
-            u[k].cpus += nodes * (g->spec->jobs[i].cpus.set ? g->spec->jobs[i].cpus.value : 1);
-        }
-    }
-    return u;
-}
-
 /* Admission order between groups is the daemon's to decide: only the
  * configured policy's priority() ranks them.  A group's own policy (which a
  * user may have written) is never asked, or it could put its group ahead of
  * everyone else's (-1e300).  With default.lua's priority (FIFO by submit
- * time) the order is the list's own, so admission costs no Lua call and no
- * sort. */
-bool jg_sched_ranked_order(jg_sched_t *s, group_rt_t ***order, size_t *n)
+ * time) the order is the id's, so admission costs no Lua call. */
+bool jg_sched_policy_ranks(jg_sched_t *s)
 {
-    *order = NULL;
-    *n = 0;
     jg_error_t err;
     jg_policy_t *site = jg_sched_policy(s, NULL, &err);
-    if (!site || strcmp(jg_policy_name(site), "default") == 0 ||
-        !(jg_policy_hooks(site) & (1u << JG_HOOK_PRIORITY)))
-        return false;
-    size_t n_pending = 0;
-    for (group_rt_t *g = s->head; g; g = g->next)
-        if (g->state == JG_PENDING && !g->cancelling)
-            n_pending++;
-    if (n_pending == 0)
-        return false;
-    ranked_t *ranked = jg_xcalloc(n_pending, sizeof *ranked);
-    size_t n_usage;
-    jg_policy_usage_t *usage = current_usage(s, &n_usage);
-    size_t k = 0;
-    for (group_rt_t *g = s->head; g; g = g->next) {
-        if (g->state != JG_PENDING || g->cancelling)
-            continue;
+    return site && strcmp(jg_policy_name(site), "default") != 0 &&
+           (jg_policy_hooks(site) & (1u << JG_HOOK_PRIORITY));
+}
+
+void jg_sched_compute_priorities(jg_sched_t *s, group_rt_t **groups, size_t n)
+{
+    if (!s->ranked) {
+        for (size_t i = 0; i < n; i++)
+            groups[i]->prio_key = 0;
+        return;
+    }
+    jg_error_t err;
+    jg_policy_t *site = jg_sched_policy(s, NULL, &err);
+    /* What each user with an active group runs now: the `usage` argument. */
+    jg_policy_usage_t *usage = jg_xcalloc(s->n_users ? s->n_users : 1, sizeof *usage);
+    for (size_t i = 0; i < s->n_users; i++) {
+        const user_rec_t *u = s->users[i];
+        usage[i] = (jg_policy_usage_t){.user = u->name, .groups = u->groups, .nodes = u->nodes,
+                                       .cpus = u->usage_cpus};
+    }
+    for (size_t i = 0; i < n; i++) {
+        group_rt_t *g = groups[i];
         double key = (double)g->submitted_us / 1e6;
         jg_policy_group_t pg = {.spec = g->spec, .id = g->id, .user = g->user,
                                 .state = g->state, .submitted_us = g->submitted_us};
-        if (jg_policy_priority(site, &pg, usage, n_usage, &key, &err) < 0)
+        if (site && jg_policy_priority(site, &pg, usage, s->n_users, &key, &err) < 0)
             hook_failed(s, g->id, &err);
-        ranked[k++] = (ranked_t){.group = g, .key = key};
+        g->prio_key = key;
     }
-    qsort(ranked, k, sizeof *ranked, by_key);
-    *order = jg_xcalloc(k ? k : 1, sizeof **order);
-    for (size_t i = 0; i < k; i++)
-        (*order)[i] = ranked[i].group;
-    *n = k;
-    free(ranked);
     free(usage);
-    return true;
 }
