@@ -475,12 +475,15 @@ static void cleaned(jg_sched_t *s, int64_t group_id, const char *reason)
  * priority) the key is 0 for all and the id alone orders: no Lua call.
  *
  * A pass walks each backend's queue from the head and stops at the first
- * group that does not fit (the blocker): the groups behind it wait "behind"
- * it, a reason written when the blocker (or why it waits) changes, and when a
- * group is queued behind it, so a submit behind a blocked head costs one
- * insert and one write whatever the length of the queue. */
+ * group that does not fit (the blocker).  The BEHIND_NAMED groups right
+ * behind it wait "behind group N (what N needs)", written at each pass where
+ * that changed; those further back wait "in line", a reason that stays true
+ * while they stay back there, so neither a submit nor a group starting or
+ * ending rewrites the reason of every waiting group: each costs the same
+ * whatever the length of the queue. */
 
 #define PRIORITY_REFRESH_MS 30000
+#define BEHIND_NAMED 100
 
 /* Records why a pending group waits, when that changed. */
 static void set_pending_reason(jg_sched_t *s, group_rt_t *g, const char *why)
@@ -500,6 +503,24 @@ static void wait_behind(jg_sched_t *s, const backend_slot_t *slot, group_rt_t *g
     set_pending_reason(s, g, why);
 }
 
+static void wait_in_line(jg_sched_t *s, const backend_slot_t *slot, group_rt_t *g)
+{
+    char why[384];
+    snprintf(why, sizeof why, "waiting in line on infra %s: more than %d groups ahead of it "
+                              "(no backfill)", slot->backend->name, BEHIND_NAMED);
+    set_pending_reason(s, g, why);
+}
+
+/* Whether g is one of the BEHIND_NAMED groups right behind blocker. */
+static bool named_behind(const group_rt_t *blocker, const group_rt_t *g)
+{
+    const group_rt_t *h = jg_rq_next(blocker);
+    for (int k = 0; h && k < BEHIND_NAMED; h = jg_rq_next(h), k++)
+        if (h == g)
+            return true;
+    return false;
+}
+
 static void refresh_fired(jg_loop_t *loop, void *arg);
 
 /* Puts g (its prio_key computed) into its backend's queue.  Behind the
@@ -513,7 +534,10 @@ static void queue_group(jg_sched_t *s, group_rt_t *g)
     group_rt_t *blocker = slot->blocker ? jg_sched_find(s, slot->blocker) : NULL;
     if (blocker && blocker != g && blocker->queued && jg_rq_cmp(g, blocker) > 0) {
         txn_begin(s);
-        wait_behind(s, slot, g);
+        if (named_behind(blocker, g))
+            wait_behind(s, slot, g);
+        else
+            wait_in_line(s, slot, g);
         txn_end(s);
     } else {
         s->admission_dirty = true;
@@ -1662,16 +1686,16 @@ static bool within_limits(const jg_user_limits_t *lim, const user_rec_t *u,
     return false;
 }
 
-/* The first group of the queue that does not fit blocks it: g.  When that
- * is news (another group, or it waits for something else now), every group
- * behind it is told; otherwise they were told already. */
+/* The first group of the queue that does not fit blocks it: g.  The groups
+ * right behind it are told (a write only where that is news: another
+ * blocker, or it waits for something else now, or a group moved up); the
+ * rest wait in line, as they were told when queued. */
 static void block_queue(jg_sched_t *s, backend_slot_t *slot, group_rt_t *g, const char *need)
 {
-    if (slot->blocker == g->id && strcmp(slot->blocker_why, need) == 0)
-        return;
     slot->blocker = g->id;
     jg_strlcpy(slot->blocker_why, need, sizeof slot->blocker_why);
-    for (group_rt_t *h = jg_rq_next(g); h; h = jg_rq_next(h))
+    group_rt_t *h = jg_rq_next(g);
+    for (int k = 0; h && k < BEHIND_NAMED; h = jg_rq_next(h), k++)
         wait_behind(s, slot, h);
 }
 

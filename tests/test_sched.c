@@ -12,6 +12,7 @@
 #include "jgsched/backend.h"
 #include "jgsched/capacity.h"
 #include "jgsched/logstore.h"
+#include "jgsched/policy.h"
 #include "jgsched/registry.h"
 #include "jgsched/config.h"
 #include "jgsched/loop.h"
@@ -55,6 +56,7 @@ static jg_store_t *store;
 static jg_loop_t *loop;
 static int changes;             /* change callbacks since the test last cleared them */
 static jg_config_t *config;     /* the daemon's config.yaml; NULL: none */
+static const char *site_policy; /* the configured policy (name or path); NULL: default */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -78,6 +80,7 @@ static void start_sched(void)
     for (size_t i = 0; i < n_extra; i++)
         instances[1 + i] = fake_backend_create(extra_names[i], &extra_states[i], loop);
     jg_sched_options_t opts = {.policy_dir = POLICY_DIR, .stop_grace_ms = 100,
+                               .default_policy = site_policy,
                                .config = config, .logs = logs, .no_registry = true,
                                .extra_backends = instances, .n_extra_backends = 1 + n_extra};
     sched = jg_sched_create(store, loop, &opts, &err);
@@ -125,6 +128,7 @@ static void teardown(void)
     jg_store_close(store);
     jg_config_free(config);
     config = NULL;
+    site_policy = NULL;
     if (dir[0])
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -1226,4 +1230,192 @@ Test(sched, the_registry_knows_local_and_no_kind_not_built_yet)
     cr_expect(strstr(err.text, "no such backend kind"), "%s", err.text);
     cr_expect_null(jg_registry_create(&env, "local/other", &err));
     cr_expect(strstr(err.text, "exactly one instance"), "%s", err.text);
+}
+
+/* ---- the ranked queue ---------------------------------------------------------- */
+
+/* Submits, as user, a one-node group asking cpus on infra (NULL: any) and
+ * runs a pass. */
+static int64_t submit_cpus(const char *user, int cpus, const char *infra)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n---\n"
+             "name: main\nresources:\n  cpus: %d\n%s%s%srun: 'true'\n", cpus,
+             infra ? "  infra: " : "", infra ? infra : "", infra ? "\n" : "");
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    int64_t id = 0;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), user, &id, &err), 0, "%s",
+                 err.text);
+    jg_sched_pass(sched);
+    return id;
+}
+
+/* A running group ends (its one node exits 0) and its backend reports it cleaned. */
+static void end_group(int64_t id)
+{
+    run_attempt(id, 1);
+    event(JG_BACKEND_NODE_EXITED, id, 1, 0);
+    cleanup_reported();
+    jg_sched_pass(sched);
+}
+
+/* fair-share ranks by the owner's usage: when alice's running group ends, her
+ * waiting group (submitted before bob's) is ranked again and goes first,
+ * although bob's was ahead while alice used the infra. */
+Test(sched, a_group_moves_up_the_queue_when_its_owners_usage_drops)
+{
+    site_policy = "fair-share";
+    restart_sched();
+    static jg_capacity_t two = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2,
+                                .max_node_memory_gb = 64, .source = "config"};
+    fake.capacity = &two;
+    int64_t running = submit_cpus("alice", 2, NULL);
+    cr_assert_eq(group_state(running, NULL, 0), JG_STARTING);
+    int64_t alices = submit_cpus("alice", 2, NULL);
+    int64_t bobs = submit_cpus("bob", 2, NULL);
+    char reason[512], want[64];
+    cr_assert_eq(group_state(bobs, reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "waiting for resources"), "bob's group is not the head: %s", reason);
+    cr_assert_eq(group_state(alices, reason, sizeof reason), JG_PENDING);
+    snprintf(want, sizeof want, "waiting behind group %lld (", (long long)bobs);
+    cr_expect(strstr(reason, want), "alice's group: %s", reason);
+
+    end_group(running);
+    cr_expect_eq(group_state(alices, NULL, 0), JG_STARTING, "alice's group was not ranked again");
+    cr_expect_eq(group_state(bobs, reason, sizeof reason), JG_PENDING);
+    snprintf(want, sizeof want, "waiting for resources");
+    cr_expect(strstr(reason, want), "bob's group: %s", reason);
+}
+
+/* The priority() calls of the configured policy, counted from its prints. */
+static int priority_calls;
+
+static void count_priority(void *ctx, const char *policy, const char *line)
+{
+    (void)ctx, (void)policy;
+    if (strncmp(line, "priority ", 9) == 0)
+        priority_calls++;
+}
+
+/* priority() is asked when a group is queued and when what it reads changes,
+ * never again for unchanged groups on later passes (issue 14: every pass
+ * asked it for every pending group). */
+Test(sched, priority_is_not_asked_again_for_unchanged_groups)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/counting.lua", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("return { priority = function(group, usage)\n"
+          "  print('priority ' .. group.id)\n"
+          "  return group.submitted\n"
+          "end }\n", f);
+    fclose(f);
+    site_policy = path;
+    restart_sched();
+    jg_policy_set_log(count_priority, NULL);
+    priority_calls = 0;
+    static jg_capacity_t two = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 2,
+                                .max_node_memory_gb = 64, .source = "config"};
+    fake.capacity = &two;
+    int64_t running = submit_cpus("alice", 2, NULL);
+    cr_assert_eq(group_state(running, NULL, 0), JG_STARTING);
+    int first = priority_calls;
+    cr_expect_eq(first, 1, "asked %d times for one submit", first);
+    for (int i = 0; i < 5; i++)
+        submit_cpus("bob", 2, NULL);
+    cr_expect_eq(priority_calls, first + 5, "five submits: %d calls", priority_calls - first);
+    int queued = priority_calls;
+    for (int i = 0; i < 10; i++) {
+        fake_backend_capacity_changed(instances[0]);
+        run_for(5);
+        jg_sched_pass(sched);
+    }
+    event(JG_BACKEND_NODE_STARTED, running, 1, 0);
+    jg_sched_pass(sched);
+    cr_expect_eq(priority_calls, queued, "passes over unchanged groups asked priority() %d times",
+                 priority_calls - queued);
+    /* alice's group ends (she has nothing queued) and bob's first starts: his
+     * usage changed, so his four queued groups, and only they, are asked again. */
+    end_group(running);
+    cr_expect_eq(jg_sched_active_count(sched), 5);
+    cr_expect_eq(priority_calls, queued + 4, "%d calls after one start", priority_calls - queued);
+    int after_end = priority_calls;
+    jg_sched_reload_policies(sched, NULL, NULL);
+    jg_policy_set_log(count_priority, NULL);
+    cr_expect_gt(priority_calls, after_end, "a reload did not rank the queue again");
+}
+
+/* A blocked backend blocks only its own groups: behind a group too large
+ * for "fake" now, a group on another infra starts. */
+Test(sched, a_blocked_infra_blocks_only_its_own_queue)
+{
+    extra_names[0] = "kubernetes/ctx-a";
+    n_extra = 1;
+    restart_sched();
+    static jg_capacity_t two = {.cpus = 2, .memory_gb = 64, .max_node_cpus = 4,
+                                .max_node_memory_gb = 64, .source = "config"};
+    fake.capacity = &two;
+    extra_states[0].capacity = &two;
+    int64_t running = submit_cpus("alice", 2, NULL);       /* the first infra offered: fake */
+    int64_t big = submit_cpus("alice", 2, NULL);
+    int64_t behind = submit_cpus("alice", 1, NULL);
+    int64_t elsewhere = submit_cpus("alice", 1, "kubernetes/ctx-a");
+    cr_expect_eq(group_state(running, NULL, 0), JG_STARTING);
+    cr_expect_eq(group_state(big, NULL, 0), JG_PENDING);
+    char reason[512], want[64];
+    cr_expect_eq(group_state(behind, reason, sizeof reason), JG_PENDING);
+    snprintf(want, sizeof want, "waiting behind group %lld", (long long)big);
+    cr_expect(strstr(reason, want), "%s", reason);
+    cr_expect_eq(group_state(elsewhere, NULL, 0), JG_STARTING, "blocked by another infra's queue");
+    cr_expect_eq(extra_states[0].launches, 1);
+    cr_expect_eq(fake.launches, 1);
+}
+
+/* A long FIFO queue drains in submit order; the groups right behind the
+ * blocked head name it, those far back wait in line; a cancel in the middle
+ * and a change of head keep the order and the reasons right. */
+Test(sched, a_long_queue_drains_in_order_and_says_why_each_waits)
+{
+    static jg_capacity_t one = {.cpus = 1, .memory_gb = 64, .max_node_cpus = 1,
+                                .max_node_memory_gb = 64, .source = "config"};
+    fake.capacity = &one;
+    enum { N = 400 };
+    static int64_t ids[N];
+    int64_t running = submit_cpus("alice", 1, NULL);
+    for (int i = 0; i < N; i++)
+        ids[i] = submit_cpus(i % 2 ? "bob" : "carol", 1, NULL);
+    char reason[512], want[64];
+    cr_assert_eq(group_state(ids[0], reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "waiting for resources"), "head: %s", reason);
+    snprintf(want, sizeof want, "waiting behind group %lld (", (long long)ids[0]);
+    cr_expect_eq(group_state(ids[1], reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, want), "second: %s", reason);
+    cr_expect_eq(group_state(ids[N - 1], reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "waiting in line on infra fake"), "last: %s", reason);
+
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, ids[2], "cancelled", &err), 0, "%s", err.text);
+    end_group(running);
+    cr_expect_eq(group_state(ids[0], NULL, 0), JG_STARTING);
+    cr_expect_eq(group_state(ids[1], reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "waiting for resources"), "new head: %s", reason);
+    snprintf(want, sizeof want, "waiting behind group %lld (", (long long)ids[1]);
+    cr_expect_eq(group_state(ids[3], reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, want), "behind the new head: %s", reason);
+    int64_t last = ids[0];
+    for (int i = 1; i < 40; i++) {
+        if (i == 2)
+            continue;
+        end_group(last);
+        cr_assert_eq(group_state(ids[i], NULL, 0), JG_STARTING, "group %d did not start next", i);
+        cr_assert_eq(fake.last_group, ids[i]);
+        last = ids[i];
+    }
+    cr_expect_eq(jg_sched_active_count(sched), (size_t)(N - 1 - 38));
 }
