@@ -162,7 +162,7 @@ static void set_group_state(jg_sched_t *s, group_rt_t *g, jg_state_t st, const c
 {
     jg_error_t err;
     g->state = st;
-    jg_strlcpy(g->reason, reason, sizeof g->reason);
+    jg_sched_text_set(&g->reason, reason);
     touch(s, g);
     if (jg_store_set_group_state(s->store, g->id, st, reason, now_us(), &err) < 0)
         store_failed(s, g, "state", &err);
@@ -172,7 +172,7 @@ void jg_sched_set_job_state(jg_sched_t *s, job_rt_t *j, jg_state_t st, const cha
 {
     jg_error_t err;
     j->state = st;
-    jg_strlcpy(j->reason, reason, sizeof j->reason);
+    jg_sched_text_set(&j->reason, reason);
     touch(s, j->group);
     if (jg_store_set_job_state(s->store, j->group->id, j->index, st, reason, now_us(), &err) < 0)
         store_failed(s, j->group, "job state", &err);
@@ -208,13 +208,14 @@ static int write_group(jg_sched_t *s, group_rt_t *g, jg_error_t *err)
     if (jg_store_begin(s->store, err) < 0)
         return -1;
     int64_t now = now_us();
-    int rc = jg_store_set_group_state(s->store, g->id, g->state, g->reason, now, err);
+    int rc = jg_store_set_group_state(s->store, g->id, g->state, jg_sched_text(g->reason), now,
+                                      err);
     if (rc == 0 && g->state != JG_PENDING && g->backend)
         rc = jg_store_set_group_infra(s->store, g->id, g->backend->name, err);
     for (size_t i = 0; rc == 0 && i < g->spec->n_jobs; i++) {
         const job_rt_t *j = &g->jobs[i];
         jg_job_row_t row = {.group_id = g->id, .index = j->index, .state = j->state,
-                            .reason = (char *)j->reason, .attempt = j->attempt,
+                            .reason = (char *)jg_sched_text(j->reason), .attempt = j->attempt,
                             .restarts = j->restarts, .recoveries = j->recoveries,
                             .free_restarts = j->free_restarts, .exit_code = j->exit_code,
                             .restart_count = j->restart_pending ? (int)j->restart_count : -1,
@@ -301,10 +302,16 @@ static void group_free(group_rt_t *g)
     if (!g)
         return;
     if (g->jobs) {
-        for (size_t i = 0; i < g->spec->n_jobs; i++)
+        for (size_t i = 0; i < g->spec->n_jobs; i++) {
             free(g->jobs[i].nodes);
+            free(g->jobs[i].reason);
+            free(g->jobs[i].stop_reason);
+            free(g->jobs[i].cancel_reason);
+        }
         free(g->jobs);
     }
+    free(g->reason);
+    free(g->end_reason);
     jg_spec_free(g->spec);
     jg_sched_user_unref(g->sched, g->owner);
     free(g);
@@ -485,12 +492,15 @@ static void cleaned(jg_sched_t *s, int64_t group_id, const char *reason)
 #define PRIORITY_REFRESH_MS 30000
 #define BEHIND_NAMED 100
 
+static uint32_t reason_hash(const char *text);
+
 /* Records why a pending group waits, when that changed. */
 static void set_pending_reason(jg_sched_t *s, group_rt_t *g, const char *why)
 {
-    if (strcmp(g->pending_reason, why) == 0)
+    uint32_t h = reason_hash(why);
+    if (g->pending_hash == h)
         return;
-    jg_strlcpy(g->pending_reason, why, sizeof g->pending_reason);
+    g->pending_hash = h;
     set_group_state(s, g, JG_PENDING, why);
     jg_sched_changed(s, g->id);
 }
@@ -680,7 +690,7 @@ void jg_sched_stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const 
             j->restart_timer = 0;
         }
         j->stop_state = stop_state;
-        jg_strlcpy(j->stop_reason, reason, sizeof j->stop_reason);
+        jg_sched_text_set(&j->stop_reason, reason);
         if (j->stopping)
             return;     /* its nodes are already being stopped */
     }
@@ -688,7 +698,7 @@ void jg_sched_stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const 
         return;
     j->stopping = true;
     j->stop_state = stop_state;
-    jg_strlcpy(j->stop_reason, reason, sizeof j->stop_reason);
+    jg_sched_text_set(&j->stop_reason, reason);
     jg_error_t err;
     if (j->group->backend->ops->stop(j->group->backend, j->group->id, j->index, -1,
                                      s->opts.stop_grace_ms, &err) < 0)
@@ -704,7 +714,7 @@ void jg_sched_end_group(jg_sched_t *s, group_rt_t *g, job_rt_t *culprit, jg_stat
 {
     if (g->end_override == JG_PENDING) {
         g->end_override = group_state;
-        jg_strlcpy(g->end_reason, reason, sizeof g->end_reason);
+        jg_sched_text_set(&g->end_reason, reason);
     }
     jg_sched_stop_job(s, culprit, culprit_state, reason);
     char sibling_reason[384];
@@ -727,7 +737,7 @@ void jg_sched_fail_before_barrier(jg_sched_t *s, group_rt_t *g, job_rt_t *culpri
 static jg_state_t job_outcome(const job_rt_t *j, char *reason, size_t len)
 {
     if (j->stopping) {
-        snprintf(reason, len, "%s", j->stop_reason);
+        snprintf(reason, len, "%s", jg_sched_text(j->stop_reason));
         return j->stop_state;
     }
     for (int r = 0; r < j->n_nodes; r++) {
@@ -753,7 +763,7 @@ static jg_state_t group_outcome(const group_rt_t *g, char *reason, size_t len)
         return JG_CANCELLED;
     }
     if (g->end_override != JG_PENDING) {
-        snprintf(reason, len, "%s", g->end_reason);
+        snprintf(reason, len, "%s", jg_sched_text(g->end_reason));
         return g->end_override;
     }
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
@@ -927,7 +937,7 @@ void jg_sched_request_restart(jg_sched_t *s, job_rt_t *j, jg_attempt_count_t cou
     if (!job_all_nodes_down(j) && !j->stopping) {
         j->stopping = true;
         j->stop_state = JG_RECOVERING;
-        jg_strlcpy(j->stop_reason, reason, sizeof j->stop_reason);
+        jg_sched_text_set(&j->stop_reason, reason);
         jg_error_t err;
         if (j->group->backend->ops->stop(j->group->backend, j->group->id, j->index, -1,
                                          s->opts.stop_grace_ms, &err) < 0)
@@ -1025,7 +1035,7 @@ static bool launch_group(jg_sched_t *s, group_rt_t *g)
          * PENDING, as the store still has it, and is tried again later. */
         g->unsynced = false;
         g->state = JG_PENDING;
-        g->pending_reason[0] = '\0';
+        g->pending_hash = 0;
         for (size_t i = 0; i < g->spec->n_jobs; i++) {
             g->jobs[i].state = JG_PENDING;
             for (int r = 0; r < g->jobs[i].n_nodes; r++)
@@ -1108,14 +1118,14 @@ static void launch_nodes(jg_sched_t *s, group_rt_t *g, const jg_node_ref_t *refs
     snprintf(reason, sizeof reason, "launch failed: %s", err.text);
     if (g->state == JG_STARTING && g->end_override == JG_PENDING) {
         g->end_override = JG_FAILED;
-        jg_strlcpy(g->end_reason, reason, sizeof g->end_reason);
+        jg_sched_text_set(&g->end_reason, reason);
     }
     for (size_t i = 0; i < n; i++) {
         job_rt_t *j = &g->jobs[refs[i].job_index];
         set_node_state(s, j, refs[i].rank, JG_FAILED, -1, reason);
         j->stopping = true;
         j->stop_state = JG_FAILED;
-        jg_strlcpy(j->stop_reason, reason, sizeof j->stop_reason);
+        jg_sched_text_set(&j->stop_reason, reason);
     }
     if (g->state == JG_STARTING)
         for (size_t i = 0; i < g->spec->n_jobs; i++)
@@ -1538,7 +1548,7 @@ int jg_sched_submit_own_policy(jg_sched_t *s, jg_group_spec_t *spec, const char 
         return JG_SCHED_STORE_FAILED;
     }
     group_rt_t *g = group_new(s, spec, id, uid, gid, user, submitted, b);
-    jg_strlcpy(g->reason, "submitted", sizeof g->reason);
+    jg_sched_text_set(&g->reason, "submitted");
     jg_sched_bind_own_policy(s, g, policy_text, policy_len);
     link_group(s, g);
     if (notes[0])
@@ -1608,14 +1618,14 @@ int jg_sched_cancel(jg_sched_t *s, int64_t id, const char *reason, jg_error_t *e
     }
     g->cancelling = true;
     g->state = st;
-    jg_strlcpy(g->reason, reason, sizeof g->reason);
+    jg_sched_text_set(&g->reason, reason);
     for (size_t i = 0; i < g->spec->n_jobs; i++) {
         job_rt_t *j = &g->jobs[i];
         for (int r = 0; pending && r < j->n_nodes; r++)
             j->nodes[r].state = JG_CANCELLED;
         if (!jg_state_is_terminal(j->state)) {
             j->state = st;
-            jg_strlcpy(j->reason, reason, sizeof j->reason);
+            jg_sched_text_set(&j->reason, reason);
         }
     }
     if (pending) {
@@ -1793,7 +1803,7 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
     }
     group_rt_t *g = group_new(s, spec, row->id, row->uid, row->gid, row->user, row->submitted_us, b);
     g->state = row->state;
-    jg_strlcpy(g->reason, row->reason ? row->reason : "", sizeof g->reason);
+    jg_sched_text_set(&g->reason, row->reason ? row->reason : "");
     g->cancelling = row->state == JG_CANCELLING;
     link_group(s, g);
     if (row->state == JG_PENDING) {
@@ -1818,7 +1828,7 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         j->recoveries = jobs[i].recoveries;
         j->free_restarts = jobs[i].free_restarts;
         j->exit_code = jobs[i].exit_code;
-        jg_strlcpy(j->reason, jobs[i].reason ? jobs[i].reason : "", sizeof j->reason);
+        jg_sched_text_set(&j->reason, jobs[i].reason ? jobs[i].reason : "");
         if (j->state == JG_RECOVERING && jobs[i].restart_count >= 0) {
             /* A restart decided before the daemon stopped and not launched
              * yet goes ahead, charged as decided, after what is left of its
@@ -1904,7 +1914,7 @@ static int recover_group(jg_sched_t *s, const jg_group_row_t *row, jg_error_t *e
         if (j->restart_pending && !job_all_nodes_down(j)) {
             j->stopping = true;
             j->stop_state = JG_RECOVERING;
-            jg_strlcpy(j->stop_reason, j->reason, sizeof j->stop_reason);
+            jg_sched_text_set(&j->stop_reason, j->reason);
             jg_error_t serr;
             if (b->ops->stop(b, g->id, j->index, -1, s->opts.stop_grace_ms, &serr) < 0)
                 jg_log("error", "group %lld: stopping job %s for a restart: %s",

@@ -40,7 +40,9 @@ typedef struct {
     int exit_code;              /* of the node that decided the job's fate (see exit_decided) */
     bool exit_decided;          /* a failing exit of this attempt set exit_code: a later
                                  * exit (a sibling stopped for it) does not replace it */
-    char reason[256];           /* last reason written with its state */
+    char *reason;               /* last reason written with its state (NULL: none); the
+                                 * reasons are heap strings: a pending group's memory is
+                                 * what it uses, not 256 bytes a field */
     node_rt_t *nodes;
     int n_nodes;
     int restarts;               /* attempts charged to errors */
@@ -48,7 +50,7 @@ typedef struct {
     int free_restarts;          /* attempts charged to no counter */
     bool stopping;              /* a stop was requested for this job's nodes */
     jg_state_t stop_state;      /* what the job ends as once its nodes are down */
-    char stop_reason[256];
+    char *stop_reason;
     bool restart_pending;       /* relaunch once every node is down (and not before...) */
     int64_t restart_not_before_ms;
     int64_t restart_due_us;     /* the same on the wall clock, as stored */
@@ -56,7 +58,7 @@ typedef struct {
     uint64_t restart_timer;     /* wakes evaluate() when a restart delay ends */
     uint64_t cancel_timer;      /* pending on_job_end cancel (termination_delay) */
     double cancel_delay_s;
-    char cancel_reason[256];
+    char *cancel_reason;
 } job_rt_t;
 
 struct group_rt {
@@ -74,15 +76,15 @@ struct group_rt {
     bool launching;             /* inside backend->launch: evaluation deferred */
     bool cancelling;
     jg_state_t end_override;    /* JG_PENDING when none; e.g. FAILED_SETUP */
-    char end_reason[256];
+    char *end_reason;
     bool holds_resources;       /* admitted: counted in its backend's usage */
     bool cleaning;              /* ended, cleanup() asked: holds until CLEANED */
     signed char own_policy;     /* -1 not known yet; 0 an installed policy; 1 Lua text its
                                  * submitter sent (in the store); 2 a file path stored by
                                  * an older jgschedd: the default policy is used */
     struct policy_slot *own_slot;   /* own_policy 1: the loaded text; NULL if it failed */
-    char pending_reason[256];   /* why it waits, as last written to the store */
-    char reason[256];           /* last reason written with its state */
+    uint32_t pending_hash;      /* of why it waits, as last written to the store (0: none) */
+    char *reason;               /* last reason written with its state (NULL: none) */
     bool finished;              /* ended: freed once the end is committed */
     bool unsynced;              /* the store missed a change: rewritten from memory later */
     uint64_t txn_serial;        /* the sched transaction that last wrote it */
@@ -168,6 +170,14 @@ struct jg_sched {
     uint64_t retry_timer;       /* admission again after a launch the store refused */
 };
 
+
+/* *dst = a copy of src (NULL or "": none), the old text freed; src may be *dst. */
+void jg_sched_text_set(char **dst, const char *src);
+/* s, or "" for none. */
+static inline const char *jg_sched_text(const char *s)
+{
+    return s ? s : "";
+}
 
 /* ---- sched_queue.c: indexes that keep each event's cost independent of
  * how many groups are active ---- */

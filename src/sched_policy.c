@@ -433,8 +433,8 @@ void jg_sched_job_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j)
         job_rt_t *target = &g->jobs[je.cancel[i].job];
         if (jg_state_is_terminal(target->state) || target->stopping || target->cancel_timer)
             continue;
-        snprintf(target->cancel_reason, sizeof target->cancel_reason, "%s",
-                 je.reason[0] ? je.reason : "stopped by the policy when another job ended");
+        jg_sched_text_set(&target->cancel_reason,
+                          je.reason[0] ? je.reason : "stopped by the policy when another job ended");
         if (je.cancel[i].delay_s <= 0)
             jg_sched_stop_job(s, target, JG_CANCELLED, target->cancel_reason);
         else

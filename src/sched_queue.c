@@ -21,6 +21,13 @@
 
 #include "sched_int.h"
 
+void jg_sched_text_set(char **dst, const char *src)
+{
+    char *copy = src && *src ? jg_xstrdup(src) : NULL;
+    free(*dst);
+    *dst = copy;
+}
+
 /* ------------------------------------------------------------- id index */
 
 static size_t bucket_of(const jg_sched_t *s, int64_t id)
