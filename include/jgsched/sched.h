@@ -97,7 +97,10 @@ int jg_sched_submit_own_policy(jg_sched_t *sched, jg_group_spec_t *spec, const c
 int jg_sched_cancel(jg_sched_t *sched, int64_t group_id, const char *reason, jg_error_t *err);
 
 /* One admission pass (launches what can start); the daemon calls it once per
- * loop turn. */
+ * loop turn.  It does nothing unless something changed that may let a group
+ * start, and then walks each infra's queue, kept in priority order, from its
+ * head to the first group that does not fit: its cost follows what can move,
+ * not how many groups wait. */
 void jg_sched_pass(jg_sched_t *sched);
 
 /* After a daemon start: reloads active groups from the store, requeues pending
