@@ -19,8 +19,10 @@
  *     this changes the blocked head, so the groups behind it are told whom
  *     they now wait for (one write each: the one cost here that grows with
  *     the queue);
+ *   - fill/group: CPU ms per group of filling the queue (submit + pass);
  *   - RSS: the process's resident memory with the N pending groups, minus
- *     what it was with none: kB per pending group.
+ *     what it was with none, per pending group (kB; the store's page cache
+ *     included), and the same of malloc's heap in use (the scheduler's own).
  * Before those rounds, memory with 100,000 groups stored (ended) and 1,000
  * active: 99,000 submitted and cancelled, 1,000 pending; VmRSS of the whole
  * process (store cache included), and what it was before.
@@ -36,6 +38,7 @@
 #include "jgsched/store.h"
 
 #include <ftw.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +80,13 @@ static long rss_kb(void)
     if (f)
         fclose(f);
     return kb;
+}
+
+/* Bytes malloc has handed out and not taken back. */
+static double heap_kb(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return (double)mi.uordblks / 1024.0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -205,6 +215,7 @@ static void one_queue(int n)
     event(JG_BACKEND_NODE_STARTED, running, 0);
     event(JG_BACKEND_SETUP_DONE, running, 0);
     long rss0 = rss_kb();
+    double heap0 = heap_kb();
     double fill0 = cpu_ms();
     static const char *users[] = {"alice", "bob", "carol", "dave"};
     for (int i = 0; i < n; i++) {
@@ -213,6 +224,7 @@ static void one_queue(int n)
     }
     double fill_ms = cpu_ms() - fill0;
     long rss1 = rss_kb();
+    double heap1 = heap_kb();
 
     double sub[SAMPLES], ev[SAMPLES], turnover[TURNOVERS];
     for (int i = 0; i < SAMPLES; i++) {
@@ -251,9 +263,10 @@ static void one_queue(int n)
             event(JG_BACKEND_SETUP_DONE, live.ids[k], 0);
         }
     }
-    printf("%8d %10.3f %10.3f %10.3f %10.3f %12.1f %10.2f\n", n, pct(sub, SAMPLES, 0.5),
+    printf("%8d %10.3f %10.3f %10.3f %10.3f %12.3f %10.2f %10.2f\n", n, pct(sub, SAMPLES, 0.5),
            pct(sub, SAMPLES, 0.9), pct(ev, SAMPLES, 0.5), pct(turnover, TURNOVERS, 0.5),
-           n ? fill_ms / n : 0.0, n ? (double)(rss1 - rss0) / n : 0.0);
+           n ? fill_ms / n : 0.0, n ? (double)(rss1 - rss0) / n : 0.0,
+           n ? (heap1 - heap0) / n : 0.0);
     fflush(stdout);
     close_sched(dir);
 }
@@ -302,8 +315,8 @@ int main(int argc, char **argv)
     int stored = getenv("STORED") ? atoi(getenv("STORED")) : 100000;
     if (stored > 1000)
         stored_and_active(stored, 1000);
-    printf("%8s %10s %10s %10s %10s %12s %10s\n", "pending", "submit", "submit-p90", "event",
-           "turnover", "fill/group", "kB/group");
+    printf("%8s %10s %10s %10s %10s %12s %10s %10s\n", "pending", "submit", "submit-p90",
+           "event", "turnover", "fill/group", "RSS kB/g", "heap kB/g");
     if (argc > 1)
         for (int i = 1; i < argc; i++)
             one_queue(atoi(argv[i]));

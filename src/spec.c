@@ -464,6 +464,10 @@ done:
         jg_spec_free(spec);
         return NULL;
     }
+    /* The jobs array grew by doubling from 8: a spec lives as long as its
+     * group, pending ones included, so it keeps only what it holds. */
+    if (spec->n_jobs && c.jobs_cap > spec->n_jobs)
+        spec->jobs = jg_xrealloc(spec->jobs, spec->n_jobs * sizeof *spec->jobs);
     return spec;
 }
 
