@@ -377,11 +377,13 @@ static double group_cpus(const jg_group_spec_t *spec)
     return cpus;
 }
 
-static void rerank_user(jg_sched_t *s, user_rec_t *u);
+static void kick(jg_sched_t *s);
 
 /* What g's owner holds changes by one admitted group (sign +1 or -1): the
  * per-user limits read it, and so may the configured policy's priority(),
- * which is asked again for that user's queued groups. */
+ * which is asked again for that user's queued groups at the next pass (once
+ * however many of the user's groups started or ended since the last; the
+ * order matters only when a pass admits). */
 static void charge_owner(jg_sched_t *s, group_rt_t *g, int sign)
 {
     user_rec_t *u = g->owner;
@@ -392,8 +394,14 @@ static void charge_owner(jg_sched_t *s, group_rt_t *g, int sign)
         u->nodes += sign * job->num_nodes;
         u->usage_cpus += sign * job->num_nodes * (job->cpus.set ? job->cpus.value : 1);
     }
-    if (s->ranked && u->queued && !s->closing)
-        rerank_user(s, u);
+    if (s->ranked && u->queued && !s->closing && !u->rerank_due) {
+        u->rerank_due = true;
+        s->rerank_users = jg_xrealloc(s->rerank_users,
+                                      (s->n_rerank_users + 1) * sizeof *s->rerank_users);
+        s->rerank_users[s->n_rerank_users++] = u;
+        s->admission_dirty = true;
+        kick(s);
+    }
 }
 
 static void hold_resources(jg_sched_t *s, group_rt_t *g)
@@ -1720,6 +1728,13 @@ void jg_sched_pass(jg_sched_t *s)
 {
     if (!s->n_pending || !s->admission_dirty)
         return;
+    txn_begin(s);
+    while (s->n_rerank_users) {     /* what their usage changes since the last pass moved */
+        user_rec_t *u = s->rerank_users[--s->n_rerank_users];
+        u->rerank_due = false;
+        rerank_user(s, u);
+    }
+    txn_end(s);
     s->admission_dirty = false;
     int launched = 0;
     bool stop = false;

@@ -22,6 +22,8 @@ typedef struct user_rec {
     double cpus;                /* their cpus as the limits count them (unset: 0 per node) */
     double usage_cpus;          /* as priority()'s usage counts them (unset: 1 per node) */
     group_rt_t *queued;         /* this user's queued groups, any infra (rq_user_next) */
+    bool rerank_due;            /* usage changed: rank the queued groups again at the next
+                                 * pass (in jg_sched_t.rerank_users) */
 } user_rec_t;
 
 typedef struct {
@@ -148,6 +150,8 @@ struct jg_sched {
     size_t n_buckets;           /* a power of two */
     user_rec_t **users;         /* users with an active group */
     size_t n_users;
+    user_rec_t **rerank_users;  /* users whose queued groups the next pass ranks again */
+    size_t n_rerank_users;
     int64_t *touched;           /* groups the open transaction wrote (txn_end visits them) */
     size_t n_touched, cap_touched;
     size_t pass_from;           /* the backend the next pass starts with */

@@ -98,6 +98,9 @@ void jg_sched_index_free(jg_sched_t *s)
     free(s->users);
     s->users = NULL;
     s->n_users = 0;
+    free(s->rerank_users);
+    s->rerank_users = NULL;
+    s->n_rerank_users = 0;
 }
 
 /* ---------------------------------------------------------- user records */
@@ -124,6 +127,12 @@ void jg_sched_user_unref(jg_sched_t *s, user_rec_t *u)
 {
     if (!u || --u->refs > 0)
         return;
+    for (size_t i = 0; u->rerank_due && i < s->n_rerank_users; i++) {
+        if (s->rerank_users[i] == u) {
+            s->rerank_users[i] = s->rerank_users[--s->n_rerank_users];
+            break;
+        }
+    }
     for (size_t i = 0; i < s->n_users; i++) {
         if (s->users[i] == u) {
             s->users[i] = s->users[--s->n_users];

@@ -1344,6 +1344,8 @@ Test(sched, priority_is_not_asked_again_for_unchanged_groups)
      * usage changed, so his four queued groups, and only they, are asked again. */
     end_group(running);
     cr_expect_eq(jg_sched_active_count(sched), 5);
+    jg_sched_pass(sched);       /* the one after the start ranks bob's groups again */
+    jg_sched_pass(sched);
     cr_expect_eq(priority_calls, queued + 4, "%d calls after one start", priority_calls - queued);
     int after_end = priority_calls;
     jg_sched_reload_policies(sched, NULL, NULL);
