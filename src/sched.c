@@ -16,8 +16,10 @@
  * instead of ending it, and the barrier logic releases it when its own nodes
  * pass setup.
  *
- * Active groups are kept in a doubly linked list in submit order, which is
- * also the FIFO admission order.  Terminal groups are freed at once (the store
+ * Active groups are kept in a doubly linked list in submit order, found by id
+ * through an index, and the pending ones also sit in their backend's ranked
+ * queue (see "the queue" below and sched_queue.c): no submit, event or pass
+ * walks every active group.  Terminal groups are freed at once (the store
  * keeps their history), but what they held stays counted against their
  * backend, in a small cleaning record, until the backend reports CLEANED.
  *
