@@ -314,6 +314,8 @@ static void group_free(group_rt_t *g)
     }
     free(g->reason);
     free(g->end_reason);
+    if (g->own_slot)
+        g->own_slot->groups--;      /* a sweep frees it once no group uses it */
     jg_spec_free(g->spec);
     jg_sched_user_unref(g->sched, g->owner);
     free(g);

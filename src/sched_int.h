@@ -134,6 +134,7 @@ typedef struct policy_slot {
     uid_t uid;                  /* own: whose text it is */
     char *text;                 /* own: the text (for reload) */
     size_t len;
+    size_t groups;              /* own: active groups bound to it (freed at 0, on a sweep) */
 } policy_slot_t;
 
 struct jg_sched {

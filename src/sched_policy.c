@@ -70,10 +70,7 @@ static void sweep_own_policies(jg_sched_t *s)
     size_t kept = 0;
     for (size_t i = 0; i < s->n_policies; i++) {
         policy_slot_t *slot = s->policies[i];
-        bool used = !slot->own;
-        for (group_rt_t *g = s->head; g && !used; g = g->next)
-            used = g->own_slot == slot;
-        if (used)
+        if (!slot->own || slot->groups > 0)
             s->policies[kept++] = slot;
         else
             slot_free(slot);
@@ -148,6 +145,8 @@ void jg_sched_bind_own_policy(jg_sched_t *s, group_rt_t *g, const char *own_text
     if (own_text)
         g->own_slot = own_slot(s, g->uid, g->spec->policy ? g->spec->policy : "policy",
                                own_text, own_len, NULL);
+    if (g->own_slot)
+        g->own_slot->groups++;
 }
 
 /* The group's policy: its own submitted text, the installed one it names, or,
@@ -165,7 +164,9 @@ static jg_policy_t *group_policy(jg_sched_t *s, group_rt_t *g)
             g->own_policy = 1;
             g->own_slot = own_slot(s, g->uid, g->spec->policy ? g->spec->policy : "policy",
                                    text, len, &err);
-            if (!g->own_slot)
+            if (g->own_slot)
+                g->own_slot->groups++;
+            else
                 jg_sched_record(s, g->id, "policy", "error", err.text);
         } else if (g->spec->policy && jg_policy_is_path(g->spec->policy)) {
             g->own_policy = 2;
