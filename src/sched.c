@@ -1727,7 +1727,11 @@ static void block_queue(jg_sched_t *s, backend_slot_t *slot, group_rt_t *g, cons
  * a large group is never starved by a stream of small ones.  A group over its
  * user's limit is passed over (others may go ahead).  Each backend's queue is
  * walked from its head to its blocker: what the pass costs depends on what
- * can move, not on how many groups wait. */
+ * can move, not on how many groups wait.  The exception: groups over their
+ * user's limit ahead of the blocker (or of the end) are walked again at each
+ * pass that runs; a user at their limit with a long queue ahead of others
+ * makes passes cost their number (their groups could be parked until the
+ * user's usage drops: not done yet). */
 void jg_sched_pass(jg_sched_t *s)
 {
     if (!s->n_pending || !s->admission_dirty)

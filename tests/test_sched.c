@@ -1421,3 +1421,30 @@ Test(sched, a_long_queue_drains_in_order_and_says_why_each_waits)
     }
     cr_expect_eq(jg_sched_active_count(sched), (size_t)(N - 1 - 38));
 }
+
+/* A user at their limit is passed over, not a blocker: the groups of others
+ * behind theirs start; once one of theirs ends, the next of theirs starts,
+ * and usage released by the end is counted (the per-user records). */
+Test(sched, a_user_at_their_limit_is_passed_over_and_resumes_when_a_group_ends)
+{
+    jg_spec_errors_t errs = {0};
+    const char *text = "limits:\n  users:\n    alice: {running_groups: 1}\n";
+    config = jg_config_parse(text, strlen(text), "config.yaml", &errs);
+    cr_assert_not_null(config, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    restart_sched();
+    int64_t first = submit_cpus("alice", 1, NULL);
+    int64_t second = submit_cpus("alice", 1, NULL);
+    int64_t third = submit_cpus("alice", 1, NULL);
+    int64_t bobs = submit_cpus("bob", 1, NULL);
+    char reason[512];
+    cr_expect_eq(group_state(first, NULL, 0), JG_STARTING);
+    cr_expect_eq(group_state(second, reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "waiting for user limit: alice runs 1 of at most 1 groups"), "%s",
+              reason);
+    cr_expect_eq(group_state(third, NULL, 0), JG_PENDING);
+    cr_expect_eq(group_state(bobs, NULL, 0), JG_STARTING, "bob waited behind alice's limit");
+    end_group(first);
+    cr_expect_eq(group_state(second, NULL, 0), JG_STARTING, "alice's next did not start");
+    cr_expect_eq(group_state(third, NULL, 0), JG_PENDING, "alice's limit not counted again");
+}
