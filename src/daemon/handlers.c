@@ -23,6 +23,7 @@
 #define LOG_CHUNK_MAX (512 * 1024)
 #define QUEUE_PAGE_GROUPS 1000          /* groups per queue page at most */
 #define QUEUE_PAGE_BYTES (512 * 1024)   /* JSON per queue page, about (one group at least) */
+#define QUEUE_FILTER_MAX 256            /* bytes of a queue request's user or name */
 
 /* The group's owner, root, and the configured admins (user list or group). */
 static bool may_act_on(const jgd_conn_t *c, const jg_group_row_t *g)
@@ -166,35 +167,76 @@ static json_t *op_submit(jgd_conn_t *c, json_t *req)
     return r;
 }
 
+/* The state names of a queue request's "states" (an array of names, any
+ * case) as a mask of 1u << state; -1 after filling why. */
+static int parse_states(json_t *list, uint32_t *mask, char *why, size_t why_len)
+{
+    *mask = 0;
+    if (!list || json_is_null(list))
+        return 0;
+    if (!json_is_array(list)) {
+        snprintf(why, why_len, "states is an array of state names");
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        jg_state_t st;
+        if (!json_is_string(v) || jg_state_parse(json_string_value(v), &st) < 0) {
+            snprintf(why, why_len, "states: '%.64s' is not a state (PENDING, RUNNING, "
+                     "SUCCEEDED, FAILED, CANCELLED, ...)",
+                     json_is_string(v) ? json_string_value(v) : "?");
+            return -1;
+        }
+        *mask |= 1u << st;
+    }
+    return 0;
+}
+
 /* One page of the queue: the groups after the cursor `after_id`, lowest ids
  * first, at most `limit` of them and no more than QUEUE_PAGE_BYTES of JSON, so
  * that a reply stays far below the protocol's 1 MiB line whatever the store
- * holds; `more` tells the client to ask again from `next_after_id`. */
+ * holds; `more` tells the client to ask again from `next_after_id`.  A page
+ * reads its own rows from the store's indexes (never every group), and the
+ * first page of a windowed listing says how many ended groups it leaves out. */
 static json_t *op_queue(jgd_conn_t *c, json_t *req)
 {
     int all = 0;
-    const char *user = NULL;
-    json_t *user_j = NULL;
+    const char *user = NULL, *name = NULL;
+    json_t *user_j = NULL, *name_j = NULL, *states_j = NULL;
     json_int_t after_id = 0, limit = QUEUE_PAGE_GROUPS;
     json_error_t jerr;
-    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?b, s?o, s?I, s?I !}", "op", &(const char *){0},
-                       "all", &all, "user", &user_j, "after_id", &after_id, "limit",
-                       &limit) < 0)
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?b, s?o, s?o, s?o, s?I, s?I !}", "op",
+                       &(const char *){0}, "all", &all, "user", &user_j, "name", &name_j,
+                       "states", &states_j, "after_id", &after_id, "limit", &limit) < 0)
         return jg_proto_error("malformed queue request: %s", jerr.text);
-    if (nullable_string(user_j, "user", &user) < 0)
-        return jg_proto_error("malformed queue request: user is a string or null");
+    if (nullable_string(user_j, "user", &user) < 0 || nullable_string(name_j, "name", &name) < 0)
+        return jg_proto_error("malformed queue request: user and name are strings or null");
     if (after_id < 0 || limit <= 0)
         return jg_proto_error("malformed queue request: after_id is >= 0 and limit > 0");
+    if ((user && strlen(user) > QUEUE_FILTER_MAX) || (name && strlen(name) > QUEUE_FILTER_MAX))
+        return jg_proto_error("malformed queue request: user and name are at most %d bytes",
+                              QUEUE_FILTER_MAX);
+    char why[160];
+    uint32_t states;
+    if (parse_states(states_j, &states, why, sizeof why) < 0)
+        return jg_proto_error("malformed queue request: %s", why);
     if (limit > QUEUE_PAGE_GROUPS)
         limit = QUEUE_PAGE_GROUPS;
     /* One row past the page says whether another page follows. */
-    jg_group_filter_t filter = {.user = user, .after_id = after_id, .limit = (size_t)limit + 1};
-    if (!all)
+    jg_group_filter_t filter = {.user = user, .name = name, .states = states, .summary = true,
+                                .after_id = after_id, .limit = (size_t)limit + 1};
+    bool windowed = !all && !states;
+    if (windowed)
         filter.ended_after_us = jg_now_wall_us() - RECENT_WINDOW_US;
     jg_group_row_t *rows = NULL;
     size_t n = 0;
     jg_error_t err;
-    if (jg_store_list_groups(c->daemon->store, &filter, &rows, &n, &err) < 0)
+    int64_t hidden = 0;
+    if ((windowed && after_id == 0 &&
+         jg_store_count_ended(c->daemon->store, user, name, filter.ended_after_us, &hidden,
+                              &err) < 0) ||
+        jg_store_list_groups(c->daemon->store, &filter, &rows, &n, &err) < 0)
         return jg_proto_failure("%s", err.text);
     bool more = n > (size_t)limit;
     size_t listed = more ? (size_t)limit : n;
@@ -216,8 +258,11 @@ static json_t *op_queue(jgd_conn_t *c, json_t *req)
                                          &more, &last_id);
     jg_job_rows_free(jobs, n_jobs);
     jg_group_rows_free(rows, n);
-    return json_pack("{s:b, s:o, s:b, s:I}", "ok", 1, "groups", groups, "more", more,
-                     "next_after_id", (json_int_t)last_id);
+    json_t *reply = json_pack("{s:b, s:o, s:b, s:I}", "ok", 1, "groups", groups, "more", more,
+                              "next_after_id", (json_int_t)last_id);
+    if (windowed && after_id == 0)
+        json_object_set_new(reply, "hidden", json_integer(hidden));
+    return reply;
 }
 
 static json_t *show_group(jgd_conn_t *c, json_t *req, bool watch)
