@@ -247,31 +247,71 @@ typedef struct {
     json_t *states;         /* array of state names, or NULL */
 } queue_query_t;
 
+static json_t *page_request(const queue_query_t *query, long long after_id)
+{
+    json_t *req = json_pack("{s:s, s:b, s:o, s:I}", "op", "queue", "all", query->all, "user",
+                            query->user ? json_string(query->user) : json_null(), "after_id",
+                            (json_int_t)after_id);
+    if (query->name)
+        json_object_set_new(req, "name", json_string(query->name));
+    if (query->states)
+        json_object_set(req, "states", query->states);
+    return req;
+}
+
 /* Every listed group, page by page (docs/protocol.md, queue): one reply holds
  * a bounded page, so a store of any size lists whole.  Pages come in id
  * order and each starts after the last id of the one before, so a group
- * submitted meanwhile shows at the end and none shows twice.  Each group goes
- * to js (--json, printed at once) or into q (the table); *hidden is the
- * count of ended groups the listing leaves out. */
+ * submitted meanwhile shows at the end and none shows twice.  The next page
+ * is asked for as soon as a reply names its cursor, so the daemon builds it
+ * while this one is printed.  Each group goes to js (--json, printed at once)
+ * or into q (the table); *hidden is the count of ended groups the listing
+ * leaves out. */
 static int fetch_groups(jg_cli_client_t *c, const queue_query_t *query, json_stream_t *js,
                         queue_rows_t *q, long long *hidden)
 {
     long long after_id = 0;
-    int rc;
+    jg_error_t err;
     *hidden = 0;
+    if (jg_cli_connect(c, true, &err) < 0) {
+        jg_cli_errorf("%s", err.text);
+        return JG_EXIT_NO_DAEMON;
+    }
+    if (jg_cli_send(c, page_request(query, 0), &err) < 0)
+        goto lost;
     for (;;) {
-        json_t *req = json_pack("{s:s, s:b, s:o, s:I}", "op", "queue", "all", query->all,
-                                "user", query->user ? json_string(query->user) : json_null(),
-                                "after_id", (json_int_t)after_id);
-        if (query->name)
-            json_object_set_new(req, "name", json_string(query->name));
-        if (query->states)
-            json_object_set(req, "states", query->states);
-        json_t *reply = NULL, *page;
-        rc = jg_cli_request_get(c, req, "groups", JSON_ARRAY, &reply, &page);
-        if (rc != JG_EXIT_OK) {
+        json_t *reply = NULL;
+        int r = jg_cli_recv(c, -1, &reply, &err);
+        if (r < 0)
+            goto lost;
+        if (r == 0)
+            continue;
+        if (!jg_cli_jbool(reply, "ok")) {
+            const char *e = jg_cli_jstr(reply, "error");
+            jg_cli_errorf("%s", *e ? e : "jgschedd refused the request");
+            int rc = jg_cli_failure_code(reply, JG_EXIT_FAIL);
             json_decref(reply);
-            break;
+            return rc;
+        }
+        json_t *page = json_object_get(reply, "groups");
+        if (!json_is_array(page)) {
+            json_decref(reply);
+            jg_cli_errorf("bad reply from jgschedd: no groups array");
+            return JG_EXIT_DAEMON_FAILED;
+        }
+        if (after_id == 0)
+            *hidden = jg_cli_jint(reply, "hidden", 0);
+        long long next = jg_cli_jint(reply, "next_after_id", 0);
+        bool more = jg_cli_jbool(reply, "more");
+        if (more && next <= after_id) {
+            json_decref(reply);
+            jg_cli_errorf("bad reply from jgschedd: queue page after %lld does not advance",
+                          after_id);
+            return JG_EXIT_DAEMON_FAILED;
+        }
+        if (more && jg_cli_send(c, page_request(query, next), &err) < 0) {
+            json_decref(reply);
+            goto lost;
         }
         size_t i;
         json_t *g;
@@ -281,22 +321,14 @@ static int fetch_groups(jg_cli_client_t *c, const queue_query_t *query, json_str
             else
                 rows_add(q, g);
         }
-        if (after_id == 0)
-            *hidden = jg_cli_jint(reply, "hidden", 0);
-        long long next = jg_cli_jint(reply, "next_after_id", 0);
-        bool more = jg_cli_jbool(reply, "more");
         json_decref(reply);
         if (!more)
-            break;
-        if (next <= after_id) {
-            jg_cli_errorf("bad reply from jgschedd: queue page after %lld does not advance",
-                          after_id);
-            rc = JG_EXIT_DAEMON_FAILED;
-            break;
-        }
+            return JG_EXIT_OK;
         after_id = next;
     }
-    return rc;
+lost:
+    jg_cli_errorf("%s", err.text);
+    return jg_cli_call_failure_code(c);
 }
 
 /* "pending,RUNNING" -> ["PENDING","RUNNING"], or NULL after saying which

@@ -22,8 +22,9 @@
 #define LOG_CHUNK_DEFAULT 65536
 #define LOG_CHUNK_MAX (512 * 1024)
 #define QUEUE_PAGE_GROUPS 1000          /* groups per queue page at most */
-#define QUEUE_PAGE_BYTES (512 * 1024)   /* JSON per queue page, about (one group at least) */
-#define QUEUE_FILTER_MAX 256            /* bytes of a queue request's user or name */
+#define QUEUE_PAGE_BYTES (768 * 1024)   /* JSON per queue page at most (but one group at least) */
+#define QUEUE_FILTER_MAX 256
+#define JG_SUBMIT_MAX_COUNT 100         /* copies per submit request: a fair turn of the loop */            /* bytes of a queue request's user or name */
 
 /* The group's owner, root, and the configured admins (user list or group). */
 static bool may_act_on(const jgd_conn_t *c, const jg_group_row_t *g)
@@ -68,21 +69,116 @@ static json_t *op_ping(jgd_conn_t *c, json_t *req)
                      c->daemon->paths.socket);
 }
 
+/* The state and reason of a group just submitted (FAILED_NO_RESOURCE when it
+ * can never fit), and the warning of its backend, if any, added to warnings. */
+static void submitted_state(jgd_conn_t *c, int64_t id, json_t *warnings, const char **state,
+                            char **reason)
+{
+    jg_group_row_t row;
+    jg_error_t err;
+    *state = "PENDING";
+    *reason = NULL;
+    if (jg_store_get_group(c->daemon->store, id, &row, &err) < 0)
+        return;
+    const char *w = jg_sched_infra_warning(c->daemon->sched, row.infra);
+    bool known = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(warnings, i, v)
+        known = known || (w && strcmp(json_string_value(v), w) == 0);
+    if (w && !known)    /* once for all the copies of a group */
+        json_array_append_new(warnings, json_string(w));
+    *state = jg_state_name(row.state);
+    *reason = row.reason;
+    row.reason = NULL;
+    jg_group_row_clear(&row);
+}
+
+/* Submits `count` copies of spec (stolen) named NAME-first .. NAME-(first+count-1),
+ * each stored whole or not at all, in order; stops at the first one refused.
+ * Returns the reply: {"ok":true,"groups":[{id,name,state,reason}...]} or, when
+ * one was refused, ok false with its error and the groups accepted before it. */
+static json_t *submit_copies(jgd_conn_t *c, jg_group_spec_t *spec, const char *policy_text,
+                             size_t policy_len, json_int_t first, json_int_t count,
+                             json_t *warnings)
+{
+    char *base = jg_xstrdup(spec->name);
+    char *spec_json = jg_spec_to_json(spec);
+    json_t *groups = json_array();
+    json_t *failure = NULL;
+    jg_error_t err;
+    /* Every name is checked before the first group is stored: a name made
+     * too long by its suffix refuses the request whole. */
+    char *last = jg_xasprintf("%s-%lld", base, (long long)(first + count - 1));
+    if (!jg_spec_is_dns_label(last))
+        failure = jg_proto_error("--count: the group name %s (the last of %s-%lld .. %s) is not "
+                                 "a DNS label (at most 63 of a-z, 0-9 and '-'); choose a "
+                                 "shorter name with -n", last, base, (long long)first, last);
+    free(last);
+    for (json_int_t i = 0; i < count && !failure; i++) {
+        jg_group_spec_t *copy = spec;
+        if (i > 0 && !(copy = jg_spec_from_json(spec_json, &err))) {
+            failure = jg_proto_failure("%s", err.text);
+            break;
+        }
+        spec = NULL;
+        char *name = jg_xasprintf("%s-%lld", base, (long long)(first + i));
+        int64_t id;
+        int rc = jg_spec_set_name(copy, name, &err);
+        if (rc < 0)
+            jg_spec_free(copy);
+        else
+            rc = jg_sched_submit_own_policy(c->daemon->sched, copy, policy_text, policy_len,
+                                            c->uid, c->gid, c->user, &id, &err);
+        if (rc < 0) {
+            failure = rc == JG_SCHED_STORE_FAILED ? jg_proto_failure("%s", err.text)
+                                                  : jg_proto_error("%s", err.text);
+        } else {
+            const char *state;
+            char *reason;
+            submitted_state(c, id, warnings, &state, &reason);
+            json_array_append_new(groups, json_pack("{s:I, s:s, s:s, s:s}", "id",
+                                                    (json_int_t)id, "name", name, "state",
+                                                    state, "reason", reason ? reason : ""));
+            free(reason);
+        }
+        free(name);
+    }
+    jg_spec_free(spec);
+    free(spec_json);
+    free(base);
+    json_t *reply = failure ? failure : jg_proto_ok();
+    json_object_set_new(reply, "groups", groups);
+    json_object_set(reply, "warnings", warnings);
+    return reply;
+}
+
 static json_t *op_submit(jgd_conn_t *c, json_t *req)
 {
     const char *file = NULL, *yaml = NULL, *name = NULL, *infra = NULL, *policy = NULL;
     const char *policy_text = NULL;
     json_t *name_j = NULL, *infra_j = NULL, *policy_j = NULL, *policy_text_j = NULL;
+    json_t *count_j = NULL;
+    json_int_t first_index = 0;
     json_error_t jerr;
-    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?s, s:s, s?o, s?o, s?o, s?o !}", "op",
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?s, s:s, s?o, s?o, s?o, s?o, s?o, s?I !}", "op",
                        &(const char *){0}, "file", &file, "yaml", &yaml, "name", &name_j, "infra",
-                       &infra_j, "policy", &policy_j, "policy_text", &policy_text_j) < 0)
+                       &infra_j, "policy", &policy_j, "policy_text", &policy_text_j, "count",
+                       &count_j, "first_index", &first_index) < 0)
         return jg_proto_error("malformed submit request: %s", jerr.text);
     if (nullable_string(name_j, "name", &name) < 0 || nullable_string(infra_j, "infra", &infra) < 0 ||
         nullable_string(policy_j, "policy", &policy) < 0 ||
         nullable_string(policy_text_j, "policy_text", &policy_text) < 0)
         return jg_proto_error("malformed submit request: name, infra, policy and policy_text are "
                               "strings or null");
+    json_int_t count = count_j ? (json_is_integer(count_j) ? json_integer_value(count_j) : -1)
+                               : 0;
+    if (count_j && (count < 1 || count > JG_SUBMIT_MAX_COUNT))
+        return jg_proto_error("malformed submit request: count is an integer from 1 to %d (the "
+                              "CLI sends a larger --count in several requests)",
+                              JG_SUBMIT_MAX_COUNT);
+    if (first_index < 0 || first_index > 1000000000)
+        return jg_proto_error("malformed submit request: first_index is from 0 to 1000000000");
     /* The daemon never opens a policy file a request names (it may run as
      * root): a user's own policy arrives as text, under a name. */
     size_t policy_len = policy_text ? json_string_length(policy_text_j) : 0;
@@ -134,6 +230,11 @@ static json_t *op_submit(jgd_conn_t *c, json_t *req)
         free(spec->policy);
         spec->policy = jg_xstrdup(policy);
     }
+    if (count_j) {
+        json_t *r = submit_copies(c, spec, policy_text, policy_len, first_index, count, warnings);
+        json_decref(warnings);
+        return r;
+    }
     char *group_name = jg_xstrdup(spec->name);
     int64_t id;
     int submitted = jg_sched_submit_own_policy(c->daemon->sched, spec, policy_text, policy_len,
@@ -147,18 +248,9 @@ static json_t *op_submit(jgd_conn_t *c, json_t *req)
             return jg_proto_failure("%s", err.text);
         return jg_proto_error("%s", err.text);
     }
-    jg_group_row_t row;
-    const char *state = "PENDING";
-    char *reason = NULL;
-    if (jg_store_get_group(c->daemon->store, id, &row, &err) == 0) {
-        const char *w = jg_sched_infra_warning(c->daemon->sched, row.infra);
-        if (w)
-            json_array_append_new(warnings, json_string(w));
-        state = jg_state_name(row.state);   /* FAILED_NO_RESOURCE when it can never fit */
-        reason = row.reason;
-        row.reason = NULL;
-        jg_group_row_clear(&row);
-    }
+    const char *state;
+    char *reason;
+    submitted_state(c, id, warnings, &state, &reason);
     json_t *r = json_pack("{s:b, s:I, s:s, s:s, s:s, s:o}", "ok", 1, "id", (json_int_t)id, "name",
                           group_name, "state", state, "reason", reason ? reason : "", "warnings",
                           warnings);
