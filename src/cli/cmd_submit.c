@@ -365,7 +365,7 @@ typedef struct {
 /* Reads and checks every file before anything is sent: a file that does not
  * validate stops the call with nothing submitted.  Returns JG_EXIT_OK or
  * JG_EXIT_USAGE after printing the errors (file:line:col: ...). */
-static int many_check(many_file_t *files, size_t n)
+static int many_check(many_file_t *files, size_t n, long long count, const char *name)
 {
     int rc = JG_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
@@ -380,6 +380,16 @@ static int many_check(many_file_t *files, size_t n)
             for (size_t e = 0; e < errs.count; e++)
                 fprintf(stderr, "%s\n", errs.messages[e]);
             rc = JG_EXIT_USAGE;
+        } else if (count > 0) {
+            /* The longest name of the copies must be a DNS label too. */
+            char *last = jg_xasprintf("%s-%lld", name ? name : spec->name, count - 1);
+            if (!jg_spec_is_dns_label(last)) {
+                jg_cli_errorf("%s: --count %lld would name a group %s, which is not a DNS label "
+                              "(at most 63 of a-z, 0-9 and '-'); choose a shorter name with -n",
+                              files[i].path, count, last);
+                rc = JG_EXIT_USAGE;
+            }
+            free(last);
         }
         jg_spec_free(spec);
         jg_spec_errors_free(&errs);
@@ -453,7 +463,7 @@ static int submit_many(char **paths, size_t n_files, long long count, const char
     size_t n_reqs = 0, sent = 0, answered = 0;
     jg_cli_client_t c = {.fd = -1};
     jg_error_t err;
-    int rc = many_check(files, n_files);
+    int rc = many_check(files, n_files, count, name);
     if (rc != JG_EXIT_OK)
         goto done;
     for (size_t i = 0; i < n_files; i++) {
