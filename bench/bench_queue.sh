@@ -7,7 +7,8 @@
 #      `jgsched submit --count 1000` of a 1-cpu group: 1,000 groups PENDING in
 #      one call (submit-many rate = 1000 / its wall time; median of RUNS calls,
 #      each on top of the previous ones, so the queue grows to RUNS x 1,000);
-#   2. `queue` with 1,000 pending (after the first call only): median wall time
+#      then that store is dropped and a fresh one gets the blocker and 1,000;
+#   2. `queue` with those 1,000 pending: median wall time
 #      of Q runs (hyperfine when installed); compare with `squeue` at 1,000
 #      held jobs (../shared/peers/slurm/bench.sh, part d);
 #   3. the daemon stopped, 100,000 ended groups added to its store with
@@ -81,21 +82,30 @@ resources: {cpus: 1}
 run: "true"
 EOF
 
+# The rate: RUNS calls on top of each other (the queue grows by 1,000 each).
 "$JGD"
 "$JG" submit -d "$WORK/blocker.yaml" >/dev/null
-
 rates=()
-queue_1k=""
 for ((r = 0; r < RUNS; r++)); do
   t=$(ms_of "$JG" submit --count 1000 -n "task$r" "$WORK/task.yaml")
   rates+=("$(awk -v t="$t" 'BEGIN { printf "%.0f\n", 1000 / (t / 1000) }')")
-  if [ -z "$queue_1k" ]; then
-    queue_1k=$(median_ms "$Q" "$JG" queue)
-    queue_1k_a=$(median_ms "$Q" "$JG" queue -a)
-  fi
 done
-pending=$("$JG" queue -s pending --json | jq length)
 rate=$(printf '%s\n' "${rates[@]}" | median)
+"$JG" cancel -a >/dev/null
+"$JG" daemon stop >/dev/null
+while "$JG" daemon status >/dev/null 2>&1; do sleep 0.2; done
+config=$(cat "$JGSCHED_HOME/config.yaml")
+rm -rf "$JGSCHED_HOME"
+JGSCHED_HOME=$(mktemp -d /tmp/jgbench-queue.XXXXXX)
+printf '%s\n' "$config" >"$JGSCHED_HOME/config.yaml"
+
+# A fresh store: the blocker and 1,000 pending groups, then 100,000 ended ones.
+"$JGD"
+"$JG" submit -d "$WORK/blocker.yaml" >/dev/null
+"$JG" submit --count 1000 "$WORK/task.yaml" >/dev/null
+queue_1k=$(median_ms "$Q" "$JG" queue)
+queue_1k_a=$(median_ms "$Q" "$JG" queue -a)
+pending=$("$JG" queue -s pending --json | jq length)
 
 "$JG" daemon stop >/dev/null
 while [ -e "$JGSCHED_HOME/jgsched.sock" ] && "$JG" daemon status >/dev/null 2>&1; do sleep 0.2; done
