@@ -48,11 +48,13 @@ static const char *const headers[NCOLS] = {"ID", "NAME", "USER", "STATE", "JOBS"
 #define REASON_MIN_WIDTH 12
 #define PIPE_WIDTH 120          /* line width assumed when stdout is no terminal */
 
-/* One listed group, as the table's cells: the JOBS cell holds the group's
+/* One listed group, as the table's cells in one allocation: the NCOLS cells
+ * one after the other, each NUL-terminated (100,000 rows are as many
+ * allocations, not nine times that).  The JOBS cell holds the group's
  * "name:STATE" tokens (`name:STATE(xN)` for an N-node job) separated by
  * single spaces, wrapped only when the table is built. */
 typedef struct {
-    char *cells[NCOLS];
+    char *cells;
 } queue_row_t;
 
 typedef struct {
@@ -64,10 +66,18 @@ typedef struct {
 static void rows_free(queue_rows_t *q)
 {
     for (size_t i = 0; i < q->n; i++)
-        for (size_t c = 0; c < NCOLS; c++)
-            free(q->rows[i].cells[c]);
+        free(q->rows[i].cells);
     free(q->rows);
     *q = (queue_rows_t){0};
+}
+
+static void row_cells(const queue_row_t *r, const char *cells[NCOLS])
+{
+    const char *p = r->cells;
+    for (size_t c = 0; c < NCOLS; c++) {
+        cells[c] = p;
+        p += strlen(p) + 1;
+    }
 }
 
 static char *job_tokens(const json_t *group)
@@ -137,42 +147,71 @@ static void rows_add(queue_rows_t *q, const json_t *g)
     jg_cli_fmt_when(jg_cli_jnum(g, "submitted"), submitted, sizeof submitted);
     jg_cli_fmt_span(jg_cli_jnum(g, "started"), jg_cli_jnum(g, "ended"), duration,
                     sizeof duration);
-    queue_row_t *r = &q->rows[q->n++];
-    r->cells[COL_ID] = jg_xasprintf("%lld", jg_cli_jint(g, "id", 0));
-    r->cells[COL_NAME] = jg_xstrdup(jg_cli_jstr(g, "name"));
-    r->cells[COL_USER] = jg_xstrdup(jg_cli_jstr(g, "user"));
-    r->cells[COL_STATE] = jg_xstrdup(jg_cli_jstr(g, "state"));
-    r->cells[COL_JOBS] = job_tokens(g);
-    r->cells[COL_SUBMITTED] = jg_xstrdup(submitted);
-    r->cells[COL_DURATION] = jg_xstrdup(duration);
-    r->cells[COL_RESTARTS] = jg_xasprintf("%lld", group_restarts(g));
-    r->cells[COL_REASON] = jg_xstrdup(group_reason(g));
-    if (*r->cells[COL_REASON])
+    char id[32], restarts[32];
+    snprintf(id, sizeof id, "%lld", jg_cli_jint(g, "id", 0));
+    snprintf(restarts, sizeof restarts, "%lld", group_restarts(g));
+    char *jobs = job_tokens(g);
+    const char *cells[NCOLS] = {id, jg_cli_jstr(g, "name"), jg_cli_jstr(g, "user"),
+                                jg_cli_jstr(g, "state"), jobs, submitted, duration, restarts,
+                                group_reason(g)};
+    size_t len[NCOLS], total = 0;
+    for (size_t c = 0; c < NCOLS; c++)
+        total += (len[c] = strlen(cells[c])) + 1;
+    char *p = jg_xmalloc(total);
+    q->rows[q->n++].cells = p;
+    for (size_t c = 0; c < NCOLS; c++) {
+        memcpy(p, cells[c], len[c] + 1);
+        p += len[c] + 1;
+    }
+    free(jobs);
+    if (*cells[COL_REASON])
         q->with_reason = true;
 }
 
 /* Fills a table; jobs_width 0 keeps JOBS on one line, reason_width 0 keeps
- * reasons whole. */
-static jg_cli_table_t *build(const queue_rows_t *q, size_t jobs_width, size_t reason_width)
+ * reasons whole.  The table borrows the rows' cells; the JOBS and REASON cells
+ * reshaped for it are kept in *reshaped (free with reshaped_free). */
+typedef struct {
+    char **cells;
+    size_t n;
+} reshaped_t;
+
+static void reshaped_free(reshaped_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->cells[i]);
+    free(r->cells);
+    *r = (reshaped_t){0};
+}
+
+static const char *reshaped_keep(reshaped_t *r, char *cell)
+{
+    r->cells = jg_xrealloc(r->cells, (r->n + 1) * sizeof *r->cells);
+    return r->cells[r->n++] = cell;
+}
+
+static jg_cli_table_t *build(const queue_rows_t *q, size_t jobs_width, size_t reason_width,
+                             reshaped_t *reshaped)
 {
     jg_cli_table_t *t = jg_cli_table_new(q->with_reason ? NCOLS : NCOLS - 1, headers);
+    jg_cli_table_borrow_cells(t);
     jg_cli_table_align_right(t, COL_ID);
     jg_cli_table_align_right(t, COL_RESTARTS);
     for (size_t i = 0; i < q->n; i++) {
-        const queue_row_t *r = &q->rows[i];
-        jg_cli_buf_t jobs = {0};
-        wrap_jobs(r->cells[COL_JOBS], jobs_width, &jobs);
-        char *reason = jg_xstrdup(r->cells[COL_REASON]);
-        if (reason_width > 0)
-            jg_cli_truncate(reason, reason_width);
         const char *cells[NCOLS];
-        for (size_t c = 0; c < NCOLS; c++)
-            cells[c] = r->cells[c];
-        cells[COL_JOBS] = jg_cli_buf_str(&jobs);
-        cells[COL_REASON] = reason;
+        row_cells(&q->rows[i], cells);
+        if (jobs_width > 0) {
+            jg_cli_buf_t jobs = {0};
+            wrap_jobs(cells[COL_JOBS], jobs_width, &jobs);
+            cells[COL_JOBS] = reshaped_keep(reshaped, jg_xstrdup(jg_cli_buf_str(&jobs)));
+            jg_cli_buf_free(&jobs);
+        }
+        if (reason_width > 0 && *cells[COL_REASON]) {
+            char *reason = jg_xstrdup(cells[COL_REASON]);
+            jg_cli_truncate(reason, reason_width);
+            cells[COL_REASON] = reshaped_keep(reshaped, reason);
+        }
         jg_cli_table_add(t, cells);
-        jg_cli_buf_free(&jobs);
-        free(reason);
     }
     return t;
 }
@@ -180,10 +219,11 @@ static jg_cli_table_t *build(const queue_rows_t *q, size_t jobs_width, size_t re
 static void print_table(const queue_rows_t *q)
 {
     bool with_reason = q->with_reason;
+    reshaped_t reshaped = {0};
 
     /* Measure once unwrapped, then fit JOBS (and on a terminal REASON) into
      * what the other columns leave of the line. */
-    jg_cli_table_t *t = build(q, 0, 0);
+    jg_cli_table_t *t = build(q, 0, 0, &reshaped);
     bool tty = jg_cli_stdout_is_tty();
     const char *columns = getenv("COLUMNS");
     size_t width = tty || (columns && atoi(columns) > 0) ? (size_t)jg_cli_term_width()
@@ -203,16 +243,19 @@ static void print_table(const queue_rows_t *q)
         if (jobs_width > jobs_natural)
             jobs_width = jobs_natural;
         jg_cli_table_free(t);
-        t = build(q, jobs_width, 0);
+        t = build(q, jobs_width, 0, &reshaped);
         if (tty && with_reason) {
             size_t used = jg_cli_table_width(t, COL_JOBS);
             size_t left = avail > used + 2 ? avail - used - 2 : 0;
             jg_cli_table_free(t);
-            t = build(q, jobs_width, left > REASON_MIN_WIDTH ? left : REASON_MIN_WIDTH);
+            reshaped_free(&reshaped);
+            t = build(q, jobs_width, left > REASON_MIN_WIDTH ? left : REASON_MIN_WIDTH,
+                      &reshaped);
         }
     }
     jg_cli_table_print(t, stdout);
     jg_cli_table_free(t);
+    reshaped_free(&reshaped);
 }
 
 /* --json, printed as the pages come: the same text jg_cli_print_json prints
@@ -247,11 +290,17 @@ typedef struct {
     json_t *states;         /* array of state names, or NULL */
 } queue_query_t;
 
+/* Groups asked per page: a page's JSON is parsed, printed or kept as cells,
+ * and freed before the next, whose tree then reuses the same memory.  Pages
+ * of 1,000 made each call fault in megabytes of fresh heap, which cost more
+ * than the extra round trips (the next page is asked for ahead). */
+#define PAGE_GROUPS 250
+
 static json_t *page_request(const queue_query_t *query, long long after_id)
 {
-    json_t *req = json_pack("{s:s, s:b, s:o, s:I}", "op", "queue", "all", query->all, "user",
-                            query->user ? json_string(query->user) : json_null(), "after_id",
-                            (json_int_t)after_id);
+    json_t *req = json_pack("{s:s, s:b, s:o, s:I, s:i}", "op", "queue", "all", query->all,
+                            "user", query->user ? json_string(query->user) : json_null(),
+                            "after_id", (json_int_t)after_id, "limit", PAGE_GROUPS);
     if (query->name)
         json_object_set_new(req, "name", json_string(query->name));
     if (query->states)
