@@ -115,6 +115,8 @@ static json_t *submit_copies(jgd_conn_t *c, jg_group_spec_t *spec, const char *p
                                  "a DNS label (at most 63 of a-z, 0-9 and '-'); choose a "
                                  "shorter name with -n", last, base, (long long)first, last);
     free(last);
+    /* Each copy is a submit's work: the connection's turn is charged so. */
+    c->extra_cost = (int)count - 1;
     for (json_int_t i = 0; i < count && !failure; i++) {
         jg_group_spec_t *copy = spec;
         if (i > 0 && !(copy = jg_spec_from_json(spec_json, &err))) {

@@ -27,7 +27,8 @@
 #include "daemon_int.h"
 
 /* What one client may hold of the daemon (docs/security.md).  A connection
- * gets REQUESTS_PER_TURN requests and one READ_CHUNK read per loop turn, and
+ * gets REQUESTS_PER_TURN requests (a submit of N copies counts N) and one
+ * READ_CHUNK read per loop turn, and
  * reads nothing more while it holds complete requests not yet served or
  * replies over OUTPUT_HIGH_WATER not yet taken: so its input buffer never
  * exceeds one message plus one chunk, and a client that does not read its
@@ -380,7 +381,9 @@ static void conn_serve(jgd_conn_t *c)
         json_decref(req);
         if (jgd_conn_send(c, reply) < 0 || c->close_after_flush)
             return;
-        if (--budget == 0) {
+        budget -= 1 + c->extra_cost;
+        c->extra_cost = 0;
+        if (budget <= 0) {
             jg_loop_defer_fd(c->daemon->loop, c->fd);
             break;
         }
