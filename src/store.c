@@ -39,6 +39,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <stdint.h>
 #include <string.h>
 
 #define JG_STORE_APP_ID 0x4A475344      /* "JGSD" in the file header */
@@ -116,6 +117,11 @@ static const char *const migrations[] = {
      * FILE), kept with its group so that a restarted daemon still has it; NULL
      * when the group uses an installed policy (by name) */
     "ALTER TABLE groups ADD COLUMN policy_text TEXT;",
+    /* 4 -> 5: `jgsched queue -u USER` and `-n NAME` page through a store of
+     * 100,000 groups by index; the rowid at the end of each entry keeps a
+     * user's (a name's) groups in id order, the order of the pages. */
+    "CREATE INDEX groups_user ON groups(user);"
+    "CREATE INDEX groups_name ON groups(name);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -147,9 +153,6 @@ enum stmt_id {
     ST_SET_NODE_HANDLE,
     ST_GET_GROUP,
     ST_GROUP_FILTERED,
-    ST_GROUPS_ALL,
-    ST_GROUPS_ACTIVE,
-    ST_GROUPS_RECENT,
     ST_JOBS_OF_GROUP,
     ST_JOBS_ALL,
     ST_NODES,
@@ -164,11 +167,30 @@ enum stmt_id {
     ST_COUNT
 };
 
+/* The listings (jg_store_list_groups) are built from the filter's shape and
+ * prepared on first use: which index serves a page depends on which filters
+ * are set, and one generic WHERE with "?x IS NULL OR ..." would defeat them. */
+enum list_mode {
+    LIST_ALL,           /* every group */
+    LIST_ACTIVE,        /* non-terminal groups */
+    LIST_RECENT,        /* non-terminal ones and those ended after ?4 */
+    LIST_STATE_ONE,     /* one state (?7) */
+    LIST_STATES_ACTIVE, /* several states (?7, a JSON array), all non-terminal: few groups */
+    LIST_STATES_SCAN,   /* several states, some terminal: id order, no sort */
+    LIST_MODES
+};
+enum { NAME_ANY, NAME_EXACT, NAME_PREFIX, NAME_KINDS };
+#define LIST_SHAPES (LIST_MODES * 2 * NAME_KINDS * 2)
+#define COUNT_SHAPES (2 * NAME_KINDS)
+
 struct jg_store {
     sqlite3 *db;
     char *path;
     int depth;                  /* 1 while the caller's jg_store_begin is open */
     sqlite3_stmt *st[ST_COUNT];
+    char *active_sql;           /* "'PENDING','STARTING',...", for the built statements */
+    sqlite3_stmt *list_st[LIST_SHAPES];     /* built on first use */
+    sqlite3_stmt *count_st[COUNT_SHAPES];
 };
 
 static int db_err(jg_store_t *s, jg_error_t *err, const char *what)
@@ -413,6 +435,11 @@ void jg_store_close(jg_store_t *s)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
+    for (int i = 0; i < LIST_SHAPES; i++)
+        sqlite3_finalize(s->list_st[i]);
+    for (int i = 0; i < COUNT_SHAPES; i++)
+        sqlite3_finalize(s->count_st[i]);
+    free(s->active_sql);
     sqlite3_close_v2(s->db);    /* rolls back an open transaction */
     free(s->path);
     free(s);
@@ -427,10 +454,12 @@ void jg_store_close(jg_store_t *s)
                  "free_restarts"
 #define GROUP_WHERE_USER "(?2 IS NULL OR user = ?2)"
 
-/* Filter parameters shared by the ST_GROUP* statements: ?1 group id, ?2 user,
- * ?3 active only, ?4 ended after; the listings also take ?5 "ids above" and
- * ?6 a row limit (-1: none), which page a long queue.  @ACTIVE@ becomes the quoted names of the
- * non-terminal states, computed from state.h at open. */
+/* Filter parameters of ST_GROUP_FILTERED and of the built listings
+ * (list_sql): ?1 group id, ?2 user, ?3 active only, ?4 ended after; the
+ * listings also take ?5 "ids above" and ?6 a row limit (-1: none), which page
+ * a long queue, ?7 the states, ?8 and ?9 the name (or the bounds of a
+ * prefix).  @ACTIVE@ becomes the quoted names of the non-terminal states,
+ * computed from state.h at open. */
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -492,22 +521,6 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GROUP_FILTERED] =
         "SELECT " GROUP_COLS " FROM groups WHERE id = ?1 AND " GROUP_WHERE_USER
         " AND (state IN (@ACTIVE@) OR (?3 = 0 AND (?4 = 0 OR ended_us > ?4)))",
-    [ST_GROUPS_ALL] =
-        "SELECT " GROUP_COLS " FROM groups WHERE id > ?5 AND " GROUP_WHERE_USER
-        " ORDER BY id LIMIT ?6",
-    /* INDEXED BY: left to itself the planner may scan the whole table in id
-     * order to save a sort, which is the wrong bet with 100k finished groups. */
-    [ST_GROUPS_ACTIVE] =
-        "SELECT " GROUP_COLS " FROM groups INDEXED BY groups_state"
-        " WHERE state IN (@ACTIVE@) AND id > ?5 AND " GROUP_WHERE_USER
-        " ORDER BY id LIMIT ?6",
-    [ST_GROUPS_RECENT] =
-        "SELECT " GROUP_COLS " FROM groups INDEXED BY groups_state"
-        " WHERE state IN (@ACTIVE@) AND id > ?5 AND " GROUP_WHERE_USER
-        " UNION ALL "
-        "SELECT " GROUP_COLS " FROM groups INDEXED BY groups_ended"
-        " WHERE ended_us > ?4 AND state NOT IN (@ACTIVE@) AND id > ?5 AND " GROUP_WHERE_USER
-        " ORDER BY id LIMIT ?6",
     [ST_JOBS_OF_GROUP] = "SELECT " JOB_COLS " FROM jobs WHERE group_id = ?1 ORDER BY idx",
     [ST_JOBS_ALL] = "SELECT " JOB_COLS " FROM jobs ORDER BY group_id, idx",
     [ST_JOBS_OF_GROUPS] = "SELECT " JOB_COLS " FROM jobs "
@@ -560,6 +573,7 @@ static char *expand_sql(const char *sql, const char *active)
 static int prepare_all(jg_store_t *s, jg_error_t *err)
 {
     char *active = active_states_sql();
+    s->active_sql = jg_xstrdup(active);
     int rc = 0;
     for (int i = 0; i < ST_COUNT && rc == 0; i++) {
         char *sql = expand_sql(stmt_sql[i], active);
@@ -1165,22 +1179,160 @@ int jg_store_get_group(jg_store_t *s, int64_t group_id, jg_group_row_t *out, jg_
     return 0;
 }
 
+/* The listing's SQL for one shape of filter.  Each shape names the index that
+ * serves it, so that a page costs about its own rows however many groups are
+ * stored: left to itself the planner may scan the whole table in id order to
+ * save a sort, which is the wrong bet for the few active groups among 100k
+ * finished ones, and the right one (no sort at all) for a set of states that
+ * may hold most of the store. */
+static char *list_sql(enum list_mode mode, bool user, int name, bool summary)
+{
+    const char *cols = summary ? "id, name, user, uid, gid, state, reason, '', infra, "
+                                 "submitted_us, started_us, ended_us"
+                               : GROUP_COLS;
+    char conds[160];
+    snprintf(conds, sizeof conds, "id > ?5%s%s", user ? " AND user = ?2" : "",
+             name == NAME_EXACT    ? " AND name = ?8"
+             : name == NAME_PREFIX ? " AND name >= ?8 AND name < ?9"
+                                   : "");
+    /* LIST_ALL: an exact name, else the user, else the rowid itself. */
+    const char *all_index = name == NAME_EXACT ? "INDEXED BY groups_name"
+                            : user             ? "INDEXED BY groups_user"
+                                               : "NOT INDEXED";
+    switch (mode) {
+    case LIST_ALL:
+        return jg_xasprintf("SELECT %s FROM groups %s WHERE %s ORDER BY id LIMIT ?6", cols,
+                            all_index, conds);
+    case LIST_ACTIVE:
+        return jg_xasprintf("SELECT %s FROM groups INDEXED BY groups_state WHERE state IN "
+                            "(@ACTIVE@) AND %s ORDER BY id LIMIT ?6", cols, conds);
+    case LIST_RECENT:
+        return jg_xasprintf("SELECT %s FROM groups INDEXED BY groups_state WHERE state IN "
+                            "(@ACTIVE@) AND %s UNION ALL SELECT %s FROM groups INDEXED BY "
+                            "groups_ended WHERE ended_us > ?4 AND state NOT IN (@ACTIVE@) AND "
+                            "%s ORDER BY id LIMIT ?6", cols, conds, cols, conds);
+    case LIST_STATE_ONE:
+        return jg_xasprintf("SELECT %s FROM groups INDEXED BY groups_state WHERE state = ?7 "
+                            "AND %s ORDER BY id LIMIT ?6", cols, conds);
+    case LIST_STATES_ACTIVE:
+        return jg_xasprintf("SELECT %s FROM groups INDEXED BY groups_state WHERE state IN "
+                            "(SELECT value FROM json_each(?7)) AND %s ORDER BY id LIMIT ?6",
+                            cols, conds);
+    case LIST_STATES_SCAN:
+    default:
+        return jg_xasprintf("SELECT %s FROM groups %s WHERE state IN (SELECT value FROM "
+                            "json_each(?7)) AND %s ORDER BY id LIMIT ?6", cols,
+                            all_index, conds);
+    }
+}
+
+/* The statement for a shape, prepared on first use and kept. */
+static sqlite3_stmt *built_stmt(jg_store_t *s, sqlite3_stmt **slot, char *sql, jg_error_t *err)
+{
+    if (!*slot) {
+        char *expanded = expand_sql(sql, s->active_sql);
+        if (sqlite3_prepare_v3(s->db, expanded, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL) !=
+            SQLITE_OK) {
+            db_err(s, err, "cannot prepare a listing");
+            *slot = NULL;
+        }
+        free(expanded);
+    }
+    free(sql);
+    return *slot;
+}
+
+static int name_kind(const char *name)
+{
+    if (!name)
+        return NAME_ANY;
+    size_t n = strlen(name);
+    return n > 0 && name[n - 1] == '*' ? NAME_PREFIX : NAME_EXACT;
+}
+
+/* Binds ?8 (and ?9) for the name filter: "x" itself, or for "x*" the bounds
+ * of the names starting with x ("x" <= name < "x\xff": no UTF-8 text holds
+ * the byte 0xff, so every name with that prefix sorts below the bound).
+ * *owned holds what the binding points to until the statement is reset. */
+static void bind_name(sqlite3_stmt *st, const char *name, char **owned)
+{
+    *owned = NULL;
+    int kind = name_kind(name);
+    if (kind == NAME_EXACT)
+        sqlite3_bind_text(st, 8, name, -1, SQLITE_STATIC);
+    else if (kind == NAME_PREFIX) {
+        size_t n = strlen(name) - 1;
+        sqlite3_bind_text(st, 8, name, (int)n, SQLITE_STATIC);
+        *owned = jg_xasprintf("%.*s\xff", (int)n, name);
+        sqlite3_bind_text(st, 9, *owned, -1, SQLITE_STATIC);
+    }
+}
+
+/* The states of a mask as a JSON array of names, and whether all of them
+ * are non-terminal; *one is the single state's name when there is one. */
+static char *states_json(uint32_t mask, bool *all_active, const char **one)
+{
+    char *list = jg_xstrdup("[");
+    int count = 0;
+    *all_active = true;
+    *one = NULL;
+    for (int i = 0; i < JG_STATE_COUNT; i++) {
+        if (!(mask & (1u << i)))
+            continue;
+        char *next = jg_xasprintf("%s%s\"%s\"", list, count ? "," : "", jg_state_name(i));
+        free(list);
+        list = next;
+        *one = jg_state_name(i);
+        *all_active = *all_active && !jg_state_is_terminal((jg_state_t)i);
+        count++;
+    }
+    char *out = jg_xasprintf("%s]", list);
+    free(list);
+    if (count != 1)
+        *one = NULL;
+    return out;
+}
+
 int jg_store_list_groups(jg_store_t *s, const jg_group_filter_t *filter, jg_group_row_t **out,
                          size_t *n, jg_error_t *err)
 {
     jg_group_filter_t all = {0};
     const jg_group_filter_t *f = filter ? filter : &all;
-    enum stmt_id id;
-    if (f->group_id != 0)
-        id = ST_GROUP_FILTERED;
-    else if (f->active_only)
-        id = ST_GROUPS_ACTIVE;
-    else if (f->ended_after_us != 0)
-        id = ST_GROUPS_RECENT;
-    else
-        id = ST_GROUPS_ALL;
-    sqlite3_stmt *st = use(s, id);
-    /* Each statement uses a subset of ?1..?4: binding an unused one is harmless,
+    uint32_t states = f->states & ((1u << JG_STATE_COUNT) - 1);
+    char *states_list = NULL, *name_bound = NULL;
+    const char *one_state = NULL;
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    if (f->group_id != 0) {
+        st = use(s, ST_GROUP_FILTERED);
+    } else {
+        enum list_mode mode = LIST_ALL;
+        if (states) {
+            bool all_active;
+            states_list = states_json(states, &all_active, &one_state);
+            mode = one_state ? LIST_STATE_ONE : all_active ? LIST_STATES_ACTIVE
+                                                           : LIST_STATES_SCAN;
+        } else if (f->active_only)
+            mode = LIST_ACTIVE;
+        else if (f->ended_after_us != 0)
+            mode = LIST_RECENT;
+        int name = name_kind(f->name);
+        size_t shape = (((size_t)mode * 2 + (f->user != NULL)) * NAME_KINDS + (size_t)name) * 2 +
+                       f->summary;
+        st = built_stmt(s, &s->list_st[shape], list_sql(mode, f->user != NULL, name, f->summary),
+                        err);
+        if (!st) {
+            free(states_list);
+            return -1;
+        }
+        if (one_state)
+            sqlite3_bind_text(st, 7, one_state, -1, SQLITE_STATIC);
+        else if (states_list)
+            sqlite3_bind_text(st, 7, states_list, -1, SQLITE_STATIC);
+        bind_name(st, f->name, &name_bound);
+    }
+    /* Each statement uses a subset of ?1..?9: binding an unused one is harmless,
      * and one past the statement's last parameter fails without effect. */
     sqlite3_bind_int64(st, 1, f->group_id);
     if (f->user)
@@ -1193,8 +1345,44 @@ int jg_store_list_groups(jg_store_t *s, const jg_group_filter_t *filter, jg_grou
     sqlite3_bind_int64(st, 6, f->limit ? (int64_t)f->limit : -1);
     void *rows;
     int rc = collect(s, st, sizeof **out, read_group, free_groups_v, &rows, n, err);
+    free(states_list);      /* collect's reset cleared the bindings */
+    free(name_bound);
     *out = rows;
     return rc;
+}
+
+int jg_store_count_ended(jg_store_t *s, const char *user, const char *name, int64_t before_us,
+                         int64_t *count, jg_error_t *err)
+{
+    *count = 0;
+    int kind = name_kind(name);
+    size_t shape = (size_t)(user != NULL) * NAME_KINDS + (size_t)kind;
+    char conds[128];
+    snprintf(conds, sizeof conds, "%s%s", user ? " AND user = ?2" : "",
+             kind == NAME_EXACT    ? " AND name = ?8"
+             : kind == NAME_PREFIX ? " AND name >= ?8 AND name < ?9"
+                                   : "");
+    /* A terminal group, and only one, has ended_us > 0 (ST_SET_GROUP_STATE):
+     * without other filters the count reads the ended index alone. */
+    char *sql = jg_xasprintf("SELECT count(*) FROM groups %s WHERE ended_us > 0 AND "
+                             "ended_us <= ?4%s",
+                             user || kind == NAME_EXACT ? "" : "INDEXED BY groups_ended", conds);
+    sqlite3_stmt *st = built_stmt(s, &s->count_st[shape], sql, err);
+    if (!st)
+        return -1;
+    char *name_bound;
+    if (user)
+        sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, before_us);
+    bind_name(st, name, &name_bound);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *count = sqlite3_column_int64(st, 0);
+    else
+        db_err(s, err, "cannot count the ended groups");
+    reset_stmt(st);
+    free(name_bound);
+    return rc == SQLITE_ROW ? 0 : -1;
 }
 
 int jg_store_list_jobs(jg_store_t *s, int64_t group_id, jg_job_row_t **out, size_t *n,

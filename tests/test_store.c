@@ -119,7 +119,7 @@ Test(store, open_creates_schema_in_wal_with_version_and_app_id)
 {
     jg_store_close(open_ok());
     sqlite3 *db = raw_open(db_path);
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 4);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 5);
     cr_expect_neq(raw_int(db, "PRAGMA application_id"), 0);
     cr_expect_eq(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
                              "name IN ('groups', 'jobs', 'nodes', 'events')"), 4);
@@ -587,6 +587,126 @@ Test(store, list_groups_pages_from_a_cursor)
     jg_store_close(s);
 }
 
+static int64_t add_named(jg_store_t *s, const char *user, const char *name)
+{
+    jg_group_spec_t spec = test_spec;
+    spec.name = (char *)name;
+    jg_error_t err = {{0}};
+    int64_t id = 0;
+    cr_assert_eq(jg_store_add_group(s, &spec, "{\"name\":\"x\"}", 1000, 100, user, 1, &id, &err),
+                 0, "%s", err.text);
+    return id;
+}
+
+#define BIT(state) (1u << (state))
+
+/* `queue -n`, `-s` and `-u` (docs/protocol.md, queue): each shape of filter
+ * is a statement of its own, and every one pages from the cursor in id order. */
+Test(store, list_groups_by_name_state_and_user)
+{
+    jg_store_t *s = open_ok();
+    int64_t t0 = add_named(s, "alice", "train-0");   /* SUCCEEDED */
+    int64_t e = add_named(s, "bob", "eval");           /* RUNNING */
+    int64_t t1 = add_named(s, "bob", "train-1");      /* FAILED */
+    int64_t t2 = add_named(s, "alice", "train-2");    /* PENDING */
+    int64_t tr = add_named(s, "alice", "train");      /* PENDING */
+    int64_t o = add_named(s, "alice", "trains");      /* CANCELLED */
+    cr_assert_eq(jg_store_set_group_state(s, t0, JG_SUCCEEDED, "", 100, NULL), 0);
+    cr_assert_eq(jg_store_set_group_state(s, e, JG_RUNNING, "", 100, NULL), 0);
+    cr_assert_eq(jg_store_set_group_state(s, t1, JG_FAILED, "", 200, NULL), 0);
+    cr_assert_eq(jg_store_set_group_state(s, o, JG_CANCELLED, "", 300, NULL), 0);
+    int64_t ids[8];
+
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.name = "train"}, ids, 8), 1, "exact name");
+    cr_expect_eq(ids[0], tr);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.name = "train-*"}, ids, 8), 3, "a prefix");
+    cr_expect(ids[0] == t0 && ids[1] == t1 && ids[2] == t2);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.name = "train*"}, ids, 8), 5);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.name = "train-*", .after_id = t0, .limit = 1},
+                          ids, 8), 1);
+    cr_expect_eq(ids[0], t1, "a prefix pages in id order");
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.name = "*"}, ids, 8), 6, "empty prefix: all");
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.name = "nope*"}, ids, 8), 0);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.name = "train-*", .user = "alice"}, ids, 8),
+                 2);
+    cr_expect(ids[0] == t0 && ids[1] == t2);
+
+    /* one state: the index in id order */
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.states = BIT(JG_PENDING)}, ids, 8), 2);
+    cr_expect(ids[0] == t2 && ids[1] == tr);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.states = BIT(JG_PENDING), .after_id = t2},
+                          ids, 8), 1);
+    cr_expect_eq(ids[0], tr);
+    /* several active states */
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.states = BIT(JG_PENDING) | BIT(JG_RUNNING),
+                                                  .limit = 2}, ids, 8), 2);
+    cr_expect(ids[0] == e && ids[1] == t2, "the limit takes the lowest ids");
+    /* terminal ones too, and states override active_only and the window */
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.states = BIT(JG_SUCCEEDED) | BIT(JG_FAILED) |
+                                                            BIT(JG_PENDING),
+                                                  .active_only = true, .ended_after_us = 999},
+                          ids, 8), 4);
+    cr_expect(ids[0] == t0 && ids[1] == t1 && ids[2] == t2 && ids[3] == tr);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.states = BIT(JG_SUCCEEDED) | BIT(JG_FAILED),
+                                                  .user = "bob"}, ids, 8), 1);
+    cr_expect_eq(ids[0], t1);
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.states = BIT(JG_CANCELLED),
+                                                  .name = "trains"}, ids, 8), 1);
+    cr_expect_eq(ids[0], o);
+    cr_expect_eq(list_ids(s, (jg_group_filter_t){.states = BIT(JG_CANCELLED), .name = "eval"},
+                          ids, 8), 0);
+
+    /* the recent window with a name and a user */
+    cr_assert_eq(list_ids(s, (jg_group_filter_t){.ended_after_us = 150, .name = "train*",
+                                                  .user = "alice"}, ids, 8), 3);
+    cr_expect(ids[0] == t2 && ids[1] == tr && ids[2] == o);
+
+    /* summary rows leave the spec out, and only the spec */
+    jg_group_row_t *rows;
+    size_t n;
+    cr_assert_eq(jg_store_list_groups(s, &(jg_group_filter_t){.summary = true, .name = "eval"},
+                                      &rows, &n, NULL), 0);
+    cr_assert_eq(n, 1);
+    cr_expect_str_eq(rows[0].spec_json, "");
+    cr_expect_str_eq(rows[0].name, "eval");
+    cr_expect_str_eq(rows[0].user, "bob");
+    cr_expect_eq(rows[0].state, JG_RUNNING);
+    jg_group_rows_free(rows, n);
+    cr_assert_eq(jg_store_list_groups(s, &(jg_group_filter_t){.name = "eval"}, &rows, &n,
+                                      NULL), 0);
+    cr_expect_str_eq(rows[0].spec_json, "{\"name\":\"x\"}");
+    jg_group_rows_free(rows, n);
+    jg_store_close(s);
+}
+
+/* What the default queue leaves out: terminal groups ended at or before the
+ * window's start, counted with the same user and name filters. */
+Test(store, count_ended_counts_what_the_window_leaves_out)
+{
+    jg_store_t *s = open_ok();
+    int64_t a = add_named(s, "alice", "a-1"), b = add_named(s, "bob", "b-1");
+    int64_t c = add_named(s, "alice", "a-2");
+    add_named(s, "alice", "a-3");   /* pending: never counted */
+    cr_assert_eq(jg_store_set_group_state(s, a, JG_SUCCEEDED, "", 100, NULL), 0);
+    cr_assert_eq(jg_store_set_group_state(s, b, JG_FAILED, "", 200, NULL), 0);
+    cr_assert_eq(jg_store_set_group_state(s, c, JG_CANCELLED, "", 300, NULL), 0);
+    jg_error_t err = {{0}};
+    int64_t n = -1;
+    cr_assert_eq(jg_store_count_ended(s, NULL, NULL, 200, &n, &err), 0, "%s", err.text);
+    cr_expect_eq(n, 2, "at or before");
+    cr_assert_eq(jg_store_count_ended(s, NULL, NULL, 1000, &n, &err), 0);
+    cr_expect_eq(n, 3);
+    cr_assert_eq(jg_store_count_ended(s, NULL, NULL, 99, &n, &err), 0);
+    cr_expect_eq(n, 0);
+    cr_assert_eq(jg_store_count_ended(s, "alice", NULL, 1000, &n, &err), 0);
+    cr_expect_eq(n, 2);
+    cr_assert_eq(jg_store_count_ended(s, "alice", "a-*", 200, &n, &err), 0);
+    cr_expect_eq(n, 1);
+    cr_assert_eq(jg_store_count_ended(s, NULL, "b-1", 1000, &n, &err), 0);
+    cr_expect_eq(n, 1);
+    jg_store_close(s);
+}
+
 Test(store, list_groups_filter_semantics)
 {
     jg_store_t *s = open_ok();
@@ -790,7 +910,7 @@ Test(store, refuses_a_newer_schema_without_touching_it)
     cr_assert_null(jg_store_open(db_path, &err));
     char want[256];
     snprintf(want, sizeof want,
-             "%s was written by a newer jgsched (schema 99, this build knows 4); "
+             "%s was written by a newer jgsched (schema 99, this build knows 5); "
              "refusing to open it", db_path);
     cr_expect_str_eq(err.text, want);
 
@@ -935,7 +1055,8 @@ Test(store, a_version_1_store_is_migrated_and_keeps_its_groups)
     raw_exec(db, "DROP TABLE volumes; ALTER TABLE jobs DROP COLUMN restart_count;"
                  "ALTER TABLE jobs DROP COLUMN restart_due_us;"
                  "ALTER TABLE jobs DROP COLUMN free_restarts;"
-                 "ALTER TABLE groups DROP COLUMN policy_text; PRAGMA user_version = 1;");
+                 "ALTER TABLE groups DROP COLUMN policy_text; DROP INDEX groups_user;"
+                 "DROP INDEX groups_name; PRAGMA user_version = 1;");
     sqlite3_close(db);
     s = open_ok();
     jg_error_t err = {{0}};
@@ -945,7 +1066,7 @@ Test(store, a_version_1_store_is_migrated_and_keeps_its_groups)
     cr_assert_eq(jg_store_add_volume(s, "v", "/v", 0, "root", 1, &err), 0, "%s", err.text);
     jg_store_close(s);
     db = raw_open(db_path);
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 4);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 5);
     sqlite3_close(db);
 }
 
@@ -957,7 +1078,8 @@ Test(store, a_version_2_store_gets_policy_text_and_old_groups_have_none)
     int64_t old = add(s, "alice", 5);
     jg_store_close(s);
     sqlite3 *db = raw_open(db_path);
-    raw_exec(db, "ALTER TABLE groups DROP COLUMN policy_text; PRAGMA user_version = 3;");
+    raw_exec(db, "ALTER TABLE groups DROP COLUMN policy_text; DROP INDEX groups_user;"
+                 "DROP INDEX groups_name; PRAGMA user_version = 3;");
     sqlite3_close(db);
     s = open_ok();
     jg_error_t err = {{0}};
@@ -979,7 +1101,7 @@ Test(store, a_version_2_store_gets_policy_text_and_old_groups_have_none)
     cr_expect_eq(jg_store_set_group_policy_text(s, 99999, lua, 3, &err), -1);
     jg_store_close(s);
     db = raw_open(db_path);
-    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 4);
+    cr_expect_eq(raw_int(db, "PRAGMA user_version"), 5);
     sqlite3_close(db);
 }
 

@@ -80,10 +80,15 @@ typedef struct {
 } jg_event_row_t;
 
 typedef struct {
-    int64_t group_id;       /* 0: all groups */
+    int64_t group_id;       /* 0: all groups; else that group alone, if it passes user,
+                             * active_only and ended_after_us (name, states ignored) */
     bool active_only;       /* only non-terminal groups */
     int64_t ended_after_us; /* with !active_only: also terminal groups ended after this (0: all) */
     const char *user;       /* NULL: every user */
+    const char *name;       /* NULL: any; "x": named x; "x*": names starting with x */
+    uint32_t states;        /* bit (1u << state) per state listed, 0: any; when set,
+                             * active_only and ended_after_us are ignored */
+    bool summary;           /* leave spec_json "" (a listing that shows no spec reads less) */
     int64_t after_id;       /* only groups with a larger id (0: from the first); a page cursor */
     size_t limit;           /* at most this many groups, the lowest ids (0: all) */
 } jg_group_filter_t;
@@ -169,8 +174,15 @@ int jg_store_get_group_policy_text(jg_store_t *store, int64_t group_id, char **t
 
 int jg_store_get_group(jg_store_t *store, int64_t group_id, jg_group_row_t *out,
                        jg_error_t *err);   /* -1 + "no group N" if absent */
+/* By id.  Served by an index whatever the filter (state, user, name), so a
+ * page of `limit` groups costs about its own rows with 100,000 stored. */
 int jg_store_list_groups(jg_store_t *store, const jg_group_filter_t *filter,
-                         jg_group_row_t **out, size_t *n, jg_error_t *err);   /* by id */
+                         jg_group_row_t **out, size_t *n, jg_error_t *err);
+/* *count: the terminal groups that ended at or before before_us, of user
+ * (NULL: any) and matching name (NULL: any; "x*" a prefix, as in the filter):
+ * what a listing of active and recently ended groups leaves out. */
+int jg_store_count_ended(jg_store_t *store, const char *user, const char *name,
+                         int64_t before_us, int64_t *count, jg_error_t *err);
 /* group_id 0: the jobs of every group, ordered by group id then index. */
 int jg_store_list_jobs(jg_store_t *store, int64_t group_id, jg_job_row_t **out, size_t *n,
                        jg_error_t *err);   /* by index */

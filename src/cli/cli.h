@@ -152,6 +152,10 @@ void jg_cli_table_free(jg_cli_table_t *t);          /* accepts NULL */
 void jg_cli_table_align_right(jg_cli_table_t *t, size_t col);
 /* Appends a row of ncols cells (copied; NULL prints as empty). */
 void jg_cli_table_add(jg_cli_table_t *t, const char *const *cells);
+/* From now on (on a table still empty) jg_cli_table_add keeps the cells'
+ * pointers instead of copies: the caller keeps them alive until the table is
+ * freed.  A listing of 100,000 rows then holds its text once. */
+void jg_cli_table_borrow_cells(jg_cli_table_t *t);
 size_t jg_cli_table_rows(const jg_cli_table_t *t);
 /* Width of the widest line of a column, header included. */
 size_t jg_cli_table_width(const jg_cli_table_t *t, size_t col);

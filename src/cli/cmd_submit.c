@@ -26,12 +26,19 @@
 
 static const char usage[] =
     "usage: jgsched submit FILE [-n NAME] [--infra INFRA] [--policy P] [-d|--detach]\n"
+    "       jgsched submit FILE... [-c|--count N] [-n NAME] [--infra INFRA] [--policy P]\n"
     "\n"
     "Submits a JobGroup YAML and follows it until it ends.  Exit status: 0 if the\n"
     "group SUCCEEDED, 1 if it did not, 2 if it was refused, 3 if no daemon,\n"
     "4 if the daemon failed to act (e.g. its disk is full).\n"
     "\n"
+    "Several files, or --count, submit many groups in one call and print their ids,\n"
+    "one a line, without following them.  Every file is checked first: if one does\n"
+    "not validate, nothing is submitted (exit 2).  Each group is then stored whole or\n"
+    "not at all; one the daemon refuses is reported and the others are kept (exit 1).\n"
+    "\n"
     "  -n, --name NAME     run the group under another name\n"
+    "  -c, --count N       submit N groups of each file, named NAME-0 .. NAME-(N-1)\n"
     "      --infra INFRA   run every job on INFRA (local, kubernetes[/CONTEXT])\n"
     "      --policy P      govern the group by policy P: an installed policy's name,\n"
     "                      or a .lua file (read here, as you, and sent to jgschedd)\n"
@@ -336,6 +343,194 @@ lost:
     return JG_EXIT_NO_DAEMON;
 }
 
+/* ---- many groups in one call ---- */
+
+#define JG_SUBMIT_MAX_TOTAL 1000000   /* groups of one file in one call (--count) */
+#define MANY_CHUNK 100          /* copies per request: the daemon's most (JG_SUBMIT_MAX_COUNT) */
+#define MANY_WINDOW 8           /* requests sent ahead of their replies */
+
+typedef struct {
+    const char *path;       /* as the user typed it (messages) */
+    char *abs;              /* sent as "file" */
+    char *yaml;
+    size_t len;
+    bool refused;           /* the daemon refused a group of it: later chunks say nothing */
+} many_file_t;
+
+typedef struct {
+    size_t file;
+    long long first, count; /* count 0: a plain submit (no --count) */
+} many_req_t;
+
+/* Reads and checks every file before anything is sent: a file that does not
+ * validate stops the call with nothing submitted.  Returns JG_EXIT_OK or
+ * JG_EXIT_USAGE after printing the errors (file:line:col: ...). */
+static int many_check(many_file_t *files, size_t n, long long count, const char *name)
+{
+    int rc = JG_EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        files[i].yaml = read_file(files[i].path, &files[i].len);
+        if (!files[i].yaml) {
+            rc = JG_EXIT_USAGE;
+            continue;
+        }
+        jg_spec_errors_t errs = {0};
+        jg_group_spec_t *spec = jg_spec_parse(files[i].yaml, files[i].len, files[i].path, &errs);
+        if (!spec) {
+            for (size_t e = 0; e < errs.count; e++)
+                fprintf(stderr, "%s\n", errs.messages[e]);
+            rc = JG_EXIT_USAGE;
+        } else if (count > 0) {
+            /* The longest name of the copies must be a DNS label too. */
+            char *last = jg_xasprintf("%s-%lld", name ? name : spec->name, count - 1);
+            if (!jg_spec_is_dns_label(last)) {
+                jg_cli_errorf("%s: --count %lld would name a group %s, which is not a DNS label "
+                              "(at most 63 of a-z, 0-9 and '-'); choose a shorter name with -n",
+                              files[i].path, count, last);
+                rc = JG_EXIT_USAGE;
+            }
+            free(last);
+        }
+        jg_spec_free(spec);
+        jg_spec_errors_free(&errs);
+        files[i].abs = absolute_path(files[i].path);
+    }
+    if (rc != JG_EXIT_OK)
+        jg_cli_errorf("nothing was submitted: fix the files above and submit again");
+    return rc;
+}
+
+/* Prints a reply's accepted ids and its refusal; returns the worst exit
+ * status it implies. */
+static int many_reply(const json_t *reply, many_file_t *f)
+{
+    int rc = JG_EXIT_OK;
+    json_t *groups = json_object_get(reply, "groups");
+    if (!json_is_array(groups) && jg_cli_jbool(reply, "ok")) {     /* a plain submit */
+        printf("%lld\n", jg_cli_jint(reply, "id", 0));
+        if (strncmp(jg_cli_jstr(reply, "state"), "FAILED", 6) == 0) {
+            jg_cli_errorf("%s: group %lld (%s) %s: %s", f->path, jg_cli_jint(reply, "id", 0),
+                          jg_cli_jstr(reply, "name"), jg_cli_jstr(reply, "state"),
+                          jg_cli_jstr(reply, "reason"));
+            rc = JG_EXIT_FAIL;
+        }
+    }
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g) {
+        printf("%lld\n", jg_cli_jint(g, "id", 0));
+        if (strncmp(jg_cli_jstr(g, "state"), "FAILED", 6) == 0 && !f->refused) {
+            jg_cli_errorf("%s: group %lld (%s) %s: %s", f->path, jg_cli_jint(g, "id", 0),
+                          jg_cli_jstr(g, "name"), jg_cli_jstr(g, "state"),
+                          jg_cli_jstr(g, "reason"));
+            f->refused = true;
+            rc = JG_EXIT_FAIL;
+        }
+    }
+    if (!jg_cli_jbool(reply, "ok")) {
+        rc = jg_cli_failure_code(reply, JG_EXIT_FAIL);
+        if (!f->refused) {
+            json_array_foreach(json_object_get(reply, "errors"), i, g)
+                fprintf(stderr, "%s\n", json_string_value(g) ? json_string_value(g) : "?");
+            jg_cli_errorf("%s: refused: %s", f->path, jg_cli_jstr(reply, "error"));
+        }
+        f->refused = true;
+    } else if (!f->refused) {
+        json_array_foreach(json_object_get(reply, "warnings"), i, g)
+            fprintf(stderr, "warning: %s: %s\n", f->path,
+                    json_string_value(g) ? json_string_value(g) : "?");
+    }
+    return rc;
+}
+
+static int worse(int a, int b)
+{
+    /* 4 (the daemon failed) > 1 (refused) > 0 */
+    return a == JG_EXIT_DAEMON_FAILED || b == JG_EXIT_DAEMON_FAILED ? JG_EXIT_DAEMON_FAILED
+                                                                    : a > b ? a : b;
+}
+
+/* Submits every file (count times each, count 0: once, unnamed copies) over
+ * one connection, MANY_WINDOW requests ahead of their replies, and prints
+ * each accepted group's id as its reply comes. */
+static int submit_many(char **paths, size_t n_files, long long count, const char *name,
+                       const char *infra, json_t *policy, json_t *policy_text)
+{
+    many_file_t *files = jg_xcalloc(n_files, sizeof *files);
+    for (size_t i = 0; i < n_files; i++)
+        files[i].path = paths[i];
+    many_req_t *reqs = NULL;
+    size_t n_reqs = 0, sent = 0, answered = 0;
+    jg_cli_client_t c = {.fd = -1};
+    jg_error_t err;
+    int rc = many_check(files, n_files, count, name);
+    if (rc != JG_EXIT_OK)
+        goto done;
+    for (size_t i = 0; i < n_files; i++) {
+        long long first = 0;
+        do {
+            long long chunk = count - first > MANY_CHUNK ? MANY_CHUNK : count - first;
+            reqs = jg_xrealloc(reqs, (n_reqs + 1) * sizeof *reqs);
+            reqs[n_reqs++] = (many_req_t){.file = i, .first = first, .count = chunk};
+            first += chunk;
+        } while (first < count);
+    }
+    if (jg_cli_connect(&c, true, &err) < 0) {
+        jg_cli_errorf("%s", err.text);
+        rc = JG_EXIT_NO_DAEMON;
+        goto done;
+    }
+    while (answered < n_reqs) {
+        while (sent < n_reqs && sent - answered < MANY_WINDOW) {
+            const many_req_t *r = &reqs[sent];
+            many_file_t *f = &files[r->file];
+            json_t *req = json_pack("{s:s, s:s, s:s%, s:o, s:o, s:O, s:O}", "op", "submit",
+                                    "file", f->abs, "yaml", f->yaml, f->len, "name",
+                                    name ? json_string(name) : json_null(), "infra",
+                                    infra ? json_string(infra) : json_null(), "policy", policy,
+                                    "policy_text", policy_text);
+            if (!req) {
+                jg_cli_errorf("%s is not valid UTF-8 text; nothing more was submitted",
+                              f->path);
+                rc = worse(rc, JG_EXIT_USAGE);
+                n_reqs = sent;      /* wait for what was sent, send no more */
+                break;
+            }
+            if (r->count > 0) {
+                json_object_set_new(req, "count", json_integer(r->count));
+                json_object_set_new(req, "first_index", json_integer(r->first));
+            }
+            if (jg_cli_send(&c, req, &err) < 0)
+                goto lost;
+            sent++;
+        }
+        if (answered == n_reqs)
+            break;
+        json_t *reply = NULL;
+        if (jg_cli_recv(&c, -1, &reply, &err) < 0)
+            goto lost;
+        if (reply)
+            rc = worse(rc, many_reply(reply, &files[reqs[answered].file]));
+        answered += reply != NULL;
+        json_decref(reply);
+        fflush(stdout);
+    }
+    goto done;
+lost:
+    jg_cli_errorf("%s; the groups whose ids were printed were submitted, the others may not "
+                  "have been (see jgsched queue)", err.text);
+    rc = jg_cli_call_failure_code(&c);
+done:
+    jg_cli_close(&c);
+    for (size_t i = 0; i < n_files; i++) {
+        free(files[i].abs);
+        free(files[i].yaml);
+    }
+    free(files);
+    free(reqs);
+    return rc;
+}
+
 int jg_cli_cmd_submit(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -344,27 +539,42 @@ int jg_cli_cmd_submit(int argc, char **argv)
         {"policy", required_argument, NULL, 'p'},
         {"detach", no_argument, NULL, 'd'},
         {"wait", no_argument, NULL, 'w'},
+        {"count", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *name = NULL, *infra = NULL, *policy = NULL;
-    bool detach = false;
+    bool detach = false, wait = false;
+    long long count = 0;
     int opt;
-    while ((opt = jg_cli_getopt(argc, argv, "n:dh", longopts)) != -1) {
+    while ((opt = jg_cli_getopt(argc, argv, "n:c:dh", longopts)) != -1) {
         switch (opt) {
         case 'n': name = optarg; break;
+        case 'c': {
+            char *end;
+            errno = 0;
+            count = strtoll(optarg, &end, 10);
+            if (errno || end == optarg || *end || count < 1 || count > JG_SUBMIT_MAX_TOTAL)
+                return jg_cli_usage_error(argv[0], "--count takes a number from 1 to %d, not "
+                                          "'%s'", JG_SUBMIT_MAX_TOTAL, optarg);
+            break;
+        }
         case 'i': infra = optarg; break;
         case 'p': policy = optarg; break;
         case 'd': detach = true; break;
-        case 'w': detach = false; break;
+        case 'w': detach = false; wait = true; break;
         default:
             return jg_cli_help_or_usage(opt, usage);
         }
     }
-    int rc = jg_cli_operands(argc, argv, 1, 1, "a FILE");
+    int rc = jg_cli_operands(argc, argv, 1, -1, "a FILE");
     if (rc != JG_EXIT_OK)
         return rc;
     const char *path = argv[optind];
+    bool many = argc - optind > 1 || count > 0;
+    if (many && wait)
+        return jg_cli_usage_error(argv[0], "--wait follows one group; several files or "
+                                  "--count submit without following (see jgsched queue -n)");
 
     jg_error_t err;
     jg_cli_client_t c = {.fd = -1};
@@ -374,12 +584,7 @@ int jg_cli_cmd_submit(int argc, char **argv)
     char *file = NULL;
     char *policy_text = NULL, *policy_label = NULL;
     size_t len = 0, policy_len = 0;
-    char *yaml = read_file(path, &len);
-    if (!yaml) {
-        rc = JG_EXIT_USAGE;
-        goto done;
-    }
-    file = absolute_path(path);
+    char *yaml = NULL;
     /* A policy file is read here, as the user, and travels as text: the
      * daemon (perhaps root's) never opens a file a user names. */
     if (policy && jg_policy_is_path(policy)) {
@@ -396,6 +601,26 @@ int jg_cli_cmd_submit(int argc, char **argv)
         }
         policy_label = policy_label_of(policy);
     }
+    if (many) {
+        json_t *policy_j = policy_label ? json_string(policy_label)
+                           : policy     ? json_string(policy)
+                                        : json_null();
+        json_t *text_j = policy_text ? json_stringn(policy_text, policy_len) : json_null();
+        if (!text_j)
+            jg_cli_errorf("--policy: %s is not valid UTF-8 text", policy);
+        rc = text_j ? submit_many(argv + optind, (size_t)(argc - optind), count, name, infra,
+                                  policy_j, text_j)
+                    : JG_EXIT_USAGE;
+        json_decref(policy_j);
+        json_decref(text_j);
+        goto done;
+    }
+    yaml = read_file(path, &len);
+    if (!yaml) {
+        rc = JG_EXIT_USAGE;
+        goto done;
+    }
+    file = absolute_path(path);
     json_t *policy_text_j = policy_text ? json_stringn(policy_text, policy_len) : json_null();
     if (!policy_text_j) {
         jg_cli_errorf("--policy: %s is not valid UTF-8 text", policy);

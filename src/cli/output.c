@@ -24,6 +24,7 @@ struct jg_cli_table {
     bool *right;
     char **cells;           /* rows * ncols, row-major */
     size_t rows, cap;
+    bool borrowed;          /* cells are the caller's (jg_cli_table_borrow_cells) */
 };
 
 jg_cli_table_t *jg_cli_table_new(size_t ncols, const char *const *headers)
@@ -43,7 +44,7 @@ void jg_cli_table_free(jg_cli_table_t *t)
         return;
     for (size_t i = 0; i < t->ncols; i++)
         free(t->headers[i]);
-    for (size_t i = 0; i < t->rows * t->ncols; i++)
+    for (size_t i = 0; i < t->rows * t->ncols && !t->borrowed; i++)
         free(t->cells[i]);
     free(t->headers);
     free(t->right);
@@ -64,8 +65,15 @@ void jg_cli_table_add(jg_cli_table_t *t, const char *const *cells)
         t->cells = jg_xrealloc(t->cells, t->cap * t->ncols * sizeof *t->cells);
     }
     for (size_t i = 0; i < t->ncols; i++)
-        t->cells[t->rows * t->ncols + i] = jg_xstrdup(cells[i] ? cells[i] : "");
+        t->cells[t->rows * t->ncols + i] = t->borrowed ? (char *)(cells[i] ? cells[i] : "")
+                                                       : jg_xstrdup(cells[i] ? cells[i] : "");
     t->rows++;
+}
+
+void jg_cli_table_borrow_cells(jg_cli_table_t *t)
+{
+    if (t->rows == 0)
+        t->borrowed = true;
 }
 
 size_t jg_cli_table_rows(const jg_cli_table_t *t)

@@ -54,6 +54,8 @@ struct jgd_conn {
     bool read_eof;                  /* the client shut down its side */
     bool held_back;                 /* requests wait for replies to be taken */
     bool close_after_flush;
+    int extra_cost;                 /* a request that did the work of several (submit
+                                     * with count) charges this many more to its turn */
     jgd_conn_t *prev, *next;
 };
 

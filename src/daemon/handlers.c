@@ -22,7 +22,9 @@
 #define LOG_CHUNK_DEFAULT 65536
 #define LOG_CHUNK_MAX (512 * 1024)
 #define QUEUE_PAGE_GROUPS 1000          /* groups per queue page at most */
-#define QUEUE_PAGE_BYTES (512 * 1024)   /* JSON per queue page, about (one group at least) */
+#define QUEUE_PAGE_BYTES (768 * 1024)   /* JSON per queue page at most (but one group at least) */
+#define QUEUE_FILTER_MAX 256
+#define JG_SUBMIT_MAX_COUNT 100         /* copies per submit request: a fair turn of the loop */            /* bytes of a queue request's user or name */
 
 /* The group's owner, root, and the configured admins (user list or group). */
 static bool may_act_on(const jgd_conn_t *c, const jg_group_row_t *g)
@@ -67,21 +69,118 @@ static json_t *op_ping(jgd_conn_t *c, json_t *req)
                      c->daemon->paths.socket);
 }
 
+/* The state and reason of a group just submitted (FAILED_NO_RESOURCE when it
+ * can never fit), and the warning of its backend, if any, added to warnings. */
+static void submitted_state(jgd_conn_t *c, int64_t id, json_t *warnings, const char **state,
+                            char **reason)
+{
+    jg_group_row_t row;
+    jg_error_t err;
+    *state = "PENDING";
+    *reason = NULL;
+    if (jg_store_get_group(c->daemon->store, id, &row, &err) < 0)
+        return;
+    const char *w = jg_sched_infra_warning(c->daemon->sched, row.infra);
+    bool known = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(warnings, i, v)
+        known = known || (w && strcmp(json_string_value(v), w) == 0);
+    if (w && !known)    /* once for all the copies of a group */
+        json_array_append_new(warnings, json_string(w));
+    *state = jg_state_name(row.state);
+    *reason = row.reason;
+    row.reason = NULL;
+    jg_group_row_clear(&row);
+}
+
+/* Submits `count` copies of spec (stolen) named NAME-first .. NAME-(first+count-1),
+ * each stored whole or not at all, in order; stops at the first one refused.
+ * Returns the reply: {"ok":true,"groups":[{id,name,state,reason}...]} or, when
+ * one was refused, ok false with its error and the groups accepted before it. */
+static json_t *submit_copies(jgd_conn_t *c, jg_group_spec_t *spec, const char *policy_text,
+                             size_t policy_len, json_int_t first, json_int_t count,
+                             json_t *warnings)
+{
+    char *base = jg_xstrdup(spec->name);
+    char *spec_json = jg_spec_to_json(spec);
+    json_t *groups = json_array();
+    json_t *failure = NULL;
+    jg_error_t err;
+    /* Every name is checked before the first group is stored: a name made
+     * too long by its suffix refuses the request whole. */
+    char *last = jg_xasprintf("%s-%lld", base, (long long)(first + count - 1));
+    if (!jg_spec_is_dns_label(last))
+        failure = jg_proto_error("--count: the group name %s (the last of %s-%lld .. %s) is not "
+                                 "a DNS label (at most 63 of a-z, 0-9 and '-'); choose a "
+                                 "shorter name with -n", last, base, (long long)first, last);
+    free(last);
+    /* Each copy is a submit's work: the connection's turn is charged so. */
+    c->extra_cost = (int)count - 1;
+    for (json_int_t i = 0; i < count && !failure; i++) {
+        jg_group_spec_t *copy = spec;
+        if (i > 0 && !(copy = jg_spec_from_json(spec_json, &err))) {
+            failure = jg_proto_failure("%s", err.text);
+            break;
+        }
+        spec = NULL;
+        char *name = jg_xasprintf("%s-%lld", base, (long long)(first + i));
+        int64_t id;
+        int rc = jg_spec_set_name(copy, name, &err);
+        if (rc < 0)
+            jg_spec_free(copy);
+        else
+            rc = jg_sched_submit_own_policy(c->daemon->sched, copy, policy_text, policy_len,
+                                            c->uid, c->gid, c->user, &id, &err);
+        if (rc < 0) {
+            failure = rc == JG_SCHED_STORE_FAILED ? jg_proto_failure("%s", err.text)
+                                                  : jg_proto_error("%s", err.text);
+        } else {
+            const char *state;
+            char *reason;
+            submitted_state(c, id, warnings, &state, &reason);
+            json_array_append_new(groups, json_pack("{s:I, s:s, s:s, s:s}", "id",
+                                                    (json_int_t)id, "name", name, "state",
+                                                    state, "reason", reason ? reason : ""));
+            free(reason);
+        }
+        free(name);
+    }
+    jg_spec_free(spec);
+    free(spec_json);
+    free(base);
+    json_t *reply = failure ? failure : jg_proto_ok();
+    json_object_set_new(reply, "groups", groups);
+    json_object_set(reply, "warnings", warnings);
+    return reply;
+}
+
 static json_t *op_submit(jgd_conn_t *c, json_t *req)
 {
     const char *file = NULL, *yaml = NULL, *name = NULL, *infra = NULL, *policy = NULL;
     const char *policy_text = NULL;
     json_t *name_j = NULL, *infra_j = NULL, *policy_j = NULL, *policy_text_j = NULL;
+    json_t *count_j = NULL;
+    json_int_t first_index = 0;
     json_error_t jerr;
-    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?s, s:s, s?o, s?o, s?o, s?o !}", "op",
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?s, s:s, s?o, s?o, s?o, s?o, s?o, s?I !}", "op",
                        &(const char *){0}, "file", &file, "yaml", &yaml, "name", &name_j, "infra",
-                       &infra_j, "policy", &policy_j, "policy_text", &policy_text_j) < 0)
+                       &infra_j, "policy", &policy_j, "policy_text", &policy_text_j, "count",
+                       &count_j, "first_index", &first_index) < 0)
         return jg_proto_error("malformed submit request: %s", jerr.text);
     if (nullable_string(name_j, "name", &name) < 0 || nullable_string(infra_j, "infra", &infra) < 0 ||
         nullable_string(policy_j, "policy", &policy) < 0 ||
         nullable_string(policy_text_j, "policy_text", &policy_text) < 0)
         return jg_proto_error("malformed submit request: name, infra, policy and policy_text are "
                               "strings or null");
+    json_int_t count = count_j ? (json_is_integer(count_j) ? json_integer_value(count_j) : -1)
+                               : 0;
+    if (count_j && (count < 1 || count > JG_SUBMIT_MAX_COUNT))
+        return jg_proto_error("malformed submit request: count is an integer from 1 to %d (the "
+                              "CLI sends a larger --count in several requests)",
+                              JG_SUBMIT_MAX_COUNT);
+    if (first_index < 0 || first_index > 1000000000)
+        return jg_proto_error("malformed submit request: first_index is from 0 to 1000000000");
     /* The daemon never opens a policy file a request names (it may run as
      * root): a user's own policy arrives as text, under a name. */
     size_t policy_len = policy_text ? json_string_length(policy_text_j) : 0;
@@ -133,6 +232,11 @@ static json_t *op_submit(jgd_conn_t *c, json_t *req)
         free(spec->policy);
         spec->policy = jg_xstrdup(policy);
     }
+    if (count_j) {
+        json_t *r = submit_copies(c, spec, policy_text, policy_len, first_index, count, warnings);
+        json_decref(warnings);
+        return r;
+    }
     char *group_name = jg_xstrdup(spec->name);
     int64_t id;
     int submitted = jg_sched_submit_own_policy(c->daemon->sched, spec, policy_text, policy_len,
@@ -146,18 +250,9 @@ static json_t *op_submit(jgd_conn_t *c, json_t *req)
             return jg_proto_failure("%s", err.text);
         return jg_proto_error("%s", err.text);
     }
-    jg_group_row_t row;
-    const char *state = "PENDING";
-    char *reason = NULL;
-    if (jg_store_get_group(c->daemon->store, id, &row, &err) == 0) {
-        const char *w = jg_sched_infra_warning(c->daemon->sched, row.infra);
-        if (w)
-            json_array_append_new(warnings, json_string(w));
-        state = jg_state_name(row.state);   /* FAILED_NO_RESOURCE when it can never fit */
-        reason = row.reason;
-        row.reason = NULL;
-        jg_group_row_clear(&row);
-    }
+    const char *state;
+    char *reason;
+    submitted_state(c, id, warnings, &state, &reason);
     json_t *r = json_pack("{s:b, s:I, s:s, s:s, s:s, s:o}", "ok", 1, "id", (json_int_t)id, "name",
                           group_name, "state", state, "reason", reason ? reason : "", "warnings",
                           warnings);
@@ -166,35 +261,76 @@ static json_t *op_submit(jgd_conn_t *c, json_t *req)
     return r;
 }
 
+/* The state names of a queue request's "states" (an array of names, any
+ * case) as a mask of 1u << state; -1 after filling why. */
+static int parse_states(json_t *list, uint32_t *mask, char *why, size_t why_len)
+{
+    *mask = 0;
+    if (!list || json_is_null(list))
+        return 0;
+    if (!json_is_array(list)) {
+        snprintf(why, why_len, "states is an array of state names");
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        jg_state_t st;
+        if (!json_is_string(v) || jg_state_parse(json_string_value(v), &st) < 0) {
+            snprintf(why, why_len, "states: '%.64s' is not a state (PENDING, RUNNING, "
+                     "SUCCEEDED, FAILED, CANCELLED, ...)",
+                     json_is_string(v) ? json_string_value(v) : "?");
+            return -1;
+        }
+        *mask |= 1u << st;
+    }
+    return 0;
+}
+
 /* One page of the queue: the groups after the cursor `after_id`, lowest ids
  * first, at most `limit` of them and no more than QUEUE_PAGE_BYTES of JSON, so
  * that a reply stays far below the protocol's 1 MiB line whatever the store
- * holds; `more` tells the client to ask again from `next_after_id`. */
+ * holds; `more` tells the client to ask again from `next_after_id`.  A page
+ * reads its own rows from the store's indexes (never every group), and the
+ * first page of a windowed listing says how many ended groups it leaves out. */
 static json_t *op_queue(jgd_conn_t *c, json_t *req)
 {
     int all = 0;
-    const char *user = NULL;
-    json_t *user_j = NULL;
+    const char *user = NULL, *name = NULL;
+    json_t *user_j = NULL, *name_j = NULL, *states_j = NULL;
     json_int_t after_id = 0, limit = QUEUE_PAGE_GROUPS;
     json_error_t jerr;
-    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?b, s?o, s?I, s?I !}", "op", &(const char *){0},
-                       "all", &all, "user", &user_j, "after_id", &after_id, "limit",
-                       &limit) < 0)
+    if (json_unpack_ex(req, &jerr, 0, "{s:s, s?b, s?o, s?o, s?o, s?I, s?I !}", "op",
+                       &(const char *){0}, "all", &all, "user", &user_j, "name", &name_j,
+                       "states", &states_j, "after_id", &after_id, "limit", &limit) < 0)
         return jg_proto_error("malformed queue request: %s", jerr.text);
-    if (nullable_string(user_j, "user", &user) < 0)
-        return jg_proto_error("malformed queue request: user is a string or null");
+    if (nullable_string(user_j, "user", &user) < 0 || nullable_string(name_j, "name", &name) < 0)
+        return jg_proto_error("malformed queue request: user and name are strings or null");
     if (after_id < 0 || limit <= 0)
         return jg_proto_error("malformed queue request: after_id is >= 0 and limit > 0");
+    if ((user && strlen(user) > QUEUE_FILTER_MAX) || (name && strlen(name) > QUEUE_FILTER_MAX))
+        return jg_proto_error("malformed queue request: user and name are at most %d bytes",
+                              QUEUE_FILTER_MAX);
+    char why[160];
+    uint32_t states;
+    if (parse_states(states_j, &states, why, sizeof why) < 0)
+        return jg_proto_error("malformed queue request: %s", why);
     if (limit > QUEUE_PAGE_GROUPS)
         limit = QUEUE_PAGE_GROUPS;
     /* One row past the page says whether another page follows. */
-    jg_group_filter_t filter = {.user = user, .after_id = after_id, .limit = (size_t)limit + 1};
-    if (!all)
+    jg_group_filter_t filter = {.user = user, .name = name, .states = states, .summary = true,
+                                .after_id = after_id, .limit = (size_t)limit + 1};
+    bool windowed = !all && !states;
+    if (windowed)
         filter.ended_after_us = jg_now_wall_us() - RECENT_WINDOW_US;
     jg_group_row_t *rows = NULL;
     size_t n = 0;
     jg_error_t err;
-    if (jg_store_list_groups(c->daemon->store, &filter, &rows, &n, &err) < 0)
+    int64_t hidden = 0;
+    if ((windowed && after_id == 0 &&
+         jg_store_count_ended(c->daemon->store, user, name, filter.ended_after_us, &hidden,
+                              &err) < 0) ||
+        jg_store_list_groups(c->daemon->store, &filter, &rows, &n, &err) < 0)
         return jg_proto_failure("%s", err.text);
     bool more = n > (size_t)limit;
     size_t listed = more ? (size_t)limit : n;
@@ -216,8 +352,11 @@ static json_t *op_queue(jgd_conn_t *c, json_t *req)
                                          &more, &last_id);
     jg_job_rows_free(jobs, n_jobs);
     jg_group_rows_free(rows, n);
-    return json_pack("{s:b, s:o, s:b, s:I}", "ok", 1, "groups", groups, "more", more,
-                     "next_after_id", (json_int_t)last_id);
+    json_t *reply = json_pack("{s:b, s:o, s:b, s:I}", "ok", 1, "groups", groups, "more", more,
+                              "next_after_id", (json_int_t)last_id);
+    if (windowed && after_id == 0)
+        json_object_set_new(reply, "hidden", json_integer(hidden));
+    return reply;
 }
 
 static json_t *show_group(jgd_conn_t *c, json_t *req, bool watch)

@@ -107,6 +107,36 @@ done:
     return out;
 }
 
+/* At most the bytes s takes in compact JSON with JSON_ENSURE_ASCII, quotes
+ * included: a control character is 6 (\u00XX), '"' and '\\' are 2, and a byte
+ * of a multi-byte character at most 6 (a 2-byte character is one \uXXXX,
+ * a 4-byte one a pair of them). */
+static size_t json_string_bound(const char *s)
+{
+    size_t n = 2;
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
+        n += *p < 0x20 || *p >= 0x80 ? 6 : *p == '"' || *p == '\\' ? 2 : 1;
+    return n;
+}
+
+/* Keys, punctuation and numbers of a summary and of one of its jobs (times
+ * as reals of at most 24 characters, integers of at most 20), rounded up:
+ * with the strings' bounds this is never less than what jgd_view_group
+ * encodes to, and costs no encoding. */
+#define GROUP_FIXED_BOUND 208
+#define JOB_FIXED_BOUND 256
+
+static size_t group_json_bound(const jg_group_row_t *g, const jg_job_row_t *jobs, size_t n_jobs)
+{
+    size_t n = GROUP_FIXED_BOUND + json_string_bound(g->name) + json_string_bound(g->user) +
+               json_string_bound(jg_state_name(g->state)) + json_string_bound(g->reason) +
+               json_string_bound(g->infra);
+    for (size_t i = 0; i < n_jobs; i++)
+        n += JOB_FIXED_BOUND + json_string_bound(jobs[i].name) +
+             json_string_bound(jg_state_name(jobs[i].state)) + json_string_bound(jobs[i].reason);
+    return n;
+}
+
 json_t *jgd_view_queue_page(const jg_group_row_t *rows, size_t n, const jg_job_row_t *jobs,
                             size_t n_jobs, size_t page_bytes, int64_t after_id, bool *more,
                             int64_t *last_id)
@@ -120,15 +150,14 @@ json_t *jgd_view_queue_page(const jg_group_row_t *rows, size_t n, const jg_job_r
         size_t first = k;
         while (k < n_jobs && jobs[k].group_id == rows[i].id)
             k++;
-        json_t *g = jgd_view_group(&rows[i], jobs + first, k - first);
-        size_t size = json_dumpb(g, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII) + 1;
+        /* A bound, not an encoding: the page is encoded once, when sent. */
+        size_t size = group_json_bound(&rows[i], jobs + first, k - first) + 1;
         if (i > 0 && bytes + size > page_bytes) {
-            json_decref(g);
             *more = true;       /* the rest comes in the next page */
             break;
         }
         bytes += size;
-        json_array_append_new(groups, g);
+        json_array_append_new(groups, jgd_view_group(&rows[i], jobs + first, k - first));
         *last_id = rows[i].id;
     }
     return groups;

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# queue_scale.sh - `queue`, `show` and `--json` with 100,000 groups stored, and
+# many groups submitted in one call (docs/protocol.md: queue, submit).
+#
+# The store is filled while the daemon is stopped, through the store API
+# (tests/store_fill.c: 100,000 ended groups, the last 50 of them ended a
+# minute ago), then the daemon is started on it again.  Functional checks
+# only, never timings (bench/bench_queue.sh measures those):
+#   - the default view lists the active and recently ended groups and counts
+#     the rest; --json stays one array;
+#   - the full listing (-a, table and --json) pages through every group once,
+#     in id order;
+#   - -u, -n (exact and prefix) and -s filter, alone and together;
+#   - `submit FILE...` and `submit --count N` are atomic per group: a file
+#     that does not validate stops the call with nothing submitted; a group the
+#     daemon refuses is refused alone, the others are kept.
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+: "${JG_STORE_FILL:?JG_STORE_FILL must name the store_fill test helper}"
+FILL=100000
+RECENT=50
+
+# 4 cpus: two 1-cpu sleepers run, a 4-cpu group can never start beside them.
+# spec_limits below the CLI's defaults: a file the CLI accepts, the daemon refuses.
+JG_CONFIG='backends:
+  local:
+    capacity: {cpus: 4, memory: 16GB}
+    nat: false
+spec_limits:
+  max_nodes_per_job: 2'
+jg_setup
+
+# ---- fill the store while the daemon is stopped, then start it on it
+jgc_ok daemon stop
+for ((i = 0; i < 50; i++)); do
+    kill -0 "$JG_DAEMON_PID" 2>/dev/null || break
+    sleep 0.2
+done
+kill -0 "$JG_DAEMON_PID" 2>/dev/null && fail "jgschedd $JG_DAEMON_PID did not stop"
+"$JG_STORE_FILL" "$JGSCHED_HOME/jgsched.db" "$FILL" "$RECENT" ||
+    fail "store_fill could not fill $JGSCHED_HOME/jgsched.db"
+rm -f "$JGSCHED_HOME/jgschedd.pid"
+timeout -k 5 60 "$JGSCHEDD" >"$JG_WORK/jgschedd.restart" 2>&1 ||
+    { cat "$JG_WORK/jgschedd.restart" >&2; fail "jgschedd did not start on the filled store"; }
+for ((i = 0; i < 50; i++)); do
+    [ -s "$JGSCHED_HOME/jgschedd.pid" ] && break
+    sleep 0.2
+done
+JG_DAEMON_PID=$(tr -dc '0-9' <"$JGSCHED_HOME/jgschedd.pid")
+kill -0 "$JG_DAEMON_PID" 2>/dev/null || fail "the restarted jgschedd is not alive"
+ok "jgschedd starts on a store of $FILL groups"
+
+cat >"$JG_WORK/sleeper.yaml" <<'EOF'
+---
+name: sleeper
+execution: parallel
+---
+name: nap
+resources:
+  cpus: 1
+run: sleep 300
+EOF
+jgc submit --count 2 "$JG_WORK/sleeper.yaml" --infra local
+[ "$RC" -eq 0 ] || fail "submit --count 2 exited $RC"
+mapfile -t SLEEPERS <<<"$OUT"
+[ "${#SLEEPERS[@]}" -eq 2 ] || fail "submit --count 2 printed ${#SLEEPERS[@]} ids, expected 2"
+for id in "${SLEEPERS[@]}"; do
+    [[ $id =~ ^[0-9]+$ ]] && [ "$id" -gt "$FILL" ] || fail "submit printed '$id', expected a new id"
+    wait_state "$id" RUNNING 60
+done
+ok "two groups run beside the stored ones"
+
+# ---- the default view: active and recently ended groups, and a count of the rest
+HIDDEN=$((FILL - RECENT))
+jgc_ok queue
+rows=$(printf '%s\n' "$OUT" | grep -cE '^ *[0-9]+  ')
+assert_eq "$rows" $((RECENT + 2)) "rows of the default view"
+assert_eq "$(printf '%s\n' "$OUT" | tail -n 1)" \
+    "... and $HIDDEN ended groups (ended over an hour ago; queue -a lists them)" "its last line"
+for id in "${SLEEPERS[@]}" $((FILL - RECENT + 1)) "$FILL"; do
+    printf '%s\n' "$OUT" | grep -qE "^ *$id  " || fail "group $id is not in the default view"
+done
+printf '%s\n' "$OUT" | grep -qE "^ *$((FILL - RECENT))  " &&
+    fail "group $((FILL - RECENT)), ended two days ago, is in the default view"
+ok "the default view lists the $((RECENT + 2)) active and recent groups and counts $HIDDEN more"
+
+jgc_ok queue --json
+assert_eq "$(printf '%s' "$OUT" | jq 'length')" $((RECENT + 2)) "groups of the default --json"
+ok "the default --json is one array of the same groups, without the count"
+
+# ---- the full listing: every group once, in id order
+"$JGSCHED" queue -a --json >"$JG_WORK/all.json" 2>"$JG_WORK/all.err" ||
+    fail "queue -a --json exited $?: $(cat "$JG_WORK/all.err")"
+summary=$(jq -c '[length, (map(.id) | . == (sort | unique)), .[0].id, .[-1].id,
+                  ([.[] | select(.id == 4242)][0] | .name, .jobs[0].name, .jobs[0].state)]' \
+    "$JG_WORK/all.json") || fail "queue -a --json is not valid JSON"
+assert_eq "$summary" "[$((FILL + 2)),true,1,${SLEEPERS[1]},\"fill-4242\",\"work\",\"SUCCEEDED\"]" \
+    "count, order, ends and one group of queue -a --json"
+ok "queue -a --json is one valid array of all $((FILL + 2)) groups, each once, in id order"
+
+"$JGSCHED" queue -a >"$JG_WORK/all.txt" 2>"$JG_WORK/all.err" ||
+    fail "queue -a exited $?: $(cat "$JG_WORK/all.err")"
+assert_eq "$(wc -l <"$JG_WORK/all.txt")" $((FILL + 3)) "lines of queue -a (header + groups)"
+assert_match "$(head -n 1 "$JG_WORK/all.txt")" '^ +ID  NAME +USER +STATE +JOBS +SUBMITTED +DURATION +RESTARTS +REASON$' \
+    "the header of queue -a"
+assert_match "$(grep -E '^ *77777  ' "$JG_WORK/all.txt")" '^ +77777  fill-77777 +alice +SUCCEEDED +work:SUCCEEDED ' \
+    "a row of queue -a"
+assert_eq "$(awk 'NR > 1 { print $1 }' "$JG_WORK/all.txt" | sort -n | uniq | wc -l)" $((FILL + 2)) \
+    "distinct ids of queue -a"
+ok "queue -a prints a table of every group"
+
+# ---- filters
+jgc_ok queue -a -u bob --json
+assert_eq "$(printf '%s' "$OUT" | jq -c '[length, all(.user == "bob")]')" "[$((FILL / 10)),true]" "queue -a -u bob"
+jgc_ok queue -u bob
+assert_eq "$(printf '%s\n' "$OUT" | grep -cE '^ *[0-9]+  ')" $((RECENT / 10)) "rows of queue -u bob"
+assert_eq "$(printf '%s\n' "$OUT" | tail -n 1)" \
+    "... and $((HIDDEN / 10)) ended groups (ended over an hour ago; queue -a lists them)" \
+    "the count of queue -u bob"
+ok "-u lists one user's groups and counts only theirs"
+
+jgc_ok queue -a -n rare --json
+assert_eq "$(printf '%s' "$OUT" | jq -c '[length, all(.name == "rare")]')" "[$((FILL / 1000)),true]" "queue -a -n rare"
+jgc_ok queue -n rare
+assert_eq "$(printf '%s\n' "$OUT" | grep -cE '^ *[0-9]+  ')" 1 "rows of queue -n rare"
+assert_eq "$(printf '%s\n' "$OUT" | tail -n 1)" \
+    "... and $((FILL / 1000 - 1)) ended groups (ended over an hour ago; queue -a lists them)" \
+    "the count of queue -n rare"
+jgc_ok queue -a -n 'fill-9999*' --json
+assert_eq "$(printf '%s' "$OUT" | jq -c 'map(.name)')" \
+    '["fill-9999","fill-99990","fill-99991","fill-99992","fill-99993","fill-99994","fill-99995","fill-99996","fill-99997","fill-99998","fill-99999"]' \
+    "queue -a -n 'fill-9999*'"
+ok "-n lists a name, or with a trailing * the names that start with it"
+
+jgc_ok queue -s failed --json
+assert_eq "$(printf '%s' "$OUT" | jq -c '[length, all(.state == "FAILED")]')" "[$((FILL / 100)),true]" "queue -s failed"
+jgc_ok queue -s RUNNING,failed -u bob --json
+assert_eq "$(printf '%s' "$OUT" | jq -c 'length')" 0 "queue -s running,failed -u bob"
+jgc_ok queue -s running,Failed --json
+assert_eq "$(printf '%s' "$OUT" | jq -c '[length, (map(.state) | unique)]')" \
+    "[$((FILL / 100 + 2)),[\"FAILED\",\"RUNNING\"]]" "queue -s running,failed"
+jgc_ok queue -s succeeded -n 'fill-1*' -u alice --json
+assert_eq "$(printf '%s' "$OUT" | jq -c '[length, all(.state == "SUCCEEDED" and .user == "alice" and (.name | startswith("fill-1")))]')" \
+    "[9888,true]" "queue -s succeeded -n 'fill-1*' -u alice"
+jgc queue -s bogus
+assert_eq "$RC" 2 "exit status of queue -s bogus"
+assert_contains "$ERR" "'BOGUS' is not a state" "the message of queue -s bogus"
+ok "-s lists the groups in the states named, whenever they ended, with -u and -n too"
+
+# ---- show among 100,000
+show_json 4242
+assert_eq "$(sq '[grp.name, grp.state, grp.jobs[0].name, (grp.events | length > 0)] | tostring')" \
+    '["fill-4242","SUCCEEDED","work",true]' "show of a stored group"
+jgc_ok show 99901
+assert_contains "$OUT" "fill-99901" "show 99901"
+ok "show answers for any of the stored groups"
+
+# ---- many groups in one call
+cat >"$JG_WORK/big4.yaml" <<'EOF'
+---
+name: big4
+execution: parallel
+---
+name: work
+resources:
+  cpus: 4
+run: "true"
+EOF
+cat >"$JG_WORK/bad.yaml" <<'EOF'
+---
+name: bad
+execution: parallel
+---
+name: work
+num_nodes: lots
+run: "true"
+EOF
+cat >"$JG_WORK/wide.yaml" <<'EOF'
+---
+name: wide
+execution: parallel
+---
+name: work
+num_nodes: 3
+run: "true"
+EOF
+cat >"$JG_WORK/other.yaml" <<'EOF'
+---
+name: other
+execution: parallel
+---
+name: work
+resources:
+  cpus: 4
+run: "true"
+EOF
+jgc submit "$JG_WORK/big4.yaml" "$JG_WORK/bad.yaml" --infra local
+assert_eq "$RC" 2 "exit status of a call with a file that does not validate"
+assert_contains "$ERR" "$JG_WORK/bad.yaml:6:12: num_nodes" "the error names file:line:col"
+assert_contains "$ERR" "nothing was submitted" "the error says nothing was submitted"
+assert_eq "$OUT" "" "ids printed by the refused call"
+jgc_ok queue -a -n 'big4*' --json
+assert_eq "$(printf '%s' "$OUT" | jq length)" 0 "groups of the refused call"
+ok "a file that does not validate stops the call: nothing of it, nor of the others, is stored"
+
+jgc submit --count 150 "$JG_WORK/big4.yaml" --infra local
+[ "$RC" -eq 0 ] || fail "submit --count 150 exited $RC"
+printed=$(printf '%s\n' "$OUT" | grep -E '^[0-9]+$' | tr '\n' ' ')
+assert_eq "$(printf '%s\n' "$OUT" | grep -cE '^[0-9]+$')" 150 "ids printed by submit --count 150"
+jgc_ok queue -a -n 'big4-*' --json
+assert_eq "$(printf '%s' "$OUT" | jq -c '[length, all(.state == "PENDING"), (map(.name) == [range(150) | "big4-\(.)"])]')" \
+    "[150,true,true]" "the groups of submit --count 150"
+assert_eq "$(printf '%s' "$OUT" | jq -r 'map(.id | tostring) | join(" ")') " "$printed" \
+    "the ids printed are the groups stored"
+jgc submit --count 1 "$JG_WORK/big4.yaml" --infra local -n solo
+[ "$RC" -eq 0 ] || fail "submit --count 1 -n solo exited $RC"
+assert_match "$OUT" '^[0-9]+$' "submit --count 1 -n solo"
+jgc_ok show "$OUT" --json
+assert_eq "$(printf '%s' "$OUT" | jq -r '(.group // .).name')" solo-0 "the name of submit --count 1 -n solo"
+ok "submit --count N stores N groups NAME-0 .. NAME-(N-1), over several requests"
+
+jgc submit "$JG_WORK/big4.yaml" "$JG_WORK/wide.yaml" "$JG_WORK/other.yaml" --infra local
+assert_eq "$RC" 1 "exit status when the daemon refuses one group of three"
+assert_eq "$(printf '%s\n' "$OUT" | grep -cE '^[0-9]+$')" 2 "ids printed"
+assert_contains "$ERR" "$JG_WORK/wide.yaml:6:12: num_nodes: 3 nodes, over the limit of 2" \
+    "the daemon's error names file:line:col"
+jgc_ok queue -a -n wide --json
+assert_eq "$(printf '%s' "$OUT" | jq length)" 0 "groups named wide"
+jgc_ok queue -a -n other --json
+assert_eq "$(printf '%s' "$OUT" | jq -c 'map(.state)')" '["PENDING"]' "groups named other"
+ok "a group the daemon refuses is refused alone: nothing of it is stored, the others are"
+
+long=$(printf 'n%.0s' {1..60})
+jgc submit --count 150 -n "$long" "$JG_WORK/big4.yaml" --infra local
+assert_eq "$RC" 2 "exit status of --count with names too long"
+assert_contains "$ERR" "--count 150 would name a group $long-149, which is not a DNS label" \
+    "the message of --count with names too long"
+jgc_ok queue -a -n "$long*" --json
+assert_eq "$(printf '%s' "$OUT" | jq length)" 0 "groups of the refused --count"
+jgc submit --count 2 --wait "$JG_WORK/big4.yaml"
+assert_eq "$RC" 2 "exit status of --count with --wait"
+ok "--count whose names cannot all be valid stores none; --wait follows one group only"
+
+jg_done
