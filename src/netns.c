@@ -65,6 +65,7 @@
 #define HUB_BASE 0x0ac80000u        /* 10.200.0.0 */
 #define UPLINK_IF "up0"             /* the hub's end of its uplink */
 #define LINK_READY_MS 10000         /* how long a node waits for its link to carry packets */
+#define KEEPER_MSG 256              /* the longest reason a keeper gives for a failed set-up */
 
 /* ---- small helpers (no heap: the node child uses them) ------------------ */
 
@@ -639,16 +640,17 @@ done:
     return rc;
 }
 
-int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
-                        char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err)
+int jg_netns_hub_start(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
+                       char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err)
 {
     hub->pid = -1;
     hub->pidfd = -1;
+    hub->ready_fd = -1;
     hub->start = 0;
     if (mode == JG_NETNS_HOST)
         return jg_errprintf(err, "group network: no namespaces in mode HOST");
     int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
+    if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
         return jg_errprintf(err, "group network: pipe: %s", strerror(errno));
     pid_t pid = fork();
     if (pid < 0) {
@@ -657,8 +659,12 @@ int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
         return jg_errprintf(err, "group network: fork: %s", strerror(errno));
     }
     if (pid == 0) {
-        char msg[256] = "";
+        /* The reason of a failure goes in one write of at most KEEPER_MSG
+         * bytes (atomic on a pipe), before _exit: jg_netns_hub_ready reads
+         * it whole or sees the end of the pipe (exec closed it: success). */
+        char msg[KEEPER_MSG] = "";
         close(pipefd[0]);
+        (void)fcntl(pipefd[1], F_SETFL, 0);
         for (int sig = 1; sig < NSIG; sig++)
             if (sig != SIGKILL && sig != SIGSTOP)
                 signal(sig, SIG_DFL);
@@ -693,25 +699,7 @@ int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
             pause();
     }
     close(pipefd[1]);
-    char msg[257];
-    size_t got = 0;
-    for (;;) {
-        ssize_t n = read(pipefd[0], msg + got, sizeof msg - 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        if (got == sizeof msg - 1)
-            break;
-    }
-    close(pipefd[0]);
-    msg[got] = '\0';
-    if (got > 0) {
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        return jg_errprintf(err, "group network: %s", msg);
-    }
+    /* Our unreaped child: its pid cannot be reused until we wait for it. */
     hub->pidfd = jg_proc_pidfd_open(pid);
     if (hub->pidfd < 0 || jg_proc_starttime(pid, &hub->start) < 0) {
         jg_errprintf(err, "group network: cannot follow the keeper (pid %d): %s", (int)pid,
@@ -722,9 +710,50 @@ int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
         if (hub->pidfd >= 0)
             close(hub->pidfd);
         hub->pidfd = -1;
+        close(pipefd[0]);
         return -1;
     }
     hub->pid = pid;
+    hub->ready_fd = pipefd[0];
+    return 0;
+}
+
+int jg_netns_hub_ready(jg_netns_hub_t *hub, int wait_ms, jg_error_t *err)
+{
+    if (hub->ready_fd < 0)
+        return 1;
+    struct pollfd pfd = {.fd = hub->ready_fd, .events = POLLIN};
+    int r;
+    while ((r = poll(&pfd, 1, wait_ms < 0 ? 0 : wait_ms)) < 0 && errno == EINTR)
+        ;
+    if (r == 0)
+        return 0;
+    char msg[KEEPER_MSG + 1];
+    ssize_t n;
+    while ((n = read(hub->ready_fd, msg, KEEPER_MSG)) < 0 && errno == EINTR)
+        ;
+    if (n < 0 && errno == EAGAIN)
+        return 0;
+    close(hub->ready_fd);
+    hub->ready_fd = -1;
+    if (n == 0)
+        return 1;
+    msg[n > 0 ? n : 0] = '\0';
+    return jg_errprintf(err, "group network: %s", n > 0 ? msg : strerror(errno));
+}
+
+int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
+                        char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err)
+{
+    if (jg_netns_hub_start(mode, uplink, hold_argv, hub, err) < 0)
+        return -1;
+    int r;
+    while ((r = jg_netns_hub_ready(hub, 1000, err)) == 0)
+        ;
+    if (r < 0) {
+        jg_netns_hub_destroy(hub, 5000, NULL);
+        return -1;
+    }
     return 0;
 }
 
@@ -732,6 +761,7 @@ int jg_netns_hub_open(pid_t pid, unsigned long long start, jg_netns_hub_t *hub, 
 {
     hub->pid = -1;
     hub->pidfd = -1;
+    hub->ready_fd = -1;
     hub->start = 0;
     if (pid <= 0)
         return jg_errprintf(err, "group network: no keeper recorded");
@@ -751,10 +781,14 @@ int jg_netns_hub_open(pid_t pid, unsigned long long start, jg_netns_hub_t *hub, 
 
 void jg_netns_hub_close(jg_netns_hub_t *hub)
 {
-    if (hub && hub->pidfd >= 0)
+    if (!hub)
+        return;
+    if (hub->pidfd >= 0)
         close(hub->pidfd);
-    if (hub)
-        hub->pidfd = -1;
+    if (hub->ready_fd >= 0)
+        close(hub->ready_fd);
+    hub->pidfd = -1;
+    hub->ready_fd = -1;
 }
 
 int jg_netns_hub_destroy(jg_netns_hub_t *hub, int wait_ms, jg_error_t *err)

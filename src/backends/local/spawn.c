@@ -733,11 +733,23 @@ static bool launch_job_own(launch_job_t *j)
     return true;       /* pw, if set, is &pwbuf, whose strings are in pwstr: ours already */
 }
 
+/* Whether the job's nodes wait for their group's network, whose keeper is
+ * still setting it up (launches_net_settled() lets them go). */
+static bool net_waiting(local_t *b, const launch_job_t *j)
+{
+    if (!j->net_ok || !isolated(b))
+        return false;
+    gnet_t *g = gnet_find(b, j->req.group_id);
+    return g && g->hub.ready_fd >= 0;
+}
+
 /* Starts up to max of the job's remaining nodes; returns how many it took. */
 static size_t launch_nodes(local_t *b, launch_job_t *j, size_t max)
 {
     const jg_launch_t *req = &j->req;
     size_t done = 0;
+    if (net_waiting(b, j))
+        return 0;
     if (j->net_ok && isolated(b)) {
         /* On a later turn the keeper may have died meanwhile. */
         gnet_t *g = gnet_find(b, req->group_id);
@@ -763,20 +775,40 @@ static size_t launch_nodes(local_t *b, launch_job_t *j, size_t max)
 
 static void on_launch_timer(jg_loop_t *loop, void *arg);
 
-/* Starts up to max queued nodes, oldest launch first; re-arms the timer
- * while some are left. */
+/* Starts up to max queued nodes, oldest launch first, passing over those
+ * that wait for their network; re-arms the timer while some that can start
+ * are left. */
 static void launch_queued(local_t *b, size_t max)
 {
-    while (b->launches && max > 0) {
-        launch_job_t *j = b->launches;
-        max -= launch_nodes(b, j, max);
-        if (j->next_node == j->req.n_nodes) {
-            b->launches = j->next;
-            launch_job_free(j);
+    bool more = false;
+    for (launch_job_t **pp = &b->launches; *pp;) {
+        launch_job_t *j = *pp;
+        if (net_waiting(b, j)) {
+            pp = &j->next;
+            continue;
         }
+        if (max > 0)
+            max -= launch_nodes(b, j, max);
+        if (j->next_node == j->req.n_nodes) {
+            *pp = j->next;
+            launch_job_free(j);
+            continue;
+        }
+        more = true;
+        pp = &j->next;
     }
-    if (b->launches && !b->launch_timer)
+    if (more && !b->launch_timer)
         b->launch_timer = jg_loop_add_timer(b->loop, LAUNCH_NEXT_MS, on_launch_timer, b);
+}
+
+void launches_net_settled(local_t *b, int64_t group_id, const char *failure)
+{
+    for (launch_job_t *j = b->launches; j; j = j->next)
+        if (j->req.group_id == group_id && failure && j->net_ok) {
+            j->net_ok = false;
+            jg_errprintf(&j->neterr, "%s", failure);
+        }
+    launch_queued(b, LAUNCH_BATCH);
 }
 
 static void on_launch_timer(jg_loop_t *loop, void *arg)
@@ -797,6 +829,9 @@ static bool group_queued(const local_t *b, int64_t group_id)
 
 void launches_finish(local_t *b, int64_t group_id)
 {
+    gnet_t *g = gnet_find(b, group_id);
+    if (g && group_queued(b, group_id))
+        gnet_wait_setup(g);     /* rare: stopped within the few ms its network takes */
     while (group_queued(b, group_id))
         launch_queued(b, LAUNCH_BATCH);
 }
@@ -931,6 +966,9 @@ int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
     if (j->next_node < req->n_nodes && !launch_job_own(j)) {
         jg_log("warn", "group %" PRId64 ": cannot copy the launch request; starting its "
                "%zu nodes at once", req->group_id, req->n_nodes - j->next_node);
+        gnet_t *g = isolated(b) ? gnet_find(b, req->group_id) : NULL;
+        if (g)
+            gnet_wait_setup(g);     /* the request is only lent: no later turn */
         launch_nodes(b, j, req->n_nodes);
     }
     if (j->next_node == req->n_nodes) {
