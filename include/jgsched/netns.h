@@ -9,7 +9,7 @@
  * that dies and is found again from the keeper's pid and start time; killing
  * the keeper removes the hub and, with it, every link of the group.
  *
- * A node joins from the forked child that is about to exec its shim
+ * A node joins from its first process (jgsched-shim --node), about to exec its shim
  * (jg_netns_node_enter): it enters the hub, creates a veth pair whose hub end
  * `n<index>` is a port of br0 and whose other end becomes `eth0` of a fresh
  * network namespace of its own, with address jg_netns_node_address(index) and
@@ -187,7 +187,7 @@ typedef struct {
 } jg_netns_node_t;
 
 /* Puts the calling process into its node's namespaces (see the top).  Meant
- * for the forked child that then drops privileges and execs the shim: it
+ * for a node's first process, which then drops privileges and execs the shim: it
  * changes the process for good, uses no heap, and on failure writes a message
  * into errbuf and returns -1 (the child must then exit). */
 int jg_netns_node_enter(const jg_netns_node_t *node, char *errbuf, size_t len);
