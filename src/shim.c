@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "jgsched/proc.h"
+#include "shim_node.h"
 #include "shim_protocol.h"
 
 static volatile sig_atomic_t got_term;
@@ -330,6 +331,8 @@ static bool wait_release(int fifo)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], JG_SHIM_NODE_ARG) == 0)
+        return jg_shim_node_main(argc, argv);
     if (argc == 3 && strcmp(argv[1], "--hold") == 0)
         hold();
     if (argc != 3 && !(argc == 4 && strcmp(argv[3], "net") == 0)) {

@@ -9,7 +9,7 @@
  * that dies and is found again from the keeper's pid and start time; killing
  * the keeper removes the hub and, with it, every link of the group.
  *
- * A node joins from the forked child that is about to exec its shim
+ * A node joins from its first process (jgsched-shim --node), about to exec its shim
  * (jg_netns_node_enter): it enters the hub, creates a veth pair whose hub end
  * `n<index>` is a port of br0 and whose other end becomes `eth0` of a fresh
  * network namespace of its own, with address jg_netns_node_address(index) and
@@ -95,6 +95,8 @@ typedef struct {
     pid_t pid;              /* the keeper */
     unsigned long long start;   /* its /proc starttime, against pid reuse */
     int pidfd;              /* -1 when closed */
+    int ready_fd;           /* jg_netns_hub_start: readable once the keeper is set up
+                             * or failed (jg_netns_hub_ready); -1 when known ready */
 } jg_netns_hub_t;
 
 /* The network hubs' uplinks take their addresses from (host byte order):
@@ -124,12 +126,26 @@ int jg_netns_uplink_parse(const char *text, jg_netns_uplink_t *out, char *why, s
  * 0, or -1 + err (nothing half-installed: the rules go in one transaction). */
 int jg_netns_nat_host_enable(char *warning, size_t warning_len, jg_error_t *err);
 
-/* Creates a group's hub: forks the keeper, which (mode USERNS: creates and
+/* Starts a group's hub: forks the keeper, which (mode USERNS: creates and
  * maps its user namespace,) creates the network namespace and br0 (uplink not
  * NULL, mode ROOT only: and the uplink, see the top), then execs hold_argv
  * (NULL: stays a forked copy of the caller that only waits for SIGKILL; for
- * tests and the bench).  Returns once the network is up.  On failure nothing
- * is left.  The hub's pidfd is close-on-exec. */
+ * tests and the bench).  Returns at once, with the keeper's pid, start time
+ * and pidfd set (so it can be recorded before it does anything) and
+ * hub->ready_fd to watch: when it is readable, jg_netns_hub_ready says how the
+ * set-up went.  Fails (-1 + err, nothing left) only if no keeper could be
+ * started.  The hub's descriptors are close-on-exec. */
+int jg_netns_hub_start(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
+                       char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err);
+
+/* After hub->ready_fd became readable (or with wait_ms >= 0: waiting up to
+ * that long for it): 1 when the hub is up (ready_fd closed and -1), 0 when
+ * the keeper has not finished yet, -1 + err when it failed (its reason; the
+ * caller then destroys the hub).  A hub without ready_fd is up: 1. */
+int jg_netns_hub_ready(jg_netns_hub_t *hub, int wait_ms, jg_error_t *err);
+
+/* jg_netns_hub_start, then waits for the hub to be up (tests, the bench).
+ * Returns 0 once the network is up; on failure nothing is left. */
 int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
                         char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err);
 
@@ -137,7 +153,7 @@ int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
  * that pid and start time runs. */
 int jg_netns_hub_open(pid_t pid, unsigned long long start, jg_netns_hub_t *hub, jg_error_t *err);
 
-/* Closes the pidfd; the keeper keeps running.  Accepts a closed hub. */
+/* Closes the pidfd and ready_fd; the keeper keeps running.  Accepts a closed hub. */
 void jg_netns_hub_close(jg_netns_hub_t *hub);
 
 /* Kills the keeper (the hub and every link in it go), waits up to wait_ms for
@@ -171,7 +187,7 @@ typedef struct {
 } jg_netns_node_t;
 
 /* Puts the calling process into its node's namespaces (see the top).  Meant
- * for the forked child that then drops privileges and execs the shim: it
+ * for a node's first process, which then drops privileges and execs the shim: it
  * changes the process for good, uses no heap, and on failure writes a message
  * into errbuf and returns -1 (the child must then exit). */
 int jg_netns_node_enter(const jg_netns_node_t *node, char *errbuf, size_t len);

@@ -361,6 +361,7 @@ void cleanup_start(local_t *b, int64_t group_id, bool report)
     c->step = CLEAN_SHIMS;
     c->deadline = jg_now_mono_ms() + CLEANUP_WAIT_MS;
     c->hub.pidfd = -1;
+    c->hub.ready_fd = -1;
     c->next = b->cleanups;
     b->cleanups = c;
 

@@ -37,6 +37,7 @@
 #include <sys/types.h>
 
 #define CLEANUP_WAIT_MS 2000        /* how long cleanup waits for killed shims to die */
+#define KEEPER_SETUP_MS 10000       /* the longest a caller that must waits for a hub's set-up */
 #define MAX_GROUPS 256              /* supplementary groups carried to a node */
 #define GROUP_NET "net"             /* <group dir>/net: "keeper <pid> <starttime>" */
 #define GROUP_HOSTS "hosts"         /* <group dir>/hosts: the nodes' /etc/hosts */
@@ -219,6 +220,7 @@ void describe_host_node(local_t *b);
 int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err);
 void launches_drop(local_t *b, int64_t group_id);
 void launches_finish(local_t *b, int64_t group_id);
+void launches_net_settled(local_t *b, int64_t group_id, const char *failure);
 void launches_free(local_t *b);
 
 /* status.c */
@@ -243,6 +245,7 @@ int read_net_file(const local_t *b, int64_t group_id, pid_t *pid,
                   unsigned long long *start);
 gnet_t *group_hub(local_t *b, int64_t group_id, jg_error_t *err);
 bool group_hub_take(local_t *b, int64_t group_id, jg_netns_hub_t *out);
+void gnet_wait_setup(gnet_t *g);
 int setup_nat(local_t *b, const jg_local_config_t *cfg, jg_error_t *err);
 
 /* volumes.c */

@@ -29,6 +29,15 @@ gnet_t *gnet_find(local_t *b, int64_t group_id)
     return NULL;
 }
 
+/* Takes the hub's descriptors off the loop (they stay open). */
+static void gnet_unwatch(local_t *b, gnet_t *g)
+{
+    if (g->hub.pidfd >= 0)
+        jg_loop_del_fd(b->loop, g->hub.pidfd);
+    if (g->hub.ready_fd >= 0)
+        jg_loop_del_fd(b->loop, g->hub.ready_fd);
+}
+
 /* Stops following a hub; kill: also kills its keeper (the hub goes). */
 int gnet_free(local_t *b, gnet_t *g, bool kill_keeper, jg_error_t *err)
 {
@@ -39,9 +48,8 @@ int gnet_free(local_t *b, gnet_t *g, bool kill_keeper, jg_error_t *err)
         }
     }
     int rc = 0;
-    if (g->hub.pidfd >= 0)
-        jg_loop_del_fd(b->loop, g->hub.pidfd);
-    /* Only on_keeper_dead kills here, when the keeper is dead already: no wait. */
+    gnet_unwatch(b, g);
+    /* Only on_keeper_dead and a failed set-up kill here, when the keeper is dead already: no wait. */
     if (kill_keeper)
         rc = jg_netns_hub_destroy(&g->hub, CLEANUP_WAIT_MS, err);
     else
@@ -62,8 +70,71 @@ void lose_group_nodes(local_t *b, int64_t group_id, const char *reason)
     }
 }
 
+/* The keeper of a hub still being set up ended its set-up: ready (r 1) or
+ * failed (r -1, why in e; its hub is destroyed).  The group's queued nodes
+ * go on, or fail with the reason. */
+static void gnet_setup_done(gnet_t *g, int r, const jg_error_t *e)
+{
+    local_t *b = g->b;
+    int64_t group_id = g->group_id;
+    if (r > 0) {
+        launches_net_settled(b, group_id, NULL);
+        return;
+    }
+    jg_log("warn", "group %" PRId64 ": %s", group_id, e->text);
+    gnet_free(b, g, true, NULL);    /* the keeper is ending: the wait is short */
+    launches_net_settled(b, group_id, e->text);
+}
+
+/* Reads how the keeper's set-up went (jg_netns_hub_ready); once known, its
+ * pipe is off the loop (and closed). */
+static int gnet_read_setup(gnet_t *g, int wait_ms, jg_error_t *e)
+{
+    int fd = g->hub.ready_fd;
+    int r = jg_netns_hub_ready(&g->hub, wait_ms, e);
+    if (r != 0)
+        jg_loop_del_fd(g->b->loop, fd);
+    return r;
+}
+
+/* Whether the hub's keeper has finished setting it up (wait_ms: how long to
+ * wait for it, 0 for a look); if so, acts on it (gnet_setup_done) and
+ * returns true (g may be freed). */
+static bool gnet_check_setup(gnet_t *g, int wait_ms)
+{
+    jg_error_t e = {{0}};
+    int r = gnet_read_setup(g, wait_ms, &e);
+    if (r == 0)
+        return false;
+    gnet_setup_done(g, r, &e);
+    return true;
+}
+
+static void on_keeper_ready(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)revents;
+    gnet_check_setup(arg, 0);
+}
+
+/* The hub's keeper has not finished setting up: waits for it, at most
+ * KEEPER_SETUP_MS (it is then killed).  For the rare caller that cannot go on
+ * without the group's network settled (stop() of a group whose nodes wait
+ * for it). */
+void gnet_wait_setup(gnet_t *g)
+{
+    if (g->hub.ready_fd < 0 || gnet_check_setup(g, KEEPER_SETUP_MS))
+        return;
+    jg_error_t e;
+    jg_errprintf(&e, "group network: its keeper (pid %d) was not ready within %d ms",
+                 (int)g->hub.pid, KEEPER_SETUP_MS);
+    gnet_setup_done(g, -1, &e);
+}
+
 /* A keeper died while its group was not being cleaned up: the group's
- * network went with it, so its nodes cannot talk any more. */
+ * network went with it, so its nodes cannot talk any more.  One that dies
+ * while setting up says why on its ready pipe. */
 static void on_keeper_dead(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
 {
     (void)loop;
@@ -71,23 +142,40 @@ static void on_keeper_dead(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
     (void)revents;
     gnet_t *g = arg;
     local_t *b = g->b;
+    int64_t group_id = g->group_id;
+    if (g->hub.ready_fd >= 0) {
+        jg_error_t e = {{0}};
+        int r = gnet_read_setup(g, 0, &e);
+        if (r <= 0) {
+            if (r == 0)     /* cannot be: its pipe ended with it */
+                jg_errprintf(&e, "group network: its keeper (pid %d) died while setting "
+                             "it up", (int)g->hub.pid);
+            gnet_setup_done(g, -1, &e);
+            return;
+        }
+    }
     char *reason = jg_xasprintf("the group's network is gone (its keeper, pid %d, died)",
                                 (int)g->hub.pid);
-    jg_log("warn", "group %" PRId64 ": %s; killing its nodes", g->group_id, reason);
-    lose_group_nodes(b, g->group_id, reason);
-    free(reason);
+    jg_log("warn", "group %" PRId64 ": %s; killing its nodes", group_id, reason);
+    lose_group_nodes(b, group_id, reason);
     gnet_free(b, g, true, NULL);
+    launches_net_settled(b, group_id, reason);     /* its queued nodes fail */
+    free(reason);
 }
 
-/* Follows a hub (takes it over, also on failure). */
+/* Follows a hub (takes it over, also on failure): its keeper's death, and
+ * while it is being set up, the end of that. */
 gnet_t *gnet_watch(local_t *b, int64_t group_id, jg_netns_hub_t *hub, jg_error_t *err)
 {
     gnet_t *g = jg_xcalloc(1, sizeof *g);
     g->b = b;
     g->group_id = group_id;
     g->hub = *hub;
-    if (jg_loop_add_fd(b->loop, g->hub.pidfd, EPOLLIN, on_keeper_dead, g, err) < 0) {
-        jg_netns_hub_close(&g->hub);
+    if (jg_loop_add_fd(b->loop, g->hub.pidfd, EPOLLIN, on_keeper_dead, g, err) < 0 ||
+        (g->hub.ready_fd >= 0 &&
+         jg_loop_add_fd(b->loop, g->hub.ready_fd, EPOLLIN, on_keeper_ready, g, err) < 0)) {
+        jg_loop_del_fd(b->loop, g->hub.pidfd);
+        jg_netns_hub_close(&g->hub);    /* a keeper of ours is recorded: cleanup kills it */
         free(g);
         return NULL;
     }
@@ -138,15 +226,17 @@ bool group_hub_take(local_t *b, int64_t group_id, jg_netns_hub_t *out)
             break;
         }
     }
-    if (g->hub.pidfd >= 0)
-        jg_loop_del_fd(b->loop, g->hub.pidfd);
+    gnet_unwatch(b, g);
     *out = g->hub;
     free(g);
     return true;
 }
 
 /* The group's hub: followed already, found again from <group dir>/net, or
- * created (its keeper recorded there).  NULL + err if none can be had. */
+ * started (its keeper recorded there at once, before it does anything).
+ * A started one is being set up while the loop goes on: its hub.ready_fd is
+ * then >= 0, and launches_net_settled() tells when it is up or failed.
+ * NULL + err if none can be had. */
 gnet_t *group_hub(local_t *b, int64_t group_id, jg_error_t *err)
 {
     gnet_t *g = gnet_find(b, group_id);
@@ -163,10 +253,7 @@ gnet_t *group_hub(local_t *b, int64_t group_id, jg_error_t *err)
     char *argv[] = {b->shim_path, "--hold", gdir, NULL};
     char *text = NULL;
     const creds_t none = {0};
-    /* Waits (on the loop) for the keeper to report its hub ready: once per
-     * group, a few netlink calls; a SIGKILLed keeper, on the failure path
-     * below, dies at once. */
-    if (jg_netns_hub_create(b->net.mode, b->nat ? &b->uplink : NULL, argv, &hub, err) < 0)
+    if (jg_netns_hub_start(b->net.mode, b->nat ? &b->uplink : NULL, argv, &hub, err) < 0)
         goto done;
     text = jg_xasprintf("keeper %d %llu\n", (int)hub.pid, hub.start);
     if (write_file(&none, gdir, GROUP_NET, text, strlen(text), 0644, err) < 0) {

@@ -1,6 +1,7 @@
-/* backends/local/spawn.c - launch: everything a node gets, then the fork and exec of its shim.
+/* backends/local/spawn.c - launch: everything a node gets, then the spawn of its shim.
  * Part of the local backend (backend.c has the overview, local_int.h the map). */
 #include "local_int.h"
+#include "../../shim_node.h"
 #include "../../shim_protocol.h"
 #include "jgsched/nodeenv.h"
 
@@ -8,13 +9,13 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 static bool same_key(const char *a, const char *b)
@@ -80,24 +81,6 @@ typedef struct {
     const char *hosts_path;     /* NULL when nodes keep the host's /etc/hosts */
     const char *resolv_path;    /* NULL when nodes keep the host's /etc/resolv.conf */
 } group_net_t;
-
-/* Closes every descriptor from 3 on but a and b. */
-static void close_all_but(int a, int b)
-{
-    unsigned lo = (unsigned)(a < b ? a : b), hi = (unsigned)(a < b ? b : a);
-    if (lo > 3)
-        syscall(SYS_close_range, 3u, lo - 1, 0u);
-    if (hi > lo + 1)
-        syscall(SYS_close_range, lo + 1, hi - 1, 0u);
-    syscall(SYS_close_range, hi + 1, ~0u, 0u);
-}
-
-/* In the node's child: reports why it cannot become the node, and ends. */
-static __attribute__((noreturn)) void child_die(int errw, const char *msg)
-{
-    (void)!write(errw, msg, strlen(msg));
-    _exit(126);
-}
 
 /* The node's /tmp, <node dir>/tmp, made (or found again, for a later
  * attempt) and opened without following anything the node's user may have
@@ -168,7 +151,7 @@ typedef struct {
     struct stat status_st;      /* the status file when the watch was set */
     int wd;                     /* that watch */
     int errpipe[2];             /* the child's reason, should it fail before exec */
-    pid_t pid;                  /* the shim, once forked */
+    pid_t pid;                  /* the shim, once started */
     int pidfd;
     unsigned long long start;
 } node_build_t;
@@ -415,98 +398,45 @@ done:
     return rc;
 }
 
-/* In the forked child: becomes the node (session, cgroup, namespaces, the
- * checked /tmp, the user's credentials, no new privileges) and execs the
- * shim; on any failure it writes why to errw and ends. */
-static __attribute__((noreturn)) void become_node(const node_build_t *nb,
-                                                  const jg_netns_node_t *plan, char *const argv[],
-                                                  int errw)
+/* The arguments of `jgsched-shim --node` (shim_node.h), appended to av. */
+typedef struct {
+    char **v;
+    size_t n, cap;
+} argv_t;
+
+static void arg_add(argv_t *av, char *arg)     /* takes arg (NULL: the end) */
 {
-    /* The daemon is single-threaded, so the child may do more than
-     * async-signal-safe calls; still, it allocates nothing. */
-    local_t *b = nb->b;
-    const creds_t *creds = nb->creds;
-    bool namespaces = isolated(b) || b->net.own_mounts;
-    char *envp[] = {NULL};
-    char msg[400];
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL);       /* nothing the daemon ignores reaches the node */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (setsid() < 0) {
-        snprintf(msg, sizeof msg, "setsid: %s", strerror(errno));
-        child_die(errw, msg);
+    if (av->n == av->cap) {
+        av->cap = av->cap ? av->cap * 2 : 32;
+        av->v = jg_xrealloc(av->v, av->cap * sizeof *av->v);
     }
-    if (nb->cg_fd >= 0 && write(nb->cg_fd, "0", 1) != 1) {
-        snprintf(msg, sizeof msg, "cannot join the node's cgroup %s: %s", nb->cg,
-                 strerror(errno));
-        child_die(errw, msg);
-    }
-    if (namespaces && jg_netns_node_enter(plan, msg, sizeof msg) < 0)
-        child_die(errw, msg);
-    /* The user owns the node directory and may have swapped tmp for a
-     * link since we checked it: nothing of ours may run over a /tmp
-     * that is not the directory we opened (no process but us sees it). */
-    struct stat want, got;
-    if (nb->tmp_fd >= 0 && (fstat(nb->tmp_fd, &want) < 0 || stat("/tmp", &got) < 0 ||
-                            want.st_dev != got.st_dev || want.st_ino != got.st_ino)) {
-        snprintf(msg, sizeof msg, "refusing %s: it was replaced while the node was being "
-                 "set up", nb->tmp);
-        child_die(errw, msg);
-    }
-    if (creds->active &&
-        (setgroups((size_t)creds->n_groups, creds->groups) < 0 || setgid(creds->gid) < 0 ||
-         setuid(creds->uid) < 0)) {
-        snprintf(msg, sizeof msg, "cannot become uid %d gid %d: %s", (int)creds->uid,
-                 (int)creds->gid, strerror(errno));
-        child_die(errw, msg);
-    }
-    /* A node may lay its volumes over any directory of its own mount
-     * namespace (/etc included), so a set-user-ID program run there would
-     * trust files the user wrote: like a container runtime's
-     * no-new-privileges, no exec from here on gains privileges. */
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-        snprintf(msg, sizeof msg, "cannot set no_new_privs: %s", strerror(errno));
-        child_die(errw, msg);
-    }
-    /* Everything but the error pipe and the shim, which exec closes. */
-    close_all_but(errw, b->shim_fd);
-    syscall(SYS_execveat, b->shim_fd, "", argv, envp, AT_EMPTY_PATH);
-    snprintf(msg, sizeof msg, "cannot execute %s: %s", b->shim_path, strerror(errno));
-    child_die(errw, msg);
+    av->v[av->n++] = arg;
 }
 
-/* Forks the node's child (become_node) with its network plan: its address
- * and hostname in the group's network, the group's hosts and resolv.conf,
- * its /tmp and volumes. */
-static int fork_node(node_build_t *nb, jg_error_t *err)
+static void arg_free(argv_t *av)
+{
+    for (size_t i = 0; i < av->n; i++)
+        free(av->v[i]);
+    free(av->v);
+}
+
+/* Starts the node's first process, `jgsched-shim --node`, with its network
+ * plan (its address and hostname in the group's network, the group's hosts
+ * and resolv.conf, its /tmp and volumes) and credentials: posix_spawn, which
+ * does not copy the daemon (a vfork-like start, then exec), so it costs the
+ * loop the same however large the daemon is.  The child becomes the node and
+ * execs the shim (src/shim_node.c); it tells why it could not on errpipe. */
+static int spawn_node(node_build_t *nb, jg_error_t *err)
 {
     local_t *b = nb->b;
     const creds_t *creds = nb->creds;
     int index = jg_netns_node_index(nb->req->spec, nb->ref->job_index, nb->ref->rank);
-    char *hostname = jg_xasprintf("%s-%d", nb->job->name, nb->ref->rank);
-    jg_netns_node_t plan = {
-        .mode = b->net.mode,
-        .own_mounts = b->net.own_mounts,
-        .hub_pidfd = nb->gnet->hub_pidfd,
-        .index = index,
-        .hostname = hostname,
-        .hosts_path = nb->gnet->hosts_path,
-        .resolv_path = nb->gnet->resolv_path,
-        .default_route = b->nat,
-        .tmp_path = nb->tmp,
-        .keep_path = nb->dir,
-        .binds = nb->binds,
-        .n_binds = nb->binds ? nb->job->n_volumes : 0,
-        .uid = creds->active ? creds->uid : geteuid(),
-        .gid = creds->active ? creds->gid : getegid(),
-    };
-    char attempt[16];
-    snprintf(attempt, sizeof attempt, "%d", nb->ref->attempt);
-    char *argv[] = {b->shim_path, nb->dir, attempt, isolated(b) ? "net" : NULL, NULL};
     int rc = -1;
+    argv_t av = {0};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
     if (pipe2(nb->errpipe, O_CLOEXEC) < 0) {
         jg_errprintf(err, "cannot create a pipe: %s", strerror(errno));
         goto done;
@@ -514,13 +444,79 @@ static int fork_node(node_build_t *nb, jg_error_t *err)
     /* Read only once the child ended (child_error), when the write end is
      * closed; never blocking, even if a descendant kept it open. */
     (void)fcntl(nb->errpipe[0], F_SETFL, O_NONBLOCK);
-    nb->pid = fork();
-    if (nb->pid < 0) {
-        jg_errprintf(err, "cannot fork: %s", strerror(errno));
+
+    /* The descriptors it needs, inherited by number (dup2 onto itself
+     * clears close-on-exec in the child only). */
+    int pass[] = {nb->errpipe[1], b->shim_fd, isolated(b) ? nb->gnet->hub_pidfd : -1,
+                  nb->cg_fd, nb->tmp_fd};
+    for (size_t i = 0; i < sizeof pass / sizeof *pass; i++)
+        if (pass[i] >= 0)
+            posix_spawn_file_actions_adddup2(&fa, pass[i], pass[i]);
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+    arg_add(&av, jg_xstrdup(b->shim_path));
+    arg_add(&av, jg_xstrdup(JG_SHIM_NODE_ARG));
+    arg_add(&av, jg_xasprintf("err=%d", nb->errpipe[1]));
+    arg_add(&av, jg_xasprintf("shim=%d", b->shim_fd));
+    if (pass[2] >= 0)
+        arg_add(&av, jg_xasprintf("hub=%d", pass[2]));
+    if (nb->cg_fd >= 0) {
+        arg_add(&av, jg_xasprintf("cg=%d", nb->cg_fd));
+        arg_add(&av, jg_xasprintf("cgpath=%s", nb->cg));
+    }
+    if (nb->tmp_fd >= 0)
+        arg_add(&av, jg_xasprintf("tmpfd=%d", nb->tmp_fd));
+    arg_add(&av, jg_xasprintf("mode=%d", (int)b->net.mode));
+    arg_add(&av, jg_xasprintf("mounts=%d", b->net.own_mounts ? 1 : 0));
+    arg_add(&av, jg_xasprintf("index=%d", index));
+    arg_add(&av, jg_xasprintf("host=%s-%d", nb->job->name, nb->ref->rank));
+    if (nb->gnet->hosts_path)
+        arg_add(&av, jg_xasprintf("hosts=%s", nb->gnet->hosts_path));
+    if (nb->gnet->resolv_path)
+        arg_add(&av, jg_xasprintf("resolv=%s", nb->gnet->resolv_path));
+    arg_add(&av, jg_xasprintf("route=%d", b->nat ? 1 : 0));
+    if (nb->tmp)
+        arg_add(&av, jg_xasprintf("tmp=%s", nb->tmp));
+    arg_add(&av, jg_xasprintf("keep=%s", nb->dir));
+    arg_add(&av, jg_xasprintf("uid=%u", (unsigned)(creds->active ? creds->uid : geteuid())));
+    arg_add(&av, jg_xasprintf("gid=%u", (unsigned)(creds->active ? creds->gid : getegid())));
+    if (creds->active) {
+        char groups[MAX_GROUPS * 12] = "";
+        size_t len = 0;
+        for (int i = 0; i < creds->n_groups && len < sizeof groups; i++)
+            len += (size_t)snprintf(groups + len, sizeof groups - len, "%s%u", i ? "," : "",
+                                    (unsigned)creds->groups[i]);
+        arg_add(&av, jg_xasprintf("user=%u:%u:%s", (unsigned)creds->uid,
+                                  (unsigned)creds->gid, groups));
+    }
+    for (size_t i = 0; nb->binds && i < nb->job->n_volumes; i++) {
+        arg_add(&av, jg_xasprintf("src=%s", nb->binds[i].source));
+        arg_add(&av, jg_xasprintf("dst=%s", nb->binds[i].target));
+    }
+    arg_add(&av, jg_xstrdup("--"));
+    arg_add(&av, jg_xstrdup(b->shim_path));
+    arg_add(&av, jg_xstrdup(nb->dir));
+    arg_add(&av, jg_xasprintf("%d", nb->ref->attempt));
+    if (isolated(b))
+        arg_add(&av, jg_xstrdup("net"));
+    arg_add(&av, NULL);
+
+    /* The shim the daemon opened, through its descriptor: never a path that
+     * could have been swapped since. */
+    char exe[32];
+    snprintf(exe, sizeof exe, "/proc/self/fd/%d", b->shim_fd);
+    char *envp[] = {NULL};
+    int e = posix_spawn(&nb->pid, exe, &fa, &attr, av.v, envp);
+    if (e != 0) {
+        nb->pid = -1;
+        jg_errprintf(err, "cannot start %s: %s", b->shim_path, strerror(e));
         goto done;
     }
-    if (nb->pid == 0)
-        become_node(nb, &plan, argv, nb->errpipe[1]);
     close(nb->errpipe[1]);
     nb->errpipe[1] = -1;
     if (nb->cg_fd >= 0) {
@@ -529,7 +525,9 @@ static int fork_node(node_build_t *nb, jg_error_t *err)
     }
     rc = 0;
 done:
-    free(hostname);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    arg_free(&av);
     return rc;
 }
 
@@ -650,7 +648,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
              make_barrier(&nb, err) < 0 ||      /* the release FIFO */
              open_output_log(&nb, err) < 0 ||   /* output.log, attempts */
              watch_status(&nb, err) < 0 ||      /* status, watched */
-             fork_node(&nb, err) < 0 ||         /* network, namespaces, user: the shim */
+             spawn_node(&nb, err) < 0 ||        /* network, namespaces, user: the shim */
              follow_shim(&nb, err) < 0 ||       /* pidfd, .shims */
              add_node_record(&nb, err) < 0      /* NODE_STARTED */
                  ? -1 : 0;
@@ -660,7 +658,7 @@ static int launch_one(local_t *b, const jg_launch_t *req, const jg_node_ref_t *r
 
 /* ---- launches, spread over loop turns -------------------------------------
  *
- * Starting a node costs a few forks and file writes; a launch of hundreds
+ * Starting a node costs a spawn and a few file writes; a launch of hundreds
  * of nodes done in one go would hold the loop (every client, every other
  * group) for its whole length.  launch() starts at most LAUNCH_BATCH nodes
  * and queues the rest (with copies of what the request only lent it); a
@@ -733,11 +731,23 @@ static bool launch_job_own(launch_job_t *j)
     return true;       /* pw, if set, is &pwbuf, whose strings are in pwstr: ours already */
 }
 
+/* Whether the job's nodes wait for their group's network, whose keeper is
+ * still setting it up (launches_net_settled() lets them go). */
+static bool net_waiting(local_t *b, const launch_job_t *j)
+{
+    if (!j->net_ok || !isolated(b))
+        return false;
+    gnet_t *g = gnet_find(b, j->req.group_id);
+    return g && g->hub.ready_fd >= 0;
+}
+
 /* Starts up to max of the job's remaining nodes; returns how many it took. */
 static size_t launch_nodes(local_t *b, launch_job_t *j, size_t max)
 {
     const jg_launch_t *req = &j->req;
     size_t done = 0;
+    if (net_waiting(b, j))
+        return 0;
     if (j->net_ok && isolated(b)) {
         /* On a later turn the keeper may have died meanwhile. */
         gnet_t *g = gnet_find(b, req->group_id);
@@ -763,20 +773,40 @@ static size_t launch_nodes(local_t *b, launch_job_t *j, size_t max)
 
 static void on_launch_timer(jg_loop_t *loop, void *arg);
 
-/* Starts up to max queued nodes, oldest launch first; re-arms the timer
- * while some are left. */
+/* Starts up to max queued nodes, oldest launch first, passing over those
+ * that wait for their network; re-arms the timer while some that can start
+ * are left. */
 static void launch_queued(local_t *b, size_t max)
 {
-    while (b->launches && max > 0) {
-        launch_job_t *j = b->launches;
-        max -= launch_nodes(b, j, max);
-        if (j->next_node == j->req.n_nodes) {
-            b->launches = j->next;
-            launch_job_free(j);
+    bool more = false;
+    for (launch_job_t **pp = &b->launches; *pp;) {
+        launch_job_t *j = *pp;
+        if (net_waiting(b, j)) {
+            pp = &j->next;
+            continue;
         }
+        if (max > 0)
+            max -= launch_nodes(b, j, max);
+        if (j->next_node == j->req.n_nodes) {
+            *pp = j->next;
+            launch_job_free(j);
+            continue;
+        }
+        more = true;
+        pp = &j->next;
     }
-    if (b->launches && !b->launch_timer)
+    if (more && !b->launch_timer)
         b->launch_timer = jg_loop_add_timer(b->loop, LAUNCH_NEXT_MS, on_launch_timer, b);
+}
+
+void launches_net_settled(local_t *b, int64_t group_id, const char *failure)
+{
+    for (launch_job_t *j = b->launches; j; j = j->next)
+        if (j->req.group_id == group_id && failure && j->net_ok) {
+            j->net_ok = false;
+            jg_errprintf(&j->neterr, "%s", failure);
+        }
+    launch_queued(b, LAUNCH_BATCH);
 }
 
 static void on_launch_timer(jg_loop_t *loop, void *arg)
@@ -797,6 +827,9 @@ static bool group_queued(const local_t *b, int64_t group_id)
 
 void launches_finish(local_t *b, int64_t group_id)
 {
+    gnet_t *g = gnet_find(b, group_id);
+    if (g && group_queued(b, group_id))
+        gnet_wait_setup(g);     /* rare: stopped within the few ms its network takes */
     while (group_queued(b, group_id))
         launch_queued(b, LAUNCH_BATCH);
 }
@@ -931,6 +964,9 @@ int local_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
     if (j->next_node < req->n_nodes && !launch_job_own(j)) {
         jg_log("warn", "group %" PRId64 ": cannot copy the launch request; starting its "
                "%zu nodes at once", req->group_id, req->n_nodes - j->next_node);
+        gnet_t *g = isolated(b) ? gnet_find(b, req->group_id) : NULL;
+        if (g)
+            gnet_wait_setup(g);     /* the request is only lent: no later turn */
         launch_nodes(b, j, req->n_nodes);
     }
     if (j->next_node == req->n_nodes) {
