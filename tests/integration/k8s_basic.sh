@@ -161,6 +161,8 @@ ok "seed 2.2: nothing left"
 cat >"$JG_WORK/long.yaml" <<'YAML'
 ---
 name: k8s-cancel
+placement: SAME_INFRA
+execution: parallel
 ---
 name: sleeper
 num_nodes: 2

@@ -132,7 +132,7 @@ void k8s_create_pod(k8s_node_t *n)
 {
     k8s_group_t *g = n->g;
     k8s_backend_t *b = g->b;
-    if (!n->want_pod || n->create_sent || n->ended || !g->owner_uid[0] || !g->spec)
+    if (!n->want_pod || n->create_sent || n->ended || !g->deps_ready || !g->spec)
         return;
     if (old_pod_present(n)) {
         /* The replaced pod must go first (same name); monitor.c calls again
@@ -199,15 +199,23 @@ static void dependent_created(void *ctx, const jg_k8s_response_t *resp)
 {
     obj_ctx_t *oc = ctx;
     k8s_group_t *g = k8s_group_find(oc->b, oc->group_id, false);
-    if (g && resp->status != 201 && resp->status != 200 && resp->status != 409) {
+    const char *what = oc->what;
+    k8s_ctx_free(oc);
+    if (!g)
+        return;
+    if (resp->status != 201 && resp->status != 200 && resp->status != 409) {
         char why[512];
-        jg_k8s_response_describe(resp, oc->what, why, sizeof why);
-        group_launch_failed(g, why);
+        jg_k8s_response_describe(resp, what, why, sizeof why);
+        g->deps_pending = 0;
         for (size_t i = 0; i < g->n_nodes; i++)
             if (!g->nodes[i]->started && !g->nodes[i]->ended)
                 k8s_launch_failed(g->nodes[i], why);
+        return;
     }
-    k8s_ctx_free(oc);
+    if (g->deps_pending > 0 && --g->deps_pending == 0) {
+        g->deps_ready = true;
+        create_wanted_pods(g);
+    }
 }
 
 static void create_object(k8s_group_t *g, const char *kind_path, json_t *obj, const char *what)
@@ -235,11 +243,11 @@ static void owner_ready(k8s_group_t *g, const char *uid)
     jg_k8s_group_name(g->id, name);
     owner.name = name;
     owner.uid = g->owner_uid;
+    g->deps_pending = 2;
     create_object(g, "secrets", jg_k8s_token_secret(&g->b->settings, g->id, &owner, g->token),
                   "creating the token Secret");
     create_object(g, "services", jg_k8s_service(&g->b->settings, g->id, &owner),
                   "creating the headless Service");
-    create_wanted_pods(g);
 }
 
 static void owner_fetched(void *ctx, const jg_k8s_response_t *resp);
@@ -304,6 +312,7 @@ static void owner_fetched(void *ctx, const jg_k8s_response_t *resp)
     }
     if (g->reattached) {
         snprintf(g->owner_uid, sizeof g->owner_uid, "%s", uid);
+        g->deps_ready = true;
         create_wanted_pods(g);
         return;
     }
