@@ -455,8 +455,14 @@ int k8s_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
         k8s_node_t *n = k8s_node_find(g, job, ref->rank);
         if (!n)
             n = k8s_node_add(g, ref->job_index, job, ref->rank);
-        bool alive = n->started && !n->deleting && n->agent_phase[0] &&
-                     jg_k8s_watch_get(b->pod_watch, b->namespace, n->pod);
+        /* In place only on a pod that runs and nobody is deleting, whose
+         * agent answered: a lost pod is replaced. */
+        json_t *pod = jg_k8s_watch_get(b->pod_watch, b->namespace, n->pod);
+        k8s_pod_state_t st = {.phase = K8S_POD_LOST};
+        if (pod)
+            k8s_pod_state(pod, &st);
+        bool alive = n->started && !n->deleting && n->agent_phase[0] && pod && !st.deleting &&
+                     st.phase == K8S_POD_RUNNING;
         bool was_running = n->attempt > 0;
         n->attempt = ref->attempt;
         n->setup_done = n->released = n->ended = n->exit_pending = false;
