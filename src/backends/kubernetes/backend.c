@@ -408,6 +408,16 @@ jg_backend_t *jg_backend_kubernetes_from_env(const jg_backend_env_t *env, const 
     b->instance = instance_id(env->state_dir, err);
     if (!b->instance)
         goto fail;
+    if (context) {
+        /* kubernetes/<ctx> is an instance of its own: its objects carry their
+         * own id, even in a namespace the plain instance uses too. */
+        uint32_t h = 2166136261u;
+        for (const char *p = context; *p; p++)
+            h = (h ^ (unsigned char)*p) * 16777619u;
+        char *both = jg_xasprintf("%s-%08x", b->instance, h);
+        free(b->instance);
+        b->instance = both;
+    }
     b->selector = jg_xasprintf("app.kubernetes.io/managed-by=jgsched,jgsched.io/instance=%s",
                                b->instance);
     double grace_s = config->has_stop_grace ? config->stop_grace_s : 5;

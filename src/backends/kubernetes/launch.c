@@ -426,10 +426,10 @@ int k8s_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
                                 spec->name);
         if (!jg_k8s_image(&b->settings, spec->jobs[j].image_id, err))
             return jg_errprefix(err, "job %s", spec->jobs[j].name);
-        for (size_t v = 0; v < spec->jobs[j].n_volumes; v++)
+        if (spec->jobs[j].n_volumes)
             return jg_errprintf(err, "job %s mounts volume %s: named volumes are not supported "
                                      "on kubernetes yet",
-                                spec->jobs[j].name, spec->jobs[j].volumes[v].value);
+                                spec->jobs[j].name, spec->jobs[j].volumes[0].value);
     }
     jg_group_spec_t *copy = NULL;
     k8s_group_t *g = k8s_group_find(b, req->group_id, false);
