@@ -386,10 +386,13 @@ jg_backend_t *jg_backend_kubernetes_from_env(const jg_backend_env_t *env, const 
     if (!kube) {
         char copy[sizeof err->text];
         snprintf(copy, sizeof copy, "%s", err->text);
-        jg_errprintf(err, "%s%s%s", copy,
-                     kc->kubeconfig ? " (backends.kubernetes.kubeconfig)" : "",
-                     context ? " (the context of the infra string)"
-                     : kc->context ? " (backends.kubernetes.context)" : "");
+        const char *ctx_field = context      ? "the context of infra kubernetes/<context>"
+                                : kc->context ? "backends.kubernetes.context"
+                                              : NULL;
+        jg_errprintf(err, "backend kubernetes: %s (%s%s%s)", copy,
+                     kc->kubeconfig ? "backends.kubernetes.kubeconfig"
+                                    : "no backends.kubernetes.kubeconfig: the default kubeconfig",
+                     ctx_field ? ", " : "", ctx_field ? ctx_field : "");
         return NULL;
     }
     k8s_backend_t *b = jg_xcalloc(1, sizeof *b);
