@@ -783,26 +783,6 @@ static const char *resource_name_problem(const char *s)
     return NULL;
 }
 
-/* Why s cannot be a container image reference (as a pod's image field), or
- * NULL.  Only its form is checked: whether it exists is the registry's say. */
-const char *jg_spec_image_problem(const char *s)
-{
-    size_t len = strlen(s);
-    if (len > 1024)
-        return "it is longer than 1024 characters";
-    for (const char *p = s; *p; p++) {
-        char ch = *p;
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              strchr("._-/:@", ch)))
-            return "an image reference holds only letters, digits and . _ - / : @";
-    }
-    if (strchr("._-/:@", s[0]) || strchr("._-/:@", s[len - 1]))
-        return "an image reference starts and ends with a letter or digit";
-    if (strstr(s, "//"))
-        return "it contains '//'";
-    return NULL;
-}
-
 /* A string value checked by problem(); stored into *dst. */
 static void parse_checked(cctx_t *c, yaml_node_t *val, const char *f, const char *expected,
                           const char *what, const char *(*problem)(const char *), char **dst,

@@ -1314,3 +1314,23 @@ void jg_spec_errors_free(jg_spec_errors_t *errs)
     free(errs->warnings);
     memset(errs, 0, sizeof *errs);
 }
+
+/* Why s cannot be a container image reference (as a pod's image field), or
+ * NULL.  Only its form is checked: whether it exists is the registry's say. */
+const char *jg_spec_image_problem(const char *s)
+{
+    size_t len = strlen(s);
+    if (len > 1024)
+        return "it is longer than 1024 characters";
+    for (const char *p = s; *p; p++) {
+        char ch = *p;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              strchr("._-/:@", ch)))
+            return "an image reference holds only letters, digits and . _ - / : @";
+    }
+    if (strchr("._-/:@", s[0]) || strchr("._-/:@", s[len - 1]))
+        return "an image reference starts and ends with a letter or digit";
+    if (strstr(s, "//"))
+        return "it contains '//'";
+    return NULL;
+}

@@ -167,6 +167,10 @@ void jg_spec_strmap_free(jg_spec_strmap_t *m);
 /* Why s is not a DNS label (written into buf when it needs formatting), or NULL. */
 const char *jg_spec_dns_problem(const char *s, char *buf, size_t size);
 
+/* Why s cannot be a container image reference (a pod's image field), or NULL;
+ * only its form is checked. */
+const char *jg_spec_image_problem(const char *s);
+
 /* True for an accelerator name: [A-Za-z0-9._-]+. */
 bool jg_spec_accel_name_ok(const char *name);
 
