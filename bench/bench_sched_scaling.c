@@ -27,10 +27,14 @@
  * active: 99,000 submitted and cancelled, 1,000 pending; VmRSS of the whole
  * process (store cache included), and what it was before.
  * A benchmark, not a test: it prints figures and fails only if sched does.
+ * LIMITED=1: no capacity limit, but config.yaml lets each user run one group
+ * and every group is alice's: the queue is one user waiting for their limit
+ * (turnover: her group ends, her next starts).
  * POLICY=name (default "default") makes that the configured policy, e.g.
  * POLICY=fair-share to include priority() calls.  STORED (default 100000)
  * sizes the last stage; STORED=0 skips it.
  */
+#include "jgsched/config.h"
 #include "jgsched/loop.h"
 #include "jgsched/sched.h"
 #include "jgsched/spec.h"
@@ -61,6 +65,8 @@ static jg_sched_t *sched;
 static jg_store_t *store;
 static jg_loop_t *loop;
 static jg_backend_t *instance;
+static jg_config_t *config;     /* LIMITED: every user may run one group */
+static bool limited;
 
 static double cpu_ms(void)
 {
@@ -164,11 +170,12 @@ static void open_sched(const char *dir)
         exit(1);
     }
     memset(&fake, 0, sizeof fake);
-    fake.capacity = &two_cpus;
+    fake.capacity = limited ? NULL : &two_cpus;
     instance = fake_backend_create("fake", &fake, loop);
     const char *policy = getenv("POLICY");
     jg_sched_options_t opts = {.policy_dir = JG_BENCH_POLICY_DIR, .stop_grace_ms = 100,
                                .default_policy = policy && *policy ? policy : NULL,
+                               .config = config,
                                .no_registry = true, .extra_backends = &instance,
                                .n_extra_backends = 1};
     if (!(sched = jg_sched_create(store, loop, &opts, &err))) {
@@ -210,14 +217,16 @@ static void one_queue(int n)
         exit(1);
     }
     open_sched(dir);
-    int64_t running = submit(2, "root");
+    int64_t running = submit(2, limited ? "alice" : "root");
     jg_sched_pass(sched);
     event(JG_BACKEND_NODE_STARTED, running, 0);
     event(JG_BACKEND_SETUP_DONE, running, 0);
     long rss0 = rss_kb();
     double heap0 = heap_kb();
     double fill0 = cpu_ms();
-    static const char *users[] = {"alice", "bob", "carol", "dave"};
+    static const char *four[] = {"alice", "bob", "carol", "dave"};
+    static const char *one[] = {"alice", "alice", "alice", "alice"};
+    const char **users = limited ? one : four;
     for (int i = 0; i < n; i++) {
         submit(1, users[i % 4]);
         jg_sched_pass(sched);
@@ -307,6 +316,16 @@ int main(int argc, char **argv)
 {
     if (!getenv("VERBOSE"))
         (void)!freopen("/dev/null", "w", stderr);    /* the daemon's log lines */
+    limited = getenv("LIMITED") && *getenv("LIMITED") == '1';
+    if (limited) {
+        const char *text = "limits:\n  default: {running_groups: 1}\n";
+        jg_spec_errors_t errs = {0};
+        config = jg_config_parse(text, strlen(text), "config.yaml", &errs);
+        jg_spec_errors_free(&errs);
+        if (!config)
+            return 1;
+        printf("LIMITED: no capacity limit; every group is alice's, who may run one\n");
+    }
     static const int defaults[] = {0, 1000, 10000, 100000};
     printf("policy %s; times are CPU ms of this process, medians unless said\n",
            getenv("POLICY") && *getenv("POLICY") ? getenv("POLICY") : "default");

@@ -405,11 +405,12 @@ static void charge_owner(jg_sched_t *s, group_rt_t *g, int sign)
         u->nodes += sign * job->num_nodes;
         u->usage_cpus += sign * job->num_nodes * (job->cpus.set ? job->cpus.value : 1);
     }
-    if (s->ranked && u->queued && !s->closing && !u->rerank_due) {
-        u->rerank_due = true;
-        s->rerank_users = jg_xrealloc(s->rerank_users,
-                                      (s->n_rerank_users + 1) * sizeof *s->rerank_users);
-        s->rerank_users[s->n_rerank_users++] = u;
+    bool revisit = (s->ranked && u->queued) || (u->at_limit && sign < 0);
+    if (revisit && !s->closing && !u->revisit_due) {
+        u->revisit_due = true;
+        s->revisit_users = jg_xrealloc(s->revisit_users,
+                                      (s->n_revisit_users + 1) * sizeof *s->revisit_users);
+        s->revisit_users[s->n_revisit_users++] = u;
         s->admission_dirty = true;
         kick(s);
     }
@@ -552,13 +553,45 @@ static bool named_behind(const group_rt_t *blocker, const group_rt_t *g)
 
 static void refresh_fired(jg_loop_t *loop, void *arg);
 
+static void park(jg_sched_t *s, group_rt_t *g)
+{
+    user_rec_t *u = g->owner;
+    g->parked = true;
+    g->rq_user_prev = NULL;
+    g->rq_user_next = u->parked;
+    if (u->parked)
+        u->parked->rq_user_prev = g;
+    u->parked = g;
+    set_pending_reason(s, g, jg_sched_text(u->limit_why));
+}
+
+static void unlink_parked(group_rt_t *g)
+{
+    user_rec_t *u = g->owner;
+    if (g->rq_user_prev)
+        g->rq_user_prev->rq_user_next = g->rq_user_next;
+    else
+        u->parked = g->rq_user_next;
+    if (g->rq_user_next)
+        g->rq_user_next->rq_user_prev = g->rq_user_prev;
+    g->rq_user_prev = g->rq_user_next = NULL;
+    g->parked = false;
+}
+
 /* Puts g (its prio_key computed) into its backend's queue.  Behind the
- * blocker it waits at once; anywhere else the next pass looks at it. */
+ * blocker it waits at once; anywhere else the next pass looks at it.  A
+ * group of a user at their limit is parked instead. */
 static void queue_group(jg_sched_t *s, group_rt_t *g)
 {
     backend_slot_t *slot = slot_of(s, g->backend);
-    if (!slot || g->queued)
+    if (!slot || g->queued || g->parked)
         return;
+    if (g->owner->at_limit) {
+        txn_begin(s);
+        park(s, g);
+        txn_end(s);
+        return;
+    }
     jg_rq_insert(slot, g);
     group_rt_t *blocker = slot->blocker ? jg_sched_find(s, slot->blocker) : NULL;
     if (blocker && blocker != g && blocker->queued && jg_rq_cmp(g, blocker) > 0) {
@@ -577,6 +610,10 @@ static void queue_group(jg_sched_t *s, group_rt_t *g)
 
 static void dequeue_group(jg_sched_t *s, group_rt_t *g)
 {
+    if (g->parked) {
+        unlink_parked(g);
+        return;
+    }
     backend_slot_t *slot = g->queued ? slot_of(s, g->backend) : NULL;
     if (!slot)
         return;
@@ -618,6 +655,39 @@ static void rerank(jg_sched_t *s, group_rt_t **groups, size_t n)
     }
     free(old);
     free(key);
+}
+
+/* u reached their running_groups limit: every queued group of theirs, on
+ * every infra, leaves the queues and waits, saying why. */
+static void park_user(jg_sched_t *s, user_rec_t *u, const char *why)
+{
+    u->at_limit = true;
+    jg_sched_text_set(&u->limit_why, why);
+    while (u->queued) {
+        group_rt_t *g = u->queued;
+        dequeue_group(s, g);
+        park(s, g);
+    }
+}
+
+/* u's usage dropped: their parked groups are ranked and queued again (a
+ * pass parks them again if u is still at the limit). */
+static void unpark_user(jg_sched_t *s, user_rec_t *u)
+{
+    u->at_limit = false;
+    size_t n = 0;
+    for (group_rt_t *g = u->parked; g; g = g->rq_user_next)
+        n++;
+    group_rt_t **groups = jg_xcalloc(n ? n : 1, sizeof *groups);
+    n = 0;
+    while (u->parked) {
+        groups[n] = u->parked;
+        unlink_parked(groups[n++]);
+    }
+    jg_sched_compute_priorities(s, groups, n);
+    for (size_t i = 0; i < n; i++)
+        queue_group(s, groups[i]);
+    free(groups);
 }
 
 static void rerank_user(jg_sched_t *s, user_rec_t *u)
@@ -1734,20 +1804,23 @@ static void block_queue(jg_sched_t *s, backend_slot_t *slot, group_rt_t *g, cons
  * a large group is never starved by a stream of small ones.  A group over its
  * user's limit is passed over (others may go ahead).  Each backend's queue is
  * walked from its head to its blocker: what the pass costs depends on what
- * can move, not on how many groups wait.  The exception: groups over their
- * user's limit ahead of the blocker (or of the end) are walked again at each
- * pass that runs; a user at their limit with a long queue ahead of others
- * makes passes cost their number (their groups could be parked until the
- * user's usage drops: not done yet). */
+ * can move, not on how many groups wait.  A user at their running_groups
+ * limit has all their groups parked off the queues until their usage drops
+ * (park_user), so a long queue of theirs is not walked at every pass; a
+ * group over a nodes or cpus limit (which a smaller group of the same user
+ * may not be) is passed over where it stands, walked at each pass. */
 void jg_sched_pass(jg_sched_t *s)
 {
     if (!s->n_pending || !s->admission_dirty)
         return;
     txn_begin(s);
-    while (s->n_rerank_users) {     /* what their usage changes since the last pass moved */
-        user_rec_t *u = s->rerank_users[--s->n_rerank_users];
-        u->rerank_due = false;
-        rerank_user(s, u);
+    while (s->n_revisit_users) {     /* what their usage changes since the last pass moved */
+        user_rec_t *u = s->revisit_users[--s->n_revisit_users];
+        u->revisit_due = false;
+        if (u->at_limit)
+            unpark_user(s, u);
+        else
+            rerank_user(s, u);
     }
     txn_end(s);
     s->admission_dirty = false;
@@ -1771,8 +1844,16 @@ void jg_sched_pass(jg_sched_t *s)
                 break;
             }
             char why[384];
-            if (s->opts.config && !within_limits(jg_config_limits_for(s->opts.config, g->user),
-                                                 g->owner, g, why, sizeof why)) {
+            const jg_user_limits_t *lim = s->opts.config
+                                              ? jg_config_limits_for(s->opts.config, g->user)
+                                              : NULL;
+            if (lim && !within_limits(lim, g->owner, g, why, sizeof why)) {
+                if (lim->running_groups != JG_CONFIG_UNLIMITED &&
+                    g->owner->groups + 1 > lim->running_groups) {
+                    park_user(s, g->owner, why);    /* none of theirs can start */
+                    g = jg_rq_first(&s->backends[bi]);
+                    continue;
+                }
                 set_pending_reason(s, g, why);      /* the user's limit: others may go ahead */
                 g = jg_rq_next(g);
                 continue;

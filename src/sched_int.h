@@ -22,8 +22,14 @@ typedef struct user_rec {
     double cpus;                /* their cpus as the limits count them (unset: 0 per node) */
     double usage_cpus;          /* as priority()'s usage counts them (unset: 1 per node) */
     group_rt_t *queued;         /* this user's queued groups, any infra (rq_user_next) */
-    bool rerank_due;            /* usage changed: rank the queued groups again at the next
-                                 * pass (in jg_sched_t.rerank_users) */
+    /* At their running_groups limit: none of their groups can start, so
+     * they are parked off the queues (the same links) until the user's usage
+     * drops, and no pass walks them meanwhile. */
+    bool at_limit;
+    char *limit_why;            /* the reason the parked groups show */
+    group_rt_t *parked;
+    bool revisit_due;           /* usage changed: the next pass ranks the queued groups
+                                 * again, or unparks the parked ones (revisit_users) */
 } user_rec_t;
 
 typedef struct {
@@ -95,6 +101,7 @@ struct group_rt {
     /* While queued (PENDING, not cancelling): a node of its backend's ranked
      * queue, ordered by (prio_key, id), and of its owner's list. */
     bool queued;
+    bool parked;                /* in owner->parked instead (see user_rec_t) */
     double prio_key;            /* priority() as last computed; 0 for FIFO (id order) */
     uint32_t rq_heap;           /* the treap's random heap priority */
     group_rt_t *rq_left, *rq_right, *rq_parent;
@@ -151,8 +158,8 @@ struct jg_sched {
     size_t n_buckets;           /* a power of two */
     user_rec_t **users;         /* users with an active group */
     size_t n_users;
-    user_rec_t **rerank_users;  /* users whose queued groups the next pass ranks again */
-    size_t n_rerank_users;
+    user_rec_t **revisit_users; /* users the next pass ranks again or unparks */
+    size_t n_revisit_users;
     int64_t *touched;           /* groups the open transaction wrote (txn_end visits them) */
     size_t n_touched, cap_touched;
     size_t pass_from;           /* the backend the next pass starts with */

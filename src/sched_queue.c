@@ -93,14 +93,15 @@ void jg_sched_index_free(jg_sched_t *s)
     s->n_buckets = 0;
     for (size_t i = 0; i < s->n_users; i++) {
         free(s->users[i]->name);
+        free(s->users[i]->limit_why);
         free(s->users[i]);
     }
     free(s->users);
     s->users = NULL;
     s->n_users = 0;
-    free(s->rerank_users);
-    s->rerank_users = NULL;
-    s->n_rerank_users = 0;
+    free(s->revisit_users);
+    s->revisit_users = NULL;
+    s->n_revisit_users = 0;
 }
 
 /* ---------------------------------------------------------- user records */
@@ -127,12 +128,13 @@ void jg_sched_user_unref(jg_sched_t *s, user_rec_t *u)
 {
     if (!u || --u->refs > 0)
         return;
-    for (size_t i = 0; u->rerank_due && i < s->n_rerank_users; i++) {
-        if (s->rerank_users[i] == u) {
-            s->rerank_users[i] = s->rerank_users[--s->n_rerank_users];
+    for (size_t i = 0; u->revisit_due && i < s->n_revisit_users; i++) {
+        if (s->revisit_users[i] == u) {
+            s->revisit_users[i] = s->revisit_users[--s->n_revisit_users];
             break;
         }
     }
+    free(u->limit_why);
     for (size_t i = 0; i < s->n_users; i++) {
         if (s->users[i] == u) {
             s->users[i] = s->users[--s->n_users];

@@ -1463,3 +1463,36 @@ Test(sched, a_user_at_their_limit_is_passed_over_and_resumes_when_a_group_ends)
     cr_expect_eq(group_state(second, NULL, 0), JG_STARTING, "alice's next did not start");
     cr_expect_eq(group_state(third, NULL, 0), JG_PENDING, "alice's limit not counted again");
 }
+
+/* Many groups of a user at the limit wait off the queue (parked) and come
+ * back in order; a cancel, a submit by others and a daemon restart meanwhile
+ * change nothing of that. */
+Test(sched, a_long_queue_of_a_user_at_the_limit_starts_one_by_one_in_order)
+{
+    jg_spec_errors_t errs = {0};
+    const char *text = "limits:\n  users:\n    alice: {running_groups: 1}\n";
+    config = jg_config_parse(text, strlen(text), "config.yaml", &errs);
+    cr_assert_not_null(config, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    restart_sched();
+    enum { N = 300 };
+    static int64_t ids[N];
+    for (int i = 0; i < N; i++)
+        ids[i] = submit_cpus("alice", 1, NULL);
+    cr_assert_eq(group_state(ids[0], NULL, 0), JG_STARTING);
+    char reason[512];
+    cr_expect_eq(group_state(ids[N - 1], reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "waiting for user limit"), "%s", reason);
+    int64_t bobs = submit_cpus("bob", 1, NULL);
+    cr_expect_eq(group_state(bobs, NULL, 0), JG_STARTING, "bob waited behind alice's queue");
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, ids[1], "cancelled", &err), 0, "%s", err.text);
+    restart_sched();
+    int64_t last = ids[0];
+    for (int i = 2; i < 12; i++) {
+        end_group(last);
+        cr_assert_eq(group_state(ids[i], NULL, 0), JG_STARTING, "group %d did not start next", i);
+        cr_assert_eq(group_state(ids[i + 1], NULL, 0), JG_PENDING, "two of alice's run");
+        last = ids[i];
+    }
+}
