@@ -56,6 +56,22 @@ median_ms() {
   fi
 }
 daemon_pid() { tr -dc '0-9' <"$JGSCHED_HOME/jgschedd.pid"; }
+TICK_MS=$((1000 / $(getconf CLK_TCK)))
+daemon_cpu_ms() { awk -v t="$TICK_MS" '{ print ($14 + $15) * t }' "/proc/$(daemon_pid)/stat"; }
+# cpu_ms N CMD...: "CLI ms / daemon ms" of CPU per call, medians of N runs:
+# less sensitive than wall time to what else runs on the machine.
+cpu_ms() {
+  local n=$1 i d0 d1; shift
+  : >"$WORK/cli.ms"; : >"$WORK/d.ms"
+  for ((i = 0; i < n; i++)); do
+    d0=$(daemon_cpu_ms)
+    /usr/bin/time -f '%U %S' -o "$WORK/t" "$@" >/dev/null
+    d1=$(daemon_cpu_ms)
+    awk '{ printf "%.0f\n", ($1 + $2) * 1000 }' "$WORK/t" >>"$WORK/cli.ms"
+    echo $((d1 - d0)) >>"$WORK/d.ms"
+  done
+  echo "$(median <"$WORK/cli.ms") / $(median <"$WORK/d.ms")"
+}
 
 cat >"$JGSCHED_HOME/config.yaml" <<'EOF'
 backends:
@@ -105,6 +121,7 @@ printf '%s\n' "$config" >"$JGSCHED_HOME/config.yaml"
 "$JG" submit --count 1000 "$WORK/task.yaml" >/dev/null
 queue_1k=$(median_ms "$Q" "$JG" queue)
 queue_1k_a=$(median_ms "$Q" "$JG" queue -a)
+queue_1k_cpu=$(cpu_ms "$Q" "$JG" queue)
 pending=$("$JG" queue -s pending --json | jq length)
 
 "$JG" daemon stop >/dev/null
@@ -116,6 +133,8 @@ fill_s=$(awk -v t="$(( $(now_ms) - t0 ))" 'BEGIN { printf "%.1f\n", t / 1000 }')
 default_100k=$(median_ms "$Q" "$JG" queue)
 full_100k=$(median_ms 5 "$JG" queue -a)
 json_100k=$(median_ms 5 "$JG" queue -a --json)
+default_100k_cpu=$(cpu_ms "$Q" "$JG" queue)
+full_100k_cpu=$(cpu_ms 3 "$JG" queue -a)
 stored=$("$JG" queue -a --json | jq length)
 pid=$(daemon_pid)
 rss=$(awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status")
@@ -125,9 +144,12 @@ echo "# bench_queue.sh $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' 
 printf '%-58s %s\n' "submit --count 1000 (groups/s accepted, median of $RUNS)" "$rate"
 printf '%-58s %s\n' "queue, 1,000 pending (ms, median of $Q)" "$queue_1k"
 printf '%-58s %s\n' "queue -a, 1,000 pending (ms, median of $Q)" "$queue_1k_a"
+printf '%-58s %s\n' "  CPU of queue, 1,000 pending (ms, CLI / daemon)" "$queue_1k_cpu"
 printf '%-58s %s\n' "groups stored / pending at the 100k figures" "$stored / $pending"
 printf '%-58s %s\n' "queue default view, 100k stored (ms, median of $Q)" "$default_100k"
 printf '%-58s %s\n' "queue -a, 100k stored (ms, median of 5)" "$full_100k"
 printf '%-58s %s\n' "queue -a --json, 100k stored (ms, median of 5)" "$json_100k"
+printf '%-58s %s\n' "  CPU of the default view, 100k (ms, CLI / daemon)" "$default_100k_cpu"
+printf '%-58s %s\n' "  CPU of queue -a, 100k (ms, CLI / daemon)" "$full_100k_cpu"
 printf '%-58s %s\n' "daemon VmRSS / VmHWM, 100k stored (MiB)" "$rss / $hwm"
 printf '%-58s %s\n' "store_fill of $FILL groups (s, not a figure of jgsched)" "$fill_s"

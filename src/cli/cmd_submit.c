@@ -346,7 +346,7 @@ lost:
 /* ---- many groups in one call ---- */
 
 #define JG_SUBMIT_MAX_TOTAL 1000000   /* groups of one file in one call (--count) */
-#define MANY_CHUNK 100          /* copies per request: the daemon's most (JG_SUBMIT_MAX_COUNT) */
+#define MANY_CHUNK 100          /* copies per request: the daemon's most (SUBMIT_MAX_COUNT) */
 #define MANY_WINDOW 8           /* requests sent ahead of their replies */
 
 typedef struct {

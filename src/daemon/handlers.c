@@ -23,8 +23,8 @@
 #define LOG_CHUNK_MAX (512 * 1024)
 #define QUEUE_PAGE_GROUPS 1000          /* groups per queue page at most */
 #define QUEUE_PAGE_BYTES (768 * 1024)   /* JSON per queue page at most (but one group at least) */
-#define QUEUE_FILTER_MAX 256
-#define JG_SUBMIT_MAX_COUNT 100         /* copies per submit request: a fair turn of the loop */            /* bytes of a queue request's user or name */
+#define QUEUE_FILTER_MAX 256            /* bytes of a queue request's user or name */
+#define SUBMIT_MAX_COUNT 100            /* copies per submit request: a fair turn of the loop */
 
 /* The group's owner, root, and the configured admins (user list or group). */
 static bool may_act_on(const jgd_conn_t *c, const jg_group_row_t *g)
@@ -175,10 +175,10 @@ static json_t *op_submit(jgd_conn_t *c, json_t *req)
                               "strings or null");
     json_int_t count = count_j ? (json_is_integer(count_j) ? json_integer_value(count_j) : -1)
                                : 0;
-    if (count_j && (count < 1 || count > JG_SUBMIT_MAX_COUNT))
+    if (count_j && (count < 1 || count > SUBMIT_MAX_COUNT))
         return jg_proto_error("malformed submit request: count is an integer from 1 to %d (the "
                               "CLI sends a larger --count in several requests)",
-                              JG_SUBMIT_MAX_COUNT);
+                              SUBMIT_MAX_COUNT);
     if (first_index < 0 || first_index > 1000000000)
         return jg_proto_error("malformed submit request: first_index is from 0 to 1000000000");
     /* The daemon never opens a policy file a request names (it may run as

@@ -242,4 +242,22 @@ jgc submit --count 2 --wait "$JG_WORK/big4.yaml"
 assert_eq "$RC" 2 "exit status of --count with --wait"
 ok "--count whose names cannot all be valid stores none; --wait follows one group only"
 
+# ---- the daemon checks for itself what the CLI checks first
+PROTO="$(dirname "$0")/tools/jgproto.py"
+raw() { timeout -k 5 60 python3 "$PROTO" "$JGSCHED_HOME/jgsched.sock" request "$1" 2>&1; }
+yaml_json=$(jq -Rs . <"$JG_WORK/big4.yaml")
+reply=$(raw "{\"op\":\"submit\",\"file\":\"$JG_WORK/big4.yaml\",\"yaml\":$yaml_json,\"count\":101}")
+assert_contains "$reply" "count is an integer from 1 to 100" "a submit of 101 copies"
+reply=$(raw "{\"op\":\"submit\",\"file\":\"$JG_WORK/big4.yaml\",\"yaml\":$yaml_json,\"count\":20,\"first_index\":90,\"name\":\"$long\"}")
+assert_eq "$(printf '%s' "$reply" | jq -c '[.ok, .groups]')" '[false,[]]' "a raw submit whose last name is too long"
+assert_contains "$reply" "$long-109" "the refusal names the last name"
+reply=$(raw "{\"op\":\"submit\",\"file\":\"$JG_WORK/big4.yaml\",\"yaml\":$yaml_json,\"count\":3,\"first_index\":7,\"name\":\"raw\"}")
+assert_eq "$(printf '%s' "$reply" | jq -c '[.ok, (.groups | map(.name)), (.groups | map(.state) | unique)]')" \
+    '[true,["raw-7","raw-8","raw-9"],["PENDING"]]' "a raw submit of 3 copies from index 7"
+reply=$(raw '{"op":"queue","states":["BOGUS"]}')
+assert_contains "$reply" "'BOGUS' is not a state" "a queue request with an unknown state"
+reply=$(raw "{\"op\":\"queue\",\"name\":\"$(printf 'x%.0s' {1..300})\"}")
+assert_contains "$reply" "at most 256 bytes" "a queue request with a 300-byte name"
+ok "the daemon bounds count, checks every name before storing any, and checks queue filters"
+
 jg_done
