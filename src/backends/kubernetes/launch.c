@@ -167,6 +167,8 @@ void k8s_create_pod(k8s_node_t *n)
     n->uid[0] = '\0';
     n->ip[0] = '\0';
     n->log_seen = 0;
+    n->log_skip = 0;        /* a new pod's log: nothing of it was delivered */
+    n->log_attempt = n->attempt;
     n->log_finished = false;
     n->serial = 0;
     n->agent_phase[0] = '\0';
