@@ -14,6 +14,7 @@
 #     pods again (same uids: nothing made twice), reports their exits and
 #     resumes their logs without repeating a line;
 #   - seed 2.1 again with faults (20 ms per request, 10% 429s, watches cut);
+#   - cancel while the pods are still being created leaves nothing;
 #   - --infra kubernetes/<a context the kubeconfig lacks> is refused at
 #     submit with the reason.
 # Skips (77) without root (the kubelet makes network namespaces) or node/npm.
@@ -254,6 +255,17 @@ assert_contains "$OUT" "Job B done" "logs of seed 2.1 with faults"
 nothing_left "$GF"
 jk_api POST /admin/faults '{"latencyMs":0,"fail429":0,"fail500":0}' >/dev/null
 ok "seed 2.1 with 20 ms latency, 10% 429s and cut watches: SUCCEEDED, logs complete, nothing left"
+
+# ---- cancel while the pods are being created (300 ms per request)
+jk_api POST /admin/faults '{"latencyMs":300,"fail429":0,"fail500":0}' >/dev/null
+submit_k8s "$JG_SEED/2_1_test_job_group.yaml"
+GE=$GID
+jgc_ok cancel "$GE"
+wait_end "$GE" 60
+assert_eq "$END_STATE" CANCELLED "state after a cancel during the creates"
+nothing_left "$GE"
+jk_api POST /admin/faults '{"latencyMs":0,"fail429":0,"fail500":0}' >/dev/null
+ok "cancel while the pods are still being created: CANCELLED, nothing left"
 
 # ---- a context the kubeconfig lacks: the submit is refused with the reason
 jgc submit "$JG_SEED/2_1_test_job_group.yaml" --infra kubernetes/no-such-context -d
