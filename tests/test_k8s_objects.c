@@ -468,3 +468,92 @@ Test(k8s_podstate, labels_and_quantities)
     cr_expect_float_eq(k8s_parse_memory_gib("1073741824"), 1, 1e-9);
     cr_expect_lt(k8s_parse_memory_gib("8Qi"), 0);
 }
+
+/* ---------------- fit() on the Nodes' shape (capacity.c) */
+
+#include "jgsched/capacity.h"
+
+/* A backend that knows two Ready nodes of 4 cpus / 8 GiB, one with 2 T4s. */
+static void two_nodes(k8s_backend_t *b, jg_backend_t **base)
+{
+    memset(b, 0, sizeof *b);
+    b->base.impl = b;
+    b->base.name = "kubernetes";
+    b->nodes_synced = true;
+    jg_capacity_t *cap = &b->capacity;
+    cap->nodes = calloc(2, sizeof *cap->nodes);
+    cap->n_nodes = 2;
+    for (int i = 0; i < 2; i++) {
+        cap->nodes[i].name = strdup(i ? "n2" : "n1");
+        cap->nodes[i].cpus = 4;
+        cap->nodes[i].memory_gb = 8;
+    }
+    cap->nodes[1].accels = calloc(1, sizeof *cap->nodes[1].accels);
+    cap->nodes[1].accels[0].name = strdup("tesla-t4");
+    cap->nodes[1].accels[0].count = 2;
+    cap->nodes[1].n_accels = 1;
+    cap->cpus = 8;
+    cap->memory_gb = 16;
+    cap->max_node_cpus = 4;
+    cap->max_node_memory_gb = 8;
+    jg_capacity_add_accel(cap, "tesla-t4", 2);
+    *base = &b->base;
+}
+
+static jg_group_spec_t *group_of(const char *jobs)
+{
+    char *yaml = NULL;
+    cr_assert_geq(asprintf(&yaml, "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n%s",
+                           jobs), 0);
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), "g.yaml", &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    free(yaml);
+    return spec;
+}
+
+Test(k8s_fit, never_when_no_node_could_hold_one_node_of_a_job)
+{
+    k8s_backend_t b;
+    jg_backend_t *base;
+    two_nodes(&b, &base);
+    char why[512];
+    jg_usage_t held = {0};
+    jg_group_spec_t *spec = group_of("---\nname: big\nresources:\n  cpus: 6\n");
+    cr_expect_eq(k8s_fit(base, spec, &held, why, sizeof why), JG_FIT_NEVER);
+    cr_expect(strstr(why, "job big asks cpus=6") && strstr(why, "the largest offers cpus=4"), "%s",
+              why);
+    jg_spec_free(spec);
+    /* 2 x 3 cpus: more than one node holds, but each fits on one. */
+    spec = group_of("---\nname: w\nnum_nodes: 2\nresources:\n  cpus: 3\n");
+    cr_expect_eq(k8s_fit(base, spec, &held, why, sizeof why), JG_FIT_NOW, "%s", why);
+    jg_spec_free(spec);
+    /* Accelerators: the node that names its type must name the one asked for. */
+    spec = group_of("---\nname: g\nresources:\n  accelerators: T4:2\n");
+    cr_expect_eq(k8s_fit(base, spec, &held, why, sizeof why), JG_FIT_NOW, "%s", why);
+    jg_spec_free(spec);
+    spec = group_of("---\nname: g\nresources:\n  accelerators: A100:1\n");
+    cr_expect_eq(k8s_fit(base, spec, &held, why, sizeof why), JG_FIT_NEVER);
+    jg_spec_free(spec);
+    jg_capacity_clear(&b.capacity);
+}
+
+Test(k8s_fit, not_now_when_held_or_not_reached)
+{
+    k8s_backend_t b;
+    jg_backend_t *base;
+    two_nodes(&b, &base);
+    char why[512];
+    jg_group_spec_t *spec = group_of("---\nname: w\nnum_nodes: 2\nresources:\n  cpus: 2\n");
+    jg_usage_t held = {.cpus = 6};
+    cr_expect_eq(k8s_fit(base, spec, &held, why, sizeof why), JG_FIT_NOT_NOW);
+    cr_expect(strstr(why, "needs 4 cpus, 2 of 8 free"), "%s", why);
+    held.cpus = 4;
+    cr_expect_eq(k8s_fit(base, spec, &held, why, sizeof why), JG_FIT_NOW, "%s", why);
+    b.nodes_synced = false;
+    cr_expect_eq(k8s_fit(base, spec, &held, why, sizeof why), JG_FIT_NOT_NOW);
+    cr_expect(strstr(why, "waiting for the API server"), "%s", why);
+    jg_spec_free(spec);
+    jg_capacity_clear(&b.capacity);
+}

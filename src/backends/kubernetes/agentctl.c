@@ -22,6 +22,8 @@
 #define FIRST_POLL_TIMEOUT_MS 3000
 #define POST_TIMEOUT_MS 15000
 #define POST_TRIES 8
+/* What an agent answers is a few hundred bytes; the job shares its pod. */
+#define AGENT_MAX_BODY (64u << 10)
 
 typedef struct {
     k8s_backend_t *b;
@@ -97,12 +99,16 @@ static void state_seen(k8s_node_t *n, json_t *st)
         n->in_setup = false;
         n->setup_done = n->released = true;
     } else if (!strcmp(phase, "exited")) {
+        /* The agent shares its container with the user's job: what it says
+         * is held to the ranges an exit can have. */
+        json_int_t code = json_integer_value(json_object_get(st, "exit_code"));
+        json_int_t sig = json_integer_value(json_object_get(st, "signal"));
         bool in_setup = json_is_true(json_object_get(st, "in_setup"));
         n->end_waits_log = false;
         k8s_node_end(n, &(jg_backend_event_t){
                             .type = JG_BACKEND_NODE_EXITED, .in_setup = in_setup,
-                            .exit_code = (int)json_integer_value(json_object_get(st, "exit_code")),
-                            .signal = (int)json_integer_value(json_object_get(st, "signal"))});
+                            .exit_code = code >= 0 && code <= 255 ? (int)code : 255,
+                            .signal = sig > 0 && sig < 65 ? (int)sig : 0});
     }
 }
 
@@ -118,10 +124,18 @@ static void poll_done(void *ctx, const jg_k8s_response_t *resp)
     if (!n)
         return;
     if (resp->status == 200 && json_is_object(resp->body)) {
+        uint64_t before = n->serial;
         n->poll_failures = 0;
         state_seen(n, resp->body);
-        if (!n->ended && n->started)
-            poll_send(n);
+        /* The agent answers early only with a new serial; anything else
+         * (a long-poll that ran out, or whatever answers in its place) is
+         * asked again after a pause, never in a tight loop. */
+        if (!n->ended && n->started) {
+            if (before && n->serial <= before)
+                poll_later(n, 1000);
+            else
+                poll_send(n);
+        }
         return;
     }
     /* Not reachable yet (the agent is starting), or the pod is going: the
@@ -155,7 +169,7 @@ static void poll_send(k8s_node_t *n)
      * network is not up yet may leave the proxy's connection hanging. */
     jg_k8s_request_opts_t o = {.method = "GET", .path = path, .query = query, .header = header,
                                .timeout_ms = n->serial ? POLL_TIMEOUT_MS : FIRST_POLL_TIMEOUT_MS,
-                               .max_attempts = 1,
+                               .max_attempts = 1, .max_body = AGENT_MAX_BODY,
                                .on_done = poll_done, .ctx = k};
     jg_error_t err;
     n->poll = jg_k8s_request(n->g->b->client, &o, &err);
@@ -264,6 +278,7 @@ static void post_send(post_t *p)
     jg_k8s_request_opts_t o = {.method = "POST", .path = path, .query = p->query,
                                .raw_body = p->body ? p->body : "", .header = header,
                                .timeout_ms = POST_TIMEOUT_MS, .max_attempts = 1,
+                               .max_body = AGENT_MAX_BODY,
                                .on_done = post_done, .ctx = p};
     jg_error_t err;
     if (!jg_k8s_request(n->g->b->client, &o, &err)) {

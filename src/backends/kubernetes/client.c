@@ -48,6 +48,7 @@ struct jg_k8s_request {
     char *body;                 /* serialised once: the same bytes on every attempt */
     bool idempotent;
     int timeout_ms, max_attempts;
+    size_t max_body;
     jg_k8s_line_f on_line;
     jg_k8s_data_f on_data;
     jg_k8s_done_f on_done;
@@ -254,9 +255,10 @@ static size_t on_write(char *data, size_t size, size_t n, void *arg)
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
     bool streamed = (r->on_line || r->on_data) && r->status >= 200 && r->status < 300;
     if (!streamed) {
-        if (r->body_in.len + len > MAX_BODY_BYTES) {
-            snprintf(r->stream_error, sizeof r->stream_error, "the answer exceeds %u bytes",
-                     MAX_BODY_BYTES);
+        size_t max = r->max_body ? r->max_body : MAX_BODY_BYTES;
+        if (r->body_in.len + len > max) {
+            snprintf(r->stream_error, sizeof r->stream_error, "the answer exceeds %zu bytes",
+                     max);
             return 0;
         }
         buf_append(&r->body_in, data, len);
@@ -673,6 +675,7 @@ jg_k8s_request_t *jg_k8s_request(jg_k8s_client_t *c, const jg_k8s_request_opts_t
     bool stream = o->on_line || o->on_data;
     r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : stream ? 0 : c->opts.timeout_ms;
     r->max_attempts = o->max_attempts > 0 ? o->max_attempts : c->opts.max_attempts;
+    r->max_body = o->max_body;
     r->on_line = o->on_line;
     r->on_data = o->on_line ? NULL : o->on_data;
     r->on_done = o->on_done;

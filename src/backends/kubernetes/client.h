@@ -74,6 +74,8 @@ typedef struct {
                                  * application/merge-patch+json */
     int timeout_ms;             /* 0: the client's; streams (on_line/on_data): none */
     int max_attempts;           /* 0: the client's; 1: no retries */
+    size_t max_body;            /* a non-streamed answer larger than this fails; 0: 256 MiB
+                                 * (answers from a pod's agent are small: keep them so) */
     jg_k8s_line_f on_line;      /* set: the answer is a stream of JSON lines (watch) */
     jg_k8s_data_f on_data;      /* set: the answer is a raw byte stream (log) */
     jg_k8s_done_f on_done;      /* always called once, unless cancelled */

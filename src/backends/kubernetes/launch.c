@@ -83,14 +83,33 @@ static void pod_created(void *ctx, const jg_k8s_response_t *resp)
     pod_ctx_t *pc = ctx;
     k8s_node_t *n = node_of(pc);
     k8s_ctx_free(pc);
-    if (!n || n->ended || !n->want_pod)
+    if (!n || n->ended)
         return;
     if (resp->status == 201 || resp->status == 200) {
         const char *uid = json_string_value(
             json_object_get(json_object_get(resp->body, "metadata"), "uid"));
         snprintf(n->uid, sizeof n->uid, "%s", uid ? uid : "");
         n->pod_attempt = n->attempt;
+        if (!n->want_pod) {
+            /* Stopped while its create was under way: it goes at once, and
+             * the watch seeing it gone ends the node. */
+            k8s_delete_pod(n, 0);
+            return;
+        }
         n->want_pod = false;
+        return;
+    }
+    if (!n->want_pod) {
+        /* Stopped while its create was under way, and nothing was made
+         * (or what is there is going): that is its end. */
+        n->create_sent = false;
+        if (resp->status == 409)
+            k8s_delete_pod(n, 0);
+        else
+            k8s_node_end(n, &(jg_backend_event_t){.type = JG_BACKEND_NODE_EXITED,
+                                                  .exit_code = 143, .signal = 15,
+                                                  .in_setup = true,
+                                                  .reason = "stopped before its pod existed"});
         return;
     }
     if (resp->status == 409) {
@@ -167,6 +186,8 @@ void k8s_create_pod(k8s_node_t *n)
     n->uid[0] = '\0';
     n->ip[0] = '\0';
     n->log_seen = 0;
+    n->log_skip = 0;        /* a new pod's log: nothing of it was delivered */
+    n->log_attempt = n->attempt;
     n->log_finished = false;
     n->serial = 0;
     n->agent_phase[0] = '\0';

@@ -151,7 +151,7 @@ void k8s_node_observe(k8s_node_t *n, json_t *pod)
         }
         break;
     case K8S_POD_RUNNING:
-        if (!n->started && st.ip[0]) {
+        if (!n->started && st.ip[0] && !n->deleting) {
             n->started = true;
             n->log_attempt = n->attempt;
             char handle[256];
