@@ -10,7 +10,7 @@
  * container of the user's image runs the copy.  The agent then does inside
  * the pod what jgsched-shim does for a local node:
  *
- *   setup (/bin/sh -c) -> phase "waiting" -> POST /release -> run
+ *   setup (bash -c, /bin/sh -c without bash) -> phase "waiting" -> POST /release -> run
  *   -> phase "exited" (exit code, signal) -> POST /finish, /restart or /stop
  *
  * and the daemon drives it over plain HTTP/1.1 on port 7411, reached through
@@ -42,7 +42,9 @@
  *   POST /stop?grace_ms=G        TERM, KILL after G, then exit 128+signal
  *
  * SIGTERM or SIGINT (the kubelet deleting the pod) is /stop with the
- * configured grace.  The children inherit the agent's stdout and stderr, so
+ * configured grace; once the node has ended (phase "exited", nothing
+ * running) the agent exits at once with the node's exit code, so the
+ * container's terminated state carries it.  The children inherit the agent's stdout and stderr, so
  * their output reaches the pod's log as they write it, with nothing buffered
  * in between; the agent writes there only its own few error lines, prefixed
  * "jgsched-agent:".  As the container's PID 1 it also reaps every orphan.
@@ -355,9 +357,12 @@ static bool start_child(const char *script, bool is_setup)
             dup2(null, STDIN_FILENO);
             close(null);
         }
-        char *argv[] = {"sh", "-c", (char *)script, NULL};
-        execve("/bin/sh", argv, env);
-        dprintf(STDERR_FILENO, "jgsched-agent: cannot run /bin/sh: %s\n", strerror(errno));
+        /* bash where the image has it, as SkyPilot and the local backend run
+         * `setup` and `run` (brace expansion, arrays); /bin/sh otherwise. */
+        const char *shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
+        char *argv[] = {(char *)(shell[5] == 'b' ? "bash" : "sh"), "-c", (char *)script, NULL};
+        execve(shell, argv, env);
+        dprintf(STDERR_FILENO, "jgsched-agent: cannot run %s: %s\n", shell, strerror(errno));
         _exit(127);
     }
     int fork_errno = errno;
@@ -1428,6 +1433,12 @@ int main(int argc, char **argv)
             while (read(A.signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (si.ssi_signo == SIGCHLD)
                     reap();
+                else if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) &&
+                         A.phase == PHASE_EXITED && A.child <= 0 && !A.killing)
+                    /* The node already ended and waits for its group's end:
+                     * the pod's deletion makes the container end with the
+                     * node's own code, so its terminated state tells it. */
+                    agent_exit(A.exit_code);
                 else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
                     /* Ends with the number of the signal the agent got (143
                      * for the kubelet's TERM), whatever ended the child. */

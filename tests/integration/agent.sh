@@ -322,6 +322,19 @@ grep -q "got TERM" "$DIR/stdout" || fail "the run did not see TERM: $(cat "$DIR/
 kill -0 "$(cat "$DIR/pids/polite")" 2>/dev/null && fail "the run outlived the agent"
 ok "SIGTERM: the run gets TERM, the agent exits 143"
 
+# ---- a node that ended waits idle; the kubelet's TERM then ends the
+# container with the node's own code (its terminated state tells it), and
+# run is a bash script where bash exists (brace expansion, as on local)
+start_agent idleterm "" 'for i in {1..3}; do echo "it $i"; done; exit 5'
+api POST /release
+wait_phase exited
+assert_eq "$(field exit_code)" 5 "exit code of the run"
+grep -qx "it 3" "$DIR/stdout" || fail "{1..3} was not expanded: $(cat "$DIR/stdout")"
+kill -TERM "$APID"
+wait_exit "$APID"
+assert_eq "$EXIT" 5 "exit status of an idle agent after SIGTERM"
+ok "run under bash; SIGTERM after the node ended exits with the node's code (5), not 143"
+
 # ---- a failing setup, and a node without run
 start_agent failsetup 'echo broken; exit 4' "$RUN"
 wait_phase exited
