@@ -515,11 +515,17 @@ static void handle_done(jg_k8s_request_t *r, CURLcode result)
         schedule_service(c);
         return;
     }
+    /* A failure before anything of the request was sent (no connection, or
+     * a TLS handshake that timed out under a burst of new connections)
+     * cannot have been applied: any method may go again. */
+    curl_off_t pretransfer_us = 0;
+    if (transport)
+        curl_easy_getinfo(r->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+    bool unsent = r->status == 0 && (pretransfer_us == 0 || result == CURLE_COULDNT_CONNECT ||
+                                     result == CURLE_COULDNT_RESOLVE_HOST);
     bool retryable;
     if (transport)
-        retryable = !r->delivered && !r->stream_error[0] &&
-                    (r->idempotent || (r->status == 0 && (result == CURLE_COULDNT_CONNECT ||
-                                                          result == CURLE_COULDNT_RESOLVE_HOST)));
+        retryable = !r->delivered && !r->stream_error[0] && (r->idempotent || unsent);
     else
         retryable = r->status == 429 || r->status >= 500;
     if (retryable && r->attempt < r->max_attempts) {
