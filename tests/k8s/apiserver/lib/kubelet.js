@@ -417,6 +417,8 @@ class Kubelet {
       let argv, env, expand;
       try { ({ env, expand } = this.env(st, pod, c)); } catch (e) { return fail('CreateContainerConfigError', e.message); }
       argv = [...(c.command || []), ...(c.args || [])].map(expand);
+      r.env = env;
+      r.workingDir = c.workingDir || '';
       if (!argv.length) return fail('CreateContainerError', 'no command specified (this test kubelet ignores the image and its entrypoint)');
       let mounts;
       try { mounts = this.mounts(st, c); } catch (e) { return fail('CreateContainerError', e.message); }
@@ -525,6 +527,32 @@ class Kubelet {
       fs.rmSync(path.join(st.dir, 'volumes'), { recursive: true, force: true });
       if (!this.store.get('pods', st.ns, st.name)) { this.pods.delete(st.uid); fs.rmSync(st.dir, { recursive: true, force: true }); }
     });
+  }
+
+  // For GET /admin/pods/NS/NAME/containers/C/pid: the process of a running
+  // container (what a test enters with nsenter, in place of pods/exec), with
+  // the environment and working directory the container was started with.
+  // 409 while the container is not running yet (or any more), or while its
+  // process is still setting up the namespaces (before the container's own
+  // command was exec'ed: entering it then would see neither its hostname nor
+  // its mounts).
+  containerProcess(ns, name, cname) {
+    const pod = this.store.get('pods', ns, name);
+    if (!pod) throw new u.ApiError(404, 'NotFound', `pods "${name}" not found`);
+    const all = [...(pod.spec.initContainers || []), ...pod.spec.containers].map((c) => c.name);
+    if (!all.includes(cname)) throw u.badRequest(`container ${cname} is not valid for pod ${name}`);
+    const st = this.pods.get(pod.metadata.uid);
+    const runs = (st && st.runs.get(cname)) || [];
+    const r = runs[runs.length - 1];
+    const notRunning = (why) => new u.ApiError(409, 'Conflict', `container ${cname} of pod ${ns}/${name} is not running: ${why}`);
+    if (!r || !r.proc) throw notRunning('not started');
+    if (r.done || r.proc.done) throw notRunning('exited');
+    if (!r.proc.pid) throw notRunning('starting');
+    let argv;
+    try { argv = fs.readFileSync(`/proc/${r.proc.pid}/cmdline`, 'utf8').split('\0'); } catch (e) { throw notRunning('exited'); }
+    const base = path.basename(argv[0] || '');
+    if (base === 'ip' || base === 'unshare' || argv[2] === WRAPPER) throw notRunning('starting');
+    return { pid: r.proc.pid, env: r.env, workingDir: r.workingDir };
   }
 
   // GET .../pods/NAME/log

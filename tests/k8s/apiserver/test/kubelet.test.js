@@ -76,6 +76,19 @@ test('kubelet', { skip }, async (t) => {
     assert.strictEqual(await log(s, 'grp-w-0', 'container=main&sinceTime=2999-01-01T00:00:00Z'), '');
     const nc = await s.request('GET', `${NS}/pods/grp-w-0/log?container=nope`);
     assert.strictEqual(nc.code, 400);
+    // the container's process, for tests that need what `kubectl exec` gives (admin only)
+    const cp = await s.request('GET', '/admin/pods/default/grp-w-0/containers/main/pid');
+    assert.strictEqual(cp.code, 200, JSON.stringify(cp.body));
+    assert.strictEqual(cp.body.workingDir, '/tmp');
+    assert.strictEqual(cp.body.env.C, 'b-c');
+    assert.strictEqual(cp.body.env.MYIP, p0.status.podIP);
+    const inPod = (...cmd) => execFileSync('nsenter', ['-t', String(cp.body.pid), '-n', '-u', '-m', '--', ...cmd], { encoding: 'utf8' });
+    assert.strictEqual(inPod('hostname').trim(), 'w-0');
+    assert.strictEqual(inPod('cat', '/tmp/mark').trim(), 'from-init');
+    assert.match(inPod('ip', '-4', '-o', 'addr', 'show', 'eth0'), new RegExp(`inet ${p0.status.podIP.replace(/\./g, '\\.')}/`));
+    assert.strictEqual((await s.request('GET', '/admin/pods/default/grp-w-0/containers/init/pid')).code, 409, 'an init container that has ended');
+    assert.strictEqual((await s.request('GET', '/admin/pods/default/grp-w-0/containers/nope/pid')).code, 400);
+    assert.strictEqual((await s.request('GET', '/admin/pods/default/nope/containers/main/pid')).code, 404);
     for (const n of ['grp-w-0', 'grp-w-1']) await s.request('DELETE', `${NS}/pods/${n}?gracePeriodSeconds=0`);
   });
 
