@@ -216,7 +216,18 @@ class Kubelet {
     if (st.terminating || st.dead) return this.teardownPod(st); // deleted while its sandbox was made
     await this.dnsReady;
     this.writeKubeletFiles(st, pod);
-    this.prepareVolumes(st, pod);
+    // A Secret or ConfigMap a volume needs may be created after the pod: as
+    // a real kubelet, retry (with a FailedMount event) until it exists or the
+    // pod goes, the pod Pending meanwhile.
+    for (let lastMessage = '';;) {
+      try { this.prepareVolumes(st, pod); break; } catch (e) {
+        if (!e.retry) throw e;
+        if (e.message !== lastMessage) this.event(st, 'Warning', 'FailedMount', e.message);
+        lastMessage = e.message;
+        await new Promise((r) => { st.wake = r; setTimeout(r, 1000); });
+        if (st.terminating || st.dead) return this.maybeFinish(st);
+      }
+    }
     const initNames = (pod.spec.initContainers || []).map((c) => c.name);
     this.update(st, (p) => {
       p.status.phase = 'Pending';
@@ -339,7 +350,12 @@ class Kubelet {
       fs.chmodSync(dir, 0o777);
       const put = (res, name, items, optional) => {
         const o = this.store.get(res, st.ns, name);
-        if (!o) { if (optional) return; throw new Error(`${res === 'secrets' ? 'secret' : 'configmap'} "${name}" not found`); }
+        if (!o) {
+          if (optional) return;
+          const e = new Error(`MountVolume.SetUp failed for volume "${v.name}" : ${res === 'secrets' ? 'secret' : 'configmap'} "${name}" not found`);
+          e.retry = true;
+          throw e;
+        }
         const data = o.data || {};
         const keys = items ? items.map((i) => [i.key, i.path]) : Object.keys(data).map((k) => [k, k]);
         for (const [k, p] of keys) {

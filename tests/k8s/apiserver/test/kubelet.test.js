@@ -37,6 +37,17 @@ test('kubelet', { skip }, async (t) => {
     assert.strictEqual(await log(s, 'agent', 'container=main'), 'tool ran as ag\n');
   });
 
+  await t.test('a secret volume created after its pod: FailedMount, Pending, then the pod runs', async () => {
+    await s.request('POST', `${NS}/pods`, { metadata: { name: 'early' }, spec: { restartPolicy: 'Never', volumes: [{ name: 'tok', secret: { secretName: 'late' } }],
+      containers: [{ name: 'main', image: 'x', command: ['cat', '/var/tok/token'], volumeMounts: [{ name: 'tok', mountPath: '/var/tok' }] }] } });
+    await until(async () => (await s.request('GET', `${NS}/events?fieldSelector=involvedObject.name%3Dearly`)).body.items.some((e) => e.reason === 'FailedMount'
+      && e.message === 'MountVolume.SetUp failed for volume "tok" : secret "late" not found'), 30000, 'FailedMount event');
+    assert.strictEqual((await getPod(s, 'early')).status.phase, 'Pending');
+    await s.request('POST', `${NS}/secrets`, { metadata: { name: 'late' }, stringData: { token: 'sesame' } });
+    await phase(s, 'early', 'Succeeded');
+    assert.strictEqual(await log(s, 'early'), 'sesame');
+  });
+
   await t.test('a group of pods: hostname, /etc/hosts, DNS, emptyDir, init containers, env, logs', async () => {
     await s.request('POST', `${NS}/services`, { metadata: { name: 'grp' }, spec: { clusterIP: 'None', selector: { g: 'one' }, publishNotReadyAddresses: true, ports: [{ name: 'agent', port: 7411 }] } });
     for (const h of ['w-0', 'w-1']) {
