@@ -261,6 +261,16 @@ static void add_backend(jg_sched_t *s, jg_backend_t *backend)
  * are two instances, each made on first use. */
 jg_backend_t *jg_sched_backend_named(jg_sched_t *s, const char *infra, bool make)
 {
+    jg_error_t err;
+    jg_backend_t *b = jg_sched_backend_make(s, infra, make, &err);
+    if (!b && err.text[0])
+        jg_log("error", "infra %s: %s", infra, err.text);
+    return b;
+}
+
+jg_backend_t *jg_sched_backend_make(jg_sched_t *s, const char *infra, bool make, jg_error_t *err)
+{
+    err->text[0] = '\0';
     if (!infra)
         return NULL;
     for (size_t i = 0; i < s->n_backends; i++)
@@ -268,12 +278,9 @@ jg_backend_t *jg_sched_backend_named(jg_sched_t *s, const char *infra, bool make
             return s->backends[i].backend;
     if (!make || s->opts.no_registry || !jg_registry_knows(&s->env, infra))
         return NULL;
-    jg_error_t err;
-    jg_backend_t *b = jg_registry_create(&s->env, infra, &err);
-    if (!b) {
-        jg_log("error", "infra %s: %s", infra, err.text);
+    jg_backend_t *b = jg_registry_create(&s->env, infra, err);
+    if (!b)
         return NULL;
-    }
     jg_log("info", "infra %s: backend instance made on first use", infra);
     add_backend(s, b);
     return b;

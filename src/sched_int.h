@@ -132,6 +132,10 @@ struct jg_sched {
 /* The backend instance serving exactly infra ("kubernetes/ctx-a"), made
  * through the registry on first use when make is set; NULL if none. */
 jg_backend_t *jg_sched_backend_named(jg_sched_t *s, const char *infra, bool make);
+/* As jg_sched_backend_named; when the registry knows the kind but cannot make
+ * the instance (a context the kubeconfig lacks), NULL + err says why; NULL
+ * with err->text "" when the kind is unknown or disabled. */
+jg_backend_t *jg_sched_backend_make(jg_sched_t *s, const char *infra, bool make, jg_error_t *err);
 void jg_sched_changed(jg_sched_t *s, int64_t id);
 void jg_sched_set_job_state(jg_sched_t *s, job_rt_t *j, jg_state_t st, const char *reason);
 void jg_sched_stop_job(jg_sched_t *s, job_rt_t *j, jg_state_t stop_state, const char *reason);

@@ -292,9 +292,15 @@ jg_backend_t *jg_sched_admit(jg_sched_t *s, const jg_group_spec_t *spec, int64_t
 
     /* A pinned infra not served yet ("kubernetes/ctx-b") is made now, so the
      * policy is offered it. */
-    for (size_t i = 0; i < spec->n_jobs; i++)
-        if (spec->jobs[i].infra)
-            (void)jg_sched_backend_named(s, spec->jobs[i].infra, true);
+    for (size_t i = 0; i < spec->n_jobs; i++) {
+        jg_error_t berr;
+        if (spec->jobs[i].infra && !jg_sched_backend_make(s, spec->jobs[i].infra, true, &berr) &&
+            berr.text[0]) {
+            jg_errprintf(err, "job %s: infra %s cannot be used: %s", spec->jobs[i].name,
+                         spec->jobs[i].infra, berr.text);
+            return NULL;
+        }
+    }
     jg_policy_infra_t *infras = jg_xcalloc(s->n_backends ? s->n_backends : 1, sizeof *infras);
     for (size_t i = 0; i < s->n_backends; i++)
         infras[i] = (jg_policy_infra_t){.name = s->backends[i].backend->name, .fits = true};

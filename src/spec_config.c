@@ -785,7 +785,7 @@ static const char *resource_name_problem(const char *s)
 
 /* Why s cannot be a container image reference (as a pod's image field), or
  * NULL.  Only its form is checked: whether it exists is the registry's say. */
-static const char *image_problem(const char *s)
+const char *jg_spec_image_problem(const char *s)
 {
     size_t len = strlen(s);
     if (len > 1024)
@@ -877,10 +877,10 @@ static void parse_kubernetes(cctx_t *c, yaml_node_t *v)
                           resource_name_problem, &kc->gpu_resource, &kc->has_gpu_resource);
         } else if (!strcmp(key, "image") && !jg_spec_is_null(val)) {
             parse_checked(c, val, f, "a container image like ubuntu:22.04", "image",
-                          image_problem, &kc->image, &kc->has_image);
+                          jg_spec_image_problem, &kc->image, &kc->has_image);
         } else if (!strcmp(key, "agent_image") && !jg_spec_is_null(val)) {
             parse_checked(c, val, f, "a container image like jgsched/agent:" JG_VERSION,
-                          "image", image_problem, &kc->agent_image, &kc->has_agent_image);
+                          "image", jg_spec_image_problem, &kc->agent_image, &kc->has_agent_image);
         } else if (!in_keys(key, kubernetes_keys)) {
             jg_spec_unknown_key(&c->r, k, field, key, kubernetes_keys);
         }

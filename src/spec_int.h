@@ -57,5 +57,8 @@ void jg_spec_kv_push(jg_kv_t **kv, size_t *n, const char *k, const char *v);
 /* Why infra is not `local`, `kubernetes` or `kubernetes/<context>` (written
  * into buf when it needs formatting), or NULL when it is one of them. */
 const char *jg_spec_infra_problem(const char *s, char *buf, size_t size);
+/* Why s cannot be a container image reference (a pod's image field), or NULL;
+ * only its form is checked. */
+const char *jg_spec_image_problem(const char *s);
 
 #endif

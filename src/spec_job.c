@@ -36,7 +36,7 @@ static const char *const resource_keys[] = {
     "cloud", "region", "zone", "instance_type", NULL,
 };
 static const char *const ignored_resource_keys[] = {
-    "use_spot", "disk_size", "disk_tier", "ports", "image_id", "labels",
+    "use_spot", "disk_size", "disk_tier", "ports", "labels",
     "cloud", "region", "zone", "instance_type", NULL,
 };
 static const char *const recovery_keys[] = {
@@ -316,6 +316,26 @@ static void parse_resources(pctx_t *c, yaml_node_t *v, jg_job_spec_t *job,
                 jg_spec_err(&c->r, val, "resources.infra", "%s", bad);
             else if (s)
                 job->infra = jg_xstrdup(s);
+        } else if (!strcmp(key, "image_id")) {
+            /* SkyPilot's form for a container image: docker:<image>.  Used by
+             * the kubernetes backend; local runs on the host and ignores it. */
+            const char *s = jg_spec_is_null(val) ? NULL
+                                                 : jg_spec_scalar(&c->r, val, "resources.image_id",
+                                                                  "docker:<image>");
+            const char *bad = NULL;
+            if (s && strncmp(s, "docker:", 7) != 0)
+                bad = "only docker:<image> is understood (SkyPilot's form for a container image)";
+            else if (s && !s[7])
+                bad = "an image must follow 'docker:'";
+            else if (s)
+                bad = jg_spec_image_problem(s + 7);
+            if (bad)
+                jg_spec_err(&c->r, val, "resources.image_id", "invalid value '%s': %s",
+                            jg_spec_show(s, buf, sizeof buf), bad);
+            else if (s) {
+                free(job->image_id);
+                job->image_id = jg_xstrdup(s);
+            }
         } else if (!strcmp(key, "job_recovery")) {
             if (*recovery_key)
                 jg_spec_err(&c->r, k, "resources.job_recovery",
@@ -606,6 +626,7 @@ void jg_spec_free_job(jg_job_spec_t *j)
     free(j->name);
     free(j->accel.name);
     free(j->infra);
+    free(j->image_id);
     free(j->recovery.recover_on_exit_codes);
     free(j->recovery.strategy);
     for (size_t i = 0; i < j->n_envs; i++) {

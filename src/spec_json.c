@@ -58,7 +58,7 @@ static json_t *job_json(const jg_job_spec_t *j)
                         j->recovery.max_restarts_on_errors, "recover_on_exit_codes", codes,
                         "strategy", str_or_null(j->recovery.strategy));
     }
-    return json_pack("{s:o, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+    return json_pack("{s:o, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                      "name", str_or_null(j->name),
                      "line", j->line,
                      "num_nodes", j->num_nodes,
@@ -66,6 +66,7 @@ static json_t *job_json(const jg_job_spec_t *j)
                      "memory_gb", amount_json(&j->memory_gb),
                      "accelerator", accel,
                      "infra", str_or_null(j->infra),
+                     "image_id", str_or_null(j->image_id),
                      "recovery", rec,
                      "envs", kv_json(j->envs, j->n_envs),
                      "setup", str_or_null(j->setup),
@@ -196,14 +197,15 @@ static int get_job(const json_t *v, jg_job_spec_t *j, size_t idx, jg_error_t *er
 {
     json_error_t jerr;
     json_t *name = NULL, *line = NULL, *num_nodes = NULL, *cpus = NULL, *mem = NULL,
-           *accel = NULL, *infra = NULL, *rec = NULL, *envs = NULL, *setup = NULL,
+           *accel = NULL, *infra = NULL, *image_id = NULL, *rec = NULL, *envs = NULL, *setup = NULL,
            *run = NULL, *workdir = NULL, *volumes = NULL;
     char path[64], p[96];
     snprintf(path, sizeof path, "jobs[%zu]", idx);
     if (json_unpack_ex((json_t *)v, &jerr, 0,
-                       "{s:o, s?o, s:o, s?o, s?o, s?o, s?o, s?o, s?o, s?o, s?o, s?o, s?o !}",
+                       "{s:o, s?o, s:o, s?o, s?o, s?o, s?o, s?o, s?o, s?o, s?o, s?o, s?o, s?o !}",
                        "name", &name, "line", &line, "num_nodes", &num_nodes, "cpus", &cpus,
                        "memory_gb", &mem, "accelerator", &accel, "infra", &infra,
+                       "image_id", &image_id,
                        "recovery", &rec, "envs", &envs, "setup", &setup, "run", &run,
                        "workdir", &workdir, "volumes", &volumes) < 0)
         return jg_errprintf(err, "%s: %s", path, jerr.text);
@@ -237,6 +239,9 @@ static int get_job(const json_t *v, jg_job_spec_t *j, size_t idx, jg_error_t *er
     }
     snprintf(p, sizeof p, "%s.infra", path);
     if (get_str(infra, true, &j->infra, p, err) < 0)
+        return -1;
+    snprintf(p, sizeof p, "%s.image_id", path);
+    if (get_str(image_id, true, &j->image_id, p, err) < 0)
         return -1;
     snprintf(p, sizeof p, "%s.recovery", path);
     if (get_recovery(rec, &j->recovery, p, err) < 0)

@@ -1214,16 +1214,31 @@ Test(sched, two_instances_of_a_kind_are_kept_apart)
     cr_expect_eq(extra_states[0].reattached, 0, "ctx-a was given ctx-b's node");
 }
 
-Test(sched, the_registry_knows_local_and_no_kind_not_built_yet)
+Test(sched, the_registry_knows_local_and_kubernetes_when_enabled)
 {
     jg_backend_env_t env = {.loop = loop};
     cr_expect(jg_registry_knows(&env, "local"));
-    cr_expect_not(jg_registry_knows(&env, "kubernetes"), "kubernetes is not built yet");
+    cr_expect_not(jg_registry_knows(&env, "kubernetes"), "kubernetes is off without a config");
     cr_expect_not(jg_registry_knows(&env, "kubernetes/ctx-a"));
     cr_expect_not(jg_registry_knows(&env, "slurm"));
     jg_error_t err = {{0}};
     cr_expect_null(jg_registry_create(&env, "kubernetes/ctx-a", &err));
+    cr_expect(strstr(err.text, "disabled"), "%s", err.text);
+    cr_expect_null(jg_registry_create(&env, "slurm", &err));
     cr_expect(strstr(err.text, "no such backend kind"), "%s", err.text);
     cr_expect_null(jg_registry_create(&env, "local/other", &err));
     cr_expect(strstr(err.text, "exactly one instance"), "%s", err.text);
+
+    /* Enabled with a kubeconfig that is not there: the error names the file
+     * and the field. */
+    jg_config_t *config = jg_config_defaults();
+    config->kubernetes.enabled = true;
+    config->kubernetes.kubeconfig = jg_xstrdup("/nonexistent/jgsched-kubeconfig");
+    env.config = config;
+    cr_expect(jg_registry_knows(&env, "kubernetes/ctx-a"));
+    cr_expect_null(jg_registry_create(&env, "kubernetes/ctx-a", &err));
+    cr_expect(strstr(err.text, "/nonexistent/jgsched-kubeconfig") &&
+                  strstr(err.text, "backends.kubernetes.kubeconfig"),
+              "%s", err.text);
+    jg_config_free(config);
 }

@@ -49,6 +49,9 @@ typedef struct {
     jg_amount_t memory_gb;
     jg_accel_t accel;
     char *infra;            /* "local", "kubernetes", "kubernetes/<ctx>"; NULL: not pinned */
+    char *image_id;         /* resources.image_id as SkyPilot writes it ("docker:<image>"):
+                             * the container image on kubernetes; NULL: the backend's
+                             * default.  local runs on the host and ignores it */
     jg_recovery_t recovery;
     jg_kv_t *envs;          /* in file order */
     size_t n_envs;

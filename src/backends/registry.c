@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jgsched/backend_kubernetes.h"
 #include "jgsched/backend_local.h"
 
 typedef struct {
@@ -37,10 +38,21 @@ static jg_backend_t *local_make(const jg_backend_env_t *env, const char *instanc
     return b;
 }
 
-/* Kubernetes joins this table once it is built (the config's kubernetes
- * section is validated, and refused when enabled, by spec_config.c). */
+static bool kubernetes_enabled(const jg_config_t *config)
+{
+    return config && config->kubernetes.enabled;
+}
+
+/* "kubernetes": the configured context; "kubernetes/<ctx>": that one. */
+static jg_backend_t *kubernetes_make(const jg_backend_env_t *env, const char *instance,
+                                     jg_error_t *err)
+{
+    return jg_backend_kubernetes_from_env(env, instance, err);
+}
+
 static const factory_t factories[] = {
     {"local", local_enabled, local_make},
+    {"kubernetes", kubernetes_enabled, kubernetes_make},
 };
 #define N_FACTORIES (sizeof factories / sizeof factories[0])
 

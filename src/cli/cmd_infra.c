@@ -90,6 +90,8 @@ static const char *source_text(const char *source, const char *config, char *buf
         snprintf(buf, n, "declared in %s", config);
         return buf;
     }
+    if (strcmp(source, "api") == 0)
+        return "from the cluster's Nodes";
     return *source ? source : "unknown source";
 }
 
@@ -211,6 +213,11 @@ static void print_backend(const json_t *b, const char *config)
         }
         print_usage(cap, json_is_object(used) ? used : NULL);
     }
+    const json_t *reach = json_object_get(b, "reachable");
+    const char *cap_note = jg_cli_jstr(b, "capacity_note");
+    if (json_is_boolean(reach))
+        printf("  reachable:     %s%s%s%s\n", json_is_true(reach) ? "yes" : "no",
+               *cap_note ? " (" : "", cap_note, *cap_note ? ")" : "");
     putchar('\n');
     print_groups("groups holding resources", json_object_get(b, "groups"),
                  "no group holds resources");

@@ -433,11 +433,11 @@ int jg_cli_cmd_submit(int argc, char **argv)
         const char *msg = jg_cli_jstr(reply, "error");
         jg_cli_errorf("%s", *msg ? msg : "jgschedd refused the group");
         rc = jg_cli_failure_code(reply, JG_EXIT_USAGE);
-        /* Until jgsched has a Kubernetes backend, SkyPilot YAMLs that say
-         * `infra: kubernetes` run here only with --infra local. */
+        /* A daemon without backends.kubernetes cannot run `infra: kubernetes`. */
         if (!infra && rc == JG_EXIT_USAGE && strstr(msg, "pins kubernetes"))
-            fprintf(stderr, "hint: this jgsched has no Kubernetes backend yet; run the group "
-                            "on this machine with: jgsched submit %s --infra local\n", path);
+            fprintf(stderr, "hint: enable the Kubernetes backend (backends.kubernetes in the "
+                            "daemon's config.yaml, docs/kubernetes.md), or run the group on "
+                            "this machine with: jgsched submit %s --infra local\n", path);
         goto done;
     }
     size_t i;

@@ -189,6 +189,9 @@ json_t *jgd_view_infra_backend(const jg_daemon_t *d, const jg_sched_infra_t *b)
         json_object_set_new(item, "max_node",
                             shape_json(cap->max_node_cpus, cap->max_node_memory_gb, NULL, 0));
         json_object_set_new(item, "source", json_string(cap->source));
+        json_object_set_new(item, "reachable", json_boolean(cap->reachable));
+        if (cap->note[0])
+            json_object_set_new(item, "capacity_note", json_string(cap->note));
         if (b->kind && strcmp(b->kind, "local") == 0 && d->config->local.oversubscribe > 1)
             json_object_set_new(item, "oversubscribe", json_real(d->config->local.oversubscribe));
     }

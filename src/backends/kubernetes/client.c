@@ -44,7 +44,7 @@ struct jg_k8s_request {
     jg_k8s_client_t *client;
     jg_k8s_request_t *prev, *next;
     req_state_t state;
-    char *method, *url, *content_type;
+    char *method, *url, *content_type, *header;
     char *body;                 /* serialised once: the same bytes on every attempt */
     bool idempotent;
     int timeout_ms, max_attempts;
@@ -156,6 +156,7 @@ static void request_free(jg_k8s_request_t *r)
     free(r->method);
     free(r->url);
     free(r->content_type);
+    free(r->header);
     free(r->body);
     if (r->prev)
         r->prev->next = r->next;
@@ -363,6 +364,8 @@ static int setup_easy(jg_k8s_request_t *r, jg_error_t *err)
     r->headers = NULL;
     r->headers = curl_slist_append(r->headers, "Accept: application/json");
     r->headers = curl_slist_append(r->headers, "Expect:");   /* no 100-continue round trip */
+    if (r->header)
+        r->headers = curl_slist_append(r->headers, r->header);
     if (r->body) {
         char *ct = jg_xasprintf("Content-Type: %s",
                                 r->content_type ? r->content_type : "application/json");
@@ -647,7 +650,9 @@ jg_k8s_request_t *jg_k8s_request(jg_k8s_client_t *c, const jg_k8s_request_opts_t
         return NULL;
     }
     char *body = NULL;
-    if (o->body) {
+    if (o->raw_body) {
+        body = jg_xstrdup(o->raw_body);
+    } else if (o->body) {
         body = json_dumps(o->body, JSON_COMPACT);
         if (!body) {
             jg_errprintf(err, "kubernetes request %s %s: the body cannot be serialised",
@@ -660,7 +665,9 @@ jg_k8s_request_t *jg_k8s_request(jg_k8s_client_t *c, const jg_k8s_request_opts_t
     r->method = jg_xstrdup(o->method);
     r->url = jg_xasprintf("%s%s%s%s", jg_k8s_auth_server(c->auth), o->path,
                           o->query && o->query[0] ? "?" : "", o->query ? o->query : "");
-    r->content_type = jg_xstrdup(o->content_type);
+    r->content_type = jg_xstrdup(o->content_type ? o->content_type
+                                 : o->raw_body ? "text/plain" : NULL);
+    r->header = jg_xstrdup(o->header);
     r->body = body;
     r->idempotent = is_idempotent(o->method);
     bool stream = o->on_line || o->on_data;
@@ -675,6 +682,7 @@ jg_k8s_request_t *jg_k8s_request(jg_k8s_client_t *c, const jg_k8s_request_opts_t
         free(r->method);
         free(r->url);
         free(r->content_type);
+        free(r->header);
         free(r->body);
         free(r);
         jg_errprintf(err, "libcurl: cannot create a transfer");

@@ -67,6 +67,9 @@ typedef struct {
     const char *path;           /* "/api/v1/namespaces/ns/pods" (not escaped here) */
     const char *query;          /* "labelSelector=a%3Db&watch=1" (escaped), or NULL */
     json_t *body;               /* borrowed; serialised when the request is made */
+    const char *raw_body;       /* instead of body: these bytes as they are (NUL-terminated;
+                                 * content_type default text/plain), e.g. to a pod's agent */
+    const char *header;         /* one more header line ("X-Jgsched-Token: t"), or NULL */
     const char *content_type;   /* NULL: application/json (with a body); e.g.
                                  * application/merge-patch+json */
     int timeout_ms;             /* 0: the client's; streams (on_line/on_data): none */

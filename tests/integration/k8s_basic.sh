@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# k8s_basic.sh - the kubernetes backend end to end through the real CLI,
+# against the test API server (tests/k8s/apiserver/, whose kubelet runs each
+# pod's containers as local processes in network namespaces of their own):
+#   - a kubeconfig that is missing stops jgschedd at start, naming the file
+#     and the field;
+#   - `jgsched infra` lists kubernetes with the Nodes' capacity;
+#   - seed 2.1 and 2.2, unchanged (`infra: kubernetes`, no --infra): they
+#     SUCCEED, their output is in `jgsched logs`, the hosts resolve inside the
+#     pods (the job's own getent/curl output says so), and once a group ended
+#     none of its pods, ConfigMaps, Secrets or Services is left;
+#   - cancel of a running group leaves nothing;
+#   - --infra kubernetes/<a context the kubeconfig lacks> is refused at
+#     submit with the reason.
+# Skips (77) without root (the kubelet makes network namespaces) or node/npm.
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$(dirname "$0")/lib.sh"
+# shellcheck source=SCRIPTDIR/../k8s/apiserver/lib.sh
+. "$JG_SOURCE_ROOT/tests/k8s/apiserver/lib.sh"
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: the test API server's kubelet needs root"
+    exit 77
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "SKIP: node and npm are needed for the test API server"
+    exit 77
+fi
+: "${JGSCHED_AGENT:?JGSCHED_AGENT must name the built jgsched-agent}"
+command -v jq >/dev/null || fail "jq is needed"
+
+START_HOME=""
+AGENT_DIR=""
+early_cleanup() {
+    jk_stop
+    [ -n "$START_HOME" ] && rm -rf "$START_HOME"
+    [ -n "$AGENT_DIR" ] && rm -rf "$AGENT_DIR"
+}
+trap early_cleanup EXIT
+# Once jg_setup installed its teardown: the daemon cancels its groups while
+# the server still runs, then the server goes (it removes what it made).
+jg_final_teardown() { early_cleanup; }
+
+# ---- a kubeconfig that is not there: jgschedd refuses to start
+START_HOME=$(mktemp -d /tmp/jgk8s-start.XXXXXX)
+cat >"$START_HOME/config.yaml" <<'CFG'
+backends:
+  local:
+    nat: false
+  kubernetes:
+    kubeconfig: /nonexistent/jgsched-test/kubeconfig
+CFG
+JGSCHED_HOME=$START_HOME JGSCHED_TEST_HOME=$START_HOME timeout -k 5 30 "$JGSCHEDD" \
+    >"$START_HOME/start.out" 2>&1
+rc=$?
+out=$(cat "$START_HOME/start.out")
+[ "$rc" -ne 0 ] || fail "jgschedd started with a missing kubeconfig (exit 0): $out"
+assert_contains "$out" "/nonexistent/jgsched-test/kubeconfig" "the start error"
+assert_contains "$out" "backends.kubernetes.kubeconfig" "the start error"
+ok "a missing kubeconfig stops jgschedd at start (exit $rc), naming the file and the field"
+
+# ---- the test cluster: two nodes of 4 CPUs / 8Gi; the agent image's files
+AGENT_DIR=$(mktemp -d /var/tmp/jgk8s-agent.XXXXXX)
+cp "$JGSCHED_AGENT" "$AGENT_DIR/jgsched-agent"
+chmod 755 "$AGENT_DIR" "$AGENT_DIR/jgsched-agent"
+jk_start --image-files "jgsched/agent=$AGENT_DIR" || fail "the test API server did not start"
+ok "test API server up (port $JK_PORT, prefix $JK_PREFIX)"
+
+JG_CONFIG="backends:
+  local:
+    nat: false
+  kubernetes:
+    kubeconfig: $JK_KUBECONFIG
+    agent_image: jgsched/agent:test
+stop_grace: 2"
+jg_setup
+
+# ---- jgsched infra: kubernetes, reachable, with the Nodes' capacity
+deadline=$((SECONDS + 60))
+while :; do
+    jgc infra --json
+    row=$(jq -c '(.backends // .)[]? | select(.name == "kubernetes")' <<<"$OUT" 2>/dev/null)
+    [ -n "$row" ] && [ "$(jq -r .reachable <<<"$row")" = true ] && break
+    [ $SECONDS -lt $deadline ] || fail "jgsched infra does not list kubernetes as reachable: $OUT"
+    sleep 0.5
+done
+cpus=$(jq -r '.capacity.cpus' <<<"$row")
+assert_eq "$cpus" 8 "kubernetes cpus in jgsched infra (two nodes of 4)"
+jgc_ok infra
+assert_match "$OUT" "kubernetes" "jgsched infra"
+ok "jgsched infra lists kubernetes, reachable, with 8 cpus from the Nodes"
+
+# nothing_left ID: no pod, ConfigMap, Secret or Service of group ID is left
+# (waits up to the stop grace + 10 s, as the issue promises).
+nothing_left() {
+    local id=$1 kind n deadline=$((SECONDS + 12)) left
+    while :; do
+        left=""
+        for kind in pods configmaps secrets services; do
+            n=$(jk_api GET "/api/v1/namespaces/default/$kind?labelSelector=jgsched.io%2Fgroup-id%3D$id" |
+                jq '.items | length')
+            [ "$n" = 0 ] || left="$left $kind=$n"
+        done
+        [ -z "$left" ] && return 0
+        [ $SECONDS -lt $deadline ] || fail_group "$id" "group $id left objects behind:$left"
+        sleep 0.3
+    done
+}
+
+# submit_k8s FILE [OPTIONS]: detached submit without --infra (the YAML's own).
+submit_k8s() {
+    local file=$1
+    shift
+    jgc submit "$file" "$@" -d
+    [ "$RC" -eq 0 ] || fail "submit -d of $file exited $RC"
+    [[ $OUT =~ ^[0-9]+$ ]] || fail "submit -d printed '$OUT', expected only a numeric id"
+    GID=$OUT
+}
+
+# ---- seed 2.1, unchanged
+submit_k8s "$JG_SEED/2_1_test_job_group.yaml"
+G21=$GID
+wait_end "$G21" 120
+[ "$END_STATE" = SUCCEEDED ] || fail_group "$G21" "seed 2.1 ended $END_STATE"
+show_json "$G21"
+assert_eq "$(sq 'grp.infra // empty')" kubernetes "seed 2.1's infra"
+jgc_ok logs "$G21"
+for needle in "Job A Starting" "Job B Starting" "SKYPILOT_JOBGROUP_NAME: test-job-group" \
+    "Hostname: job-a-0" "Hostname: job-b-0" "Job A done" "Job B done"; do
+    assert_contains "$OUT" "$needle" "logs of seed 2.1"
+done
+ok "seed 2.1 on kubernetes: SUCCEEDED, hostnames job-a-0/job-b-0, output in jgsched logs"
+nothing_left "$G21"
+ok "seed 2.1: no pod, ConfigMap, Secret or Service left"
+
+# ---- seed 2.2, unchanged: names resolve inside the pods
+submit_k8s "$JG_SEED/2_2_networking.yaml"
+G22=$GID
+wait_end "$G22" 180
+[ "$END_STATE" = SUCCEEDED ] || fail_group "$G22" "seed 2.2 ended $END_STATE"
+jgc_ok logs "$G22" client
+clog=$OUT
+assert_contains "$clog" "Server host: server-0.k8s-network-test" "client log"
+assert_contains "$clog" "SUCCESS: Connected to server" "client log"
+assert_not_contains "$clog" "DNS lookup failed" "client log"
+# getent printed "<ip> server-0.k8s-network-test ..."; it must be the server pod's.
+getent_ip=$(grep -oE '[0-9]+(\.[0-9]+){3}[[:space:]]+server-0\.k8s-network-test' <<<"$clog" | head -n 1 | awk '{print $1}')
+[ -n "$getent_ip" ] || fail_group "$G22" "no getent line for server-0.k8s-network-test in the client's log"
+show_json "$G22"
+server_ip=$(sq '[grp.jobs[] | select(.name == "server") | .nodes[]?.address // empty][0] // empty')
+if [ -n "$server_ip" ]; then
+    assert_eq "$getent_ip" "$server_ip" "server-0.k8s-network-test resolves to the server pod"
+fi
+jgc_ok logs "$G22" server
+assert_contains "$OUT" "Server starting on server-0" "server log"
+ok "seed 2.2 on kubernetes: SUCCEEDED; server-0.k8s-network-test resolved ($getent_ip) and curl connected"
+nothing_left "$G22"
+ok "seed 2.2: nothing left"
+
+# ---- cancel of a running group leaves nothing
+cat >"$JG_WORK/long.yaml" <<'YAML'
+---
+name: k8s-cancel
+---
+name: sleeper
+num_nodes: 2
+resources:
+  cpus: 1
+  infra: kubernetes
+setup: echo "setup of $(hostname)"
+run: |
+  echo "sleeper $(hostname) running"
+  sleep 300
+YAML
+submit_k8s "$JG_WORK/long.yaml"
+GC=$GID
+wait_state "$GC" RUNNING 90
+wait_log "$GC" "sleeper sleeper-1 running" 60
+wait_log "$GC" "setup of sleeper-0" 10
+jgc_ok cancel "$GC"
+wait_end "$GC" 60
+assert_eq "$END_STATE" CANCELLED "state after cancel"
+nothing_left "$GC"
+ok "cancel of a running 2-pod group: CANCELLED, setup output kept in logs, nothing left"
+
+# ---- a context the kubeconfig lacks: the submit is refused with the reason
+jgc submit "$JG_SEED/2_1_test_job_group.yaml" --infra kubernetes/no-such-context -d
+[ "$RC" -ne 0 ] || fail "a submit to an unknown context was accepted"
+assert_contains "$ERR" "no-such-context" "the refusal"
+assert_contains "$ERR" "$JK_KUBECONFIG" "the refusal names the kubeconfig"
+ok "--infra kubernetes/no-such-context is refused at submit, naming the context and the kubeconfig"
+
+jg_done
