@@ -14,6 +14,7 @@
 #   k8s_pod GID JOB RANK      name of the node's live pod ("" if none)
 #   k8s_wait_pod GID JOB RANK TIMEOUT_S   waits until that pod is Running; sets POD
 #   k8s_exec GID JOB RANK CMD...          CMD inside the node's pod (jk_exec)
+#   k8s_node_ips GID...       "GID:JOB:RANK IP" of the groups' live pods
 #   k8s_check_names GID JOB RANK NAME=GID:JOB:RANK...
 #                             inside the node's pod: every NAME resolves
 #                             (getent hosts) to the IP of that node's pod
@@ -40,7 +41,7 @@ K8S_IMAGE_DIR=""
 K8S_NS=""
 # Polling interval of the waits here: several groups are watched at once on a
 # 2-core machine, so not every 0.2 s as lib.sh's waits do.
-K8S_POLL=0.5
+K8S_POLL=1
 
 k8s_need() {
     if [ "$(id -u)" -ne 0 ]; then
@@ -69,7 +70,7 @@ jg_final_teardown() { k8s_teardown; }
 
 # On a failure, what the server saw (jg_teardown runs this first, with its
 # exit status in rc, while the server and the daemon still run).
-jg_extra_teardown() {
+k8s_dump_server() {
     # shellcheck disable=SC2154  # rc: jg_teardown's local
     [ "${rc:-0}" -ne 0 ] && [ -n "${JK_PORT:-}" ] || return 0
     {
@@ -83,6 +84,7 @@ jg_extra_teardown() {
         tail -n 20 "$JK_DIR/server.err" 2>/dev/null | sed 's/^/#   /'
     } >&2
 }
+jg_extra_teardown() { k8s_dump_server; }
 
 # k8s_setup [SERVER OPTION...]
 k8s_setup() {
@@ -123,10 +125,13 @@ k8s_pods() {
     jk_api GET "/api/v1/namespaces/$K8S_NS/pods?labelSelector=$(k8s_sel "$1")" | jq -c '.items // []'
 }
 
-# k8s_pod GID JOB RANK: the node's pod that is not being deleted.
+# k8s_pod GID JOB RANK: the node's pod, jg-<gid>-<job>-<rank> as the contract
+# names it (k8s_seed.sh checks the names against the labels); "" once it is
+# gone or being deleted.  By name, not by a label query: one request less
+# in checks that must finish while the plan's 10-second pods still run.
 k8s_pod() {
-    k8s_pods "$1" | jq -r --arg j "$2" --arg r "$3" '[.[] | select(.metadata.labels["jgsched.io/job"] == $j
-        and .metadata.labels["jgsched.io/rank"] == $r and .metadata.deletionTimestamp == null)][0].metadata.name // empty'
+    local name="jg-$1-$2-$3"
+    k8s_pod_json "$name" | jq -e '.kind == "Pod" and .metadata.deletionTimestamp == null' >/dev/null 2>&1 && echo "$name"
 }
 
 k8s_pod_json() { # NAME
@@ -135,49 +140,61 @@ k8s_pod_json() { # NAME
 
 # k8s_wait_pod GID JOB RANK TIMEOUT_S: the node's pod is Running; POD names it.
 k8s_wait_pod() {
-    local gid=$1 job=$2 rank=$3 limit=$4 i phase=""
-    POD=""
-    for ((i = 0; i < limit * 2; i++)); do
-        POD=$(k8s_pod "$gid" "$job" "$rank")
-        if [ -n "$POD" ]; then
-            phase=$(k8s_pod_json "$POD" | jq -r '.status.phase // empty')
-            [ "$phase" = Running ] && return 0
-        fi
+    local gid=$1 job=$2 rank=$3 limit=$4 phase="" t0
+    POD="jg-$gid-$job-$rank"
+    t0=$(date +%s)
+    while :; do
+        phase=$(k8s_pod_json "$POD" | jq -r 'select(.kind == "Pod" and .metadata.deletionTimestamp == null) | .status.phase // empty')
+        [ "$phase" = Running ] && return 0
+        [ $(($(date +%s) - t0)) -lt "$limit" ] || break
         sleep "$K8S_POLL"
     done
-    fail_group "$gid" "no Running pod of node $job-$rank of group $gid after ${limit}s (pod '$POD', phase '$phase')"
+    fail_group "$gid" "no Running pod $POD (node $job-$rank of group $gid) after ${limit}s (phase '$phase')"
 }
 
+# The container jgsched runs a node in (objects.c: the agent, then the job).
+K8S_CONTAINER=main
+
 k8s_exec() { # GID JOB RANK CMD...
-    local gid=$1 job=$2 rank=$3 pod
+    local gid=$1 job=$2 rank=$3
     shift 3
-    pod=$(k8s_pod "$gid" "$job" "$rank")
-    [ -n "$pod" ] || { echo "k8s_exec: no pod of node $job-$rank of group $gid" >&2; return 126; }
-    jk_exec "$K8S_NS" "$pod" "$@" </dev/null
+    jk_exec -c "$K8S_CONTAINER" "$K8S_NS" "jg-$gid-$job-$rank" "$@" </dev/null
+}
+
+# k8s_node_ips GID...: "GID:JOB:RANK IP" lines for the live pods of the groups.
+k8s_node_ips() {
+    local g
+    for g in "$@"; do
+        k8s_pods "$g" | jq -r --arg g "$g" '.[] | select(.metadata.deletionTimestamp == null)
+            | "\($g):\(.metadata.labels["jgsched.io/job"]):\(.metadata.labels["jgsched.io/rank"]) \(.status.podIP // "")"'
+    done
 }
 
 # k8s_check_names GID JOB RANK NAME=TGID:TJOB:TRANK...: inside the pod of node
 # JOB-RANK of group GID, each NAME resolves with getent hosts (what the seed
 # plan's scripts use) to the IP of the pod of node TJOB-TRANK of group TGID.
+# One exec and one pod list per group: the pods of the plan may live 10 s.
 k8s_check_names() {
-    local gid=$1 job=$2 rank=$3 spec name target ip want got
+    local gid=$1 job=$2 rank=$3 spec name target ip want got ips
     shift 3
-    local names=()
-    for spec in "$@"; do names+=("${spec%%=*}"); done
-    # One exec for all names: the pod may not live long.
+    local names=() gids=()
+    for spec in "$@"; do
+        names+=("${spec%%=*}")
+        target=${spec#*=}
+        [[ " ${gids[*]} " == *" ${target%%:*} "* ]] || gids+=("${target%%:*}")
+    done
     # shellcheck disable=SC2016
     got=$(k8s_exec "$gid" "$job" "$rank" sh -c 'for n; do printf "%s %s\n" "$n" "$(getent hosts "$n" | awk "{print \$1}" | head -n 1)"; done' sh "${names[@]}") ||
         fail_group "$gid" "could not run getent in the pod of $job-$rank of group $gid"
+    ips=$(k8s_node_ips "${gids[@]}")
     for spec in "$@"; do
         name=${spec%%=*}
         target=${spec#*=}
-        IFS=: read -r tg tj tr <<<"$target"
-        ip=$(k8s_pod_json "$(k8s_pod "$tg" "$tj" "$tr")" | jq -r '.status.podIP // empty')
-        want=$ip
+        want=$(printf '%s\n' "$ips" | awk -v t="$target" '$1 == t {print $2}')
         ip=$(printf '%s\n' "$got" | awk -v n="$name" '$1 == n {print $2}')
-        [ -n "$want" ] || fail_group "$gid" "no pod IP for node $tj-$tr of group $tg"
+        [ -n "$want" ] || fail_group "$gid" "no pod IP for node ${target#*:} of group ${target%%:*} (pods: $(echo $ips))"
         [ "$ip" = "$want" ] ||
-            fail_group "$gid" "in the pod of $job-$rank (group $gid), $name resolves to '$ip', want $want (pod of $tj-$tr of group $tg)"
+            fail_group "$gid" "in the pod of $job-$rank (group $gid), $name resolves to '$ip', want $want (pod of ${target#*:} of group ${target%%:*})"
     done
 }
 

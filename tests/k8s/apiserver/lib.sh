@@ -3,6 +3,8 @@
 #   jk_start [server options...]   # sets JK_PID JK_PORT JK_PREFIX JK_DNS JK_TOKEN JK_KUBECONFIG JK_CA JK_DIR
 #   jk_api METHOD PATH [JSON [CONTENT-TYPE]]   # curl with the token; PATH from /api/...
 #   jk_exec [-c CONTAINER] NS POD CMD...       # CMD inside a running container (not pods/exec: nsenter)
+#   jk_watch PATH FILE             # a watch's events appended to FILE (background, resumed)
+#   jk_watch_stop                  # ends this shell's watchers (a subshell must call it itself)
 #   jk_stop                        # SIGTERM, wait; the server removes what it created
 # jk_start runs setup.sh (npm ci when needed) and waits for the READY line.
 # The caller's EXIT trap should call jk_stop.
@@ -34,11 +36,12 @@ jk_start() {
 # as kubectl's raw mode would, once the response is complete (so not for
 # following a watch or a log).  429 and 500 (the server's injected faults)
 # are retried for up to 30 s, so that a test's own requests do not flake
-# under --fail-429/--fail-500.  Exit status: curl's.
+# under --fail-429/--fail-500.  A request may take JK_API_MAX_TIME seconds
+# (default 60).  Exit status: curl's.
 jk_api() {
   local out code i rc
   for i in $(seq 60); do
-    out=$(curl -sS --cacert "$JK_CA" -H "Authorization: Bearer $JK_TOKEN" -X "$1" -w '\n%{http_code}' \
+    out=$(curl -sS --max-time "${JK_API_MAX_TIME:-60}" --cacert "$JK_CA" -H "Authorization: Bearer $JK_TOKEN" -X "$1" -w '\n%{http_code}' \
       ${3:+-H "Content-Type: ${4:-application/json}" --data-binary "$3"} "https://127.0.0.1:$JK_PORT$2")
     rc=$?
     code=${out##*$'\n'}
@@ -59,7 +62,9 @@ jk_api() {
 # none): GET /admin/pods/NS/POD/containers/C/pid gives the container's process,
 # which nsenter enters.  CONTAINER defaults to the pod's first container.
 # Waits up to JK_EXEC_WAIT_S (default 10) for a container that is starting;
-# fails (status 126, a message on stderr) if it does not run.
+# fails (status 126, a message on stderr) if it does not run.  CMD is killed
+# after JK_EXEC_TIMEOUT seconds (default 120; status 124), so that a hung
+# command cannot hang the test.
 jk_exec() {
   local container="" ns pod info="" pid wd i
   if [ "${1:-}" = -c ]; then container=$2; shift 2; fi
@@ -80,10 +85,43 @@ jk_exec() {
   wd=$(jq -r '.workingDir // ""' <<<"$info")
   local -a envs=()
   mapfile -d '' envs < <(jq -j '.env | to_entries[] | "\(.key)=\(.value)\u0000"' <<<"$info")
-  nsenter -t "$pid" -n -u -m --wd="${wd:-/}" -- env -i "${envs[@]}" "$@"
+  timeout -k 5 "${JK_EXEC_TIMEOUT:-120}" nsenter -t "$pid" -n -u -m --wd="${wd:-/}" -- env -i "${envs[@]}" "$@"
+}
+
+# jk_watch PATH FILE: follows the watch PATH (a list URL, e.g. pods with a
+# fieldSelector; ?watch=1 is added) in the background, appending its events
+# to FILE one JSON a line; a stream that ends (--cut-watches-every, timeouts,
+# an injected 429) is resumed from the last resourceVersion seen.  Prints
+# nothing; the watcher's pid is added to JK_WATCH_PIDS (jk_stop ends them).
+JK_WATCH_PIDS=()
+jk_watch() {
+  local url=$1 file=$2 sep='?'
+  [[ $url == *\?* ]] && sep='&'
+  (
+    rv=""
+    while :; do
+      curl -sSN --cacert "$JK_CA" -H "Authorization: Bearer $JK_TOKEN" \
+        "https://127.0.0.1:$JK_PORT$url${sep}watch=1${rv:+&resourceVersion=$rv}" >>"$file" 2>/dev/null
+      last=$(tail -n 1 "$file" | jq -r 'select(.type != "ERROR") | .object.metadata.resourceVersion // empty' 2>/dev/null)
+      [ -n "$last" ] && rv=$last
+      sleep 0.2
+    done
+  ) &
+  JK_WATCH_PIDS+=($!)
+}
+
+# jk_watch_stop: ends the watchers jk_watch started in this shell.
+jk_watch_stop() {
+  local p
+  for p in "${JK_WATCH_PIDS[@]}"; do
+    kill "$p" 2>/dev/null
+    pkill -P "$p" 2>/dev/null
+  done
+  JK_WATCH_PIDS=()
 }
 
 jk_stop() {
+  jk_watch_stop
   if [ -n "${JK_PID:-}" ] && kill -0 "$JK_PID" 2>/dev/null; then
     kill -TERM "$JK_PID"
     wait "$JK_PID" 2>/dev/null || true
