@@ -28,10 +28,16 @@ NODES=${NODES:-4}
 PODS=$((JOBS * NODES))
 JG=$build/jgsched
 TICK=$(getconf CLK_TCK)
-[ "$(id -u)" -eq 0 ] || { echo "k8s_100pods: needs root (the test API server's kubelet makes network namespaces)" >&2; exit 1; }
-command -v node >/dev/null && command -v npm >/dev/null || { echo "k8s_100pods: needs node and npm (scripts/deps.sh)" >&2; exit 1; }
+if [ "$(id -u)" -ne 0 ]; then
+  echo "k8s_100pods: needs root (the test API server's kubelet makes network namespaces)" >&2
+  exit 1
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "k8s_100pods: needs node and npm (scripts/deps.sh)" >&2
+  exit 1
+fi
 "$root/scripts/build.sh" "$build"
-# shellcheck source=../tests/k8s/apiserver/lib.sh
+# shellcheck source=tests/k8s/apiserver/lib.sh
 . "$root/tests/k8s/apiserver/lib.sh"
 
 export JGSCHED_HOME=""

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # k8s_lib.sh - shared setup of the integration tests that run jgsched's
 # Kubernetes backend against the test API server (tests/k8s/apiserver, sourced,
 # not run).  It sources lib.sh (jg_setup, jgc, fail, wait_state ...) and the
@@ -192,7 +193,7 @@ k8s_check_names() {
         target=${spec#*=}
         want=$(printf '%s\n' "$ips" | awk -v t="$target" '$1 == t {print $2}')
         ip=$(printf '%s\n' "$got" | awk -v n="$name" '$1 == n {print $2}')
-        [ -n "$want" ] || fail_group "$gid" "no pod IP for node ${target#*:} of group ${target%%:*} (pods: $(echo $ips))"
+        [ -n "$want" ] || fail_group "$gid" "no pod IP for node ${target#*:} of group ${target%%:*} (pods: $(tr '\n' ' ' <<<"$ips"))"
         [ "$ip" = "$want" ] ||
             fail_group "$gid" "in the pod of $job-$rank (group $gid), $name resolves to '$ip', want $want (pod of ${target#*:} of group ${target%%:*})"
     done
@@ -224,7 +225,7 @@ k8s_wait_clean() {
         [ $(($(date +%s) - t0)) -lt "$limit" ] || break
         sleep "$K8S_POLL"
     done
-    fail_group "$gid" "objects of group $gid left ${limit}s after it ended: $(echo $left)"
+    fail_group "$gid" "objects of group $gid left ${limit}s after it ended: $(tr '\n' ' ' <<<"$left")"
 }
 
 # k8s_pod_uids GID JOB RANK: the uids of every pod the node had, one a line,

@@ -117,27 +117,57 @@ ended() {
 
 group_name() { timeout 30 "$JGSCHED" show "$1" --json 2>/dev/null | jq -r '(.group // .).name'; }
 
-# pod_checks GID JOB RANK GROUP: inside the node's pod, the plan's checks of
-# itself: hostname, its own line in /etc/hosts, the SKYPILOT_* environment
-# (`kubectl exec ... env`: the container's, so without SKYPILOT_NODE_IPS,
-# which only the processes the agent starts get).
-pod_checks() {
-    local gid=$1 job=$2 rank=$3 group=$4 num=${5:-1} ip out hostname hosts env
-    k8s_wait_pod "$gid" "$job" "$rank" 120
-    ip=$(k8s_pod_json "$POD" | jq -r '.status.podIP // empty')
-    # one exec: the plan's pods may live 10 s
-    out=$(k8s_exec "$gid" "$job" "$rank" sh -c 'hostname; echo "@@"; cat /etc/hosts; echo "@@"; env') ||
-        fail_group "$gid" "could not exec in pod $POD"
-    hostname=$(printf '%s\n' "$out" | awk '/^@@$/ {exit} {print}')
-    hosts=$(printf '%s\n' "$out" | awk '/^@@$/ {n++; next} n == 1')
-    env=$(printf '%s\n' "$out" | awk '/^@@$/ {n++; next} n == 2')
-    assert_eq "$hostname" "$job-$rank" "hostname in pod $POD"
-    printf '%s\n' "$hosts" | grep -Eq "^$ip[[:space:]](.*[[:space:]])?$job-$rank\\.$group([[:space:]]|\$)" ||
-        fail_group "$gid" "/etc/hosts in pod $POD has no line '$ip ... $job-$rank.$group': $hosts"
-    for kv in "SKYPILOT_JOBGROUP_NAME=$group" "SKYPILOT_NODE_RANK=$rank" "SKYPILOT_NUM_NODES=$num" \
-        "JGSCHED_GROUP_ID=$gid" "JGSCHED_JOB=$job"; do
-        printf '%s\n' "$env" | grep -qxF "$kv" || fail_group "$gid" "env in pod $POD lacks $kv: $(printf '%s\n' "$env" | grep -E '^(SKYPILOT|JGSCHED)_' | tr '\n' ' ')"
+# inpod GID GROUP NODE...: the plan's checks inside every pod of the nodes
+# given (JOB:RANK[:NUM_NODES]), all at once, since the plan's pods may live
+# only 10 s: its hostname, its own line in /etc/hosts, its SKYPILOT_*
+# environment (`kubectl exec ... env`: the container's), and that every
+# node's <job>-<rank>.<group> name resolves (getent hosts) to that node's pod.
+# Needs the group released (RUNNING: names are written before the barrier).
+inpod() {
+    local gid=$1 group=$2 node ips dir=$JG_WORK/inpod.$1.$RANDOM
+    shift 2
+    local names=() pids=()
+    for node in "$@"; do
+        IFS=: read -r j r _ <<<"$node"
+        names+=("$j-$r.$group")
     done
+    ips=$(k8s_node_ips "$gid")
+    mkdir -p "$dir"
+    for node in "$@"; do
+        IFS=: read -r j r _ <<<"$node"
+        # shellcheck disable=SC2016
+        k8s_exec "$gid" "$j" "$r" sh -c 'hostname; echo @@; cat /etc/hosts; echo @@; env; echo @@
+            for n; do printf "%s %s\n" "$n" "$(getent hosts "$n" | awk "{print \$1}" | head -n 1)"; done' \
+            sh "${names[@]}" >"$dir/$j-$r" 2>"$dir/$j-$r.err" &
+        pids+=($!)
+    done
+    local i=0 out hostname hosts env got ip want name kv base
+    for node in "$@"; do
+        IFS=: read -r j r num <<<"$node"
+        wait "${pids[$i]}" || fail_group "$gid" "could not exec in the pod of $j-$r (group $gid): $(cat "$dir/$j-$r.err")"
+        i=$((i + 1))
+        out=$(cat "$dir/$j-$r")
+        hostname=$(awk '/^@@$/ {exit} {print}' <<<"$out")
+        hosts=$(awk '/^@@$/ {n++; next} n == 1' <<<"$out")
+        env=$(awk '/^@@$/ {n++; next} n == 2' <<<"$out")
+        got=$(awk '/^@@$/ {n++; next} n == 3' <<<"$out")
+        assert_eq "$hostname" "$j-$r" "hostname in the pod of $j-$r"
+        ip=$(awk -v t="$gid:$j:$r" '$1 == t {print $2}' <<<"$ips")
+        grep -Eq "^${ip}[[:space:]](.*[[:space:]])?$j-$r\\.$group([[:space:]]|\$)" <<<"$hosts" ||
+            fail_group "$gid" "/etc/hosts in the pod of $j-$r has no line '$ip ... $j-$r.$group': $hosts"
+        for kv in "SKYPILOT_JOBGROUP_NAME=$group" "SKYPILOT_NODE_RANK=$r" "SKYPILOT_NUM_NODES=${num:-1}" \
+            "JGSCHED_GROUP_ID=$gid" "JGSCHED_JOB=$j"; do
+            grep -qxF "$kv" <<<"$env" || fail_group "$gid" "env in the pod of $j-$r lacks $kv: $(grep -E '^(SKYPILOT|JGSCHED)_' <<<"$env" | tr '\n' ' ')"
+        done
+        for name in "${names[@]}"; do
+            base=${name%%.*}
+            want=$(awk -v t="$gid:${base%-*}:${base##*-}" '$1 == t {print $2}' <<<"$ips")
+            ip=$(awk -v n="$name" '$1 == n {print $2}' <<<"$got")
+            [ -n "$want" ] || fail_group "$gid" "no pod IP for $name (pods: $(tr '\n' ' ' <<<"$ips"))"
+            [ "$ip" = "$want" ] || fail_group "$gid" "in the pod of $j-$r, $name resolves to '$ip', want $want"
+        done
+    done
+    rm -rf "$dir"
 }
 
 # The objects of a running group: owner ConfigMap jg-<gid>, Secret
@@ -195,11 +225,7 @@ p2_1() {
     k8s_wait_job "$g" job-a RUNNING 120
     k8s_wait_job "$g" job-b RUNNING 30
     # Both sleep 10 s: the pods' checks first.
-    mapfile -t n < <(names test-job-group "$g" job-a:0 job-b:0)
-    for j in job-a job-b; do
-        k8s_check_names "$g" "$j" 0 "${n[@]}"
-        pod_checks "$g" "$j" 0 test-job-group
-    done
+    inpod "$g" test-job-group job-a:0 job-b:0
     ok "2.1 in both pods: hostname, /etc/hosts, SKYPILOT_JOBGROUP_NAME, and both names resolve to the right pods"
     objects_checks "$g" 2
     ok "2.1 owner ConfigMap, token Secret, headless Service and one labelled pod per node, all owned by the ConfigMap"
@@ -222,8 +248,7 @@ p2_2() {
     k8s_wait_job "$g" server RUNNING 120
     k8s_wait_job "$g" client RUNNING 30
     k8s_wait_pod "$g" server 0 30
-    k8s_check_names "$g" client 0 "$(names k8s-network-test "$g" server:0)" "$(names k8s-network-test "$g" client:0)"
-    k8s_check_names "$g" server 0 "$(names k8s-network-test "$g" client:0)"
+    inpod "$g" k8s-network-test server:0 client:0
     k8s_exec "$g" client 0 cat /etc/hosts | grep -q "server-0.k8s-network-test" ||
         fail_group "$g" "/etc/hosts of the client pod has no server-0.k8s-network-test line"
     # the plan's client: curl http://server-0.<group>:8080/ from the client pod
@@ -233,7 +258,6 @@ p2_2() {
         sleep "$K8S_POLL"
     done
     assert_eq "$code" 200 "HTTP status of http://server-0.k8s-network-test:8080/ from the client pod"
-    pod_checks "$g" server 0 k8s-network-test
     ok "2.2 in the client pod server-0.k8s-network-test resolves to the server pod (getent, /etc/hosts) and curl gets 200 from its port 8080"
     ended "$g" SUCCEEDED 0
     assert_contains "$LOGS" "(client-0) SUCCESS: Connected to server" "logs of group $g"
@@ -247,12 +271,7 @@ p2_3() {
     local g=$GID r n
     k8s_wait_job "$g" workers RUNNING 120
     k8s_wait_job "$g" coordinator RUNNING 30
-    mapfile -t n < <(names k8s-multinode-group "$g" workers:0 workers:1 coordinator:0)
-    for r in 0 1; do
-        pod_checks "$g" workers "$r" k8s-multinode-group 2
-        k8s_check_names "$g" workers "$r" "${n[@]}"
-    done
-    k8s_check_names "$g" coordinator 0 "${n[@]}"
+    inpod "$g" k8s-multinode-group workers:0:2 workers:1:2 coordinator:0
     for r in 0 1; do
         k8s_exec "$g" coordinator 0 ping -c 1 -W 5 "workers-$r.k8s-multinode-group" >/dev/null ||
             fail_group "$g" "the coordinator pod cannot ping workers-$r.k8s-multinode-group"
@@ -273,10 +292,11 @@ p3_1() {
     local g=$GID j want got
     for j in compute-heavy memory-heavy lightweight; do k8s_wait_job "$g" "$j" RUNNING 120; done
     # inside the pods first (they live 20 s), then what the API server shows
-    for j in compute-heavy memory-heavy lightweight; do pod_checks "$g" "$j" 0 k8s-hetero-test; done
+    inpod "$g" k8s-hetero-test compute-heavy:0 memory-heavy:0 lightweight:0
     # cpus: N -> request N, no CPU limit; memory: N+ -> request NGi, no limit
     for want in "compute-heavy 4 4Gi" "memory-heavy 2 8Gi" "lightweight 1 2Gi"; do
-        set -- $want
+        read -r job cpu mem <<<"$want"
+        set -- "$job" "$cpu" "$mem"
         got=$(k8s_pod_json "jg-$g-$1-0" | jq -c '[.spec.containers[] | select(.name == "main") | .resources][0]')
         jq -e --arg c "$2" --arg m "$3" '.requests.cpu == $c and .requests.memory == $m
             and (.limits.cpu == null) and (.limits.memory == null)' <<<"$got" >/dev/null ||
@@ -317,16 +337,9 @@ p3_2() {
 p4() {
     PHASE=4
     k8s_submit "$JG_SEED/4_rl_architecture.yaml"
-    local g=$GID j node n
-    local nodes=(trainer:0 trainer:1 data-processor:0 data-processor:1 replay-buffer:0 env-worker:0 env-worker:1)
+    local g=$GID j
     for j in trainer data-processor replay-buffer env-worker; do k8s_wait_job "$g" "$j" RUNNING 180; done
-    mapfile -t n < <(names rl-experiment "$g" "${nodes[@]}")
-    for node in "${nodes[@]}"; do
-        local nn=2
-        [ "${node%%:*}" = replay-buffer ] && nn=1
-        pod_checks "$g" "${node%%:*}" "${node#*:}" rl-experiment "$nn"
-        k8s_check_names "$g" "${node%%:*}" "${node#*:}" "${n[@]}"
-    done
+    inpod "$g" rl-experiment trainer:0:2 trainer:1:2 data-processor:0:2 data-processor:1:2 replay-buffer:0 env-worker:0:2 env-worker:1:2
     ok "4 in each of the 7 pods: its hostname and env, and all 7 <job>-<rank>.rl-experiment names resolve to the right pods"
     objects_checks "$g" 7
     ok "4 exactly 7 pods (trainer 2, data-processor 2, replay-buffer 1, env-worker 2)"
@@ -397,8 +410,7 @@ p5_3() {
     local g=$GID t0
     k8s_wait_job "$g" long-job-a RUNNING 120
     k8s_wait_job "$g" long-job-b RUNNING 30
-    pod_checks "$g" long-job-a 0 k8s-cancel-test
-    pod_checks "$g" long-job-b 0 k8s-cancel-test
+    inpod "$g" k8s-cancel-test long-job-a:0 long-job-b:0
     wait_log_k8s "$g" "Long job B starting" 30
     ok "5.3 both long jobs run in their pods"
     t0=$(date +%s)
@@ -416,7 +428,8 @@ p5_4() {
     k8s_submit "$JG_SEED/5_4_empty_run.yaml"
     local g=$GID
     k8s_wait_job "$g" normal-job RUNNING 120
-    pod_checks "$g" normal-job 0 k8s-empty-run
+    k8s_wait_job "$g" empty-job SUCCEEDED 60
+    inpod "$g" k8s-empty-run normal-job:0
     ended "$g" SUCCEEDED 0
     show_json "$g"
     assert_eq "$(job_field empty-job state)" SUCCEEDED "empty-job state"
@@ -445,7 +458,7 @@ p6_1() {
     k8s_submit "$JG_SEED/6_1_recovery.yaml"
     local g=$GID
     k8s_wait_job "$g" normal-job RUNNING 120
-    pod_checks "$g" normal-job 0 k8s-recovery-test
+    inpod "$g" k8s-recovery-test normal-job:0
     ended "$g" SUCCEEDED 0
     show_json "$g"
     assert_eq "$(job_field recoverable-job state)" SUCCEEDED "recoverable-job state"
@@ -496,7 +509,6 @@ p6_2() {
     k8s_wait_job "$g" normal-job RUNNING 30
     k8s_wait_pod "$g" normal-job 0 60
     k8s_check_names "$g" normal-job 0 "$(names k8s-recovery-test "$g" recoverable-job:0)" "$(names k8s-recovery-test "$g" normal-job:0)"
-    k8s_check_names "$g" recoverable-job 0 "$(names k8s-recovery-test "$g" recoverable-job:0)" "$(names k8s-recovery-test "$g" normal-job:0)"
     ok "6.2 ($how) the pod of recoverable-job-0 is replaced by a new pod; recoverable-job-0.k8s-recovery-test names it in normal-job's pod (and not the same-named group's pods)"
     ended "$g" SUCCEEDED 0
     show_json "$g"
@@ -537,16 +549,15 @@ p7_1() {
 p8_1() {
     PHASE=8.1
     k8s_submit "$JG_SEED/8_1_scale.yaml"
-    local g=$GID i n running=0
+    local g=$GID i running=0
     for ((i = 0; i < 240; i++)); do
         running=$(k8s_pods "$g" | jq '[.[] | select(.status.phase == "Running")] | length')
         [ "$running" = 5 ] && break
         sleep "$K8S_POLL"
     done
     assert_eq "$running" 5 "pods of the 5 jobs Running at the same time"
-    mapfile -t n < <(names k8s-scale-test "$g" job-1:0 job-2:0 job-3:0 job-4:0 job-5:0)
     k8s_wait_job "$g" job-5 RUNNING 60
-    for i in 1 2 3 4 5; do k8s_check_names "$g" "job-$i" 0 "${n[@]}"; done
+    inpod "$g" k8s-scale-test job-1:0 job-2:0 job-3:0 job-4:0 job-5:0
     ok "8.1 5 pods Running at once; each resolves all 5 names"
     ended "$g" SUCCEEDED 0
     for i in 1 2 3 4 5; do assert_contains "$LOGS" "(job-$i-0) Job $i" "logs of group $g"; done
@@ -565,8 +576,7 @@ p8_2() {
         IFS=: read -r g own other <<<"$gg"
         k8s_wait_job "$g" job-a RUNNING 120
         k8s_wait_job "$g" job-b RUNNING 30
-        k8s_check_names "$g" job-a 0 "$(names "$own" "$g" job-b:0)" "$(names "$own" "$g" job-a:0)"
-        pod_checks "$g" job-b 0 "$own"
+        inpod "$g" "$own" job-a:0 job-b:0
         ! k8s_exec "$g" job-a 0 getent hosts "job-b-0.$other" >/dev/null ||
             fail_group "$g" "job-b-0.$other resolves in a pod of $own"
     done
@@ -585,10 +595,10 @@ PHASE_PIDS=()
 PHASE_NAMES=()
 # At most K8S_CONCURRENCY phases at once (default 3): more would overload a
 # 2-core machine (each phase is pods, a poller and TLS handshakes of its own).
-# shellcheck disable=SC2034  # the phases' exit statuses: $JG_WORK/phase.N.rc
+# The phases' exit statuses go to $JG_WORK/phase.N.rc.
 running_phases() {
-    local p n=0
-    for p in "${PHASE_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done
+    local pid n=0
+    for pid in "${PHASE_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && n=$((n + 1)); done
     echo "$n"
 }
 start_phase() { # NAME FUNCTION [ARG...]

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by test scripts that need the test Kubernetes API server:
 #   . tests/k8s/apiserver/lib.sh
 #   jk_start [server options...]   # sets JK_PID JK_PORT JK_PREFIX JK_DNS JK_TOKEN JK_KUBECONFIG JK_CA JK_DIR
