@@ -341,3 +341,130 @@ Test(k8s_objects, secret_is_base64_and_configmap_holds_scripts)
     json_decref(pod);
     jg_spec_free(spec);
 }
+
+/* ---------------- pod status -> what the backend reports (podstate.c) */
+
+#include "../src/backends/kubernetes/k8s_int.h"
+
+static k8s_pod_state_t state_of(const char *json)
+{
+    json_error_t jerr;
+    json_t *pod = json_loads(json, 0, &jerr);
+    cr_assert_not_null(pod, "%s: %s", json, jerr.text);
+    k8s_pod_state_t st;
+    k8s_pod_state(pod, &st);
+    json_decref(pod);
+    return st;
+}
+
+Test(k8s_podstate, unschedulable_is_pending_with_the_schedulers_message)
+{
+    k8s_pod_state_t st = state_of(
+        "{\"metadata\":{\"name\":\"p\"},\"status\":{\"phase\":\"Pending\",\"conditions\":["
+        "{\"type\":\"PodScheduled\",\"status\":\"False\",\"reason\":\"Unschedulable\","
+        "\"message\":\"0/2 nodes are available: 2 Insufficient cpu.\"}]}}");
+    cr_expect_eq(st.phase, K8S_POD_WAITING);
+    cr_expect_str_eq(st.reason, "Unschedulable: 0/2 nodes are available: 2 Insufficient cpu.");
+}
+
+Test(k8s_podstate, initialising_is_a_wait_without_reason)
+{
+    k8s_pod_state_t st = state_of(
+        "{\"status\":{\"phase\":\"Pending\",\"podIP\":\"10.0.0.5\",\"initContainerStatuses\":["
+        "{\"name\":\"jg-agent-install\",\"state\":{\"running\":{}}}],\"containerStatuses\":["
+        "{\"name\":\"main\",\"state\":{\"waiting\":{\"reason\":\"PodInitializing\"}}}]}}");
+    cr_expect_eq(st.phase, K8S_POD_WAITING);
+    cr_expect_str_eq(st.reason, "");
+    cr_expect_str_eq(st.ip, "10.0.0.5");
+}
+
+Test(k8s_podstate, image_pull_backoff_waits_and_an_invalid_image_fails)
+{
+    k8s_pod_state_t st = state_of(
+        "{\"status\":{\"phase\":\"Pending\",\"containerStatuses\":[{\"name\":\"main\",\"state\":"
+        "{\"waiting\":{\"reason\":\"ImagePullBackOff\",\"message\":\"Back-off pulling image "
+        "\\\"nope:1\\\"\"}}}]}}");
+    cr_expect_eq(st.phase, K8S_POD_WAITING);
+    cr_expect(strstr(st.reason, "ImagePullBackOff") && strstr(st.reason, "nope:1"), "%s",
+              st.reason);
+    st = state_of("{\"status\":{\"phase\":\"Pending\",\"containerStatuses\":[{\"name\":\"main\","
+                  "\"state\":{\"waiting\":{\"reason\":\"InvalidImageName\"}}}]}}");
+    cr_expect_eq(st.phase, K8S_POD_FAILED);
+}
+
+Test(k8s_podstate, running_then_exit_code_from_the_terminated_state)
+{
+    k8s_pod_state_t st = state_of(
+        "{\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.7\",\"containerStatuses\":["
+        "{\"name\":\"main\",\"state\":{\"running\":{\"startedAt\":\"x\"}}}]}}");
+    cr_expect_eq(st.phase, K8S_POD_RUNNING);
+    st = state_of("{\"status\":{\"phase\":\"Failed\",\"containerStatuses\":[{\"name\":\"main\","
+                  "\"state\":{\"terminated\":{\"exitCode\":29,\"reason\":\"Error\"}}}]}}");
+    cr_expect_eq(st.phase, K8S_POD_EXITED);
+    cr_expect_eq(st.exit_code, 29);
+    cr_expect_eq(st.signal, 0);
+    st = state_of("{\"status\":{\"phase\":\"Failed\",\"containerStatuses\":[{\"name\":\"main\","
+                  "\"state\":{\"terminated\":{\"exitCode\":137,\"reason\":\"OOMKilled\"}}}]}}");
+    cr_expect_eq(st.phase, K8S_POD_EXITED);
+    cr_expect_eq(st.signal, 9);
+    cr_expect(strstr(st.reason, "OOM"), "%s", st.reason);
+}
+
+Test(k8s_podstate, a_disrupted_pod_is_lost_never_an_exit_code)
+{
+    /* The taint manager killed it: its container says 137, but the node was lost. */
+    k8s_pod_state_t st = state_of(
+        "{\"metadata\":{\"deletionTimestamp\":\"2026-12-03T00:00:00Z\"},\"status\":{"
+        "\"phase\":\"Running\",\"conditions\":[{\"type\":\"DisruptionTarget\",\"status\":\"True\","
+        "\"reason\":\"DeletionByTaintManager\",\"message\":\"Taint manager: deleting due to "
+        "NoExecute taint\"}],\"containerStatuses\":[{\"name\":\"main\",\"state\":{\"terminated\":"
+        "{\"exitCode\":137}}}]}}");
+    cr_expect_eq(st.phase, K8S_POD_LOST);
+    cr_expect(st.deleting);
+    cr_expect_str_eq(st.reason, "DeletionByTaintManager: Taint manager: deleting due to NoExecute "
+                                "taint");
+    st = state_of("{\"status\":{\"phase\":\"Failed\",\"reason\":\"Evicted\",\"message\":\"The node "
+                  "was low on resource: memory.\",\"containerStatuses\":[{\"name\":\"main\","
+                  "\"state\":{\"terminated\":{\"exitCode\":143}}}]}}");
+    cr_expect_eq(st.phase, K8S_POD_LOST);
+    cr_expect(strstr(st.reason, "Evicted"), "%s", st.reason);
+}
+
+Test(k8s_podstate, a_failed_install_container_is_a_launch_failure)
+{
+    k8s_pod_state_t st = state_of(
+        "{\"status\":{\"phase\":\"Failed\",\"initContainerStatuses\":[{\"name\":"
+        "\"jg-agent-install\",\"state\":{\"terminated\":{\"exitCode\":127,\"message\":\"no such "
+        "file\"}}}],\"containerStatuses\":[{\"name\":\"main\",\"state\":{\"waiting\":{\"reason\":"
+        "\"PodInitializing\"}}}]}}");
+    cr_expect_eq(st.phase, K8S_POD_FAILED);
+    cr_expect(strstr(st.reason, "jg-agent-install") && strstr(st.reason, "127"), "%s", st.reason);
+}
+
+Test(k8s_podstate, labels_and_quantities)
+{
+    json_t *pod = json_pack("{s:{s:{s:s, s:s, s:s, s:s}}}", "metadata", "labels",
+                            "jgsched.io/group-id", "42", "jgsched.io/job", "server",
+                            "jgsched.io/rank", "1", "jgsched.io/attempt", "3");
+    int64_t gid;
+    const char *job;
+    int rank, attempt;
+    cr_assert(k8s_pod_labels(pod, &gid, &job, &rank, &attempt));
+    cr_expect_eq(gid, 42);
+    cr_expect_str_eq(job, "server");
+    cr_expect_eq(rank, 1);
+    cr_expect_eq(attempt, 3);
+    json_object_set_new(json_object_get(json_object_get(pod, "metadata"), "labels"),
+                        "jgsched.io/rank", json_string("x"));
+    cr_expect_not(k8s_pod_labels(pod, &gid, &job, &rank, &attempt));
+    json_decref(pod);
+
+    cr_expect_float_eq(k8s_parse_cpu("4"), 4, 1e-9);
+    cr_expect_float_eq(k8s_parse_cpu("3500m"), 3.5, 1e-9);
+    cr_expect_lt(k8s_parse_cpu("4x"), 0);
+    cr_expect_float_eq(k8s_parse_memory_gib("8Gi"), 8, 1e-9);
+    cr_expect_float_eq(k8s_parse_memory_gib("8192Mi"), 8, 1e-9);
+    cr_expect_float_eq(k8s_parse_memory_gib("16777216Ki"), 16, 1e-9);
+    cr_expect_float_eq(k8s_parse_memory_gib("1073741824"), 1, 1e-9);
+    cr_expect_lt(k8s_parse_memory_gib("8Qi"), 0);
+}

@@ -524,6 +524,29 @@ Test(spec, infra_errors_suggest)
     job_error("name: a\nresources:\n  infra: local/x\n", "'local' takes no context", NULL);
 }
 
+Test(spec, image_id_docker_form)
+{
+    jg_group_spec_t *s = job_ok("name: a\nresources:\n  image_id: docker:ubuntu:22.04\n");
+    cr_assert_str_eq(s->jobs[0].image_id, "docker:ubuntu:22.04");
+    /* It survives the store's JSON form. */
+    char *json = jg_spec_to_json(s);
+    jg_error_t err = {{0}};
+    jg_group_spec_t *back = jg_spec_from_json(json, &err);
+    cr_assert_not_null(back, "%s", err.text);
+    cr_expect_str_eq(back->jobs[0].image_id, "docker:ubuntu:22.04");
+    jg_spec_free(back);
+    free(json);
+    jg_spec_free(s);
+    s = job_ok("name: a\nresources:\n  cpus: 1\n");
+    cr_expect_null(s->jobs[0].image_id);
+    jg_spec_free(s);
+    job_error("name: a\nresources:\n  image_id: ubuntu:22.04\n",
+              "t.yaml:8:13: resources.image_id: invalid value 'ubuntu:22.04'", "docker:<image>");
+    job_error("name: a\nresources:\n  image_id: \"docker:\"\n", "an image must follow", NULL);
+    job_error("name: a\nresources:\n  image_id: \"docker:bad image\"\n", "resources.image_id",
+              "letters, digits");
+}
+
 /* ---- job_recovery ----------------------------------------------------- */
 
 Test(spec, job_recovery_forms)

@@ -10,11 +10,17 @@
 #     pods (the job's own getent/curl output says so), and once a group ended
 #     none of its pods, ConfigMaps, Secrets or Services is left;
 #   - cancel of a running group leaves nothing;
+#   - kill -9 of jgschedd while a group runs: the restarted daemon finds its
+#     pods again (same uids: nothing made twice), reports their exits and
+#     resumes their logs without repeating a line;
+#   - seed 2.1 again with faults (20 ms per request, 10% 429s, watches cut);
 #   - --infra kubernetes/<a context the kubeconfig lacks> is refused at
 #     submit with the reason.
 # Skips (77) without root (the kubelet makes network namespaces) or node/npm.
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=SCRIPTDIR/tools/daemon.sh
+. "$(dirname "$0")/tools/daemon.sh"
 # shellcheck source=SCRIPTDIR/../k8s/apiserver/lib.sh
 . "$JG_SOURCE_ROOT/tests/k8s/apiserver/lib.sh"
 
@@ -54,7 +60,12 @@ JGSCHED_HOME=$START_HOME JGSCHED_TEST_HOME=$START_HOME timeout -k 5 30 "$JGSCHED
     >"$START_HOME/start.out" 2>&1
 rc=$?
 out=$(cat "$START_HOME/start.out")
-[ "$rc" -ne 0 ] || fail "jgschedd started with a missing kubeconfig (exit 0): $out"
+if [ "$rc" -eq 0 ]; then
+    # It started (wrongly): stop it before failing.
+    stray=$(tr -dc '0-9' <"$START_HOME/jgschedd.pid" 2>/dev/null)
+    [ -n "$stray" ] && kill -TERM "$stray" 2>/dev/null && sleep 1
+    fail "jgschedd started with a missing kubeconfig (exit 0): $out"
+fi
 assert_contains "$out" "/nonexistent/jgsched-test/kubeconfig" "the start error"
 assert_contains "$out" "backends.kubernetes.kubeconfig" "the start error"
 ok "a missing kubeconfig stops jgschedd at start (exit $rc), naming the file and the field"
@@ -147,10 +158,9 @@ assert_not_contains "$clog" "DNS lookup failed" "client log"
 getent_ip=$(grep -oE '[0-9]+(\.[0-9]+){3}[[:space:]]+server-0\.k8s-network-test' <<<"$clog" | head -n 1 | awk '{print $1}')
 [ -n "$getent_ip" ] || fail_group "$G22" "no getent line for server-0.k8s-network-test in the client's log"
 show_json "$G22"
-server_ip=$(sq '[grp.jobs[] | select(.name == "server") | .nodes[]?.address // empty][0] // empty')
-if [ -n "$server_ip" ]; then
-    assert_eq "$getent_ip" "$server_ip" "server-0.k8s-network-test resolves to the server pod"
-fi
+server_ip=$(sq '[grp.nodes[] | select(.job == "server") | .address][0] // empty')
+[ -n "$server_ip" ] || fail_group "$G22" "no address recorded for server-0"
+assert_eq "$getent_ip" "$server_ip" "server-0.k8s-network-test resolves to the server pod"
 jgc_ok logs "$G22" server
 assert_contains "$OUT" "Server starting on server-0" "server log"
 ok "seed 2.2 on kubernetes: SUCCEEDED; server-0.k8s-network-test resolved ($getent_ip) and curl connected"
@@ -161,6 +171,8 @@ ok "seed 2.2: nothing left"
 cat >"$JG_WORK/long.yaml" <<'YAML'
 ---
 name: k8s-cancel
+placement: SAME_INFRA
+execution: parallel
 ---
 name: sleeper
 num_nodes: 2
@@ -182,6 +194,66 @@ wait_end "$GC" 60
 assert_eq "$END_STATE" CANCELLED "state after cancel"
 nothing_left "$GC"
 ok "cancel of a running 2-pod group: CANCELLED, setup output kept in logs, nothing left"
+
+# ---- kill -9 of the daemon while a group runs
+cat >"$JG_WORK/ticks.yaml" <<'YAML'
+---
+name: k8s-reattach
+placement: SAME_INFRA
+execution: parallel
+---
+name: w
+num_nodes: 2
+resources:
+  cpus: 1
+  infra: kubernetes
+run: |
+  for i in 1 2 3 4 5 6 7 8 9 10; do echo "tick $i on $(hostname)"; sleep 1; done
+  exit 3
+YAML
+submit_k8s "$JG_WORK/ticks.yaml"
+GR=$GID
+wait_log "$GR" "tick 2 on w-1" 60
+wait_log "$GR" "tick 2 on w-0" 10
+uids_before=$(jk_api GET "/api/v1/namespaces/default/pods?labelSelector=jgsched.io%2Fgroup-id%3D$GR" |
+    jq -r '[.items[].metadata.uid] | sort | join(",")')
+daemon_kill 9
+daemon_start
+uids_after=$(jk_api GET "/api/v1/namespaces/default/pods?labelSelector=jgsched.io%2Fgroup-id%3D$GR" |
+    jq -r '[.items[].metadata.uid] | sort | join(",")')
+wait_end "$GR" 60
+assert_eq "$END_STATE" FAILED "state of the group whose run exits 3"
+show_json "$GR"
+assert_eq "$(sq '[grp.nodes[].exit_code] | map(tostring) | join(",")')" "3,3" \
+    "exit codes after the daemon's restart"
+jgc_ok logs "$GR"
+for node in w-0 w-1; do
+    for i in 1 5 10; do
+        n=$(grep -c "tick $i on $node\$" <<<"$OUT")
+        assert_eq "$n" 1 "times 'tick $i on $node' is in the logs"
+    done
+done
+ok "kill -9 of jgschedd mid-run: exits (3) and every log line exactly once after the restart"
+assert_eq "$(tr ',' '\n' <<<"$uids_before" | grep -c .)" 2 "pods of group $GR before the kill"
+assert_eq "$uids_after" "$uids_before" "the pods' uids after the daemon's restart"
+nothing_left "$GR"
+ok "the restarted daemon made nothing twice (2 pods), and left nothing"
+
+# ---- seed 2.1 again, with faults: 20 ms per request, 10% 429s, watches cut
+jk_api POST /admin/faults '{"latencyMs":20,"fail429":0.1,"fail500":0}' >/dev/null ||
+    fail "cannot set the test server's faults"
+jk_api POST /admin/cut-watches >/dev/null
+submit_k8s "$JG_SEED/2_1_test_job_group.yaml"
+GF=$GID
+jk_api POST /admin/cut-watches >/dev/null
+wait_end "$GF" 120
+[ "$END_STATE" = SUCCEEDED ] || fail_group "$GF" "seed 2.1 with faults ended $END_STATE"
+jgc_ok logs "$GF"
+assert_contains "$OUT" "Job A done" "logs of seed 2.1 with faults"
+assert_contains "$OUT" "Job B done" "logs of seed 2.1 with faults"
+nothing_left "$GF"
+jk_api POST /admin/faults '{"latencyMs":0,"fail429":0,"fail500":0}' >/dev/null
+ok "seed 2.1 with 20 ms latency, 10% 429s and cut watches: SUCCEEDED, logs complete, nothing left"
 
 # ---- a context the kubeconfig lacks: the submit is refused with the reason
 jgc submit "$JG_SEED/2_1_test_job_group.yaml" --infra kubernetes/no-such-context -d

@@ -19,8 +19,9 @@
 
 #define POLL_WAIT_S 25
 #define POLL_TIMEOUT_MS ((POLL_WAIT_S + 15) * 1000)
+#define FIRST_POLL_TIMEOUT_MS 3000
 #define POST_TIMEOUT_MS 15000
-#define POST_TRIES 5
+#define POST_TRIES 8
 
 typedef struct {
     k8s_backend_t *b;
@@ -150,8 +151,11 @@ static void poll_send(k8s_node_t *n)
     char *header = jg_xasprintf("X-Jgsched-Token: %s", n->g->token);
     node_key_t *k = k8s_ctx_new(n->g->b, sizeof *k, NULL);
     *k = key_of(n);
+    /* The first ask answers at once: a short limit, since a pod whose
+     * network is not up yet may leave the proxy's connection hanging. */
     jg_k8s_request_opts_t o = {.method = "GET", .path = path, .query = query, .header = header,
-                               .timeout_ms = POLL_TIMEOUT_MS, .max_attempts = 1,
+                               .timeout_ms = n->serial ? POLL_TIMEOUT_MS : FIRST_POLL_TIMEOUT_MS,
+                               .max_attempts = 1,
                                .on_done = poll_done, .ctx = k};
     jg_error_t err;
     n->poll = jg_k8s_request(n->g->b->client, &o, &err);
@@ -227,10 +231,13 @@ static void post_done(void *ctx, const jg_k8s_response_t *resp)
         return;
     }
     bool ok = resp->status >= 200 && resp->status < 300;
-    /* 503: the proxy could not reach the agent yet; transport errors: the
-     * API server.  The agent's own 4xx are final. */
-    if (!ok && (resp->status == 0 || resp->status >= 500) && p->tries < POST_TRIES) {
-        p->timer = jg_loop_add_timer(n->g->b->loop, 200 * p->tries, post_retry, p);
+    /* 503: the proxy could not reach the agent yet; 429 and transport
+     * errors: the API server.  The agent's own 4xx are final.  Every POST
+     * to the agent is idempotent, so a retry is safe. */
+    bool again = resp->status == 0 || resp->status == 429 || resp->status >= 500;
+    if (!ok && again && p->tries < POST_TRIES) {
+        int delay = jg_k8s_backoff_ms(p->tries, 200, 5000, -1);
+        p->timer = jg_loop_add_timer(n->g->b->loop, delay, post_retry, p);
         return;
     }
     char why[512] = "";

@@ -386,10 +386,13 @@ jg_backend_t *jg_backend_kubernetes_from_env(const jg_backend_env_t *env, const 
     if (!kube) {
         char copy[sizeof err->text];
         snprintf(copy, sizeof copy, "%s", err->text);
-        jg_errprintf(err, "%s%s%s", copy,
-                     kc->kubeconfig ? " (backends.kubernetes.kubeconfig)" : "",
-                     context ? " (the context of the infra string)"
-                     : kc->context ? " (backends.kubernetes.context)" : "");
+        const char *ctx_field = context      ? "the context of infra kubernetes/<context>"
+                                : kc->context ? "backends.kubernetes.context"
+                                              : NULL;
+        jg_errprintf(err, "backend kubernetes: %s (%s%s%s)", copy,
+                     kc->kubeconfig ? "backends.kubernetes.kubeconfig"
+                                    : "no backends.kubernetes.kubeconfig: the default kubeconfig",
+                     ctx_field ? ", " : "", ctx_field ? ctx_field : "");
         return NULL;
     }
     k8s_backend_t *b = jg_xcalloc(1, sizeof *b);
@@ -408,6 +411,16 @@ jg_backend_t *jg_backend_kubernetes_from_env(const jg_backend_env_t *env, const 
     b->instance = instance_id(env->state_dir, err);
     if (!b->instance)
         goto fail;
+    if (context) {
+        /* kubernetes/<ctx> is an instance of its own: its objects carry their
+         * own id, even in a namespace the plain instance uses too. */
+        uint32_t h = 2166136261u;
+        for (const char *p = context; *p; p++)
+            h = (h ^ (unsigned char)*p) * 16777619u;
+        char *both = jg_xasprintf("%s-%08x", b->instance, h);
+        free(b->instance);
+        b->instance = both;
+    }
     b->selector = jg_xasprintf("app.kubernetes.io/managed-by=jgsched,jgsched.io/instance=%s",
                                b->instance);
     double grace_s = config->has_stop_grace ? config->stop_grace_s : 5;

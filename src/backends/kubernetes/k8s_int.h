@@ -123,6 +123,9 @@ struct k8s_group {
     int64_t submitted_us;
     char owner_uid[64];         /* the ConfigMap's uid once created */
     bool owner_requested;
+    int deps_pending;           /* Secret and Service creates not answered yet */
+    bool deps_ready;            /* both exist: pods may be made (a pod whose Secret is
+                                 * missing cannot start its containers) */
     bool reattached;            /* found again after a daemon restart: uid and token are
                                  * read back from the cluster, never made anew */
     char token[65];

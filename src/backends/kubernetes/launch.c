@@ -132,7 +132,7 @@ void k8s_create_pod(k8s_node_t *n)
 {
     k8s_group_t *g = n->g;
     k8s_backend_t *b = g->b;
-    if (!n->want_pod || n->create_sent || n->ended || !g->owner_uid[0] || !g->spec)
+    if (!n->want_pod || n->create_sent || n->ended || !g->deps_ready || !g->spec)
         return;
     if (old_pod_present(n)) {
         /* The replaced pod must go first (same name); monitor.c calls again
@@ -167,6 +167,8 @@ void k8s_create_pod(k8s_node_t *n)
     n->uid[0] = '\0';
     n->ip[0] = '\0';
     n->log_seen = 0;
+    n->log_skip = 0;        /* a new pod's log: nothing of it was delivered */
+    n->log_attempt = n->attempt;
     n->log_finished = false;
     n->serial = 0;
     n->agent_phase[0] = '\0';
@@ -199,15 +201,23 @@ static void dependent_created(void *ctx, const jg_k8s_response_t *resp)
 {
     obj_ctx_t *oc = ctx;
     k8s_group_t *g = k8s_group_find(oc->b, oc->group_id, false);
-    if (g && resp->status != 201 && resp->status != 200 && resp->status != 409) {
+    const char *what = oc->what;
+    k8s_ctx_free(oc);
+    if (!g)
+        return;
+    if (resp->status != 201 && resp->status != 200 && resp->status != 409) {
         char why[512];
-        jg_k8s_response_describe(resp, oc->what, why, sizeof why);
-        group_launch_failed(g, why);
+        jg_k8s_response_describe(resp, what, why, sizeof why);
+        g->deps_pending = 0;
         for (size_t i = 0; i < g->n_nodes; i++)
             if (!g->nodes[i]->started && !g->nodes[i]->ended)
                 k8s_launch_failed(g->nodes[i], why);
+        return;
     }
-    k8s_ctx_free(oc);
+    if (g->deps_pending > 0 && --g->deps_pending == 0) {
+        g->deps_ready = true;
+        create_wanted_pods(g);
+    }
 }
 
 static void create_object(k8s_group_t *g, const char *kind_path, json_t *obj, const char *what)
@@ -235,11 +245,11 @@ static void owner_ready(k8s_group_t *g, const char *uid)
     jg_k8s_group_name(g->id, name);
     owner.name = name;
     owner.uid = g->owner_uid;
+    g->deps_pending = 2;
     create_object(g, "secrets", jg_k8s_token_secret(&g->b->settings, g->id, &owner, g->token),
                   "creating the token Secret");
     create_object(g, "services", jg_k8s_service(&g->b->settings, g->id, &owner),
                   "creating the headless Service");
-    create_wanted_pods(g);
 }
 
 static void owner_fetched(void *ctx, const jg_k8s_response_t *resp);
@@ -304,6 +314,7 @@ static void owner_fetched(void *ctx, const jg_k8s_response_t *resp)
     }
     if (g->reattached) {
         snprintf(g->owner_uid, sizeof g->owner_uid, "%s", uid);
+        g->deps_ready = true;
         create_wanted_pods(g);
         return;
     }
@@ -417,10 +428,10 @@ int k8s_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
                                 spec->name);
         if (!jg_k8s_image(&b->settings, spec->jobs[j].image_id, err))
             return jg_errprefix(err, "job %s", spec->jobs[j].name);
-        for (size_t v = 0; v < spec->jobs[j].n_volumes; v++)
+        if (spec->jobs[j].n_volumes)
             return jg_errprintf(err, "job %s mounts volume %s: named volumes are not supported "
                                      "on kubernetes yet",
-                                spec->jobs[j].name, spec->jobs[j].volumes[v].value);
+                                spec->jobs[j].name, spec->jobs[j].volumes[0].value);
     }
     jg_group_spec_t *copy = NULL;
     k8s_group_t *g = k8s_group_find(b, req->group_id, false);
@@ -446,8 +457,14 @@ int k8s_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
         k8s_node_t *n = k8s_node_find(g, job, ref->rank);
         if (!n)
             n = k8s_node_add(g, ref->job_index, job, ref->rank);
-        bool alive = n->started && !n->deleting && n->agent_phase[0] &&
-                     jg_k8s_watch_get(b->pod_watch, b->namespace, n->pod);
+        /* In place only on a pod that runs and nobody is deleting, whose
+         * agent answered: a lost pod is replaced. */
+        json_t *pod = jg_k8s_watch_get(b->pod_watch, b->namespace, n->pod);
+        k8s_pod_state_t st = {.phase = K8S_POD_LOST};
+        if (pod)
+            k8s_pod_state(pod, &st);
+        bool alive = n->started && !n->deleting && n->agent_phase[0] && pod && !st.deleting &&
+                     st.phase == K8S_POD_RUNNING;
         bool was_running = n->attempt > 0;
         n->attempt = ref->attempt;
         n->setup_done = n->released = n->ended = n->exit_pending = false;

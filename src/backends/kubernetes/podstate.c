@@ -59,8 +59,7 @@ static bool ordinary_wait(const char *reason)
 /* Waiting reasons no retry will cure. */
 static bool hopeless_wait(const char *reason)
 {
-    return !strcmp(reason, "InvalidImageName") || !strcmp(reason, "ErrImageNeverPull") ||
-           !strcmp(reason, "CreateContainerConfigError");
+    return !strcmp(reason, "InvalidImageName") || !strcmp(reason, "ErrImageNeverPull");
 }
 
 void k8s_pod_state(json_t *pod, k8s_pod_state_t *out)
