@@ -197,6 +197,16 @@ objects_checks() {
         fail_group "$gid" "pods of group $gid (want $npods, one per node, named jg-<gid>-<job>-<rank>, labelled, owned): $(k8s_pods "$gid" | jq -c '[.[] | {name: .metadata.name, labels: .metadata.labels, hostname: .spec.hostname, subdomain: .spec.subdomain}]')"
 }
 
+# objects_checks_bg GID NPODS / objects_checks_wait: objects_checks beside
+# the in-pod checks (both must see the group's objects before it ends).
+objects_checks_bg() {
+    (objects_checks "$@") >"$JG_WORK/objects.$1" 2>&1 &
+    OBJECTS_PID=$!
+}
+objects_checks_wait() {
+    wait "$OBJECTS_PID" || { cat "$JG_WORK/objects.$1"; exit 1; }
+}
+
 # names GROUP GID NODE...: NAME=GID:JOB:RANK arguments for k8s_check_names,
 # NODE being JOB:RANK.
 names() {
@@ -225,9 +235,10 @@ p2_1() {
     k8s_wait_job "$g" job-a RUNNING 120
     k8s_wait_job "$g" job-b RUNNING 30
     # Both sleep 10 s: the pods' checks first.
+    objects_checks_bg "$g" 2
     inpod "$g" test-job-group job-a:0 job-b:0
     ok "2.1 in both pods: hostname, /etc/hosts, SKYPILOT_JOBGROUP_NAME, and both names resolve to the right pods"
-    objects_checks "$g" 2
+    objects_checks_wait "$g"
     ok "2.1 owner ConfigMap, token Secret, headless Service and one labelled pod per node, all owned by the ConfigMap"
     ended "$g" SUCCEEDED 0
     show_json "$g"
@@ -271,13 +282,21 @@ p2_3() {
     local g=$GID r n
     k8s_wait_job "$g" workers RUNNING 120
     k8s_wait_job "$g" coordinator RUNNING 30
-    inpod "$g" k8s-multinode-group workers:0:2 workers:1:2 coordinator:0
+    # the plan's ping, from the coordinator's pod, beside the other checks
+    # (the pods live 20 s)
+    local pings=()
     for r in 0 1; do
-        k8s_exec "$g" coordinator 0 ping -c 1 -W 5 "workers-$r.k8s-multinode-group" >/dev/null ||
-            fail_group "$g" "the coordinator pod cannot ping workers-$r.k8s-multinode-group"
+        k8s_exec "$g" coordinator 0 ping -c 1 -W 5 "workers-$r.k8s-multinode-group" >"$JG_WORK/2_3.ping$r" 2>&1 &
+        pings+=($!)
+    done
+    objects_checks_bg "$g" 3
+    inpod "$g" k8s-multinode-group workers:0:2 workers:1:2 coordinator:0
+    objects_checks_wait "$g"
+    for r in 0 1; do
+        wait "${pings[$r]}" ||
+            fail_group "$g" "the coordinator pod cannot ping workers-$r.k8s-multinode-group: $(cat "$JG_WORK/2_3.ping$r")"
     done
     ok "2.3 2 worker pods (rank/num_nodes in env, hostnames); the coordinator pod resolves and pings workers-0 and workers-1"
-    objects_checks "$g" 3
     ended "$g" SUCCEEDED 0
     [ "$(printf '%s\n' "$LOGS" | grep -c '^(coordinator-0)   Reachable$')" = 2 ] ||
         fail_group "$g" "the coordinator's own ping did not report both workers Reachable: $(printf '%s\n' "$LOGS" | grep coordinator-0)"
@@ -291,17 +310,20 @@ p3_1() {
     k8s_submit "$JG_SEED/3_1_heterogeneous.yaml"
     local g=$GID j want got
     for j in compute-heavy memory-heavy lightweight; do k8s_wait_job "$g" "$j" RUNNING 120; done
-    # inside the pods first (they live 20 s), then what the API server shows
+    # inside the pods first (they live 20 s), then what the API server
+    # showed of them at that time (the pods go once the group ended)
+    local pods
+    pods=$(k8s_pods "$g")
     inpod "$g" k8s-hetero-test compute-heavy:0 memory-heavy:0 lightweight:0
     # cpus: N -> request N, no CPU limit; memory: N+ -> request NGi, no limit
     for want in "compute-heavy 4 4Gi" "memory-heavy 2 8Gi" "lightweight 1 2Gi"; do
         read -r job cpu mem <<<"$want"
         set -- "$job" "$cpu" "$mem"
-        got=$(k8s_pod_json "jg-$g-$1-0" | jq -c '[.spec.containers[] | select(.name == "main") | .resources][0]')
+        got=$(jq --arg n "jg-$g-$1-0" '.[] | select(.metadata.name == $n)' <<<"$pods" | jq -c '[.spec.containers[] | select(.name == "main") | .resources][0]')
         jq -e --arg c "$2" --arg m "$3" '.requests.cpu == $c and .requests.memory == $m
             and (.limits.cpu == null) and (.limits.memory == null)' <<<"$got" >/dev/null ||
             fail_group "$g" "resources of $1's pod are $got, want requests cpu $2 memory $3 and no limits"
-        k8s_pod_json "jg-$g-$1-0" | jq -e '.spec.nodeName != null and
+        jq --arg n "jg-$g-$1-0" '.[] | select(.metadata.name == $n)' <<<"$pods" | jq -e '.spec.nodeName != null and
             any(.status.conditions[]; .type == "PodScheduled" and .status == "True")' >/dev/null ||
             fail_group "$g" "$1's pod is not scheduled onto a node"
     done
@@ -339,9 +361,10 @@ p4() {
     k8s_submit "$JG_SEED/4_rl_architecture.yaml"
     local g=$GID j
     for j in trainer data-processor replay-buffer env-worker; do k8s_wait_job "$g" "$j" RUNNING 180; done
+    objects_checks_bg "$g" 7
     inpod "$g" rl-experiment trainer:0:2 trainer:1:2 data-processor:0:2 data-processor:1:2 replay-buffer:0 env-worker:0:2 env-worker:1:2
     ok "4 in each of the 7 pods: its hostname and env, and all 7 <job>-<rank>.rl-experiment names resolve to the right pods"
-    objects_checks "$g" 7
+    objects_checks_wait "$g"
     ok "4 exactly 7 pods (trainer 2, data-processor 2, replay-buffer 1, env-worker 2)"
     ended "$g" SUCCEEDED 0
     for j in "trainer-0) Trainer done" "trainer-1) Trainer done" "data-processor-1) Data processor done" \
@@ -566,19 +589,26 @@ p8_1() {
 
 p8_2() {
     PHASE=8.2
-    local g1 g2 p1 p2 o1 o2 other
+    local g1 g2 p1 p2 o1 o2 i
     k8s_submit "$JG_SEED/2_1_test_job_group.yaml" -n group-1
     g1=$GID p1=$FOLLOW_PID o1=$FOLLOW_OUT
     k8s_submit "$JG_SEED/2_1_test_job_group.yaml" -n group-2
     g2=$GID p2=$FOLLOW_PID o2=$FOLLOW_OUT
     assert_ne "$g1" "$g2" "ids of the two groups"
+    # both groups at once (their pods live 10 s)
+    local cpids=()
     for gg in "$g1:group-1:group-2" "$g2:group-2:group-1"; do
-        IFS=: read -r g own other <<<"$gg"
-        k8s_wait_job "$g" job-a RUNNING 120
-        k8s_wait_job "$g" job-b RUNNING 30
-        inpod "$g" "$own" job-a:0 job-b:0
-        ! k8s_exec "$g" job-a 0 getent hosts "job-b-0.$other" >/dev/null ||
-            fail_group "$g" "job-b-0.$other resolves in a pod of $own"
+        (
+            IFS=: read -r g own other <<<"$gg"
+            k8s_wait_job "$g" job-b RUNNING 120
+            inpod "$g" "$own" job-a:0 job-b:0
+            ! k8s_exec "$g" job-a 0 getent hosts "job-b-0.$other" >/dev/null ||
+                fail_group "$g" "job-b-0.$other resolves in a pod of $own"
+        ) >"$JG_WORK/8_2.${gg%%:*}" 2>&1 &
+        cpids+=($!)
+    done
+    for i in 0 1; do
+        wait "${cpids[$i]}" || { cat "$JG_WORK/8_2.$([ $i = 0 ] && echo "$g1" || echo "$g2")"; exit 1; }
     done
     ok "8.2 two concurrent groups: each pod resolves its own group's names, not the other's"
     FOLLOW_PID=$p1 FOLLOW_OUT=$o1
