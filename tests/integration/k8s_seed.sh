@@ -371,7 +371,11 @@ p4() {
         "replay-buffer-0) Replay buffer done" "env-worker-1) Env worker done"; do
         assert_contains "$LOGS" "($j" "logs of group $g"
     done
-    ok "4 all four jobs SUCCEEDED"
+    # The plan's scripts are bash (SkyPilot runs them with bash, and so does
+    # jgsched on local): `for i in {1..10}` counts to 10.
+    assert_contains "$LOGS" "(trainer-1) Training iteration 10" "logs of group $g (run by bash?)"
+    assert_contains "$LOGS" "(env-worker-0) Environment step 10" "logs of group $g (run by bash?)"
+    ok "4 all four jobs SUCCEEDED, their loops ran to the end"
 }
 
 p5_1() {
