@@ -74,7 +74,7 @@ sed 's/@INFRA@/local/' "$WORK/group.yaml.in" >"$WORK/local.yaml"
 # simulated nodes with room for every pod
 mkdir -p "$WORK/agent"
 cp "$build/jgsched-agent" "$WORK/agent/jgsched-agent"
-printf '[%s]\n' "$(for n in 1 2 3 4; do printf '{"name":"node-%d","allocatable":{"cpu":"64","memory":"256Gi","pods":"110"}}' "$n"; done | paste -sd,)" >"$WORK/nodes.json"
+printf '[%s]\n' "$(for n in 1 2 3 4; do printf '{"name":"node-%d","allocatable":{"cpu":"64","memory":"256Gi","pods":"110"}}\n' "$n"; done | paste -sd,)" >"$WORK/nodes.json"
 jk_start --namespace jgbench --nodes "$WORK/nodes.json" --latency-ms "$LATENCY_MS" \
   --image-files "jgsched-bench/agent=$WORK/agent" >/dev/null
 rm -f "$WORK/nodes.json"

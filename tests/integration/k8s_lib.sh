@@ -30,7 +30,9 @@
 #
 # Environment: JGSCHED_AGENT (meson: the built jgsched-agent), K8S_NODES (JSON
 # for --nodes; default: four nodes of 32 CPUs and 128Gi), K8S_CONFIG_EXTRA
-# (YAML lines appended to backends.kubernetes).
+# (lines appended to config.yaml, after backends.kubernetes: indented by four
+# spaces they are keys of that section, unindented top-level keys such as
+# `stop_grace: 2`).
 
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
