@@ -64,9 +64,11 @@ k8s_need() {
 }
 
 k8s_teardown() {
-    jk_stop
+    # the directory first: it must go even if a second signal cuts jk_stop short
+    # (running containers keep their bind mount of the agent)
     [ -z "$K8S_IMAGE_DIR" ] || rm -rf "$K8S_IMAGE_DIR"
     K8S_IMAGE_DIR=""
+    jk_stop
 }
 
 jg_final_teardown() { k8s_teardown; }
