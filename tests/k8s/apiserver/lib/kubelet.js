@@ -526,10 +526,16 @@ class Kubelet {
     waitGone();
   }
 
+  // A pod deleted at once (gracePeriodSeconds=0, or its node gone): as a
+  // real kubelet tears down the sandbox, every process of the pod is killed
+  // now, also those that left the containers' process groups.
   forceStop(st) {
     st.terminating = true; st.dead = true;
     if (st.wake) st.wake();
     for (const proc of st.procs) proc.kill('SIGKILL');
+    if (st.sandbox && st.netns) this.spawner.run(tool('ip'), ['netns', 'pids', st.netns]).then((out) => {
+      for (const pid of out.split('\n').filter(Boolean)) { try { process.kill(Number(pid), 'SIGKILL'); } catch (e) { /* gone */ } }
+    }).catch(() => {});
     const waitGone = () => { if (st.procs.size) { setTimeout(waitGone, 50); return; } this.teardownPod(st); };
     waitGone();
   }

@@ -48,6 +48,18 @@ test('kubelet', { skip }, async (t) => {
     assert.strictEqual(await log(s, 'early'), 'sesame');
   });
 
+  await t.test('a pod deleted at once takes every process with it, also those in a session of their own', async () => {
+    const mark = String(3000 + (process.pid % 1000));
+    const alive = () => fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).some((d) => {
+      try { return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8') === `sleep\0${mark}\0`; } catch (e) { return false; }
+    });
+    await s.request('POST', `${NS}/pods`, { metadata: { name: 'escaper' }, spec: { restartPolicy: 'Never',
+      containers: [{ name: 'main', image: 'x', command: ['sh', '-c', `setsid sleep ${mark} & echo up; exec sleep 600`] }] } });
+    await until(async () => (await log(s, 'escaper')) === 'up\n' && alive(), 30000, 'escaper up');
+    await s.request('DELETE', `${NS}/pods/escaper?gracePeriodSeconds=0`);
+    await until(async () => !alive(), 10000, 'the setsid child killed with its pod');
+  });
+
   await t.test('a group of pods: hostname, /etc/hosts, DNS, emptyDir, init containers, env, logs', async () => {
     await s.request('POST', `${NS}/services`, { metadata: { name: 'grp' }, spec: { clusterIP: 'None', selector: { g: 'one' }, publishNotReadyAddresses: true, ports: [{ name: 'agent', port: 7411 }] } });
     for (const h of ['w-0', 'w-1']) {
