@@ -8,7 +8,8 @@
 #   k8s_setup [SERVER OPT...] starts the server (its kubelet runs pods as local
 #                             processes, the agent image's files come from the
 #                             build), writes config.yaml with backends.kubernetes
-#                             and starts the daemon with jg_setup.  Sets K8S_NS,
+#                             and starts the daemon with jg_setup; returns once
+#                             `jgsched infra` shows kubernetes reachable.  Sets K8S_NS,
 #                             the namespace the kubeconfig's context names (the
 #                             backend's default: the config does not repeat it).
 #   k8s_pods GID              the group's pods (JSON array), by label
@@ -120,6 +121,22 @@ k8s_setup() {
     image: ubuntu:24.04
 ${K8S_CONFIG_EXTRA:-}"
     jg_setup
+    k8s_wait_reachable 60
+}
+
+# k8s_wait_reachable TIMEOUT_S: `jgsched infra` lists kubernetes reachable,
+# with the capacity of the Nodes (what a user checks before submitting:
+# until the backend has listed the Nodes it cannot tell what fits).
+k8s_wait_reachable() {
+    local limit=$1 t0 row=""
+    t0=$(date +%s)
+    while :; do
+        jgc infra --json
+        row=$(jq -c '(.backends // .)[]? | select(.name == "kubernetes")' <<<"$OUT" 2>/dev/null)
+        [ -n "$row" ] && jq -e '.reachable == true and (.capacity.cpus // 0) > 0' <<<"$row" >/dev/null && return 0
+        [ $(($(date +%s) - t0)) -lt "$limit" ] || fail "jgsched infra does not list kubernetes as reachable with a capacity after ${limit}s: $OUT"
+        sleep "$K8S_POLL"
+    done
 }
 
 k8s_sel() { # GID -> URL-encoded label selector of the group's objects
