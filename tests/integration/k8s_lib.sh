@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # END_STATE, POD, K8S_NS: read by the tests that source this
 # k8s_lib.sh - shared setup of the integration tests that run jgsched's
 # Kubernetes backend against the test API server (tests/k8s/apiserver, sourced,
 # not run).  It sources lib.sh (jg_setup, jgc, fail, wait_state ...) and the
@@ -264,7 +265,7 @@ k8s_wait_end() {
     while :; do
         st=$(group_state "$id")
         if is_terminal "$st"; then
-            END_STATE=$st
+            END_STATE=$st   # read by the caller
             return 0
         fi
         [ $(($(date +%s) - t0)) -lt "$limit" ] || break

@@ -535,12 +535,26 @@ p6_2() {
     [ "$how" != node ] || [ "$(k8s_pod_json "$POD" | jq -r .spec.nodeName)" != "$node" ] || fail_group "$g" "the replacement runs on the lost node $node"
     k8s_wait_job "$g" normal-job RUNNING 30
     k8s_wait_pod "$g" normal-job 0 60
-    k8s_check_names "$g" normal-job 0 "$(names k8s-recovery-test "$g" recoverable-job:0)" "$(names k8s-recovery-test "$g" normal-job:0)"
+    # The replacement's IP reaches its peers' /etc/hosts when it is released
+    # (its run starts), each peer's update on its own request: allow 15 s for
+    # those (retried under 429s) once the replacement runs.
+    k8s_wait_job "$g" recoverable-job RUNNING 60
+    local t0
+    t0=$(date +%s)
+    until (k8s_check_names "$g" normal-job 0 "$(names k8s-recovery-test "$g" recoverable-job:0)" \
+        "$(names k8s-recovery-test "$g" normal-job:0)") >"$JG_WORK/6_2.names" 2>&1; do
+        [ $(($(date +%s) - t0)) -lt 15 ] || { cat "$JG_WORK/6_2.names"; exit 1; }
+        sleep "$K8S_POLL"
+    done
     ok "6.2 ($how) the pod of recoverable-job-0 is replaced by a new pod; recoverable-job-0.k8s-recovery-test names it in normal-job's pod (and not the same-named group's pods)"
     ended "$g" SUCCEEDED 0
     show_json "$g"
     assert_eq "$(job_field recoverable-job state)" SUCCEEDED "recoverable-job state"
-    assert_eq "$(k8s_pod_uids "$g" recoverable-job 0 | grep -c .)" 2 "pods recoverable-job-0 had"
+    # at least the original and its replacement (the replacement's exit 29
+    # is restarted in place, or in a new pod if its agent cannot be reached)
+    local npods
+    npods=$(k8s_pod_uids "$g" recoverable-job 0 | grep -c .)
+    [ "$npods" -ge 2 ] || fail_group "$g" "recoverable-job-0 had $npods pod(s), expected its original and a replacement"
     reason=$(sq '[grp.events[]? | select((.subject | tostring) | test("recoverable-job-0")) | .reason // empty
         | select(test("lost"; "i"))] | join(" | ")')
     [ -n "$reason" ] || fail_group "$g" "no event of node recoverable-job-0 says it was lost"
