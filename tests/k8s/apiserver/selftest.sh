@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end check of the test Kubernetes API server with plain curl: a
 # 2-pod group behind a headless service, DNS between the pods (getent inside
-# a pod's namespaces), a pod's log, a watch that gets 410, garbage collection
+# a pod, entered with jk_exec), jk_exec itself, a pod's log, a watch that gets 410, garbage collection
 # by owner deletion, and nothing left behind once the server is stopped.
 # Exit 77 (skip) without root or without node/npm.
 set -euo pipefail
@@ -42,28 +42,38 @@ for r in 0 1; do
   k POST pods "{\"metadata\":{\"name\":\"jg-g1-w-$r\",\"labels\":{\"jgsched.io/group-id\":\"g1\"},\"ownerReferences\":[$ref]},
     \"spec\":{\"hostname\":\"w-$r\",\"subdomain\":\"jg-g1\",\"restartPolicy\":\"Never\",\"terminationGracePeriodSeconds\":2,
     \"volumes\":[{\"name\":\"tmp\",\"emptyDir\":{}}],
-    \"containers\":[{\"name\":\"main\",\"image\":\"busybox\",\"volumeMounts\":[{\"name\":\"tmp\",\"mountPath\":\"/tmp\"}],
+    \"containers\":[{\"name\":\"main\",\"image\":\"busybox\",\"workingDir\":\"/tmp\",\"env\":[{\"name\":\"GREETING\",\"value\":\"hi \$(HOSTNAME)\"}],\"volumeMounts\":[{\"name\":\"tmp\",\"mountPath\":\"/tmp\"}],
       \"command\":[\"sh\",\"-c\",\"echo hello from \$(hostname); exec sleep 600\"]}]}}" | jq -e '.metadata.uid' >/dev/null || fail "pod $r"
 done
 running() { [ "$(k GET "pods/$1" | jq -r .status.phase)" = Running ]; }
 wait_for "pods running" eval 'running jg-g1-w-0 && running jg-g1-w-1'
 ip1=$(k GET pods/jg-g1-w-1 | jq -r .status.podIP)
 
-# DNS from inside pod w-0 (its network, mount and UTS namespaces)
-pid0=""
-for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-"); do
-  for pid in $(ip netns pids "$ns"); do
-    [ "$(nsenter -t "$pid" -u hostname)" = w-0 ] && pid0=$pid && break 2
-  done
-done
-[ -n "$pid0" ] || fail "no process of pod w-0 found"
-in_pod() { nsenter -t "$pid0" -n -m -u "$@"; }
+# DNS from inside pod w-0, entered with jk_exec (its network, mount and UTS
+# namespaces, as kubectl exec would)
+in_pod() { jk_exec default jg-g1-w-0 "$@"; }
+[ "$(in_pod hostname)" = w-0 ] || fail "jk_exec: hostname in w-0 is $(in_pod hostname)"
 got=$(in_pod getent hosts w-1.jg-g1 | awk '{print $1}') || fail "w-1.jg-g1 does not resolve in w-0"
 [ "$got" = "$ip1" ] || fail "w-1.jg-g1 resolved to $got, want $ip1"
 in_pod getent hosts jg-g1.default.svc.cluster.local | grep -q "$ip1" || fail "service name misses w-1"
 ! in_pod getent hosts w-9.jg-g1 >/dev/null || fail "an unknown name resolved"
 in_pod grep -q "w-0.jg-g1.default.svc.cluster.local" /etc/hosts || fail "/etc/hosts lacks the pod's own name"
 in_pod ping -c1 -W2 "$ip1" >/dev/null || fail "w-0 cannot ping w-1"
+
+# jk_exec: the container's environment and working directory, its own /tmp
+# (the emptyDir), stdin passed through, CMD's exit status, refusal for a pod
+# whose container does not run
+[ "$(in_pod sh -c 'echo "$GREETING:$(pwd)"')" = "hi w-0:/tmp" ] || fail "jk_exec: env/workdir: $(in_pod sh -c 'echo "$GREETING:$(pwd)"')"
+echo "from the test" | in_pod sh -c 'cat > /tmp/jk-exec-mark' || fail "jk_exec: write into the pod's /tmp"
+[ "$(jk_exec default jg-g1-w-0 cat /tmp/jk-exec-mark)" = "from the test" ] || fail "jk_exec: the pod's /tmp lost the file"
+[ ! -e /tmp/jk-exec-mark ] || fail "jk_exec: the file landed in the host's /tmp"
+! jk_exec default jg-g1-w-1 test -e /tmp/jk-exec-mark || fail "jk_exec: w-1 sees w-0's /tmp"
+set +e; in_pod sh -c 'exit 3'; rc=$?; set -e
+[ "$rc" = 3 ] || fail "jk_exec: exit status $rc, want 3"
+k POST pods '{"metadata":{"name":"done"},"spec":{"restartPolicy":"Never","containers":[{"name":"main","image":"x","command":["true"]}]}}' >/dev/null
+wait_for "pod done Succeeded" eval '[ "$(k GET pods/done | jq -r .status.phase)" = Succeeded ]'
+set +e; JK_EXEC_WAIT_S=1 jk_exec default done true 2>"$tmp/exec.err"; rc=$?; set -e
+[ "$rc" = 126 ] && grep -q "not running" "$tmp/exec.err" || fail "jk_exec into a finished container: exit $rc, $(cat "$tmp/exec.err")"
 
 # the log subresource
 wait_for "log of w-1" eval '[ "$(k GET "pods/jg-g1-w-1/log?container=main")" = "hello from w-1" ]'

@@ -200,6 +200,7 @@ async function main() {
     kubelet = new Kubelet({ store, prefix, workDir, restartBackoffMs: opts.restartBackoffMs, stateFile: path.join(stateDir, 'run.json'), imageFiles: opts.imageFiles });
     kubelet.start();
     api.hooks.log = (req, res, pod, q) => kubelet.serveLog(req, res, pod, q);
+    api.hooks.containerProcess = (ns, name, c) => kubelet.containerProcess(ns, name, c);
   } else {
     // Without a kubelet a pod's graceful deletion completes once its grace period ends.
     store.listeners.push((resource, type, obj) => {

@@ -302,6 +302,10 @@ class Api {
       if (!this.hooks.killNode) throw u.badRequest('no node lifecycle');
       return send(res, 200, this.hooks.killNode(decodeURIComponent(m[1]), url.searchParams.get('mode') || 'taint'));
     }
+    if (req.method === 'GET' && (m = /^\/admin\/pods\/([^/]+)\/([^/]+)\/containers\/([^/]+)\/pid$/.exec(url.pathname))) {
+      if (!this.hooks.containerProcess) throw u.badRequest('no kubelet (--no-kubelet)');
+      return send(res, 200, this.hooks.containerProcess(...m.slice(1, 4).map(decodeURIComponent)));
+    }
     if (req.method === 'POST' && url.pathname === '/admin/faults') {
       const body = parseJson(await readBody(req)) || {};
       for (const k of ['latencyMs', 'fail429', 'fail500']) if (typeof body[k] === 'number') this.opts[k] = body[k];

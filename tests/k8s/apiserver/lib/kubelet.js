@@ -216,7 +216,18 @@ class Kubelet {
     if (st.terminating || st.dead) return this.teardownPod(st); // deleted while its sandbox was made
     await this.dnsReady;
     this.writeKubeletFiles(st, pod);
-    this.prepareVolumes(st, pod);
+    // A Secret or ConfigMap a volume needs may be created after the pod: as
+    // a real kubelet, retry (with a FailedMount event) until it exists or the
+    // pod goes, the pod Pending meanwhile.
+    for (let lastMessage = '';;) {
+      try { this.prepareVolumes(st, pod); break; } catch (e) {
+        if (!e.retry) throw e;
+        if (e.message !== lastMessage) this.event(st, 'Warning', 'FailedMount', e.message);
+        lastMessage = e.message;
+        await new Promise((r) => { st.wake = r; setTimeout(r, 1000); });
+        if (st.terminating || st.dead) return this.maybeFinish(st);
+      }
+    }
     const initNames = (pod.spec.initContainers || []).map((c) => c.name);
     this.update(st, (p) => {
       p.status.phase = 'Pending';
@@ -339,7 +350,12 @@ class Kubelet {
       fs.chmodSync(dir, 0o777);
       const put = (res, name, items, optional) => {
         const o = this.store.get(res, st.ns, name);
-        if (!o) { if (optional) return; throw new Error(`${res === 'secrets' ? 'secret' : 'configmap'} "${name}" not found`); }
+        if (!o) {
+          if (optional) return;
+          const e = new Error(`MountVolume.SetUp failed for volume "${v.name}" : ${res === 'secrets' ? 'secret' : 'configmap'} "${name}" not found`);
+          e.retry = true;
+          throw e;
+        }
         const data = o.data || {};
         const keys = items ? items.map((i) => [i.key, i.path]) : Object.keys(data).map((k) => [k, k]);
         for (const [k, p] of keys) {
@@ -417,6 +433,8 @@ class Kubelet {
       let argv, env, expand;
       try { ({ env, expand } = this.env(st, pod, c)); } catch (e) { return fail('CreateContainerConfigError', e.message); }
       argv = [...(c.command || []), ...(c.args || [])].map(expand);
+      r.env = env;
+      r.workingDir = c.workingDir || '';
       if (!argv.length) return fail('CreateContainerError', 'no command specified (this test kubelet ignores the image and its entrypoint)');
       let mounts;
       try { mounts = this.mounts(st, c); } catch (e) { return fail('CreateContainerError', e.message); }
@@ -508,10 +526,16 @@ class Kubelet {
     waitGone();
   }
 
+  // A pod deleted at once (gracePeriodSeconds=0, or its node gone): as a
+  // real kubelet tears down the sandbox, every process of the pod is killed
+  // now, also those that left the containers' process groups.
   forceStop(st) {
     st.terminating = true; st.dead = true;
     if (st.wake) st.wake();
     for (const proc of st.procs) proc.kill('SIGKILL');
+    if (st.sandbox && st.netns) this.spawner.run(tool('ip'), ['netns', 'pids', st.netns]).then((out) => {
+      for (const pid of out.split('\n').filter(Boolean)) { try { process.kill(Number(pid), 'SIGKILL'); } catch (e) { /* gone */ } }
+    }).catch(() => {});
     const waitGone = () => { if (st.procs.size) { setTimeout(waitGone, 50); return; } this.teardownPod(st); };
     waitGone();
   }
@@ -525,6 +549,32 @@ class Kubelet {
       fs.rmSync(path.join(st.dir, 'volumes'), { recursive: true, force: true });
       if (!this.store.get('pods', st.ns, st.name)) { this.pods.delete(st.uid); fs.rmSync(st.dir, { recursive: true, force: true }); }
     });
+  }
+
+  // For GET /admin/pods/NS/NAME/containers/C/pid: the process of a running
+  // container (what a test enters with nsenter, in place of pods/exec), with
+  // the environment and working directory the container was started with.
+  // 409 while the container is not running yet (or any more), or while its
+  // process is still setting up the namespaces (before the container's own
+  // command was exec'ed: entering it then would see neither its hostname nor
+  // its mounts).
+  containerProcess(ns, name, cname) {
+    const pod = this.store.get('pods', ns, name);
+    if (!pod) throw new u.ApiError(404, 'NotFound', `pods "${name}" not found`);
+    const all = [...(pod.spec.initContainers || []), ...pod.spec.containers].map((c) => c.name);
+    if (!all.includes(cname)) throw u.badRequest(`container ${cname} is not valid for pod ${name}`);
+    const st = this.pods.get(pod.metadata.uid);
+    const runs = (st && st.runs.get(cname)) || [];
+    const r = runs[runs.length - 1];
+    const notRunning = (why) => new u.ApiError(409, 'Conflict', `container ${cname} of pod ${ns}/${name} is not running: ${why}`);
+    if (!r || !r.proc) throw notRunning('not started');
+    if (r.done || r.proc.done) throw notRunning('exited');
+    if (!r.proc.pid) throw notRunning('starting');
+    let argv;
+    try { argv = fs.readFileSync(`/proc/${r.proc.pid}/cmdline`, 'utf8').split('\0'); } catch (e) { throw notRunning('exited'); }
+    const base = path.basename(argv[0] || '');
+    if (base === 'ip' || base === 'unshare' || argv[2] === WRAPPER) throw notRunning('starting');
+    return { pid: r.proc.pid, env: r.env, workingDir: r.workingDir };
   }
 
   // GET .../pods/NAME/log

@@ -38,7 +38,14 @@ if (!isMainThread) {
       // A detached process is a container: as when a PID namespace's init
       // exits, what it leaves behind in its group dies with it (and so
       // releases the output pipes).
-      if (m.detached) { try { process.kill(-proc.pid, 'SIGKILL'); } catch (e) { /* none left */ } }
+      if (m.detached) {
+        try { process.kill(-proc.pid, 'SIGKILL'); } catch (e) { /* none left */ }
+        // Descendants that left the group (setsid, as an agent's children do)
+        // may still hold the pipes: stop reading after a short drain, so the
+        // container counts as ended (the pod's teardown then kills whatever
+        // is left in its network namespace).
+        setTimeout(() => { if (open > 0) { proc.stdout.destroy(); proc.stderr.destroy(); } }, 500);
+      }
       Atomics.compareExchange(shared, slot, proc.pid, 0);
       exit = { code, signal }; finish();
     });

@@ -37,6 +37,29 @@ test('kubelet', { skip }, async (t) => {
     assert.strictEqual(await log(s, 'agent', 'container=main'), 'tool ran as ag\n');
   });
 
+  await t.test('a secret volume created after its pod: FailedMount, Pending, then the pod runs', async () => {
+    await s.request('POST', `${NS}/pods`, { metadata: { name: 'early' }, spec: { restartPolicy: 'Never', volumes: [{ name: 'tok', secret: { secretName: 'late' } }],
+      containers: [{ name: 'main', image: 'x', command: ['cat', '/var/tok/token'], volumeMounts: [{ name: 'tok', mountPath: '/var/tok' }] }] } });
+    await until(async () => (await s.request('GET', `${NS}/events?fieldSelector=involvedObject.name%3Dearly`)).body.items.some((e) => e.reason === 'FailedMount'
+      && e.message === 'MountVolume.SetUp failed for volume "tok" : secret "late" not found'), 30000, 'FailedMount event');
+    assert.strictEqual((await getPod(s, 'early')).status.phase, 'Pending');
+    await s.request('POST', `${NS}/secrets`, { metadata: { name: 'late' }, stringData: { token: 'sesame' } });
+    await phase(s, 'early', 'Succeeded');
+    assert.strictEqual(await log(s, 'early'), 'sesame');
+  });
+
+  await t.test('a pod deleted at once takes every process with it, also those in a session of their own', async () => {
+    const mark = String(3000 + (process.pid % 1000));
+    const alive = () => fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).some((d) => {
+      try { return fs.readFileSync(`/proc/${d}/cmdline`, 'utf8') === `sleep\0${mark}\0`; } catch (e) { return false; }
+    });
+    await s.request('POST', `${NS}/pods`, { metadata: { name: 'escaper' }, spec: { restartPolicy: 'Never',
+      containers: [{ name: 'main', image: 'x', command: ['sh', '-c', `setsid sleep ${mark} & echo up; exec sleep 600`] }] } });
+    await until(async () => (await log(s, 'escaper')) === 'up\n' && alive(), 30000, 'escaper up');
+    await s.request('DELETE', `${NS}/pods/escaper?gracePeriodSeconds=0`);
+    await until(async () => !alive(), 10000, 'the setsid child killed with its pod');
+  });
+
   await t.test('a group of pods: hostname, /etc/hosts, DNS, emptyDir, init containers, env, logs', async () => {
     await s.request('POST', `${NS}/services`, { metadata: { name: 'grp' }, spec: { clusterIP: 'None', selector: { g: 'one' }, publishNotReadyAddresses: true, ports: [{ name: 'agent', port: 7411 }] } });
     for (const h of ['w-0', 'w-1']) {
@@ -76,6 +99,19 @@ test('kubelet', { skip }, async (t) => {
     assert.strictEqual(await log(s, 'grp-w-0', 'container=main&sinceTime=2999-01-01T00:00:00Z'), '');
     const nc = await s.request('GET', `${NS}/pods/grp-w-0/log?container=nope`);
     assert.strictEqual(nc.code, 400);
+    // the container's process, for tests that need what `kubectl exec` gives (admin only)
+    const cp = await s.request('GET', '/admin/pods/default/grp-w-0/containers/main/pid');
+    assert.strictEqual(cp.code, 200, JSON.stringify(cp.body));
+    assert.strictEqual(cp.body.workingDir, '/tmp');
+    assert.strictEqual(cp.body.env.C, 'b-c');
+    assert.strictEqual(cp.body.env.MYIP, p0.status.podIP);
+    const inPod = (...cmd) => execFileSync('nsenter', ['-t', String(cp.body.pid), '-n', '-u', '-m', '--', ...cmd], { encoding: 'utf8' });
+    assert.strictEqual(inPod('hostname').trim(), 'w-0');
+    assert.strictEqual(inPod('cat', '/tmp/mark').trim(), 'from-init');
+    assert.match(inPod('ip', '-4', '-o', 'addr', 'show', 'eth0'), new RegExp(`inet ${p0.status.podIP.replace(/\./g, '\\.')}/`));
+    assert.strictEqual((await s.request('GET', '/admin/pods/default/grp-w-0/containers/init/pid')).code, 409, 'an init container that has ended');
+    assert.strictEqual((await s.request('GET', '/admin/pods/default/grp-w-0/containers/nope/pid')).code, 400);
+    assert.strictEqual((await s.request('GET', '/admin/pods/default/nope/containers/main/pid')).code, 404);
     for (const n of ['grp-w-0', 'grp-w-1']) await s.request('DELETE', `${NS}/pods/${n}?gracePeriodSeconds=0`);
   });
 
