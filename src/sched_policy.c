@@ -376,6 +376,10 @@ void jg_sched_node_ended(jg_sched_t *s, group_rt_t *g, job_rt_t *j, int rank,
     }
 
     jg_state_t failed_state = why == JG_EXIT_SETUP_FAILED ? JG_FAILED_SETUP : JG_FAILED;
+    /* Nothing restarts this node in place unless the policy said so. */
+    if (d.action != JG_ACTION_RESTART_JOB && d.action != JG_ACTION_RESTART_GROUP &&
+        g->backend && g->backend->ops->retire)
+        g->backend->ops->retire(g->backend, g->id, j->index, rank);
     switch (d.action) {
     case JG_ACTION_CONTINUE:
         if (!failed)

@@ -174,6 +174,12 @@ typedef struct {
      * SETUP_DONE and has not been released yet. */
     int (*release)(jg_backend_t *b, int64_t group_id, jg_error_t *err);
 
+    /* Optional (NULL: nothing to do).  The node's last end is final: the
+     * policy restarts it not, so what still holds it (an idle pod kept for a
+     * restart in place) may go.  Reports nothing; a later launch of a higher
+     * attempt must still work (on a new pod, say). */
+    void (*retire)(jg_backend_t *b, int64_t group_id, int job_index, int rank);
+
     /* Stops the group (job_index -1), one job (rank -1) or one node: a polite
      * signal now, a forced kill after grace_ms.  Each node's end is reported
      * (NODE_EXITED / NODE_LOST), then one STOPPED for the target. */

@@ -462,3 +462,33 @@ void k8s_restart_in_place(k8s_node_t *n)
     n->log_attempt = n->attempt;
     k8s_agent_post(n, "restart", query, NULL, restarted);
 }
+
+/* ---- a node whose end is final */
+
+static void finished(k8s_node_t *n, bool ok, const char *why)
+{
+    if (!ok)    /* the pod keeps idling until the group's cleanup deletes it */
+        jg_log("warning", "kubernetes: /finish of pod %s: %s", n->pod, why);
+}
+
+/* The policy restarts it not: its agent exits with the node's code, so the
+ * pod ends (its terminated state shows the job's real exit code) and frees
+ * what it requested on its Kubernetes node while the rest of the group runs.
+ * A later restart (a whole-group restart of the policy) finds no agent and
+ * gets a new pod. */
+void k8s_retire(jg_backend_t *base, int64_t group_id, int job_index, int rank)
+{
+    k8s_backend_t *b = base->impl;
+    k8s_group_t *g = k8s_group_find(b, group_id, false);
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        k8s_node_t *n = g->nodes[i];
+        if (n->job_index != job_index || n->rank != rank || !n->ended || !n->started ||
+            n->deleting || n->pending_end.type != JG_BACKEND_NODE_EXITED)
+            continue;
+        char query[32];
+        snprintf(query, sizeof query, "code=%d", n->pending_end.exit_code & 0xff);
+        k8s_agent_post(n, "finish", query, NULL, finished);
+    }
+}

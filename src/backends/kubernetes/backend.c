@@ -265,6 +265,7 @@ static const jg_backend_ops_t k8s_ops = {
     .fit = k8s_fit,
     .launch = k8s_launch,
     .release = k8s_release,
+    .retire = k8s_retire,
     .stop = k8s_stop,
     .reattach = k8s_reattach,
     .cleanup = k8s_cleanup,

@@ -225,6 +225,7 @@ void k8s_agent_post(k8s_node_t *n, const char *path, const char *query, const ch
                     void (*done)(k8s_node_t *n, bool ok, const char *why));
 int k8s_release(jg_backend_t *base, int64_t group_id, jg_error_t *err);
 void k8s_restart_in_place(k8s_node_t *n);
+void k8s_retire(jg_backend_t *base, int64_t group_id, int job_index, int rank);
 
 /* logs.c */
 void k8s_log_start(k8s_node_t *n);
