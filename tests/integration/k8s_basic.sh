@@ -185,7 +185,7 @@ for ((i = 0; i < 300; i++)); do
     sleep 0.2
 done
 [[ $SHOW == *"$missing"* ]] || fail_group "$G71" "jgsched show never said the claim is missing"
-ok "seed 7.1 without its claim: pending, jgsched show says $missing"
+ok "seed 7.1 without its claim: pending, jgsched show gives the scheduler's reason: persistentvolumeclaim \"shared-volume\" not found"
 created=$(jk_api POST "$PVCS" '{"metadata":{"name":"shared-volume"},"spec":{"accessModes":["ReadWriteMany"],"resources":{"requests":{"storage":"1Gi"}}}}')
 assert_eq "$(jq -r '.status.phase' <<<"$created")" Bound "the claim shared-volume"
 wait_state "$G71" RUNNING 120
