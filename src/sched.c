@@ -1151,12 +1151,15 @@ static bool launch_group(jg_sched_t *s, group_rt_t *g)
 /* Asks the backend for these nodes; if it refuses outright, they fail (and,
  * before the barrier, so does the group: nothing is half-launched). */
 /* Every volume the group's jobs mount, resolved to its host directory; a
- * volume removed since submit is an error. */
-static int resolve_volumes(jg_sched_t *s, const jg_group_spec_t *spec, jg_kv_t **out, size_t *n,
-                           jg_error_t *err)
+ * volume removed since submit is an error.  None for a backend whose volumes
+ * are its infra's own objects (a PVC): only the infra knows those. */
+static int resolve_volumes(jg_sched_t *s, const jg_backend_t *b, const jg_group_spec_t *spec,
+                           jg_kv_t **out, size_t *n, jg_error_t *err)
 {
     *out = NULL;
     *n = 0;
+    if (b->ops->volumes_in_infra)
+        return 0;
     for (size_t i = 0; i < spec->n_jobs; i++) {
         for (size_t v = 0; v < spec->jobs[i].n_volumes; v++) {
             const char *name = spec->jobs[i].volumes[v].value;
@@ -1191,7 +1194,7 @@ static void launch_nodes(jg_sched_t *s, group_rt_t *g, const jg_node_ref_t *refs
     jg_error_t err;
     jg_kv_t *volumes = NULL;
     size_t n_volumes = 0;
-    int rc = resolve_volumes(s, g->spec, &volumes, &n_volumes, &err);
+    int rc = resolve_volumes(s, g->backend, g->spec, &volumes, &n_volumes, &err);
     if (rc == 0) {
         req.volumes = volumes;
         req.n_volumes = n_volumes;
@@ -1613,7 +1616,7 @@ int jg_sched_submit_own_policy(jg_sched_t *s, jg_group_spec_t *spec, const char 
                                      sizeof notes, err);
     jg_kv_t *volumes = NULL;
     size_t n_volumes = 0;
-    if (!b || resolve_volumes(s, spec, &volumes, &n_volumes, err) < 0) {
+    if (!b || resolve_volumes(s, b, spec, &volumes, &n_volumes, err) < 0) {
         jg_spec_free(spec);
         return -1;
     }

@@ -133,6 +133,7 @@ static int fake_launch(jg_backend_t *b, const jg_launch_t *req, jg_error_t *err)
     st->launches++;
     st->last_attempt = req->n_nodes ? req->nodes[0].attempt : 0;
     st->last_group = req->group_id;
+    st->last_n_volumes = req->n_volumes;
     snprintf(st->last_infra, sizeof st->last_infra, "%s", req->infra ? req->infra : "");
     if (st->refuse_launch_from && st->launches >= st->refuse_launch_from)
         return jg_errprintf(err, "the scripted backend refuses launch %d", st->launches);
@@ -261,10 +262,26 @@ static const jg_backend_ops_t fake_ops = {
     .destroy = fake_destroy,
 };
 
+static const jg_backend_ops_t fake_infra_volume_ops = {
+    .kind = "fake",
+    .volumes_in_infra = true,
+    .fit = fake_fit,
+    .launch = fake_launch,
+    .release = fake_release,
+    .stop = fake_stop,
+    .reattach = fake_reattach,
+    .cleanup = fake_cleanup,
+    .sweep = fake_sweep,
+    .warning = fake_warning,
+    .capacity = fake_capacity,
+    .notes = fake_notes,
+    .destroy = fake_destroy,
+};
+
 jg_backend_t *fake_backend_create(const char *name, fake_state_t *st, jg_loop_t *loop)
 {
     fake_t *f = calloc(1, sizeof *f);
-    f->base.ops = &fake_ops;
+    f->base.ops = st->volumes_in_infra ? &fake_infra_volume_ops : &fake_ops;
     f->base.name = strdup(name);
     f->base.impl = f;
     f->st = st;

@@ -27,11 +27,13 @@ typedef struct {
                                  * fake_backend_stopped() */
     jg_capacity_t *capacity;    /* what the backend holds; NULL: unlimited */
     const char *warning;        /* warning(); NULL: none */
+    bool volumes_in_infra;      /* ops->volumes_in_infra, read at fake_backend_create */
     /* Record: what sched asked. */
     int launches;               /* launch() calls, refused ones included */
     int last_attempt;           /* attempt of the first node of the last launch */
     char last_infra[64];        /* jg_launch_t.infra of the last launch */
     int64_t last_group;         /* group of the last launch */
+    size_t last_n_volumes;      /* jg_launch_t.n_volumes of the last launch */
     int reattached;             /* nodes handed to reattach() */
     int64_t last_log_bytes;     /* of the first node of the last reattach() */
     int64_t last_log_bytes_attempt;

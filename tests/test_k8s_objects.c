@@ -114,6 +114,41 @@ Test(k8s_golden, recovery_seed_6_1)
     check_golden("6_1_recovery.yaml", "6_1_recovery.json");
 }
 
+/* Both jobs mount the claim shared-volume at /mnt/shared as pod volume jg-vol-0. */
+Test(k8s_golden, shared_volume_seed_7_1)
+{
+    check_golden("7_1_shared_volume.yaml", "7_1_shared_volume.json");
+}
+
+/* A claim over jgsched's own mounts would hide the agent or its token (and a
+ * second /tmp mount is refused by the API server): refused with the job named. */
+Test(k8s_volumes, reserved_mount_paths_are_refused)
+{
+    jg_group_spec_t *spec = seed("7_1_shared_volume.yaml");
+    jg_k8s_settings_t s = settings();
+    jg_job_spec_t *job = &spec->jobs[0];
+    const char *bad[] = {"/", "/tmp", "/.jgsched", "/.jgsched/secret", "/mnt/a:b"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        free(job->volumes[0].key);
+        job->volumes[0].key = strdup(bad[i]);
+        jg_error_t err = {{0}};
+        cr_expect_eq(jg_k8s_check_volumes(job, &err), -1, "%s accepted", bad[i]);
+        cr_expect(strstr(err.text, "job writer mounts volume shared-volume"), "%s", err.text);
+        json_t *pod = jg_k8s_pod(&s, spec, 42, 0, 0, 1, submitted_us, &owner,
+                                 s.default_image, &err);
+        cr_expect_null(pod, "pod built with a mount at %s", bad[i]);
+        json_decref(pod);
+    }
+    const char *good[] = {"/mnt/shared", "/tmp/data", "/.jgschedx"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        free(job->volumes[0].key);
+        job->volumes[0].key = strdup(good[i]);
+        jg_error_t err = {{0}};
+        cr_expect_eq(jg_k8s_check_volumes(job, &err), 0, "%s: %s", good[i], err.text);
+    }
+    jg_spec_free(spec);
+}
+
 static bool is_dns_label(const char *s)
 {
     size_t n = strlen(s);

@@ -1496,3 +1496,27 @@ Test(sched, a_long_queue_of_a_user_at_the_limit_starts_one_by_one_in_order)
         last = ids[i];
     }
 }
+
+/* A named volume is a daemon directory on a host backend (none here: the
+ * submit is refused), the infra's own object where the backend says so
+ * (kubernetes' PVC): accepted, and launch gets no daemon volumes. */
+Test(sched, volumes_of_the_infra_are_not_resolved_by_the_daemon)
+{
+    const char *yaml = "name: v\nvolumes:\n  /mnt/shared: shared-volume\nrun: 'true'\n";
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    int64_t id = 0;
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), "alice", &id, &err), -1);
+    cr_assert(strstr(err.text, "no such volume"), "%s", err.text);
+
+    fake.volumes_in_infra = true;
+    restart_sched();
+    id = submit_yaml(yaml);
+    cr_assert_gt(id, 0);
+    cr_assert_eq(fake.launches, 1, "the group was launched");
+    cr_assert_eq(fake.last_group, id);
+    cr_assert_eq(fake.last_n_volumes, 0);
+}

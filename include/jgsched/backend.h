@@ -97,7 +97,8 @@ typedef struct {
     size_t n_nodes;
     const jg_kv_t *volumes;         /* every named volume the group's jobs use: key the
                                      * volume name, value its source as the config
-                                     * declares it (local: a host directory) */
+                                     * declares it (local: a host directory); none
+                                     * when ops->volumes_in_infra */
     size_t n_volumes;
 } jg_launch_t;
 
@@ -153,6 +154,12 @@ typedef struct jg_usage jg_usage_t;
 
 typedef struct {
     const char *kind;       /* "local", "kubernetes": what the registry made it as */
+
+    /* true: a job's named volume is the infra's own object of that name
+     * (kubernetes: the PersistentVolumeClaim), not a directory the daemon
+     * knows; launch then gets no jg_launch_t.volumes and no error for a
+     * volume the daemon does not have. */
+    bool volumes_in_infra;
 
     /* Whether every node of spec can be placed now, on the backend's real
      * shape (nodes, not totals), on top of `held` (what jgsched's admitted

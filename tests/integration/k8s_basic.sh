@@ -9,6 +9,10 @@
 #     SUCCEED, their output is in `jgsched logs`, the hosts resolve inside the
 #     pods (the job's own getent/curl output says so), and once a group ended
 #     none of its pods, ConfigMaps, Secrets or Services is left;
+#   - seed 7.1, unchanged: before its PersistentVolumeClaim shared-volume
+#     exists the pods are pending with kube-scheduler's reason (shown by
+#     `jgsched show`); once the claim is created both pods mount it and the
+#     reader's log has the line the writer wrote into it;
 #   - cancel of a running group leaves nothing;
 #   - kill -9 of jgschedd while a group runs: the restarted daemon finds its
 #     pods again (same uids: nothing made twice), reports their exits and
@@ -167,6 +171,41 @@ assert_contains "$OUT" "Server starting on server-0" "server log"
 ok "seed 2.2 on kubernetes: SUCCEEDED; server-0.k8s-network-test resolved ($getent_ip) and curl connected"
 nothing_left "$G22"
 ok "seed 2.2: nothing left"
+
+# ---- seed 7.1, unchanged: a named volume is the PVC of that name
+PVCS="/api/v1/namespaces/default/persistentvolumeclaims"
+submit_k8s "$JG_SEED/7_1_shared_volume.yaml"
+G71=$GID
+# The admin has not created the claim yet: the user sees why nothing runs.
+missing='persistentvolumeclaim \"shared-volume\" not found'
+for ((i = 0; i < 300; i++)); do
+    show_json "$G71"
+    [[ $SHOW == *"$missing"* ]] && break
+    is_terminal "$(sq 'grp.state')" && fail_group "$G71" "seed 7.1 ended without its claim"
+    sleep 0.2
+done
+[[ $SHOW == *"$missing"* ]] || fail_group "$G71" "jgsched show never said the claim is missing"
+ok "seed 7.1 without its claim: pending, jgsched show gives the scheduler's reason: persistentvolumeclaim \"shared-volume\" not found"
+created=$(jk_api POST "$PVCS" '{"metadata":{"name":"shared-volume"},"spec":{"accessModes":["ReadWriteMany"],"resources":{"requests":{"storage":"1Gi"}}}}')
+assert_eq "$(jq -r '.status.phase' <<<"$created")" Bound "the claim shared-volume"
+wait_state "$G71" RUNNING 120
+claims=$(jk_api GET "/api/v1/namespaces/default/pods?labelSelector=jgsched.io%2Fgroup-id%3D$G71" |
+    jq -r '.items[] | .metadata.labels["jgsched.io/job"] + " " + ([.spec.volumes[] | select(.persistentVolumeClaim) | .persistentVolumeClaim.claimName] | join(",")) + " " + ([.spec.containers[0].volumeMounts[] | select(.name | startswith("jg-vol-")) | .mountPath] | join(","))' | sort)
+assert_eq "$claims" "reader shared-volume /mnt/shared
+writer shared-volume /mnt/shared" "each pod's claim and mount path"
+wait_end "$G71" 180
+[ "$END_STATE" = SUCCEEDED ] || fail_group "$G71" "seed 7.1 ended $END_STATE"
+jgc_ok logs "$G71" writer
+assert_contains "$OUT" "File written" "writer log"
+assert_contains "$OUT" "test_file.txt" "writer log (ls of /mnt/shared)"
+jgc_ok logs "$G71" reader
+assert_contains "$OUT" "Hello from writer at" "reader log"
+assert_not_contains "$OUT" "Still not found" "reader log"
+ok "seed 7.1 on kubernetes: SUCCEEDED, both pods mount claim shared-volume at /mnt/shared, the reader read the writer's file"
+nothing_left "$G71"
+jk_api DELETE "$PVCS/shared-volume" >/dev/null
+[ "$(jk_api GET "$PVCS" | jq '.items | length')" = 0 ] || fail "the claim shared-volume is still there"
+ok "seed 7.1: nothing left, claim deleted"
 
 # ---- cancel of a running group leaves nothing
 cat >"$JG_WORK/long.yaml" <<'YAML'

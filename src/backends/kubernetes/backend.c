@@ -262,6 +262,7 @@ static void k8s_destroy(jg_backend_t *base)
 
 static const jg_backend_ops_t k8s_ops = {
     .kind = "kubernetes",
+    .volumes_in_infra = true, /* a named volume is the PVC of that name */
     .fit = k8s_fit,
     .launch = k8s_launch,
     .release = k8s_release,

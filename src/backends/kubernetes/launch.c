@@ -447,10 +447,8 @@ int k8s_launch(jg_backend_t *base, const jg_launch_t *req, jg_error_t *err)
                                 spec->name);
         if (!jg_k8s_image(&b->settings, spec->jobs[j].image_id, err))
             return jg_errprefix(err, "job %s", spec->jobs[j].name);
-        if (spec->jobs[j].n_volumes)
-            return jg_errprintf(err, "job %s mounts volume %s: named volumes are not supported "
-                                     "on kubernetes yet",
-                                spec->jobs[j].name, spec->jobs[j].volumes[0].value);
+        if (jg_k8s_check_volumes(&spec->jobs[j], err) < 0)
+            return -1;
     }
     jg_group_spec_t *copy = NULL;
     k8s_group_t *g = k8s_group_find(b, req->group_id, false);

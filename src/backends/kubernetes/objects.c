@@ -324,6 +324,50 @@ static char *lowercase(const char *s)
     return out;
 }
 
+/* Paths the pod itself mounts: a claim there would shadow the agent, its
+ * scripts or its token (or the whole image, at /), and the API server refuses
+ * a mountPath twice. */
+static bool reserved_mount(const char *path)
+{
+    if (!strcmp(path, "/") || !strcmp(path, "/tmp") || !strcmp(path, "/tmp/"))
+        return true;
+    return !strncmp(path, "/.jgsched", 9) && (path[9] == '\0' || path[9] == '/');
+}
+
+int jg_k8s_check_volumes(const jg_job_spec_t *job, jg_error_t *err)
+{
+    for (size_t i = 0; i < job->n_volumes; i++) {
+        const char *path = job->volumes[i].key;
+        if (reserved_mount(path))
+            return jg_errprintf(err,
+                                "job %s mounts volume %s at %s: on kubernetes /, /tmp and "
+                                "/.jgsched are jgsched's own mounts; choose another path",
+                                job->name, job->volumes[i].value, path);
+        if (strchr(path, ':'))
+            return jg_errprintf(err, "job %s mounts volume %s at %s: a kubernetes mountPath "
+                                     "cannot contain ':'",
+                                job->name, job->volumes[i].value, path);
+    }
+    return 0;
+}
+
+/* Each named volume is the PersistentVolumeClaim of that name, which the
+ * admin created in the namespace (ReadWriteMany to be shared across nodes).
+ * The pod's volume names are ours (jg-vol-<i>): a claim name could clash
+ * with jg-agent and friends. */
+static void add_claim_volumes(const jg_job_spec_t *job, json_t *mounts, json_t *volumes)
+{
+    for (size_t i = 0; i < job->n_volumes; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "jg-vol-%zu", i);
+        json_array_append_new(mounts, json_pack("{s:s, s:s}", "name", name, "mountPath",
+                                                job->volumes[i].key));
+        json_array_append_new(volumes,
+                              json_pack("{s:s, s:{s:s}}", "name", name, "persistentVolumeClaim",
+                                        "claimName", job->volumes[i].value));
+    }
+}
+
 json_t *jg_k8s_pod(const jg_k8s_settings_t *settings, const jg_group_spec_t *spec,
                    int64_t group_id, int job_index, int rank, int attempt, int64_t submitted_us,
                    const jg_k8s_owner_t *owner, const char *image, jg_error_t *err)
@@ -334,6 +378,8 @@ json_t *jg_k8s_pod(const jg_k8s_settings_t *settings, const jg_group_spec_t *spe
         return NULL;
     }
     const jg_job_spec_t *job = &spec->jobs[job_index];
+    if (jg_k8s_check_volumes(job, err) < 0)
+        return NULL;
     json_t *resources;
     if (pod_resources(settings, job, &resources, err) < 0)
         return NULL;
@@ -404,6 +450,8 @@ json_t *jg_k8s_pod(const jg_k8s_settings_t *settings, const jg_group_spec_t *spe
         "jg-job", "configMap", "name", group, "items", items, "defaultMode", 0444, "name",
         "jg-secret", "secret", "secretName", secret, "items", "key", "token", "path", "token",
         "defaultMode", 0444);
+    add_claim_volumes(job, json_object_get(main_c, "volumeMounts"),
+                      json_object_get(spec_obj, "volumes"));
     if (settings->gpu_label && job->accel.name && job->accel.count > 0) {
         char *value = lowercase(job->accel.name);
         json_object_set_new(spec_obj, "nodeSelector",

@@ -81,10 +81,17 @@ json_t *jg_k8s_service(const jg_k8s_settings_t *settings, int64_t group_id,
  * envs set them (the image's own PATH must stay: a conda image has its
  * python there), with SKYPILOT_NODE_IPS empty (the agent learns the IPs
  * through POST /env once every pod has one), plus the agent's settings.
- * NULL + err when the job's resources cannot be written as quantities. */
+ * Each of the job's named volumes `MOUNT: NAME` is the PersistentVolumeClaim
+ * NAME (pre-created by the admin; ReadWriteMany to share it across nodes) as
+ * pod volume jg-vol-<i>, mounted at MOUNT.  NULL + err when the job's
+ * resources cannot be written as quantities or jg_k8s_check_volumes fails. */
 json_t *jg_k8s_pod(const jg_k8s_settings_t *settings, const jg_group_spec_t *spec,
                    int64_t group_id, int job_index, int rank, int attempt, int64_t submitted_us,
                    const jg_k8s_owner_t *owner, const char *image, jg_error_t *err);
+
+/* -1 + err when a job's volume mount path cannot be a pod's: /, /tmp,
+ * /.jgsched or below it (jgsched's own mounts), or a path with ':'. */
+int jg_k8s_check_volumes(const jg_job_spec_t *job, jg_error_t *err);
 
 /* A quantity as Kubernetes writes it: cpus 2 -> "2", 0.5 -> "500m"; memory
  * (GiB, as jgsched's spec and SkyPilot's docs mean it) 4 -> "4Gi", 1.5 ->

@@ -345,6 +345,7 @@ class Kubelet {
   prepareVolumes(st, pod) {
     st.volumes = {};
     for (const v of pod.spec.volumes || []) {
+      if (v.persistentVolumeClaim) { st.volumes[v.name] = this.claimDir(st.ns, v.persistentVolumeClaim.claimName); continue; }
       const dir = path.join(st.dir, 'volumes', v.name);
       fs.mkdirSync(dir, { recursive: true, mode: 0o777 });
       fs.chmodSync(dir, 0o777);
@@ -371,9 +372,21 @@ class Kubelet {
         if (s.configMap) put('configmaps', s.configMap.name, s.configMap.items, s.configMap.optional);
         if (s.secret) put('secrets', s.secret.name, s.secret.items, s.secret.optional);
       }
-      else if (!v.emptyDir) throw new Error(`volume "${v.name}": only emptyDir, configMap, secret and projected volumes are supported by this test kubelet`);
+      else if (!v.emptyDir) throw new Error(`volume "${v.name}": only emptyDir, configMap, secret, projected and persistentVolumeClaim volumes are supported by this test kubelet`);
       st.volumes[v.name] = dir;
     }
+  }
+
+  // A claim is one directory of the run, the same for every pod that mounts
+  // it on any node: a ReadWriteMany volume (NFS-like).  It outlives its pods
+  // (as a PV's data does) and goes with the run's directory.
+  claimDir(ns, claim) {
+    const pvc = this.store.get('persistentvolumeclaims', ns, claim);
+    if (!pvc) throw new Error(`persistentvolumeclaim "${claim}" not found`);
+    const dir = path.join(this.workDir, 'claims', ns, `${claim}-${pvc.metadata.uid}`);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o777 });
+    fs.chmodSync(dir, 0o777);
+    return dir;
   }
 
   // --image-files IMAGE=DIR: the entries of DIR stand in for the image's

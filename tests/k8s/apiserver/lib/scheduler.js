@@ -28,7 +28,7 @@ class Scheduler {
     this.lastMessage = new Map(); // pod uid -> last FailedScheduling message
     this.pending = false;
     store.listeners.push((resource, type) => {
-      if (resource === 'pods' || resource === 'nodes') this.kick();
+      if (resource === 'pods' || resource === 'nodes' || resource === 'persistentvolumeclaims') this.kick();
     });
     this.timer = setInterval(() => this.kick(), 1000);
   }
@@ -76,6 +76,10 @@ class Scheduler {
     for (const pod of queue) {
       const counts = new Map();
       let chosen;
+      // VolumeBinding's PreFilter: a missing claim rejects the pod before
+      // any node is looked at (kube-scheduler's message has no per-node count).
+      const missing = this.missingClaim(pod);
+      if (missing) { this.unschedulable(pod, `0/${nodes.length} nodes are available: persistentvolumeclaim "${missing}" not found.`); continue; }
       for (const node of nodes) {
         const reasons = this.nodeFits(node, pod, used.get(node.metadata.name));
         if (!reasons.length) { chosen = node; break; }
@@ -97,12 +101,24 @@ class Scheduler {
         let msg = `0/${nodes.length} nodes are available`;
         if (counts.size) msg += ': ' + [...counts.entries()].map(([r, n]) => `${n} ${r}`).sort().join(', ');
         msg += '.';
-        if (this.lastMessage.get(pod.metadata.uid) === msg) continue;
-        this.lastMessage.set(pod.metadata.uid, msg);
-        this.store.mutate('pods', ns, name, (p) => setCondition(p, { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: msg }));
-        this.event(pod, 'Warning', 'FailedScheduling', msg);
+        this.unschedulable(pod, msg);
       }
     }
+  }
+
+  missingClaim(pod) {
+    for (const v of pod.spec.volumes || []) {
+      const claim = v && v.persistentVolumeClaim && v.persistentVolumeClaim.claimName;
+      if (claim && !this.store.get('persistentvolumeclaims', pod.metadata.namespace, claim)) return claim;
+    }
+    return undefined;
+  }
+
+  unschedulable(pod, msg) {
+    if (this.lastMessage.get(pod.metadata.uid) === msg) return;
+    this.lastMessage.set(pod.metadata.uid, msg);
+    this.store.mutate('pods', pod.metadata.namespace, pod.metadata.name, (p) => setCondition(p, { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: msg }));
+    this.event(pod, 'Warning', 'FailedScheduling', msg);
   }
 
   event(pod, type, reason, message) {

@@ -11,6 +11,7 @@ const RESOURCES = {
   services: { kind: 'Service', group: '', namespaced: true, nameRule: u.dns1035Label },
   configmaps: { kind: 'ConfigMap', group: '', namespaced: true, nameRule: u.dns1123Subdomain },
   secrets: { kind: 'Secret', group: '', namespaced: true, nameRule: u.dns1123Subdomain },
+  persistentvolumeclaims: { kind: 'PersistentVolumeClaim', group: '', namespaced: true, nameRule: u.dns1123Subdomain },
   events: { kind: 'Event', group: '', namespaced: true, nameRule: u.dns1123Subdomain },
   serviceaccounts: { kind: 'ServiceAccount', group: '', namespaced: true, nameRule: u.dns1123Subdomain },
   nodes: { kind: 'Node', group: '', namespaced: false, nameRule: u.dns1123Subdomain },
@@ -106,6 +107,14 @@ class Store {
         for (const [k, v] of Object.entries(obj.stringData)) obj.data[k] = Buffer.from(String(v)).toString('base64');
         delete obj.stringData;
       }
+    }
+    // No PV objects and no provisioner: a claim is Bound at once, as if a
+    // dynamic provisioner had made its volume (the kubelet's is a directory).
+    if (resource === 'persistentvolumeclaims' && spec && typeof spec === 'object') {
+      spec.volumeMode ??= 'Filesystem';
+      if (Array.isArray(spec.accessModes) && spec.accessModes.length) {
+        obj.status = { phase: 'Bound', accessModes: [...spec.accessModes], capacity: { ...((spec.resources || {}).requests || {}) } };
+      } else obj.status = { phase: 'Pending' };
     }
     if (resource === 'events') { obj.firstTimestamp ??= now(); obj.lastTimestamp ??= obj.firstTimestamp; obj.count ??= 1; obj.type ??= 'Normal'; }
   }

@@ -12,6 +12,7 @@ const MODELS = {
   Secret: () => require('kubernetes-models/v1').Secret,
   Node: () => require('kubernetes-models/v1').Node,
   Event: () => require('kubernetes-models/v1').Event,
+  PersistentVolumeClaim: () => require('kubernetes-models/v1').PersistentVolumeClaim,
   Namespace: () => require('kubernetes-models/v1').Namespace,
   ServiceAccount: () => require('kubernetes-models/v1').ServiceAccount,
   Role: () => require('kubernetes-models/rbac.authorization.k8s.io/v1').Role,
@@ -112,8 +113,13 @@ function podCauses(pod) {
         if (lim !== undefined && u.parseQuantity(v) > u.parseQuantity(lim)) causes.push(u.cause(`${field}[${i}].resources.requests`, 'FieldValueInvalid', `must be less than or equal to ${k} limit of ${lim}`, v));
       }
       const volNames = new Set((spec.volumes || []).map((v) => v && v.name));
+      const mountPaths = new Set();
       (c.volumeMounts || []).forEach((vm, j) => {
         if (vm && vm.name && !volNames.has(vm.name)) causes.push(u.cause(`${field}[${i}].volumeMounts[${j}].name`, 'FieldValueNotFound', undefined, vm.name));
+        if (vm && typeof vm.mountPath === 'string') {
+          if (mountPaths.has(vm.mountPath)) causes.push(u.cause(`${field}[${i}].volumeMounts[${j}].mountPath`, 'FieldValueInvalid', 'must be unique', vm.mountPath));
+          mountPaths.add(vm.mountPath);
+        }
       });
     });
   }
@@ -128,6 +134,23 @@ function podCauses(pod) {
     vols.add(v.name);
     for (const m of u.dns1123Label(v.name)) causes.push(u.cause(`spec.volumes[${i}].name`, 'FieldValueInvalid', m, v.name));
   });
+  return causes;
+}
+
+// As the apiserver's ValidatePersistentVolumeClaimSpec: access modes and a
+// storage request are required, modes from the known set.
+function pvcCauses(pvc) {
+  const causes = [];
+  const spec = pvc.spec || {};
+  const modes = spec.accessModes;
+  if (!Array.isArray(modes) || modes.length === 0) causes.push(u.cause('spec.accessModes', 'FieldValueRequired', 'at least 1 access mode is required'));
+  const known = ['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'];
+  (Array.isArray(modes) ? modes : []).forEach((m) => {
+    if (!known.includes(m)) causes.push(u.cause('spec.accessModes', 'FieldValueNotSupported', `supported values: ${known.map((k) => `"${k}"`).join(', ')}`, m));
+  });
+  const storage = ((spec.resources || {}).requests || {}).storage;
+  if (storage === undefined) causes.push(u.cause('spec.resources[storage]', 'FieldValueRequired'));
+  else if (Number.isNaN(u.parseQuantity(storage)) || u.parseQuantity(storage) <= 0) causes.push(u.cause('spec.resources[storage]', 'FieldValueInvalid', 'must be greater than zero', storage));
   return causes;
 }
 
@@ -164,6 +187,7 @@ function validate(obj, nameRule) {
   causes.push(...metaCauses(obj, nameRule));
   if (obj.kind === 'Pod') causes.push(...podCauses(obj));
   if (obj.kind === 'Service') causes.push(...serviceCauses(obj));
+  if (obj.kind === 'PersistentVolumeClaim') causes.push(...pvcCauses(obj));
   if (obj.kind === 'ConfigMap' || obj.kind === 'Secret') causes.push(...dataKeyCauses(obj));
   return causes;
 }

@@ -184,6 +184,45 @@ test('API server without kubelet', async (t) => {
     await until(async () => (await s.request('GET', `${NS}/pods/big3`)).body.spec.nodeName, 30000, 'big3 bound after big left');
   });
 
+  await t.test('persistentvolumeclaims: validated, Bound at create; a pod of a missing claim is Unschedulable until it exists', async () => {
+    const bad = await s.request('POST', `${NS}/persistentvolumeclaims`, { metadata: { name: 'nomodes' }, spec: { resources: { requests: { storage: '1Gi' } } } });
+    assert.strictEqual(bad.code, 422, JSON.stringify(bad.body));
+    assert.ok(bad.body.details.causes.some((c) => c.field === 'spec.accessModes'), JSON.stringify(bad.body));
+    const badMode = await s.request('POST', `${NS}/persistentvolumeclaims`, { metadata: { name: 'badmode' }, spec: { accessModes: ['ReadWriteSometimes'], resources: { requests: { storage: '1Gi' } } } });
+    assert.strictEqual(badMode.code, 422, JSON.stringify(badMode.body));
+    const wrongType = await s.request('POST', `${NS}/persistentvolumeclaims`, { metadata: { name: 'wrongtype' }, spec: { accessModes: 'ReadWriteMany', resources: { requests: { storage: '1Gi' } } } });
+    assert.strictEqual(wrongType.code, 422, JSON.stringify(wrongType.body));
+
+    const claimed = pod('claimer', { spec: { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'shared' } }],
+      containers: [{ name: 'main', image: 'x', volumeMounts: [{ name: 'data', mountPath: '/data' }] }] } });
+    assert.strictEqual((await s.request('POST', `${NS}/pods`, claimed)).code, 201);
+    const want = '0/2 nodes are available: persistentvolumeclaim "shared" not found.';
+    const p = await until(async () => { const x = (await s.request('GET', `${NS}/pods/claimer`)).body; return (x.status.conditions || []).some((c) => c.type === 'PodScheduled' && c.reason === 'Unschedulable') && x; }, 30000, 'claimer unschedulable');
+    assert.strictEqual(p.status.conditions.find((c) => c.type === 'PodScheduled').message, want);
+    assert.strictEqual(p.spec.nodeName, undefined);
+    const ev = await until(async () => (await s.request('GET', `${NS}/events?fieldSelector=involvedObject.name%3Dclaimer`)).body.items.find((e) => e.reason === 'FailedScheduling'), 30000, 'FailedScheduling event');
+    assert.strictEqual(ev.message, want);
+
+    const r = await s.request('POST', `${NS}/persistentvolumeclaims`, { metadata: { name: 'shared' }, spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } } });
+    assert.strictEqual(r.code, 201, JSON.stringify(r.body));
+    assert.strictEqual(r.body.status.phase, 'Bound');
+    assert.deepStrictEqual(r.body.status.accessModes, ['ReadWriteMany']);
+    assert.strictEqual((await s.request('GET', `${NS}/persistentvolumeclaims/shared`)).body.status.phase, 'Bound');
+    assert.deepStrictEqual((await s.request('GET', `${NS}/persistentvolumeclaims`)).body.items.map((x) => x.metadata.name), ['shared']);
+    await until(async () => (await s.request('GET', `${NS}/pods/claimer`)).body.spec.nodeName, 30000, 'claimer bound once its claim exists');
+
+    // two mounts at one path are refused, as a real apiserver does
+    const twice = pod('twice', { spec: { volumes: [{ name: 'a', emptyDir: {} }, { name: 'b', emptyDir: {} }],
+      containers: [{ name: 'main', image: 'x', volumeMounts: [{ name: 'a', mountPath: '/tmp' }, { name: 'b', mountPath: '/tmp' }] }] } });
+    const tw = await s.request('POST', `${NS}/pods`, twice);
+    assert.strictEqual(tw.code, 422, JSON.stringify(tw.body));
+    assert.ok(tw.body.details.causes.some((c) => c.field === 'spec.containers[0].volumeMounts[1].mountPath'), JSON.stringify(tw.body));
+
+    await s.request('DELETE', `${NS}/pods/claimer?gracePeriodSeconds=0`);
+    assert.strictEqual((await s.request('DELETE', `${NS}/persistentvolumeclaims/shared`)).code, 200);
+    assert.strictEqual((await s.request('GET', `${NS}/persistentvolumeclaims/shared`)).code, 404);
+  });
+
   await t.test('fault injection switches: 429 with Retry-After, 500', async () => {
     const set = (b) => s.request('POST', '/admin/faults', b);
     await set({ fail429: 1 });

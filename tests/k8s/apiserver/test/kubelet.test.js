@@ -60,6 +60,20 @@ test('kubelet', { skip }, async (t) => {
     await until(async () => !alive(), 10000, 'the setsid child killed with its pod');
   });
 
+  await t.test('persistentVolumeClaim: every pod of a claim sees one directory (ReadWriteMany)', async () => {
+    const c = await s.request('POST', `${NS}/persistentvolumeclaims`, { metadata: { name: 'shared-data' }, spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '1Gi' } } } });
+    assert.strictEqual(c.code, 201, JSON.stringify(c.body));
+    const claimPod = (name, cmd) => ({ metadata: { name }, spec: { restartPolicy: 'Never', volumes: [{ name: 'jg-vol-0', persistentVolumeClaim: { claimName: 'shared-data' } }],
+      containers: [{ name: 'main', image: 'x', command: ['sh', '-c', cmd], volumeMounts: [{ name: 'jg-vol-0', mountPath: '/mnt/shared' }] }] } });
+    assert.strictEqual((await s.request('POST', `${NS}/pods`, claimPod('pvc-writer', 'echo written-by-$(hostname) > /mnt/shared/f'))).code, 201);
+    await phase(s, 'pvc-writer', 'Succeeded');
+    assert.strictEqual((await s.request('POST', `${NS}/pods`, claimPod('pvc-reader', 'cat /mnt/shared/f'))).code, 201);
+    await phase(s, 'pvc-reader', 'Succeeded');
+    assert.strictEqual(await log(s, 'pvc-reader'), 'written-by-pvc-writer\n');
+    for (const p of ['pvc-writer', 'pvc-reader']) await s.request('DELETE', `${NS}/pods/${p}?gracePeriodSeconds=0`);
+    await s.request('DELETE', `${NS}/persistentvolumeclaims/shared-data`);
+  });
+
   await t.test('a group of pods: hostname, /etc/hosts, DNS, emptyDir, init containers, env, logs', async () => {
     await s.request('POST', `${NS}/services`, { metadata: { name: 'grp' }, spec: { clusterIP: 'None', selector: { g: 'one' }, publishNotReadyAddresses: true, ports: [{ name: 'agent', port: 7411 }] } });
     for (const h of ['w-0', 'w-1']) {
