@@ -579,6 +579,47 @@ p7_1() {
     ok "7.1 both pods mount the claim shared-volume; the reader reads the file the writer wrote"
 }
 
+# Not a seed phase: the barrier, as the issue states it.  One node's setup
+# takes seconds longer than the others'; no `run` may start before it ended.
+# Ordering only (the pods are processes of this host: one clock), no timing.
+p_barrier() {
+    PHASE=barrier
+    cat >"$JG_WORK/barrier.yaml" <<'EOF'
+---
+name: k8s-barrier
+placement: SAME_INFRA
+execution: parallel
+---
+name: slow
+resources:
+  cpus: 0.5
+  infra: kubernetes
+setup: |
+  sleep 4
+  echo "SETUP_END $(date +%s%N)"
+run: |
+  echo "RUN_START $(date +%s%N)"
+---
+name: fast
+resources:
+  cpus: 0.5
+  infra: kubernetes
+num_nodes: 2
+setup: echo "fast setup"
+run: |
+  echo "RUN_START $(date +%s%N)"
+EOF
+    k8s_submit "$JG_WORK/barrier.yaml"
+    local g=$GID setup_end first_run runs
+    ended "$g" SUCCEEDED 0
+    setup_end=$(grep -o 'SETUP_END [0-9]*' <<<"$LOGS" | awk '{print $2}' | head -n 1)
+    runs=$(grep -c 'RUN_START [0-9]' <<<"$LOGS")
+    first_run=$(grep -o 'RUN_START [0-9]*' <<<"$LOGS" | awk '{print $2}' | sort -n | head -n 1)
+    [ -n "$setup_end" ] && [ "$runs" = 3 ] || fail_group "$g" "expected the slow setup's end and 3 runs in the logs: $LOGS"
+    [ "$first_run" -ge "$setup_end" ] || fail_group "$g" "a run started at $first_run, before the slow setup ended at $setup_end"
+    ok "barrier: none of the 3 runs started before the slowest setup ended ($(((first_run - setup_end) / 1000000)) ms after it)"
+}
+
 p8_1() {
     PHASE=8.1
     k8s_submit "$JG_SEED/8_1_scale.yaml"
@@ -705,6 +746,7 @@ start_phase 8.2 p8_2
 start_phase 5.4 p5_4
 start_phase 5.3 p5_3
 start_phase 7.1 p7_1
+start_phase barrier p_barrier
 start_phase 3.2 p3_2
 collect_phases
 
