@@ -28,7 +28,7 @@
 #        script started it)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/build}
+build=$(cd "${1:-$root/build}" && pwd) || exit 1    # absolute: commands run from other directories
 N=${N:-500}
 ROUNDS=${ROUNDS:-2}
 R=${R:-10}
