@@ -987,6 +987,78 @@ Test(k8s_watch, a_failed_list_backs_off_and_a_watch_may_stop_inside_its_callback
     fx_stop();
 }
 
+/* The server stops answering: after three failures in a row the watch says
+ * so (the Kubernetes backend's `reachable` follows it), then lists afresh
+ * and says it answers again before that list's events. */
+static void h_watch_outage(ts_server_t *s, ts_conn_t *c, const ts_req_t *r, int i)
+{
+    (void)s;
+    if (i == 0) {
+        ts_respond(c, 200, NULL, "{\"metadata\":{\"resourceVersion\":\"10\"},\"items\":["
+                                 POD("a", "5") "]}");
+    } else if (i <= 3) {
+        cr_assert(strstr(r->query, "watch=1"), "request %d resumes the watch: %s", i, r->query);
+        ts_respond(c, 503, NULL, "{\"kind\":\"Status\",\"reason\":\"ServiceUnavailable\","
+                                 "\"message\":\"etcd is down\",\"code\":503}");
+    } else if (i == 4) {
+        cr_assert(!strstr(r->query, "watch=1"), "after the outage a list: %s", r->query);
+        ts_respond(c, 200, NULL, "{\"metadata\":{\"resourceVersion\":\"12\"},\"items\":["
+                                 POD("a", "5") "," POD("b", "11") "]}");
+    } else {
+        ts_play(c, WATCH_HOLD, 1);
+    }
+}
+
+typedef struct {
+    seen_t seen;
+    char health[4][160];
+    int n_health;
+    int reqs_at_down;
+    int events_at_up;
+} outage_t;
+
+static void on_outage_event(void *ctx, jg_k8s_event_type_t t, json_t *obj)
+{
+    on_watch_event(&((outage_t *)ctx)->seen, t, obj);
+}
+
+static void on_outage_health(void *ctx, bool answering, const char *why)
+{
+    outage_t *o = ctx;
+    cr_assert_lt(o->n_health, 4);
+    snprintf(o->health[o->n_health++], sizeof o->health[0], "%s %s",
+             answering ? "up" : "down", why ? why : "-");
+    if (answering)
+        o->events_at_up = o->seen.n;
+    else
+        o->reqs_at_down = fx.server->n_reqs;
+}
+
+Test(k8s_watch, a_server_that_stops_answering_is_reported_down_then_up)
+{
+    n_plays = 0;
+    jg_k8s_client_opts_t co = {.backoff_base_ms = 5, .max_attempts = 1};
+    fx_start(h_watch_outage, NULL, &co);
+    outage_t o = {0};
+    jg_k8s_watch_opts_t wo = {.path = "/api/v1/nodes", .backoff_base_ms = 10,
+                              .on_event = on_outage_event, .on_health = on_outage_health,
+                              .ctx = &o};
+    jg_k8s_watch_t *w = jg_k8s_watch_start(fx.client, &wo, NULL);
+    want_t want = {NULL, 6};
+    run_until(fx.loop, has_requests, &want, 10000, "the watch after the outage's list");
+    cr_assert_eq(o.n_health, 2, "down, then up: %d calls", o.n_health);
+    cr_assert(!strncmp(o.health[0], "down ", 5) && strstr(o.health[0], "503"), "%s",
+              o.health[0]);
+    cr_assert_eq(o.reqs_at_down, 4, "down after the third failure in a row (%d requests)",
+                 o.reqs_at_down);
+    cr_assert_str_eq(o.health[1], "up -");
+    cr_assert_eq(o.events_at_up, 1, "up before the list's events");
+    cr_assert_eq(o.seen.n, 2);
+    cr_assert_str_eq(o.seen.events[1], "ADDED b");
+    jg_k8s_watch_stop(w);
+    fx_stop();
+}
+
 /* ---------------- auth ---------------- */
 
 static char tmpdir[256];

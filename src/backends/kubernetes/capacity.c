@@ -3,8 +3,10 @@
  * One watch on /api/v1/nodes keeps every Node's allocatable; capacity() sums
  * the Ready, schedulable ones and lists them one by one; fit() decides on
  * that shape: NEVER when no node could ever hold one node of a job, NOT_NOW
- * while the API server was not reached or what jgsched's groups hold leaves
- * too little.  Other tenants' pods are the cluster scheduler's business: a
+ * while the API server was not reached, does not answer now, or what
+ * jgsched's groups hold leaves too little.  The same watch says whether the
+ * server answers: `reachable` turns false after a few failures in a row and
+ * true again with the next complete list.  Other tenants' pods are the cluster scheduler's business: a
  * pod it cannot place is reported NODE_PENDING with its reason.
  */
 #include "k8s_int.h"
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "jgsched/capacity.h"
 
@@ -60,7 +63,7 @@ static void rebuild(k8s_backend_t *b)
     jg_capacity_clear(cap);
     memset(cap, 0, sizeof *cap);
     snprintf(cap->source, sizeof cap->source, "%s", source);
-    cap->reachable = b->nodes_synced;
+    cap->reachable = b->nodes_synced && !b->api_silent;
     note[0] = '\0';
     const char *name;
     json_t *node;
@@ -95,7 +98,9 @@ static void rebuild(k8s_backend_t *b)
             jg_capacity_add_accel(cap, type ? type : b->gpu_resource, gpus);
         }
     }
-    if (!b->nodes_synced)
+    if (b->api_silent)
+        snprintf(note, sizeof note, "the API server does not answer %s", b->api_silent_why);
+    else if (!b->nodes_synced)
         snprintf(note, sizeof note, "the API server was not reached yet");
     else if (unusable)
         snprintf(note, sizeof note, "%zu node%s not Ready or cordoned", unusable,
@@ -129,12 +134,34 @@ static void on_nodes_synced(void *ctx)
                                       .rank = -1});
 }
 
+static void on_nodes_health(void *ctx, bool answering, const char *why)
+{
+    k8s_backend_t *b = ctx;
+    b->api_silent = !answering;
+    if (!answering) {
+        char since[32] = "?";
+        time_t now = time(NULL);
+        struct tm tm;
+        if (gmtime_r(&now, &tm))
+            strftime(since, sizeof since, "%H:%M:%S UTC", &tm);
+        snprintf(b->api_silent_why, sizeof b->api_silent_why, "(since %s): %s", since, why);
+        jg_log("warn", "kubernetes infra %s: the API server does not answer: %s",
+               b->base.name, why);
+    } else {
+        jg_log("info", "kubernetes infra %s: the API server answers again", b->base.name);
+    }
+    rebuild(b);
+    k8s_emit(b, &(jg_backend_event_t){.type = JG_BACKEND_CAPACITY_CHANGED, .job_index = -1,
+                                      .rank = -1});
+}
+
 int k8s_capacity_start(k8s_backend_t *b, jg_error_t *err)
 {
     b->node_objs = json_object();
     rebuild(b);
     jg_k8s_watch_opts_t o = {.path = "/api/v1/nodes", .on_event = on_node,
-                             .on_synced = on_nodes_synced, .ctx = b};
+                             .on_synced = on_nodes_synced, .on_health = on_nodes_health,
+                             .ctx = b};
     b->node_watch = jg_k8s_watch_start(b->client, &o, err);
     return b->node_watch ? 0 : -1;
 }
@@ -164,6 +191,11 @@ jg_fit_t k8s_fit(jg_backend_t *base, const jg_group_spec_t *spec, const jg_usage
 {
     k8s_backend_t *b = base->impl;
     const jg_capacity_t *cap = &b->capacity;
+    if (b->api_silent) {
+        snprintf(why, len, "the API server of infra %s does not answer %s", base->name,
+                 b->api_silent_why);
+        return JG_FIT_NOT_NOW;
+    }
     if (!b->nodes_synced) {
         snprintf(why, len, "waiting for the API server of infra %s", base->name);
         return JG_FIT_NOT_NOW;

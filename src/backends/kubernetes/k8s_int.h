@@ -169,6 +169,8 @@ struct k8s_backend {
     bool pods_synced;
     jg_k8s_watch_t *node_watch;
     bool nodes_synced;
+    bool api_silent;            /* the Node watch failed several times in a row */
+    char api_silent_why[200];   /* its last failure, with the time it began */
     jg_capacity_t capacity;
     json_t *node_objs;          /* name -> the Node as last seen */
     char notes_text[256];

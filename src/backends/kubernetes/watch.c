@@ -26,6 +26,7 @@ struct jg_k8s_watch {
     jg_k8s_request_t *req;
     uint64_t backoff_timer;
     int failures;                   /* consecutive: the backoff's exponent */
+    bool unhealthy;                 /* on_health(false) was said, and not undone yet */
     bool stream_had_event;          /* an event or a bookmark: the stream made progress */
     int64_t stream_started_ms;
     bool relist_requested;
@@ -109,6 +110,17 @@ static void backoff(jg_k8s_watch_t *w, bool relist, const char *why)
     jg_log_limited(&w->log_limit, "warn", "kubernetes watch %s: %s; again in %d ms", w->path,
                    why, ms);
     w->backoff_timer = jg_loop_add_timer(jg_k8s_client_loop(w->client), ms, on_backoff_done, w);
+    if (w->unhealthy || w->failures < w->opts.unhealthy_after)
+        return;
+    /* A stream resumed after an outage may stay silent for minutes; a list
+     * answers at once, so it is what says the server is back. */
+    w->unhealthy = true;
+    w->relist_requested = true;
+    if (w->opts.on_health) {
+        w->depth++;
+        w->opts.on_health(w->opts.ctx, false, why);
+        leave(w);   /* if stopped, the timer was cancelled */
+    }
 }
 
 /* ---- list ---- */
@@ -156,6 +168,11 @@ static void list_complete(jg_k8s_watch_t *w, const char *rv)
     w->failures = 0;
     w->stats.lists++;
     w->depth++;
+    if (w->unhealthy) {
+        w->unhealthy = false;
+        if (w->opts.on_health)
+            w->opts.on_health(w->opts.ctx, true, NULL);
+    }
     const char *key;
     json_t *obj;
     json_object_foreach(w->known, key, obj) {
@@ -307,11 +324,12 @@ static void stream_done(void *ctx, const jg_k8s_response_t *resp)
         return;
     }
     bool answered = resp->status >= 200 && resp->status < 300;
-    /* A stream that made progress, or one that simply ran its timeoutSeconds,
-     * resumes at once; one that ended at once without anything (a proxy that
-     * closes it, a cut connection) goes through the backoff, never a spin. */
-    if (answered && (w->stream_had_event ||
-                     (!resp->transport_error && jg_now_mono_ms() - w->stream_started_ms >= 1000))) {
+    /* A stream that made progress, or one the server answered and kept open
+     * a while (it ran its timeoutSeconds, or a proxy cut it later), resumes
+     * at once: the server answers, whatever the connection did.  One that
+     * ended at once without anything goes through the backoff, never a spin. */
+    if (answered && (w->stream_had_event || jg_now_mono_ms() - w->stream_started_ms >= 1000)) {
+        w->failures = 0;
         start_stream(w);
         return;
     }
@@ -355,6 +373,8 @@ jg_k8s_watch_t *jg_k8s_watch_start(jg_k8s_client_t *c, const jg_k8s_watch_opts_t
         w->opts.backoff_base_ms = 500;
     if (w->opts.backoff_max_ms <= 0)
         w->opts.backoff_max_ms = 30000;
+    if (w->opts.unhealthy_after <= 0)
+        w->opts.unhealthy_after = 3;
     w->path = jg_xstrdup(opts->path);
     w->opts.path = w->path;
     w->opts.label_selector = w->opts.field_selector = NULL;

@@ -8,7 +8,9 @@
  * was known: the differences are reported as synthetic ADDED / MODIFIED /
  * DELETED, so the caller sees every object's final state even across the
  * gap.  Failures are retried with exponential backoff, for ever, until the
- * watch is stopped.
+ * watch is stopped; after a few in a row the caller is told that the server
+ * does not answer, and the next attempt is a fresh list, whose completion
+ * tells it that the server answers again.
  *
  * Private to the Kubernetes backend.
  */
@@ -16,6 +18,7 @@
 #define JG_K8S_WATCH_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "client.h"
 
@@ -26,6 +29,11 @@ typedef enum { JG_K8S_ADDED, JG_K8S_MODIFIED, JG_K8S_DELETED } jg_k8s_event_type
 typedef void (*jg_k8s_watch_event_f)(void *ctx, jg_k8s_event_type_t type, json_t *obj);
 /* After every complete (re)list and its events: the known set is current. */
 typedef void (*jg_k8s_watch_synced_f)(void *ctx);
+/* The server stopped answering (answering false: `unhealthy_after` failures in
+ * a row; why is the last one) or answers again (true: the first complete list
+ * after that, before its events; why is NULL).  The callback may stop the
+ * watch. */
+typedef void (*jg_k8s_watch_health_f)(void *ctx, bool answering, const char *why);
 
 typedef struct {
     const char *path;               /* collection: "/api/v1/namespaces/ns/pods" */
@@ -37,6 +45,8 @@ typedef struct {
     int backoff_max_ms;             /* 0: 30000 */
     jg_k8s_watch_event_f on_event;
     jg_k8s_watch_synced_f on_synced;    /* may be NULL */
+    int unhealthy_after;            /* failures in a row that make it unhealthy; 0: 3 */
+    jg_k8s_watch_health_f on_health;    /* may be NULL */
     void *ctx;
 } jg_k8s_watch_opts_t;
 
