@@ -60,7 +60,8 @@ static const char *const local_keys[] = {
 static const char *const capacity_keys[] = {"cpus", "memory", "accelerators", "max_node", NULL};
 static const char *const max_node_keys[] = {"cpus", "memory", "accelerators", NULL};
 static const char *const kubernetes_keys[] = {
-    "enabled", "kubeconfig", "context", "namespace", "gpu_resource", "image", "agent_image", NULL,
+    "enabled", "kubeconfig", "context", "namespace", "gpu_resource", "gpu_label", "image",
+    "agent_image", "hosts_writable", NULL,
 };
 static const char *const network_modes[] = {"isolated", "host", NULL};
 static const char *const cgroups_modes[] = {"auto", "off", NULL};
@@ -747,13 +748,17 @@ static void parse_local(cctx_t *c, yaml_node_t *v)
 
 /* Why s is not a Kubernetes extended resource name (<domain>/<name>, as
  * nvidia.com/gpu), or NULL. */
-static const char *resource_name_problem(const char *s)
+/* A Kubernetes qualified name: [<DNS subdomain>/]<name>, the form of resource
+ * names and label keys.  NULL when valid, else why not. */
+static const char *qualified_name_problem(const char *s, bool domain_required)
 {
     const char *slash = strchr(s, '/');
-    if (!slash || strchr(slash + 1, '/'))
+    if (slash && strchr(slash + 1, '/'))
+        return "expected at most one '/', between a domain and a name";
+    if (!slash && domain_required)
         return "expected <domain>/<name>, e.g. nvidia.com/gpu or amd.com/gpu";
-    size_t dl = (size_t)(slash - s), nl = strlen(slash + 1);
-    if (dl == 0 || dl > 253)
+    size_t dl = slash ? (size_t)(slash - s) : 0;
+    if (slash && (dl == 0 || dl > 253))
         return "the domain before '/' must be 1 to 253 characters";
     for (size_t i = 0; i < dl;) {              /* DNS labels joined by '.' */
         size_t l = 0;
@@ -766,21 +771,39 @@ static const char *resource_name_problem(const char *s)
             return "the domain before '/' must be lowercase DNS labels joined by '.'";
         i += l + 1;
     }
-    if ((dl == 13 && !strncmp(s, "kubernetes.io", 13)) ||
-        (dl > 14 && !strncmp(s + dl - 14, ".kubernetes.io", 14)))
-        return "the domain may not be kubernetes.io (reserved for Kubernetes' own resources)";
+    const char *n = slash ? slash + 1 : s;
+    size_t nl = strlen(n);
     if (nl == 0 || nl > 63)
-        return "the name after '/' must be 1 to 63 characters";
-    const char *n = slash + 1;
+        return slash ? "the name after '/' must be 1 to 63 characters"
+                     : "the name must be 1 to 63 characters";
     for (size_t i = 0; i < nl; i++) {
         char ch = n[i];
         bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
                      (ch >= '0' && ch <= '9');
         if (!alnum && ((i == 0 || i == nl - 1) || (ch != '-' && ch != '_' && ch != '.')))
-            return "the name after '/' must be letters, digits, '-', '_' or '.', starting "
-                   "and ending with a letter or digit";
+            return slash ? "the name after '/' must be letters, digits, '-', '_' or '.', "
+                           "starting and ending with a letter or digit"
+                         : "the name must be letters, digits, '-', '_' or '.', starting and "
+                           "ending with a letter or digit";
     }
     return NULL;
+}
+
+static const char *resource_name_problem(const char *s)
+{
+    const char *bad = qualified_name_problem(s, true);
+    if (bad)
+        return bad;
+    size_t dl = (size_t)(strchr(s, '/') - s);
+    if ((dl == 13 && !strncmp(s, "kubernetes.io", 13)) ||
+        (dl > 14 && !strncmp(s + dl - 14, ".kubernetes.io", 14)))
+        return "the domain may not be kubernetes.io (reserved for Kubernetes' own resources)";
+    return NULL;
+}
+
+static const char *label_key_problem(const char *s)
+{
+    return qualified_name_problem(s, false);
 }
 
 /* A string value checked by problem(); stored into *dst. */
@@ -810,7 +833,7 @@ static void parse_kubernetes(cctx_t *c, yaml_node_t *v)
     kc->enabled = true;
     kc->has_enabled = true;
     if (!want_map(c, v, field, "enabled, kubeconfig, context, namespace, gpu_resource, "
-                  "image, agent_image"))
+                  "gpu_label, image, agent_image, hosts_writable"))
         return;
     JG_SPEC_FOR_PAIRS(v, p) {
         const char *key = jg_spec_key(&c->r, v, p, field);
@@ -855,6 +878,13 @@ static void parse_kubernetes(cctx_t *c, yaml_node_t *v)
         } else if (!strcmp(key, "gpu_resource") && !jg_spec_is_null(val)) {
             parse_checked(c, val, f, "a resource name like nvidia.com/gpu", "resource name",
                           resource_name_problem, &kc->gpu_resource, &kc->has_gpu_resource);
+        } else if (!strcmp(key, "gpu_label") && !jg_spec_is_null(val)) {
+            bool has = false;
+            parse_checked(c, val, f, "a node label key like skypilot.co/accelerator",
+                          "label key", label_key_problem, &kc->gpu_label, &has);
+        } else if (!strcmp(key, "hosts_writable")) {
+            kc->has_hosts_writable = parse_bool(c, val, f, &kc->hosts_writable) ||
+                                     kc->has_hosts_writable;
         } else if (!strcmp(key, "image") && !jg_spec_is_null(val)) {
             parse_checked(c, val, f, "a container image like ubuntu:22.04", "image",
                           jg_spec_image_problem, &kc->image, &kc->has_image);
@@ -1011,6 +1041,7 @@ jg_config_t *jg_config_defaults(void)
     cfg->local.cgroups = JG_CONFIG_CGROUPS_AUTO;
     cfg->kubernetes.enabled = false;
     cfg->kubernetes.gpu_resource = jg_xstrdup(JG_CONFIG_DEFAULT_GPU_RESOURCE);
+    cfg->kubernetes.hosts_writable = true;
     cfg->kubernetes.image = jg_xstrdup(JG_CONFIG_DEFAULT_IMAGE);
     cfg->kubernetes.agent_image = jg_xstrdup("jgsched/agent:" JG_VERSION);
     cfg->spec_limits = jg_spec_limits_default();
@@ -1121,6 +1152,7 @@ void jg_config_free(jg_config_t *cfg)
     free(cfg->kubernetes.context);
     free(cfg->kubernetes.namespace);
     free(cfg->kubernetes.gpu_resource);
+    free(cfg->kubernetes.gpu_label);
     free(cfg->kubernetes.image);
     free(cfg->kubernetes.agent_image);
     for (size_t i = 0; i < cfg->n_volumes; i++) {
@@ -1281,6 +1313,11 @@ char *jg_config_describe(const jg_config_t *cfg)
     fprintf(f, "    %-11s%s\n", "namespace:", k->namespace ? k->namespace
             : "the context's, else default");
     fprintf(f, "    gpu_resource: %s%s\n", k->gpu_resource, dflt(k->has_gpu_resource));
+    fprintf(f, "    %-11s%s\n", "gpu_label:", k->gpu_label ? k->gpu_label
+            : "none (accelerator jobs get no nodeSelector)");
+    fprintf(f, "    hosts_writable: %s%s\n", k->hosts_writable ? "yes (a uid-0 init container)"
+            : "no (no uid-0 container; non-root images cannot have the group's hosts)",
+            dflt(k->has_hosts_writable));
     fprintf(f, "    %-11s%s%s\n", "image:", k->image, dflt(k->has_image));
     fprintf(f, "    agent_image: %s%s\n", k->agent_image, dflt(k->has_agent_image));
     const jg_spec_limits_t *sl = &cfg->spec_limits;

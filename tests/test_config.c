@@ -471,6 +471,9 @@ Test(config, writing_the_kubernetes_section_enables_it)
     cr_assert_not(cfg->kubernetes.has_gpu_resource);
     cr_assert_str_eq(cfg->kubernetes.image, "ubuntu:22.04");
     cr_assert_str_eq(cfg->kubernetes.agent_image, "jgsched/agent:" JG_VERSION);
+    cr_assert_null(cfg->kubernetes.gpu_label);
+    cr_assert(cfg->kubernetes.hosts_writable, "the uid-0 init container by default");
+    cr_assert_not(cfg->kubernetes.has_hosts_writable);
     cr_assert(cfg->local.enabled, "local stays on beside it");
     /* an empty section is written too */
     cr_assert_not_null(parse("backends:\n  kubernetes:\n"));
@@ -493,6 +496,8 @@ Test(config, kubernetes_section_every_key)
                              "    context: kind-kind\n"
                              "    namespace: batch\n"
                              "    gpu_resource: amd.com/gpu\n"
+                             "    gpu_label: skypilot.co/accelerator\n"
+                             "    hosts_writable: false\n"
                              "    image: registry.example:5000/team/base@sha256:0123abcd\n"
                              "    agent_image: localhost/jgsched/agent:dev\n"));
     const jg_config_kubernetes_t *k = &cfg->kubernetes;
@@ -502,6 +507,9 @@ Test(config, kubernetes_section_every_key)
     cr_assert_str_eq(k->namespace, "batch");
     cr_assert_str_eq(k->gpu_resource, "amd.com/gpu");
     cr_assert(k->has_gpu_resource);
+    cr_assert_str_eq(k->gpu_label, "skypilot.co/accelerator");
+    cr_assert_not(k->hosts_writable);
+    cr_assert(k->has_hosts_writable);
     cr_assert_str_eq(k->image, "registry.example:5000/team/base@sha256:0123abcd");
     cr_assert(k->has_image);
     cr_assert_str_eq(k->agent_image, "localhost/jgsched/agent:dev");
@@ -513,6 +521,9 @@ Test(config, kubernetes_section_every_key)
         "    context:   kind-kind\n",
         "    namespace: batch\n",
         "    gpu_resource: amd.com/gpu\n",
+        "    gpu_label: skypilot.co/accelerator\n",
+        "    hosts_writable: no (no uid-0 container; non-root images cannot have the group's "
+        "hosts)\n",
         "    image:     registry.example:5000/team/base@sha256:0123abcd\n",
         "    agent_image: localhost/jgsched/agent:dev\n",
     };
@@ -553,7 +564,21 @@ Test(config, kubernetes_section_errors)
                  "'gpu_resource'?)", NULL);
     expect_error("backends: {kubernetes: [a]}\n",
                  "backends.kubernetes: expected a mapping (enabled, kubeconfig, context, "
-                 "namespace, gpu_resource, image, agent_image), got a list", NULL);
+                 "namespace, gpu_resource, gpu_label, image, agent_image, hosts_writable), got "
+                 "a list", NULL);
+    expect_error("backends:\n  kubernetes:\n    gpu_label: 'GPU type'\n",
+                 "c.yaml:3:16: backends.kubernetes.gpu_label: invalid label key 'GPU type': the "
+                 "name must be letters, digits, '-', '_' or '.', starting and ending with a "
+                 "letter or digit", NULL);
+    expect_error("backends: {kubernetes: {gpu_label: a/b/c}}\n",
+                 "invalid label key 'a/b/c': expected at most one '/'", NULL);
+    expect_error("backends: {kubernetes: {hosts_writable: sometimes}}\n",
+                 "backends.kubernetes.hosts_writable", NULL);
+    /* a label key may be unprefixed, or in a kubernetes.io domain (unlike a resource) */
+    cr_assert_not_null(parse("backends: {kubernetes: {gpu_label: accelerator}}\n"));
+    cr_assert_not_null(parse("backends: {kubernetes: {gpu_label: "
+                             "node.kubernetes.io/instance-type}}\n"));
+    cr_assert_str_eq(cfg->kubernetes.gpu_label, "node.kubernetes.io/instance-type");
 }
 
 Test(config, yaml_structure_errors)

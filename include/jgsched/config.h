@@ -102,6 +102,13 @@ typedef struct {
     char *gpu_resource;             /* the resource accelerators map to:
                                        JG_CONFIG_DEFAULT_GPU_RESOURCE unless set */
     bool has_gpu_resource;
+    char *gpu_label;                /* a node label key naming the accelerator type
+                                       (skypilot.co/accelerator): an accelerator job's
+                                       pods get a nodeSelector on it; NULL: none */
+    bool hosts_writable;            /* the agent's init container runs as uid 0 and
+                                       makes /etc/hosts writable for non-root images;
+                                       default true; false where uid 0 is forbidden */
+    bool has_hosts_writable;
     char *image;                    /* for a job that names none (image_id):
                                        JG_CONFIG_DEFAULT_IMAGE unless set */
     bool has_image;

@@ -254,6 +254,7 @@ static void k8s_destroy(jg_backend_t *base)
     free(b->agent_image);
     free(b->default_image);
     free(b->gpu_resource);
+    free(b->gpu_label);
     free(b->context);
     free(b->selector);
     free(base->name);
@@ -410,6 +411,7 @@ jg_backend_t *jg_backend_kubernetes_from_env(const jg_backend_env_t *env, const 
     b->default_image = jg_xstrdup(kc->image ? kc->image : JG_CONFIG_DEFAULT_IMAGE);
     b->gpu_resource = jg_xstrdup(kc->gpu_resource ? kc->gpu_resource
                                                   : JG_CONFIG_DEFAULT_GPU_RESOURCE);
+    b->gpu_label = kc->gpu_label ? jg_xstrdup(kc->gpu_label) : NULL;
     b->instance = instance_id(env->state_dir, err);
     if (!b->instance)
         goto fail;
@@ -428,8 +430,9 @@ jg_backend_t *jg_backend_kubernetes_from_env(const jg_backend_env_t *env, const 
     double grace_s = config->has_stop_grace ? config->stop_grace_s : 5;
     b->settings = (jg_k8s_settings_t){
         .namespace = b->namespace, .instance = b->instance, .agent_image = b->agent_image,
-        .default_image = b->default_image, .gpu_resource = b->gpu_resource, .gpu_label = NULL,
-        .stop_grace_ms = (int)(grace_s * 1000), .hosts_writable = true};
+        .default_image = b->default_image, .gpu_resource = b->gpu_resource,
+        .gpu_label = b->gpu_label, .stop_grace_ms = (int)(grace_s * 1000),
+        .hosts_writable = env->config ? kc->hosts_writable : true};
     b->client = client_from(env->loop, kube, err);
     if (!b->client)
         goto fail;

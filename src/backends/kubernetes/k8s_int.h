@@ -161,7 +161,7 @@ struct k8s_backend {
     jg_k8s_settings_t settings;
     char *namespace;
     char *instance;
-    char *agent_image, *default_image, *gpu_resource;
+    char *agent_image, *default_image, *gpu_resource, *gpu_label;
     char *context;
     char *selector;             /* managed-by=jgsched,jgsched.io/instance=<id> */
 
