@@ -276,6 +276,15 @@ static const rec_t *find(jg_backend_event_type_t type, int job, int rank)
     return NULL;
 }
 
+/* find() for an event the test goes on to read: its absence fails the test
+ * with every event so far, where a NULL would crash it without a word. */
+static const rec_t *must_find(jg_backend_event_type_t type, int job, int rank)
+{
+    const rec_t *r = find(type, job, rank);
+    cr_assert(r, "no event %d for job %d rank %d: %s", (int)type, job, rank, dump());
+    return r;
+}
+
 static size_t want_n;
 static jg_backend_event_type_t want_type;
 static bool have_wanted(void) { return count(want_type) >= want_n; }
@@ -725,7 +734,7 @@ Test(local, stop_at_the_barrier_cancels_before_run)
     cr_assert_not(find(JG_BACKEND_NODE_EXITED, 0, 0), "rank 0 was not asked to stop");
     cr_assert_eq(be->ops->release(be, 1, NULL), 0);
     cr_assert(wait_final(2));
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0);
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0);
     /* rank 0 ran, rank 1 never did: both touch the same marker, so check its log of steps */
     char st[512];
     cr_assert_gt(read_file(node_file(1, "a", 1, "status"), st, sizeof st), 0);
@@ -805,7 +814,7 @@ Test(local, node_runs_with_exactly_its_environment)
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
     cr_assert_eq(be->ops->release(be, 5, NULL), 0);
     cr_assert(wait_final(2));
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 1)->ev.exit_code, 0);
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 0, 1)->ev.exit_code, 0);
 
     char buf[16384];
     ssize_t len = read_file(node_file(5, "trainer", 1, "work/env.out"), buf, sizeof buf);
@@ -888,7 +897,7 @@ Test(local, job_without_run_exits_zero_after_release)
     cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 0, "exited before release");
     cr_assert_eq(be->ops->release(be, 1, NULL), 0);
     cr_assert(wait_final(1));
-    const rec_t *e = find(JG_BACKEND_NODE_EXITED, 0, 0);
+    const rec_t *e = must_find(JG_BACKEND_NODE_EXITED, 0, 0);
     cr_assert_eq(e->ev.exit_code, 0);
     cr_assert_not(e->ev.in_setup);
 }
@@ -971,7 +980,7 @@ Test(local, relaunch_runs_a_new_attempt_in_the_same_node)
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
     cr_assert_eq(be->ops->release(be, 2, NULL), 0);
     cr_assert(wait_final(1));
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 9);
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 9);
     launch_on(be, 2, 2);
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
     cr_assert_eq(evs[n_evs - 1].ev.attempt, 2);
@@ -1295,8 +1304,8 @@ Test(local, reattach_at_the_barrier_replays_setup_done_and_release_works)
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 4));
     cr_assert_eq(be2->ops->release(be2, 11, &err), 0, "%s", err.text);
     cr_assert(wait_final(2));
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 4);
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 1)->ev.exit_code, 4);
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 4);
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 0, 1)->ev.exit_code, 4);
 
     /* A handle for a process that no longer exists is a lost node. */
     jg_node_handle_t gone = {.job_index = 0, .rank = 0, .attempt = 1,
@@ -1353,7 +1362,7 @@ Test(local, root_runs_nodes_as_the_submitting_user)
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
     cr_assert_eq(be->ops->release(be, 14, NULL), 0);
     cr_assert(wait_final(1));
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0, "%s", dump());
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0, "%s", dump());
     char buf[128], want[160];
     snprintf(want, sizeof want, "%d\n", (int)pw->pw_uid);
     cr_assert_gt(read_file(node_file(14, "a", 0, "work/setup.uid"), buf, sizeof buf), 0);
@@ -1626,8 +1635,8 @@ Test(local, tmp_is_the_nodes_own_and_kept_across_its_attempts)
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
     cr_assert_eq(be->ops->release(be, 45, NULL), 0);
     cr_assert(wait_final(2));
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 29, "%s", dump());
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 1, 0)->ev.exit_code, 0,
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 29, "%s", dump());
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 1, 0)->ev.exit_code, 0,
                  "another node saw r-0's /tmp");
     cr_assert(exists(node_file(45, "r", 0, "tmp/recovery_marker")));
 
@@ -1790,7 +1799,7 @@ Test(local, a_process_that_left_the_process_group_ends_with_its_node)
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 2));
     cr_assert_eq(be->ops->release(be, 52, NULL), 0);
     cr_assert(wait_final(1));
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0);
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0);
     int pa = wait_pid_file(path_in(scratch, "a.pid"));
     cr_assert(wait_gone(pa), "a setsid'd process outlived its node");
     int pb = wait_pid_file(path_in(scratch, "b.pid"));
@@ -1841,7 +1850,7 @@ Test(local, a_shared_host_network_is_announced_never_silent)
     spec_job(spec, "a", 1, NULL, "hostname > hn; cat /etc/hosts > hosts");
     launch(54);
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1));
-    const rec_t *s = find(JG_BACKEND_NODE_STARTED, 0, 0);
+    const rec_t *s = must_find(JG_BACKEND_NODE_STARTED, 0, 0);
     cr_assert(strstr(s->handle, " addr=127.0.0.1 "), "%s", s->handle);
     cr_assert_eq(be->ops->release(be, 54, NULL), 0);
     cr_assert(wait_final(1));
@@ -2110,7 +2119,7 @@ static void two_nodes_share(const char *mount, int64_t gid)
     cr_assert_eq(be->ops->release(be, gid, NULL), 0);
     cr_assert(wait_final(2));
     cr_assert_eq(count(JG_BACKEND_NODE_EXITED), 2, "%s", dump());
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 1, 0)->ev.exit_code, 0, "%s", dump());
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 1, 0)->ev.exit_code, 0, "%s", dump());
     char buf[1024];
     cr_assert_gt(read_file(node_file(gid, "reader", 0, "output.log"), buf, sizeof buf), 0);
     cr_assert(strstr(buf, "Hello from writer\n"), "reader saw: %s", buf);
@@ -2182,7 +2191,7 @@ Test(local, a_mount_point_is_made_as_the_user_or_refused)
     cr_assert_eq(be->ops->launch(be, &req, &err), 0, "%s", err.text);
     cr_assert(wait_for(JG_BACKEND_LAUNCH_FAILED, 1), "%s", dump());
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
-    const rec_t *f = find(JG_BACKEND_LAUNCH_FAILED, 1, 0);
+    const rec_t *f = must_find(JG_BACKEND_LAUNCH_FAILED, 1, 0);
     char want[512];
     snprintf(want, sizeof want, "volume vol: the mount path %s does not exist and nobody may "
              "not create it (Permission denied)", no_path);
@@ -2346,7 +2355,7 @@ Test(local, cleanup_deletes_a_users_tree_off_the_loop_and_as_its_owner)
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
     cr_assert_eq(be->ops->release(be, 79, NULL), 0);
     cr_assert(wait_final(1));
-    cr_assert_eq(find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0, "%s", dump());
+    cr_assert_eq(must_find(JG_BACKEND_NODE_EXITED, 0, 0)->ev.exit_code, 0, "%s", dump());
     /* Root's directory inside the user's tree: the user cannot empty it. */
     char inside[512];
     snprintf(inside, sizeof inside, "%s", node_file(79, "a", 0, "work/sub/rootdir"));
@@ -2503,7 +2512,7 @@ Test(local, node_cgroup_knobs_and_an_oom_kill_on_a_stand_in_cgroup)
     spec_job(spec, "b", 1, NULL, "true");       /* its cgroup cannot be made: no knobs */
     launch(77);
     cr_assert(wait_for(JG_BACKEND_SETUP_DONE, 1), "%s", dump());
-    const rec_t *f = find(JG_BACKEND_LAUNCH_FAILED, 1, 0);
+    const rec_t *f = must_find(JG_BACKEND_LAUNCH_FAILED, 1, 0);
     snprintf(want, sizeof want, "cannot open %s/g77-b-0.1/cgroup.procs", fake);
     cr_assert(f && strstr(f->reason, want), "a node that cannot join its cgroup fails:%s",
               dump());
@@ -2671,7 +2680,7 @@ Test(local, a_link_for_the_nodes_tmp_is_refused_and_its_target_untouched)
     cr_assert_eq(symlink(target, tmp), 0);
     launch_node(94, 0, 0, 2);
     cr_assert(wait_for(JG_BACKEND_LAUNCH_FAILED, 1), "%s", dump());
-    cr_assert(strstr(find(JG_BACKEND_LAUNCH_FAILED, 0, 0)->reason, "it is not a directory"),
+    cr_assert(strstr(must_find(JG_BACKEND_LAUNCH_FAILED, 0, 0)->reason, "it is not a directory"),
               "%s", dump());
     struct stat st;
     cr_assert_eq(stat(target, &st), 0);
