@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh || exit 1
 passed=0
 failed=0
+failure_digest=$(mktemp)
 run_suite() {   # dir label [meson setup args...]; $TEST_ARGS: more meson test args
   local dir=$1 label=$2
   shift 2
@@ -27,6 +28,12 @@ run_suite() {   # dir label [meson setup args...]; $TEST_ARGS: more meson test a
   passed=$((passed + ${ok:-0}))
   failed=$((failed + ${fail:-0} + ${to:-0}))
   if [ -z "$ok" ]; then failed=$((failed + 1)); fi
+  # What failed, in a few lines the end of a long log still shows: the
+  # Criterion cases (failed, crashed, timed out) and the failing scripts' checks.
+  if [ "${fail:-0}${to:-0}" != 00 ]; then
+    grep -a -E '^\[FAIL\]|crashed|Timed out|^\[----\] .*:[0-9]+: |^FAIL[: ]|^not ok' \
+      "$dir/meson-logs/testlog.txt" 2>/dev/null | head -40 >> "$failure_digest"
+  fi
   # A sanitizer report in a test's forked child does not always fail the test
   # (Criterion misses LeakSanitizer's exit in its workers): read the log too.
   local reports
@@ -53,5 +60,10 @@ passed=$((passed + fuzz_ok))
 failed=$((failed + fuzz_fail))
 if [ $((fuzz_ok + fuzz_fail)) -eq 0 ]; then failed=$((failed + 1)); fi   # did not build
 rm -f "$fuzz_log"
+if [ -s "$failure_digest" ]; then
+  echo "== what failed (from the test logs)"
+  cat "$failure_digest"
+fi
+rm -f "$failure_digest"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
