@@ -519,15 +519,35 @@ Test(netns, kill_members_kills_a_node_but_never_its_callers_namespace)
     cr_assert(dead, "the process that left the node survived");
 }
 
-static int count_lines(const char *path)
+/* The whole of a small text file (mountinfo), or "" (static buffer per slot). */
+static const char *slurp(const char *path, int slot)
 {
+    static char bufs[2][65536];
+    char *buf = bufs[slot];
     FILE *f = fopen(path, "r");
-    int n = 0, c;
-    while (f && (c = fgetc(f)) != EOF)
-        n += c == '\n';
+    size_t n = f ? fread(buf, 1, sizeof bufs[0] - 1, f) : 0;
     if (f)
         fclose(f);
-    return n;
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The lines of a that b lacks, for a failure message. */
+static const char *lines_not_in(const char *a, const char *b)
+{
+    static char out[8192];
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *l = a; *l && used < sizeof out - 300;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line - 1 ? len : sizeof line - 1), l);
+        if (!strstr(b, line))
+            used += (size_t)snprintf(out + used, sizeof out - used, "\n  %s", line);
+        l += len + (e ? 1 : 0);
+    }
+    return out;
 }
 
 /* Links of this process's network namespace (sysfs would show the namespace
@@ -554,7 +574,8 @@ Test(netns, a_hundred_groups_in_a_row_leave_nothing_behind)
         cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
     }
     int links = count_links();
-    int mounts = count_lines("/proc/self/mountinfo");
+    char mounts_before[65536];
+    snprintf(mounts_before, sizeof mounts_before, "%s", slurp("/proc/self/mountinfo", 0));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int g = 0; g < 100; g++) {
@@ -577,7 +598,10 @@ Test(netns, a_hundred_groups_in_a_row_leave_nothing_behind)
     cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a child is left");
     cr_assert_eq(errno, ECHILD);
     cr_assert_eq(count_links(), links, "links were left in the host");
-    cr_assert_eq(count_lines("/proc/self/mountinfo"), mounts, "mounts were left in the host");
+    const char *mounts_after = slurp("/proc/self/mountinfo", 1);
+    cr_assert_str_eq(mounts_after, mounts_before, "the host's mounts changed:\nnew:%s\ngone:%s",
+                     lines_not_in(mounts_after, mounts_before),
+                     lines_not_in(mounts_before, mounts_after));
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     cr_log_info("100 groups of 2 nodes: %.0f ms", ms);
 }
