@@ -171,6 +171,16 @@ static const own_policy_t *own_policy(const char *label, const char *lua)
     return &p;
 }
 
+/* Parses yaml with the default spec limits; the test fails if it does not parse. */
+static jg_group_spec_t *parse_spec(const char *yaml)
+{
+    jg_spec_errors_t errs = {0};
+    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
+    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    return spec;
+}
+
 /* Submits, as user, a one-job, one-node group (2 cpus) under policy (NULL:
  * default) whose job restarts once on an error, and admits it.  0 if the
  * submit was refused (err says why). */
@@ -182,10 +192,7 @@ static int64_t submit_as(const own_policy_t *policy, const char *user, uid_t uid
              "name: main\nresources:\n  cpus: 2\njob_recovery:\n  max_restarts_on_errors: 1\n"
              "run: 'true'\n",
              policy ? "policy: " : "", policy ? policy->label : "", policy ? "\n" : "");
-    jg_spec_errors_t errs = {0};
-    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
-    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
-    jg_spec_errors_free(&errs);
+    jg_group_spec_t *spec = parse_spec(yaml);
     int64_t id = 0;
     if (jg_sched_submit_own_policy(sched, spec, policy ? policy->text : NULL,
                                    policy ? strlen(policy->text) : 0, uid, (gid_t)uid, user, &id,
@@ -393,14 +400,20 @@ Test(sched, a_restart_waiting_for_its_delay_survives_a_daemon_restart)
 
 /* ---- admission ---------------------------------------------------------------- */
 
-Test(sched, a_configured_admin_is_an_admin_to_the_policy)
+/* Restarts the scheduler under the config.yaml text; the test fails if it
+ * does not parse. */
+static void restart_with_config(const char *text)
 {
     jg_spec_errors_t errs = {0};
-    const char *text = "admins: [alice]\n";
     config = jg_config_parse(text, strlen(text), "config.yaml", &errs);
     cr_assert_not_null(config, "%s", errs.count ? errs.messages[0] : "?");
     jg_spec_errors_free(&errs);
     restart_sched();
+}
+
+Test(sched, a_configured_admin_is_an_admin_to_the_policy)
+{
+    restart_with_config("admins: [alice]\n");
     const own_policy_t *policy = own_policy("admins-only",
         "return {\n"
         "  on_submit = function(group, user)\n"
@@ -416,18 +429,22 @@ Test(sched, a_configured_admin_is_an_admin_to_the_policy)
 
 /* ---- more harness: any spec, any node, the store's rows --------------------- */
 
-static int64_t submit_yaml(const char *yaml)
+/* Submits yaml as user (with the test's own uid) and runs a pass; the test
+ * fails if the submit is refused. */
+static int64_t submit_yaml_as(const char *yaml, const char *user)
 {
-    jg_spec_errors_t errs = {0};
-    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
-    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
-    jg_spec_errors_free(&errs);
+    jg_group_spec_t *spec = parse_spec(yaml);
     int64_t id = 0;
     jg_error_t err = {{0}};
-    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), "alice", &id, &err), 0, "%s",
+    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), user, &id, &err), 0, "%s",
                  err.text);
     jg_sched_pass(sched);
     return id;
+}
+
+static int64_t submit_yaml(const char *yaml)
+{
+    return submit_yaml_as(yaml, "alice");
 }
 
 static void node_event(jg_backend_event_type_t type, int64_t id, int job, int rank, int attempt,
@@ -899,10 +916,7 @@ Test(sched, a_users_own_priority_does_not_jump_the_queue)
 Test(sched, a_policy_path_in_a_submitted_group_is_refused)
 {
     const char *yaml = "---\nname: g\npolicy: /etc/shadow\n---\nname: main\nrun: 'true'\n";
-    jg_spec_errors_t errs = {0};
-    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
-    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
-    jg_spec_errors_free(&errs);
+    jg_group_spec_t *spec = parse_spec(yaml);
     int64_t id = 0;
     jg_error_t err = {{0}};
     cr_assert_eq(jg_sched_submit(sched, spec, 1003, 1003, "mallory", &id, &err), -1);
@@ -1195,15 +1209,7 @@ Test(sched, two_instances_of_a_kind_are_kept_apart)
     const char *yaml = "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n---\n"
                        "name: main\nresources:\n  cpus: 2\n"
                        "  infra: kubernetes/ctx-b\nrun: 'true'\n";
-    jg_spec_errors_t errs = {0};
-    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
-    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
-    jg_spec_errors_free(&errs);
-    int64_t id = 0;
-    jg_error_t err = {{0}};
-    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), "alice", &id, &err), 0, "%s",
-                 err.text);
-    jg_sched_pass(sched);
+    int64_t id = submit_yaml(yaml);
     cr_assert_eq(extra_states[1].launches, 1, "not launched on ctx-b");
     cr_expect_eq(extra_states[0].launches, 0, "launched on ctx-a");
     cr_expect_eq(fake.launches, 0);
@@ -1258,16 +1264,7 @@ static int64_t submit_cpus(const char *user, int cpus, const char *infra)
              "---\nname: g\nplacement: SAME_INFRA\nexecution: parallel\n---\n"
              "name: main\nresources:\n  cpus: %d\n%s%s%srun: 'true'\n", cpus,
              infra ? "  infra: " : "", infra ? infra : "", infra ? "\n" : "");
-    jg_spec_errors_t errs = {0};
-    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
-    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
-    jg_spec_errors_free(&errs);
-    int64_t id = 0;
-    jg_error_t err = {{0}};
-    cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), user, &id, &err), 0, "%s",
-                 err.text);
-    jg_sched_pass(sched);
-    return id;
+    return submit_yaml_as(yaml, user);
 }
 
 /* A running group ends (its one node exits 0) and its backend reports it cleaned. */
@@ -1442,12 +1439,7 @@ Test(sched, a_long_queue_drains_in_order_and_says_why_each_waits)
  * and usage released by the end is counted (the per-user records). */
 Test(sched, a_user_at_their_limit_is_passed_over_and_resumes_when_a_group_ends)
 {
-    jg_spec_errors_t errs = {0};
-    const char *text = "limits:\n  users:\n    alice: {running_groups: 1}\n";
-    config = jg_config_parse(text, strlen(text), "config.yaml", &errs);
-    cr_assert_not_null(config, "%s", errs.count ? errs.messages[0] : "?");
-    jg_spec_errors_free(&errs);
-    restart_sched();
+    restart_with_config("limits:\n  users:\n    alice: {running_groups: 1}\n");
     int64_t first = submit_cpus("alice", 1, NULL);
     int64_t second = submit_cpus("alice", 1, NULL);
     int64_t third = submit_cpus("alice", 1, NULL);
@@ -1469,12 +1461,7 @@ Test(sched, a_user_at_their_limit_is_passed_over_and_resumes_when_a_group_ends)
  * change nothing of that. */
 Test(sched, a_long_queue_of_a_user_at_the_limit_starts_one_by_one_in_order)
 {
-    jg_spec_errors_t errs = {0};
-    const char *text = "limits:\n  users:\n    alice: {running_groups: 1}\n";
-    config = jg_config_parse(text, strlen(text), "config.yaml", &errs);
-    cr_assert_not_null(config, "%s", errs.count ? errs.messages[0] : "?");
-    jg_spec_errors_free(&errs);
-    restart_sched();
+    restart_with_config("limits:\n  users:\n    alice: {running_groups: 1}\n");
     enum { N = 300 };
     static int64_t ids[N];
     for (int i = 0; i < N; i++)
@@ -1503,10 +1490,7 @@ Test(sched, a_long_queue_of_a_user_at_the_limit_starts_one_by_one_in_order)
 Test(sched, volumes_of_the_infra_are_not_resolved_by_the_daemon)
 {
     const char *yaml = "name: v\nvolumes:\n  /mnt/shared: shared-volume\nrun: 'true'\n";
-    jg_spec_errors_t errs = {0};
-    jg_group_spec_t *spec = jg_spec_parse(yaml, strlen(yaml), NULL, &errs);
-    cr_assert_not_null(spec, "%s", errs.count ? errs.messages[0] : "?");
-    jg_spec_errors_free(&errs);
+    jg_group_spec_t *spec = parse_spec(yaml);
     int64_t id = 0;
     jg_error_t err = {{0}};
     cr_assert_eq(jg_sched_submit(sched, spec, getuid(), getgid(), "alice", &id, &err), -1);
