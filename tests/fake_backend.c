@@ -22,6 +22,7 @@ typedef struct {
     void *ctx;
     queued_t *head, *tail;
     uint64_t timer;
+    jg_backend_ops_t ops;   /* fake_ops, with the flags of st */
 } fake_t;
 
 static fake_t *impl(jg_backend_t *b)
@@ -262,26 +263,12 @@ static const jg_backend_ops_t fake_ops = {
     .destroy = fake_destroy,
 };
 
-static const jg_backend_ops_t fake_infra_volume_ops = {
-    .kind = "fake",
-    .volumes_in_infra = true,
-    .fit = fake_fit,
-    .launch = fake_launch,
-    .release = fake_release,
-    .stop = fake_stop,
-    .reattach = fake_reattach,
-    .cleanup = fake_cleanup,
-    .sweep = fake_sweep,
-    .warning = fake_warning,
-    .capacity = fake_capacity,
-    .notes = fake_notes,
-    .destroy = fake_destroy,
-};
-
 jg_backend_t *fake_backend_create(const char *name, fake_state_t *st, jg_loop_t *loop)
 {
     fake_t *f = calloc(1, sizeof *f);
-    f->base.ops = st->volumes_in_infra ? &fake_infra_volume_ops : &fake_ops;
+    f->ops = fake_ops;
+    f->ops.volumes_in_infra = st->volumes_in_infra;
+    f->base.ops = &f->ops;
     f->base.name = strdup(name);
     f->base.impl = f;
     f->st = st;
