@@ -62,6 +62,22 @@ static bool hopeless_wait(const char *reason)
     return !strcmp(reason, "InvalidImageName") || !strcmp(reason, "ErrImageNeverPull");
 }
 
+/* The agent's install (init) container ended with an error: the launch
+ * failed.  Fills out and says so. */
+static bool install_failed(json_t *status, k8s_pod_state_t *out)
+{
+    json_t *init = container_status(status, "initContainerStatuses", "jg-agent-install");
+    json_t *iterm = json_object_get(json_object_get(init, "state"), "terminated");
+    if (!iterm || json_integer_value(json_object_get(iterm, "exitCode")) == 0)
+        return false;
+    out->phase = K8S_POD_FAILED;
+    snprintf(out->reason, sizeof out->reason,
+             "the init container jg-agent-install failed (exit code %lld%s%s)",
+             (long long)json_integer_value(json_object_get(iterm, "exitCode")),
+             *str(iterm, "message") ? ": " : "", str(iterm, "message"));
+    return true;
+}
+
 void k8s_pod_state(json_t *pod, k8s_pod_state_t *out)
 {
     memset(out, 0, sizeof *out);
@@ -84,16 +100,8 @@ void k8s_pod_state(json_t *pod, k8s_pod_state_t *out)
         return;
     }
     if (!strcmp(phase, "Failed") && (!strcmp(str(status, "reason"), "Evicted") || !terminated)) {
-        json_t *init = container_status(status, "initContainerStatuses", "jg-agent-install");
-        json_t *iterm = json_object_get(json_object_get(init, "state"), "terminated");
-        if (iterm && json_integer_value(json_object_get(iterm, "exitCode")) != 0) {
-            out->phase = K8S_POD_FAILED;
-            snprintf(out->reason, sizeof out->reason,
-                     "the init container jg-agent-install failed (exit code %lld%s%s)",
-                     (long long)json_integer_value(json_object_get(iterm, "exitCode")),
-                     *str(iterm, "message") ? ": " : "", str(iterm, "message"));
+        if (install_failed(status, out))
             return;
-        }
         out->phase = K8S_POD_LOST;
         reason_of(out->reason, sizeof out->reason,
                   *str(status, "reason") ? str(status, "reason") : "pod failed",
@@ -101,18 +109,10 @@ void k8s_pod_state(json_t *pod, k8s_pod_state_t *out)
         return;
     }
 
-    json_t *init = container_status(status, "initContainerStatuses", "jg-agent-install");
-    json_t *init_state = json_object_get(init, "state");
-    json_t *iterm = json_object_get(init_state, "terminated");
-    if (iterm && json_integer_value(json_object_get(iterm, "exitCode")) != 0) {
-        out->phase = K8S_POD_FAILED;
-        snprintf(out->reason, sizeof out->reason,
-                 "the init container jg-agent-install failed (exit code %lld%s%s)",
-                 (long long)json_integer_value(json_object_get(iterm, "exitCode")),
-                 *str(iterm, "message") ? ": " : "", str(iterm, "message"));
+    if (install_failed(status, out))
         return;
-    }
-    json_t *iwait = json_object_get(init_state, "waiting");
+    json_t *init = container_status(status, "initContainerStatuses", "jg-agent-install");
+    json_t *iwait = json_object_get(json_object_get(init, "state"), "waiting");
     if (iwait && !ordinary_wait(str(iwait, "reason"))) {
         out->phase = hopeless_wait(str(iwait, "reason")) ? K8S_POD_FAILED : K8S_POD_WAITING;
         char r[200];
