@@ -25,29 +25,6 @@
 /* What an agent answers is a few hundred bytes; the job shares its pod. */
 #define AGENT_MAX_BODY (64u << 10)
 
-typedef struct {
-    k8s_backend_t *b;
-    int64_t group_id;
-    char job[JG_K8S_DNS_LABEL_MAX + 1];
-    int rank;
-    int attempt;
-} node_key_t;
-
-static node_key_t key_of(k8s_node_t *n)
-{
-    node_key_t k = {.b = n->g->b, .group_id = n->g->id, .rank = n->rank, .attempt = n->attempt};
-    snprintf(k.job, sizeof k.job, "%s", n->job);
-    return k;
-}
-
-/* The node a callback is about, if it is still there and on that attempt. */
-static k8s_node_t *node_for(const node_key_t *k)
-{
-    k8s_group_t *g = k8s_group_find(k->b, k->group_id, false);
-    k8s_node_t *n = g ? k8s_node_find(g, k->job, k->rank) : NULL;
-    return n && n->attempt == k->attempt ? n : NULL;
-}
-
 static char *proxy_path(k8s_node_t *n, const char *endpoint)
 {
     return jg_xasprintf("/api/v1/namespaces/%s/pods/%s:%d/proxy/%s", n->g->b->namespace, n->pod,
@@ -114,8 +91,8 @@ static void state_seen(k8s_node_t *n, json_t *st)
 
 static void poll_done(void *ctx, const jg_k8s_response_t *resp)
 {
-    node_key_t *k = ctx;
-    k8s_node_t *n = node_for(k);
+    k8s_node_key_t *k = ctx;
+    k8s_node_t *n = k8s_node_by_key(k);
     if (n && n->poll_ctx == k) {
         n->poll = NULL;
         n->poll_ctx = NULL;
@@ -163,8 +140,8 @@ static void poll_send(k8s_node_t *n)
     else
         query[0] = '\0';
     char *header = jg_xasprintf("X-Jgsched-Token: %s", n->g->token);
-    node_key_t *k = k8s_ctx_new(n->g->b, sizeof *k, NULL);
-    *k = key_of(n);
+    k8s_node_key_t *k = k8s_ctx_new(n->g->b, sizeof *k, NULL);
+    *k = k8s_node_key(n);
     /* The first ask answers at once: a short limit, since a pod whose
      * network is not up yet may leave the proxy's connection hanging. */
     jg_k8s_request_opts_t o = {.method = "GET", .path = path, .query = query, .header = header,
@@ -189,22 +166,13 @@ void k8s_agent_poll_start(k8s_node_t *n)
 
 void k8s_agent_stop(k8s_node_t *n)
 {
-    if (n->poll) {
-        jg_k8s_cancel(n->poll);
-        k8s_ctx_free(n->poll_ctx);
-        n->poll = NULL;
-        n->poll_ctx = NULL;
-    }
-    if (n->poll_timer) {
-        jg_loop_cancel_timer(n->g->b->loop, n->poll_timer);
-        n->poll_timer = 0;
-    }
+    k8s_request_stop(n->g->b, &n->poll, &n->poll_ctx, &n->poll_timer);
 }
 
 /* ---- POSTs */
 
 typedef struct {
-    node_key_t key;
+    k8s_node_key_t key;
     char *endpoint, *query, *body;
     void (*done)(k8s_node_t *n, bool ok, const char *why);
     int tries;
@@ -239,7 +207,7 @@ static void post_retry(jg_loop_t *loop, void *arg)
 static void post_done(void *ctx, const jg_k8s_response_t *resp)
 {
     post_t *p = ctx;
-    k8s_node_t *n = node_for(&p->key);
+    k8s_node_t *n = k8s_node_by_key(&p->key);
     if (!n) {
         post_free(p);
         return;
@@ -267,7 +235,7 @@ static void post_done(void *ctx, const jg_k8s_response_t *resp)
 
 static void post_send(post_t *p)
 {
-    k8s_node_t *n = node_for(&p->key);
+    k8s_node_t *n = k8s_node_by_key(&p->key);
     if (!n) {
         post_free(p);
         return;
@@ -294,7 +262,7 @@ void k8s_agent_post(k8s_node_t *n, const char *endpoint, const char *query, cons
                     void (*done)(k8s_node_t *n, bool ok, const char *why))
 {
     post_t *p = k8s_ctx_new(n->g->b, sizeof *p, post_dtor);
-    p->key = key_of(n);
+    p->key = k8s_node_key(n);
     p->endpoint = jg_xstrdup(endpoint);
     p->query = jg_xstrdup(query);
     p->body = jg_xstrdup(body);

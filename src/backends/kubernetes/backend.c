@@ -163,6 +163,35 @@ k8s_node_t *k8s_node_add(k8s_group_t *g, int job_index, const char *job, int ran
     return n;
 }
 
+k8s_node_key_t k8s_node_key(const k8s_node_t *n)
+{
+    k8s_node_key_t k = {.b = n->g->b, .group_id = n->g->id, .rank = n->rank,
+                        .attempt = n->attempt};
+    snprintf(k.job, sizeof k.job, "%s", n->job);
+    return k;
+}
+
+k8s_node_t *k8s_node_by_key(const k8s_node_key_t *k)
+{
+    k8s_group_t *g = k8s_group_find(k->b, k->group_id, false);
+    k8s_node_t *n = g ? k8s_node_find(g, k->job, k->rank) : NULL;
+    return n && n->attempt == k->attempt ? n : NULL;
+}
+
+void k8s_request_stop(k8s_backend_t *b, jg_k8s_request_t **req, void **ctx, uint64_t *timer)
+{
+    if (*req) {
+        jg_k8s_cancel(*req);
+        k8s_ctx_free(*ctx);
+        *req = NULL;
+        *ctx = NULL;
+    }
+    if (*timer) {
+        jg_loop_cancel_timer(b->loop, *timer);
+        *timer = 0;
+    }
+}
+
 static void node_free(k8s_node_t *n)
 {
     k8s_backend_t *b = n->g->b;

@@ -197,6 +197,22 @@ k8s_group_t *k8s_group_find(k8s_backend_t *b, int64_t id, bool make);
 void k8s_group_maybe_free(k8s_group_t *g);
 k8s_node_t *k8s_node_find(k8s_group_t *g, const char *job, int rank);
 k8s_node_t *k8s_node_add(k8s_group_t *g, int job_index, const char *job, int rank);
+
+/* A node as a request's or timer's context names it: by the time the answer
+ * comes the node may be gone or launched again. */
+typedef struct {
+    k8s_backend_t *b;
+    int64_t group_id;
+    char job[JG_K8S_DNS_LABEL_MAX + 1];
+    int rank;
+    int attempt;
+} k8s_node_key_t;
+k8s_node_key_t k8s_node_key(const k8s_node_t *n);
+/* The node k names, if it is still there and on k's attempt; NULL otherwise. */
+k8s_node_t *k8s_node_by_key(const k8s_node_key_t *k);
+/* Cancels a node's request in flight (freeing its context, *ctx) and its
+ * timer, whichever are set, and clears them. */
+void k8s_request_stop(k8s_backend_t *b, jg_k8s_request_t **req, void **ctx, uint64_t *timer);
 char *k8s_pods_path(k8s_backend_t *b);     /* "/api/v1/namespaces/<ns>/pods" */
 
 /* capacity.c */

@@ -55,21 +55,6 @@ static void group_launch_failed(k8s_group_t *g, const char *reason)
 
 /* ---- pods */
 
-typedef struct {
-    k8s_backend_t *b;
-    int64_t group_id;
-    char job[JG_K8S_DNS_LABEL_MAX + 1];
-    int rank;
-    int attempt;
-} pod_ctx_t;
-
-static k8s_node_t *node_of(pod_ctx_t *pc)
-{
-    k8s_group_t *g = k8s_group_find(pc->b, pc->group_id, false);
-    k8s_node_t *n = g ? k8s_node_find(g, pc->job, pc->rank) : NULL;
-    return n && n->attempt == pc->attempt ? n : NULL;
-}
-
 static void create_again(jg_loop_t *loop, void *arg)
 {
     (void)loop;
@@ -80,9 +65,9 @@ static void create_again(jg_loop_t *loop, void *arg)
 
 static void pod_created(void *ctx, const jg_k8s_response_t *resp)
 {
-    pod_ctx_t *pc = ctx;
-    k8s_node_t *n = node_of(pc);
-    k8s_ctx_free(pc);
+    k8s_node_key_t *key = ctx;
+    k8s_node_t *n = k8s_node_by_key(key);
+    k8s_ctx_free(key);
     if (!n || n->ended)
         return;
     if (resp->status == 201 || resp->status == 200) {
@@ -175,12 +160,11 @@ void k8s_create_pod(k8s_node_t *n)
         k8s_launch_failed(n, err.text);
         return;
     }
-    pod_ctx_t *pc = k8s_ctx_new(b, sizeof *pc, NULL);
-    *pc = (pod_ctx_t){.b = b, .group_id = g->id, .rank = n->rank, .attempt = n->attempt};
-    snprintf(pc->job, sizeof pc->job, "%s", n->job);
+    k8s_node_key_t *key = k8s_ctx_new(b, sizeof *key, NULL);
+    *key = k8s_node_key(n);
     char *path = k8s_pods_path(b);
     jg_k8s_request_opts_t o = {.method = "POST", .path = path, .body = pod,
-                               .on_done = pod_created, .ctx = pc};
+                               .on_done = pod_created, .ctx = key};
     /* A new pod: nothing of the old one's state carries over. */
     n->started = false;
     n->uid[0] = '\0';
@@ -194,7 +178,7 @@ void k8s_create_pod(k8s_node_t *n)
     n->deleting = false;
     n->create_sent = true;
     if (!jg_k8s_request(b->client, &o, &err)) {
-        k8s_ctx_free(pc);
+        k8s_ctx_free(key);
         n->create_sent = false;
         k8s_launch_failed(n, err.text);
     }

@@ -116,14 +116,5 @@ void k8s_log_start(k8s_node_t *n)
 
 void k8s_log_stop(k8s_node_t *n)
 {
-    if (n->log) {
-        jg_k8s_cancel(n->log);
-        k8s_ctx_free(n->log_ctx);
-        n->log = NULL;
-        n->log_ctx = NULL;
-    }
-    if (n->log_timer) {
-        jg_loop_cancel_timer(n->g->b->loop, n->log_timer);
-        n->log_timer = 0;
-    }
+    k8s_request_stop(n->g->b, &n->log, &n->log_ctx, &n->log_timer);
 }
