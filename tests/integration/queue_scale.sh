@@ -157,44 +157,16 @@ assert_contains "$OUT" "fill-99901" "show 99901"
 ok "show answers for any of the stored groups"
 
 # ---- many groups in one call
-cat >"$JG_WORK/big4.yaml" <<'EOF'
----
-name: big4
-execution: parallel
----
-name: work
-resources:
-  cpus: 4
-run: "true"
-EOF
-cat >"$JG_WORK/bad.yaml" <<'EOF'
----
-name: bad
-execution: parallel
----
-name: work
-num_nodes: lots
-run: "true"
-EOF
-cat >"$JG_WORK/wide.yaml" <<'EOF'
----
-name: wide
-execution: parallel
----
-name: work
-num_nodes: 3
-run: "true"
-EOF
-cat >"$JG_WORK/other.yaml" <<'EOF'
----
-name: other
-execution: parallel
----
-name: work
-resources:
-  cpus: 4
-run: "true"
-EOF
+# group_file NAME JOB_LINES: $JG_WORK/NAME.yaml, a group NAME of one job
+# "work" (JOB_LINES before its run: line 6 on).
+group_file() {
+    printf -- '---\nname: %s\nexecution: parallel\n---\nname: work\n%s\nrun: "true"\n' \
+        "$1" "$2" >"$JG_WORK/$1.yaml"
+}
+group_file big4 $'resources:\n  cpus: 4'
+group_file bad 'num_nodes: lots'
+group_file wide 'num_nodes: 3'
+group_file other $'resources:\n  cpus: 4'
 jgc submit "$JG_WORK/big4.yaml" "$JG_WORK/bad.yaml" --infra local
 assert_eq "$RC" 2 "exit status of a call with a file that does not validate"
 assert_contains "$ERR" "$JG_WORK/bad.yaml:6:12: num_nodes" "the error names file:line:col"
