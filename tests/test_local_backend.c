@@ -1179,28 +1179,29 @@ Test(local, a_launch_does_not_wait_for_the_group_network)
     cr_assert_eq(count(JG_BACKEND_LAUNCH_FAILED), 0, "%s", dump());
 }
 
+/* Launches group id (name) of one job of n sleeping nodes and stops it at
+ * once: every node, queued or not yet, is started and then stopped. */
+static void stop_right_after_launch(const char *name, int64_t id, size_t n)
+{
+    spec = spec_new(name);
+    spec_job(spec, "a", (int)n, NULL, "exec sleep 300");
+    launch(id);
+    jg_error_t err;
+    cr_assert_eq(be->ops->stop(be, id, -1, -1, 0, &err), 0, "%s", err.text);
+    cr_assert(wait_final(n), "%s", dump());
+    cr_assert_eq(count(JG_BACKEND_NODE_STARTED), n, "%s", dump());
+}
+
 /* A stop that comes while the group's network is still being built: the
  * queued nodes are started and stopped like the others. */
 Test(local, a_stop_before_the_group_network_is_up_stops_every_node)
 {
-    spec = spec_new("netstop");
-    spec_job(spec, "a", 3, NULL, "exec sleep 300");
-    launch(76);
-    jg_error_t err;
-    cr_assert_eq(be->ops->stop(be, 76, -1, -1, 0, &err), 0, "%s", err.text);
-    cr_assert(wait_final(3), "%s", dump());
-    cr_assert_eq(count(JG_BACKEND_NODE_STARTED), 3, "%s", dump());
+    stop_right_after_launch("netstop", 76, 3);
 }
 
 Test(local, a_stop_during_a_spread_launch_stops_its_queued_nodes_too)
 {
-    spec = spec_new("bigstop");
-    spec_job(spec, "a", 20, NULL, "exec sleep 300");
-    launch(74);
-    jg_error_t err;
-    cr_assert_eq(be->ops->stop(be, 74, -1, -1, 0, &err), 0, "%s", err.text);
-    cr_assert(wait_final(20), "%s", dump());
-    cr_assert_eq(count(JG_BACKEND_NODE_STARTED), 20, "%s", dump());
+    stop_right_after_launch("bigstop", 74, 20);
 }
 
 /* ---- reattach after a daemon restart ------------------------------------ */
