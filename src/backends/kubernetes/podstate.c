@@ -177,13 +177,21 @@ bool k8s_pod_labels(json_t *pod, int64_t *group_id, const char **job, int *rank,
     return true;
 }
 
-double k8s_parse_cpu(const char *q)
+/* The number a quantity starts with (*end: its suffix), or -1 if it has none
+ * or it is not a finite number >= 0. */
+static double quantity_number(const char *q, char **end)
 {
     if (!q || !*q)
         return -1;
+    double v = strtod(q, end);
+    return *end == q || !isfinite(v) || v < 0 ? -1 : v;
+}
+
+double k8s_parse_cpu(const char *q)
+{
     char *end;
-    double v = strtod(q, &end);
-    if (end == q || !isfinite(v) || v < 0)
+    double v = quantity_number(q, &end);
+    if (v < 0)
         return -1;
     if (!strcmp(end, "m"))
         return v / 1000;
@@ -202,11 +210,9 @@ double k8s_parse_memory_gib(const char *q)
     } units[] = {{"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0},
                  {"Ti", 1099511627776.0}, {"k", 1e3}, {"K", 1e3}, {"M", 1e6},
                  {"G", 1e9}, {"T", 1e12}, {"m", 1e-3}, {"", 1}};
-    if (!q || !*q)
-        return -1;
     char *end;
-    double v = strtod(q, &end);
-    if (end == q || !isfinite(v) || v < 0)
+    double v = quantity_number(q, &end);
+    if (v < 0)
         return -1;
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (!strcmp(end, units[i].suffix))
