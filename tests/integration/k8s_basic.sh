@@ -22,23 +22,15 @@
 #   - --infra kubernetes/<a context the kubeconfig lacks> is refused at
 #     submit with the reason.
 # Skips (77) without root (the kubelet makes network namespaces) or node/npm.
-# shellcheck source=SCRIPTDIR/lib.sh
-. "$(dirname "$0")/lib.sh"
+# Its own server setup (default namespace, two small nodes), but k8s_lib.sh's
+# checks, waits and failure dump.
+# shellcheck source=SCRIPTDIR/k8s_lib.sh
+. "$(dirname "$0")/k8s_lib.sh"
 # shellcheck source=SCRIPTDIR/tools/daemon.sh
 . "$(dirname "$0")/tools/daemon.sh"
-# shellcheck source=SCRIPTDIR/../k8s/apiserver/lib.sh
-. "$JG_SOURCE_ROOT/tests/k8s/apiserver/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: the test API server's kubelet needs root"
-    exit 77
-fi
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    echo "SKIP: node and npm are needed for the test API server"
-    exit 77
-fi
-: "${JGSCHED_AGENT:?JGSCHED_AGENT must name the built jgsched-agent}"
-command -v jq >/dev/null || fail "jq is needed"
+k8s_need
+K8S_NS=default
 
 START_HOME=""
 AGENT_DIR=""
@@ -92,15 +84,8 @@ stop_grace: 2"
 jg_setup
 
 # ---- jgsched infra: kubernetes, reachable, with the Nodes' capacity
-deadline=$((SECONDS + 60))
-while :; do
-    jgc infra --json
-    row=$(jq -c '(.backends // .)[]? | select(.name == "kubernetes")' <<<"$OUT" 2>/dev/null)
-    [ -n "$row" ] && [ "$(jq -r .reachable <<<"$row")" = true ] && break
-    [ $SECONDS -lt $deadline ] || fail "jgsched infra does not list kubernetes as reachable: $OUT"
-    sleep 0.5
-done
-cpus=$(jq -r '.capacity.cpus' <<<"$row")
+k8s_wait_reachable 60
+cpus=$(jq -r '(.backends // .)[] | select(.name == "kubernetes") | .capacity.cpus' <<<"$OUT")
 assert_eq "$cpus" 8 "kubernetes cpus in jgsched infra (two nodes of 4)"
 jgc_ok infra
 assert_match "$OUT" "kubernetes" "jgsched infra"
@@ -189,8 +174,8 @@ ok "seed 7.1 without its claim: pending, jgsched show gives the scheduler's reas
 created=$(jk_api POST "$PVCS" '{"metadata":{"name":"shared-volume"},"spec":{"accessModes":["ReadWriteMany"],"resources":{"requests":{"storage":"1Gi"}}}}')
 assert_eq "$(jq -r '.status.phase' <<<"$created")" Bound "the claim shared-volume"
 wait_state "$G71" RUNNING 120
-claims=$(jk_api GET "/api/v1/namespaces/default/pods?labelSelector=jgsched.io%2Fgroup-id%3D$G71" |
-    jq -r '.items[] | .metadata.labels["jgsched.io/job"] + " " + ([.spec.volumes[] | select(.persistentVolumeClaim) | .persistentVolumeClaim.claimName] | join(",")) + " " + ([.spec.containers[0].volumeMounts[] | select(.name | startswith("jg-vol-")) | .mountPath] | join(","))' | sort)
+claims=$(k8s_pods "$G71" |
+    jq -r '.[] | .metadata.labels["jgsched.io/job"] + " " + ([.spec.volumes[] | select(.persistentVolumeClaim) | .persistentVolumeClaim.claimName] | join(",")) + " " + ([.spec.containers[0].volumeMounts[] | select(.name | startswith("jg-vol-")) | .mountPath] | join(","))' | sort)
 assert_eq "$claims" "reader shared-volume /mnt/shared
 writer shared-volume /mnt/shared" "each pod's claim and mount path"
 wait_end "$G71" 180
@@ -255,12 +240,10 @@ submit_k8s "$JG_WORK/ticks.yaml"
 GR=$GID
 wait_log "$GR" "tick 2 on w-1" 60
 wait_log "$GR" "tick 2 on w-0" 10
-uids_before=$(jk_api GET "/api/v1/namespaces/default/pods?labelSelector=jgsched.io%2Fgroup-id%3D$GR" |
-    jq -r '[.items[].metadata.uid] | sort | join(",")')
+uids_before=$(k8s_pods "$GR" | jq -r '[.[].metadata.uid] | sort | join(",")')
 daemon_kill 9
 daemon_start
-uids_after=$(jk_api GET "/api/v1/namespaces/default/pods?labelSelector=jgsched.io%2Fgroup-id%3D$GR" |
-    jq -r '[.items[].metadata.uid] | sort | join(",")')
+uids_after=$(k8s_pods "$GR" | jq -r '[.[].metadata.uid] | sort | join(",")')
 wait_end "$GR" 60
 assert_eq "$END_STATE" FAILED "state of the group whose run exits 3"
 show_json "$GR"
