@@ -16,6 +16,8 @@
 #     daemon refuses is refused alone, the others are kept.
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=SCRIPTDIR/tools/daemon.sh
+. "$(dirname "$0")/tools/daemon.sh"
 
 : "${JG_STORE_FILL:?JG_STORE_FILL must name the store_fill test helper}"
 FILL=100000
@@ -33,11 +35,7 @@ jg_setup
 
 # ---- fill the store while the daemon is stopped, then start it on it
 jgc_ok daemon stop
-for ((i = 0; i < 50; i++)); do
-    kill -0 "$JG_DAEMON_PID" 2>/dev/null || break
-    sleep 0.2
-done
-kill -0 "$JG_DAEMON_PID" 2>/dev/null && fail "jgschedd $JG_DAEMON_PID did not stop"
+wait_pid_gone "$JG_DAEMON_PID" 10 || fail "jgschedd $JG_DAEMON_PID did not stop"
 "$JG_STORE_FILL" "$JGSCHED_HOME/jgsched.db" "$FILL" "$RECENT" ||
     fail "store_fill could not fill $JGSCHED_HOME/jgsched.db"
 rm -f "$JGSCHED_HOME/jgschedd.pid"
