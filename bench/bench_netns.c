@@ -15,6 +15,7 @@
  * (it needs root or unprivileged user namespaces; it says which it used).
  */
 #include "jgsched/netns.h"
+#include "jgsched/paths.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -67,7 +68,12 @@ static int round_trip(const jg_netns_caps_t *caps, const jg_netns_uplink_t *upli
     jg_error_t err;
 
     double t0 = now_ms();
-    if (jg_netns_hub_create(caps->mode, uplink, NULL, &hub, &err) < 0) {
+    char *keeper = jg_sibling_executable("jgsched-keeper");     /* both in the build directory */
+    int made = keeper ? jg_netns_hub_create(keeper, caps->mode, uplink, NULL, &hub, &err) : -1;
+    if (!keeper)
+        jg_errprintf(&err, "cannot find jgsched-keeper next to this program");
+    free(keeper);
+    if (made < 0) {
         fprintf(stderr, "bench_netns: %s\n", err.text);
         goto done;
     }

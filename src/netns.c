@@ -45,6 +45,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KEEPER_MSG 256              /* the longest reason a keeper gives for a failed set-up */
 /* ---- small helpers ------------------------------------------------------ */
 
 static int sys_pidfd_send_signal(int pidfd, int sig)
@@ -101,41 +101,6 @@ char *jg_netns_hosts(const jg_group_spec_t *spec, bool isolated)
     if (fclose(f) != 0 || !buf)
         abort();
     return buf;
-}
-
-int jg_netns_uplink_parse(const char *text, jg_netns_uplink_t *out, char *why, size_t len)
-{
-    char addr[INET_ADDRSTRLEN];
-    const char *slash = text ? strchr(text, '/') : NULL;
-    struct in_addr a;
-    char *end;
-    if (!slash || (size_t)(slash - text) >= sizeof addr)
-        return jg_netns_fail(why, len, "'%s' is not an IPv4 network: write it as address/prefix, "
-                    "e.g. %s", text ? text : "", JG_NETNS_UPLINK_DEFAULT);
-    memcpy(addr, text, (size_t)(slash - text));
-    addr[slash - text] = '\0';
-    errno = 0;
-    long prefix = strtol(slash + 1, &end, 10);
-    if (inet_pton(AF_INET, addr, &a) != 1 || end == slash + 1 || *end || errno)
-        return jg_netns_fail(why, len, "'%s' is not an IPv4 network: write it as address/prefix, "
-                    "e.g. %s", text, JG_NETNS_UPLINK_DEFAULT);
-    if (prefix < JG_NETNS_UPLINK_MIN_PREFIX || prefix > JG_NETNS_UPLINK_MAX_PREFIX)
-        return jg_netns_fail(why, len, "prefix /%ld of '%s' is out of range: it must be between /%d "
-                    "and /%d", prefix, text, JG_NETNS_UPLINK_MIN_PREFIX,
-                    JG_NETNS_UPLINK_MAX_PREFIX);
-    uint32_t net = ntohl(a.s_addr), mask = ~0u << (32 - prefix);
-    if (net & ~mask)
-        return jg_netns_fail(why, len, "'%s' has host bits set: the network is %u.%u.%u.%u/%ld", text,
-                    (net & mask) >> 24, ((net & mask) >> 16) & 255u, ((net & mask) >> 8) & 255u,
-                    net & mask & 255u, prefix);
-    uint32_t hub_mask = ~0u << (32 - JG_NETNS_PREFIX);
-    uint32_t common = prefix < JG_NETNS_PREFIX ? mask : hub_mask;
-    if ((net & common) == (HUB_BASE & common))
-        return jg_netns_fail(why, len, "'%s' overlaps 10.200.0.0/16, the network of every group's "
-                    "nodes", text);
-    out->network = net;
-    out->prefix = (int)prefix;
-    return 0;
 }
 
 /* A "nameserver" line whose address is on loopback (127/8, ::1). */
@@ -198,118 +163,9 @@ char *jg_netns_resolv_conf(const char *host_resolv, const char *upstream)
 
 /* ---- the hub ------------------------------------------------------------ */
 
-/* mode USERNS: the calling process's new user namespace maps its own uid and
- * gid to themselves (all an unprivileged process may map). */
-static int enter_own_userns(char *errbuf, size_t len)
-{
-    uid_t uid = geteuid();
-    gid_t gid = getegid();
-    /* /proc/self/uid_map is ours to write only while we are dumpable (a
-     * process that changed its uids is not, until told). */
-    prctl(PR_SET_DUMPABLE, 1);
-    if (unshare(CLONE_NEWUSER) < 0)
-        return jg_netns_fail(errbuf, len, "cannot create a user namespace: %s", strerror(errno));
-    char map[64];
-    if (jg_netns_write_text("/proc/self/setgroups", "deny") < 0)
-        return jg_netns_fail(errbuf, len, "cannot write /proc/self/setgroups: %s", strerror(errno));
-    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-    if (jg_netns_write_text("/proc/self/uid_map", map) < 0)
-        return jg_netns_fail(errbuf, len, "cannot write /proc/self/uid_map: %s", strerror(errno));
-    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-    if (jg_netns_write_text("/proc/self/gid_map", map) < 0)
-        return jg_netns_fail(errbuf, len, "cannot write /proc/self/gid_map: %s", strerror(errno));
-    return 0;
-}
-
-/* In the keeper, in the hub's new namespace: claims an address of the uplink
- * network by creating the pair whose host end is named after it (EEXIST:
- * another hub holds it, try the next), addresses both ends point to point,
- * routes the hub out through it and masquerades there.  host_nl and host_ns
- * were opened in the host's namespace, before the keeper left it. */
-static int uplink_setup(int hub_nl, int host_nl, int host_ns, const jg_netns_uplink_t *up,
-                        char *errbuf, size_t len)
-{
-    uint32_t size = 1u << (32 - up->prefix);
-    uint32_t usable = size - 3u;    /* less the network, the host's end and broadcast */
-    uint32_t gateway = up->network + 1u;
-    uint32_t first = ((uint32_t)getpid() * 2654435761u) % usable;  /* spread the claims */
-    char host_if[IFNAMSIZ];
-    uint32_t addr = 0;
-    int e = -EEXIST;
-    for (uint32_t i = 0; i < usable && e == -EEXIST; i++) {
-        addr = up->network + 2u + (first + i) % usable;
-        snprintf(host_if, sizeof host_if, JG_NETNS_UPLINK_HOST_PREFIX "%08" PRIx32, addr);
-        e = jg_nl_veth_add(hub_nl, UPLINK_IF, 0, host_if, host_ns);
-    }
-    if (e == -EEXIST)
-        return jg_netns_fail(errbuf, len, "no free address for the group's uplink: all %" PRIu32
-                    " of the uplink network are held by running groups (widen "
-                    "backends.local.nat_network)", usable);
-    if (e < 0)
-        return jg_netns_fail(errbuf, len, "cannot create the group's uplink: %s", strerror(-e));
-    int host_idx = jg_nl_link_index(host_nl, host_if);
-    int hub_idx = (int)if_nametoindex(UPLINK_IF);
-    if (host_idx < 0 || hub_idx <= 0)
-        return jg_netns_fail(errbuf, len, "cannot find the group's uplink %s: %s", host_if,
-                    strerror(host_idx < 0 ? -host_idx : errno));
-    if ((e = jg_nl_addr_add(host_nl, host_idx, gateway, addr, 32)) < 0 ||
-        (e = jg_nl_link_up(host_nl, host_idx)) < 0 ||
-        (e = jg_nl_addr_add(hub_nl, hub_idx, addr, gateway, 32)) < 0 ||
-        (e = jg_nl_route_default(hub_nl, hub_idx, gateway)) < 0)
-        return jg_netns_fail(errbuf, len, "cannot configure the group's uplink %s: %s", host_if,
-                    strerror(-e));
-    if (jg_netns_write_text("/proc/sys/net/ipv4/ip_forward", "1") < 0)
-        return jg_netns_fail(errbuf, len, "cannot turn on forwarding in the group's network: %s",
-                    strerror(errno));
-    return jg_netns_nat_hub(UPLINK_IF, errbuf, len);
-}
-
-/* In the keeper, before it execs: the hub's namespace, bridge and uplink. */
-static int hub_setup(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink, char *errbuf,
-                     size_t len)
-{
-    if (uplink && mode != JG_NETNS_ROOT)
-        return jg_netns_fail(errbuf, len, "an uplink (NAT) needs a daemon running as root");
-    if (mode == JG_NETNS_USERNS && enter_own_userns(errbuf, len) < 0)
-        return -1;
-    int host_ns = -1, host_nl = -1, fd = -1, rc = -1, e;
-    if (uplink && ((host_ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) < 0 ||
-                   (host_nl = jg_nl_open()) < 0)) {
-        jg_netns_fail(errbuf, len, "cannot open the host's network namespace: %s", strerror(errno));
-        goto done;
-    }
-    if (unshare(CLONE_NEWNET) < 0) {
-        jg_netns_fail(errbuf, len, "cannot create the group's network namespace: %s", strerror(errno));
-        goto done;
-    }
-    if ((fd = jg_nl_open()) < 0) {
-        jg_netns_fail(errbuf, len, "cannot open a netlink socket: %s", strerror(errno));
-        goto done;
-    }
-    if ((e = jg_nl_bridge_add(fd, BRIDGE)) < 0) {
-        jg_netns_fail(errbuf, len, "cannot create the group's bridge: %s", strerror(-e));
-        goto done;
-    }
-    int br = (int)if_nametoindex(BRIDGE);
-    if (br <= 0 || (e = jg_nl_addr_add(fd, br, HUB_BASE + 1u, HUB_BASE + 1u, JG_NETNS_PREFIX)) < 0) {
-        jg_netns_fail(errbuf, len, "cannot address the group's bridge: %s", strerror(br <= 0 ? errno : -e));
-        goto done;
-    }
-    if (uplink && uplink_setup(fd, host_nl, host_ns, uplink, errbuf, len) < 0)
-        goto done;
-    rc = 0;
-done:
-    if (fd >= 0)
-        close(fd);
-    if (host_nl >= 0)
-        close(host_nl);
-    if (host_ns >= 0)
-        close(host_ns);
-    return rc;
-}
-
-int jg_netns_hub_start(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
-                       char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err)
+int jg_netns_hub_start(const char *keeper_exe, jg_netns_mode_t mode,
+                       const jg_netns_uplink_t *uplink, const char *label, jg_netns_hub_t *hub,
+                       jg_error_t *err)
 {
     hub->pid = -1;
     hub->pidfd = -1;
@@ -317,56 +173,50 @@ int jg_netns_hub_start(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
     hub->start = 0;
     if (mode == JG_NETNS_HOST)
         return jg_errprintf(err, "group network: no namespaces in mode HOST");
+    if (uplink && mode != JG_NETNS_ROOT)
+        return jg_errprintf(err, "group network: an uplink (NAT) needs a daemon running as root");
+    char network[INET_ADDRSTRLEN + 4] = "-";
+    if (uplink) {
+        struct in_addr a = {.s_addr = htonl(uplink->network)};
+        char addr[INET_ADDRSTRLEN];
+        if (!inet_ntop(AF_INET, &a, addr, sizeof addr))
+            return jg_errprintf(err, "group network: bad uplink network");
+        snprintf(network, sizeof network, "%s/%d", addr, uplink->prefix);
+    }
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
         return jg_errprintf(err, "group network: pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return jg_errprintf(err, "group network: fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        /* The reason of a failure goes in one write of at most KEEPER_MSG
-         * bytes (atomic on a pipe), before _exit: jg_netns_hub_ready reads
-         * it whole or sees the end of the pipe (exec closed it: success). */
-        char msg[KEEPER_MSG] = "";
-        close(pipefd[0]);
-        (void)fcntl(pipefd[1], F_SETFL, 0);
-        for (int sig = 1; sig < NSIG; sig++)
-            if (sig != SIGKILL && sig != SIGSTOP)
-                signal(sig, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (setsid() < 0 || hub_setup(mode, uplink, msg, sizeof msg) < 0) {
-            if (msg[0] == '\0')
-                snprintf(msg, sizeof msg, "setsid: %s", strerror(errno));
-            (void)!write(pipefd[1], msg, strlen(msg));
-            _exit(1);
-        }
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, STDIN_FILENO);
-            dup2(devnull, STDOUT_FILENO);
-        }
-        if (hold_argv) {
-            /* Keep only stdio and the pipe: exec closes the pipe (success). */
-            unsigned keep = (unsigned)pipefd[1];
-            if (keep > 3)
-                syscall(SYS_close_range, 3u, keep - 1, 0u);
-            syscall(SYS_close_range, keep + 1, ~0u, 0u);
-            char *envp[] = {NULL};
-            execve(hold_argv[0], hold_argv, envp);
-            snprintf(msg, sizeof msg, "cannot execute %s: %s", hold_argv[0], strerror(errno));
-            (void)!write(pipefd[1], msg, strlen(msg));
-            _exit(1);
-        }
-        syscall(SYS_close_range, 3u, ~0u, 0u);     /* the pipe too: success */
-        for (;;)
-            pause();
-    }
+    /* The keeper writes the reason of a failure in one write of at most
+     * JG_NETNS_KEEPER_MSG bytes (atomic on a pipe) on descriptor 3, or
+     * closes it once the hub is up: jg_netns_hub_ready reads it whole or
+     * sees the end of the pipe.  posix_spawn does not copy the daemon. */
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 3);
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSID);
+    char *argv[] = {"jgsched-keeper", mode == JG_NETNS_ROOT ? "root" : "userns", network,
+                    label ? "--hold" : NULL, (char *)label, NULL};
+    char *envp[] = {NULL};
+    pid_t pid;
+    int e = posix_spawn(&pid, keeper_exe, &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
     close(pipefd[1]);
+    if (e != 0) {
+        close(pipefd[0]);
+        return jg_errprintf(err, "group network: cannot start the keeper %s: %s", keeper_exe,
+                            strerror(e));
+    }
     /* Our unreaped child: its pid cannot be reused until we wait for it. */
     hub->pidfd = jg_proc_pidfd_open(pid);
     if (hub->pidfd < 0 || jg_proc_starttime(pid, &hub->start) < 0) {
@@ -396,9 +246,9 @@ int jg_netns_hub_ready(jg_netns_hub_t *hub, int wait_ms, jg_error_t *err)
         ;
     if (r == 0)
         return 0;
-    char msg[KEEPER_MSG + 1];
+    char msg[JG_NETNS_KEEPER_MSG + 1];
     ssize_t n;
-    while ((n = read(hub->ready_fd, msg, KEEPER_MSG)) < 0 && errno == EINTR)
+    while ((n = read(hub->ready_fd, msg, JG_NETNS_KEEPER_MSG)) < 0 && errno == EINTR)
         ;
     if (n < 0 && errno == EAGAIN)
         return 0;
@@ -410,10 +260,11 @@ int jg_netns_hub_ready(jg_netns_hub_t *hub, int wait_ms, jg_error_t *err)
     return jg_errprintf(err, "group network: %s", n > 0 ? msg : strerror(errno));
 }
 
-int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
-                        char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err)
+int jg_netns_hub_create(const char *keeper_exe, jg_netns_mode_t mode,
+                        const jg_netns_uplink_t *uplink, const char *label, jg_netns_hub_t *hub,
+                        jg_error_t *err)
 {
-    if (jg_netns_hub_start(mode, uplink, hold_argv, hub, err) < 0)
+    if (jg_netns_hub_start(keeper_exe, mode, uplink, label, hub, err) < 0)
         return -1;
     int r;
     while ((r = jg_netns_hub_ready(hub, 1000, err)) == 0)
@@ -516,7 +367,7 @@ int jg_netns_kill_members(int nsfd)
 /* In the probe child: can we make a hub and a node, as the real thing does? */
 static int probe_child(jg_netns_mode_t mode, char *errbuf, size_t len)
 {
-    if (hub_setup(mode, NULL, errbuf, len) < 0)
+    if (jg_netns_hub_setup(mode, NULL, errbuf, len) < 0)
         return -1;
     int fd = jg_nl_open(), nsfd = -1, rc = -1, e;
     if (fd < 0)

@@ -9,10 +9,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "jgsched/netns.h"
+
 #define BRIDGE "br0"                /* in every hub */
 #define NODE_IF "eth0"              /* a node's end of its link */
 #define HUB_BASE 0x0ac80000u        /* 10.200.0.0 */
 #define UPLINK_IF "up0"             /* the hub's end of its uplink */
+#define JG_NETNS_KEEPER_MSG 256     /* the longest reason a keeper gives for a failed set-up */
 #define LINK_READY_MS 10000         /* how long a node waits for its link to carry packets */
 
 /* Formats into buf (never overflows) and returns -1: the child's error idiom. */
@@ -48,7 +51,21 @@ int jg_nl_wait_links_ready(int node_nl, int hub_nl, const char *hub_if, int time
  * node child uses it).  0, or -1 with errno. */
 int jg_netns_write_text(const char *path, const char *text);
 
-/* In a hub's namespace (the keeper, before it execs): masquerade what leaves
+/* The nftables table of every rule jgsched installs (host and hubs). */
+#define JG_NETNS_NFT_TABLE "jgsched"
+
+/* Runs an nft script (one transaction) in the caller's network namespace;
+ * 0, or -1 with the first line of nft's complaint in errbuf (netns_hub.c). */
+int jg_netns_nft_apply(const char *script, char *errbuf, size_t len);
+
+/* In the keeper (src/keeper.c), in a new process: (mode USERNS: creates and
+ * maps its user namespace,) creates the hub's network namespace and br0,
+ * and with uplink (mode ROOT only) the uplink and its NAT.  0, or -1 with a
+ * message in errbuf (netns_hub.c; the startup probe uses it too). */
+int jg_netns_hub_setup(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink, char *errbuf,
+                       size_t len);
+
+/* In a hub's namespace (the keeper): masquerade what leaves
  * by link uplink_if.  0, or -1 with a message in errbuf. */
 int jg_netns_nat_hub(const char *uplink_if, char *errbuf, size_t len);
 

@@ -21,31 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TABLE "jgsched"
+#define TABLE JG_NETNS_NFT_TABLE
 #define UPLINKS JG_NETNS_UPLINK_HOST_PREFIX "*"     /* every hub's host end */
 #define UPLINKS_IPTABLES JG_NETNS_UPLINK_HOST_PREFIX "+"    /* the same, as iptables says it */
-
-/* Runs an nft script in the caller's network namespace; the first line of
- * nft's complaint goes to errbuf. */
-static int nft_apply(const char *script, char *errbuf, size_t len)
-{
-    struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (!nft) {
-        snprintf(errbuf, len, "nftables: cannot create a context");
-        return -1;
-    }
-    nft_ctx_buffer_output(nft);
-    nft_ctx_buffer_error(nft);
-    int rc = nft_run_cmd_from_buffer(nft, script) == 0 ? 0 : -1;
-    if (rc < 0) {
-        const char *msg = nft_ctx_get_error_buffer(nft);
-        msg = msg && *msg ? msg : "the kernel refused the rules";
-        int n = (int)strcspn(msg, "\n");
-        snprintf(errbuf, len, "nftables: %.*s", n, msg);
-    }
-    nft_ctx_free(nft);
-    return rc;
-}
 
 static int set_ip_forward(char *errbuf, size_t len)
 {
@@ -54,19 +32,6 @@ static int set_ip_forward(char *errbuf, size_t len)
     snprintf(errbuf, len, "cannot turn on IPv4 forwarding (/proc/sys/net/ipv4/ip_forward): %s",
              strerror(errno));
     return -1;
-}
-
-int jg_netns_nat_hub(const char *uplink_if, char *errbuf, size_t len)
-{
-    char script[512];
-    snprintf(script, sizeof script,
-             "table ip " TABLE " {\n"
-             "  chain postrouting {\n"
-             "    type nat hook postrouting priority srcnat; policy accept;\n"
-             "    oifname \"%s\" masquerade\n"
-             "  }\n"
-             "}\n", uplink_if);
-    return nft_apply(script, errbuf, len);
 }
 
 /* Names (in list, "" if none) the base chains of other tables that drop
@@ -123,7 +88,7 @@ int jg_netns_nat_host_enable(char *warning, size_t warning_len, jg_error_t *err)
         "add rule ip " TABLE " postrouting iifname \"" UPLINKS "\" oifname != \"" UPLINKS "\" "
         "masquerade\n";
     char why[512];
-    if (nft_apply(script, why, sizeof why) < 0 || set_ip_forward(why, sizeof why) < 0)
+    if (jg_netns_nft_apply(script, why, sizeof why) < 0 || set_ip_forward(why, sizeof why) < 0)
         return jg_errprintf(err, "outbound NAT: %s", why);
     if (!warning || warning_len == 0)
         return 0;

@@ -1,7 +1,6 @@
 /* shim.c - jgsched-shim, the supervisor of one node of the local backend.
  *
  * Usage: jgsched-shim <nodedir> <attempt> [net]
- *        jgsched-shim --hold <dir>
  *
  * The backend starts one shim per node, in a session of its own, so the shim
  * outlives a daemon that crashes or restarts.  The shim runs as the node's
@@ -23,10 +22,6 @@
  * node started outlives it.  With `net` the node has a network namespace of
  * its own (netns.h), and the shim also kills every process left in it, so a
  * process that left the group with setsid() goes too.
- *
- * `--hold` is the keeper of a group's network (netns.h): it was forked into
- * the group's namespaces and only has to live, doing nothing, until it is
- * killed; the namespaces live as long as it does.
  *
  * Plain libc only: the shim links nothing of jgsched, so it stays small and
  * has nothing to go wrong between a fork and an exec.
@@ -145,23 +140,6 @@ static void finish(int code)
     if (getpgrp() == getpid())
         kill(0, SIGKILL);
     exit(code);
-}
-
-/* --hold: live until killed. */
-static __attribute__((noreturn)) void hold(void)
-{
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-        dup2(devnull, STDIN_FILENO);
-        dup2(devnull, STDOUT_FILENO);
-        if (devnull > STDERR_FILENO)
-            close(devnull);
-    }
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
-    for (;;)
-        pause();
 }
 
 /* Reads a whole small file; NULL if it does not exist or cannot be read. */
@@ -333,10 +311,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], JG_SHIM_NODE_ARG) == 0)
         return jg_shim_node_main(argc, argv);
-    if (argc == 3 && strcmp(argv[1], "--hold") == 0)
-        hold();
     if (argc != 3 && !(argc == 4 && strcmp(argv[3], "net") == 0)) {
-        fprintf(stderr, "usage: jgsched-shim NODEDIR ATTEMPT [net] | --hold DIR\n");
+        fprintf(stderr, "usage: jgsched-shim NODEDIR ATTEMPT [net]\n");
         return 2;
     }
     own_net = argc == 4;

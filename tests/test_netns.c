@@ -98,18 +98,25 @@ static void need_namespaces(jg_netns_caps_t *caps)
         cr_skip_test("no network namespaces here: %s", caps->why);
 }
 
+/* The keeper program the hubs are made by (tests/meson.build sets it). */
+static const char *keeper_exe(void)
+{
+    const char *k = getenv("JGSCHED_KEEPER");
+    return k && *k ? k : "jgsched-keeper-not-set";
+}
+
 static jg_netns_hub_t *new_hub(jg_netns_mode_t mode)
 {
     cr_assert_lt(n_hubs, 8);
     jg_error_t err;
-    cr_assert_eq(jg_netns_hub_create(mode, NULL, NULL, &hubs[n_hubs], &err), 0, "%s", err.text);
+    cr_assert_eq(jg_netns_hub_create(keeper_exe(), mode, NULL, NULL, &hubs[n_hubs], &err), 0, "%s", err.text);
     return &hubs[n_hubs++];
 }
 
 static jg_netns_hub_t *new_hub_up(const jg_netns_uplink_t *up, jg_error_t *err)
 {
     cr_assert_lt(n_hubs, 8);
-    if (jg_netns_hub_create(JG_NETNS_ROOT, up, NULL, &hubs[n_hubs], err) < 0)
+    if (jg_netns_hub_create(keeper_exe(), JG_NETNS_ROOT, up, NULL, &hubs[n_hubs], err) < 0)
         return NULL;
     return &hubs[n_hubs++];
 }
@@ -655,7 +662,7 @@ Test(netns, uplinks_take_distinct_addresses_until_their_network_is_full)
         cr_assert_not_null(new_hub_up(&up, &err), "hub %d: %s", i, err.text);
     cr_assert_eq(uplinks_settled(5), 5, "one host end per hub, each its own address");
     jg_netns_hub_t extra;
-    cr_assert_eq(jg_netns_hub_create(JG_NETNS_ROOT, &up, NULL, &extra, &err), -1);
+    cr_assert_eq(jg_netns_hub_create(keeper_exe(), JG_NETNS_ROOT, &up, NULL, &extra, &err), -1);
     cr_assert(strstr(err.text, "no free address for the group's uplink: all 5"), "%s", err.text);
     cr_assert_eq(uplinks_settled(5), 5, "a failed hub leaves no link");
     for (int i = 0; i < n_hubs; i++)
@@ -722,7 +729,7 @@ static int unprivileged(const struct passwd *pw)
     }
     jg_netns_hub_t hub;
     jg_error_t err;
-    if (jg_netns_hub_create(JG_NETNS_USERNS, NULL, NULL, &hub, &err) < 0) {
+    if (jg_netns_hub_create(keeper_exe(), JG_NETNS_USERNS, NULL, NULL, &hub, &err) < 0) {
         fprintf(stderr, "%s\n", err.text);
         return 2;
     }

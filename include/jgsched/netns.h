@@ -126,17 +126,19 @@ int jg_netns_uplink_parse(const char *text, jg_netns_uplink_t *out, char *why, s
  * 0, or -1 + err (nothing half-installed: the rules go in one transaction). */
 int jg_netns_nat_host_enable(char *warning, size_t warning_len, jg_error_t *err);
 
-/* Starts a group's hub: forks the keeper, which (mode USERNS: creates and
- * maps its user namespace,) creates the network namespace and br0 (uplink not
- * NULL, mode ROOT only: and the uplink, see the top), then execs hold_argv
- * (NULL: stays a forked copy of the caller that only waits for SIGKILL; for
- * tests and the bench).  Returns at once, with the keeper's pid, start time
- * and pidfd set (so it can be recorded before it does anything) and
- * hub->ready_fd to watch: when it is readable, jg_netns_hub_ready says how the
- * set-up went.  Fails (-1 + err, nothing left) only if no keeper could be
- * started.  The hub's descriptors are close-on-exec. */
-int jg_netns_hub_start(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
-                       char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err);
+/* Starts a group's hub: posix_spawns the keeper program keeper_exe
+ * (jgsched-keeper, src/keeper.c; the daemon is never copied), which in new
+ * namespaces of its own (mode USERNS: a user namespace first) creates the
+ * network namespace and br0 (uplink not NULL, mode ROOT only: and the uplink,
+ * see the top), then lives until killed.  label (may be NULL) names it on its
+ * command line (`--hold LABEL`).  Returns at once, with the keeper's pid,
+ * start time and pidfd set (so it can be recorded before it does anything)
+ * and hub->ready_fd to watch: when it is readable, jg_netns_hub_ready says
+ * how the set-up went.  Fails (-1 + err, nothing left) only if no keeper
+ * could be started.  The hub's descriptors are close-on-exec. */
+int jg_netns_hub_start(const char *keeper_exe, jg_netns_mode_t mode,
+                       const jg_netns_uplink_t *uplink, const char *label, jg_netns_hub_t *hub,
+                       jg_error_t *err);
 
 /* After hub->ready_fd became readable (or with wait_ms >= 0: waiting up to
  * that long for it): 1 when the hub is up (ready_fd closed and -1), 0 when
@@ -146,8 +148,9 @@ int jg_netns_hub_ready(jg_netns_hub_t *hub, int wait_ms, jg_error_t *err);
 
 /* jg_netns_hub_start, then waits for the hub to be up (tests, the bench).
  * Returns 0 once the network is up; on failure nothing is left. */
-int jg_netns_hub_create(jg_netns_mode_t mode, const jg_netns_uplink_t *uplink,
-                        char *const hold_argv[], jg_netns_hub_t *hub, jg_error_t *err);
+int jg_netns_hub_create(const char *keeper_exe, jg_netns_mode_t mode,
+                        const jg_netns_uplink_t *uplink, const char *label, jg_netns_hub_t *hub,
+                        jg_error_t *err);
 
 /* Finds a keeper again (after a daemon restart): fails when no process with
  * that pid and start time runs. */

@@ -252,6 +252,9 @@ static void local_destroy(jg_backend_t *base)
     }
     if (b->shim_fd >= 0)
         close(b->shim_fd);
+    if (b->keeper_fd >= 0)
+        close(b->keeper_fd);
+    free(b->keeper_path);
     jg_trash_close(b->trash);
     free(b->state_dir);
     free(b->shim_path);
@@ -280,6 +283,21 @@ char *resolve_exec(const char *name)
     return found;
 }
 
+/* The hubs' keeper, jgsched-keeper, is installed next to the shim: opened
+ * once, started through its descriptor (never a path swapped since). */
+static int open_keeper(local_t *b, jg_error_t *err)
+{
+    char *slash = strrchr(b->shim_path, '/');
+    b->keeper_path = jg_xasprintf("%.*s/jgsched-keeper", (int)(slash ? slash - b->shim_path : 1),
+                                  slash ? b->shim_path : ".");
+    b->keeper_fd = open(b->keeper_path, O_PATH | O_CLOEXEC);
+    if (b->keeper_fd < 0)
+        return jg_errprintf(err, "local backend: cannot open %s, the keeper of isolated groups' "
+                            "networks (it is installed next to %s): %s", b->keeper_path,
+                            b->shim_path, strerror(errno));
+    return 0;
+}
+
 jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *err)
 {
     local_t *b = NULL;
@@ -297,6 +315,7 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     b->base.name = jg_xstrdup("local");
     b->inotify_fd = -1;
     b->shim_fd = -1;
+    b->keeper_fd = -1;
     b->state_dir = realpath(cfg->state_dir, NULL);
     if (!b->state_dir) {
         jg_errprintf(err, "local backend: cannot resolve %s: %s", cfg->state_dir,
@@ -353,6 +372,8 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     }
     if (b->warning)
         jg_log("warn", "local backend: %s", b->warning);
+    if (isolated(b) && open_keeper(b, err) < 0)
+        goto fail;
     if (setup_nat(b, cfg, err) < 0)
         goto fail;
     if (cfg->capacity) {

@@ -128,6 +128,8 @@ struct local {
     char *state_dir;
     char *shim_path;
     int shim_fd;                /* O_PATH: nodes exec it even where /tmp hides its path */
+    char *keeper_path;          /* jgsched-keeper, next to the shim (isolated nodes only) */
+    int keeper_fd;              /* O_PATH: hubs' keepers are started through it; -1 if none */
     jg_loop_t *loop;
     jg_backend_event_f on_event;
     void *event_ctx;

@@ -250,10 +250,11 @@ gnet_t *group_hub(local_t *b, int64_t group_id, jg_error_t *err)
         return gnet_watch(b, group_id, &hub, err);
 
     char *gdir = group_dir(b, group_id);
-    char *argv[] = {b->shim_path, "--hold", gdir, NULL};
     char *text = NULL;
     const creds_t none = {0};
-    if (jg_netns_hub_start(b->net.mode, b->nat ? &b->uplink : NULL, argv, &hub, err) < 0)
+    char exe[32];
+    snprintf(exe, sizeof exe, "/proc/self/fd/%d", b->keeper_fd);
+    if (jg_netns_hub_start(exe, b->net.mode, b->nat ? &b->uplink : NULL, gdir, &hub, err) < 0)
         goto done;
     text = jg_xasprintf("keeper %d %llu\n", (int)hub.pid, hub.start);
     if (write_file(&none, gdir, GROUP_NET, text, strlen(text), 0644, err) < 0) {

@@ -207,16 +207,16 @@ static ssize_t read_proc_file(const char *path, char *buf, size_t cap)
 
 /* The group a process keeps the network of, when it is a keeper of this
  * instance: it runs as the daemon's user (every uid), its executable is the
- * very file the backend holds open as its shim (device and inode), and its
- * argv is exactly "<shim> --hold <state dir>/groups/<id>".  All three are
- * the kernel's word, which a user cannot forge: only the daemon's user (root,
- * for a system daemon) can run its shim as itself.  -1 if it is not one. */
-static long long keeper_group(const local_t *b, const struct stat *shim, long pid)
+ * very file the backend holds open as its keeper (device and inode), and its
+ * argv is exactly "jgsched-keeper MODE NETWORK --hold <state dir>/groups/<id>".
+ * All three are the kernel's word, which a user cannot forge: only the
+ * daemon's user (root, for a system daemon) can run the keeper as itself.  -1 if it is not one. */
+static long long keeper_group(const local_t *b, const struct stat *keeper, long pid)
 {
     char path[64], buf[PATH_MAX + 64];
     struct stat st;
     snprintf(path, sizeof path, "/proc/%ld/exe", pid);
-    if (stat(path, &st) < 0 || st.st_dev != shim->st_dev || st.st_ino != shim->st_ino)
+    if (stat(path, &st) < 0 || st.st_dev != keeper->st_dev || st.st_ino != keeper->st_ino)
         return -1;
     snprintf(path, sizeof path, "/proc/%ld/status", pid);
     if (read_proc_file(path, buf, sizeof buf) < 0)
@@ -231,12 +231,15 @@ static long long keeper_group(const local_t *b, const struct stat *shim, long pi
     ssize_t n = read_proc_file(path, buf, sizeof buf);
     if (n <= 0 || buf[n - 1] != '\0')
         return -1;
-    const char *arg1 = buf + strlen(buf) + 1;
-    if (arg1 >= buf + n || strcmp(arg1, "--hold") != 0)
+    /* jgsched-keeper MODE NETWORK --hold DIR: exactly five arguments */
+    const char *arg = buf;
+    for (int i = 0; i < 3 && arg < buf + n; i++)
+        arg += strlen(arg) + 1;
+    if (arg >= buf + n || strcmp(arg, "--hold") != 0)
         return -1;
-    const char *dir = arg1 + strlen(arg1) + 1;
+    const char *dir = arg + strlen(arg) + 1;
     if (dir >= buf + n || dir + strlen(dir) + 1 != buf + n)
-        return -1;          /* not exactly three arguments */
+        return -1;
     size_t plen = strlen(b->state_dir);
     if (strncmp(dir, b->state_dir, plen) != 0 || strncmp(dir + plen, "/groups/", 8) != 0)
         return -1;
@@ -250,14 +253,14 @@ static long long keeper_group(const local_t *b, const struct stat *shim, long pi
 }
 
 /* Kills the keepers of this instance that neither a followed hub nor a
- * group's net record names: a daemon killed between forking a keeper and
+ * group's net record names: a daemon killed between starting a keeper and
  * recording it (or while cleaning a group up) leaves one that no record will
  * ever lead back to.  Runs at start-up, before any launch of this daemon, so
- * no keeper is between its fork and its record meanwhile. */
+ * no keeper is between its start and its record meanwhile. */
 static int sweep_stray_keepers(local_t *b, jg_error_t *err)
 {
-    struct stat shim;
-    if (!isolated(b) || fstat(b->shim_fd, &shim) < 0)
+    struct stat keeper;
+    if (!isolated(b) || fstat(b->keeper_fd, &keeper) < 0)
         return 0;
     DIR *d = opendir("/proc");
     if (!d)
@@ -271,7 +274,7 @@ static int sweep_stray_keepers(local_t *b, jg_error_t *err)
         unsigned long long start = 0, now = 0;
         if (*end || pid <= 0 || pid == self || jg_proc_starttime((pid_t)pid, &start) < 0)
             continue;
-        long long id = keeper_group(b, &shim, pid);
+        long long id = keeper_group(b, &keeper, pid);
         if (id < 0)
             continue;
         gnet_t *g = gnet_find(b, (int64_t)id);
