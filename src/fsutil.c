@@ -29,10 +29,8 @@
  * user nests directories.  The walk reads directories with getdents64 into a
  * stack buffer: it allocates nothing, so it is fit for a forked child.
  *
- * The trash keeps a big delete off the daemon's loop: one rename takes the
- * tree out of sight at once (a log or work directory is "gone" when cleanup
- * returns), and a low-priority child empties the trash; the loop reaps it by
- * its pidfd and starts it again if more arrived meanwhile.
+ * The trash (src/trash.c) keeps a big delete off the daemon's loop; its
+ * deleter program (src/deleter.c) empties it with jg_trash_empty.
  */
 #include "jgsched/fsutil.h"
 #include "jgsched/proc.h"
@@ -271,52 +269,10 @@ int jg_fs_remove_tree_at(int dirfd, const char *name, jg_error_t *err)
     return jg_errprintf(err, "cannot remove %s: %s in it: %s", name, w.what, why);
 }
 
-/* ---- the trash ------------------------------------------------------------ */
+/* ---- emptying a trash ----------------------------------------------------- */
 
-struct jg_trash {
-    char *dir;
-    jg_loop_t *loop;
-    pid_t pid;                  /* the running deleter, 0 if none */
-    int pidfd;                  /* its pidfd, watched on the loop; -1 if none */
-    bool again;                 /* something arrived while it ran */
-    unsigned long seq;          /* names in the trash */
-};
-
-/* The trash directory, opened without following a link and checked to be
- * ours alone (a trash others could write would be a way into root's walk). */
-static int trash_open(const jg_trash_t *t, bool create, jg_error_t *err)
+void jg_trash_empty(int tfd, const char *dir)
 {
-    int fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && create) {
-        if (mkdir(t->dir, 0700) < 0 && errno != EEXIST)
-            return jg_errprintf(err, "cannot create %s: %s", t->dir, strerror(errno));
-        fd = open(t->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    }
-    if (fd < 0)
-        return jg_errprintf(err, "cannot open %s: %s", t->dir, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-        close(fd);
-        return jg_errprintf(err, "%s is not a private directory of uid %d (mode 0700)", t->dir,
-                            (int)geteuid());
-    }
-    return fd;
-}
-
-/* The deleter: empties the trash, then ends. */
-static __attribute__((noreturn)) void trash_child(int tfd, const char *dir)
-{
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL);
-    /* Only the trash and stderr (the daemon's log): no socket, lock or store. */
-    if (tfd > 3)
-        syscall(SYS_close_range, 3u, (unsigned)tfd - 1, 0u);
-    syscall(SYS_close_range, (unsigned)tfd + 1, ~0u, 0u);
-    (void)setpriority(PRIO_PROCESS, 0, 10);
     char buf[4096] __attribute__((aligned(8)));
     /* A user still holding a directory of a tree open can change it while
      * it goes (the walk then leaves what moved): a few rounds, a second
@@ -350,114 +306,5 @@ static __attribute__((noreturn)) void trash_child(int tfd, const char *dir)
         if (!last)
             sleep(1);
     }
-    _exit(0);
 }
 
-static void trash_reaped(jg_loop_t *loop, int fd, uint32_t revents, void *arg);
-
-static void trash_spawn(jg_trash_t *t)
-{
-    jg_error_t e;
-    int tfd = trash_open(t, false, &e);
-    if (tfd < 0)
-        return;
-    pid_t pid = fork();
-    if (pid < 0) {
-        jg_log("warn", "trash %s: cannot fork the deleter: %s", t->dir, strerror(errno));
-        close(tfd);
-        return;
-    }
-    if (pid == 0)
-        trash_child(tfd, t->dir);
-    close(tfd);
-    t->again = false;
-    t->pid = pid;
-    t->pidfd = jg_proc_pidfd_open(pid);
-    if (t->pidfd < 0 || jg_loop_add_fd(t->loop, t->pidfd, EPOLLIN, trash_reaped, t, &e) < 0) {
-        /* No pidfd to wait on: wait here (only kernels before 5.3). */
-        if (t->pidfd >= 0)
-            close(t->pidfd);
-        t->pidfd = -1;
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        t->pid = 0;
-    }
-}
-
-static void trash_reaped(jg_loop_t *loop, int fd, uint32_t revents, void *arg)
-{
-    (void)revents;
-    jg_trash_t *t = arg;
-    siginfo_t si = {0};
-    int r = waitid(P_PIDFD, (id_t)fd, &si, WEXITED | WNOHANG);
-    if ((r == 0 && si.si_pid == 0) || (r < 0 && errno != ECHILD))
-        return;                 /* not yet (a spurious wake-up) */
-    jg_loop_del_fd(loop, fd);
-    close(fd);
-    t->pidfd = -1;
-    t->pid = 0;
-    if (t->again)
-        trash_spawn(t);
-}
-
-jg_trash_t *jg_trash_create(const char *dir, jg_loop_t *loop)
-{
-    jg_trash_t *t = jg_xcalloc(1, sizeof *t);
-    t->dir = jg_xstrdup(dir);
-    t->loop = loop;
-    t->pidfd = -1;
-    struct stat st;
-    if (lstat(dir, &st) == 0)
-        trash_spawn(t);         /* left over by a daemon that stopped mid-delete */
-    return t;
-}
-
-int jg_trash_put(jg_trash_t *t, int dirfd, const char *name, jg_error_t *err)
-{
-    jg_error_t e;
-    int tfd = trash_open(t, true, &e);
-    int moved = -1, why = 0;
-    for (int tries = 0; tfd >= 0 && tries < 100 && moved < 0; tries++) {
-        char slot[64];
-        snprintf(slot, sizeof slot, "%lld.%ld.%lu", (long long)jg_now_wall_us(), (long)getpid(),
-                 t->seq++);
-        moved = renameat2(dirfd, name, tfd, slot, RENAME_NOREPLACE);
-        why = errno;
-        if (moved < 0 && why != EEXIST)
-            break;
-    }
-    if (tfd >= 0)
-        close(tfd);
-    if (moved == 0) {
-        if (t->pid)
-            t->again = true;
-        else
-            trash_spawn(t);
-        return 0;
-    }
-    if (tfd >= 0 && why == ENOENT)
-        return 0;
-    if (tfd >= 0 && why != EXDEV && why != EBUSY && why != EINVAL && why != ENOSYS)
-        return jg_errprintf(err, "cannot move %s into %s: %s", name, t->dir, strerror(why));
-    /* Not movable there (another file system, a mount point): in place. */
-    return jg_fs_remove_tree_at(dirfd, name, err);
-}
-
-bool jg_trash_busy(const jg_trash_t *t)
-{
-    return t && t->pid != 0;
-}
-
-void jg_trash_close(jg_trash_t *t)
-{
-    if (!t)
-        return;
-    if (t->pidfd >= 0) {
-        siginfo_t si;
-        jg_loop_del_fd(t->loop, t->pidfd);
-        (void)waitid(P_PIDFD, (id_t)t->pidfd, &si, WEXITED | WNOHANG);
-        close(t->pidfd);
-    }
-    free(t->dir);
-    free(t);
-}

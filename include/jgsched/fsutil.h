@@ -9,8 +9,9 @@
  * kernel refuses whatever the user could not do themselves.
  *
  * Large trees must not stall the daemon's loop: jg_trash_put() moves a tree
- * (one rename) into a private trash directory and a background child deletes
- * it there; the loop reaps the child by its pidfd.
+ * (one rename) into a private trash directory and a background deleter
+ * (jgsched-deleter, started with posix_spawn) deletes it there; the loop reaps
+ * it by its pidfd.
  */
 #ifndef JGSCHED_FSUTIL_H
 #define JGSCHED_FSUTIL_H
@@ -38,26 +39,34 @@ int jg_fs_open_dir(const char *path, bool create, uid_t uid, gid_t gid);
  * stayed (everything else is still removed). */
 int jg_fs_remove_tree_at(int dirfd, const char *name, jg_error_t *err);
 
-/* A trash directory: trees put there are deleted by a background child. */
+/* A trash directory: trees put there are deleted by a background deleter. */
 typedef struct jg_trash jg_trash_t;
 
 /* `dir` is the trash (made 0700 on first use, next to what it receives: a
- * rename cannot cross file systems).  If it already holds something (a daemon
+ * rename cannot cross file systems); `deleter` the program that empties it
+ * (jgsched-deleter, src/deleter.c; copied).  If it already holds something (a daemon
  * that died mid-delete), the deleter starts now.  Never fails: problems show
  * at put.  Close with jg_trash_close. */
-jg_trash_t *jg_trash_create(const char *dir, jg_loop_t *loop);
+jg_trash_t *jg_trash_create(const char *dir, const char *deleter, jg_loop_t *loop);
 
 /* Moves dirfd/name into the trash (one renameat2, so it is gone from where it
- * was when this returns) and makes sure the deleter runs.  When it cannot be
+ * was when this returns) and makes sure the deleter runs (within half a
+ * second, so that trees put close together share one).  When it cannot be
  * moved (another file system, a mount point) it is removed in place, blocking.
  * A missing entry is not an error.  0, or -1 + err (left where it was). */
 int jg_trash_put(jg_trash_t *t, int dirfd, const char *name, jg_error_t *err);
 
-/* Whether a deleter is still running (tests wait for it on the loop). */
+/* Whether a deleter is still running or due (tests wait for it on the loop). */
 bool jg_trash_busy(const jg_trash_t *t);
 
 /* Stops watching; a running deleter is left to finish (a restarted daemon's
  * trash picks up whatever it did not).  NULL ok. */
 void jg_trash_close(jg_trash_t *t);
+
+/* The deleter's work (jgsched-deleter): removes everything in the trash read
+ * through tfd with jg_fs_remove_tree_at, a few rounds a second apart while
+ * something stays (a user may still change a tree), logging what stayed in
+ * the last one.  Blocks for as long as that takes. */
+void jg_trash_empty(int tfd, const char *dir);
 
 #endif

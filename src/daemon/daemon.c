@@ -113,7 +113,10 @@ jg_daemon_t *jg_daemon_create(const jg_paths_t *paths, jg_error_t *err)
     if (!(d->loop = jg_loop_create(err)))
         goto fail;
     char *trash = jg_xasprintf("%s/volumes/.trash", d->paths.home);
-    d->trash = jg_trash_create(trash, d->loop);
+    /* Installed beside the daemon, as its shim is. */
+    char *deleter = jg_sibling_executable("jgsched-deleter");
+    d->trash = jg_trash_create(trash, deleter ? deleter : "jgsched-deleter", d->loop);
+    free(deleter);
     free(trash);
     if (!(d->config = load_config(d->paths.config, err)))
         goto fail;

@@ -283,13 +283,20 @@ char *resolve_exec(const char *name)
     return found;
 }
 
-/* The hubs' keeper, jgsched-keeper, is installed next to the shim: opened
- * once, started through its descriptor (never a path swapped since). */
+/* A helper program installed next to the shim (jgsched-keeper,
+ * jgsched-deleter). */
+static char *beside_shim(const local_t *b, const char *name)
+{
+    const char *slash = strrchr(b->shim_path, '/');
+    return jg_xasprintf("%.*s/%s", (int)(slash ? slash - b->shim_path : 1),
+                        slash ? b->shim_path : ".", name);
+}
+
+/* The hubs' keeper, jgsched-keeper: opened once, started through its
+ * descriptor (never a path swapped since). */
 static int open_keeper(local_t *b, jg_error_t *err)
 {
-    char *slash = strrchr(b->shim_path, '/');
-    b->keeper_path = jg_xasprintf("%.*s/jgsched-keeper", (int)(slash ? slash - b->shim_path : 1),
-                                  slash ? b->shim_path : ".");
+    b->keeper_path = beside_shim(b, "jgsched-keeper");
     b->keeper_fd = open(b->keeper_path, O_PATH | O_CLOEXEC);
     if (b->keeper_fd < 0)
         return jg_errprintf(err, "local backend: cannot open %s, the keeper of isolated groups' "
@@ -335,7 +342,9 @@ jg_backend_t *jg_backend_local_create(const jg_local_config_t *cfg, jg_error_t *
     }
     b->loop = cfg->loop;
     char *trash = jg_xasprintf("%s/%s", b->state_dir, TRASH_DIR);
-    b->trash = jg_trash_create(trash, b->loop);
+    char *deleter = beside_shim(b, "jgsched-deleter");
+    b->trash = jg_trash_create(trash, deleter, b->loop);
+    free(deleter);
     free(trash);
     b->on_event = cfg->on_event;
     b->event_ctx = cfg->event_ctx;
