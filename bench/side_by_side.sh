@@ -17,6 +17,9 @@
 #   queue    `jgsched queue` / `squeue` with Q pending (QUEUE_SIZES, default
 #            "1000 10000"; 100000 works once `queue` pages), Q_RUNS (20)
 #            timed runs each; a `queue` that fails is shown with its exit code
+#            and, while the queue fills, the daemon's CPU per pending
+#            submit (jgschedd / slurmctld, from /proc/PID/stat, over the
+#            submits since the previous size)
 #   memory   the daemons' VmHWM after the queue load
 #   cli      start-up CPU and page faults of `jgsched --version` and
 #            `sbatch --version` next to a minimal libc program, and the CPU
@@ -240,12 +243,14 @@ have=0
 for q in $QUEUE_SIZES; do
     echo "== queue with $q pending"
     cd "$WORK/slurm"
-    t0=$(now)
+    t0=$(now); c0=$(cpu_ticks "$CTLD")
     seq $((q - have)) | xargs -P 4 -I{} sbatch --hold --parsable --wrap true >>"$WORK/slurm_ids"
     echo "   Slurm filled in $(ms_since "$t0") ms"
-    t0=$(now)
+    add SLV "cpu_submit$q" "$(awk -v c="$(( $(cpu_ticks "$CTLD") - c0 ))" -v t="$TICK" -v n="$((q - have))" 'BEGIN { print 1000*c/t/n }')"
+    t0=$(now); c0=$(cpu_ticks "$JGPID")
     seq $((q - have)) | xargs -P 4 -I{} "$JG" submit -d "$WORK/pending.yaml" >/dev/null
     echo "   jgsched filled in $(ms_since "$t0") ms"
+    add JGV "cpu_submit$q" "$(awk -v c="$(( $(cpu_ticks "$JGPID") - c0 ))" -v t="$TICK" -v n="$((q - have))" 'BEGIN { print 1000*c/t/n }')"
     have=$q
     jg_rc=0
     for _ in $(seq "$Q_RUNS"); do
@@ -277,6 +282,10 @@ echo "|---|---|---|---|"
 row "$N CLI submits while groups run" "$(med JGV submit)" "$(med SLV submit)" higher "/s"
 row "$N trivial groups, first submit -> all ended" "$(med JGV e2e)" "$(med SLV e2e)" lower "s"
 row "daemon CPU per trivial group (jgschedd / slurmctld)" "$(med JGV cpu_group)" "$(med SLV cpu_group)" lower "ms"
+for q in $QUEUE_SIZES; do
+    row "daemon CPU per pending submit (jgschedd / slurmctld), filling to $q" "$(med JGV "cpu_submit$q")" \
+        "$(med SLV "cpu_submit$q")" lower "ms"
+done
 row "3-job group, submit -> every node running" "$(med JGV group3)" "$(med SLV group3)" lower "ms"
 for q in $QUEUE_SIZES; do
     j=$(med JGV "queue$q")
