@@ -112,7 +112,7 @@ wait_group_procs_gone() {
     fail "the nodes of group $2 did not end within $3 s: $(describe_pids $left)"
 }
 
-# keepers: the pids of this instance's network keepers (jgsched-shim --hold
+# keepers: the pids of this instance's network keepers (jgsched-keeper ... --hold
 # <a group directory of this instance>).
 keepers() {
     pgrep -f -- "--hold $(jg_regex_escape "$GROUPS_DIR")/[0-9]+\$" 2>/dev/null || true
@@ -420,7 +420,7 @@ assert_namespaces_gone $ns
 ok "a group that ends while the daemon is down is cleaned up (network included) once it is back"
 
 # ---------------------------------------------------------------- a daemon killed while it launches
-# The daemon forks a group's keeper, then records it in <group dir>/net; killed
+# The daemon spawns a group's keeper, then records it in <group dir>/net; killed
 # in between, it leaves a keeper no record names.  The test kills it as soon
 # as the keeper appears; should the record already be written by then, it is
 # removed (as root, like the daemon's own files), which is the state a kill
@@ -439,7 +439,7 @@ done
 kill -9 "$JG_DAEMON_PID"
 wait_pid_gone "$JG_DAEMON_PID" "the daemon killed with -9"
 wait "$submit_pid" || true
-gdir=$(tr '\0' '\n' <"/proc/$kl/cmdline" | sed -n 3p)
+gdir=$(tr '\0' '\n' <"/proc/$kl/cmdline" | tail -n 1)    # jgsched-keeper MODE NETWORK --hold DIR
 GL=${gdir##*/}
 if [ -e "$gdir/net" ]; then
     echo "# the keeper was recorded before the kill: removing the record"
