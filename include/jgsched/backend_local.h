@@ -71,7 +71,9 @@
  *    named in NODE_EXITED's reason.  notes() says whether that is the case. */
 typedef struct {
     const char *state_dir;      /* node directories go under <state_dir>/groups/ */
-    const char *shim_path;      /* the jgsched-shim executable */
+    const char *shim_path;      /* the jgsched-shim executable; jgsched-keeper (isolated
+                                 * groups' networks: create fails without it) and
+                                 * jgsched-deleter (the trash) are taken beside it */
     jg_loop_t *loop;
     jg_backend_event_f on_event;
     void *event_ctx;
