@@ -80,6 +80,7 @@ struct jg_daemon {
     int64_t *dirty;                 /* groups changed since the last prepare */
     size_t n_dirty, cap_dirty;
     bool stopping;
+    jg_jsonw_t reply_text;          /* a reply written as text (a queue page), reused */
 };
 
 /* ---------------------------------------------------------------- server.c */
@@ -98,11 +99,14 @@ void jgd_server_flush_all(jg_daemon_t *d);
 /* Queues a reply on c and flushes what the socket takes (steals msg).
  * Returns -1 if the connection was closed (c is then freed). */
 int jgd_conn_send(jgd_conn_t *c, json_t *msg);
+/* Queues a reply already written as text (one JSON object, no newline). */
+int jgd_conn_send_text(jgd_conn_t *c, jg_jsonw_t *text);
 
 /* -------------------------------------------------------------- handlers.c */
 
-/* The reply to one decoded request (never NULL; the caller sends it). */
-json_t *jgd_dispatch(jgd_conn_t *c, json_t *req);
+/* The reply to one decoded request, or NULL when the op wrote its reply as
+ * one JSON object's text into *text (emptied first; the caller sends it). */
+json_t *jgd_dispatch(jgd_conn_t *c, json_t *req, jg_jsonw_t *text);
 
 /* ----------------------------------------------------------------- views.c */
 
@@ -124,13 +128,17 @@ json_t *jgd_view_group(const jg_group_row_t *g, const jg_job_row_t *jobs, size_t
 json_t *jgd_view_group_detail(jg_store_t *store, int64_t id, bool with_events,
                               jgd_spec_view_t *spec, jg_error_t *err);
 
+/* GROUP_SUMMARY's text, appended to w. */
+void jgd_view_group_text(jg_jsonw_t *w, const jg_group_row_t *g, const jg_job_row_t *jobs,
+                         size_t n_jobs);
+
 /* One queue page of rows[0..n) (lowest id first) with their jobs (jobs of
- * all listed groups, ordered by group id): as many groups as fit in
- * page_bytes of JSON, one at least.  Sets *more when some did not fit,
- * *last_id to the id of the last one listed (after_id if none). */
-json_t *jgd_view_queue_page(const jg_group_row_t *rows, size_t n, const jg_job_row_t *jobs,
-                            size_t n_jobs, size_t page_bytes, int64_t after_id, bool *more,
-                            int64_t *last_id);
+ * all listed groups, ordered by group id), appended to w as a JSON array: as
+ * many groups as fit in page_bytes of it, one at least.  Sets *more when some
+ * did not fit, *last_id to the id of the last one listed (after_id if none). */
+void jgd_view_queue_page(jg_jsonw_t *w, const jg_group_row_t *rows, size_t n,
+                         const jg_job_row_t *jobs, size_t n_jobs, size_t page_bytes,
+                         int64_t after_id, bool *more, int64_t *last_id);
 
 /* The `infra` item of one backend instance: capacity, use, groups holding
  * and waiting, notes. */

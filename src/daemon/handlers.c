@@ -293,7 +293,7 @@ static int parse_states(json_t *list, uint32_t *mask, char *why, size_t why_len)
  * holds; `more` tells the client to ask again from `next_after_id`.  A page
  * reads its own rows from the store's indexes (never every group), and the
  * first page of a windowed listing says how many ended groups it leaves out. */
-static json_t *op_queue(jgd_conn_t *c, json_t *req)
+static json_t *op_queue(jgd_conn_t *c, json_t *req, jg_jsonw_t *text)
 {
     int all = 0;
     const char *user = NULL, *name = NULL;
@@ -347,16 +347,24 @@ static json_t *op_queue(jgd_conn_t *c, json_t *req)
         jg_group_rows_free(rows, n);
         return jg_proto_failure("%s", err.text);
     }
+    /* The page is written as text, straight from the rows: a tree of JSON
+     * values per group cost more than the rest of the listing. */
     int64_t last_id;
-    json_t *groups = jgd_view_queue_page(rows, listed, jobs, n_jobs, QUEUE_PAGE_BYTES, after_id,
-                                         &more, &last_id);
+    jg_jsonw_lit(text, "{\"ok\":true,\"groups\":");
+    jgd_view_queue_page(text, rows, listed, jobs, n_jobs, QUEUE_PAGE_BYTES, after_id, &more,
+                        &last_id);
     jg_job_rows_free(jobs, n_jobs);
     jg_group_rows_free(rows, n);
-    json_t *reply = json_pack("{s:b, s:o, s:b, s:I}", "ok", 1, "groups", groups, "more", more,
-                              "next_after_id", (json_int_t)last_id);
-    if (windowed && after_id == 0)
-        json_object_set_new(reply, "hidden", json_integer(hidden));
-    return reply;
+    jg_jsonw_lit(text, ",\"more\":");
+    jg_jsonw_bool(text, more);
+    jg_jsonw_lit(text, ",\"next_after_id\":");
+    jg_jsonw_int(text, last_id);
+    if (windowed && after_id == 0) {
+        jg_jsonw_lit(text, ",\"hidden\":");
+        jg_jsonw_int(text, hidden);
+    }
+    jg_jsonw_lit(text, "}");
+    return NULL;
 }
 
 static json_t *show_group(jgd_conn_t *c, json_t *req, bool watch)
@@ -577,32 +585,36 @@ enum {
 };
 
 typedef json_t *jgd_handler_f(jgd_conn_t *c, json_t *req);
+/* An op whose reply is large: NULL when it wrote the reply into *text. */
+typedef json_t *jgd_text_handler_f(jgd_conn_t *c, json_t *req, jg_jsonw_t *text);
 
 typedef struct {
     const char *op;
     jgd_handler_f *handler;
     unsigned flags;
     const char *action;         /* JGD_OP_OWNER_ONLY: what others are told they may not do */
+    jgd_text_handler_f *text_handler;   /* instead of handler */
 } op_entry_t;
 
 static const op_entry_t op_table[] = {
-    {"ping", op_ping, 0, NULL},
-    {"submit", op_submit, 0, NULL},
-    {"queue", op_queue, 0, NULL},
-    {"show", op_show, 0, NULL},
-    {"watch", op_watch, 0, NULL},
-    {"logs", op_logs, 0, NULL},
-    {"cancel", op_cancel, 0, NULL},
-    {"shutdown", op_shutdown, JGD_OP_OWNER_ONLY, "stop it"},
-    {"policy_reload", op_policy_reload, JGD_OP_OWNER_ONLY, "reload policies"},
-    {"infra", op_infra, 0, NULL},
-    {"volume_create", op_volume_create, 0, NULL},
-    {"volume_ls", op_volume_ls, 0, NULL},
-    {"volume_rm", op_volume_rm, 0, NULL},
+    {"ping", op_ping, 0, NULL, NULL},
+    {"submit", op_submit, 0, NULL, NULL},
+    {"queue", NULL, 0, NULL, op_queue},
+    {"show", op_show, 0, NULL, NULL},
+    {"watch", op_watch, 0, NULL, NULL},
+    {"logs", op_logs, 0, NULL, NULL},
+    {"cancel", op_cancel, 0, NULL, NULL},
+    {"shutdown", op_shutdown, JGD_OP_OWNER_ONLY, "stop it", NULL},
+    {"policy_reload", op_policy_reload, JGD_OP_OWNER_ONLY, "reload policies", NULL},
+    {"infra", op_infra, 0, NULL, NULL},
+    {"volume_create", op_volume_create, 0, NULL, NULL},
+    {"volume_ls", op_volume_ls, 0, NULL, NULL},
+    {"volume_rm", op_volume_rm, 0, NULL, NULL},
 };
 
-json_t *jgd_dispatch(jgd_conn_t *c, json_t *req)
+json_t *jgd_dispatch(jgd_conn_t *c, json_t *req, jg_jsonw_t *text)
 {
+    jg_jsonw_reset(text);
     json_t *op = json_object_get(req, "op");
     if (!json_is_string(op))
         return jg_proto_error("a request needs a string field \"op\"");
@@ -614,7 +626,7 @@ json_t *jgd_dispatch(jgd_conn_t *c, json_t *req)
         if ((e->flags & JGD_OP_OWNER_ONLY) && c->uid != 0 && c->uid != getuid())
             return jg_proto_error("permission denied: only root or the daemon's owner may %s",
                                   e->action);
-        return e->handler(c, req);
+        return e->text_handler ? e->text_handler(c, req, text) : e->handler(c, req);
     }
     return jg_proto_error("unknown op \"%s\"", name);
 }

@@ -228,6 +228,15 @@ int jgd_conn_send(jgd_conn_t *c, json_t *msg)
     return rc < 0 ? -1 : conn_flush(c);
 }
 
+int jgd_conn_send_text(jgd_conn_t *c, jg_jsonw_t *text)
+{
+    /* The newline goes in the buffer's spare byte (its NUL) for one append. */
+    text->data[text->len] = '\n';
+    int rc = conn_queue(c, text->data, text->len + 1);
+    text->data[text->len] = '\0';
+    return rc < 0 ? -1 : conn_flush(c);
+}
+
 /* Ends a connection that broke a rule, telling the client which: the error
  * goes after whatever replies are queued, as much as the socket takes now,
  * and the connection closes at once (a client that does not read could
@@ -377,9 +386,11 @@ static void conn_serve(jgd_conn_t *c)
         jg_error_t err;
         json_t *req = jg_proto_decode(line, &err);
         free(line);
-        json_t *reply = req ? jgd_dispatch(c, req) : jg_proto_error("%s", err.text);
+        jg_jsonw_t *text = &c->daemon->reply_text;
+        json_t *reply = req ? jgd_dispatch(c, req, text) : jg_proto_error("%s", err.text);
         json_decref(req);
-        if (jgd_conn_send(c, reply) < 0 || c->close_after_flush)
+        if ((reply ? jgd_conn_send(c, reply) : jgd_conn_send_text(c, text)) < 0 ||
+            c->close_after_flush)
             return;
         budget -= 1 + c->extra_cost;
         c->extra_cost = 0;
@@ -593,6 +604,7 @@ void jgd_server_close(jg_daemon_t *d)
 {
     while (d->conns)
         conn_close(d->conns);
+    jg_jsonw_free(&d->reply_text);
     if (d->listen_fd >= 0) {
         close(d->listen_fd);
         unlink(d->paths.socket);

@@ -12,27 +12,77 @@
 #include "daemon_int.h"
 #include "jgsched/capacity.h"
 
-static json_t *job_json(const jg_job_row_t *j)
+/* GROUP_SUMMARY as text: the queue writes 100,000 of them without building a
+ * JSON value per field, and jgd_view_group parses this very text, so both
+ * show the same fields. */
+static void job_text(jg_jsonw_t *w, const jg_job_row_t *j)
 {
-    return json_pack("{s:i, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:o, s:o}", "index",
-                     j->index, "name", j->name, "state", jg_state_name(j->state), "num_nodes",
-                     j->num_nodes, "attempt", j->attempt, "restarts", j->restarts, "recoveries",
-                     j->recoveries, "free_restarts", j->free_restarts, "exit_code", j->exit_code, "reason", j->reason ? j->reason : "",
-                     "started", jg_proto_time(j->started_us), "ended",
-                     jg_proto_time(j->ended_us));
+    jg_jsonw_lit(w, "{\"index\":");
+    jg_jsonw_int(w, j->index);
+    jg_jsonw_lit(w, ",\"name\":");
+    jg_jsonw_str(w, j->name);
+    jg_jsonw_lit(w, ",\"state\":");
+    jg_jsonw_str(w, jg_state_name(j->state));
+    jg_jsonw_lit(w, ",\"num_nodes\":");
+    jg_jsonw_int(w, j->num_nodes);
+    jg_jsonw_lit(w, ",\"attempt\":");
+    jg_jsonw_int(w, j->attempt);
+    jg_jsonw_lit(w, ",\"restarts\":");
+    jg_jsonw_int(w, j->restarts);
+    jg_jsonw_lit(w, ",\"recoveries\":");
+    jg_jsonw_int(w, j->recoveries);
+    jg_jsonw_lit(w, ",\"free_restarts\":");
+    jg_jsonw_int(w, j->free_restarts);
+    jg_jsonw_lit(w, ",\"exit_code\":");
+    jg_jsonw_int(w, j->exit_code);
+    jg_jsonw_lit(w, ",\"reason\":");
+    jg_jsonw_str(w, j->reason);
+    jg_jsonw_lit(w, ",\"started\":");
+    jg_jsonw_time(w, j->started_us);
+    jg_jsonw_lit(w, ",\"ended\":");
+    jg_jsonw_time(w, j->ended_us);
+    jg_jsonw_lit(w, "}");
+}
+
+void jgd_view_group_text(jg_jsonw_t *w, const jg_group_row_t *g, const jg_job_row_t *jobs,
+                         size_t n_jobs)
+{
+    jg_jsonw_lit(w, "{\"id\":");
+    jg_jsonw_int(w, g->id);
+    jg_jsonw_lit(w, ",\"name\":");
+    jg_jsonw_str(w, g->name);
+    jg_jsonw_lit(w, ",\"user\":");
+    jg_jsonw_str(w, g->user);
+    jg_jsonw_lit(w, ",\"uid\":");
+    jg_jsonw_int(w, (int)g->uid);
+    jg_jsonw_lit(w, ",\"state\":");
+    jg_jsonw_str(w, jg_state_name(g->state));
+    jg_jsonw_lit(w, ",\"reason\":");
+    jg_jsonw_str(w, g->reason);
+    jg_jsonw_lit(w, ",\"submitted\":");
+    jg_jsonw_time(w, g->submitted_us);
+    jg_jsonw_lit(w, ",\"started\":");
+    jg_jsonw_time(w, g->started_us);
+    jg_jsonw_lit(w, ",\"ended\":");
+    jg_jsonw_time(w, g->ended_us);
+    jg_jsonw_lit(w, ",\"infra\":");
+    jg_jsonw_str(w, g->infra);
+    jg_jsonw_lit(w, ",\"jobs\":[");
+    for (size_t i = 0; i < n_jobs; i++) {
+        if (i)
+            jg_jsonw_lit(w, ",");
+        job_text(w, &jobs[i]);
+    }
+    jg_jsonw_lit(w, "]}");
 }
 
 json_t *jgd_view_group(const jg_group_row_t *g, const jg_job_row_t *jobs, size_t n_jobs)
 {
-    json_t *ja = json_array();
-    for (size_t i = 0; i < n_jobs; i++)
-        json_array_append_new(ja, job_json(&jobs[i]));
-    return json_pack("{s:I, s:s, s:s, s:i, s:s, s:s, s:o, s:o, s:o, s:s, s:o}", "id",
-                     (json_int_t)g->id, "name", g->name, "user", g->user, "uid", (int)g->uid,
-                     "state", jg_state_name(g->state), "reason", g->reason ? g->reason : "",
-                     "submitted", jg_proto_time(g->submitted_us), "started",
-                     jg_proto_time(g->started_us), "ended", jg_proto_time(g->ended_us), "infra",
-                     g->infra ? g->infra : "", "jobs", ja);
+    jg_jsonw_t w = {0};
+    jgd_view_group_text(&w, g, jobs, n_jobs);
+    json_t *out = json_loadb(w.data, w.len, 0, NULL);
+    jg_jsonw_free(&w);
+    return out ? out : json_object();
 }
 
 void jgd_spec_view_clear(jgd_spec_view_t *v)
@@ -107,60 +157,32 @@ done:
     return out;
 }
 
-/* At most the bytes s takes in compact JSON with JSON_ENSURE_ASCII, quotes
- * included: a control character is 6 (\u00XX), '"' and '\\' are 2, and a byte
- * of a multi-byte character at most 6 (a 2-byte character is one \uXXXX,
- * a 4-byte one a pair of them). */
-static size_t json_string_bound(const char *s)
+void jgd_view_queue_page(jg_jsonw_t *w, const jg_group_row_t *rows, size_t n,
+                         const jg_job_row_t *jobs, size_t n_jobs, size_t page_bytes,
+                         int64_t after_id, bool *more, int64_t *last_id)
 {
-    size_t n = 2;
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
-        n += *p < 0x20 || *p >= 0x80 ? 6 : *p == '"' || *p == '\\' ? 2 : 1;
-    return n;
-}
-
-/* Keys, punctuation and numbers of a summary and of one of its jobs (times
- * as reals of at most 24 characters, integers of at most 20), rounded up:
- * with the strings' bounds this is never less than what jgd_view_group
- * encodes to, and costs no encoding. */
-#define GROUP_FIXED_BOUND 208
-#define JOB_FIXED_BOUND 256
-
-static size_t group_json_bound(const jg_group_row_t *g, const jg_job_row_t *jobs, size_t n_jobs)
-{
-    size_t n = GROUP_FIXED_BOUND + json_string_bound(g->name) + json_string_bound(g->user) +
-               json_string_bound(jg_state_name(g->state)) + json_string_bound(g->reason) +
-               json_string_bound(g->infra);
-    for (size_t i = 0; i < n_jobs; i++)
-        n += JOB_FIXED_BOUND + json_string_bound(jobs[i].name) +
-             json_string_bound(jg_state_name(jobs[i].state)) + json_string_bound(jobs[i].reason);
-    return n;
-}
-
-json_t *jgd_view_queue_page(const jg_group_row_t *rows, size_t n, const jg_job_row_t *jobs,
-                            size_t n_jobs, size_t page_bytes, int64_t after_id, bool *more,
-                            int64_t *last_id)
-{
-    json_t *groups = json_array();
-    size_t k = 0, bytes = 0;
+    size_t k = 0, start = w->len;
     *last_id = after_id;
+    jg_jsonw_lit(w, "[");
     for (size_t i = 0; i < n; i++) {
         while (k < n_jobs && jobs[k].group_id < rows[i].id)
             k++;
         size_t first = k;
         while (k < n_jobs && jobs[k].group_id == rows[i].id)
             k++;
-        /* A bound, not an encoding: the page is encoded once, when sent. */
-        size_t size = group_json_bound(&rows[i], jobs + first, k - first) + 1;
-        if (i > 0 && bytes + size > page_bytes) {
-            *more = true;       /* the rest comes in the next page */
+        size_t mark = w->len;
+        if (i > 0)
+            jg_jsonw_lit(w, ",");
+        jgd_view_group_text(w, &rows[i], jobs + first, k - first);
+        if (i > 0 && w->len + 1 - start > page_bytes) {
+            w->len = mark;      /* the rest comes in the next page */
+            w->data[mark] = '\0';
+            *more = true;
             break;
         }
-        bytes += size;
-        json_array_append_new(groups, jgd_view_group(&rows[i], jobs + first, k - first));
         *last_id = rows[i].id;
     }
-    return groups;
+    jg_jsonw_lit(w, "]");
 }
 
 /* ------------------------------------------------------------------ infra */
