@@ -117,6 +117,11 @@ int jg_cli_send(jg_cli_client_t *c, json_t *req, jg_error_t *err);
  * sent something that is not a message (c->lost clear). */
 int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *err);
 
+/* jg_cli_recv without the decoding: the next message's line in *line
+ * (NUL-terminated, caller frees), for a caller that reads it with
+ * jg_json_tokenize (a queue page). */
+int jg_cli_recv_line(jg_cli_client_t *c, int timeout_ms, char **line, jg_error_t *err);
+
 /* Sends req (stolen) and waits for its reply (new reference), or NULL + err. */
 json_t *jg_cli_call(jg_cli_client_t *c, json_t *req, jg_error_t *err);
 
@@ -196,6 +201,10 @@ double jg_cli_now(void);
 
 /* Pretty JSON (2-space indent, sorted keys) and a newline on stdout. */
 void jg_cli_print_json(const json_t *v);
+/* The value at token i as jg_cli_print_json prints it (without the newline),
+ * nested depth levels deep (each new line indented 2 * depth more), appended
+ * to out; numbers keep the text they came in (the daemon writes jansson's). */
+void jg_cli_json_pretty(jg_jsonw_t *out, const jg_jtoks_t *toks, size_t i, int depth);
 
 /* Tolerant readers of daemon replies: a missing or mistyped field reads as
  * "" / def / 0 instead of crashing the display. */

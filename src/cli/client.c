@@ -295,22 +295,31 @@ int jg_cli_send(jg_cli_client_t *c, json_t *req, jg_error_t *err)
 
 int jg_cli_recv(jg_cli_client_t *c, int timeout_ms, json_t **msg, jg_error_t *err)
 {
-    long long deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
+    char *line;
     *msg = NULL;
+    int r = jg_cli_recv_line(c, timeout_ms, &line, err);
+    if (r <= 0)
+        return r;
+    *msg = jg_proto_decode(line, err);
+    free(line);
+    if (!*msg)
+        return jg_errprefix(err, "bad reply from jgschedd");
+    return 1;
+}
+
+int jg_cli_recv_line(jg_cli_client_t *c, int timeout_ms, char **line, jg_error_t *err)
+{
+    long long deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
+    *line = NULL;
     c->lost = false;
     for (;;) {
         int too_long;
-        char *line = jg_linebuf_next(&c->lb, &too_long);
+        *line = jg_linebuf_next(&c->lb, &too_long);
         if (too_long)
             return jg_errprintf(err, "reply from jgschedd exceeds %d bytes",
                                 JG_PROTO_MAX_MESSAGE);
-        if (line) {
-            *msg = jg_proto_decode(line, err);
-            free(line);
-            if (!*msg)
-                return jg_errprefix(err, "bad reply from jgschedd");
+        if (*line)
             return 1;
-        }
         int wait = -1;
         if (deadline >= 0) {
             long long left = deadline - mono_ms();

@@ -80,21 +80,41 @@ static void row_cells(const queue_row_t *r, const char *cells[NCOLS])
     }
 }
 
-static char *job_tokens(const json_t *group)
+/* A page's reply, tokenized in place (jg_json_tokenize): groups are read
+ * from its tokens, never built as JSON values. */
+typedef struct {
+    const jg_jtoks_t *toks;
+    size_t at;              /* the group object's token */
+} page_group_t;
+
+static size_t field(const page_group_t *g, const char *key)
 {
-    jg_cli_buf_t out = {0};
-    size_t i;
-    json_t *job;
-    json_array_foreach(json_object_get(group, "jobs"), i, job) {
-        long long n = jg_cli_jint(job, "num_nodes", 1);
-        jg_cli_buf_printf(&out, "%s%s:%s", i ? " " : "", jg_cli_jstr(job, "name"),
-                          jg_cli_jstr(job, "state"));
+    return jg_json_get(g->toks, g->at, key);
+}
+
+/* The jobs of a group: calls fn for each job object's token. */
+#define FOREACH_JOB(g, job)                                                                   \
+    for (size_t job##_arr = field(g, "jobs"), job##_k = 0,                                    \
+                job = job##_arr + 1;                                                          \
+         job##_arr && (g)->toks->tok[job##_arr].type == JG_JTOK_ARRAY &&                       \
+         job##_k < (g)->toks->tok[job##_arr].count;                                           \
+         job##_k++, job = (g)->toks->tok[job].next)
+
+static void job_tokens(const page_group_t *g, jg_cli_buf_t *out)
+{
+    const jg_jtoks_t *t = g->toks;
+    out->len = 0;
+    if (out->s)
+        out->s[0] = '\0';
+    FOREACH_JOB(g, job) {
+        long long n = jg_json_int(t, jg_json_get(t, job, "num_nodes"), 1);
+        const char *name = jg_json_str(t, jg_json_get(t, job, "name"));
+        const char *state = jg_json_str(t, jg_json_get(t, job, "state"));
         if (n > 1)
-            jg_cli_buf_printf(&out, "(x%lld)", n);
+            jg_cli_buf_printf(out, "%s%s:%s(x%lld)", job_k ? " " : "", name, state, n);
+        else
+            jg_cli_buf_printf(out, "%s%s:%s", job_k ? " " : "", name, state);
     }
-    char *s = jg_xstrdup(jg_cli_buf_str(&out));
-    jg_cli_buf_free(&out);
-    return s;
 }
 
 /* The tokens again, a new line started before a token that would pass
@@ -120,40 +140,39 @@ static void wrap_jobs(const char *tokens, size_t width, jg_cli_buf_t *out)
 }
 
 /* Restarts of every kind of every job of the group. */
-static long long group_restarts(const json_t *group)
+static long long group_restarts(const page_group_t *g)
 {
+    const jg_jtoks_t *t = g->toks;
     long long n = 0;
-    size_t i;
-    json_t *job;
-    json_array_foreach(json_object_get(group, "jobs"), i, job)
-        n += jg_cli_jint(job, "restarts", 0) + jg_cli_jint(job, "recoveries", 0) +
-             jg_cli_jint(job, "free_restarts", 0);
+    FOREACH_JOB(g, job)
+        n += jg_json_int(t, jg_json_get(t, job, "restarts"), 0) +
+             jg_json_int(t, jg_json_get(t, job, "recoveries"), 0) +
+             jg_json_int(t, jg_json_get(t, job, "free_restarts"), 0);
     return n;
 }
 
-static const char *group_reason(const json_t *group)
+static void rows_add(queue_rows_t *q, const page_group_t *g, jg_cli_buf_t *jobs)
 {
-    const char *state = jg_cli_jstr(group, "state");
-    return jg_cli_state_wants_reason(state) ? jg_cli_jstr(group, "reason") : "";
-}
-
-static void rows_add(queue_rows_t *q, const json_t *g)
-{
+    const jg_jtoks_t *t = g->toks;
     if (q->n == q->cap) {
         q->cap = q->cap ? q->cap * 2 : 64;
         q->rows = jg_xrealloc(q->rows, q->cap * sizeof *q->rows);
     }
     char submitted[JG_CLI_FMT_SIZE], duration[JG_CLI_FMT_SIZE];
-    jg_cli_fmt_when(jg_cli_jnum(g, "submitted"), submitted, sizeof submitted);
-    jg_cli_fmt_span(jg_cli_jnum(g, "started"), jg_cli_jnum(g, "ended"), duration,
-                    sizeof duration);
+    jg_cli_fmt_when(jg_json_num(t, field(g, "submitted")), submitted, sizeof submitted);
+    jg_cli_fmt_span(jg_json_num(t, field(g, "started")), jg_json_num(t, field(g, "ended")),
+                    duration, sizeof duration);
     char id[32], restarts[32];
-    snprintf(id, sizeof id, "%lld", jg_cli_jint(g, "id", 0));
+    snprintf(id, sizeof id, "%lld", jg_json_int(t, field(g, "id"), 0));
     snprintf(restarts, sizeof restarts, "%lld", group_restarts(g));
-    char *jobs = job_tokens(g);
-    const char *cells[NCOLS] = {id, jg_cli_jstr(g, "name"), jg_cli_jstr(g, "user"),
-                                jg_cli_jstr(g, "state"), jobs, submitted, duration, restarts,
-                                group_reason(g)};
+    job_tokens(g, jobs);
+    const char *state = jg_json_str(t, field(g, "state"));
+    const char *cells[NCOLS] = {id, jg_json_str(t, field(g, "name")),
+                                jg_json_str(t, field(g, "user")), state, jg_cli_buf_str(jobs),
+                                submitted, duration, restarts,
+                                jg_cli_state_wants_reason(state)
+                                    ? jg_json_str(t, field(g, "reason"))
+                                    : ""};
     size_t len[NCOLS], total = 0;
     for (size_t c = 0; c < NCOLS; c++)
         total += (len[c] = strlen(cells[c])) + 1;
@@ -163,7 +182,6 @@ static void rows_add(queue_rows_t *q, const json_t *g)
         memcpy(p, cells[c], len[c] + 1);
         p += len[c] + 1;
     }
-    free(jobs);
     if (*cells[COL_REASON])
         q->with_reason = true;
 }
@@ -186,7 +204,8 @@ static void reshaped_free(reshaped_t *r)
 
 static const char *reshaped_keep(reshaped_t *r, char *cell)
 {
-    r->cells = jg_xrealloc(r->cells, (r->n + 1) * sizeof *r->cells);
+    if ((r->n & (r->n - 1)) == 0)       /* 0, 1, 2, 4, ...: doubled at powers of two */
+        r->cells = jg_xrealloc(r->cells, (r->n ? 2 * r->n : 1) * sizeof *r->cells);
     return r->cells[r->n++] = cell;
 }
 
@@ -259,27 +278,28 @@ static void print_table(const queue_rows_t *q)
 }
 
 /* --json, printed as the pages come: the same text jg_cli_print_json prints
- * for the whole array (each element indented one level more). */
+ * for the whole array (each element indented one level more), laid out in
+ * one buffer per page. */
 typedef struct {
     size_t printed;
+    jg_jsonw_t out;
 } json_stream_t;
 
-static void json_stream_add(json_stream_t *js, const json_t *g)
+static void json_stream_add(json_stream_t *js, const page_group_t *g)
 {
-    char *text = json_dumps(g, JSON_INDENT(2) | JSON_SORT_KEYS);
-    if (!text)
-        return;
-    fputs(js->printed++ ? ",\n  " : "[\n  ", stdout);
-    for (const char *p = text; *p; p++) {
-        fputc(*p, stdout);
-        if (*p == '\n')
-            fputs("  ", stdout);
-    }
-    free(text);
+    jg_jsonw_lit(&js->out, js->printed++ ? ",\n  " : "[\n  ");
+    jg_cli_json_pretty(&js->out, g->toks, g->at, 1);
+}
+
+static void json_stream_flush(json_stream_t *js)
+{
+    fwrite(js->out.data, 1, js->out.len, stdout);
+    jg_jsonw_reset(&js->out);
 }
 
 static void json_stream_end(json_stream_t *js)
 {
+    json_stream_flush(js);
     fputs(js->printed ? "\n]\n" : "[]\n", stdout);
 }
 
@@ -290,11 +310,10 @@ typedef struct {
     json_t *states;         /* array of state names, or NULL */
 } queue_query_t;
 
-/* Groups asked per page: a page's JSON is parsed, printed or kept as cells,
- * and freed before the next, whose tree then reuses the same memory.  Pages
- * of 1,000 made each call fault in megabytes of fresh heap, which cost more
- * than the extra round trips (the next page is asked for ahead). */
-#define PAGE_GROUPS 250
+/* Groups asked per page: the daemon's most.  A page is read in place from
+ * its line (no JSON values built), so a bigger one costs no fresh heap, and
+ * fewer pages are fewer round trips. */
+#define PAGE_GROUPS 1000
 
 static json_t *page_request(const queue_query_t *query, long long after_id)
 {
@@ -321,6 +340,10 @@ static int fetch_groups(jg_cli_client_t *c, const queue_query_t *query, json_str
 {
     long long after_id = 0;
     jg_error_t err;
+    jg_jtoks_t toks = {0};
+    jg_cli_buf_t jobs = {0};
+    char *line = NULL;
+    int rc;
     *hidden = 0;
     if (jg_cli_connect(c, true, &err) < 0) {
         jg_cli_errorf("%s", err.text);
@@ -329,55 +352,70 @@ static int fetch_groups(jg_cli_client_t *c, const queue_query_t *query, json_str
     if (jg_cli_send(c, page_request(query, 0), &err) < 0)
         goto lost;
     for (;;) {
-        json_t *reply = NULL;
-        int r = jg_cli_recv(c, -1, &reply, &err);
+        free(line);
+        int r = jg_cli_recv_line(c, -1, &line, &err);
         if (r < 0)
             goto lost;
         if (r == 0)
             continue;
-        if (!jg_cli_jbool(reply, "ok")) {
-            const char *e = jg_cli_jstr(reply, "error");
-            jg_cli_errorf("%s", *e ? e : "jgschedd refused the request");
-            int rc = jg_cli_failure_code(reply, JG_EXIT_FAIL);
-            json_decref(reply);
-            return rc;
+        if (jg_json_tokenize(line, strlen(line), &toks, &err) < 0 ||
+            toks.tok[0].type != JG_JTOK_OBJECT) {
+            jg_cli_errorf("bad reply from jgschedd: %s",
+                          toks.n && toks.tok[0].type != JG_JTOK_OBJECT ? "not an object"
+                                                                       : err.text);
+            rc = JG_EXIT_DAEMON_FAILED;
+            goto done;
         }
-        json_t *page = json_object_get(reply, "groups");
-        if (!json_is_array(page)) {
-            json_decref(reply);
+        if (!jg_json_true(&toks, jg_json_get(&toks, 0, "ok"))) {
+            const char *e = jg_json_str(&toks, jg_json_get(&toks, 0, "error"));
+            jg_cli_errorf("%s", *e ? e : "jgschedd refused the request");
+            rc = strcmp(jg_json_str(&toks, jg_json_get(&toks, 0, "code")),
+                        JG_PROTO_DAEMON_FAILED) == 0
+                     ? JG_EXIT_DAEMON_FAILED
+                     : JG_EXIT_FAIL;
+            goto done;
+        }
+        size_t page = jg_json_get(&toks, 0, "groups");
+        if (!page || toks.tok[page].type != JG_JTOK_ARRAY) {
             jg_cli_errorf("bad reply from jgschedd: no groups array");
-            return JG_EXIT_DAEMON_FAILED;
+            rc = JG_EXIT_DAEMON_FAILED;
+            goto done;
         }
         if (after_id == 0)
-            *hidden = jg_cli_jint(reply, "hidden", 0);
-        long long next = jg_cli_jint(reply, "next_after_id", 0);
-        bool more = jg_cli_jbool(reply, "more");
+            *hidden = jg_json_int(&toks, jg_json_get(&toks, 0, "hidden"), 0);
+        long long next = jg_json_int(&toks, jg_json_get(&toks, 0, "next_after_id"), 0);
+        bool more = jg_json_true(&toks, jg_json_get(&toks, 0, "more"));
         if (more && next <= after_id) {
-            json_decref(reply);
             jg_cli_errorf("bad reply from jgschedd: queue page after %lld does not advance",
                           after_id);
-            return JG_EXIT_DAEMON_FAILED;
+            rc = JG_EXIT_DAEMON_FAILED;
+            goto done;
         }
-        if (more && jg_cli_send(c, page_request(query, next), &err) < 0) {
-            json_decref(reply);
+        if (more && jg_cli_send(c, page_request(query, next), &err) < 0)
             goto lost;
-        }
-        size_t i;
-        json_t *g;
-        json_array_foreach(page, i, g) {
+        page_group_t g = {.toks = &toks, .at = page + 1};
+        for (size_t k = 0; k < toks.tok[page].count; k++, g.at = toks.tok[g.at].next) {
             if (js)
-                json_stream_add(js, g);
-            else
-                rows_add(q, g);
+                json_stream_add(js, &g);
+            else if (toks.tok[g.at].type == JG_JTOK_OBJECT)
+                rows_add(q, &g, &jobs);
         }
-        json_decref(reply);
-        if (!more)
-            return JG_EXIT_OK;
+        if (js)
+            json_stream_flush(js);
+        if (!more) {
+            rc = JG_EXIT_OK;
+            goto done;
+        }
         after_id = next;
     }
 lost:
     jg_cli_errorf("%s", err.text);
-    return jg_cli_call_failure_code(c);
+    rc = jg_cli_call_failure_code(c);
+done:
+    free(line);
+    jg_jtoks_free(&toks);
+    jg_cli_buf_free(&jobs);
+    return rc;
 }
 
 /* "pending,RUNNING" -> ["PENDING","RUNNING"], or NULL after saying which
@@ -473,6 +511,7 @@ int jg_cli_cmd_queue(int argc, char **argv)
             json_stream_end(&js);
         else if (js.printed)
             fputc('\n', stdout);
+        jg_jsonw_free(&js.out);
     } else if (rc == JG_EXIT_OK) {
         print_table(&q);
         if (hidden > 0)

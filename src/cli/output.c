@@ -138,8 +138,10 @@ static const char *cell_line(const char *s, size_t k, size_t *len)
     return s;
 }
 
+/* Rows are laid out in one reused buffer and written whole: a listing of
+ * 100,000 rows is 100,000 writes into stdio, not a formatted print per cell. */
 static void print_row(const jg_cli_table_t *t, char *const *cells, const size_t *widths,
-                      FILE *out)
+                      jg_cli_buf_t *line, FILE *out)
 {
     size_t lines = 1;
     for (size_t c = 0; c < t->ncols; c++) {
@@ -148,28 +150,40 @@ static void print_row(const jg_cli_table_t *t, char *const *cells, const size_t 
         if (n > lines)
             lines = n;
     }
-    jg_cli_buf_t line = {0};
     for (size_t k = 0; k < lines; k++) {
-        line.len = 0;
-        if (line.s)
-            line.s[0] = '\0';
+        line->len = 0;
         for (size_t c = 0; c < t->ncols; c++) {
             size_t len;
             const char *text = cell_line(cells[c], k, &len);
             size_t pad = widths[c] - text_width(text, len);
-            if (c > 0)
-                jg_cli_buf_printf(&line, "  ");
-            if (t->right[c])
-                jg_cli_buf_printf(&line, "%*s", (int)pad, "");
-            jg_cli_buf_printf(&line, "%.*s", (int)len, text);
-            if (!t->right[c] && c + 1 < t->ncols)
-                jg_cli_buf_printf(&line, "%*s", (int)pad, "");
+            size_t need = line->len + 2 + widths[c] + len + 2;
+            if (need > line->cap) {
+                size_t cap = line->cap ? line->cap : 256;
+                while (cap < need)
+                    cap *= 2;
+                line->s = jg_xrealloc(line->s, cap);
+                line->cap = cap;
+            }
+            if (c > 0) {
+                memcpy(line->s + line->len, "  ", 2);
+                line->len += 2;
+            }
+            if (t->right[c]) {
+                memset(line->s + line->len, ' ', pad);
+                line->len += pad;
+            }
+            memcpy(line->s + line->len, text, len);
+            line->len += len;
+            if (!t->right[c] && c + 1 < t->ncols) {
+                memset(line->s + line->len, ' ', pad);
+                line->len += pad;
+            }
         }
-        while (line.len > 0 && line.s[line.len - 1] == ' ')
-            line.s[--line.len] = '\0';
-        fprintf(out, "%s\n", jg_cli_buf_str(&line));
+        while (line->len > 0 && line->s[line->len - 1] == ' ')
+            line->len--;
+        line->s[line->len++] = '\n';
+        fwrite(line->s, 1, line->len, out);
     }
-    jg_cli_buf_free(&line);
 }
 
 void jg_cli_table_print(const jg_cli_table_t *t, FILE *out)
@@ -177,9 +191,11 @@ void jg_cli_table_print(const jg_cli_table_t *t, FILE *out)
     size_t *widths = jg_xcalloc(t->ncols, sizeof *widths);
     for (size_t c = 0; c < t->ncols; c++)
         widths[c] = jg_cli_table_width(t, c);
-    print_row(t, t->headers, widths, out);
+    jg_cli_buf_t line = {0};
+    print_row(t, t->headers, widths, &line, out);
     for (size_t r = 0; r < t->rows; r++)
-        print_row(t, t->cells + r * t->ncols, widths, out);
+        print_row(t, t->cells + r * t->ncols, widths, &line, out);
+    jg_cli_buf_free(&line);
     free(widths);
 }
 
@@ -297,9 +313,13 @@ static bool to_local(double ts, struct tm *tm)
 
 static bool is_today(const struct tm *tm)
 {
-    struct tm now;
-    time_t t = time(NULL);
-    localtime_r(&t, &now);
+    /* Today is looked up once: a listing formats 100,000 times. */
+    static struct tm now;
+    static bool known;
+    if (!known) {
+        time_t t = time(NULL);
+        known = localtime_r(&t, &now) != NULL;
+    }
     return now.tm_year == tm->tm_year && now.tm_yday == tm->tm_yday;
 }
 
@@ -357,6 +377,115 @@ void jg_cli_print_json(const json_t *v)
         fputs(text, stdout);
         fputc('\n', stdout);
         free(text);
+    }
+}
+
+/* jansson's dump_string without JSON_ENSURE_ASCII: UTF-8 as it is. */
+static void pretty_string(jg_jsonw_t *out, const char *s, size_t n)
+{
+    jg_jsonw_raw(out, "\"", 1);
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\')
+            run++;
+        jg_jsonw_raw(out, s + i, run - i);
+        if (run == n)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        char esc[8] = {'\\', (char)c};
+        size_t elen = 2;
+        switch (c) {
+        case '"': case '\\': break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default: elen = (size_t)snprintf(esc, sizeof esc, "\\u%04X", c); break;
+        }
+        jg_jsonw_raw(out, esc, elen);
+        i = run + 1;
+    }
+    jg_jsonw_raw(out, "\"", 1);
+}
+
+static void pretty_newline(jg_jsonw_t *out, int depth)
+{
+    static const char spaces[] = "                                ";
+    jg_jsonw_raw(out, "\n", 1);
+    for (size_t n = 2 * (size_t)depth; n > 0;) {
+        size_t k = n < sizeof spaces - 1 ? n : sizeof spaces - 1;
+        jg_jsonw_raw(out, spaces, k);
+        n -= k;
+    }
+}
+
+typedef struct {
+    const char *key;
+    size_t at;              /* the key's token */
+} pretty_member_t;
+
+static int member_cmp(const void *a, const void *b)
+{
+    return strcmp(((const pretty_member_t *)a)->key, ((const pretty_member_t *)b)->key);
+}
+
+void jg_cli_json_pretty(jg_jsonw_t *out, const jg_jtoks_t *toks, size_t i, int depth)
+{
+    const jg_jtok_t *t = &toks->tok[i];
+    switch (t->type) {
+    case JG_JTOK_STRING:
+        pretty_string(out, t->text, t->len);
+        return;
+    case JG_JTOK_ARRAY: {
+        if (t->count == 0) {
+            jg_jsonw_raw(out, "[]", 2);
+            return;
+        }
+        jg_jsonw_raw(out, "[", 1);
+        size_t e = i + 1;
+        for (size_t k = 0; k < t->count; k++) {
+            if (k)
+                jg_jsonw_raw(out, ",", 1);
+            pretty_newline(out, depth + 1);
+            jg_cli_json_pretty(out, toks, e, depth + 1);
+            e = toks->tok[e].next;
+        }
+        pretty_newline(out, depth);
+        jg_jsonw_raw(out, "]", 1);
+        return;
+    }
+    case JG_JTOK_OBJECT: {
+        if (t->count == 0) {
+            jg_jsonw_raw(out, "{}", 2);
+            return;
+        }
+        pretty_member_t few[32], *m = t->count <= 32 ? few : jg_xcalloc(t->count, sizeof *m);
+        size_t e = i + 1;
+        for (size_t k = 0; k < t->count; k++) {
+            m[k] = (pretty_member_t){toks->tok[e].text, e};
+            e = toks->tok[e + 1].next;
+        }
+        qsort(m, t->count, sizeof *m, member_cmp);      /* JSON_SORT_KEYS */
+        jg_jsonw_raw(out, "{", 1);
+        for (size_t k = 0; k < t->count; k++) {
+            if (k)
+                jg_jsonw_raw(out, ",", 1);
+            pretty_newline(out, depth + 1);
+            pretty_string(out, toks->tok[m[k].at].text, toks->tok[m[k].at].len);
+            jg_jsonw_raw(out, ": ", 2);
+            jg_cli_json_pretty(out, toks, m[k].at + 1, depth + 1);
+        }
+        if (m != few)
+            free(m);
+        pretty_newline(out, depth);
+        jg_jsonw_raw(out, "}", 1);
+        return;
+    }
+    default:
+        jg_jsonw_raw(out, t->text, t->len);
+        return;
     }
 }
 
