@@ -2,6 +2,8 @@
  * cap, decoding, a refusal's reason) and of the daemon log's escaping and rate
  * limiting (error.c), which guard what clients can make the daemon write. */
 #include <criterion/criterion.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,4 +265,156 @@ Test(proto, a_log_limiter_passes_one_line_per_interval_and_counts_the_rest)
     cr_assert(strstr(text, " warn refused 5 (4 more like this since the last one, not logged)\n"),
               "%s", text);
     free(text);
+}
+
+/* ---- proto_json.c: the writer encodes as jansson does, the tokenizer is strict */
+
+static char *jansson_text(json_t *v, size_t flags)
+{
+    char *s = json_dumps(v, flags | JSON_ENCODE_ANY | JSON_COMPACT);
+    json_decref(v);
+    return s;
+}
+
+static void assert_real_as_jansson(double v)
+{
+    jg_jsonw_t w = {0};
+    jg_jsonw_real(&w, v);
+    char *want = jansson_text(json_real(v), 0);
+    cr_assert_str_eq(w.data, want, "%.17g", v);
+    free(want);
+    jg_jsonw_free(&w);
+}
+
+Test(proto_json, reals_are_written_exactly_as_jansson_writes_them)
+{
+    /* Timestamps (the queue's), whole numbers, halfway cases of the 17th
+     * digit (1 + 1/2^17 has 18 significant digits, the last a 5), the ends
+     * of the fast path, and values outside it. */
+    srand(42);
+    for (int i = 0; i < 200000; i++) {
+        long long us = 1700000000000000LL + ((long long)rand() << 20 | rand()) % 200000000000000LL;
+        assert_real_as_jansson((double)us / 1e6);
+    }
+    for (int i = 0; i < 100000; i++) {
+        uint64_t bits = ((uint64_t)rand() << 33) ^ ((uint64_t)rand() << 11) ^ (uint64_t)rand();
+        double v;
+        bits = (bits & ((1ULL << 52) - 1)) | ((uint64_t)(1023 + rand() % 53) << 52);
+        memcpy(&v, &bits, sizeof v);
+        assert_real_as_jansson(v);
+    }
+    for (int j = 1; j < 4096; j++)
+        assert_real_as_jansson(1.0 + j / 131072.0);
+    const double edges[] = {0.0, -0.0, 1.0, 0.5, 1e-7, 9.5, 99.99999999999999, 1e16,
+                            9007199254740991.0, 9007199254740992.0, 1e300, -1795000000.25,
+                            123456789012345680000.0, 2.5e-300};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        assert_real_as_jansson(edges[i]);
+}
+
+Test(proto_json, strings_and_integers_are_written_as_jansson_writes_them)
+{
+    const char *strings[] = {"", "plain", "q\"uote\\back/slash", "\b\f\n\r\t\x01\x1f\x7f",
+                             "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 end"};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        jg_jsonw_t w = {0};
+        jg_jsonw_str(&w, strings[i]);
+        char *want = jansson_text(json_string(strings[i]), JSON_ENSURE_ASCII);
+        cr_assert_str_eq(w.data, want);
+        free(want);
+        jg_jsonw_free(&w);
+    }
+    const long long ints[] = {0, -1, 42, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        jg_jsonw_t w = {0};
+        jg_jsonw_int(&w, ints[i]);
+        char *want = jansson_text(json_integer(ints[i]), 0);
+        cr_assert_str_eq(w.data, want);
+        free(want);
+        jg_jsonw_free(&w);
+    }
+}
+
+Test(proto_json, invalid_utf8_is_written_as_the_replacement_character)
+{
+    jg_jsonw_t w = {0};
+    /* a lone continuation byte, an overlong '/', a surrogate, a cut sequence */
+    jg_jsonw_str(&w, "a\x80" "b\xc0\xaf" "c\xed\xa0\x80" "d\xe2\x82");
+    cr_assert_str_eq(w.data, "\"a\\uFFFDb\\uFFFD\\uFFFDc\\uFFFD\\uFFFD\\uFFFDd\\uFFFD\\uFFFD\"");
+    json_t *back = json_loads(w.data, JSON_DECODE_ANY, NULL);
+    cr_assert_not_null(back, "the text is valid JSON");
+    json_decref(back);
+    jg_jsonw_free(&w);
+}
+
+Test(proto_json, tokens_read_back_what_was_written)
+{
+    jg_jsonw_t w = {0};
+    jg_jsonw_lit(&w, "{\"name\":");
+    jg_jsonw_str(&w, "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\"\n");
+    jg_jsonw_lit(&w, ",\"list\":[1,-2.5e3,true,false,null,{},[]],\"when\":");
+    jg_jsonw_time(&w, 1795000000123456LL);
+    jg_jsonw_lit(&w, ",\"n\":");
+    jg_jsonw_int(&w, -7);
+    jg_jsonw_lit(&w, "}");
+    char *text = strdup(w.data);
+    jg_jtoks_t toks = {0};
+    jg_error_t err;
+    cr_assert_eq(jg_json_tokenize(text, strlen(text), &toks, &err), 0, "%s", err.text);
+    cr_assert_eq(toks.tok[0].type, JG_JTOK_OBJECT);
+    cr_assert_eq(toks.tok[0].count, 4);
+    cr_assert_eq(toks.tok[0].next, toks.n);
+    cr_assert_str_eq(jg_json_str(&toks, jg_json_get(&toks, 0, "name")),
+                     "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\"\n");
+    size_t list = jg_json_get(&toks, 0, "list");
+    cr_assert_eq(toks.tok[list].type, JG_JTOK_ARRAY);
+    cr_assert_eq(toks.tok[list].count, 7);
+    cr_assert_eq(jg_json_int(&toks, list + 1, 0), 1);
+    cr_assert(toks.tok[list + 2].is_real);
+    cr_assert_eq(jg_json_num(&toks, list + 2), -2500.0);
+    cr_assert(jg_json_true(&toks, list + 3));
+    cr_assert_eq(toks.tok[list + 6].type, JG_JTOK_OBJECT);
+    cr_assert_eq(toks.tok[list + 6].next, list + 7);
+    cr_assert_eq(jg_json_num(&toks, jg_json_get(&toks, 0, "when")), 1795000000123456LL / 1e6);
+    cr_assert_eq(jg_json_int(&toks, jg_json_get(&toks, 0, "n"), 0), -7);
+    cr_assert_eq(jg_json_get(&toks, 0, "missing"), 0);
+    cr_assert_str_eq(jg_json_str(&toks, 0), "");
+    cr_assert_eq(jg_json_int(&toks, jg_json_get(&toks, 0, "name"), 9), 9, "a string is no int");
+    free(text);
+    jg_jtoks_free(&toks);
+    jg_jsonw_free(&w);
+}
+
+Test(proto_json, the_tokenizer_refuses_what_is_not_strict_json)
+{
+    const char *bad[] = {"", "{", "{\"a\":1,}", "[1,]", "{\"a\" 1}", "{1:2}", "[01]", "[1.]",
+                         "[-]", "[1e]", "[tru]", "[\"a\\x\"]", "[\"\\u12\"]", "[\"\\ud800\"]",
+                         "[\"\\udc00\"]", "[\"\\u0000\"]", "[\"a\x01\"]", "[\"\xc3\"]",
+                         "[\"\xc0\xaf\"]", "{} {}", "[1] x", "[\"open", "[}", "{]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *text = strdup(bad[i]);
+        jg_jtoks_t toks = {0};
+        jg_error_t err;
+        cr_assert_eq(jg_json_tokenize(text, strlen(text), &toks, &err), -1, "accepted '%s'",
+                     bad[i]);
+        cr_assert(strstr(err.text, "malformed JSON"), "%s", err.text);
+        free(text);
+        jg_jtoks_free(&toks);
+    }
+}
+
+Test(proto_json, nesting_is_bounded)
+{
+    char deep[2 * (JG_JSON_MAX_DEPTH + 1) + 1];
+    jg_jtoks_t toks = {0};
+    jg_error_t err;
+    for (int depth = JG_JSON_MAX_DEPTH; depth <= JG_JSON_MAX_DEPTH + 1; depth++) {
+        memset(deep, '[', (size_t)depth);
+        memset(deep + depth, ']', (size_t)depth);
+        deep[2 * depth] = '\0';
+        int rc = jg_json_tokenize(deep, strlen(deep), &toks, &err);
+        cr_assert_eq(rc, depth <= JG_JSON_MAX_DEPTH ? 0 : -1, "depth %d", depth);
+    }
+    cr_assert(strstr(err.text, "nested too deep"), "%s", err.text);
+    jg_jtoks_free(&toks);
 }
