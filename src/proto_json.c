@@ -224,12 +224,13 @@ static size_t real_fast(double v, char *buf)
         if (rem > half || (rem == half && (digits & 1)))
             digits++;
     }
+    uint64_t rest = (uint64_t)digits;              /* at most 10^17: 64 bits hold it */
     char tmp[24];
     int nd = 0;
     do {
-        tmp[nd++] = (char)('0' + (int)(digits % 10));
-        digits /= 10;
-    } while (digits);
+        tmp[nd++] = (char)('0' + (int)(rest % 10));
+        rest /= 10;
+    } while (rest);
     int whole_digits = d + (nd - 17);               /* a carry adds one */
     size_t len = 0;
     for (int i = 0; i < whole_digits; i++)

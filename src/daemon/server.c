@@ -582,12 +582,14 @@ static int bind_socket(jg_daemon_t *d, jg_error_t *err)
 }
 
 
-/* A queue page is some 30,000 small JSON values built, encoded and freed at
- * once.  glibc's defaults give the freed heap top back to the kernel after
- * each (trim above 128 KiB) and mmap the encoded line, so every page faulted
- * its memory in again: two thirds of a page's CPU.  Keeping a few MiB makes a
- * page cost its work alone; the daemon's resident size grows by at most the
- * trim threshold. */
+/* A queue page reads some 8,000 strings of store rows and frees them at once
+ * (its JSON text goes into a buffer kept for the next page); a group's
+ * details and the replies of other ops are trees of JSON values built and
+ * freed the same way.  glibc's defaults give the freed heap top back to the
+ * kernel after each (trim above 128 KiB) and mmap large blocks, so every
+ * page faulted its memory in again (when pages were JSON trees, two thirds
+ * of a page's CPU).  Keeping a few MiB makes a reply cost its work alone;
+ * the daemon's resident size grows by at most the trim threshold. */
 #define HEAP_TRIM_THRESHOLD (8 * 1024 * 1024)
 #define HEAP_MMAP_THRESHOLD (4 * 1024 * 1024)
 

@@ -108,6 +108,50 @@ assert_eq "$(awk 'NR > 1 { print $1 }' "$JG_WORK/all.txt" | sort -n | uniq | wc 
     "distinct ids of queue -a"
 ok "queue -a prints a table of every group"
 
+# ---- --json prints what the daemon sent: the same groups, fields and values
+# (the CLI reads pages without decoding them into JSON values; compared
+# here, canonicalized, with a page fetched over the raw protocol)
+PROTO="$(dirname "$0")/tools/jgproto.py"
+page=$(timeout -k 5 60 python3 "$PROTO" "$JGSCHED_HOME/jgsched.sock" request \
+    '{"op":"queue","all":true,"after_id":4199,"limit":3}') || fail "a raw queue page: $page"
+assert_eq "$(jq -S -c '.groups' <<<"$page")" \
+    "$(jq -S -c '[.[] | select(.id >= 4200 and .id <= 4202)]' "$JG_WORK/all.json")" \
+    "groups 4200-4202 of queue -a --json and of a raw page"
+ok "queue -a --json holds the daemon's groups field for field"
+
+# ---- a full listing shares the daemon: between its pages other clients are
+# served (each page is one request, one turn of the loop).  Listings run in a
+# loop until told to stop; while one is under way, status answers quickly.
+STOP_LISTING="$JG_WORK/stop-listing"
+(
+    n=0
+    while [ ! -e "$STOP_LISTING" ]; do
+        "$JGSCHED" queue -a --json >"$JG_WORK/listing.json" 2>&1 || exit 1
+        n=$((n + 1))
+        echo "$n" >"$JG_WORK/listings.done"
+    done
+) &
+LISTER=$!
+for ((i = 0; i < 300; i++)); do
+    [ -s "$JG_WORK/listing.json" ] && break
+    kill -0 "$LISTER" 2>/dev/null || fail "the listing loop ended early"
+    sleep 0.1
+done
+[ -s "$JG_WORK/listing.json" ] || { touch "$STOP_LISTING"; fail "no listing started"; }
+worst=0
+for ((i = 0; i < 6; i++)); do
+    t0=$(date +%s.%N)
+    jgc daemon status
+    took=$(fsub "$(date +%s.%N)" "$t0")
+    [ "$RC" -eq 0 ] || { touch "$STOP_LISTING"; fail "daemon status exited $RC during a listing"; }
+    fle "$took" "$worst" || worst=$took
+done
+kill -0 "$LISTER" 2>/dev/null || fail "the listing loop ended while status was measured"
+touch "$STOP_LISTING"
+wait "$LISTER" || fail "a queue -a --json of the listing loop failed: $(tail -n 3 "$JG_WORK/listing.json")"
+fle "$worst" 3 || fail "daemon status took ${worst}s while queue -a --json listed $((FILL + 2)) groups (limit 3 s)"
+ok "while queue -a --json lists every group, daemon status answers (slowest ${worst}s)"
+
 # ---- filters
 jgc_ok queue -a -u bob --json
 assert_eq "$(printf '%s' "$OUT" | jq -c '[length, all(.user == "bob")]')" "[$((FILL / 10)),true]" "queue -a -u bob"
@@ -213,7 +257,6 @@ assert_eq "$RC" 2 "exit status of --count with --wait"
 ok "--count whose names cannot all be valid stores none; --wait follows one group only"
 
 # ---- the daemon checks for itself what the CLI checks first
-PROTO="$(dirname "$0")/tools/jgproto.py"
 raw() { timeout -k 5 60 python3 "$PROTO" "$JGSCHED_HOME/jgsched.sock" request "$1" 2>&1; }
 yaml_json=$(jq -Rs . <"$JG_WORK/big4.yaml")
 reply=$(raw "{\"op\":\"submit\",\"file\":\"$JG_WORK/big4.yaml\",\"yaml\":$yaml_json,\"count\":101}")
