@@ -92,7 +92,7 @@ static size_t field(const page_group_t *g, const char *key)
     return jg_json_get(g->toks, g->at, key);
 }
 
-/* The jobs of a group: calls fn for each job object's token. */
+/* Loops job over the tokens of a group's jobs (job_k counts them). */
 #define FOREACH_JOB(g, job)                                                                   \
     for (size_t job##_arr = field(g, "jobs"), job##_k = 0,                                    \
                 job = job##_arr + 1;                                                          \
