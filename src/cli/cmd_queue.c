@@ -87,34 +87,55 @@ typedef struct {
     size_t at;              /* the group object's token */
 } page_group_t;
 
-static size_t field(const page_group_t *g, const char *key)
+/* The fields a row shows, found in one pass over the group's members (a
+ * lookup per field would compare keys ten times as often); 0: missing. */
+enum { F_ID, F_NAME, F_USER, F_STATE, F_REASON, F_SUBMITTED, F_STARTED, F_ENDED, F_JOBS, NFIELDS };
+static const char *const field_keys[NFIELDS] = {"id", "name", "user", "state", "reason",
+                                                "submitted", "started", "ended", "jobs"};
+
+static void find_fields(const jg_jtoks_t *t, size_t obj, const char *const *keys, size_t nkeys,
+                        size_t *at)
 {
-    return jg_json_get(g->toks, g->at, key);
+    memset(at, 0, nkeys * sizeof *at);
+    if (t->tok[obj].type != JG_JTOK_OBJECT)
+        return;
+    size_t i = obj + 1;
+    for (size_t m = 0; m < t->tok[obj].count; m++, i = t->tok[i + 1].next)
+        for (size_t k = 0; k < nkeys; k++)
+            if (!at[k] && strcmp(t->tok[i].text, keys[k]) == 0) {
+                at[k] = i + 1;
+                break;
+            }
 }
 
-/* Loops job over the tokens of a group's jobs (job_k counts them). */
-#define FOREACH_JOB(g, job)                                                                   \
-    for (size_t job##_arr = field(g, "jobs"), job##_k = 0,                                    \
-                job = job##_arr + 1;                                                          \
-         job##_arr && (g)->toks->tok[job##_arr].type == JG_JTOK_ARRAY &&                       \
-         job##_k < (g)->toks->tok[job##_arr].count;                                           \
-         job##_k++, job = (g)->toks->tok[job].next)
+enum { J_NAME, J_STATE, J_NUM_NODES, J_RESTARTS, J_RECOVERIES, J_FREE_RESTARTS, NJOBFIELDS };
+static const char *const job_keys[NJOBFIELDS] = {"name", "state", "num_nodes", "restarts",
+                                                 "recoveries", "free_restarts"};
 
-static void job_tokens(const page_group_t *g, jg_cli_buf_t *out)
+/* The JOBS cell (`name:STATE`, `name:STATE(xN)` for an N-node job, separated
+ * by spaces) into out; returns the restarts of every kind of every job. */
+static long long job_cells(const jg_jtoks_t *t, size_t jobs, jg_cli_buf_t *out)
 {
-    const jg_jtoks_t *t = g->toks;
+    long long restarts = 0;
     out->len = 0;
     if (out->s)
         out->s[0] = '\0';
-    FOREACH_JOB(g, job) {
-        long long n = jg_json_int(t, jg_json_get(t, job, "num_nodes"), 1);
-        const char *name = jg_json_str(t, jg_json_get(t, job, "name"));
-        const char *state = jg_json_str(t, jg_json_get(t, job, "state"));
+    if (!jobs || t->tok[jobs].type != JG_JTOK_ARRAY)
+        return 0;
+    size_t job = jobs + 1;
+    for (size_t k = 0; k < t->tok[jobs].count; k++, job = t->tok[job].next) {
+        size_t f[NJOBFIELDS];
+        find_fields(t, job, job_keys, NJOBFIELDS, f);
+        long long n = jg_json_int(t, f[J_NUM_NODES], 1);
+        const char *name = jg_json_str(t, f[J_NAME]), *state = jg_json_str(t, f[J_STATE]);
         if (n > 1)
-            jg_cli_buf_printf(out, "%s%s:%s(x%lld)", job_k ? " " : "", name, state, n);
+            jg_cli_buf_printf(out, "%s%s:%s(x%lld)", k ? " " : "", name, state, n);
         else
-            jg_cli_buf_printf(out, "%s%s:%s", job_k ? " " : "", name, state);
+            jg_cli_buf_printf(out, "%s%s:%s", k ? " " : "", name, state);
+        restarts += jg_json_int(t, f[J_RESTARTS], 0) + jg_json_int(t, f[J_RECOVERIES], 0) +
+                    jg_json_int(t, f[J_FREE_RESTARTS], 0);
     }
+    return restarts;
 }
 
 /* The tokens again, a new line started before a token that would pass
@@ -139,18 +160,6 @@ static void wrap_jobs(const char *tokens, size_t width, jg_cli_buf_t *out)
     }
 }
 
-/* Restarts of every kind of every job of the group. */
-static long long group_restarts(const page_group_t *g)
-{
-    const jg_jtoks_t *t = g->toks;
-    long long n = 0;
-    FOREACH_JOB(g, job)
-        n += jg_json_int(t, jg_json_get(t, job, "restarts"), 0) +
-             jg_json_int(t, jg_json_get(t, job, "recoveries"), 0) +
-             jg_json_int(t, jg_json_get(t, job, "free_restarts"), 0);
-    return n;
-}
-
 static void rows_add(queue_rows_t *q, const page_group_t *g, jg_cli_buf_t *jobs)
 {
     const jg_jtoks_t *t = g->toks;
@@ -158,21 +167,20 @@ static void rows_add(queue_rows_t *q, const page_group_t *g, jg_cli_buf_t *jobs)
         q->cap = q->cap ? q->cap * 2 : 64;
         q->rows = jg_xrealloc(q->rows, q->cap * sizeof *q->rows);
     }
+    size_t f[NFIELDS];
+    find_fields(t, g->at, field_keys, NFIELDS, f);
     char submitted[JG_CLI_FMT_SIZE], duration[JG_CLI_FMT_SIZE];
-    jg_cli_fmt_when(jg_json_num(t, field(g, "submitted")), submitted, sizeof submitted);
-    jg_cli_fmt_span(jg_json_num(t, field(g, "started")), jg_json_num(t, field(g, "ended")),
-                    duration, sizeof duration);
+    jg_cli_fmt_when(jg_json_num(t, f[F_SUBMITTED]), submitted, sizeof submitted);
+    jg_cli_fmt_span(jg_json_num(t, f[F_STARTED]), jg_json_num(t, f[F_ENDED]), duration,
+                    sizeof duration);
     char id[32], restarts[32];
-    snprintf(id, sizeof id, "%lld", jg_json_int(t, field(g, "id"), 0));
-    snprintf(restarts, sizeof restarts, "%lld", group_restarts(g));
-    job_tokens(g, jobs);
-    const char *state = jg_json_str(t, field(g, "state"));
-    const char *cells[NCOLS] = {id, jg_json_str(t, field(g, "name")),
-                                jg_json_str(t, field(g, "user")), state, jg_cli_buf_str(jobs),
-                                submitted, duration, restarts,
-                                jg_cli_state_wants_reason(state)
-                                    ? jg_json_str(t, field(g, "reason"))
-                                    : ""};
+    snprintf(id, sizeof id, "%lld", jg_json_int(t, f[F_ID], 0));
+    snprintf(restarts, sizeof restarts, "%lld", job_cells(t, f[F_JOBS], jobs));
+    const char *state = jg_json_str(t, f[F_STATE]);
+    const char *cells[NCOLS] = {id, jg_json_str(t, f[F_NAME]), jg_json_str(t, f[F_USER]), state,
+                                jg_cli_buf_str(jobs), submitted, duration, restarts,
+                                jg_cli_state_wants_reason(state) ? jg_json_str(t, f[F_REASON])
+                                                                 : ""};
     size_t len[NCOLS], total = 0;
     for (size_t c = 0; c < NCOLS; c++)
         total += (len[c] = strlen(cells[c])) + 1;

@@ -139,7 +139,7 @@ for ((i = 0; i < 300; i++)); do
 done
 [ -s "$JG_WORK/listing.json" ] || { touch "$STOP_LISTING"; fail "no listing started"; }
 worst=0
-for ((i = 0; i < 6; i++)); do
+for ((i = 0; i < 3; i++)); do
     t0=$(date +%s.%N)
     jgc daemon status
     took=$(fsub "$(date +%s.%N)" "$t0")
