@@ -405,7 +405,7 @@ static void charge_owner(jg_sched_t *s, group_rt_t *g, int sign)
         u->nodes += sign * job->num_nodes;
         u->usage_cpus += sign * job->num_nodes * (job->cpus.set ? job->cpus.value : 1);
     }
-    bool revisit = (s->ranked && u->queued) || (u->at_limit && sign < 0);
+    bool revisit = (s->ranked && u->queued) || (u->n_parked && sign < 0);
     if (revisit && !s->closing && !u->revisit_due) {
         u->revisit_due = true;
         s->revisit_users = jg_xrealloc(s->revisit_users,
@@ -553,29 +553,34 @@ static bool named_behind(const group_rt_t *blocker, const group_rt_t *g)
 
 static void refresh_fired(jg_loop_t *loop, void *arg);
 
+/* g waits off the queues until its owner may run one more group; it says
+ * why (a write only when it did not say so already). */
 static void park(jg_sched_t *s, group_rt_t *g)
 {
     user_rec_t *u = g->owner;
-    g->parked = true;
-    g->rq_user_prev = NULL;
-    g->rq_user_next = u->parked;
-    if (u->parked)
-        u->parked->rq_user_prev = g;
-    u->parked = g;
+    jg_parked_insert(u, g);
     set_pending_reason(s, g, jg_sched_text(u->limit_why));
 }
 
 static void unlink_parked(group_rt_t *g)
 {
-    user_rec_t *u = g->owner;
-    if (g->rq_user_prev)
-        g->rq_user_prev->rq_user_next = g->rq_user_next;
-    else
-        u->parked = g->rq_user_next;
-    if (g->rq_user_next)
-        g->rq_user_next->rq_user_prev = g->rq_user_prev;
-    g->rq_user_prev = g->rq_user_next = NULL;
-    g->parked = false;
+    jg_parked_remove(g->owner, g);
+}
+
+static void queue_group(jg_sched_t *s, group_rt_t *g);
+
+/* u's best parked group on infra b, if any, back into b's queue: u may run
+ * one more, or one of theirs left b's queue and the next one must be where a
+ * pass sees it.  Only the best: the others still rank behind it, and would
+ * not start before it anyway.  O(log n), however many are parked. */
+static void unpark_next(jg_sched_t *s, user_rec_t *u, const jg_backend_t *b)
+{
+    group_rt_t *g = u->at_limit || s->closing ? NULL : jg_parked_first_on(u, b);
+    if (!g)
+        return;
+    unlink_parked(g);
+    jg_sched_compute_priorities(s, &g, 1);
+    queue_group(s, g);
 }
 
 /* Puts g (its prio_key computed) into its backend's queue.  Behind the
@@ -586,7 +591,11 @@ static void queue_group(jg_sched_t *s, group_rt_t *g)
     backend_slot_t *slot = slot_of(s, g->backend);
     if (!slot || g->queued || g->parked)
         return;
-    if (g->owner->at_limit) {
+    /* At the limit, or ranked behind a group of the same user still parked
+     * on this infra (which would start first): parked too. */
+    group_rt_t *parked_first = g->owner->n_parked ? jg_parked_first_on(g->owner, g->backend)
+                                                   : NULL;
+    if (g->owner->at_limit || (parked_first && jg_rq_cmp(g, parked_first) > 0)) {
         txn_begin(s);
         park(s, g);
         txn_end(s);
@@ -622,6 +631,8 @@ static void dequeue_group(jg_sched_t *s, group_rt_t *g)
         slot->blocker = 0;      /* the next pass finds the new one */
         s->admission_dirty = true;
     }
+    if (g->owner->n_parked)
+        unpark_next(s, g->owner, g->backend);     /* the owner's next takes its place */
 }
 
 /* A group just made PENDING (submitted, recovered, not launched): ranked and
@@ -658,11 +669,21 @@ static void rerank(jg_sched_t *s, group_rt_t **groups, size_t n)
 }
 
 /* u reached their running_groups limit: every queued group of theirs, on
- * every infra, leaves the queues and waits, saying why. */
+ * every infra, leaves the queues and waits, saying why.  Those parked
+ * already say it too, rewritten only if the text changed (the limit or what
+ * u runs changed with a configuration reload): at each turnover of a user
+ * at a limit that stays, it is the same text, and nothing parked is
+ * touched. */
 static void park_user(jg_sched_t *s, user_rec_t *u, const char *why)
 {
     u->at_limit = true;
-    jg_sched_text_set(&u->limit_why, why);
+    if (strcmp(jg_sched_text(u->limit_why), why) != 0) {
+        jg_sched_text_set(&u->limit_why, why);
+        for (size_t i = 0; i < s->n_backends; i++)
+            for (group_rt_t *g = jg_parked_first_on(u, s->backends[i].backend);
+                 g && g->backend == s->backends[i].backend; g = jg_rq_next(g))
+                set_pending_reason(s, g, why);
+    }
     while (u->queued) {
         group_rt_t *g = u->queued;
         dequeue_group(s, g);
@@ -670,16 +691,14 @@ static void park_user(jg_sched_t *s, user_rec_t *u, const char *why)
     }
 }
 
-/* u's usage dropped: their parked groups are ranked and queued again (a
- * pass parks them again if u is still at the limit). */
-static void unpark_user(jg_sched_t *s, user_rec_t *u)
+/* Every parked group of u ranked again (their priority() asked with one
+ * usage snapshot) and queued (a pass parks them again if u is still at the
+ * limit). */
+static void unpark_all(jg_sched_t *s, user_rec_t *u)
 {
     u->at_limit = false;
     size_t n = 0;
-    for (group_rt_t *g = u->parked; g; g = g->rq_user_next)
-        n++;
-    group_rt_t **groups = jg_xcalloc(n ? n : 1, sizeof *groups);
-    n = 0;
+    group_rt_t **groups = jg_xcalloc(u->n_parked ? u->n_parked : 1, sizeof *groups);
     while (u->parked) {
         groups[n] = u->parked;
         unlink_parked(groups[n++]);
@@ -688,6 +707,22 @@ static void unpark_user(jg_sched_t *s, user_rec_t *u)
     for (size_t i = 0; i < n; i++)
         queue_group(s, groups[i]);
     free(groups);
+}
+
+/* u's usage dropped.  FIFO: the best parked group of each infra comes back
+ * to its queue, the next one as each leaves it (dequeue_group), so a
+ * turnover costs the same with 10 or 100,000 parked.  Ranked: each parked
+ * group's key may depend on that usage, and which is best is only known by
+ * asking priority() for all of them: all come back, ranked again. */
+static void unpark_user(jg_sched_t *s, user_rec_t *u)
+{
+    if (s->ranked) {
+        unpark_all(s, u);
+        return;
+    }
+    u->at_limit = false;
+    for (size_t i = 0; i < s->n_backends && u->n_parked; i++)
+        unpark_next(s, u, s->backends[i].backend);
 }
 
 static void rerank_user(jg_sched_t *s, user_rec_t *u)
@@ -708,7 +743,30 @@ static void rerank_user(jg_sched_t *s, user_rec_t *u)
  * new order (rewritten only where its text changed). */
 void jg_sched_rerank_all(jg_sched_t *s)
 {
+    bool was_ranked = s->ranked;
     s->ranked = jg_sched_policy_ranks(s);
+    /* Parked groups keep the keys they were parked with.  Ranked now, a
+     * user below their limit has none parked (unpark_user); FIFO now, every
+     * key is 0 again, and the parked sets are rebuilt in id order. */
+    for (size_t i = 0; i < s->n_users && (was_ranked || s->ranked); i++) {
+        user_rec_t *u = s->users[i];
+        if (!u->n_parked)
+            continue;
+        if (s->ranked && !u->at_limit) {
+            unpark_all(s, u);
+        } else if (!s->ranked) {
+            size_t n = 0;
+            group_rt_t **groups = jg_xcalloc(u->n_parked, sizeof *groups);
+            while (u->parked) {
+                groups[n] = u->parked;
+                unlink_parked(groups[n++]);
+            }
+            jg_sched_compute_priorities(s, groups, n);
+            for (size_t k = 0; k < n; k++)
+                jg_parked_insert(u, groups[k]);
+            free(groups);
+        }
+    }
     size_t n = 0;
     for (size_t i = 0; i < s->n_backends; i++)
         n += s->backends[i].n_queued;
@@ -1820,7 +1878,7 @@ void jg_sched_pass(jg_sched_t *s)
     while (s->n_revisit_users) {     /* what their usage changes since the last pass moved */
         user_rec_t *u = s->revisit_users[--s->n_revisit_users];
         u->revisit_due = false;
-        if (u->at_limit)
+        if (u->n_parked)
             unpark_user(s, u);
         else
             rerank_user(s, u);
@@ -1858,6 +1916,8 @@ void jg_sched_pass(jg_sched_t *s)
                     continue;
                 }
                 set_pending_reason(s, g, why);      /* the user's limit: others may go ahead */
+                if (g->owner->n_parked)     /* and so may a smaller one of theirs */
+                    unpark_next(s, g->owner, g->backend);
                 g = jg_rq_next(g);
                 continue;
             }

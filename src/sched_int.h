@@ -23,11 +23,17 @@ typedef struct user_rec {
     double usage_cpus;          /* as priority()'s usage counts them (unset: 1 per node) */
     group_rt_t *queued;         /* this user's queued groups, any infra (rq_user_next) */
     /* At their running_groups limit: none of their groups can start, so
-     * they are parked off the queues (the same links) until the user's usage
-     * drops, and no pass walks them meanwhile. */
+     * they are parked off the queues until the user's usage drops, and no
+     * pass walks them meanwhile.  When it drops, only the best parked group
+     * of each infra comes back to its queue (FIFO), the next one each time
+     * one of theirs leaves the queue; so on each infra the user's parked
+     * groups rank behind all their queued ones there, and a turnover costs
+     * O(log n) however many are parked.  Under a ranked policy every parked
+     * group comes back (their priority() is asked again anyway). */
     bool at_limit;
     char *limit_why;            /* the reason the parked groups show */
-    group_rt_t *parked;
+    group_rt_t *parked;         /* treap by (backend, prio_key, id), the rq_ links */
+    size_t n_parked;
     bool revisit_due;           /* usage changed: the next pass ranks the queued groups
                                  * again, or unparks the parked ones (revisit_users) */
 } user_rec_t;
@@ -207,6 +213,11 @@ void jg_rq_insert(backend_slot_t *slot, group_rt_t *g);
 void jg_rq_remove(backend_slot_t *slot, group_rt_t *g);
 group_rt_t *jg_rq_first(const backend_slot_t *slot);
 group_rt_t *jg_rq_next(const group_rt_t *g);
+/* A user's parked set (user_rec_t); jg_rq_next walks it too. */
+void jg_parked_insert(user_rec_t *u, group_rt_t *g);
+void jg_parked_remove(user_rec_t *u, group_rt_t *g);
+/* u's best parked group on backend b (NULL: none), in O(log n). */
+group_rt_t *jg_parked_first_on(const user_rec_t *u, const jg_backend_t *b);
 
 /* ---- sched.c: mechanics the decisions use ---- */
 /* The backend instance serving exactly infra ("kubernetes/ctx-a"), made

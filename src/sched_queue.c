@@ -9,6 +9,10 @@
  *    hold (the per-user limits and priority()'s usage argument, kept up to
  *    date as groups are admitted and give their resources back) and the list
  *    of their queued groups;
+ *  - the parked set of each user at their running_groups limit: their
+ *    pending groups off the queues, in a treap of the same kind keyed by
+ *    (backend, priority key, id), so the best one of each backend comes
+ *    back into its queue in O(log n) when the user may run one more;
  *  - the ranked queue of each backend: its pending groups ordered by
  *    (priority key, id) in a treap (a binary search tree kept balanced by
  *    random heap priorities), so inserting, removing and re-ranking a group
@@ -16,6 +20,7 @@
  *    first group that does not fit.  A treap needs no rebalancing cases
  *    beyond one rotation, which keeps this file short.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,19 +194,46 @@ static void rotate_up(group_rt_t **root, group_rt_t *x)
         gp->rq_right = x;
 }
 
-void jg_rq_insert(backend_slot_t *slot, group_rt_t *g)
+/* The treap under *root ordered by cmp: a ranked queue or a user's parked set
+ * (a group is in one at most; they share its links). */
+static void treap_insert(group_rt_t **root, group_rt_t *g,
+                         int (*cmp)(const group_rt_t *, const group_rt_t *))
 {
     g->rq_left = g->rq_right = g->rq_parent = NULL;
     g->rq_heap = rq_random();
-    group_rt_t **link = &slot->queue, *parent = NULL;
+    group_rt_t **link = root, *parent = NULL;
     while (*link) {
         parent = *link;
-        link = jg_rq_cmp(g, parent) < 0 ? &parent->rq_left : &parent->rq_right;
+        link = cmp(g, parent) < 0 ? &parent->rq_left : &parent->rq_right;
     }
     *link = g;
     g->rq_parent = parent;
     while (g->rq_parent && g->rq_parent->rq_heap < g->rq_heap)
-        rotate_up(&slot->queue, g);
+        rotate_up(root, g);
+}
+
+static void treap_remove(group_rt_t **root, group_rt_t *g)
+{
+    /* Rotate g down to a leaf, the child with the higher heap priority up. */
+    while (g->rq_left || g->rq_right) {
+        group_rt_t *c = !g->rq_left                        ? g->rq_right
+                        : !g->rq_right                     ? g->rq_left
+                        : g->rq_left->rq_heap > g->rq_right->rq_heap ? g->rq_left
+                                                                      : g->rq_right;
+        rotate_up(root, c);
+    }
+    if (!g->rq_parent)
+        *root = NULL;
+    else if (g->rq_parent->rq_left == g)
+        g->rq_parent->rq_left = NULL;
+    else
+        g->rq_parent->rq_right = NULL;
+    g->rq_parent = NULL;
+}
+
+void jg_rq_insert(backend_slot_t *slot, group_rt_t *g)
+{
+    treap_insert(&slot->queue, g, jg_rq_cmp);
     slot->n_queued++;
     g->queued = true;
     user_rec_t *u = g->owner;
@@ -216,21 +248,7 @@ void jg_rq_remove(backend_slot_t *slot, group_rt_t *g)
 {
     if (!g->queued)
         return;
-    /* Rotate g down to a leaf, the child with the higher heap priority up. */
-    while (g->rq_left || g->rq_right) {
-        group_rt_t *c = !g->rq_left                        ? g->rq_right
-                        : !g->rq_right                     ? g->rq_left
-                        : g->rq_left->rq_heap > g->rq_right->rq_heap ? g->rq_left
-                                                                      : g->rq_right;
-        rotate_up(&slot->queue, c);
-    }
-    if (!g->rq_parent)
-        slot->queue = NULL;
-    else if (g->rq_parent->rq_left == g)
-        g->rq_parent->rq_left = NULL;
-    else
-        g->rq_parent->rq_right = NULL;
-    g->rq_parent = NULL;
+    treap_remove(&slot->queue, g);
     slot->n_queued--;
     g->queued = false;
     user_rec_t *u = g->owner;
@@ -262,4 +280,46 @@ group_rt_t *jg_rq_next(const group_rt_t *g)
     while (g->rq_parent && g->rq_parent->rq_right == g)
         g = g->rq_parent;
     return g->rq_parent;
+}
+
+/* ------------------------------------------------------------ parked set */
+
+/* By backend first (any fixed order of them does), then as the queue ranks. */
+static int parked_cmp(const group_rt_t *a, const group_rt_t *b)
+{
+    uintptr_t ba = (uintptr_t)a->backend, bb = (uintptr_t)b->backend;
+    if (ba != bb)
+        return ba < bb ? -1 : 1;
+    return jg_rq_cmp(a, b);
+}
+
+void jg_parked_insert(user_rec_t *u, group_rt_t *g)
+{
+    treap_insert(&u->parked, g, parked_cmp);
+    u->n_parked++;
+    g->parked = true;
+}
+
+void jg_parked_remove(user_rec_t *u, group_rt_t *g)
+{
+    if (!g->parked)
+        return;
+    treap_remove(&u->parked, g);
+    u->n_parked--;
+    g->parked = false;
+}
+
+group_rt_t *jg_parked_first_on(const user_rec_t *u, const jg_backend_t *b)
+{
+    group_rt_t *best = NULL;
+    for (group_rt_t *g = u->parked; g;) {
+        if ((uintptr_t)g->backend < (uintptr_t)b) {
+            g = g->rq_right;
+        } else {
+            if (g->backend == b)
+                best = g;
+            g = g->rq_left;
+        }
+    }
+    return best;
 }
