@@ -1484,6 +1484,127 @@ Test(sched, a_long_queue_of_a_user_at_the_limit_starts_one_by_one_in_order)
     }
 }
 
+static void limit_alice(const char *limits)
+{
+    jg_spec_errors_t errs = {0};
+    char text[256];
+    snprintf(text, sizeof text, "limits:\n  users:\n    alice: %s\n", limits);
+    config = jg_config_parse(text, strlen(text), "config.yaml", &errs);
+    cr_assert_not_null(config, "%s", errs.count ? errs.messages[0] : "?");
+    jg_spec_errors_free(&errs);
+    restart_sched();
+}
+
+/* Each pending group of alice's in ids[0..n) (0: cancelled or started)
+ * says it waits for her limit. */
+static void expect_parked_reasons(const int64_t *ids, int n, const char *want)
+{
+    char reason[512];
+    for (int i = 0; i < n; i++) {
+        if (!ids[i])
+            continue;
+        cr_assert_eq(group_state(ids[i], reason, sizeof reason), JG_PENDING, "group %d", i);
+        cr_assert(strstr(reason, want), "group %d: %s", i, reason);
+    }
+}
+
+/* alice at her limit (2 running) with many groups parked: as each of hers
+ * ends, exactly her best parked group starts (submit order; cancelled ones
+ * skipped; those submitted meanwhile behind), bob's groups never wait for
+ * her, and every parked group keeps saying why it waits. */
+static void parked_groups_start_one_by_one_best_first(void)
+{
+    limit_alice("{running_groups: 2}");
+    enum { N = 150, LATE = 4 };
+    static int64_t ids[N + LATE];       /* pending ones; 0 once started or cancelled */
+    int n = 0;
+    for (int i = 0; i < N; i++) {
+        ids[n++] = submit_cpus("alice", 1, NULL);
+        if (i % 25 == 0)
+            cr_assert_eq(group_state(submit_cpus("bob", 1, NULL), NULL, 0), JG_STARTING,
+                         "bob waited behind alice's queue");
+    }
+    int64_t running[2] = {ids[0], ids[1]};
+    cr_assert_eq(group_state(running[0], NULL, 0), JG_STARTING);
+    cr_assert_eq(group_state(running[1], NULL, 0), JG_STARTING);
+    ids[0] = ids[1] = 0;
+    const char *why = "waiting for user limit: alice runs 2 of at most 2 groups";
+    expect_parked_reasons(ids, n, why);
+    jg_error_t err = {{0}};
+    for (int i = 5; i < 8; i++) {
+        cr_assert_eq(jg_sched_cancel(sched, ids[i], "cancelled", &err), 0, "%s", err.text);
+        ids[i] = 0;
+    }
+    int next = 2;
+    for (int turn = 0; turn < 40; turn++) {
+        while (!ids[next])
+            next++;
+        int launches = fake.launches;
+        end_group(running[turn % 2]);
+        cr_assert_eq(fake.launches, launches + 1, "turn %d: %d launches", turn,
+                     fake.launches - launches);
+        cr_assert_eq(fake.last_group, ids[next], "turn %d: %lld started, not %lld", turn,
+                     (long long)fake.last_group, (long long)ids[next]);
+        cr_assert_eq(group_state(ids[next], NULL, 0), JG_STARTING);
+        running[turn % 2] = ids[next];
+        ids[next] = 0;
+        if (turn == 10) {
+            for (int k = 0; k < LATE; k++)
+                ids[n++] = submit_cpus("alice", 1, NULL);
+        }
+        if (turn == 20) {
+            cr_assert_eq(group_state(submit_cpus("bob", 1, NULL), NULL, 0), JG_STARTING);
+            cr_assert_eq(jg_sched_cancel(sched, ids[n - 1], "cancelled", &err), 0, "%s",
+                         err.text);
+            ids[n - 1] = 0;
+        }
+        expect_parked_reasons(ids, n, why);
+    }
+}
+
+Test(sched, parked_groups_of_a_user_at_the_limit_start_one_by_one_best_first)
+{
+    parked_groups_start_one_by_one_best_first();
+}
+
+/* The same with a ranked policy (fair-share: alice's groups rank by her
+ * usage, so among hers submit order decides). */
+Test(sched, parked_groups_start_one_by_one_best_first_under_a_ranked_policy)
+{
+    site_policy = "fair-share";
+    parked_groups_start_one_by_one_best_first();
+}
+
+/* Over a cpus limit her best parked group is passed over where it stands,
+ * and her next one, small enough, starts in its place (as when every parked
+ * group came back at once). */
+Test(sched, a_parked_group_over_a_cpus_limit_lets_her_smaller_next_one_start)
+{
+    limit_alice("{running_groups: 2, cpus: 2}");
+    int64_t a = submit_cpus("alice", 1, NULL);
+    int64_t b = submit_cpus("alice", 1, NULL);
+    int64_t big = submit_cpus("alice", 2, NULL);
+    int64_t small = submit_cpus("alice", 1, NULL);
+    int64_t last = submit_cpus("alice", 1, NULL);
+    cr_assert_eq(group_state(b, NULL, 0), JG_STARTING);
+    char reason[512];
+    cr_assert_eq(group_state(big, reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "alice runs 2 of at most 2 groups"), "%s", reason);
+    end_group(a);
+    cr_expect_eq(group_state(small, NULL, 0), JG_STARTING, "her smaller next did not start");
+    cr_expect_eq(group_state(big, reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "alice runs 2 of at most 2 groups"), "%s", reason);
+    cr_expect_eq(group_state(last, reason, sizeof reason), JG_PENDING);
+    cr_expect(strstr(reason, "alice runs 2 of at most 2 groups"), "%s", reason);
+    end_group(b);
+    cr_expect_eq(group_state(last, NULL, 0), JG_STARTING, "passed over again, it holds no one");
+    cr_expect_eq(group_state(big, NULL, 0), JG_PENDING);
+    end_group(small);
+    cr_expect_eq(group_state(big, NULL, 0), JG_PENDING, "over her cpus limit");
+    end_group(last);
+    cr_expect_eq(group_state(big, NULL, 0), JG_STARTING, "her big one did not start once it fit");
+}
+
 /* A named volume is a daemon directory on a host backend (none here: the
  * submit is refused), the infra's own object where the backend says so
  * (kubernetes' PVC): accepted, and launch gets no daemon volumes. */
