@@ -1867,7 +1867,8 @@ static void block_queue(jg_sched_t *s, backend_slot_t *slot, group_rt_t *g, cons
  * walked from its head to its blocker: what the pass costs depends on what
  * can move, not on how many groups wait.  A user at their running_groups
  * limit has all their groups parked off the queues until their usage drops
- * (park_user), so a long queue of theirs is not walked at every pass; a
+ * (park_user), then only their best comes back (unpark_user), so a long
+ * queue of theirs is neither walked at every pass nor at each turnover; a
  * group over a nodes or cpus limit (which a smaller group of the same user
  * may not be) is passed over where it stands, walked at each pass. */
 void jg_sched_pass(jg_sched_t *s)
