@@ -405,7 +405,7 @@ static void charge_owner(jg_sched_t *s, group_rt_t *g, int sign)
         u->nodes += sign * job->num_nodes;
         u->usage_cpus += sign * job->num_nodes * (job->cpus.set ? job->cpus.value : 1);
     }
-    bool revisit = (s->ranked && u->queued) || (u->n_parked && sign < 0);
+    bool revisit = (s->ranked && u->queued) || ((u->at_limit || u->n_parked) && sign < 0);
     if (revisit && !s->closing && !u->revisit_due) {
         u->revisit_due = true;
         s->revisit_users = jg_xrealloc(s->revisit_users,
@@ -1879,7 +1879,7 @@ void jg_sched_pass(jg_sched_t *s)
     while (s->n_revisit_users) {     /* what their usage changes since the last pass moved */
         user_rec_t *u = s->revisit_users[--s->n_revisit_users];
         u->revisit_due = false;
-        if (u->n_parked)
+        if (u->at_limit || u->n_parked)   /* at_limit with none parked: all cancelled */
             unpark_user(s, u);
         else
             rerank_user(s, u);

@@ -1605,6 +1605,24 @@ Test(sched, a_parked_group_over_a_cpus_limit_lets_her_smaller_next_one_start)
     cr_expect_eq(group_state(big, NULL, 0), JG_STARTING, "her big one did not start once it fit");
 }
 
+/* Her parked groups all cancelled while she is at the limit: once one of
+ * her running groups ends she is below it again (and still has a group, so
+ * her record stays), and her next submit starts. */
+Test(sched, a_user_whose_parked_groups_were_all_cancelled_runs_her_next_submit)
+{
+    limit_alice("{running_groups: 2}");
+    int64_t a = submit_cpus("alice", 1, NULL);
+    int64_t b = submit_cpus("alice", 1, NULL);
+    int64_t parked = submit_cpus("alice", 1, NULL);
+    cr_assert_eq(group_state(b, NULL, 0), JG_STARTING);
+    cr_assert_eq(group_state(parked, NULL, 0), JG_PENDING);
+    jg_error_t err = {{0}};
+    cr_assert_eq(jg_sched_cancel(sched, parked, "cancelled", &err), 0, "%s", err.text);
+    end_group(a);
+    int64_t next = submit_cpus("alice", 1, NULL);
+    cr_expect_eq(group_state(next, NULL, 0), JG_STARTING, "alice stayed at her limit");
+}
+
 /* A named volume is a daemon directory on a host backend (none here: the
  * submit is refused), the infra's own object where the backend says so
  * (kubernetes' PVC): accepted, and launch gets no daemon volumes. */
