@@ -1623,6 +1623,39 @@ Test(sched, a_user_whose_parked_groups_were_all_cancelled_runs_her_next_submit)
     cr_expect_eq(group_state(next, NULL, 0), JG_STARTING, "alice stayed at her limit");
 }
 
+/* Parked on two infras: each time one of hers ends, exactly one starts, the
+ * best parked one of its infra (which infra goes first is the pass's turn
+ * about, as before), and both infras' parked groups all start in order. */
+Test(sched, parked_groups_on_two_infras_start_best_first_on_each)
+{
+    extra_names[0] = "kubernetes/ctx-a";
+    n_extra = 1;
+    limit_alice("{running_groups: 1}");
+    enum { N = 30 };
+    int64_t on[2][N];
+    int next[2] = {0, 0};
+    int64_t running = submit_cpus("alice", 1, NULL);
+    cr_assert_eq(fake.last_group, running);
+    for (int i = 0; i < N; i++) {
+        on[0][i] = submit_cpus("alice", 1, NULL);  /* the first infra offered: fake */
+        on[1][i] = submit_cpus("alice", 1, "kubernetes/ctx-a");
+    }
+    for (int turn = 0; turn < 2 * N; turn++) {
+        int launches = fake.launches + extra_states[0].launches;
+        end_group(running);
+        cr_assert_eq(fake.launches + extra_states[0].launches, launches + 1, "turn %d", turn);
+        int k = next[1] < N && group_state(on[1][next[1]], NULL, 0) == JG_STARTING ? 1 : 0;
+        cr_assert_lt(next[k], N, "turn %d", turn);
+        cr_assert_eq(group_state(on[k][next[k]], NULL, 0), JG_STARTING,
+                     "turn %d: neither infra's best parked group started", turn);
+        running = on[k][next[k]++];
+        for (int b = 0; b < 2; b++)
+            expect_parked_reasons(on[b] + next[b], N - next[b],
+                                  "waiting for user limit: alice runs 1 of at most 1 groups");
+    }
+    cr_expect(next[0] == N && next[1] == N, "%d and %d started", next[0], next[1]);
+}
+
 /* A named volume is a daemon directory on a host backend (none here: the
  * submit is refused), the infra's own object where the backend says so
  * (kubernetes' PVC): accepted, and launch gets no daemon volumes. */
