@@ -572,7 +572,12 @@ static void queue_group(jg_sched_t *s, group_rt_t *g);
 /* u's best parked group on infra b, if any, back into b's queue: u may run
  * one more, or one of theirs left b's queue and the next one must be where a
  * pass sees it.  Only the best: the others still rank behind it, and would
- * not start before it anyway.  O(log n), however many are parked. */
+ * not start before it anyway.  O(log n), however many are parked.  The
+ * others keep the reason they were parked with ("alice runs 2 of at most 2
+ * groups"), true again once the one that came back starts; while it cannot
+ * (it waits for resources or a nodes/cpus limit) the count they show is the
+ * one of when they were parked: telling each of them would make every
+ * turnover O(parked) again. */
 static void unpark_next(jg_sched_t *s, user_rec_t *u, const jg_backend_t *b)
 {
     group_rt_t *g = u->at_limit || s->closing ? NULL : jg_parked_first_on(u, b);
