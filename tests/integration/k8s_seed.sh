@@ -259,15 +259,28 @@ p2_2() {
     k8s_wait_job "$g" server RUNNING 120
     k8s_wait_job "$g" client RUNNING 30
     k8s_wait_pod "$g" server 0 30
-    inpod "$g" k8s-network-test server:0 client:0
-    k8s_exec "$g" client 0 cat /etc/hosts | grep -q "server-0.k8s-network-test" ||
-        fail_group "$g" "/etc/hosts of the client pod has no server-0.k8s-network-test line"
+    # The client's pod lives about 10 s once it runs (sleep 10, then its own
+    # curl): every check inside it starts at once, beside the others.
+    local work=$JG_WORK/p2_2.$g hosts_pid curl_pid
+    mkdir -p "$work"
+    k8s_exec "$g" client 0 cat /etc/hosts >"$work/hosts" 2>&1 &
+    hosts_pid=$!
     # the plan's client: curl http://server-0.<group>:8080/ from the client pod
-    for ((i = 0; i < 60; i++)); do
-        code=$(k8s_exec "$g" client 0 curl -s -o /dev/null -w '%{http_code}' --connect-timeout 5 http://server-0.k8s-network-test:8080/)
-        [ "$code" = 200 ] && break
-        sleep "$K8S_POLL"
-    done
+    (
+        for ((i = 0; i < 60; i++)); do
+            code=$(k8s_exec "$g" client 0 curl -s -o /dev/null -w '%{http_code}' --connect-timeout 5 http://server-0.k8s-network-test:8080/)
+            [ "$code" = 200 ] && break
+            sleep "$K8S_POLL"
+        done
+        echo "$code"
+    ) >"$work/curl" 2>&1 &
+    curl_pid=$!
+    inpod "$g" k8s-network-test server:0 client:0
+    wait "$hosts_pid"
+    grep -q "server-0.k8s-network-test" "$work/hosts" ||
+        fail_group "$g" "/etc/hosts of the client pod has no server-0.k8s-network-test line: $(cat "$work/hosts")"
+    wait "$curl_pid"
+    code=$(tail -n 1 "$work/curl")
     assert_eq "$code" 200 "HTTP status of http://server-0.k8s-network-test:8080/ from the client pod"
     ok "2.2 in the client pod server-0.k8s-network-test resolves to the server pod (getent, /etc/hosts) and curl gets 200 from its port 8080"
     ended "$g" SUCCEEDED 0
