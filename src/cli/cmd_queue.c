@@ -301,7 +301,8 @@ static void json_stream_add(json_stream_t *js, const page_group_t *g)
 
 static void json_stream_flush(json_stream_t *js)
 {
-    fwrite(js->out.data, 1, js->out.len, stdout);
+    if (js->out.len)    /* nothing yet: out.data may still be NULL */
+        fwrite(js->out.data, 1, js->out.len, stdout);
     jg_jsonw_reset(&js->out);
 }
 
