@@ -353,6 +353,9 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 static void setup(void)
 {
+    /* Checked before anything is made: a failed setup gets no teardown. */
+    const char *shim = getenv("JGSCHED_SHIM");
+    cr_assert(shim && *shim, "set JGSCHED_SHIM to the jgsched-shim executable");
     /* Not under /tmp: nodes do not see the host's /tmp, and they write to scratch. */
     snprintf(state_dir, sizeof state_dir, "/var/tmp/jg-localbackend-XXXXXX");
     cr_assert(mkdtemp(state_dir));
@@ -367,7 +370,12 @@ static void setup(void)
     spec = NULL;
     volumes = NULL;
     n_volumes = 0;
-    be = new_backend();
+    jg_local_config_t cfg = {.state_dir = state_dir, .shim_path = shim, .loop = loop,
+                             .on_event = on_event};
+    be = jg_backend_local_create(&cfg, &err);
+    if (!be)
+        nftw(state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    cr_assert(be, "create: %s", err.text);
     be2 = NULL;
 }
 
